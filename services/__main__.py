@@ -1,0 +1,3 @@
+from nhigw.cli import main
+
+main()

@@ -1,0 +1,211 @@
+"""The card-connection seam and its two adapters.
+
+``CardConnection.transmit(apdu) -> (data, sw)`` is all card logic ever sees. The
+pyscard adapter runs every blocking PC/SC call on one dedicated worker thread (never
+on the event loop); the in-process adapter talks to ``nhigw.vcard`` cards directly.
+
+Exceptions::
+
+    CardIOError             any failure talking to a card or reader
+    ├── NoCardError         no card in that reader, or it was removed (6.0: 1102)
+    └── ReaderGoneError     the reader itself is gone (6.0: 1101)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+from collections.abc import Callable
+from typing import Any, Protocol, TypeVar
+
+from nhigw.common.logging import get_logger
+
+log = get_logger("nhigw.agent.cardio")
+T = TypeVar("T")
+
+
+class CardIOError(Exception):
+    pass
+
+
+class NoCardError(CardIOError):
+    pass
+
+
+class ReaderGoneError(CardIOError):
+    pass
+
+
+class CardConnection(Protocol):
+    reader: str
+    apdu_count: int
+
+    async def transmit(self, apdu: bytes) -> tuple[bytes, int]: ...
+
+    async def close(self) -> None: ...
+
+
+class ReaderBackend(Protocol):
+    name: str
+
+    async def readers(self) -> list[str]: ...
+
+    async def connect(self, reader: str) -> CardConnection: ...
+
+    async def presence(self) -> dict[str, bytes | None]:
+        """reader -> ATR (or another token that changes when the card changes), None when empty."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+# --------------------------------------------------------------------------- in-process
+
+
+class InProcessConnection:
+    def __init__(self, backend: "InProcessBackend", reader: str) -> None:
+        self.backend, self.reader = backend, reader
+        self.card = backend.bank.cards.get(reader)
+        self.apdu_count = 0
+        if self.card is None:
+            raise NoCardError(reader)
+
+    async def transmit(self, apdu: bytes) -> tuple[bytes, int]:
+        if self.backend.bank.cards.get(self.reader) is not self.card:
+            raise NoCardError(f"card removed from {self.reader}")
+        self.apdu_count += 1
+        resp = self.card.transmit(apdu)
+        return resp[:-2], (resp[-2] << 8) | resp[-1]
+
+    async def close(self) -> None:
+        return None
+
+
+class InProcessBackend:
+    name = "in-process"
+
+    def __init__(self, bank: Any) -> None:  # nhigw.vcard.bank.VirtualReaderBank
+        self.bank = bank
+
+    async def readers(self) -> list[str]:
+        return list(self.bank.names)
+
+    async def connect(self, reader: str) -> CardConnection:
+        if reader not in self.bank.names:
+            raise ReaderGoneError(reader)
+        return InProcessConnection(self, reader)
+
+    async def presence(self) -> dict[str, bytes | None]:
+        return {r: (id(self.bank.cards[r]).to_bytes(8, "little") if r in self.bank.cards else None) for r in self.bank.names}
+
+    async def close(self) -> None:
+        return None
+
+
+# --------------------------------------------------------------------------- pyscard
+
+
+class PcscBackend:
+    """PC/SC through pyscard. One worker thread owns every PC/SC call."""
+
+    name = "pcsc"
+
+    def __init__(self) -> None:
+        self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="pcsc")
+        self._ctx: Any = None
+
+    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
+
+    def _context(self) -> Any:
+        from smartcard.scard import SCARD_S_SUCCESS, SCARD_SCOPE_USER, SCardEstablishContext
+
+        if self._ctx is None:
+            hresult, ctx = SCardEstablishContext(SCARD_SCOPE_USER)
+            if hresult != SCARD_S_SUCCESS:
+                raise ReaderGoneError("cannot reach pcscd")
+            self._ctx = ctx
+        return self._ctx
+
+    def _readers_sync(self) -> list[str]:
+        from smartcard.scard import SCARD_S_SUCCESS, SCardListReaders
+
+        hresult, readers = SCardListReaders(self._context(), [])
+        if hresult != SCARD_S_SUCCESS:
+            self._ctx = None  # pcscd restarted or no readers: re-establish next time
+            return []
+        return list(readers)
+
+    async def readers(self) -> list[str]:
+        return await self._run(self._readers_sync)
+
+    def _presence_sync(self) -> dict[str, bytes | None]:
+        from smartcard.scard import (
+            SCARD_STATE_PRESENT,
+            SCARD_STATE_UNAWARE,
+            SCARD_S_SUCCESS,
+            SCardGetStatusChange,
+        )
+
+        readers = self._readers_sync()
+        if not readers:
+            return {}
+        hresult, states = SCardGetStatusChange(self._context(), 0, [(r, SCARD_STATE_UNAWARE) for r in readers])
+        if hresult != SCARD_S_SUCCESS:
+            return {r: None for r in readers}
+        out: dict[str, bytes | None] = {}
+        for reader, event_state, atr in states:
+            # The event counter (high 16 bits) changes on every insert/remove, so a swapped card is noticed.
+            out[reader] = (bytes(atr) + (event_state >> 16).to_bytes(2, "big")) if event_state & SCARD_STATE_PRESENT else None
+        return out
+
+    async def presence(self) -> dict[str, bytes | None]:
+        return await self._run(self._presence_sync)
+
+    def _connect_sync(self, reader: str) -> "PcscConnection":
+        from smartcard.Exceptions import CardConnectionException, NoCardException
+        from smartcard.System import readers as list_readers
+
+        match = [r for r in list_readers() if str(r) == reader]
+        if not match:
+            raise ReaderGoneError(reader)
+        conn = match[0].createConnection()
+        try:
+            conn.connect()
+        except (NoCardException, CardConnectionException) as exc:
+            raise NoCardError(f"no card in {reader}") from exc
+        return PcscConnection(self, reader, conn)
+
+    async def connect(self, reader: str) -> CardConnection:
+        return await self._run(self._connect_sync, reader)
+
+    async def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+class PcscConnection:
+    def __init__(self, backend: PcscBackend, reader: str, conn: Any) -> None:
+        self.backend, self.reader, self._conn = backend, reader, conn
+        self.apdu_count = 0
+
+    def _transmit_sync(self, apdu: bytes) -> tuple[bytes, int]:
+        from smartcard.Exceptions import CardConnectionException
+
+        try:
+            data, sw1, sw2 = self._conn.transmit(list(apdu))
+        except CardConnectionException as exc:
+            raise NoCardError(f"card removed from {self.reader}") from exc
+        return bytes(data), (sw1 << 8) | sw2
+
+    async def transmit(self, apdu: bytes) -> tuple[bytes, int]:
+        self.apdu_count += 1
+        return await self.backend._run(self._transmit_sync, apdu)
+
+    def _close_sync(self) -> None:
+        try:
+            self._conn.disconnect()
+        except Exception:  # already gone with the card
+            pass
+
+    async def close(self) -> None:
+        await self.backend._run(self._close_sync)

@@ -1,0 +1,60 @@
+"""The agent's client of the NHI data centre (DC): SAM verification challenge-response.
+
+The real 6.0 component talks to the NHI DC over the VPN in a closed protocol; this
+project's DC exchange is its own (``/dc/v1/SamAuth/*``, served by ``nhigw sim``).
+Transport failures become 1700, HTTP errors 1702, and the DC's own ``statusCode``
+(1302 contract over, 1303 suspended, 1304 cancelled, 3100 bad signature) is passed on.
+"""
+
+from __future__ import annotations
+
+import aiohttp
+
+from nhigw.contracts.codes import Code, StatusError
+from nhigw.contracts.models import (
+    SamAuthChallengeRequest,
+    SamAuthChallengeResponse,
+    SamAuthVerifyRequest,
+    SamAuthVerifyResponse,
+)
+
+
+class DcClient:
+    def __init__(self, base_url: str, *, timeout_s: float = 10.0) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.timeout = aiohttp.ClientTimeout(total=timeout_s)
+        self._session: aiohttp.ClientSession | None = None
+
+    def _s(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(timeout=self.timeout)
+        return self._session
+
+    async def _post(self, path: str, body: dict[str, object]) -> dict[str, object]:
+        try:
+            async with self._s().post(self.base_url + path, json=body) as r:
+                try:
+                    data = await r.json(content_type=None)
+                except ValueError as exc:
+                    raise StatusError(Code.DC_HTTP, f"DC answered HTTP {r.status} without JSON", http_status=502) from exc
+        except aiohttp.ClientError as exc:
+            raise StatusError(Code.DC_CONNECTION, f"cannot reach the NHI DC at {self.base_url}", http_status=502) from exc
+        except TimeoutError as exc:
+            raise StatusError(Code.DC_CONNECTION, "NHI DC timed out", http_status=504) from exc
+        if not isinstance(data, dict):
+            raise StatusError(Code.DC_HTTP, "DC answered an unexpected body", http_status=502)
+        code = int(data.get("statusCode", 0) or 0)  # type: ignore[arg-type]
+        if code:
+            raise StatusError(code, f"DC refused: {data.get('messageEn') or data.get('message') or code}")
+        return data
+
+    async def challenge(self, sam_id: str, hospital_id: str) -> SamAuthChallengeResponse:
+        data = await self._post("/dc/v1/SamAuth/Challenge", SamAuthChallengeRequest(samId=sam_id, hospitalId=hospital_id).model_dump())
+        return SamAuthChallengeResponse.model_validate(data)
+
+    async def verify(self, req: SamAuthVerifyRequest) -> SamAuthVerifyResponse:
+        return SamAuthVerifyResponse.model_validate(await self._post("/dc/v1/SamAuth/Verify", req.model_dump()))
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()

@@ -1,0 +1,58 @@
+"""The bus interface."""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+from collections.abc import AsyncIterator
+
+
+class BusError(Exception):
+    """The bus is unreachable (transport error); callers may retry."""
+
+
+class Subscription:
+    """Messages of the channels it was opened for, in order, through an unbounded queue.
+
+    Closing it unsubscribes; a message in flight when it closes is dropped (pub/sub
+    has no delivery guarantee; queued work uses Redis Streams instead).
+    """
+
+    def __init__(self, channels: tuple[str, ...], on_close: "callable[[Subscription], object]") -> None:  # type: ignore[valid-type]
+        self.channels = channels
+        self.queue: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue()
+        self._on_close = on_close
+        self.closed = False
+
+    async def get(self, timeout_s: float | None = None) -> tuple[str, bytes]:
+        return await asyncio.wait_for(self.queue.get(), timeout_s)
+
+    def __aiter__(self) -> AsyncIterator[tuple[str, bytes]]:
+        return self._iter()
+
+    async def _iter(self) -> AsyncIterator[tuple[str, bytes]]:
+        while not self.closed:
+            yield await self.queue.get()
+
+    async def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            res = self._on_close(self)
+            if asyncio.iscoroutine(res):
+                await res
+
+
+class Bus(abc.ABC):
+    @abc.abstractmethod
+    async def publish(self, channel: str, message: bytes) -> int:
+        """Send to every current subscriber of ``channel``; returns how many there were."""
+
+    @abc.abstractmethod
+    async def subscribe(self, *channels: str) -> Subscription:
+        """Start receiving ``channels``; the subscription is active when this returns."""
+
+    async def ping(self) -> bool:
+        return True
+
+    async def close(self) -> None:
+        return None

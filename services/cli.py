@@ -1,0 +1,347 @@
+"""``nhigw``: one command, one subcommand per service.
+
+    nhigw up        the whole stack in one process (in-memory bus, in-process virtual cards, simulator)
+    nhigw agent     the reader agent of one workstation (HTTPS 127.0.0.1:5066)
+    nhigw gateway   the clinic gateway (HTTP 127.0.0.1:8066)
+    nhigw sim       the NHI cloud simulator (HTTP 127.0.0.1:8068)
+    nhigw vcard     virtual cards in a real pcscd through vpcd
+
+Settings come from flags, then environment variables (``NHIGW_REDIS_URL``,
+``NHIGW_BUS_KEY``, ``NHIGW_CLOUD_URL``, ``NHIGW_DATA_DIR``, ``NHIGW_WORKSTATION``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import signal
+import socket
+import ssl
+import sys
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from aiohttp import web
+
+from nhigw import __version__
+from nhigw.common.logging import configure, get_logger
+
+log = get_logger("nhigw")
+
+DEFAULT_SIM_URL = "http://127.0.0.1:8068"
+
+
+def data_dir(args: argparse.Namespace, service: str) -> Path:
+    base = args.data_dir or os.environ.get("NHIGW_DATA_DIR") or str(Path.home() / ".local" / "share" / "nhigw")
+    return Path(base) / service
+
+
+@dataclass
+class Site:
+    app: web.Application
+    host: str
+    port: int
+    ssl_context: ssl.SSLContext | None = None
+    label: str = ""
+
+    @property
+    def url(self) -> str:
+        return f"{'https' if self.ssl_context else 'http'}://{self.host}:{self.port}"
+
+
+async def serve(sites: list[Site], *, on_started: Callable[[], Awaitable[None]] | None = None, on_stop: Callable[[], Awaitable[None]] | None = None) -> None:
+    """Run every site until SIGINT/SIGTERM, then shut down cleanly."""
+    runners = []
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    try:
+        for s in sites:
+            runner = web.AppRunner(s.app, access_log=None)
+            await runner.setup()
+            runners.append(runner)
+            await web.TCPSite(runner, s.host, s.port, ssl_context=s.ssl_context, reuse_address=True).start()
+            print(f"nhigw {s.label:8s} {s.url}", flush=True)
+        if on_started:
+            await on_started()
+        print("nhigw ready", flush=True)
+        await stop.wait()
+    finally:
+        if on_stop:
+            with contextlib.suppress(Exception):
+                await on_stop()
+        for r in reversed(runners):
+            await r.cleanup()
+
+
+def bus_from(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    from nhigw.bus import make_bus
+    from nhigw.bus.seal import Sealer
+
+    url = args.redis or os.environ.get("NHIGW_REDIS_URL")
+    key = args.bus_key or os.environ.get("NHIGW_BUS_KEY")
+    if url and not url.startswith("memory://") and not key:
+        sys.exit("nhigw: a Redis bus needs a bus key (--bus-key or NHIGW_BUS_KEY; make one with `nhigw keygen`)")
+    return make_bus(url), Sealer.from_b64(key)
+
+
+# ------------------------------------------------------------------ builders (shared by the subcommands and `up`)
+
+
+def build_sim(store=None) -> web.Application:  # type: ignore[no-untyped-def]
+    from nhigw.sim.app import create_app
+
+    return create_app(store)
+
+
+async def build_agent(args: argparse.Namespace, *, bank=None):  # type: ignore[no-untyped-def]
+    from nhigw.agent.app import create_app
+    from nhigw.agent.cardio import InProcessBackend, PcscBackend
+    from nhigw.agent.core import Agent
+    from nhigw.agent.dc import DcClient
+
+    backend = InProcessBackend(bank) if bank is not None else PcscBackend()
+    cloud = args.cloud or os.environ.get("NHIGW_CLOUD_URL") or DEFAULT_SIM_URL
+    agent = Agent(backend=backend, dc=DcClient(cloud), workstation=args.workstation or os.environ.get("NHIGW_WORKSTATION") or socket.gethostname())
+    cors = args.cors.split(",") if getattr(args, "cors", None) else None
+    return agent, create_app(agent, cors_hosts=cors)
+
+
+async def start_agent(agent, args: argparse.Namespace, bus, sealer):  # type: ignore[no-untyped-def]
+    from nhigw.agent.buslink import BusLink
+    from nhigw.contracts.buskeys import BusKeys
+    from nhigw.contracts.codes import StatusError
+
+    agent.start_monitor()
+    if args.auto_init:
+        try:
+            await agent.initial(None)
+            if args.auto_verify_sam and agent.sam_state == 1:
+                await agent.sam_verify()
+        except StatusError as exc:
+            log.warning("auto_init_failed", statusCode=exc.code, detail=exc.detail)
+    link = None
+    if bus is not None:
+        link = BusLink(agent, bus, BusKeys(args.bus_prefix), sealer=sealer)
+        await link.start()
+    return link
+
+
+def build_gateway(args: argparse.Namespace, bus, sealer) -> web.Application:  # type: ignore[no-untyped-def]
+    from nhigw.bus.rpc import RpcClient
+    from nhigw.contracts.buskeys import BusKeys
+    from nhigw.gateway.app import create_app
+    from nhigw.gateway.registry import Registry
+
+    keys = BusKeys(args.bus_prefix)
+    cloud = args.cloud or os.environ.get("NHIGW_CLOUD_URL") or DEFAULT_SIM_URL
+    return create_app(bus, RpcClient(bus, keys, sealer=sealer), Registry(bus, keys), cloud)
+
+
+# ------------------------------------------------------------------ subcommands
+
+
+async def cmd_sim(args: argparse.Namespace) -> None:
+    await serve([Site(build_sim(), args.host, args.port, label="sim")])
+
+
+async def cmd_vcard(args: argparse.Namespace) -> None:
+    from nhigw.vcard.app import VcardService, create_app
+    from nhigw.vcard.bank import CardFactory
+    from nhigw.vcard.identities import Identities, KeyStore
+
+    factory = CardFactory(Identities.load(Path(args.identities) if args.identities else None), KeyStore(data_dir(args, "vcard")))
+    svc = VcardService(factory, vpcd_host=args.vpcd_host, base_port=args.base_port, sim_url=args.sim)
+    slots = args.slot or ["0=" + factory.default_specs()[0], "1=" + factory.default_specs()[1]]
+
+    async def started() -> None:
+        for s in slots:
+            n, _, spec = s.partition("=")
+            await svc.insert(int(n), spec)
+            print(f"nhigw vcard slot {n}: {spec}", flush=True)
+
+    await serve([Site(create_app(svc), args.host, args.port, label="vcard")], on_started=started, on_stop=svc.close)
+
+
+async def cmd_agent(args: argparse.Namespace) -> None:
+    from nhigw.common.tls import server_context
+
+    bank = None
+    if args.virtual:
+        bank = _virtual_bank(args)
+    bus, sealer = bus_from(args) if (args.redis or os.environ.get("NHIGW_REDIS_URL")) else (None, None)
+    agent, app = await build_agent(args, bank=bank)
+    ctx = None if args.no_tls else server_context(data_dir(args, "agent"))
+    link = None
+
+    async def started() -> None:
+        nonlocal link
+        link = await start_agent(agent, args, bus, sealer)
+
+    async def stopping() -> None:
+        if link:
+            await link.stop()
+        await agent.stop()
+        if bus:
+            await bus.close()
+
+    await serve([Site(app, args.host, args.port, ctx, label="agent")], on_started=started, on_stop=stopping)
+
+
+async def cmd_gateway(args: argparse.Namespace) -> None:
+    bus, sealer = bus_from(args)
+    app = build_gateway(args, bus, sealer)
+
+    async def stopping() -> None:
+        await bus.close()
+
+    await serve([Site(app, args.host, args.port, label="gateway")], on_stop=stopping)
+
+
+def _virtual_bank(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    from nhigw.vcard.bank import CardFactory, VirtualReaderBank
+    from nhigw.vcard.identities import Identities, KeyStore
+
+    factory = CardFactory(Identities.load(Path(args.identities) if getattr(args, "identities", None) else None), KeyStore(None))
+    bank = VirtualReaderBank()
+    for reader, spec in zip(bank.names, factory.default_specs()):
+        bank.insert(reader, factory.make(spec))
+    bank.factory = factory  # type: ignore[attr-defined]
+    return bank
+
+
+async def cmd_up(args: argparse.Namespace) -> None:
+    """Sim + agent (ws-01, in-process cards or --pcsc) + gateway in one process."""
+    from nhigw.common.tls import server_context
+    from nhigw.sim.store import SimStore
+    from nhigw.vcard.cards import SamCard
+
+    store = SimStore.seeded()
+    bank = None if args.pcsc else _virtual_bank(args)
+    if bank is not None:
+        for card in bank.cards.values():
+            if isinstance(card, SamCard):
+                store.register_sam(card.ident.samId, card.ident.hospitalId, bank.factory.keys.public_pem(card.ident.samId))
+    args.cloud = args.cloud or f"http://{args.host}:{args.sim_port}"
+    args.workstation = args.workstation or "ws-01"
+    args.auto_init = True
+    args.auto_verify_sam = True
+    bus, sealer = bus_from(args)
+    agent, agent_app = await build_agent(args, bank=bank)
+    gw_app = build_gateway(args, bus, sealer)
+    ctx = None if args.no_tls else server_context(data_dir(args, "agent"))
+    link = None
+
+    async def started() -> None:
+        nonlocal link
+        link = await start_agent(agent, args, bus, sealer)
+
+    async def stopping() -> None:
+        if link:
+            await link.stop()
+        await agent.stop()
+        await bus.close()
+
+    sites = [
+        Site(build_sim(store), args.host, args.sim_port, label="sim"),
+        Site(agent_app, args.host, args.agent_port, ctx, label="agent"),
+        Site(gw_app, args.gateway_host or args.host, args.gateway_port, label="gateway"),
+    ]
+    await serve(sites, on_started=started, on_stop=stopping)
+
+
+def cmd_keygen(_args: argparse.Namespace) -> None:
+    from nhigw.bus.seal import Sealer
+
+    print(Sealer.new_key_b64())
+
+
+# ------------------------------------------------------------------ argument parsing
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="nhigw", description="NHI card reader control software 6.0, as a clinic gateway")
+    p.add_argument("--version", action="version", version=f"nhigw {__version__}")
+    p.add_argument("--log-level", default=os.environ.get("NHIGW_LOG_LEVEL", "INFO"))
+    sub = p.add_subparsers(dest="cmd", required=True)
+
+    def common(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("--data-dir", help="where keys, certificates and state live (default ~/.local/share/nhigw)")
+        sp.add_argument("--host", default="127.0.0.1")
+
+    def busopts(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("--redis", help="Redis URL (redis://[:password@]host:port/db); none = in-process bus")
+        sp.add_argument("--bus-key", help="32-byte base64 key sealing signature traffic on the bus (`nhigw keygen`)")
+        sp.add_argument("--bus-prefix", default=os.environ.get("NHIGW_BUS_PREFIX", "nhigw"), help="key/channel prefix on the bus")
+
+    def agentopts(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("--workstation", help="workstation id (default: host name)")
+        sp.add_argument("--cloud", help=f"NHI cloud / DC base URL (default {DEFAULT_SIM_URL}, the simulator)")
+        sp.add_argument("--cors", help="comma-separated CORS host patterns (default *.nhi.gov.tw)")
+        sp.add_argument("--no-tls", action="store_true", help="serve plain HTTP (tests only)")
+        sp.add_argument("--identities", help="virtual card identities JSON (default: the seeded test cards)")
+
+    sp = sub.add_parser("sim", help="NHI cloud simulator")
+    common(sp)
+    sp.add_argument("--port", type=int, default=8068)
+
+    sp = sub.add_parser("vcard", help="virtual cards into pcscd via vpcd")
+    common(sp)
+    sp.add_argument("--port", type=int, default=8069, help="control API port")
+    sp.add_argument("--vpcd-host", default="127.0.0.1")
+    sp.add_argument("--base-port", type=int, default=35963, help="vpcd port of slot 0")
+    sp.add_argument("--slot", action="append", help="N=kind:id, e.g. 1=hc:000073898381 (repeatable)")
+    sp.add_argument("--sim", help="simulator URL to provision SAM keys in")
+    sp.add_argument("--identities")
+
+    sp = sub.add_parser("agent", help="reader agent (6.0 component API)")
+    common(sp)
+    busopts(sp)
+    agentopts(sp)
+    sp.add_argument("--port", type=int, default=5066)
+    mode = sp.add_mutually_exclusive_group()
+    mode.add_argument("--pcsc", action="store_true", default=True, help="use PC/SC readers (default)")
+    mode.add_argument("--virtual", action="store_true", help="use in-process virtual cards (no pcscd)")
+    sp.add_argument("--auto-init", action="store_true", help="call Initial at start")
+    sp.add_argument("--auto-verify-sam", action="store_true", help="verify the SAM at start (virtual/test SAMs; a physical SAM should be verified on purpose)")
+
+    sp = sub.add_parser("gateway", help="clinic gateway")
+    common(sp)
+    busopts(sp)
+    sp.add_argument("--port", type=int, default=8066)
+    sp.add_argument("--cloud", help=f"NHI cloud base URL (default {DEFAULT_SIM_URL}, the simulator)")
+
+    sp = sub.add_parser("up", help="the whole stack in one process")
+    common(sp)
+    busopts(sp)
+    agentopts(sp)
+    sp.add_argument("--pcsc", action="store_true", help="use real PC/SC readers instead of in-process cards")
+    sp.add_argument("--agent-port", type=int, default=5066)
+    sp.add_argument("--gateway-port", type=int, default=8066)
+    sp.add_argument("--gateway-host", help="gateway bind address (default --host)")
+    sp.add_argument("--sim-port", type=int, default=8068)
+
+    sub.add_parser("keygen", help="print a new bus key")
+    return p
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parser().parse_args(argv)
+    configure(args.log_level)
+    if args.cmd == "keygen":
+        cmd_keygen(args)
+        return
+    fn = {"sim": cmd_sim, "vcard": cmd_vcard, "agent": cmd_agent, "gateway": cmd_gateway, "up": cmd_up}[args.cmd]
+    try:
+        asyncio.run(fn(args))
+    except KeyboardInterrupt:
+        pass
+
+
+if __name__ == "__main__":
+    main()

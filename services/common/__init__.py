@@ -1,0 +1,1 @@
+"""Small helpers shared by every service: logging with masking, at-rest encryption, TLS, HTTP glue."""

@@ -1,0 +1,74 @@
+"""structlog set-up: JSON lines, with a processor that masks personal data and secrets.
+
+``mask_event`` is pure (event dict in, event dict out), so it is tested without I/O.
+Rules: keys that name a secret (pin, puk, newPin, password, private key, token,
+signature) are replaced; national ID numbers (one letter + 9 digits) anywhere in a
+string value are cut to their first 3 and last 2 characters; signatures are cut to
+8 characters.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+from typing import Any
+
+import structlog
+
+SECRET_KEYS = {"pin", "puk", "newpin", "oldpin", "password", "private_key", "privatekey", "key_pem", "passphrase", "token", "qrcodestring"}
+TRUNCATE_KEYS = {"signature", "clientrandom"}
+ID_RE = re.compile(r"\b([A-Z])([0-9A-Z])(\d{6})(\d{2})\b")
+
+
+def mask_id(value: str) -> str:
+    """Z299999929 -> Z29*****29 (keeps 3 + 2 characters)."""
+    return ID_RE.sub(lambda m: f"{m.group(1)}{m.group(2)}{m.group(3)[0]}*****{m.group(4)}", value)
+
+
+def _mask_value(key: str, value: Any) -> Any:
+    k = key.lower()
+    if k in SECRET_KEYS:
+        return "***"
+    if isinstance(value, str):
+        if k in TRUNCATE_KEYS and len(value) > 8:
+            return value[:8] + "…"
+        return mask_id(value)
+    if isinstance(value, dict):
+        return {kk: _mask_value(str(kk), vv) for kk, vv in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_mask_value(key, v) for v in value]
+    return value
+
+
+def mask_event(_logger: Any, _method: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+    return {k: _mask_value(k, v) for k, v in event_dict.items()}
+
+
+_configured = False
+
+
+def configure(level: str = "INFO", *, json: bool = True) -> None:
+    global _configured
+    if _configured:
+        return
+    _configured = True
+    lvl = getattr(logging, level.upper(), logging.INFO)
+    logging.basicConfig(level=lvl, stream=sys.stderr, format="%(message)s")
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            mask_event,
+            structlog.processors.format_exc_info,
+            structlog.processors.JSONRenderer(ensure_ascii=False) if json else structlog.dev.ConsoleRenderer(),
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(lvl),
+        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        cache_logger_on_first_use=True,
+    )
+
+
+def get_logger(name: str) -> Any:
+    return structlog.get_logger(name)

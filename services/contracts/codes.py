@@ -1,0 +1,173 @@
+"""6.0 status codes (``statusCode``) with messages in Chinese and English.
+
+Numbers and meanings follow the 6.0 error table as real HIS programs know it
+(shared/reference/nhi-public-facts.md section 3.4). Only codes this project emits
+are listed; ``StatusError`` carries one of them to the HTTP boundary, where it is
+rendered as ``{"statusCode": n, "message": "...", "messageEn": "..."}``.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class Code(IntEnum):
+    OK = 0
+    NOT_INITIALIZED = 1000
+    ALREADY_INITIALIZED = 1001
+    NO_DEVICE = 1002
+    PROD_TEST_MIXED = 1003
+    NO_DEFAULT_READER = 1100
+    NO_READER = 1101
+    NO_CARD = 1102
+    APP_SWITCH_FAILED = 1103
+    PCSC_OTHER = 1199
+    SAM_MODE1 = 1300
+    SAM_MODE2 = 1301
+    SAM_CONTRACT_OVER = 1302
+    SAM_SUSPENDED = 1303
+    SAM_CANCELLED = 1304
+    HPC_MODE1 = 1400
+    HPC_MODE2 = 1401
+    HPC_MODE3 = 1402
+    HPC_UNSUPPORTED = 1403
+    HPC_PIN_FAILED = 1410
+    HCA_SIGNATURE = 1420
+    HCA_TIMEOUT = 1421
+    HCA_CERT_VALIDITY = 1422
+    HCA_CERT_UNTRUSTED = 1423
+    HCA_CERT_REVOKED = 1424
+    HC_MODE1 = 1500
+    HC_MODE2 = 1501
+    HC_MODE3 = 1502
+    HC_NO_PIN = 1510
+    HC_PIN_NOT_VERIFIED = 1511
+    HC_DISABLE_PIN_FAILED = 1512
+    HC_PIN_ALREADY_VERIFIED = 1513
+    HC_PIN_FAILED = 1514
+    HC_PHYSICAL_ONLY = 1515
+    VHC_TOKEN = 1520
+    VHC_NO_PIN_FUNCS = 1526
+    VHC_ONLY = 1527
+    NO_READER_BY_NAME = 1600
+    DEFAULT_READER_DETECT = 1601
+    CLOUD_SAM_FORMAT = 1610
+    CLOUD_SAM_NOT_FOUND = 1611
+    DC_CONNECTION = 1700
+    DC_HTTP = 1702
+    PARAM_FORMAT = 1704
+    PARAM_MISSING = 1705
+    PARAM_VALUE = 1706
+    DC_UNDEFINED = 1799
+    SIGNATURE_INVALID = 3100
+    HC_PIN_REQUIRED = 3200
+    CARD_CANCELLED = 3203
+    REGISTRATION_NOT_FOUND = 3208
+    DIAGNOSIS_WRITTEN = 3209
+    SIGNATURE_REUSED = 3245
+    MISSING_KEY = 3300
+    # Gateway-specific (this project; 9xxx range left free by the 6.0 table is not used):
+    WORKSTATION_OFFLINE = 9400
+    WORKSTATION_TIMEOUT = 9401
+    UPSTREAM_UNAVAILABLE = 9402
+    OUTCOME_UNKNOWN = 9403
+    UNAUTHORIZED = 9404
+    NOT_FOUND = 9405
+    UNSUPPORTED = 9406
+    INTERNAL = 9499
+
+
+MESSAGES: dict[Code, tuple[str, str]] = {
+    Code.OK: ("成功", "OK"),
+    Code.NOT_INITIALIZED: ("控制軟體尚未初始化", "control software not initialised"),
+    Code.ALREADY_INITIALIZED: ("控制軟體已初始化", "control software already initialised"),
+    Code.NO_DEVICE: ("找不到有效的裝置名稱", "no valid device name found"),
+    Code.PROD_TEST_MIXED: ("正式卡與測試卡混用", "production and test cards mixed"),
+    Code.NO_DEFAULT_READER: ("未設定預設 PC/SC 讀卡機", "no default PC/SC reader"),
+    Code.NO_READER: ("沒有使用中的 PC/SC 讀卡機", "no PC/SC reader in use"),
+    Code.NO_CARD: ("未插入卡片，請重新插卡", "no card inserted (re-insert the card)"),
+    Code.APP_SWITCH_FAILED: ("卡片應用程式切換失敗", "card application switch failed"),
+    Code.PCSC_OTHER: ("PC/SC 其他錯誤", "other PC/SC error"),
+    Code.SAM_MODE1: ("安全模組狀態錯誤，需為狀態 1", "SAM must be in state 1 (present)"),
+    Code.SAM_MODE2: ("安全模組尚未驗證，需為狀態 2", "SAM must be verified (state 2)"),
+    Code.SAM_CONTRACT_OVER: ("醫事機構合約已過期", "the institution's contract period is over"),
+    Code.SAM_SUSPENDED: ("醫事機構停約中", "the institution is suspended"),
+    Code.SAM_CANCELLED: ("安全模組已註銷", "the SAM is cancelled"),
+    Code.HPC_MODE1: ("醫事人員卡狀態錯誤，需為狀態 1", "HPC must be in state 1"),
+    Code.HPC_MODE2: ("醫事人員卡狀態錯誤，需為狀態 2", "HPC must be in state 2 (inserted, SAM verified)"),
+    Code.HPC_MODE3: ("請插入醫事人員卡並驗證 PIN", "insert the HPC and verify its PIN (state 3)"),
+    Code.HPC_UNSUPPORTED: ("醫事人員卡不支援此功能", "the HPC does not support this function"),
+    Code.HPC_PIN_FAILED: ("醫事人員卡 PIN 驗證失敗", "HPC PIN verification failed"),
+    Code.HCA_SIGNATURE: ("醫事人員憑證簽章檢核失敗", "HCA signature check failed"),
+    Code.HCA_TIMEOUT: ("醫事人員憑證簽章逾時", "HCA signing timed out"),
+    Code.HCA_CERT_VALIDITY: ("憑證不在有效期間內", "certificate not within its validity period"),
+    Code.HCA_CERT_UNTRUSTED: ("找不到信任的上層憑證", "no trusted parent certificate"),
+    Code.HCA_CERT_REVOKED: ("憑證已廢止", "certificate revoked"),
+    Code.HC_MODE1: ("健保卡狀態錯誤，需為狀態 1", "HC must be in state 1"),
+    Code.HC_MODE2: ("健保卡狀態錯誤，需為狀態 2", "HC must be ready (state 2)"),
+    Code.HC_MODE3: ("健保卡狀態錯誤，需為狀態 3", "HC must be in state 3"),
+    Code.HC_NO_PIN: ("實體健保卡未設定 PIN", "the physical HC has no PIN set"),
+    Code.HC_PIN_NOT_VERIFIED: ("健保卡 PIN 尚未驗證", "HC PIN not verified"),
+    Code.HC_DISABLE_PIN_FAILED: ("停用健保卡 PIN 失敗", "disabling the HC PIN failed"),
+    Code.HC_PIN_ALREADY_VERIFIED: ("健保卡 PIN 已驗證", "HC PIN already verified"),
+    Code.HC_PIN_FAILED: ("驗證健保卡 PIN 失敗", "HC PIN verification failed"),
+    Code.HC_PHYSICAL_ONLY: ("此功能僅限實體健保卡", "this function is for physical HCs only"),
+    Code.VHC_TOKEN: ("虛擬健保卡憑證錯誤", "virtual HC token invalid"),
+    Code.VHC_NO_PIN_FUNCS: ("虛擬健保卡無法呼叫 PIN 相關功能", "a virtual HC cannot call PIN functions"),
+    Code.VHC_ONLY: ("此功能僅限虛擬健保卡", "this function is for virtual HCs only"),
+    Code.NO_READER_BY_NAME: ("找不到該名稱的 PC/SC 讀卡機", "no PC/SC reader by that name"),
+    Code.DEFAULT_READER_DETECT: ("自動偵測預設讀卡機失敗", "default reader auto-detection failed"),
+    Code.CLOUD_SAM_FORMAT: ("雲端安全模組檔案格式錯誤", "cloud SAM file format error"),
+    Code.CLOUD_SAM_NOT_FOUND: ("找不到雲端安全模組", "cloud SAM ID not found"),
+    Code.DC_CONNECTION: ("中心端連線錯誤", "data-centre connection error"),
+    Code.DC_HTTP: ("中心端 HTTP 錯誤", "data-centre HTTP error"),
+    Code.PARAM_FORMAT: ("參數格式錯誤", "parameter format error"),
+    Code.PARAM_MISSING: ("缺少必要參數", "required parameter missing"),
+    Code.PARAM_VALUE: ("參數值錯誤", "parameter value invalid"),
+    Code.DC_UNDEFINED: ("中心端未定義錯誤", "undefined data-centre error"),
+    Code.SIGNATURE_INVALID: ("簽章驗證錯誤", "signature verification failed"),
+    Code.HC_PIN_REQUIRED: ("健保卡 PIN 尚未驗證", "HC PIN not verified"),
+    Code.CARD_CANCELLED: ("健保卡已註銷", "the card is cancelled"),
+    Code.REGISTRATION_NOT_FOUND: ("查無掛號資料", "registration entry not found"),
+    Code.DIAGNOSIS_WRITTEN: ("已寫入診斷碼", "diagnosis already written"),
+    Code.SIGNATURE_REUSED: ("簽章已使用過", "signature already used"),
+    Code.MISSING_KEY: ("缺少必要鍵值", "missing key"),
+    Code.WORKSTATION_OFFLINE: ("工作站離線", "workstation offline"),
+    Code.WORKSTATION_TIMEOUT: ("工作站未在時限內回應", "workstation did not answer in time"),
+    Code.UPSTREAM_UNAVAILABLE: ("健保署雲端無法連線", "NHI cloud unavailable"),
+    Code.OUTCOME_UNKNOWN: ("寫入結果未知，請以冪等鍵查詢", "write outcome unknown; reconcile with the idempotency key"),
+    Code.UNAUTHORIZED: ("未授權", "unauthorised"),
+    Code.NOT_FOUND: ("找不到資源", "not found"),
+    Code.UNSUPPORTED: ("不支援此功能", "not supported"),
+    Code.INTERNAL: ("內部錯誤", "internal error"),
+}
+
+
+def message(code: int) -> tuple[str, str]:
+    """(Chinese, English) for a code; unknown codes get a generic pair."""
+    try:
+        return MESSAGES[Code(code)]
+    except ValueError:
+        return ("未定義錯誤", "undefined error")
+
+
+class StatusError(Exception):
+    """A failure with a 6.0 ``statusCode``; rendered as a JSON error at the HTTP boundary.
+
+    ``detail`` is extra English context; it must never hold a PIN, key or full ID number.
+    """
+
+    def __init__(self, code: int, detail: str | None = None, *, http_status: int = 400, **extra: object) -> None:
+        self.code = int(code)
+        self.detail = detail
+        self.http_status = http_status
+        self.extra = extra
+        super().__init__(f"{self.code}: {detail or message(self.code)[1]}")
+
+    def body(self) -> dict[str, object]:
+        zh, en = message(self.code)
+        out: dict[str, object] = {"statusCode": self.code, "message": zh, "messageEn": en}
+        if self.detail:
+            out["detail"] = self.detail
+        out.update(self.extra)
+        return out

@@ -1,0 +1,60 @@
+"""Card factory and the in-process reader bank (virtual readers with slots, no pcscd)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from nhigw.vcard.cards import HcCard, HpcCard, SamCard, VirtualCard
+from nhigw.vcard.identities import Identities, KeyStore
+
+
+class UnknownCard(ValueError):
+    pass
+
+
+@dataclass
+class CardFactory:
+    identities: Identities
+    keys: KeyStore
+
+    def make(self, spec: str) -> VirtualCard:
+        """``hc:<cardNo>``, ``sam:<samId>`` or ``hpc:<cardId>``."""
+        kind, _, ident = spec.partition(":")
+        if kind == "hc" and ident in self.identities.hcs:
+            return HcCard(self.identities.hcs[ident])
+        if kind == "sam" and ident in self.identities.sams:
+            return SamCard(self.identities.sams[ident], self.keys.key(ident))
+        if kind == "hpc" and ident in self.identities.hpcs:
+            return HpcCard(self.identities.hpcs[ident], self.keys.key(ident))
+        raise UnknownCard(f"unknown card {spec!r}; known: {self.known()}")
+
+    def known(self) -> list[str]:
+        return (
+            [f"sam:{k}" for k in self.identities.sams]
+            + [f"hc:{k}" for k in self.identities.hcs]
+            + [f"hpc:{k}" for k in self.identities.hpcs]
+        )
+
+    def default_specs(self) -> list[str]:
+        """One SAM, one HC and one HPC: the seed's test cards."""
+        return [f"sam:{next(iter(self.identities.sams))}", f"hc:{next(iter(self.identities.hcs))}", f"hpc:{next(iter(self.identities.hpcs))}"]
+
+
+@dataclass
+class VirtualReaderBank:
+    """In-process readers: ``names[i]`` holds ``cards[i]`` or nothing. Insert/remove at will."""
+
+    names: list[str] = field(default_factory=lambda: [f"nhigw Virtual Reader {i}" for i in range(3)])
+    cards: dict[str, VirtualCard] = field(default_factory=dict)
+    generation: int = 0  # bumped on every insert/remove so connections can notice a swap
+
+    def insert(self, reader: str, card: VirtualCard) -> None:
+        if reader not in self.names:
+            raise KeyError(reader)
+        card.reset()
+        self.cards[reader] = card
+        self.generation += 1
+
+    def remove(self, reader: str) -> None:
+        self.cards.pop(reader, None)
+        self.generation += 1
