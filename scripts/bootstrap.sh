@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Set up what nhigw needs on a Debian/Ubuntu machine: a virtualenv in .venv with the
+# package (editable) and, with --test, the system services the tests use (pcscd,
+# vsmartcard-vpcd, redis-server) and the test dependencies. Idempotent.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+want_test=0
+[ "${1:-}" = "--test" ] && want_test=1
+
+apt_pkgs=()
+need_cmd() { command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ]; }
+if [ $want_test = 1 ]; then
+  need_cmd pcscd || apt_pkgs+=(pcscd)
+  [ -f /usr/lib/pcsc/drivers/serial/libifdvpcd.so ] || apt_pkgs+=(vsmartcard-vpcd)
+  need_cmd redis-server || apt_pkgs+=(redis-server)
+fi
+# pyscard builds from source where no wheel fits: it needs the PC/SC headers and swig.
+[ -f /usr/include/PCSC/winscard.h ] || apt_pkgs+=(libpcsclite-dev)
+need_cmd swig || apt_pkgs+=(swig)
+if [ ${#apt_pkgs[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ]; then
+    echo "bootstrap: apt-get install ${apt_pkgs[*]}" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq >/dev/null
+    apt-get install -y -qq "${apt_pkgs[@]}" >/dev/null
+  else
+    echo "bootstrap: missing system packages: ${apt_pkgs[*]} (run as root, or: sudo apt-get install ${apt_pkgs[*]})" >&2
+    exit 1
+  fi
+fi
+
+PY=${PYTHON:-python3}
+"$PY" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)' || { echo "bootstrap: Python >= 3.11 is required" >&2; exit 1; }
+[ -x .venv/bin/python ] || "$PY" -m venv .venv
+stamp=.venv/.nhigw-installed
+extra=""
+[ $want_test = 1 ] && extra="[test]"
+if [ ! -f "$stamp$extra" ] || [ pyproject.toml -nt "$stamp$extra" ]; then
+  .venv/bin/python -m pip install -q --upgrade pip >/dev/null 2>&1 || true
+  .venv/bin/python -m pip install -q -e ".$extra" 2>&1 | grep -v '^WARNING: Location' || true
+  .venv/bin/python -c 'import nhigw, aiohttp, smartcard, redis, pydantic, structlog, cryptography' || { echo "bootstrap: Python dependencies failed to install" >&2; exit 1; }
+  touch "$stamp$extra"
+fi

@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Run the test suite on real parts. Installs what is missing (pcscd, vsmartcard-vpcd,
+# redis-server via apt when root; Python deps in .venv). The tests start their own
+# pcscd (4 vpcd slots) and their own redis-server on a free port, and fail loudly if
+# either cannot start: nothing is skipped for a missing service.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+./scripts/bootstrap.sh --test
+export NHIGW_ARTIFACTS=${NHIGW_ARTIFACTS:-$PWD/test-artifacts}
+exec .venv/bin/python -m pytest "$@"

@@ -1,0 +1,104 @@
+"""The whole stack in the test's own event loop, on real loopback HTTP servers.
+
+Sim, agent (in-process virtual cards in a ``VirtualReaderBank``) and gateway, on a
+``MemoryBus`` or a real Redis bus. Used by tests that drive the APIs quickly; the
+process-level tests (``test_e2e_processes.py``) prove the same on real PC/SC.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import aiohttp
+from aiohttp import web
+
+from nhigw.agent.app import create_app as agent_app
+from nhigw.agent.buslink import BusLink
+from nhigw.agent.cardio import InProcessBackend
+from nhigw.agent.core import Agent
+from nhigw.agent.dc import DcClient
+from nhigw.bus import Bus, MemoryBus
+from nhigw.bus.rpc import RpcClient
+from nhigw.bus.seal import Sealer
+from nhigw.contracts.buskeys import BusKeys
+from nhigw.gateway.app import create_app as gateway_app
+from nhigw.gateway.registry import Registry
+from nhigw.sim.app import create_app as sim_app
+from nhigw.sim.store import SimStore
+from nhigw.vcard.bank import CardFactory, VirtualReaderBank
+from nhigw.vcard.cards import SamCard
+from nhigw.vcard.identities import Identities, KeyStore
+from tests.helpers import free_port
+
+_KEYS = KeyStore(None)  # RSA key generation is slow: one key store for the whole test session
+
+
+@dataclass
+class Stack:
+    sim_url: str
+    agent_url: str
+    gateway_url: str
+    store: SimStore
+    agent: Agent
+    bank: VirtualReaderBank
+    factory: CardFactory
+    http: aiohttp.ClientSession
+    workstation: str
+
+    async def call(self, method: str, url: str, **kw: object) -> tuple[int, dict]:  # type: ignore[type-arg]
+        async with self.http.request(method, url, **kw) as r:  # type: ignore[arg-type]
+            return r.status, await r.json(content_type=None)
+
+    async def agent_call(self, method: str, path: str, **kw: object) -> tuple[int, dict]:  # type: ignore[type-arg]
+        return await self.call(method, self.agent_url + path, **kw)
+
+    async def gw(self, path: str, body: object = None, workstation: str | None = None, **kw: object) -> tuple[int, dict]:  # type: ignore[type-arg]
+        headers = {"X-Workstation": workstation} if workstation else {}
+        return await self.call("POST", self.gateway_url + path, json=body if body is not None else {}, headers=headers, **kw)
+
+    async def ready(self) -> None:
+        """Initial + SAM verification, as an HIS does first."""
+        assert (await self.agent_call("POST", "/api/common/v1/Initial", json={}))[1]["statusCode"] == 0
+        assert (await self.agent_call("POST", "/api/sam/v1/Verification", json={}))[1]["statusCode"] == 0
+
+
+async def _site(app: web.Application, port: int) -> web.AppRunner:
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    return runner
+
+
+@contextlib.asynccontextmanager
+async def running_stack(*, bus: Bus | None = None, prefix: str = "nhigw", sealer: Sealer | None = None, workstation: str = "ws-01", cards: list[str] | None = None) -> AsyncIterator[Stack]:
+    factory = CardFactory(Identities.load(), _KEYS)
+    store = SimStore.seeded()
+    bank = VirtualReaderBank()
+    for reader, spec in zip(bank.names, cards if cards is not None else factory.default_specs()):
+        card = factory.make(spec)
+        bank.insert(reader, card)
+    sam = factory.make(f"sam:{next(iter(factory.identities.sams))}")
+    assert isinstance(sam, SamCard)
+    store.register_sam(sam.ident.samId, sam.ident.hospitalId, _KEYS.public_pem(sam.ident.samId))
+    bus = bus or MemoryBus()
+    keys = BusKeys(prefix)
+    sim_port, agent_port, gw_port = free_port(), free_port(), free_port()
+    sim_url = f"http://127.0.0.1:{sim_port}"
+    agent = Agent(backend=InProcessBackend(bank), dc=DcClient(sim_url), workstation=workstation)
+    runners = [await _site(sim_app(store), sim_port), await _site(agent_app(agent), agent_port)]
+    runners.append(await _site(gateway_app(bus, RpcClient(bus, keys, sealer=sealer), Registry(bus, keys), sim_url), gw_port))
+    agent.start_monitor(0.05)
+    link = BusLink(agent, bus, keys, interval_s=0.2, sealer=sealer)
+    await link.start()
+    http = aiohttp.ClientSession()
+    try:
+        yield Stack(sim_url, f"http://127.0.0.1:{agent_port}", f"http://127.0.0.1:{gw_port}", store, agent, bank, factory, http, workstation)
+    finally:
+        await http.close()
+        await link.stop()
+        await agent.stop()
+        await agent.dc.close()
+        for r in reversed(runners):
+            await r.cleanup()
