@@ -209,7 +209,7 @@ def _virtual_bank(args: argparse.Namespace):  # type: ignore[no-untyped-def]
 
     factory = CardFactory(Identities.load(Path(args.identities) if getattr(args, "identities", None) else None), KeyStore(None))
     bank = VirtualReaderBank()
-    for reader, spec in zip(bank.names, factory.default_specs()):
+    for reader, spec in zip(bank.names, factory.default_specs(), strict=False):
         bank.insert(reader, factory.make(spec))
     bank.factory = factory  # type: ignore[attr-defined]
     return bank

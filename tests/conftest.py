@@ -7,6 +7,7 @@ fixture that needs it fails with a message saying what to install
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import subprocess
@@ -32,6 +33,9 @@ def pcscd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, object
     exe = shutil.which("pcscd") or ("/usr/sbin/pcscd" if Path("/usr/sbin/pcscd").exists() else None)
     if exe is None or not VPCD_LIB.exists():
         pytest.fail("pcscd and the vpcd driver are required: apt-get install pcscd vsmartcard-vpcd (scripts/test.sh does it)")
+    # pcscd is one per machine: hold a machine-wide lock so two test runs never fight over it.
+    lock = open("/tmp/nhigw-pcscd.lock", "w")
+    fcntl.flock(lock, fcntl.LOCK_EX)
     conf = tmp_path_factory.mktemp("reader.conf.d")
     lib2 = conf.parent / "libifdvpcd-b.so"
     shutil.copy(VPCD_LIB, lib2)
@@ -55,6 +59,8 @@ def pcscd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, object
     except subprocess.TimeoutExpired:
         proc.kill()
     log.close()
+    fcntl.flock(lock, fcntl.LOCK_UN)
+    lock.close()
 
 
 def start_redis(tmp: Path, *, appendonly: bool = False, port: int | None = None, password: str | None = None) -> tuple[subprocess.Popen[bytes], int]:

@@ -76,7 +76,7 @@ async def running_stack(*, bus: Bus | None = None, prefix: str = "nhigw", sealer
     factory = CardFactory(Identities.load(), _KEYS)
     store = SimStore.seeded()
     bank = VirtualReaderBank()
-    for reader, spec in zip(bank.names, cards if cards is not None else factory.default_specs()):
+    for reader, spec in zip(bank.names, cards if cards is not None else factory.default_specs(), strict=False):
         card = factory.make(spec)
         bank.insert(reader, card)
     sam = factory.make(f"sam:{next(iter(factory.identities.sams))}")
@@ -99,6 +99,5 @@ async def running_stack(*, bus: Bus | None = None, prefix: str = "nhigw", sealer
         await http.close()
         await link.stop()
         await agent.stop()
-        await agent.dc.close()
         for r in reversed(runners):
             await r.cleanup()

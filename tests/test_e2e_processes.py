@@ -151,7 +151,7 @@ async def test_four_character_name_and_three_digit_year_byte_exact_over_pcsc(pcs
     """歐陽測試 (4 Big5 characters, 8 bytes) born 1000101, read by the agent through pcscd."""
     from smartcard.System import readers
 
-    from nhigw.agent.cardio import PcscBackend
+    from nhigw.agent.cardio import PcscBackend, release_connection
     from nhigw.agent.core import Agent
     from nhigw.agent.dc import DcClient
     from nhigw.vcard.bank import CardFactory
@@ -176,7 +176,7 @@ async def test_four_character_name_and_three_digit_year_byte_exact_over_pcsc(pcs
             _d, sw1, _sw2 = conn.transmit(list(bytes.fromhex("00A4040010D1580000010000000000000000001100")))
             assert sw1 == 0x90
             data, sw1, sw2 = conn.transmit(list(bytes.fromhex("00CA11000200 00".replace(" ", ""))))
-            conn.disconnect()
+            release_connection(conn)
             return bytes(data) + bytes([sw1, sw2])
 
         assert await asyncio.to_thread(raw_read) == expected + b"\x90\x00"
@@ -186,7 +186,6 @@ async def test_four_character_name_and_three_digit_year_byte_exact_over_pcsc(pcs
         assert agent.status().sam.status == 0  # a reader with only an HC: Initial works, SAM state 0
     finally:
         await agent.stop()
-        await backend.close()
         await link.remove()
 
 

@@ -92,8 +92,10 @@ def create_app(agent: Agent, *, cors_hosts: list[str] | None = None) -> web.Appl
     async def name(_req: web.Request) -> web.Response:
         return json_response(NameResponse(names=await agent.names()))
 
+    location = str(Path(__file__).resolve().parent.parent)
+
     async def version(_req: web.Request) -> web.Response:
-        loc = str(Path(__file__).resolve().parent.parent)
+        loc = location
         return json_response(VersionResponse(fileVersion=__version__, longVersion=f"nhigw {__version__} (6.0 component API)", shortVersion=__version__, location=loc))
 
     async def initial(req: web.Request) -> web.Response:

@@ -15,11 +15,17 @@ import uuid
 from nhigw import __version__
 from nhigw.agent.core import Agent
 from nhigw.bus.base import Bus, BusError
-from nhigw.bus.seal import SealError, Sealer
+from nhigw.bus.seal import Sealer, SealError
 from nhigw.common.logging import get_logger
 from nhigw.contracts.buskeys import BusKeys
 from nhigw.contracts.codes import StatusError, message
-from nhigw.contracts.models import ErrorBody, Presence, SignatureObject, SignCall, SignReply
+from nhigw.contracts.models import (
+    ErrorBody,
+    Presence,
+    SignatureObject,
+    SignCall,
+    SignReply,
+)
 
 log = get_logger("nhigw.agent.bus")
 

@@ -118,7 +118,11 @@ class PcscBackend:
         return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
 
     def _context(self) -> Any:
-        from smartcard.scard import SCARD_S_SUCCESS, SCARD_SCOPE_USER, SCardEstablishContext
+        from smartcard.scard import (
+            SCARD_S_SUCCESS,
+            SCARD_SCOPE_USER,
+            SCardEstablishContext,
+        )
 
         if self._ctx is None:
             hresult, ctx = SCardEstablishContext(SCARD_SCOPE_USER)
@@ -141,9 +145,9 @@ class PcscBackend:
 
     def _presence_sync(self) -> dict[str, bytes | None]:
         from smartcard.scard import (
+            SCARD_S_SUCCESS,
             SCARD_STATE_PRESENT,
             SCARD_STATE_UNAWARE,
-            SCARD_S_SUCCESS,
             SCardGetStatusChange,
         )
 
@@ -173,14 +177,39 @@ class PcscBackend:
         try:
             conn.connect()
         except (NoCardException, CardConnectionException) as exc:
+            release_connection(conn)
             raise NoCardError(f"no card in {reader}") from exc
         return PcscConnection(self, reader, conn)
 
     async def connect(self, reader: str) -> CardConnection:
         return await self._run(self._connect_sync, reader)
 
+    def _release_context_sync(self) -> None:
+        from smartcard.scard import SCardReleaseContext
+
+        if self._ctx is not None:
+            try:
+                SCardReleaseContext(self._ctx)
+            except Exception:  # pcscd already gone
+                pass
+            self._ctx = None
+
     async def close(self) -> None:
+        if self._pool._shutdown:  # closed already
+            return
+        await self._run(self._release_context_sync)
         self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+def release_connection(conn: Any) -> None:
+    """Disconnect and release a pyscard connection now, not in ``__del__`` (which may run after pcscd is gone)."""
+    for step in (conn.disconnect, getattr(conn, "release", None)):
+        if step is None:
+            continue
+        try:
+            step()
+        except Exception:  # already gone with the card or the daemon
+            pass
 
 
 class PcscConnection:
@@ -202,10 +231,7 @@ class PcscConnection:
         return await self.backend._run(self._transmit_sync, apdu)
 
     def _close_sync(self) -> None:
-        try:
-            self._conn.disconnect()
-        except Exception:  # already gone with the card
-            pass
+        release_connection(self._conn)
 
     async def close(self) -> None:
         await self.backend._run(self._close_sync)

@@ -24,9 +24,17 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from nhigw import __version__
 from nhigw.agent.cardio import CardConnection, CardIOError, NoCardError, ReaderBackend
-from nhigw.agent.cards import ApduError, HcBasic, HcSession, HpcBasic, HpcSession, PinError, SamSession, Session
+from nhigw.agent.cards import (
+    ApduError,
+    HcBasic,
+    HcSession,
+    HpcBasic,
+    HpcSession,
+    PinError,
+    SamSession,
+    Session,
+)
 from nhigw.agent.dc import DcClient
 from nhigw.common.logging import get_logger
 from nhigw.contracts import signing
@@ -160,6 +168,8 @@ class Agent:
         for kind, slot in list(self.slots.items()):
             if slot.reader == reader:
                 self._drop(kind)
+                with contextlib.suppress(Exception):
+                    await slot.conn.close()
         if token is None:
             return
         try:
@@ -237,6 +247,8 @@ class Agent:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._monitor
         await self.finalize(quiet=True)
+        await self.backend.close()
+        await self.dc.close()
 
     # ------------------------------------------------------------------ common
 
@@ -311,6 +323,8 @@ class Agent:
             yield slot.conn
         except NoCardError as exc:
             self._drop(kind)
+            with contextlib.suppress(Exception):
+                await slot.conn.close()
             self.tokens[slot.reader] = None
             self._changed()
             raise StatusError(Code.NO_CARD, f"the {kind.upper()} was removed") from exc

@@ -12,7 +12,7 @@ import time
 import uuid
 
 from nhigw.bus.base import Bus, BusError, Subscription
-from nhigw.bus.seal import SealError, Sealer
+from nhigw.bus.seal import Sealer, SealError
 from nhigw.common.logging import get_logger
 from nhigw.contracts.buskeys import BusKeys
 from nhigw.contracts.codes import Code, StatusError
@@ -67,7 +67,7 @@ class RpcClient:
                 raise StatusError(Code.WORKSTATION_OFFLINE, f"workstation {workstation!r} is not connected", http_status=503, workstation=workstation)
             try:
                 return await asyncio.wait_for(fut, timeout_s)
-            except (TimeoutError, asyncio.TimeoutError) as exc:
+            except TimeoutError as exc:
                 raise StatusError(Code.WORKSTATION_TIMEOUT, f"workstation {workstation!r} did not answer within {timeout_s:g} s", http_status=504, workstation=workstation) from exc
         finally:
             self._pending.pop(req.requestId, None)

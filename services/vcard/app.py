@@ -85,7 +85,7 @@ def create_app(service: VcardService) -> web.Application:
             await service.insert(int(r.match_info["n"]), body.card)
         except UnknownCard as exc:
             raise StatusError(Code.PARAM_VALUE, str(exc)) from exc
-        except (TimeoutError, asyncio.TimeoutError) as exc:
+        except TimeoutError as exc:
             raise StatusError(Code.NO_READER, "vpcd slot not reachable (is pcscd with vpcd running?)", http_status=503) from exc
         return json_response({"statusCode": 0})
 

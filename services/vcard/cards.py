@@ -14,7 +14,13 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 
-from nhigw.vcard.identities import HcIdentity, HpcIdentity, SamIdentity, check_secret, hash_secret
+from nhigw.vcard.identities import (
+    HcIdentity,
+    HpcIdentity,
+    SamIdentity,
+    check_secret,
+    hash_secret,
+)
 
 AID_HC = bytes.fromhex("D1580000010000000000000000001100")
 AID_SAM = bytes.fromhex("D1580000010000000000000000003100")
