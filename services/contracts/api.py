@@ -1,0 +1,53 @@
+"""Declarative table of every HTTP endpoint, per service: the source of ``proto/openapi/*.json``.
+
+Add a row here when you add an endpoint (append to your service's list only).
+``request`` / ``response`` are pydantic models (None: no body / free-form JSON). The
+OpenAPI generator (``nhigw proto``) and the drift test read this table; a test also
+checks that every row is served by the service's aiohttp router.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pydantic import BaseModel
+
+from nhigw.contracts import models as m
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    method: str
+    path: str
+    summary: str
+    request: type[BaseModel] | None = None
+    response: type[BaseModel] | None = None
+    tag: str = ""
+
+
+AGENT: list[Endpoint] = [
+    Endpoint("GET", "/api/common/v1/Status", "取得目前控制軟體狀態", None, m.StatusResponse, "common"),
+    Endpoint("GET", "/api/common/v1/Name", "取得目前可用裝置名稱清單", None, m.NameResponse, "common"),
+    Endpoint("GET", "/api/common/v1/Version", "取得目前控制軟體版本資訊", None, m.VersionResponse, "common"),
+    Endpoint("POST", "/api/common/v1/Initial", "初始化控制軟體", m.InitialRequest, m.StatusCodeBody, "common"),
+    Endpoint("POST", "/api/common/v1/Finalize", "結束作業，釋放所有資源", None, m.StatusCodeBody, "common"),
+    Endpoint("POST", "/api/sam/v1/Verification", "安全模組與中心端驗證", None, m.StatusCodeBody, "sam"),
+    Endpoint("POST", "/api/sam/v1/Logout", "安全模組登出", None, m.StatusCodeBody, "sam"),
+    Endpoint("GET", "/api/sam/v1/Basic", "讀取安全模組基本資料", None, m.SamBasicResponse, "sam"),
+    Endpoint("POST", "/api/sam/v1/Signature", "取得安全模組簽章", m.SignatureRequest, m.SignatureResponse, "sam"),
+    Endpoint("POST", "/api/hpc/v1/Verification/Hpc", "驗證醫事人員卡 PIN 碼", None, m.StatusCodeBody, "hpc"),
+    Endpoint("POST", "/api/hpc/v1/Signature", "取得醫事人員簽章", m.SignatureRequest, m.SignatureResponse, "hpc"),
+    Endpoint("DELETE", "/api/hpc/v1/Logout", "醫事人員卡登出", None, m.StatusCodeBody, "hpc"),
+    Endpoint("GET", "/api/hc/v1/Basic", "讀取保險對象基本資料", None, m.HcBasicResponse, "hc"),
+    Endpoint("POST", "/api/hc/v1/Signature/Hc", "取得健保卡簽章 (SAM + HC)", m.SignatureRequest, m.SignatureResponse, "hc"),
+    Endpoint("POST", "/api/hc/v1/Signature/HpcHc", "取得三卡驗證簽章 (SAM + HPC + HC)", m.SignatureRequest, m.SignatureResponse, "hc"),
+    Endpoint("DELETE", "/api/hc/v1/Logout", "健保卡登出", None, m.StatusCodeBody, "hc"),
+]
+
+GATEWAY: list[Endpoint] = [
+    Endpoint("GET", "/api/workstations", "工作站清單與卡片狀態 (list workstations and their states)", None, None, "gateway"),
+]
+
+SIM: list[Endpoint] = []
+
+COMPAT: list[Endpoint] = []
