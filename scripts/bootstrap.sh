@@ -13,6 +13,10 @@ if [ $want_test = 1 ]; then
   need_cmd pcscd || apt_pkgs+=(pcscd)
   [ -f /usr/lib/pcsc/drivers/serial/libifdvpcd.so ] || apt_pkgs+=(vsmartcard-vpcd)
   need_cmd redis-server || apt_pkgs+=(redis-server)
+  # The web console tests drive Debian's chromium through its matching chromedriver (Selenium).
+  [ -x /usr/bin/chromium ] || apt_pkgs+=(chromium)
+  [ -x /usr/bin/chromedriver ] || apt_pkgs+=(chromium-driver)
+  [ -d /usr/share/fonts/opentype/noto ] || apt_pkgs+=(fonts-noto-cjk)
 fi
 # pyscard builds from source where no wheel fits: it needs the PC/SC headers and swig.
 [ -f /usr/include/PCSC/winscard.h ] || apt_pkgs+=(libpcsclite-dev)
