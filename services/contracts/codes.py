@@ -17,6 +17,12 @@ class Code(IntEnum):
     ALREADY_INITIALIZED = 1001
     NO_DEVICE = 1002
     PROD_TEST_MIXED = 1003
+    QRCODE_EXPIRED = 1018
+    QRCODE_MISSING = 1019
+    QRCODE_REUSED = 1020
+    QRCODE_TOKEN_EXPIRED = 1021
+    QRCODE_TOKEN_MISSING = 1022
+    QRCODE_TOKEN_REUSED = 1023
     NO_DEFAULT_READER = 1100
     NO_READER = 1101
     NO_CARD = 1102
@@ -47,6 +53,9 @@ class Code(IntEnum):
     HC_PIN_FAILED = 1514
     HC_PHYSICAL_ONLY = 1515
     VHC_TOKEN = 1520
+    VHC_FORMAT = 1521
+    VHC_SIGNATURE = 1522
+    VHC_TRANSFERRED = 1525
     VHC_NO_PIN_FUNCS = 1526
     VHC_ONLY = 1527
     NO_READER_BY_NAME = 1600
@@ -58,14 +67,17 @@ class Code(IntEnum):
     PARAM_FORMAT = 1704
     PARAM_MISSING = 1705
     PARAM_VALUE = 1706
+    HCA_ELSEWHERE = 1707
     DC_UNDEFINED = 1799
     SIGNATURE_INVALID = 3100
     HC_PIN_REQUIRED = 3200
     CARD_CANCELLED = 3203
     REGISTRATION_NOT_FOUND = 3208
     DIAGNOSIS_WRITTEN = 3209
+    VHC_QR_USED = 3244
     SIGNATURE_REUSED = 3245
     MISSING_KEY = 3300
+    CLOUD_SAM_OTHER_HOST = 9202
     # Gateway-specific (this project; 9xxx range left free by the 6.0 table is not used):
     WORKSTATION_OFFLINE = 9400
     WORKSTATION_TIMEOUT = 9401
@@ -74,6 +86,8 @@ class Code(IntEnum):
     UNAUTHORIZED = 9404
     NOT_FOUND = 9405
     UNSUPPORTED = 9406
+    RATE_LIMITED = 9407
+    IN_PROGRESS = 9408
     INTERNAL = 9499
 
 
@@ -83,6 +97,12 @@ MESSAGES: dict[Code, tuple[str, str]] = {
     Code.ALREADY_INITIALIZED: ("控制軟體已初始化", "control software already initialised"),
     Code.NO_DEVICE: ("找不到有效的裝置名稱", "no valid device name found"),
     Code.PROD_TEST_MIXED: ("正式卡與測試卡混用", "production and test cards mixed"),
+    Code.QRCODE_EXPIRED: ("QRCode 已逾時", "QR code expired"),
+    Code.QRCODE_MISSING: ("缺少 QRCode", "QR code missing"),
+    Code.QRCODE_REUSED: ("QRCode 已使用過", "QR code already used"),
+    Code.QRCODE_TOKEN_EXPIRED: ("QRCode Token 已逾時", "QR code token expired"),
+    Code.QRCODE_TOKEN_MISSING: ("缺少 QRCode Token", "QR code token missing"),
+    Code.QRCODE_TOKEN_REUSED: ("QRCode Token 已使用過", "QR code token already used"),
     Code.NO_DEFAULT_READER: ("未設定預設 PC/SC 讀卡機", "no default PC/SC reader"),
     Code.NO_READER: ("沒有使用中的 PC/SC 讀卡機", "no PC/SC reader in use"),
     Code.NO_CARD: ("未插入卡片，請重新插卡", "no card inserted (re-insert the card)"),
@@ -113,6 +133,9 @@ MESSAGES: dict[Code, tuple[str, str]] = {
     Code.HC_PIN_FAILED: ("驗證健保卡 PIN 失敗", "HC PIN verification failed"),
     Code.HC_PHYSICAL_ONLY: ("此功能僅限實體健保卡", "this function is for physical HCs only"),
     Code.VHC_TOKEN: ("虛擬健保卡憑證錯誤", "virtual HC token invalid"),
+    Code.VHC_FORMAT: ("虛擬健保卡 QRCode 格式錯誤", "virtual HC QR code format error"),
+    Code.VHC_SIGNATURE: ("虛擬健保卡 QRCode 簽章錯誤", "virtual HC QR code signature invalid"),
+    Code.VHC_TRANSFERRED: ("虛擬健保卡已轉移至其他設備", "the virtual HC was transferred to another device"),
     Code.VHC_NO_PIN_FUNCS: ("虛擬健保卡無法呼叫 PIN 相關功能", "a virtual HC cannot call PIN functions"),
     Code.VHC_ONLY: ("此功能僅限虛擬健保卡", "this function is for virtual HCs only"),
     Code.NO_READER_BY_NAME: ("找不到該名稱的 PC/SC 讀卡機", "no PC/SC reader by that name"),
@@ -124,13 +147,16 @@ MESSAGES: dict[Code, tuple[str, str]] = {
     Code.PARAM_FORMAT: ("參數格式錯誤", "parameter format error"),
     Code.PARAM_MISSING: ("缺少必要參數", "required parameter missing"),
     Code.PARAM_VALUE: ("參數值錯誤", "parameter value invalid"),
+    Code.HCA_ELSEWHERE: ("醫事人員憑證已登出或已於其他主機登入", "HCA logged out or logged in on another host"),
     Code.DC_UNDEFINED: ("中心端未定義錯誤", "undefined data-centre error"),
     Code.SIGNATURE_INVALID: ("簽章驗證錯誤", "signature verification failed"),
     Code.HC_PIN_REQUIRED: ("健保卡 PIN 尚未驗證", "HC PIN not verified"),
     Code.CARD_CANCELLED: ("健保卡已註銷", "the card is cancelled"),
     Code.REGISTRATION_NOT_FOUND: ("查無掛號資料", "registration entry not found"),
     Code.DIAGNOSIS_WRITTEN: ("已寫入診斷碼", "diagnosis already written"),
+    Code.VHC_QR_USED: ("虛擬健保卡 QRCode 已使用過", "virtual HC QR code already used"),
     Code.SIGNATURE_REUSED: ("簽章已使用過", "signature already used"),
+    Code.CLOUD_SAM_OTHER_HOST: ("雲端安全模組檔案已於其他電腦或使用者使用，請重新匯入", "cloud SAM file sealed for another machine or user: import it again on this one"),
     Code.MISSING_KEY: ("缺少必要鍵值", "missing key"),
     Code.WORKSTATION_OFFLINE: ("工作站離線", "workstation offline"),
     Code.WORKSTATION_TIMEOUT: ("工作站未在時限內回應", "workstation did not answer in time"),
@@ -139,6 +165,8 @@ MESSAGES: dict[Code, tuple[str, str]] = {
     Code.UNAUTHORIZED: ("未授權", "unauthorised"),
     Code.NOT_FOUND: ("找不到資源", "not found"),
     Code.UNSUPPORTED: ("不支援此功能", "not supported"),
+    Code.RATE_LIMITED: ("請求過於頻繁，請稍後再試", "too many requests for this hospital; retry later"),
+    Code.IN_PROGRESS: ("請求已受理，處理中；請以相同冪等鍵重試取得結果", "accepted and still in progress; retry with the same Idempotency-Key for the answer"),
     Code.INTERNAL: ("內部錯誤", "internal error"),
 }
 
