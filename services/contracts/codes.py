@@ -71,12 +71,27 @@ class Code(IntEnum):
     DC_UNDEFINED = 1799
     SIGNATURE_INVALID = 3100
     HC_PIN_REQUIRED = 3200
+    CARD_EXPIRED = 3201
     CARD_CANCELLED = 3203
+    TREATMENT_NUMBER_FAILED = 3204
+    RESTRICTED = 3205
     REGISTRATION_NOT_FOUND = 3208
     DIAGNOSIS_WRITTEN = 3209
+    ICD_ENCODE_FAILED = 3210
+    OTHER_INSTITUTION = 3211
+    NO_VISITS_LEFT = 3213
+    ROLLBACK_TOO_LATE = 3218
+    ROLLBACK_WRITTEN = 3219
+    ROLLBACK_DONE = 3220
+    NOT_INSURED = 3228
+    DUPLICATE_UPLOAD = 3236
+    ACCESS_TOKEN_INVALID = 3237
+    ACCESS_TOKEN_EXPIRED = 3238
     VHC_QR_USED = 3244
     SIGNATURE_REUSED = 3245
     MISSING_KEY = 3300
+    ICD_NOT_ENCODABLE = 3501
+    UPLOAD_SIGNATURE_EXPIRED = 8203
     CLOUD_SAM_OTHER_HOST = 9202
     # Gateway-specific (this project; 9xxx range left free by the 6.0 table is not used):
     WORKSTATION_OFFLINE = 9400
@@ -151,13 +166,28 @@ MESSAGES: dict[Code, tuple[str, str]] = {
     Code.DC_UNDEFINED: ("中心端未定義錯誤", "undefined data-centre error"),
     Code.SIGNATURE_INVALID: ("簽章驗證錯誤", "signature verification failed"),
     Code.HC_PIN_REQUIRED: ("健保卡 PIN 尚未驗證", "HC PIN not verified"),
+    Code.CARD_EXPIRED: ("已超過卡片有效期限", "past the card's validity date"),
     Code.CARD_CANCELLED: ("健保卡已註銷", "the card is cancelled"),
+    Code.TREATMENT_NUMBER_FAILED: ("就醫識別碼編碼失敗", "treatment number could not be issued"),
+    Code.RESTRICTED: ("受限制", "restricted"),
     Code.REGISTRATION_NOT_FOUND: ("查無掛號資料", "registration entry not found"),
     Code.DIAGNOSIS_WRITTEN: ("已寫入診斷碼", "diagnosis already written"),
+    Code.ICD_ENCODE_FAILED: ("ICD10 押碼失敗", "ICD-10 encoding failed"),
+    Code.OTHER_INSTITUTION: ("非同一醫事機構", "a different institution"),
+    Code.NO_VISITS_LEFT: ("可用次數為零", "no available visits left"),
+    Code.ROLLBACK_TOO_LATE: ("退掛已超過 24 小時", "rollback more than 24 hours after the visit"),
+    Code.ROLLBACK_WRITTEN: ("已寫入就醫資料，不可退掛", "treatment data already written; cannot roll back"),
+    Code.ROLLBACK_DONE: ("已退掛", "already rolled back"),
+    Code.NOT_INSURED: ("非在保狀態", "not insured"),
+    Code.DUPLICATE_UPLOAD: ("重複上傳", "duplicate upload"),
+    Code.ACCESS_TOKEN_INVALID: ("Access Token 錯誤", "access token invalid"),
+    Code.ACCESS_TOKEN_EXPIRED: ("Access Token 已逾期", "access token expired"),
     Code.VHC_QR_USED: ("虛擬健保卡 QRCode 已使用過", "virtual HC QR code already used"),
     Code.SIGNATURE_REUSED: ("簽章已使用過", "signature already used"),
     Code.CLOUD_SAM_OTHER_HOST: ("雲端安全模組檔案已於其他電腦或使用者使用，請重新匯入", "cloud SAM file sealed for another machine or user: import it again on this one"),
     Code.MISSING_KEY: ("缺少必要鍵值", "missing key"),
+    Code.ICD_NOT_ENCODABLE: ("診斷碼不可押碼", "diagnosis code cannot be encoded"),
+    Code.UPLOAD_SIGNATURE_EXPIRED: ("簽章已逾 1 小時", "upload signature older than one hour"),
     Code.WORKSTATION_OFFLINE: ("工作站離線", "workstation offline"),
     Code.WORKSTATION_TIMEOUT: ("工作站未在時限內回應", "workstation did not answer in time"),
     Code.UPSTREAM_UNAVAILABLE: ("健保署雲端無法連線", "NHI cloud unavailable"),
