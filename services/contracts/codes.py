@@ -75,11 +75,14 @@ class Code(IntEnum):
     CARD_CANCELLED = 3203
     TREATMENT_NUMBER_FAILED = 3204
     RESTRICTED = 3205
+    NEWBORN_RULE = 3206
     REGISTRATION_NOT_FOUND = 3208
     DIAGNOSIS_WRITTEN = 3209
     ICD_ENCODE_FAILED = 3210
     OTHER_INSTITUTION = 3211
     NO_VISITS_LEFT = 3213
+    PREVENT_RULE = 3214
+    PREGNANT_RULE = 3216
     ROLLBACK_TOO_LATE = 3218
     ROLLBACK_WRITTEN = 3219
     ROLLBACK_DONE = 3220
@@ -170,11 +173,14 @@ MESSAGES: dict[Code, tuple[str, str]] = {
     Code.CARD_CANCELLED: ("健保卡已註銷", "the card is cancelled"),
     Code.TREATMENT_NUMBER_FAILED: ("就醫識別碼編碼失敗", "treatment number could not be issued"),
     Code.RESTRICTED: ("受限制", "restricted"),
+    Code.NEWBORN_RULE: ("新生兒註記錯誤", "newborn mark rule violated"),
     Code.REGISTRATION_NOT_FOUND: ("查無掛號資料", "registration entry not found"),
     Code.DIAGNOSIS_WRITTEN: ("已寫入診斷碼", "diagnosis already written"),
     Code.ICD_ENCODE_FAILED: ("ICD10 押碼失敗", "ICD-10 encoding failed"),
     Code.OTHER_INSTITUTION: ("非同一醫事機構", "a different institution"),
     Code.NO_VISITS_LEFT: ("可用次數為零", "no available visits left"),
+    Code.PREVENT_RULE: ("預防保健資料錯誤", "preventive-care rule violated"),
+    Code.PREGNANT_RULE: ("產前檢查資料錯誤", "prenatal-check rule violated"),
     Code.ROLLBACK_TOO_LATE: ("退掛已超過 24 小時", "rollback more than 24 hours after the visit"),
     Code.ROLLBACK_WRITTEN: ("已寫入就醫資料，不可退掛", "treatment data already written; cannot roll back"),
     Code.ROLLBACK_DONE: ("已退掛", "already rolled back"),
