@@ -1,0 +1,107 @@
+"""The agent's web console in a real headless Chromium, against the running stack.
+
+What a clinic user does: connect the device, verify the SAM, verify the HPC PIN through
+the page; a card pulled out and put back shows in the status bar within 2 seconds,
+without reloading (the SSE stream). A screenshot of every page goes to
+``test-artifacts/screenshots/``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from nhigw.contracts.api import AGENT
+from tests.stack import running_stack
+from tests.web_browser import Page, browser  # noqa: F401  (fixture)
+
+PAGES = ["common", "sam", "hca", "hc", "settings", "swagger", "about"]
+STATE = "return document.getElementById(arguments[0]).dataset.state === arguments[1];"
+
+
+async def goto(p: Page, page: str) -> None:
+    await p.click(f'.sidebar a[data-page="{page}"]')
+    await p.wait(f"return document.getElementById('page-{page}').classList.contains('active');", 5)
+
+
+async def test_console_live_card_events_and_hpc_pin_through_the_page(browser: Any, artifacts_dir: Path) -> None:  # noqa: F811
+    p = Page(browser, artifacts_dir / "screenshots")
+    async with running_stack() as s:
+        await p.get(s.agent_url + "/console/")
+        await p.wait("return document.body.dataset.ready === '1' && document.getElementById('sb-live').classList.contains('on');", 10)
+        assert await p.text("#sb-device") == "未連接"
+        assert await p.text("#sb-hc") == "無健保卡 0"
+
+        # Common: connect the device (POST /api/common/v1/Initial, the HIS's own call).
+        await p.click("#btn-initial")
+        await p.wait(STATE, 5, "sb-device", "1")
+        await p.wait(STATE, 2, "sb-hc", "1")
+        assert await p.text("#sb-sam") == "安全模組 1"
+        assert s.agent.initialized
+
+        # SAM: verify with the data centre; HC becomes ready (2), HPC can be verified (2).
+        await goto(p, "sam")
+        await p.click("#btn-sam-verify")
+        await p.wait(STATE, 5, "sb-sam", "2")
+        await p.wait(STATE, 2, "sb-hc", "2")
+        assert await p.text("#sb-sam") == "安全模組 2"
+        assert await p.text("#sb-hpc") == "醫事人員卡 2"
+        # The state table beside the action shows which needs are met now.
+        assert await p.js("return document.querySelector('#page-hca td[data-need=\"hpc:2\"]').classList.contains('ok');")
+
+        # HCA: a wrong PIN is refused with its code and tries left; the right one gives state 3.
+        await goto(p, "hca")
+        await p.type("#hpc-pin", "11111111")
+        await p.click("#btn-hpc-verify")
+        await p.wait("return document.getElementById('res-hpc').classList.contains('err');", 5)
+        assert '"triesLeft"' in await p.text("#res-hpc")
+        assert (await p.text("#sb-hpc")).endswith(" 2")
+        await p.type("#hpc-pin", "12345678")
+        await p.click("#btn-hpc-verify")
+        await p.wait(STATE, 5, "sb-hpc", "3")
+        assert '"statusCode": 0' in await p.text("#res-hpc")
+        assert s.agent.hpc_state == 3
+        assert await p.text("#st-hpc") == "已驗 PIN (3)"
+        assert await p.text("#st-sam") == "已驗證 (2)"
+        # The PIN stays nowhere in the page (input cleared; the record holds function and result only).
+        assert "12345678" not in await p.js("return document.documentElement.outerHTML + JSON.stringify([...document.querySelectorAll('input,textarea')].map(e => e.value));")
+        await p.wait("return document.getElementById('rec-table').textContent.includes('POST /api/hpc/v1/Verification/Hpc');", 5)
+
+        # HC: pull the card out and put it back: the status bar follows within 2 s, no reload.
+        await goto(p, "hc")
+        await p.js("window.__noReload = 1;")
+        hc_reader = s.bank.names[1]
+        card = s.bank.cards[hc_reader]
+        s.bank.remove(hc_reader)
+        took_out = await p.wait(STATE, 2.0, "sb-hc", "0")
+        assert await p.text("#sb-hc") == "無健保卡 0"
+        s.bank.insert(hc_reader, card)
+        took_in = await p.wait(STATE, 2.0, "sb-hc", "2")
+        assert await p.js("return window.__noReload === 1;")  # same document: it was pushed, not reloaded
+        print(f"console saw removal in {took_out * 1000:.0f} ms, insertion in {took_in * 1000:.0f} ms")
+
+        await p.click("#btn-hc-basic")
+        await p.wait("return document.querySelector('#kv-hc dd[data-k=name]').textContent === '測試十';", 5)
+        await p.click("#btn-sig-hpchc")
+        await p.wait("return document.getElementById('res-sig-hc').textContent.includes('\"hpcId\"');", 5)
+        assert '"hcId": "000073898381"' in await p.text("#res-sig-hc")
+
+        # Swagger: the component API listed from the OpenAPI document, the event stream among it.
+        await goto(p, "swagger")
+        await p.wait("return document.querySelectorAll('#sw-table tbody tr').length >= arguments[0];", 5, len(AGENT))
+        assert "/api/common/v1/Events" in await p.text("#sw-table")
+
+        for page in PAGES:
+            await goto(p, page)
+            await p.shot(f"console-{page}")
+
+        # English on the toggle; the live state is re-labelled, not lost.
+        await p.click("#lang")
+        await p.wait("return document.querySelector('.brand').textContent === 'Reader control console';", 2)
+        assert await p.text("#sb-sam") == "SAM 2"
+        assert await p.text("#sb-hpc") == "HPC 3"
+        await goto(p, "common")
+        await p.shot("console-common-en")
+        await p.click("#lang")
+    for page in PAGES:
+        assert (artifacts_dir / "screenshots" / f"console-{page}.png").stat().st_size > 5000
