@@ -15,6 +15,7 @@ from urllib.parse import urlparse
 from aiohttp import web
 
 from nhigw import __version__
+from nhigw.agent.console import add_console_routes
 from nhigw.agent.core import Agent
 from nhigw.common.http import error_middleware, healthz, json_response, parse_body
 from nhigw.contracts.codes import Code, StatusError
@@ -158,6 +159,7 @@ def create_app(agent: Agent, *, cors_hosts: list[str] | None = None) -> web.Appl
     r.add_post("/api/hc/v1/Signature/Hc", signer(SignatureKind.HC))
     r.add_post("/api/hc/v1/Signature/HpcHc", signer(SignatureKind.HPCHC))
     r.add_delete("/api/hc/v1/Logout", hc_logout)
+    add_console_routes(app, agent)
     return app
 
 
