@@ -42,6 +42,7 @@ AGENT: list[Endpoint] = [
     Endpoint("POST", "/api/hc/v1/Signature/Hc", "取得健保卡簽章 (SAM + HC)", m.SignatureRequest, m.SignatureResponse, "hc"),
     Endpoint("POST", "/api/hc/v1/Signature/HpcHc", "取得三卡驗證簽章 (SAM + HPC + HC)", m.SignatureRequest, m.SignatureResponse, "hc"),
     Endpoint("DELETE", "/api/hc/v1/Logout", "健保卡登出", None, m.StatusCodeBody, "hc"),
+    Endpoint("GET", "/api/common/v1/Events", "卡片與狀態事件串流 (text/event-stream; event: status, data: StatusResponse)", None, m.StatusResponse, "common"),
 ]
 
 GATEWAY: list[Endpoint] = [
