@@ -1,0 +1,38 @@
+#!/bin/sh
+# nhigw-entrypoint: the image's ENTRYPOINT. Runs `nhigw "$@"` (or, when the first argument
+# is one of the image's nhigw-* helpers, that helper) after two conveniences
+# for secrets, so that none has to sit in the compose file, a manifest or `docker inspect`:
+#
+#  - NHIGW_<NAME>_FILE=<path>  exports NHIGW_<NAME> with the file's content (the Docker /
+#    Kubernetes secrets-as-files convention), e.g. NHIGW_BUS_KEY_FILE=/run/nhigw-secrets/bus_key;
+#  - NHIGW_REDIS_PASSWORD (or its _FILE) is put into NHIGW_REDIS_URL when that URL carries
+#    no credentials (redis://redis:6379/0 -> redis://:<password>@redis:6379/0). The password
+#    must be URL-safe (init-secrets.sh makes a hex one).
+set -eu
+
+for var in $(env | sed -n 's/^\(NHIGW_[A-Z0-9_]*\)_FILE=.*/\1/p'); do
+  eval "file=\${${var}_FILE}"
+  if [ ! -r "$file" ]; then
+    echo "nhigw-entrypoint: ${var}_FILE: cannot read $file" >&2
+    exit 64
+  fi
+  value=$(cat "$file")
+  export "$var=$value"
+  unset "${var}_FILE"
+done
+
+if [ -n "${NHIGW_REDIS_PASSWORD:-}" ] && [ -n "${NHIGW_REDIS_URL:-}" ]; then
+  case "$NHIGW_REDIS_URL" in
+    *@*) ;;  # the URL has its own credentials
+    redis://*|rediss://*)
+      scheme=${NHIGW_REDIS_URL%%://*}
+      export NHIGW_REDIS_URL="${scheme}://:${NHIGW_REDIS_PASSWORD}@${NHIGW_REDIS_URL#*://}"
+      ;;
+  esac
+fi
+unset NHIGW_REDIS_PASSWORD
+
+case "${1:-}" in
+  nhigw-*) exec "$@" ;;  # nhigw-agent-demo, nhigw-init-secrets, nhigw-healthcheck
+esac
+exec nhigw "$@"
