@@ -39,6 +39,24 @@ RESULTS = ROOT / "bench" / "results"
 PY = sys.executable
 
 
+def _use_source_tree() -> None:
+    """``NHIGW_SRC=/path/to/a/checkout``: run the services of that tree (e.g. ``git archive HEAD``)
+    instead of the working tree, in this process and in every child (``PYTHONPATH``)."""
+    src = os.environ.get("NHIGW_SRC")
+    if not src:
+        return
+    shim = Path(tempfile.gettempdir()) / f"nhigw-src-{os.getpid()}"
+    shim.mkdir(exist_ok=True)
+    link = shim / "nhigw"
+    if not link.exists():
+        link.symlink_to(Path(src).resolve() / "services")
+    sys.path.insert(0, str(shim))
+    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(shim), os.environ.get("PYTHONPATH", "")) if p)
+
+
+_use_source_tree()
+
+
 # ------------------------------------------------------------------ the machine
 
 
