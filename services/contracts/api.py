@@ -12,7 +12,9 @@ from dataclasses import dataclass
 
 from pydantic import BaseModel
 
+from nhigw.contracts import cloud as c
 from nhigw.contracts import models as m
+from nhigw.contracts.routes import ROUTES
 
 
 @dataclass(frozen=True)
@@ -49,6 +51,31 @@ GATEWAY: list[Endpoint] = [
     Endpoint("GET", "/api/workstations", "工作站清單與卡片狀態 (list workstations and their states)", None, None, "gateway"),
 ]
 
-SIM: list[Endpoint] = []
+def _business_rows() -> list[Endpoint]:
+    """One row per business route of ``routes.py``, with its models from ``cloud.ROUTE_MODELS``."""
+    rows = []
+    for r in ROUTES.values():
+        req, resp = c.ROUTE_MODELS[r.path]
+        kind = {"sam": "SAM", "hc": "SAM+HC", "hpc": "SAM+HPC", "hpchc": "SAM+HPC+HC"}[r.kind.value]
+        note = f" [{kind} signature, serviceType {r.serviceType}{', write: honours Idempotency-Key' if r.write else ''}]"
+        rows.append(Endpoint("POST", f"/api/v1/{r.path}", r.summary + note, req, resp, "business"))
+    return rows
+
+
+SIM: list[Endpoint] = [
+    *_business_rows(),
+    Endpoint("POST", "/dc/v1/SamAuth/Challenge", "SAM 與 DC 認證: challenge", m.SamAuthChallengeRequest, m.SamAuthChallengeResponse, "dc"),
+    Endpoint("POST", "/dc/v1/SamAuth/Verify", "SAM 與 DC 認證: verify", m.SamAuthVerifyRequest, m.SamAuthVerifyResponse, "dc"),
+    Endpoint("POST", "/test/v1/Sam/Register", "測試: 登錄虛擬 SAM 公鑰 (provision a virtual SAM)", m.SamRegistration, m.StatusCodeBody, "test"),
+    Endpoint("POST", "/test/v1/ApplyVirtualHc/Apply", "申請虛擬健保卡測試卡 (SAM signature, serviceType 06; at most 10 per institution)", c.ApplyVirtualHcRequest, c.ApplyVirtualHcResponse, "test"),
+    Endpoint("POST", "/test/v1/VirtualHc/CriticalIllness", "測試卡重大傷病註記", c.TestCriticalIllnessRequest, c.CloudResponse, "test"),
+    Endpoint("POST", "/test/v1/VirtualHc/Identity", "測試卡身分註記", c.TestIdentityRequest, c.CloudResponse, "test"),
+    Endpoint("POST", "/test/v1/VirtualHc/OrganDonate", "測試卡器捐安寧註記", c.TestOrganDonateRequest, c.CloudResponse, "test"),
+    Endpoint("POST", "/test/v1/Faults", "admin: add a fault rule (admin API must be enabled)", c.Fault, c.FaultList, "admin"),
+    Endpoint("GET", "/test/v1/Faults", "admin: the fault rules left", None, c.FaultList, "admin"),
+    Endpoint("DELETE", "/test/v1/Faults", "admin: clear every fault rule", None, c.FaultList, "admin"),
+    Endpoint("POST", "/test/v1/Clock", "admin: shift the simulator's clock", c.ClockRequest, m.StatusCodeBody, "admin"),
+    Endpoint("GET", "/test/v1/Stats", "calls, executed writes per route and per Idempotency-Key", None, c.StatsResponse, "admin"),
+]
 
 COMPAT: list[Endpoint] = []

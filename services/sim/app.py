@@ -1,83 +1,123 @@
-"""The simulator's HTTP app. Business handlers are registered per route in ``HANDLERS``.
+"""The simulator's HTTP app: the business routes (``/api/v1/...``), the DC (``dc.py``), the
+test-card API (``testcards.py``) and the admin API (faults, clock, stats; ``admin.py``).
 
-Signature check for every business call (``check_signature``): the body must carry
-the signature object; the SAM must be registered and its institution in contract;
-the signature must verify for the route's ``serviceType`` (3100 otherwise); a
-``clientRandom`` is accepted once (3245 on reuse); HC routes need ``hcId`` and
-``hcIdNo``, HPC routes ``hpcId`` and ``hpcIdNo`` (3300).
+A business call goes through, in order:
+
+1. the route table (unknown 9405 / 404; a row the seed marks 不支援 9406 / 400);
+2. the fault layer (``POST /test/v1/Faults``; off unless the admin API is enabled);
+3. idempotency, for write routes with an ``Idempotency-Key`` header: the same key with the
+   same body (compared as canonical JSON) answers the first answer again (same HTTP status
+   and body, header ``Idempotent-Replayed: true``) without executing the write again; the
+   same key with another body is refused (1706, HTTP 409). First answers are kept for the
+   last 100 000 keys;
+4. the body, validated against the route's model (``contracts.cloud.ROUTE_MODELS``);
+5. the signature check (``auth.check_signature``);
+6. the handler (``business.py``); an executed write is counted per route and per key
+   (``GET /test/v1/Stats``).
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+from typing import Any
+
 from aiohttp import web
 
-from nhigw.common.http import error_middleware, healthz, json_response, parse_body
+from nhigw.common.http import error_middleware, healthz, json_response, validate
 from nhigw.common.logging import get_logger
-from nhigw.contracts import signing
+from nhigw.contracts.cloud import ROUTE_MODELS
 from nhigw.contracts.codes import Code, StatusError
-from nhigw.contracts.models import (
-    SignatureKind,
-    SignatureObject,
-)
-from nhigw.contracts.routes import Route, lookup
+from nhigw.contracts.routes import lookup
 from nhigw.sim import business  # noqa: F401  (registers the handlers)
+from nhigw.sim import dc as _dc
+from nhigw.sim.admin import add_admin_routes, apply_fault
+from nhigw.sim.auth import check_signature
 from nhigw.sim.dc import STORE, add_dc_routes
 from nhigw.sim.registry import HANDLERS
-from nhigw.sim.store import SimStore
+from nhigw.sim.store import IdemEntry, SimStore
+from nhigw.sim.testcards import add_testcard_routes
+
+__all__ = ["STORE", "check_signature", "create_app"]
 
 log = get_logger("nhigw.sim")
+IDEM_HEADER = "Idempotency-Key"
+IDEM_MAX = 100_000
 
-def check_signature(store: SimStore, sig: SignatureObject, route: Route) -> None:
-    if sig.serviceType is not None and sig.serviceType != route.serviceType:
-        raise StatusError(Code.SIGNATURE_INVALID, f"serviceType {sig.serviceType} does not fit {route.path} (needs {route.serviceType})")
-    entry = store.sam_keys.get(sig.samId)
-    if entry is None or entry[0] != sig.hospitalId:
-        raise StatusError(Code.SIGNATURE_INVALID, "unknown SAM for this institution")
-    inst = store.institutions.get(sig.hospitalId)
-    if inst and inst.contract != "active":
-        code = {"over": Code.SAM_CONTRACT_OVER, "suspended": Code.SAM_SUSPENDED, "cancelled": Code.SAM_CANCELLED}[inst.contract]
-        raise StatusError(code)
-    if route.kind in (SignatureKind.HC, SignatureKind.HPCHC) and not (sig.hcId and sig.hcIdNo):
-        raise StatusError(Code.MISSING_KEY, "hcId and hcIdNo are required for this route")
-    if route.kind in (SignatureKind.HPC, SignatureKind.HPCHC) and not (sig.hpcId and sig.hpcIdNo):
-        raise StatusError(Code.MISSING_KEY, "hpcId and hpcIdNo are required for this route")
-    msg = signing.canonical_message(
-        serviceType=route.serviceType,
-        clientRandom=sig.clientRandom,
-        samId=sig.samId,
-        hospitalId=sig.hospitalId,
-        hcId=sig.hcId,
-        hcIdNo=sig.hcIdNo,
-        hpcId=sig.hpcId,
-        hpcIdNo=sig.hpcIdNo,
-    )
-    if not signing.verify(entry[1], msg, sig.signature):
-        raise StatusError(Code.SIGNATURE_INVALID)
-    if not store.use_random(sig.clientRandom):
-        raise StatusError(Code.SIGNATURE_REUSED)
+
+def _body_hash(raw: bytes) -> str:
+    try:
+        canon = json.dumps(json.loads(raw), sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode()
+    except (ValueError, UnicodeDecodeError):
+        canon = raw
+    return hashlib.sha256(canon).hexdigest()
+
+
+def _parse(raw: bytes) -> Any:
+    if not raw.strip():
+        raise StatusError(Code.PARAM_MISSING, "request body required")
+    try:
+        return json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise StatusError(Code.PARAM_FORMAT, "malformed JSON") from exc
 
 
 def create_app(store: SimStore | None = None) -> web.Application:
     app = web.Application(middlewares=[error_middleware], client_max_size=32 * 1024 * 1024)
-    app[STORE] = store or SimStore.seeded()
+    st0 = app[STORE] = store or SimStore.seeded()
 
-    async def business_call(req: web.Request) -> web.Response:
+    async def execute(st: SimStore, path: str, raw: bytes, key: str | None) -> tuple[int, dict[str, Any]]:
+        route = lookup(path)
+        assert route is not None
+        model = ROUTE_MODELS[route.path][0]
+        try:
+            req = validate(model, _parse(raw))
+            st.calls[route.path] = st.calls.get(route.path, 0) + 1
+            check_signature(st, req, route)  # type: ignore[arg-type]
+            if route.write:
+                st.count_write(route.path, key)
+            out = await HANDLERS[route.path.lower()](st, req, route)
+        except StatusError as err:
+            return err.http_status, err.body()
+        body = out.model_dump(mode="json", exclude_none=True) if not isinstance(out, dict) else out
+        return 200, body
+
+    async def business_call(req: web.Request) -> web.StreamResponse:
         st = req.app[STORE]
         route = lookup(req.match_info["path"])
         if route is None:
             raise StatusError(Code.NOT_FOUND, f"no business route {req.path}", http_status=404)
         if not route.supported:
             raise StatusError(Code.UNSUPPORTED, f"{route.path} is not supported by 6.0 (不支援)", http_status=400)
-        handler = HANDLERS.get(route.path.lower())
-        if handler is None:
-            raise StatusError(Code.UNSUPPORTED, f"{route.path} is not implemented by this simulator yet", http_status=501)
-        sig = await parse_body(req, SignatureObject, empty_ok=False)
-        st.calls[route.path] = st.calls.get(route.path, 0) + 1
-        check_signature(st, sig, route)
-        out = await handler(st, sig, route)
-        return json_response(out)
+        if route.path.lower() not in HANDLERS:
+            raise StatusError(Code.UNSUPPORTED, f"{route.path} is not implemented by this simulator", http_status=501)
+        faulted = await apply_fault(req, st, route.path)
+        if faulted is not None:
+            return faulted
+        raw = await req.read()
+        key = req.headers.get(IDEM_HEADER) if route.write else None
+        if key:
+            h = _body_hash(raw)
+            entry = st.idem.get(key)
+            if entry is not None:
+                if entry.body_hash != h:
+                    raise StatusError(Code.PARAM_VALUE, f"{IDEM_HEADER} already used with another body", http_status=409)
+                st.replays[key] = st.replays.get(key, 0) + 1
+                return json_response(entry.body, status=entry.status, headers={"Idempotent-Replayed": "true"})
+        status, body = await execute(st, route.path, raw, key)
+        if key:
+            st.idem[key] = IdemEntry(h, status, body)
+            while len(st.idem) > IDEM_MAX:
+                del st.idem[next(iter(st.idem))]
+        return json_response(body, status=status)
 
     app.router.add_get("/healthz", healthz)
     app.router.add_post("/api/v1/{path:.+}", business_call)
     add_dc_routes(app)
+    add_testcard_routes(app)
+    add_admin_routes(app)
+    vhc_key = getattr(_dc, "VHC", None)
+    if vhc_key is not None and vhc_key in app:
+        authority = app[vhc_key]
+        st0.vhc_issue = lambda card_no, ttl_s: authority.issue(card_no, ttl_s)[0]
     return app

@@ -1,11 +1,25 @@
-"""Time helpers of the simulator (ROC dates)."""
+"""Time helpers of the simulator (ROC dates: ``yyyMMdd``, ``yyyMMddHHmmss``)."""
 
 from __future__ import annotations
 
 import datetime as dt
 
 
+def roc_date(t: dt.datetime) -> str:
+    return f"{t.year - 1911:03d}{t:%m%d}"
+
+
+def roc_datetime(t: dt.datetime) -> str:
+    return f"{t.year - 1911:03d}{t:%m%d%H%M%S}"
+
+
+def parse_roc(s: str) -> dt.datetime:
+    """``yyyMMdd`` or ``yyyMMddHHmmss`` (extra trailing digits such as milliseconds are ignored)."""
+    year = int(s[:3]) + 1911
+    rest = s[3:13].ljust(10, "0")
+    return dt.datetime(year, int(rest[0:2]), int(rest[2:4]), int(rest[4:6]), int(rest[6:8]), int(rest[8:10]))
+
+
 def roc_now() -> str:
     """``yyyMMddHHmmss`` in ROC years (the cloud's date-time format)."""
-    now = dt.datetime.now()
-    return f"{now.year - 1911:03d}{now:%m%d%H%M%S}"
+    return roc_datetime(dt.datetime.now())

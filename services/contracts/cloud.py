@@ -1,0 +1,518 @@
+"""Request and response bodies of every NHI cloud business route (``/api/v1/...``) and of the
+simulator's test-card and admin API (``/test/v1/...``).
+
+Field names: where public HIS code shows them (public facts section 3.3) they are used
+as is (``treatmentDateTime``, ``sequenceNumber``, ``treatmentNumber``, ``mainCode``,
+``outpatientFee`` ...). Where no public source gives them (PreventData, PregnantData,
+Inoculate, AllergicMedicines, CumulativeData/Fee, Insurance/Quick, Icd, UploadData), they
+are derived from the legacy csHis buffer layouts (public facts 2.2) and the seed, in the
+same camelCase style, and documented here; ``proto/openapi/sim.json`` is generated from
+these models.
+
+Every request is the signature object (``SignatureObject``) plus the route's extras.
+Lists are in reverse date order (seed: 卡片資料以日期倒排); list queries take
+``startPosition`` / ``endPosition`` (1 = newest, inclusive; no ``endPosition`` = to the
+end) and answer ``recordCount`` (the number of records the patient has in total).
+ROC dates are ``yyyMMdd`` (7), ROC date-times ``yyyMMddHHmmss`` (13).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, Field, StringConstraints
+
+from nhigw.contracts import models as m
+from nhigw.contracts.models import Model, OpenModel, SignatureObject
+
+RocDate = Annotated[str, StringConstraints(pattern=r"^\d{7}$")]
+RocDateTime = Annotated[str, StringConstraints(pattern=r"^\d{13}$")]
+
+
+class CloudResponse(OpenModel):
+    statusCode: int = 0
+
+
+# --------------------------------------------------------------------------- requests
+
+
+class ListQueryRequest(SignatureObject):
+    startPosition: int = Field(1, ge=1, description="1 = the newest record")
+    endPosition: int | None = Field(None, ge=1, description="inclusive; omitted = up to the oldest record")
+
+
+class FormatListQueryRequest(ListQueryRequest):
+    format: str = "0"
+
+
+class PreventWriteRequest(SignatureObject):
+    preventItem: str = Field(pattern=r"^[0-9A-Z]{2}$", description="預防保健項目代碼 (2)")
+    checkDate: RocDate
+
+
+class PregnantWriteRequest(SignatureObject):
+    checkItem: str = Field(pattern=r"^[0-9A-Z]{2}$", description="產前檢查項目代碼 (2)")
+    checkDate: RocDate
+
+
+class InoculateWriteRequest(SignatureObject):
+    item: str = Field(min_length=1, max_length=2, description="預防接種項目代碼")
+    inoculateDate: RocDate
+    lotNumber: str = Field("", max_length=10, description="疫苗批號")
+
+
+class EmergentTelWriteRequest(SignatureObject):
+    tel: str = Field(max_length=14, pattern=r"^[0-9#\-() ]*$")
+
+
+class NewBornWriteRequest(SignatureObject):
+    newbornBirthday: RocDate
+    newbornBaby: str = Field(pattern=r"^[1-9]$", description="胞胎註記 (birth order / multiple-birth mark)")
+
+
+class AllergicWriteRequest(SignatureObject):
+    medicine: str = Field(min_length=1, max_length=40, description="過敏藥物名稱")
+
+
+class AllergicWriteByIndexRequest(AllergicWriteRequest):
+    index: int = Field(ge=1, le=3, description="card slot 1..3")
+
+
+class Fees(BaseModel):
+    outpatientFee: int = Field(0, ge=0, le=99_999_999)
+    costFee: int = Field(0, ge=0, le=99_999_999, description="門診部分負擔")
+    inpatientFee: int = Field(0, ge=0, le=99_999_999)
+    inpatient30Fee: int = Field(0, ge=0, le=9_999_999, description="住院部分負擔 ≤30/180 d")
+    inpatient180Fee: int = Field(0, ge=0, le=9_999_999, description="住院部分負擔 ≥31/181 d")
+
+
+class Diagnoses(BaseModel):
+    mainCode: str = Field(min_length=1, max_length=7, description="主診斷 (ICD-10-CM, no dot)")
+    subCode1: str = Field("", max_length=7)
+    subCode2: str = Field("", max_length=7)
+    subCode3: str = Field("", max_length=7)
+    subCode4: str = Field("", max_length=7)
+    subCode5: str = Field("", max_length=7)
+
+
+class TreatmentWriteCodeRequest(SignatureObject, Diagnoses):
+    treatmentDateTime: RocDateTime
+    afterCheck: Literal["1", "2"] = "1"
+
+
+class TreatmentWriteCodeFeeRequest(TreatmentWriteCodeRequest, Fees):
+    pass
+
+
+class TreatmentWriteFeeRequest(SignatureObject, Fees):
+    treatmentDateTime: RocDateTime
+    afterCheck: Literal["1", "2"] = "1"
+
+
+class PrescriptionItem(Model):
+    treatmentDateTime: RocDateTime
+    treatmentItem: Literal["1", "2", "3", "4"] = Field(description="醫令類別: 1 drug, 2 long-term drug, 3 treatment, 4 special material")
+    treatmentItemCode: str = Field(min_length=1, max_length=12)
+    treatmentPosition: str = Field("", max_length=6)
+    usage: str = Field("", max_length=18)
+    days: str = Field("", pattern=r"^\d{0,2}$")
+    totalQuantity: str = Field("", pattern=r"^\d{0,7}$", description="7 digits, 5 integer + 2 decimals (1234525 = 12345.25)")
+    deliveryNotes: str = Field("01", pattern=r"^0[1-3]$", description="01 self-dispensed, 02 handed over, 03 self-performed")
+
+
+class PrescriptionWriteRequest(SignatureObject):
+    treatmentDateTime: RocDateTime
+    prescriptions: list[PrescriptionItem] = Field(min_length=1, max_length=60)
+
+
+class SeqNextRequest(SignatureObject):
+    treatmentItem: str = Field("01", pattern=r"^[0-9A-Z]{2}$", description="就醫類別 (HC健8-1): 01-09 take a sequence number and a visit")
+    babyTreatment: str = Field("", max_length=1, description="新生兒就醫註記 (HC健8-2)")
+    afterCheck: Literal["1", "2"] = Field("1", description="1 normal, 2 補卡 (card presented later)")
+
+
+class RollbackRequest(SignatureObject):
+    treatmentDateTime: RocDateTime
+
+
+class TreatmentNumberCardRequest(SignatureObject):
+    treatmentDateTime: RocDateTime
+
+
+class TreatmentNumberNoCardRequest(SignatureObject):
+    patientId: str = Field(pattern=r"^[A-Z][0-9A-Z]\d{8}$")
+    treatmentDateTime: str | None = Field(None, pattern=r"^\d{13}$")
+
+
+class UploadRequest(SignatureObject):
+    sType: Literal["A1", "A2", "ZZ"] = Field(description="A1 formal, A2 pre-check, ZZ interface test")
+    sPatData: str = Field(min_length=1, description="base64 of the IC-data XML")
+    sUploadDT: str = Field(pattern=r"^\d{13}(\d{3})?$", description="ROC date-time the upload was signed (+ optional ms); older than 1 h -> 8203")
+
+
+class IcdEncodeRequest(SignatureObject):
+    icdCode: str = Field(pattern=r"^[A-Za-z][0-9A-Za-z.]{1,7}$")
+
+
+class IcdDecodeRequest(SignatureObject):
+    encodedCode: str = Field(pattern=r"^[A-Za-z][0-9A-Za-z]{1,6}$")
+
+
+class TeleRequestTokenRequest(SignatureObject):
+    patientId: str = Field(pattern=r"^[A-Z][0-9A-Z]\d{8}$")
+
+
+class TeleResponseTokenRequest(SignatureObject):
+    accessToken: str = Field(min_length=1)
+
+
+# --------------------------------------------------------------------------- responses
+
+
+class ListResponse(CloudResponse):
+    recordCount: int = 0
+
+
+class Register2Response(CloudResponse):
+    cardValidity: str
+    treatmentCounter: str
+
+
+class EmergentTelResponse(CloudResponse):
+    tel: str = ""
+
+
+class PreventiveCare(Model):
+    preventItem: str
+    checkDate: str
+    hospitalId: str
+
+
+class PreventQueryResponse(ListResponse):
+    preventiveCares: list[PreventiveCare] = []
+
+
+class PregnantCheck(Model):
+    checkItem: str
+    checkDate: str
+    hospitalId: str
+
+
+class PregnantQueryResponse(ListResponse):
+    pregnantChecks: list[PregnantCheck] = []
+
+
+class PregnantDeleteResponse(CloudResponse):
+    deleted: int = 0
+
+
+class Inoculation(Model):
+    item: str
+    inoculateDate: str
+    hospitalId: str
+    lotNumber: str = ""
+
+
+class InoculateQueryResponse(ListResponse):
+    inoculations: list[Inoculation] = []
+
+
+class HcContentUpdateResponse(CloudResponse):
+    cardValidity: str
+    treatmentCounter: str
+
+
+class OrganDonateResponse(CloudResponse):
+    organDonate: str = Field("", description="'1' agrees to organ donation, '' no mark")
+    palliativeCare: str = Field("", description="'1' hospice / palliative-care consent, '' no mark")
+
+
+class AllergicMedicine(Model):
+    index: int
+    medicine: str
+    writeDateTime: str
+    hospitalId: str
+
+
+class AllergicQueryResponse(ListResponse):
+    allergicMedicines: list[AllergicMedicine] = []
+
+
+class CriticalIllnessPeriod(Model):
+    validityStart: str
+    validityEnd: str
+
+
+class CriticalIllness(CriticalIllnessPeriod):
+    ciCode: str
+
+
+class TreatmentNoNeedHpc(Fees):
+    treatmentItem: str
+    babyTreatment: str = ""
+    treatDateTime: str
+    afterCheck: str
+    hospitalVisit: str = Field(description="就醫序號 (W001..)")
+    hospitalId: str
+
+
+class TreatmentNoNeedHpcResponse(ListResponse):
+    criticalIllnesses: list[CriticalIllnessPeriod] = []
+    treatments: list[TreatmentNoNeedHpc] = []
+
+
+class TreatmentNeedHpc(Model):
+    treatDateTime: str
+    mainCode: str = ""
+    subCode1: str = ""
+    subCode2: str = ""
+    subCode3: str = ""
+    subCode4: str = ""
+    subCode5: str = ""
+
+
+class TreatmentNeedHpcResponse(ListResponse):
+    criticalIllnesses: list[CriticalIllness] = []
+    treatments: list[TreatmentNeedHpc] = []
+
+
+class TreatmentWriteResponse(CloudResponse):
+    treatmentDateTime: str
+    hpcIdNo: str | None = Field(None, description="the writing doctor's ID (legacy pBufferDocID)")
+
+
+class CumulativeDataResponse(CloudResponse):
+    year: str = Field(description="ROC year counted")
+    outpatientTimes: int
+    inpatientTimes: int
+    costFeeTotal: int = Field(description="門住診部分負擔累計")
+    inpatient30FeeTotal: int
+    inpatient180FeeTotal: int
+
+
+class CumulativeFeeResponse(CloudResponse):
+    year: str
+    outpatientFeeTotal: int
+    inpatientFeeTotal: int
+
+
+class OutpatientPrescription(Model):
+    treatmentDateTime: str
+    treatmentItem: str
+    treatmentItemCode: str
+    treatmentPosition: str = ""
+    usage: str = ""
+    days: str = ""
+    totalQuantity: str = ""
+    deliveryNotes: str = ""
+    hospitalId: str = ""
+
+
+class PrescriptionQueryResponse(ListResponse):
+    outpatientPrescriptions: list[OutpatientPrescription] = []
+
+
+class LongTermPrescriptionResponse(ListResponse):
+    longTermPrescriptions: list[OutpatientPrescription] = []
+
+
+class ImportantOrderResponse(ListResponse):
+    importantOrders: list[OutpatientPrescription] = []
+
+
+class PrescriptionWriteResponse(CloudResponse):
+    signatureItems: list[str] = Field(description="base64, one per prescription item")
+    hexSignatureItems: list[str] = Field(description="hex, one per prescription item (40 hex chars each)")
+
+
+class CriticalIllnessResponse(CloudResponse):
+    criticalIllnesses: list[CriticalIllness] = []
+
+
+class LastSeqResponse(CloudResponse):
+    treatmentDateTime: str = ""
+    sequenceNumber: str = ""
+    hospitalId: str = ""
+
+
+class SeqNextResponse(CloudResponse):
+    treatmentDateTime: str
+    sequenceNumber: str = Field(description="就醫序號: W001..W999 for 就醫類別 01-09; '' for the others (不取卡序)")
+    hospitalId: str
+    signature: str = Field(description="安全簽章 (base64, 256 bytes)")
+    samId: str
+    isSameDay: bool
+    treatmentNumber: str = Field(description="就醫識別碼 (20)")
+
+
+class RollbackResponse(CloudResponse):
+    treatmentDateTime: str
+    sequenceNumber: str
+
+
+class TreatmentNumberResponse(CloudResponse):
+    treatmentNumber: str
+
+
+class TreatmentNumberNoCardResponse(CloudResponse):
+    treatmentDateTime: str
+    hospitalId: str
+    treatmentNumber: str
+
+
+class InsuranceQuickResponse(CloudResponse):
+    insuranceStatus: str = Field(description="'1' insured (在保), '2' not insured, '3' suspended / in arrears")
+    cardValidity: str = ""
+    treatmentCounter: str = ""
+
+
+class UploadResponse(CloudResponse):
+    RtnCode: str = "0000"
+    Opcode: str = Field(description="upload time 14 · receive number 6 · hospital ID 10 · SAM ID 12")
+    samId: str
+    hospitalId: str
+    uploadDateTime: str = Field(description="yyyyMMddHHmmss")
+    receiveDateTime: str = Field(description="yyyyMMddHHmmss")
+
+
+class IcdEncodeResponse(CloudResponse):
+    encodedCode: str
+
+
+class IcdDecodeResponse(CloudResponse):
+    icdCode: str
+
+
+class TeleRequestTokenResponse(CloudResponse):
+    accessToken: str
+
+
+class TeleResponseTokenResponse(CloudResponse):
+    virtualCardToken: str
+
+
+# --------------------------------------------------------------------------- test-card and admin API (sim only)
+
+
+class ApplyVirtualHcRequest(SignatureObject):
+    """``/test/v1/ApplyVirtualHc/Apply`` (SAM signature, serviceType 06): at most 10 test cards per institution."""
+
+    sex: Literal["M", "F"]
+    birthday: RocDate
+    isForeigner: bool = False
+    name: str | None = Field(None, max_length=10)
+
+
+class ApplyVirtualHcResponse(CloudResponse):
+    cardSn: str
+    idCardNum: str
+    name: str
+    birthday: str
+    sex: str
+    isForeigner: bool
+
+
+class TestCardRef(Model):
+    cardSn: str = Field(pattern=r"^\d{12}$")
+    birthday: RocDate
+
+
+class TestCriticalIllnessRequest(TestCardRef):
+    criticalIllnesses: list[CriticalIllness] = Field(max_length=6)
+
+
+class TestIdentityRequest(TestCardRef):
+    identityStatus: str = Field(pattern=r"^[0-9]$", description="身分註記: 1 low-income, 2 veteran, 3 primary care, 4 low-middle income, 8 disaster victim")
+
+
+class TestOrganDonateRequest(TestCardRef):
+    organDonate: Literal["", "1"] = ""
+    palliativeCare: Literal["", "1"] = ""
+
+
+class Fault(Model):
+    """One fault rule (``POST /test/v1/Faults``). Rules are tried in order; the first that matches fires.
+
+    ``route``: a business route (``SequelNumber/Next``) or None for every business call.
+    ``times``: fire on the next N matching calls only (deterministic), then the rule is spent;
+    None = until cleared, each call firing with probability ``error_rate`` (``seed`` makes the
+    draws repeatable). What firing does: wait ``latency_ms``; then if ``reset_connection`` the
+    TCP connection is reset (no HTTP answer); else if ``status`` is set the call answers that
+    HTTP status with ``statusCode`` (default 9402); else (latency only) the call proceeds.
+    """
+
+    route: str | None = None
+    latency_ms: int = Field(0, ge=0, le=600_000)
+    error_rate: float = Field(1.0, ge=0.0, le=1.0)
+    status: int | None = Field(None, ge=400, le=599)
+    statusCode: int = 9402
+    reset_connection: bool = False
+    times: int | None = Field(None, ge=1)
+    seed: int | None = None
+
+
+class FaultList(CloudResponse):
+    faults: list[Fault] = []
+
+
+class ClockRequest(Model):
+    offset_s: float = Field(description="shift the simulator's clock by this many seconds (tests of 24 h / 1 h rules)")
+
+
+class StatsResponse(CloudResponse):
+    calls: dict[str, int] = Field(description="business calls per route (after the fault layer)")
+    writes: dict[str, int] = Field(description="executed writes per route (a replayed idempotent answer is not a write)")
+    writesByKey: dict[str, int] = Field(description="executed writes per Idempotency-Key")
+    replays: dict[str, int] = Field(description="answers served from the idempotency cache, per key")
+
+
+# --------------------------------------------------------------------------- route -> (request, response)
+
+_S = SignatureObject
+_L = ListQueryRequest
+_F = FormatListQueryRequest
+ROUTE_MODELS: dict[str, tuple[type[BaseModel], type[BaseModel]]] = {
+    "BasicData/Query": (_S, m.BasicDataResponse),
+    "BasicData/Register": (_S, m.RegisterResponse),
+    "BasicData/Register2": (_S, Register2Response),
+    "PreventData/Query": (_L, PreventQueryResponse),
+    "PreventData/Write": (PreventWriteRequest, CloudResponse),
+    "PregnantData/Query": (_L, PregnantQueryResponse),
+    "PregnantData/Write": (PregnantWriteRequest, CloudResponse),
+    "PregnantData/Delete": (_S, PregnantDeleteResponse),
+    "Inoculate/Query": (_L, InoculateQueryResponse),
+    "Inoculate/Write": (InoculateWriteRequest, CloudResponse),
+    "EmergentTel/Query": (_S, EmergentTelResponse),
+    "EmergentTel/Write": (EmergentTelWriteRequest, CloudResponse),
+    "HcContent/Update": (_S, HcContentUpdateResponse),
+    "NewBorn/Write": (NewBornWriteRequest, CloudResponse),
+    "OrganDonate/Write": (_S, m.ErrorBody),
+    "AllergicMedicines/Query": (_L, AllergicQueryResponse),
+    "AllergicMedicines/Write": (AllergicWriteRequest, CloudResponse),
+    "AllergicMedicines/WriteByIndex": (AllergicWriteByIndexRequest, CloudResponse),
+    "Treatment/NoNeedHPC": (_L, TreatmentNoNeedHpcResponse),
+    "Treatment/NeedHPC": (_F, TreatmentNeedHpcResponse),
+    "Treatment/WriteCode": (TreatmentWriteCodeRequest, TreatmentWriteResponse),
+    "Treatment/WriteCodeFee": (TreatmentWriteCodeFeeRequest, TreatmentWriteResponse),
+    "Treatment/WriteFee": (TreatmentWriteFeeRequest, TreatmentWriteResponse),
+    "CumulativeData/Query": (_S, CumulativeDataResponse),
+    "CumulativeFee/Query": (_S, CumulativeFeeResponse),
+    "Prescription/Query": (_L, PrescriptionQueryResponse),
+    "Prescription/LongQuery": (_L, LongTermPrescriptionResponse),
+    "Prescription/HveQuery": (_L, ImportantOrderResponse),
+    "Prescription/Write": (PrescriptionWriteRequest, PrescriptionWriteResponse),
+    "OrganDonate/Query": (_S, OrganDonateResponse),
+    "SequalNumber/Last": (_S, LastSeqResponse),
+    "SeqNumber/Next": (SeqNextRequest, SeqNextResponse),
+    "SequelNumber/Next": (SeqNextRequest, SeqNextResponse),
+    "SequelNumber/Rollback": (RollbackRequest, RollbackResponse),
+    "CriticalIllness/Query": (_F, CriticalIllnessResponse),
+    "Insurance/Quick": (_S, InsuranceQuickResponse),
+    "TreatmentNumber/Card": (TreatmentNumberCardRequest, TreatmentNumberResponse),
+    "TreatmentNumber/NoCard": (TreatmentNumberNoCardRequest, TreatmentNumberNoCardResponse),
+    "UploadData/Upload": (UploadRequest, UploadResponse),
+    "Icd/Encode": (IcdEncodeRequest, IcdEncodeResponse),
+    "Icd/Decode": (IcdDecodeRequest, IcdDecodeResponse),
+    "TeleMedicine/RequestToken": (TeleRequestTokenRequest, TeleRequestTokenResponse),
+    "TeleMedicine/ResponseToken": (TeleResponseTokenRequest, TeleResponseTokenResponse),
+}

@@ -1,0 +1,93 @@
+"""The simulator's admin API under ``/test/v1``: fault injection, the clock, counters.
+
+- ``POST /test/v1/Faults`` (a ``Fault`` rule), ``GET`` (the rules left), ``DELETE`` (clear all);
+- ``POST /test/v1/Clock`` ``{"offset_s"}``: shift the simulator's clock (24-hour rollback rule,
+  1-hour upload rule);
+- ``GET /test/v1/Stats``: business calls per route, executed writes per route and per
+  ``Idempotency-Key``, idempotent replays per key (always readable: no personal data).
+
+Faults and the clock are off unless enabled (``nhigw sim --admin``, ``NHIGW_SIM_ADMIN=1`` or
+``SimStore.admin_enabled``): otherwise they answer 9404 / HTTP 403. Fault semantics are in
+``contracts.cloud.Fault``; a reset closes the TCP connection with RST (SO_LINGER 0) before any
+byte of an answer, so the client sees a connection reset / server disconnect.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import struct
+
+from aiohttp import web
+
+from nhigw.common.http import json_response, parse_body
+from nhigw.contracts.cloud import ClockRequest, Fault, FaultList, StatsResponse
+from nhigw.contracts.codes import Code, StatusError
+from nhigw.sim.dc import STORE
+from nhigw.sim.store import SimStore
+
+
+def _reset(req: web.Request) -> None:
+    transport = req.transport
+    if transport is None:
+        return
+    sock = transport.get_extra_info("socket")
+    if sock is not None:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    transport.abort()
+
+
+async def apply_fault(req: web.Request, st: SimStore, route: str) -> web.StreamResponse | None:
+    """Run the fault that fires for this call, if any: None = go on with the call."""
+    if not st.admin_enabled or not st.faults:
+        return None
+    f = st.take_fault(route)
+    if f is None:
+        return None
+    if f.latency_ms:
+        await asyncio.sleep(f.latency_ms / 1000)
+    if f.reset_connection:
+        _reset(req)
+        return web.Response(status=500)  # never reaches the client: the connection is gone
+    if f.status is not None:
+        err = StatusError(f.statusCode, f"injected fault on {route}", http_status=f.status)
+        return json_response(err.body(), status=f.status)
+    return None
+
+
+def _admin(req: web.Request) -> SimStore:
+    st = req.app[STORE]
+    if not st.admin_enabled:
+        raise StatusError(Code.UNAUTHORIZED, "the simulator's admin API is off (nhigw sim --admin or NHIGW_SIM_ADMIN=1)", http_status=403)
+    return st
+
+
+def add_admin_routes(app: web.Application) -> None:
+    async def add_fault(req: web.Request) -> web.Response:
+        st = _admin(req)
+        st.add_fault(await parse_body(req, Fault, empty_ok=False))
+        return json_response(FaultList(faults=[f.rule for f in st.faults]))
+
+    async def list_faults(req: web.Request) -> web.Response:
+        st = _admin(req)
+        return json_response(FaultList(faults=[f.rule for f in st.faults]))
+
+    async def clear_faults(req: web.Request) -> web.Response:
+        st = _admin(req)
+        st.faults.clear()
+        return json_response(FaultList())
+
+    async def set_clock(req: web.Request) -> web.Response:
+        st = _admin(req)
+        st.clock_offset_s = (await parse_body(req, ClockRequest, empty_ok=False)).offset_s
+        return json_response({"statusCode": 0, "offset_s": st.clock_offset_s})
+
+    async def stats(req: web.Request) -> web.Response:
+        st = req.app[STORE]
+        return json_response(StatsResponse(calls=dict(st.calls), writes=dict(st.writes), writesByKey=dict(st.writes_by_key), replays=dict(st.replays)))
+
+    app.router.add_post("/test/v1/Faults", add_fault)
+    app.router.add_get("/test/v1/Faults", list_faults)
+    app.router.add_delete("/test/v1/Faults", clear_faults)
+    app.router.add_post("/test/v1/Clock", set_clock)
+    app.router.add_get("/test/v1/Stats", stats)

@@ -1,0 +1,47 @@
+"""Signature check of every business call and of the signed test-card API.
+
+The body must carry the signature object; the SAM must be registered and its
+institution in contract (1302/1303/1304 otherwise); the signature must verify for the
+route's ``serviceType`` (3100 otherwise, also when the body names another
+``serviceType``); HC routes need ``hcId`` and ``hcIdNo``, HPC routes ``hpcId`` and
+``hpcIdNo`` (3300); a ``clientRandom`` is accepted once (3245 on reuse).
+"""
+
+from __future__ import annotations
+
+from nhigw.contracts import signing
+from nhigw.contracts.codes import Code, StatusError
+from nhigw.contracts.models import SignatureKind, SignatureObject
+from nhigw.contracts.routes import Route
+from nhigw.sim.store import SimStore
+
+CONTRACT_CODES = {"over": Code.SAM_CONTRACT_OVER, "suspended": Code.SAM_SUSPENDED, "cancelled": Code.SAM_CANCELLED}
+
+
+def check_signature(store: SimStore, sig: SignatureObject, route: Route) -> None:
+    if sig.serviceType is not None and sig.serviceType != route.serviceType:
+        raise StatusError(Code.SIGNATURE_INVALID, f"serviceType {sig.serviceType} does not fit {route.path} (needs {route.serviceType})")
+    entry = store.sam_keys.get(sig.samId)
+    if entry is None or entry[0] != sig.hospitalId:
+        raise StatusError(Code.SIGNATURE_INVALID, "unknown SAM for this institution")
+    inst = store.institutions.get(sig.hospitalId)
+    if inst and inst.contract != "active":
+        raise StatusError(CONTRACT_CODES[inst.contract])
+    if route.kind in (SignatureKind.HC, SignatureKind.HPCHC) and not (sig.hcId and sig.hcIdNo):
+        raise StatusError(Code.MISSING_KEY, "hcId and hcIdNo are required for this route")
+    if route.kind in (SignatureKind.HPC, SignatureKind.HPCHC) and not (sig.hpcId and sig.hpcIdNo):
+        raise StatusError(Code.MISSING_KEY, "hpcId and hpcIdNo are required for this route")
+    msg = signing.canonical_message(
+        serviceType=route.serviceType,
+        clientRandom=sig.clientRandom,
+        samId=sig.samId,
+        hospitalId=sig.hospitalId,
+        hcId=sig.hcId,
+        hcIdNo=sig.hcIdNo,
+        hpcId=sig.hpcId,
+        hpcIdNo=sig.hpcIdNo,
+    )
+    if not signing.verify(entry[1], msg, sig.signature):
+        raise StatusError(Code.SIGNATURE_INVALID)
+    if not store.use_random(sig.clientRandom):
+        raise StatusError(Code.SIGNATURE_REUSED)

@@ -1,0 +1,98 @@
+"""The seed's test-card API for virtual health cards (虛擬健保卡測試卡), simulated.
+
+- ``POST /test/v1/ApplyVirtualHc/Apply`` (SAM signature, serviceType 06; public facts 3.3):
+  ``{sex, birthday, isForeigner}`` -> a new test patient (card number, ID number). At most 10
+  per institution (3205 after that). The patient goes into ``SimStore.patients_by_id``, where
+  the DC's ``/test/v1/VirtualHc/QrCode`` and ``/dc/v1/VirtualHc/Verify`` (``dc.py``) find it.
+  Card numbers are ``0000`` + 8 digits from 90000001; ID numbers start with ``T``, the second
+  digit is 1/2 (M/F) or, for foreigners (the 2021 format), 8/9, and carry a valid check digit.
+- ``POST /test/v1/VirtualHc/CriticalIllness``, ``/Identity``, ``/OrganDonate``: set the
+  critical-illness, identity and organ-donation / hospice marks of a test card, named by card
+  number and birthday (seed: 輸入卡號、生日、註記資料). Only cards made by Apply (3205 otherwise);
+  a wrong birthday is 3203.
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from nhigw.common.http import json_response, parse_body
+from nhigw.contracts.cloud import (
+    ApplyVirtualHcRequest,
+    ApplyVirtualHcResponse,
+    CloudResponse,
+    TestCardRef,
+    TestCriticalIllnessRequest,
+    TestIdentityRequest,
+    TestOrganDonateRequest,
+)
+from nhigw.contracts.codes import Code, StatusError
+from nhigw.contracts.models import SignatureKind
+from nhigw.contracts.routes import Route
+from nhigw.sim.auth import check_signature
+from nhigw.sim.dc import STORE
+from nhigw.sim.store import Patient, SimStore
+
+APPLY_ROUTE = Route("ApplyVirtualHc/Apply", SignatureKind.SAM, "06", True, "申請虛擬健保卡測試卡")
+_LETTERS = "ABCDEFGHJKLMNPQRSTUVXYWZIO"  # letter -> 10..35 of the ID check-digit rule
+
+
+def id_check_digit(first9: str) -> str:
+    n = _LETTERS.index(first9[0]) + 10
+    digits = [n // 10, n % 10] + [int(x) for x in first9[1:]]
+    total = sum(d * w for d, w in zip(digits, [1, 9, 8, 7, 6, 5, 4, 3, 2, 1], strict=True))
+    return first9 + str((10 - total % 10) % 10)
+
+
+def _test_card(st: SimStore, ref: TestCardRef) -> Patient:
+    p = next((x for x in st.patients_by_id.values() if x.cardSn == ref.cardSn), None)
+    if p is None or p.testCardOf is None:
+        raise StatusError(Code.RESTRICTED, "not a virtual test card made by ApplyVirtualHc/Apply")
+    if p.birthday != ref.birthday:
+        raise StatusError(Code.CARD_CANCELLED, "card number and birthday do not match")
+    return p
+
+
+def add_testcard_routes(app: web.Application) -> None:
+    async def apply(req: web.Request) -> web.Response:
+        st = req.app[STORE]
+        body = await parse_body(req, ApplyVirtualHcRequest, empty_ok=False)
+        check_signature(st, body, APPLY_ROUTE)
+        mine = [p for p in st.patients_by_id.values() if p.testCardOf == body.hospitalId]
+        if len(mine) >= st.test_cards_max:
+            raise StatusError(Code.RESTRICTED, f"an institution may apply for at most {st.test_cards_max} test cards")
+        st.test_card_counter += 1
+        n = st.test_card_counter
+        second = ("8" if body.sex == "M" else "9") if body.isForeigner else ("1" if body.sex == "M" else "2")
+        id_no = id_check_digit(f"T{second}{90000000 + n:08d}"[:9])
+        while id_no in st.patients_by_id:  # pragma: no cover - only with hand-made seeds
+            n += 1000
+            id_no = id_check_digit(f"T{second}{90000000 + n:08d}"[:9])
+        p = Patient(
+            cardSn=f"0000{90000000 + n:08d}", name=body.name or f"虛擬測試{n}", idCardNum=id_no, birthday=body.birthday, sex=body.sex,
+            dateIssue=st.today(), isForeigner=body.isForeigner, testCardOf=body.hospitalId,
+        )
+        st.patients_by_id[id_no] = p
+        return json_response(ApplyVirtualHcResponse(cardSn=p.cardSn, idCardNum=p.idCardNum, name=p.name, birthday=p.birthday, sex=p.sex, isForeigner=p.isForeigner))
+
+    async def critical(req: web.Request) -> web.Response:
+        body = await parse_body(req, TestCriticalIllnessRequest, empty_ok=False)
+        p = _test_card(req.app[STORE], body)
+        p.criticalIllnesses = [x.model_dump() for x in body.criticalIllnesses]
+        return json_response(CloudResponse())
+
+    async def identity(req: web.Request) -> web.Response:
+        body = await parse_body(req, TestIdentityRequest, empty_ok=False)
+        _test_card(req.app[STORE], body).identityStatus = body.identityStatus
+        return json_response(CloudResponse())
+
+    async def organ(req: web.Request) -> web.Response:
+        body = await parse_body(req, TestOrganDonateRequest, empty_ok=False)
+        p = _test_card(req.app[STORE], body)
+        p.organDonate, p.palliativeCare = body.organDonate, body.palliativeCare
+        return json_response(CloudResponse())
+
+    app.router.add_post("/test/v1/ApplyVirtualHc/Apply", apply)
+    app.router.add_post("/test/v1/VirtualHc/CriticalIllness", critical)
+    app.router.add_post("/test/v1/VirtualHc/Identity", identity)
+    app.router.add_post("/test/v1/VirtualHc/OrganDonate", organ)
