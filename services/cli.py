@@ -147,6 +147,8 @@ def build_gateway(args: argparse.Namespace, bus, sealer) -> web.Application:  # 
 
 
 async def cmd_sim(args: argparse.Namespace) -> None:
+    if args.admin:
+        os.environ["NHIGW_SIM_ADMIN"] = "1"
     await serve([Site(build_sim(), args.host, args.port, label="sim")])
 
 
@@ -289,6 +291,7 @@ def parser() -> argparse.ArgumentParser:
     sp = sub.add_parser("sim", help="NHI cloud simulator")
     common(sp)
     sp.add_argument("--port", type=int, default=8068)
+    sp.add_argument("--admin", action="store_true", help="enable the admin API: fault injection and clock (/test/v1/Faults, /Clock)")
 
     sp = sub.add_parser("vcard", help="virtual cards into pcscd via vpcd")
     common(sp)
@@ -327,6 +330,9 @@ def parser() -> argparse.ArgumentParser:
     sp.add_argument("--sim-port", type=int, default=8068)
 
     sub.add_parser("keygen", help="print a new bus key")
+    sp = sub.add_parser("proto", help="write proto/ (OpenAPI documents, bus JSON Schemas) from the code")
+    sp.add_argument("--check", action="store_true", help="write nothing; exit 1 if proto/ differs from the code")
+    sp.add_argument("--root", help="repository root (default: this checkout)")
     return p
 
 
@@ -336,6 +342,10 @@ def main(argv: list[str] | None = None) -> None:
     if args.cmd == "keygen":
         cmd_keygen(args)
         return
+    if args.cmd == "proto":
+        from nhigw import protogen
+
+        sys.exit(protogen.main([*(["--check"] if args.check else []), *(["--root", args.root] if args.root else [])]))
     fn = {"sim": cmd_sim, "vcard": cmd_vcard, "agent": cmd_agent, "gateway": cmd_gateway, "up": cmd_up}[args.cmd]
     try:
         asyncio.run(fn(args))

@@ -268,3 +268,233 @@ class SignReply(Model):
     ok: bool
     signature: SignatureObject | None = None
     error: ErrorBody | None = None
+
+
+# --------------------------------------------------------------------------- component API (agent), issue 3
+
+Pin = Annotated[str, StringConstraints(pattern=r"^\d{4,8}$")]
+
+
+class PinRequest(Model):
+    """``POST /api/hc/v1/Pin`` (verify) and ``POST /api/hpc/v1/Verification/Hpc``."""
+
+    pin: Pin
+
+
+class NewPinRequest(Model):
+    """``PUT /api/hc/v1/Pin`` (set / change) and ``POST /api/hpc/v1/Pin`` (change)."""
+
+    newPin: Pin
+
+
+class PukRequest(Model):
+    """``PUT /api/hpc/v1/Pin``: unlock a blocked HPC with its PUK and set a new PIN."""
+
+    puk: Annotated[str, StringConstraints(pattern=r"^\d{8}$")]
+    newPin: Pin
+
+
+class TokenRequest(Model):
+    """A virtual HC QR code (or transfer code), opaque to the agent."""
+
+    token: Annotated[str, StringConstraints(min_length=1, max_length=8192)]
+
+
+class MobileHcaRequest(OpenModel):
+    """``POST /api/hpc/v1/Verification/MobileHca`` (seed: 資料定義). Extra fields from the phone app are ignored.
+
+    ``signature`` is base64 of the phone's signature over ``{certificate serial, decimal}|{idNo}|{loginDateTime}``;
+    ``signatureCertificate`` is base64 DER (or PEM) of the phone's certificate. The seed's example carries
+    the two the other way round, so the agent accepts them either way (whichever parses as a certificate).
+    """
+
+    idNo: Annotated[str, StringConstraints(min_length=1, max_length=20)]
+    loginDateTime: str
+    signatureCertificate: str
+    signature: str
+    birthday: str | None = None
+    cName: str | None = None
+    eName: str | None = None
+    hospitalId: str | None = None
+    medId: str | None = None
+
+
+class HpcBasicResponse(Model):
+    cardId: str
+    idNo: str
+    cName: str
+    eName: str
+    mobile: bool = False
+    statusCode: int = 0
+
+
+class HcPinResponse(Model):
+    """``GET /api/hc/v1/Pin``: is a PIN set on the HC (csISSetPIN), and is it verified."""
+
+    pinSet: bool
+    pinVerified: bool
+    statusCode: int = 0
+
+
+class RecordEntry(Model):
+    function: str
+    result: str  # the statusCode, 4 digits as the console shows it ("0000", "1301")
+    dateTime: str  # ISO 8601, UTC
+
+
+class RecordResponse(Model):
+    records: list[RecordEntry]  # newest first
+    statusCode: int = 0
+
+
+class ServerDateTimeResponse(Model):
+    serverDateTime: str  # ROC yyyMMddHHmmss, Taiwan time
+    source: Literal["reader", "dc"] = "reader"
+    statusCode: int = 0
+
+
+class VirtualHcBasic(Model):
+    """``POST /api/hc/v1/VirtualHc/ReadBasic`` (seed table): ``dataIssue`` is null for a virtual HC.
+
+    Served with nulls kept (``dataIssue`` and ``dateIssue`` both null) so HIS code that reads either spelling works.
+    """
+
+    cardId: str
+    idNo: str
+    name: str
+    birthday: str
+    sex: str
+    dataIssue: str | None = None
+    dateIssue: str | None = None
+    identityStatus: str | None = None
+    statusCode: int = 0
+
+
+class VirtualHcExportResponse(Model):
+    """``GET /api/hc/v1/VirtualHc/Import``: the transfer code of this workstation's virtual HC (which is logged out here)."""
+
+    token: str
+    expiresAt: float
+    statusCode: int = 0
+
+
+class CardEvent(Model):
+    """What the agent tells its observers (``Agent.subscribe``): a card came or went, or a state changed."""
+
+    type: Literal["inserted", "removed", "state"]
+    kind: str | None = None  # sam | hpc | hc | cloud-sam | mobile-hca | virtual-hc
+    reader: str | None = None
+    states: CardStates
+    at: float
+
+
+# --------------------------------------------------------------------------- agent settings (issue 3)
+
+
+class AgentSettings(Model):
+    """The agent's persisted settings (``<data dir>/settings.json``)."""
+
+    defaultReader: str | None = None
+    corsHosts: list[str] = Field(default_factory=lambda: ["*.nhi.gov.tw", "nhi.gov.tw"])
+    lastDevice: str | None = None
+
+
+class AgentSettingsResponse(AgentSettings):
+    statusCode: int = 0
+
+
+class ReaderSettingRequest(Model):
+    reader: str | None = None  # null clears the default
+
+
+class CorsSettingRequest(Model):
+    hosts: list[Annotated[str, StringConstraints(min_length=1, max_length=253, pattern=r"^[A-Za-z0-9*.\-]+$")]]
+
+
+class CloudSamFile(Model):
+    """The cloud SAM file (format ``nhigw-cloud-sam-1``, proto/dc-protocol.md), as issued by the test-card API."""
+
+    format: Literal["nhigw-cloud-sam-1"] = "nhigw-cloud-sam-1"
+    samId: Annotated[str, StringConstraints(pattern=r"^\d{12}$")]
+    hospitalId: Annotated[str, StringConstraints(pattern=r"^\d{10}$")]
+    hospitalName: str = ""
+    hospitalShortName: str = ""
+    privateKeyPem: str
+    issuedAt: str = ""
+    environment: Literal["test", "production"] = "test"
+
+
+class CloudSamInfo(Model):
+    samId: str
+    hospitalId: str
+    hospitalName: str = ""
+    hospitalShortName: str = ""
+    comPort: str | None = None
+    usable: bool = True
+    error: str | None = None
+
+
+class CloudSamListResponse(Model):
+    cloudSams: list[CloudSamInfo]
+    statusCode: int = 0
+
+
+# --------------------------------------------------------------------------- DC / test-card API (issue 3)
+
+
+class CloudSamIssueRequest(Model):
+    """Test-card API: issue a cloud SAM file for a test institution (the simulator registers its public key)."""
+
+    samId: Annotated[str, StringConstraints(pattern=r"^\d{12}$")] | None = None
+    hospitalId: Annotated[str, StringConstraints(pattern=r"^\d{10}$")]
+    hospitalName: str = ""
+    hospitalShortName: str = ""
+
+
+class VirtualHcQrRequest(Model):
+    """Test-card API (seed: 提供API取得虛擬健保卡QRCode, 輸入卡號、生日): a QR token for a test patient."""
+
+    cardNo: str | None = None
+    idNo: str | None = None
+    birthday: str | None = None
+    ttl_s: Annotated[float, Field(gt=0, le=3600)] = 300.0
+
+
+class VirtualHcQrResponse(Model):
+    token: str
+    expiresAt: float
+    statusCode: int = 0
+
+
+class DcSamSigned(Model):
+    """A DC request authenticated by the SAM: ``signature`` over ``signing.dc_message(...)`` with a fresh ``clientRandom``."""
+
+    samId: str
+    hospitalId: str
+    clientRandom: str
+    signature: str
+
+
+class VirtualHcVerifyRequest(DcSamSigned):
+    token: str
+    purpose: Literal["verify", "read", "import"] = "verify"
+
+
+class VirtualHcVerifyResponse(Model):
+    cardId: str
+    idNo: str
+    name: str
+    birthday: str
+    sex: str
+    identityStatus: str | None = None
+    sessionId: str
+    statusCode: int = 0
+
+
+class VirtualHcTransferRequest(DcSamSigned):
+    sessionId: str
+
+
+class DcServerDateTimeResponse(Model):
+    serverDateTime: str
+    statusCode: int = 0
