@@ -1,13 +1,23 @@
 """The 6.0 component API over HTTPS (default https://127.0.0.1:5066).
 
 Routes, bodies and field names as the seed and real HIS code use them (public facts
-3.2). Each call is recorded (function and result code) for ``/api/common/v1/Record``.
-CORS: only listed origins (default ``*.nhi.gov.tw``, seed Q7).
+3.2). Each call is recorded (function and result code) for ``/api/common/v1/Record``,
+newest first, bounded (``Agent.max_records``). The states each call needs are in
+``nhigw.agent.core.NEEDS``.
+
+CORS: only listed origins (default ``*.nhi.gov.tw``, seed Q7): the list comes from
+``--cors`` or the persisted settings, and ``PUT /api/common/v1/Settings/Cors`` changes it at
+once. A browser request from an unlisted origin gets no CORS headers (a preflight gets 403).
+
+Settings endpoints (this project's; the seed's console page 設定 as JSON): see
+``nhigw.agent.settings``. Importing a cloud SAM: ``POST /api/common/v1/Settings/CloudSam``
+with the file's JSON as the body (``nhigw.agent.cloudsam``).
 """
 
 from __future__ import annotations
 
 import fnmatch
+import json
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from urllib.parse import urlparse
@@ -20,22 +30,27 @@ from nhigw.agent.core import Agent
 from nhigw.common.http import error_middleware, healthz, json_response, parse_body
 from nhigw.contracts.codes import Code, StatusError
 from nhigw.contracts.models import (
+    AgentSettingsResponse,
+    CloudSamListResponse,
+    CorsSettingRequest,
     InitialRequest,
-    Model,
+    MobileHcaRequest,
     NameResponse,
+    NewPinRequest,
+    PinRequest,
+    PukRequest,
+    ReaderSettingRequest,
+    RecordResponse,
     SignatureKind,
     SignatureRequest,
     StatusCodeBody,
     StatusResponse,
+    TokenRequest,
     VersionResponse,
 )
 
 AGENT = web.AppKey("agent", Agent)
 CORS_HOSTS = web.AppKey("cors_hosts", list)
-
-
-class PinRequest(Model):
-    pin: str
 
 
 def _record_middleware() -> Callable[..., Awaitable[web.StreamResponse]]:
@@ -45,8 +60,6 @@ def _record_middleware() -> Callable[..., Awaitable[web.StreamResponse]]:
         if request.path.startswith("/api/") and isinstance(resp, web.Response) and resp.content_type == "application/json":
             code = 0
             if resp.status >= 400 and resp.body:
-                import json
-
                 try:
                     code = int(json.loads(resp.body).get("statusCode", 0))  # type: ignore[arg-type]
                 except (ValueError, AttributeError):
@@ -57,11 +70,19 @@ def _record_middleware() -> Callable[..., Awaitable[web.StreamResponse]]:
     return mw
 
 
+def origin_allowed(origin: str | None, hosts: list[str]) -> bool:
+    """Pure: does a browser ``Origin`` match one of the host patterns (``*.nhi.gov.tw``)?"""
+    if not origin:
+        return False
+    host = (urlparse(origin).hostname or "").lower()
+    return bool(host) and any(fnmatch.fnmatchcase(host, h.lower()) for h in hosts)
+
+
 def _cors_middleware(hosts: list[str]) -> Callable[..., Awaitable[web.StreamResponse]]:
     @web.middleware
     async def mw(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
         origin = request.headers.get("Origin")
-        allowed = bool(origin) and any(fnmatch.fnmatch(urlparse(origin).hostname or "", h) for h in hosts)  # type: ignore[arg-type]
+        allowed = origin_allowed(origin, hosts)
         if request.method == "OPTIONS" and origin:
             resp: web.StreamResponse = web.Response(status=204 if allowed else 403)
         else:
@@ -81,11 +102,14 @@ def ok() -> web.Response:
 
 
 def create_app(agent: Agent, *, cors_hosts: list[str] | None = None) -> web.Application:
-    hosts = cors_hosts if cors_hosts is not None else ["*.nhi.gov.tw", "nhi.gov.tw"]
+    hosts: list[str] = list(cors_hosts) if cors_hosts is not None else list(agent.settings.settings.corsHosts)
     app = web.Application(middlewares=[_cors_middleware(hosts), _record_middleware(), error_middleware])
     app[AGENT] = agent
     app[CORS_HOSTS] = hosts
     r = app.router
+    location = str(Path(__file__).resolve().parent.parent)
+
+    # ------------------------------------------------------------------ common
 
     async def status(_req: web.Request) -> web.Response:
         return json_response(StatusResponse(status=agent.status()))
@@ -93,11 +117,8 @@ def create_app(agent: Agent, *, cors_hosts: list[str] | None = None) -> web.Appl
     async def name(_req: web.Request) -> web.Response:
         return json_response(NameResponse(names=await agent.names()))
 
-    location = str(Path(__file__).resolve().parent.parent)
-
     async def version(_req: web.Request) -> web.Response:
-        loc = location
-        return json_response(VersionResponse(fileVersion=__version__, longVersion=f"nhigw {__version__} (6.0 component API)", shortVersion=__version__, location=loc))
+        return json_response(VersionResponse(fileVersion=__version__, longVersion=f"nhigw {__version__} (6.0 component API)", shortVersion=__version__, location=location))
 
     async def initial(req: web.Request) -> web.Response:
         body = await parse_body(req, InitialRequest)
@@ -107,6 +128,61 @@ def create_app(agent: Agent, *, cors_hosts: list[str] | None = None) -> web.Appl
     async def finalize(_req: web.Request) -> web.Response:
         await agent.finalize()
         return ok()
+
+    async def record_get(_req: web.Request) -> web.Response:
+        return json_response(RecordResponse(records=agent.record_entries()))
+
+    async def record_delete(_req: web.Request) -> web.Response:
+        agent.clear_records()
+        return ok()
+
+    async def server_date_time(_req: web.Request) -> web.Response:
+        return json_response(await agent.server_date_time())
+
+    # ------------------------------------------------------------------ settings
+
+    def settings_body() -> AgentSettingsResponse:
+        s = agent.settings.settings
+        return AgentSettingsResponse(defaultReader=s.defaultReader, corsHosts=list(hosts), lastDevice=s.lastDevice)
+
+    async def settings_get(_req: web.Request) -> web.Response:
+        return json_response(settings_body())
+
+    async def settings_reader(req: web.Request) -> web.Response:
+        body = await parse_body(req, ReaderSettingRequest, empty_ok=False)
+        if body.reader is not None:
+            readers = await agent._readers()
+            if body.reader.upper().startswith("COM") and body.reader[3:].isdigit() and 0 < int(body.reader[3:]) <= len(readers):
+                body.reader = readers[int(body.reader[3:]) - 1]
+            if body.reader not in readers:
+                raise StatusError(Code.NO_READER_BY_NAME, f"no PC/SC reader named {body.reader!r}")
+        agent.settings.update(defaultReader=body.reader)
+        return json_response(settings_body())
+
+    async def settings_cors(req: web.Request) -> web.Response:
+        body = await parse_body(req, CorsSettingRequest, empty_ok=False)
+        agent.settings.update(corsHosts=body.hosts)
+        hosts[:] = body.hosts
+        return json_response(settings_body())
+
+    async def cloudsam_list(_req: web.Request) -> web.Response:
+        return json_response(CloudSamListResponse(cloudSams=agent.cloud_sams.infos()))
+
+    async def cloudsam_import(req: web.Request) -> web.Response:
+        raw = await req.read()
+        if not raw.strip():
+            raise StatusError(Code.PARAM_MISSING, "the cloud SAM file is the request body")
+        sam = agent.cloud_sams.import_file(raw)
+        return json_response(CloudSamListResponse(cloudSams=[sam.info()]))
+
+    async def cloudsam_delete(req: web.Request) -> web.Response:
+        sam_id = req.match_info["samId"]
+        if agent.cloud is not None and agent.cloud.sam_id == sam_id:
+            raise StatusError(Code.ALREADY_INITIALIZED, "this cloud SAM is in use: Finalize first")
+        agent.cloud_sams.remove(sam_id)
+        return ok()
+
+    # ------------------------------------------------------------------ SAM
 
     async def sam_verify(_req: web.Request) -> web.Response:
         await agent.sam_verify()
@@ -126,6 +202,37 @@ def create_app(agent: Agent, *, cors_hosts: list[str] | None = None) -> web.Appl
 
         return handler
 
+    # ------------------------------------------------------------------ HPC
+
+    async def hpc_verify(req: web.Request) -> web.Response:
+        body = await parse_body(req, PinRequest, empty_ok=False)
+        await agent.hpc_verify_pin(body.pin)
+        return ok()
+
+    async def hpc_mobile(req: web.Request) -> web.Response:
+        body = await parse_body(req, MobileHcaRequest, empty_ok=False)
+        await agent.hpc_mobile_login(body)
+        return ok()
+
+    async def hpc_basic(_req: web.Request) -> web.Response:
+        return json_response(agent.hpc_basic())
+
+    async def hpc_pin_change(req: web.Request) -> web.Response:
+        body = await parse_body(req, NewPinRequest, empty_ok=False)
+        await agent.hpc_change_pin(body.newPin)
+        return ok()
+
+    async def hpc_pin_unlock(req: web.Request) -> web.Response:
+        body = await parse_body(req, PukRequest, empty_ok=False)
+        await agent.hpc_unlock(body.puk, body.newPin)
+        return ok()
+
+    async def hpc_logout(_req: web.Request) -> web.Response:
+        await agent.hpc_logout()
+        return ok()
+
+    # ------------------------------------------------------------------ HC
+
     async def hc_basic(_req: web.Request) -> web.Response:
         return json_response(await agent.hc_basic())
 
@@ -133,13 +240,39 @@ def create_app(agent: Agent, *, cors_hosts: list[str] | None = None) -> web.Appl
         await agent.hc_logout()
         return ok()
 
-    async def hpc_verify(req: web.Request) -> web.Response:
+    async def hc_pin_get(_req: web.Request) -> web.Response:
+        return json_response(await agent.hc_pin_status())
+
+    async def hc_pin_verify(req: web.Request) -> web.Response:
         body = await parse_body(req, PinRequest, empty_ok=False)
-        await agent.hpc_verify_pin(body.pin)
+        await agent.hc_pin_verify(body.pin)
         return ok()
 
-    async def hpc_logout(_req: web.Request) -> web.Response:
-        await agent.hpc_logout()
+    async def hc_pin_set(req: web.Request) -> web.Response:
+        body = await parse_body(req, NewPinRequest, empty_ok=False)
+        await agent.hc_pin_set_new(body.newPin)
+        return ok()
+
+    async def hc_pin_disable(_req: web.Request) -> web.Response:
+        await agent.hc_pin_disable()
+        return ok()
+
+    async def vhc_verify(req: web.Request) -> web.Response:
+        body = await parse_body(req, TokenRequest, empty_ok=False)
+        await agent.vhc_verify(body.token)
+        return ok()
+
+    async def vhc_read_basic(req: web.Request) -> web.Response:
+        body = await parse_body(req, TokenRequest, empty_ok=False)
+        res = await agent.vhc_read_basic(body.token)
+        return json_response(res.model_dump(mode="json"))  # keeps dataIssue: null, as the seed shows
+
+    async def vhc_export(_req: web.Request) -> web.Response:
+        return json_response(await agent.vhc_export())
+
+    async def vhc_import(req: web.Request) -> web.Response:
+        body = await parse_body(req, TokenRequest, empty_ok=False)
+        await agent.vhc_import(body.token)
         return ok()
 
     r.add_get("/healthz", healthz)
@@ -148,14 +281,35 @@ def create_app(agent: Agent, *, cors_hosts: list[str] | None = None) -> web.Appl
     r.add_get("/api/common/v1/Version", version)
     r.add_post("/api/common/v1/Initial", initial)
     r.add_post("/api/common/v1/Finalize", finalize)
+    r.add_get("/api/common/v1/Record", record_get)
+    r.add_delete("/api/common/v1/Record", record_delete)
+    r.add_get("/api/common/v1/ServerDateTime", server_date_time)
+    r.add_get("/api/common/v1/Settings", settings_get)
+    r.add_put("/api/common/v1/Settings/Reader", settings_reader)
+    r.add_put("/api/common/v1/Settings/Cors", settings_cors)
+    r.add_get("/api/common/v1/Settings/CloudSam", cloudsam_list)
+    r.add_post("/api/common/v1/Settings/CloudSam", cloudsam_import)
+    r.add_delete(r"/api/common/v1/Settings/CloudSam/{samId:\d{12}}", cloudsam_delete)
     r.add_post("/api/sam/v1/Verification", sam_verify)
     r.add_post("/api/sam/v1/Logout", sam_logout)
     r.add_get("/api/sam/v1/Basic", sam_basic)
     r.add_post("/api/sam/v1/Signature", signer(SignatureKind.SAM))
     r.add_post("/api/hpc/v1/Verification/Hpc", hpc_verify)
+    r.add_post("/api/hpc/v1/Verification/MobileHca", hpc_mobile)
+    r.add_get("/api/hpc/v1/Basic", hpc_basic)
+    r.add_post("/api/hpc/v1/Pin", hpc_pin_change)
+    r.add_put("/api/hpc/v1/Pin", hpc_pin_unlock)
     r.add_post("/api/hpc/v1/Signature", signer(SignatureKind.HPC))
     r.add_delete("/api/hpc/v1/Logout", hpc_logout)
     r.add_get("/api/hc/v1/Basic", hc_basic)
+    r.add_get("/api/hc/v1/Pin", hc_pin_get)
+    r.add_post("/api/hc/v1/Pin", hc_pin_verify)
+    r.add_put("/api/hc/v1/Pin", hc_pin_set)
+    r.add_delete("/api/hc/v1/Pin", hc_pin_disable)
+    r.add_post("/api/hc/v1/Verification/VirtualHc", vhc_verify)
+    r.add_post("/api/hc/v1/VirtualHc/ReadBasic", vhc_read_basic)
+    r.add_get("/api/hc/v1/VirtualHc/Import", vhc_export)
+    r.add_post("/api/hc/v1/VirtualHc/Import", vhc_import)
     r.add_post("/api/hc/v1/Signature/Hc", signer(SignatureKind.HC))
     r.add_post("/api/hc/v1/Signature/HpcHc", signer(SignatureKind.HPCHC))
     r.add_delete("/api/hc/v1/Logout", hc_logout)

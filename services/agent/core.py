@@ -2,17 +2,40 @@
 
 States (``nhigw.contracts.models``):
 - SAM: 0 none · 1 present · 2 verified with the NHI DC (``sam_verify`` 1 -> 2,
-  ``sam_logout`` 2 -> 1). A physical SAM is never verified automatically.
-- HPC: 0 none · 1 inserted · 2 inserted with the SAM verified · 3 PIN verified.
-- HC: 0 none · 1 inserted · 2 ready (physical HC with the SAM verified).
+  ``sam_logout`` 2 -> 1). The SAM is a physical card in a reader or an imported cloud SAM
+  (``nhigw.agent.cloudsam``); both sit behind ``SamDevice``, so signing does not care.
+  A cloud SAM verifies itself at ``Initial``; a physical SAM only when asked, and a failed
+  verification is never retried by the agent (too many failures lock the card).
+- HPC / HCA: 0 none · 1 inserted · 2 inserted with the SAM verified · 3 PIN verified, or a
+  mobile HCA login (``nhigw.agent.mobilehca``), which needs no card.
+- HC: 0 none · 1 inserted · 2 ready (physical HC with the SAM verified, or a virtual HC
+  verified with the DC: 0 -> 2).
 
-Every operation states what it needs (``_need``) and fails with the matching 6.0
-code. Card I/O runs under one lock (PC/SC readers are not re-entrant); a card that
-vanishes mid-call is dropped from the state and the call fails with 1102.
+Every operation names the states it needs in ``NEEDS`` (the seed's table columns 初始化 /
+SAM / HCA / HC) and fails with the matching 6.0 code: 1000 not initialised; 1300 / 1301 SAM
+state 1 / 2; 1400 / 1401 / 1402 HPC state 1 / 2 / 3; 1501 HC not ready. Card I/O runs under
+one lock (PC/SC readers are not re-entrant); a card that vanishes mid-call is dropped from
+the state and the call fails with 1102.
 
-Choice (the seed is silent): ``hc_logout`` on a physical HC forgets the cached data
-and the PIN verification, and the HC is read again on next use; HIS code calls it
-before every HC read (public facts 6).
+``Initial`` (seed: 若不指定裝置，將按下列順序嘗試連接 最後連接裝置 / 雲端安全模組 / 實體安全模組):
+``name`` is a cloud SAM id, a physical SAM id, ``COMn`` (the n-th PC/SC reader) or a reader
+name; without a name the agent tries the last device it was initialised with, then the
+first usable cloud SAM, then a physical SAM in any reader. With a cloud SAM the physical
+cards are read from the default PC/SC reader (settings) or, when none is set, from every reader.
+
+Choices (the seed is silent):
+- ``hc_logout`` on a physical HC forgets the PIN verification but keeps the card's public
+  data, read once at insertion (HIS code calls Logout before every HC read, public facts 6);
+  on a virtual HC it drops the card (state 0). A verified virtual HC takes precedence over
+  a physical HC in a reader until it is logged out.
+- A virtual HC QR code is used up by ``Verification/VirtualHc`` and by ``VirtualHc/ReadBasic``
+  alike (the press: single use). ``GET VirtualHc/Import`` exports the transfer code and logs
+  the virtual HC out here (seed: 匯出轉移碼會自動將原設備改為狀態 0); ``POST VirtualHc/Import``
+  takes a transfer code on the receiving workstation (0 -> 2).
+- The HC's "PIN set" is learnt lazily (``GET /api/hc/v1/Pin`` or any PIN call), so reading
+  an inserted card's basic data costs SELECT + READ only, at insertion.
+- Card events: ``listeners`` (no-argument callables) run on every change; ``subscribe()``
+  gives a queue of ``CardEvent`` (inserted / removed / state) for observers that want details.
 """
 
 from __future__ import annotations
@@ -20,12 +43,19 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import datetime as dt
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
 
 from nhigw.agent.cardio import CardConnection, CardIOError, NoCardError, ReaderBackend
 from nhigw.agent.cards import (
+    SW_BLOCKED,
+    SW_NO_DATA,
+    SW_OK,
+    SW_SECURITY,
     ApduError,
     HcBasic,
     HcSession,
@@ -34,28 +64,128 @@ from nhigw.agent.cards import (
     PinError,
     SamSession,
     Session,
+    sw_tries_left,
 )
+from nhigw.agent.cloudsam import CloudSam, CloudSamStore
 from nhigw.agent.dc import DcClient
+from nhigw.agent.mobilehca import MobileHcaVerifier
+from nhigw.agent.settings import SettingsStore
 from nhigw.common.logging import get_logger
 from nhigw.contracts import signing
 from nhigw.contracts.codes import Code, StatusError
 from nhigw.contracts.models import (
     SERVICE_TYPES,
     AgentStatus,
+    CardEvent,
     CardStates,
     CardStatus,
     HcBasicResponse,
     HcCardStatus,
+    HcPinResponse,
     HcState,
+    HpcBasicResponse,
     HpcState,
+    MobileHcaRequest,
+    RecordEntry,
     SamAuthVerifyRequest,
     SamBasicResponse,
     SamState,
+    ServerDateTimeResponse,
     SignatureKind,
     SignatureResponse,
+    VirtualHcBasic,
+    VirtualHcExportResponse,
+    VirtualHcTransferRequest,
+    VirtualHcVerifyRequest,
+    VirtualHcVerifyResponse,
 )
 
 log = get_logger("nhigw.agent")
+TAIWAN = dt.timezone(dt.timedelta(hours=8), "Asia/Taipei")  # no DST in Taiwan
+
+
+# --------------------------------------------------------------------------- the seed's state table
+
+
+@dataclass(frozen=True)
+class Need:
+    """The states a call needs: the columns 初始化 / SAM / HCA / HC of the seed's tables."""
+
+    init: bool = True
+    sam: SamState | None = None
+    hpc: HpcState | None = None
+    hc: HcState | None = None
+
+
+_S2 = SamState.VERIFIED
+NEEDS: dict[str, Need] = {
+    "server_date_time": Need(),
+    "sam_verify": Need(sam=SamState.PRESENT),
+    "sam_logout": Need(sam=_S2),
+    "sam_basic": Need(sam=SamState.PRESENT),
+    "sam_sign": Need(sam=_S2),
+    "hpc_verify": Need(sam=_S2, hpc=HpcState.READY),
+    "hpc_mobile": Need(sam=_S2),
+    "hpc_basic": Need(sam=_S2, hpc=HpcState.VERIFIED),
+    "hpc_change_pin": Need(sam=_S2, hpc=HpcState.VERIFIED),
+    "hpc_unlock": Need(sam=_S2, hpc=HpcState.READY),
+    "hpc_sign": Need(sam=_S2, hpc=HpcState.VERIFIED),
+    "hpc_logout": Need(sam=_S2, hpc=HpcState.VERIFIED),
+    "hc_basic": Need(sam=_S2, hc=HcState.READY),
+    "hc_pin": Need(sam=_S2, hc=HcState.READY),
+    "hc_sign": Need(sam=_S2, hc=HcState.READY),
+    "hpchc_sign": Need(sam=_S2, hpc=HpcState.VERIFIED, hc=HcState.READY),
+    "hc_logout": Need(sam=_S2),
+    "vhc_verify": Need(sam=_S2),
+    "vhc_read": Need(sam=_S2),
+    "vhc_export": Need(sam=_S2, hc=HcState.READY),
+    "vhc_import": Need(sam=_S2),
+}
+SIGN_NEED = {SignatureKind.SAM: "sam_sign", SignatureKind.HPC: "hpc_sign", SignatureKind.HC: "hc_sign", SignatureKind.HPCHC: "hpchc_sign"}
+
+
+# --------------------------------------------------------------------------- SAM devices
+
+
+class SamDevice(Protocol):
+    """A SAM the agent signs with: a card in a reader or a cloud SAM file."""
+
+    cloud: bool
+
+    @property
+    def sam_id(self) -> str: ...
+
+    @property
+    def hospital_id(self) -> str: ...
+
+    async def client_random(self) -> bytes: ...
+
+    async def sign_digest(self, digest: bytes) -> bytes: ...
+
+
+class PhysicalSam:
+    """The SAM card in a reader, through the agent's card I/O guard (call with the agent's lock held)."""
+
+    cloud = False
+
+    def __init__(self, agent: "Agent", ids: tuple[str, str]) -> None:
+        self.agent = agent
+        self.sam_id, self.hospital_id = ids
+
+    async def client_random(self) -> bytes:
+        async with self.agent._io("sam") as conn:
+            sess = SamSession(conn)
+            await sess.select()
+            return await sess.challenge()
+
+    async def sign_digest(self, digest: bytes) -> bytes:
+        async with self.agent._io("sam") as conn:
+            sess = SamSession(conn)
+            await sess.select()
+            return await sess.internal_authenticate(digest)
+
+
+# --------------------------------------------------------------------------- agent
 
 
 @dataclass
@@ -74,38 +204,69 @@ class CallRecord:
 
 
 @dataclass
+class VirtualHc:
+    basic: HcBasic
+    identityStatus: str | None
+    sessionId: str
+
+
+@dataclass
 class Agent:
     backend: ReaderBackend
     dc: DcClient
     workstation: str = "ws-01"
+    data_dir: Path | None = None
     initialized: bool = False
     device: str | None = None
     readers_in_use: list[str] = field(default_factory=list)
     slots: dict[str, Slot] = field(default_factory=dict)  # kind -> slot
     tokens: dict[str, bytes | None] = field(default_factory=dict)  # reader -> presence token
-    sam_ids: tuple[str, str] | None = None
+    phys_sam_ids: tuple[str, str] | None = None
+    cloud: CloudSam | None = None  # the cloud SAM in use, if any
     sam_names: tuple[str, str] = ("", "")
     sam_verified: bool = False
     hc_cache: HcBasic | None = None
+    hc_pin_set: bool | None = None
     hc_pin_verified: bool = False
+    vhc: VirtualHc | None = None
     hpc_verified: bool = False
+    hpc_mobile: bool = False
     hpc_cache: HpcBasic | None = None
     records: list[CallRecord] = field(default_factory=list)
     max_records: int = 200
     listeners: list[Callable[[], None]] = field(default_factory=list)
+    event_listeners: list[Callable[[CardEvent], None]] = field(default_factory=list)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    settings: SettingsStore = field(init=False)
+    cloud_sams: CloudSamStore = field(init=False)
+    hca_verifier: Callable[[], MobileHcaVerifier] | None = None
     _monitor: asyncio.Task[None] | None = None
+
+    def __post_init__(self) -> None:
+        self.settings = SettingsStore(self.data_dir)
+        self.cloud_sams = CloudSamStore(self.data_dir)
+        if self.hca_verifier is None:
+            hca_dir = self.data_dir / "hca" if self.data_dir else None
+            self.hca_verifier = lambda: MobileHcaVerifier.from_dir(hca_dir)
 
     # ------------------------------------------------------------------ states
 
     @property
+    def sam_ids(self) -> tuple[str, str] | None:
+        if self.cloud is not None:
+            return self.cloud.sam_id, self.cloud.hospital_id
+        return self.phys_sam_ids if "sam" in self.slots else None
+
+    @property
     def sam_state(self) -> SamState:
-        if "sam" not in self.slots:
+        if self.cloud is None and "sam" not in self.slots:
             return SamState.NONE
         return SamState.VERIFIED if self.sam_verified else SamState.PRESENT
 
     @property
     def hpc_state(self) -> HpcState:
+        if self.hpc_mobile:
+            return HpcState.VERIFIED
         if "hpc" not in self.slots:
             return HpcState.NONE
         if self.hpc_verified:
@@ -114,18 +275,21 @@ class Agent:
 
     @property
     def hc_state(self) -> HcState:
+        if self.vhc is not None:
+            return HcState.READY
         if "hc" not in self.slots:
             return HcState.NONE
         return HcState.READY if self.sam_state == SamState.VERIFIED else HcState.PRESENT
 
     def status(self) -> AgentStatus:
+        virtual = self.vhc is not None
         return AgentStatus(
             initialized=self.initialized,
             device=self.device,
             reader=", ".join(self.readers_in_use) or None,
             sam=CardStatus(status=int(self.sam_state)),
             hpc=CardStatus(status=int(self.hpc_state)),
-            hc=HcCardStatus(status=int(self.hc_state), pinVerified=self.hc_pin_verified),
+            hc=HcCardStatus(status=int(self.hc_state), pinSet=None if virtual else self.hc_pin_set, pinVerified=self.hc_pin_verified, virtual=virtual),
         )
 
     def card_states(self) -> CardStates:
@@ -137,34 +301,77 @@ class Agent:
             reader=", ".join(self.readers_in_use) or None,
         )
 
+    # ------------------------------------------------------------------ events
+
+    def _emit(self, type_: str, kind: str | None = None, reader: str | None = None) -> None:
+        if not self.event_listeners:
+            return
+        ev = CardEvent(type=type_, kind=kind, reader=reader, states=self.card_states(), at=time.time())  # type: ignore[arg-type]
+        for fn in list(self.event_listeners):
+            with contextlib.suppress(Exception):
+                fn(ev)
+
     def _changed(self) -> None:
+        self._emit("state")
         for fn in list(self.listeners):
             with contextlib.suppress(Exception):
                 fn()
+
+    def subscribe(self, maxsize: int = 256) -> asyncio.Queue[CardEvent]:
+        """A queue of ``CardEvent``; when full the oldest event is dropped. ``unsubscribe`` when done."""
+        q: asyncio.Queue[CardEvent] = asyncio.Queue(maxsize)
+
+        def put(ev: CardEvent) -> None:
+            if q.full():
+                with contextlib.suppress(asyncio.QueueEmpty):
+                    q.get_nowait()
+            q.put_nowait(ev)
+
+        put.queue = q  # type: ignore[attr-defined]
+        self.event_listeners.append(put)
+        return q
+
+    def unsubscribe(self, q: asyncio.Queue[CardEvent]) -> None:
+        self.event_listeners[:] = [f for f in self.event_listeners if getattr(f, "queue", None) is not q]
+
+    # ------------------------------------------------------------------ records
 
     def record(self, function: str, result: int) -> None:
         self.records.append(CallRecord(time.time(), function, result))
         if len(self.records) > self.max_records:
             del self.records[: len(self.records) - self.max_records]
 
-    def _need(self, *, sam: SamState | None = None, hpc: HpcState | None = None, hc: HcState | None = None) -> None:
-        """Check the states a call needs (the seed's table columns); raise the matching code."""
-        if not self.initialized:
+    def record_entries(self) -> list[RecordEntry]:
+        return [
+            RecordEntry(function=r.function, result=f"{r.result:04d}", dateTime=dt.datetime.fromtimestamp(r.at, dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"))
+            for r in reversed(self.records)
+        ]
+
+    def clear_records(self) -> None:
+        self.records.clear()
+
+    # ------------------------------------------------------------------ state checks
+
+    def check(self, op: str) -> None:
+        """Check the states ``op`` needs (``NEEDS``); raise the matching 6.0 code."""
+        need = NEEDS[op]
+        if need.init and not self.initialized:
             raise StatusError(Code.NOT_INITIALIZED)
-        if sam is not None and self.sam_state < sam:
-            raise StatusError(Code.SAM_MODE2 if sam == SamState.VERIFIED else Code.SAM_MODE1, f"SAM state is {int(self.sam_state)}, needs {int(sam)}")
-        if hpc is not None and self.hpc_state < hpc:
-            code = {HpcState.PRESENT: Code.HPC_MODE1, HpcState.READY: Code.HPC_MODE2}.get(hpc, Code.HPC_MODE3)
-            raise StatusError(code, f"HPC state is {int(self.hpc_state)}, needs {int(hpc)}")
-        if hc is not None and self.hc_state < hc:
+        if need.sam is not None and self.sam_state < need.sam:
+            code = Code.SAM_MODE2 if need.sam == SamState.VERIFIED else Code.SAM_MODE1
+            raise StatusError(code, f"SAM state is {int(self.sam_state)}, needs {int(need.sam)}")
+        if need.hpc is not None and self.hpc_state < need.hpc:
+            code = {HpcState.PRESENT: Code.HPC_MODE1, HpcState.READY: Code.HPC_MODE2}.get(need.hpc, Code.HPC_MODE3)
+            raise StatusError(code, f"HPC state is {int(self.hpc_state)}, needs {int(need.hpc)}")
+        if need.hc is not None and self.hc_state < need.hc:
             if self.hc_state == HcState.NONE:
-                raise StatusError(Code.NO_CARD if hc == HcState.PRESENT else Code.HC_MODE2, "no health card inserted")
-            raise StatusError(Code.HC_MODE2, f"HC state is {int(self.hc_state)}, needs {int(hc)}")
+                raise StatusError(Code.NO_CARD if need.hc == HcState.PRESENT else Code.HC_MODE2, "no health card inserted")
+            raise StatusError(Code.HC_MODE2, f"HC state is {int(self.hc_state)}, needs {int(need.hc)}")
 
     # ------------------------------------------------------------------ discovery
 
     async def _identify(self, reader: str, token: bytes | None) -> None:
-        """Find which card sits in ``reader`` by selecting the three applets."""
+        """Find which card sits in ``reader`` by selecting the applets (HC first: it changes most)."""
         for kind, slot in list(self.slots.items()):
             if slot.reader == reader:
                 self._drop(kind)
@@ -176,18 +383,22 @@ class Agent:
             conn = await self.backend.connect(reader)
         except CardIOError:
             return
-        for kind, cls in (("sam", SamSession), ("hpc", HpcSession), ("hc", HcSession)):
+        for kind, cls in (("hc", HcSession), ("sam", SamSession), ("hpc", HpcSession)):
             sess: Session = cls(conn)
             try:
                 if await sess.select():
                     if kind in self.slots:  # a second card of a kind: first one wins
                         break
-                    self.slots[kind] = Slot(reader, kind, conn, token)
                     if kind == "sam":
-                        self.sam_ids = await SamSession(conn).read_ids()
+                        self.phys_sam_ids = await SamSession(conn).read_ids()
+                    elif kind == "hc":
+                        self.hc_cache = await HcSession(conn).read_basic()
+                        self.hc_pin_set, self.hc_pin_verified = None, False
+                    self.slots[kind] = Slot(reader, kind, conn, token)
                     log.info("card_found", kind=kind, reader=reader)
+                    self._emit("inserted", kind, reader)
                     return
-            except (CardIOError, ApduError):
+            except (CardIOError, ApduError, ValueError):
                 break
         await conn.close()
 
@@ -197,15 +408,21 @@ class Agent:
             return
         log.info("card_gone", kind=kind, reader=slot.reader)
         if kind == "sam":
-            self.sam_verified = False
-            self.sam_ids = None
-            self.hpc_verified = False
+            self.phys_sam_ids = None
+            if self.cloud is None:
+                self.sam_verified = False
+                self.hpc_verified = False
+                self.hpc_mobile = False
+                self.hpc_cache = None
         elif kind == "hc":
             self.hc_cache = None
-            self.hc_pin_verified = False
-        elif kind == "hpc":
+            self.hc_pin_set = None
+            if self.vhc is None:
+                self.hc_pin_verified = False
+        elif kind == "hpc" and not self.hpc_mobile:
             self.hpc_verified = False
             self.hpc_cache = None
+        self._emit("removed", kind, slot.reader)
 
     async def rescan(self) -> bool:
         """Compare every reader's presence token with the last one; re-identify changes. True if anything changed."""
@@ -252,11 +469,18 @@ class Agent:
 
     # ------------------------------------------------------------------ common
 
+    async def _readers(self) -> list[str]:
+        try:
+            return await self.backend.readers()
+        except CardIOError:
+            return []
+
     async def names(self) -> list[str]:
-        readers = await self.backend.readers()
-        names: list[str] = []
-        if self.sam_ids:
-            names.append(self.sam_ids[0])
+        """Devices to choose from (seed: 取得目前可用裝置名稱清單): cloud SAMs, a physical SAM, readers, COMn."""
+        readers = await self._readers()
+        names = [i for i in self.cloud_sams.ids() if self.cloud_sams.usable(i)]
+        if self.phys_sam_ids and self.phys_sam_ids[0] not in names:
+            names.append(self.phys_sam_ids[0])
         names.extend(readers)
         names.extend(f"COM{i + 1}" for i in range(len(readers)))
         return names
@@ -264,52 +488,112 @@ class Agent:
     async def initial(self, name: str | None) -> None:
         if self.initialized:
             raise StatusError(Code.ALREADY_INITIALIZED)
-        readers = await self.backend.readers()
-        if not readers:
-            raise StatusError(Code.NO_READER, "no PC/SC reader found")
+        name = (name or "").strip() or None
+        readers = await self._readers()
+        cloud: CloudSam | None = None
         chosen = readers
+        want_sam: str | None = None
         if name:
-            if name.upper().startswith("COM") and name[3:].isdigit():
+            if name in self.cloud_sams.ids():
+                cloud = self.cloud_sams.get(name)  # 9202 if sealed on another host
+            elif name.upper().startswith("COM") and name[3:].isdigit():
                 idx = int(name[3:]) - 1
                 if not 0 <= idx < len(readers):
                     raise StatusError(Code.NO_DEVICE, f"{name} does not exist ({len(readers)} readers)")
                 chosen = [readers[idx]]
             elif name in readers:
                 chosen = [name]
-            elif not name.isdigit():
+            elif name.isdigit():
+                want_sam = name
+            else:
                 raise StatusError(Code.NO_READER_BY_NAME, f"no reader named {name!r}")
-        presence = await self.backend.presence()
+        else:
+            last = self.settings.settings.lastDevice
+            usable = [i for i in self.cloud_sams.ids() if self.cloud_sams.usable(i)]
+            if last and last in usable:
+                cloud = self.cloud_sams.get(last)
+            elif last and (last in readers or (last.isdigit() and readers)):
+                pass  # a reader, or a physical SAM: decided after the scan below
+            elif usable:
+                cloud = self.cloud_sams.get(usable[0])
+        if cloud is not None:
+            default = self.settings.settings.defaultReader
+            chosen = [default] if default and default in readers else readers
+        elif not readers:
+            raise StatusError(Code.NO_READER, "no PC/SC reader found")
+        presence: dict[str, bytes | None] = {}
+        with contextlib.suppress(CardIOError):
+            presence = await self.backend.presence()
         async with self.lock:
             self.initialized = True
-            self.readers_in_use = list(readers)  # every reader is watched; the SAM may sit in any
+            self.cloud = cloud
+            self.sam_verified = False
+            # Every reader is watched for a physical SAM (it may sit in any); with a cloud SAM only the chosen ones.
+            self.readers_in_use = list(chosen if cloud is not None else readers)
             self.tokens = {}
-            for reader in readers:
+            for reader in self.readers_in_use:
                 tok = presence.get(reader)
                 self.tokens[reader] = tok
                 await self._identify(reader, tok)
-            if name and name.isdigit():
-                if not self.sam_ids or self.sam_ids[0] != name:
-                    self.initialized = False
-                    for kind in list(self.slots):
-                        self._drop(kind)
-                    raise StatusError(Code.NO_DEVICE, f"no SAM {name} in any reader")
-            self.device = self.sam_ids[0] if self.sam_ids else chosen[0]
+            if want_sam is not None and (self.phys_sam_ids is None or self.phys_sam_ids[0] != want_sam):
+                await self._finalize_locked()
+                raise StatusError(Code.NO_DEVICE, f"no SAM or cloud SAM {want_sam}")
+            if cloud is None and not name:
+                last = self.settings.settings.lastDevice
+                if last and last.isdigit() and self.phys_sam_ids is None and self.cloud_sams.ids():
+                    # the last device was a physical SAM that is not here: fall back to a cloud SAM
+                    usable = [i for i in self.cloud_sams.ids() if self.cloud_sams.usable(i)]
+                    if usable:
+                        self.cloud = cloud = self.cloud_sams.get(usable[0])
+            if cloud is not None:
+                self.device = cloud.sam_id
+            elif self.phys_sam_ids is not None:
+                self.device = self.phys_sam_ids[0]
+            else:
+                self.device = chosen[0] if chosen else None
+            if self.device:
+                self.settings.update(lastDevice=self.device)
+        log.info("initialized", device=self.device, cloud=cloud is not None, readers=len(self.readers_in_use))
         self._changed()
+        if cloud is not None:
+            # A cloud SAM verifies itself (seed: 雲端安全模組會嘗試自動驗證); a failure leaves it in state 1.
+            try:
+                await self.sam_verify()
+            except StatusError as err:
+                log.warning("cloud_sam_verify_failed", samId=cloud.sam_id, statusCode=err.code)
+
+    async def _finalize_locked(self) -> None:
+        for kind in list(self.slots):
+            slot = self.slots[kind]
+            self._drop(kind)
+            with contextlib.suppress(Exception):
+                await slot.conn.close()
+        self.initialized = False
+        self.device = None
+        self.cloud = None
+        self.sam_verified = False
+        self.vhc = None
+        self.hpc_mobile = False
+        self.hpc_verified = False
+        self.hpc_cache = None
+        self.hc_pin_verified = False
+        self.readers_in_use = []
+        self.tokens = {}
 
     async def finalize(self, *, quiet: bool = False) -> None:
         if not self.initialized and not quiet:
             raise StatusError(Code.NOT_INITIALIZED)
         async with self.lock:
-            for kind in list(self.slots):
-                slot = self.slots[kind]
-                self._drop(kind)
-                with contextlib.suppress(Exception):
-                    await slot.conn.close()
-            self.initialized = False
-            self.device = None
-            self.readers_in_use = []
-            self.tokens = {}
+            await self._finalize_locked()
         self._changed()
+
+    async def server_date_time(self) -> ServerDateTimeResponse:
+        """The reader's time (PC/SC readers have no clock: this host's, in Taiwan time), or the DC's for a cloud SAM."""
+        self.check("server_date_time")
+        if self.cloud is not None:
+            return ServerDateTimeResponse(serverDateTime=await self.dc.server_date_time(), source="dc")
+        now = dt.datetime.now(TAIWAN)
+        return ServerDateTimeResponse(serverDateTime=f"{now.year - 1911:03d}{now:%m%d%H%M%S}", source="reader")
 
     # ------------------------------------------------------------------ card I/O guard
 
@@ -335,37 +619,55 @@ class Agent:
 
     # ------------------------------------------------------------------ SAM
 
+    def _sam(self) -> SamDevice:
+        if self.cloud is not None:
+            return self.cloud
+        if self.phys_sam_ids is None or "sam" not in self.slots:
+            raise StatusError(Code.SAM_MODE1, "no SAM")
+        return PhysicalSam(self, self.phys_sam_ids)
+
     async def sam_verify(self) -> None:
-        self._need(sam=SamState.PRESENT)
+        """Verify the SAM with the DC (1 -> 2). Called by HIS, and by ``initial`` for a cloud SAM only."""
+        self.check("sam_verify")
         async with self.lock:
-            assert self.sam_ids is not None
-            sam_id, hosp_id = self.sam_ids
-            ch = await self.dc.challenge(sam_id, hosp_id)
-            raw = base64.b64decode(ch.challenge)
-            async with self._io("sam") as conn:
-                sess = SamSession(conn)
-                await sess.select()
-                sig = await sess.internal_authenticate(signing.digest(raw))
-            res = await self.dc.verify(SamAuthVerifyRequest(samId=sam_id, hospitalId=hosp_id, challenge=ch.challenge, signature=base64.b64encode(sig).decode()))
+            sam = self._sam()
+            ch = await self.dc.challenge(sam.sam_id, sam.hospital_id)
+            sig = await sam.sign_digest(signing.digest(base64.b64decode(ch.challenge)))
+            res = await self.dc.verify(SamAuthVerifyRequest(samId=sam.sam_id, hospitalId=sam.hospital_id, challenge=ch.challenge, signature=base64.b64encode(sig).decode()))
             self.sam_verified = True
             self.sam_names = (res.hospitalName, res.hospitalShortName)
-        log.info("sam_verified", samId=sam_id)
+        log.info("sam_verified", samId=sam.sam_id, cloud=sam.cloud)
         self._changed()
 
     async def sam_logout(self) -> None:
-        self._need(sam=SamState.VERIFIED)
+        self.check("sam_logout")
         self.sam_verified = False
         self.hpc_verified = False
+        self.hpc_mobile = False
+        self.hpc_cache = None
         self._changed()
 
     def sam_basic(self) -> SamBasicResponse:
-        self._need(sam=SamState.PRESENT)
-        assert self.sam_ids is not None
-        return SamBasicResponse(samId=self.sam_ids[0], hospitalId=self.sam_ids[1], hospitalName=self.sam_names[0] or None, hospitalShortName=self.sam_names[1] or None)
+        self.check("sam_basic")
+        ids = self.sam_ids
+        assert ids is not None
+        names = self.sam_names
+        if self.cloud is not None and not any(names):
+            names = (self.cloud.file.hospitalName, self.cloud.file.hospitalShortName)
+        return SamBasicResponse(samId=ids[0], hospitalId=ids[1], hospitalName=names[0] or None, hospitalShortName=names[1] or None)
+
+    async def _dc_signed(self, kind: str, *fields: str) -> dict[str, str]:
+        """The ``DcSamSigned`` fields for a DC request (lock held)."""
+        sam = self._sam()
+        rnd = base64.b64encode(await sam.client_random()).decode()
+        sig = await sam.sign_digest(signing.digest(signing.dc_message(kind, *fields, rnd, sam.sam_id, sam.hospital_id)))
+        return {"samId": sam.sam_id, "hospitalId": sam.hospital_id, "clientRandom": rnd, "signature": base64.b64encode(sig).decode()}
 
     # ------------------------------------------------------------------ HC
 
     async def _hc_basic_locked(self) -> HcBasic:
+        if self.vhc is not None:
+            return self.vhc.basic
         if self.hc_cache is None:
             async with self._io("hc") as conn:
                 sess = HcSession(conn)
@@ -375,22 +677,162 @@ class Agent:
         return self.hc_cache
 
     async def hc_basic(self) -> HcBasicResponse:
-        self._need(hc=HcState.PRESENT)
+        self.check("hc_basic")
         async with self.lock:
             b = await self._hc_basic_locked()
+        if self.vhc is not None:
+            return HcBasicResponse(cardId=b.cardNo, idNo=b.idNo, name=b.name, birthday=b.birthday, sex=b.sex, identityStatus=self.vhc.identityStatus, dateIssue=None)
         return HcBasicResponse(cardId=b.cardNo, idNo=b.idNo, name=b.name, birthday=b.birthday, sex=b.sex, dateIssue=b.dateIssue)
 
     async def hc_logout(self) -> None:
-        if not self.initialized:
-            raise StatusError(Code.NOT_INITIALIZED)
-        self.hc_cache = None
+        """Virtual HC: N -> 0. Physical HC: the PIN verification is forgotten (the card stays ready)."""
+        self.check("hc_logout")
+        if self.vhc is not None:
+            self.vhc = None
+            self._emit("removed", "virtual-hc")
         self.hc_pin_verified = False
         self._changed()
 
-    # ------------------------------------------------------------------ HPC
+    # HC PIN (physical cards only: 1526 for a virtual HC)
+
+    def _physical_hc(self) -> None:
+        self.check("hc_pin")
+        if self.vhc is not None:
+            raise StatusError(Code.VHC_NO_PIN_FUNCS)
+
+    async def _hc_pin_query_locked(self, sess: HcSession) -> None:
+        _data, sw = await sess.conn.transmit(bytes.fromhex("0020000100"))
+        self.hc_pin_set = sw != SW_NO_DATA
+        self.hc_pin_verified = sw == SW_OK
+
+    @contextlib.asynccontextmanager
+    async def _hc_session(self):  # type: ignore[no-untyped-def]
+        async with self._io("hc") as conn:
+            sess = HcSession(conn)
+            if not await sess.select():
+                raise ApduError(0x6A82, "SELECT HC")
+            yield sess
+
+    async def hc_pin_status(self) -> HcPinResponse:
+        self._physical_hc()
+        async with self.lock, self._hc_session() as sess:
+            await self._hc_pin_query_locked(sess)
+        self._changed()
+        return HcPinResponse(pinSet=bool(self.hc_pin_set), pinVerified=self.hc_pin_verified)
+
+    async def hc_pin_verify(self, pin: str) -> None:
+        self._physical_hc()
+        async with self.lock, self._hc_session() as sess:
+            try:
+                await sess.verify_pin(pin)
+            except PinError as exc:
+                self.hc_pin_verified = False
+                self.hc_pin_set = True
+                raise StatusError(Code.HC_PIN_FAILED, "PIN blocked" if exc.tries_left == 0 else "wrong PIN", triesLeft=exc.tries_left, blocked=exc.tries_left == 0) from None
+            except ApduError as exc:
+                if exc.sw == SW_NO_DATA:
+                    self.hc_pin_set = False
+                    raise StatusError(Code.HC_NO_PIN) from None
+                raise
+            self.hc_pin_set = True
+            self.hc_pin_verified = True
+        log.info("hc_pin_verified")
+        self._changed()
+
+    async def hc_pin_set_new(self, new_pin: str) -> None:
+        """Set (no PIN yet) or change (PIN verified) the HC PIN (seed: 設定 PIN needs 已驗 PIN when one is set)."""
+        self._physical_hc()
+        async with self.lock, self._hc_session() as sess:
+            if self.hc_pin_set is None:
+                await self._hc_pin_query_locked(sess)
+            if self.hc_pin_set and not self.hc_pin_verified:
+                raise StatusError(Code.HC_PIN_NOT_VERIFIED, "verify the current PIN first")
+            try:
+                await sess.change_pin(new_pin)
+            except ApduError as exc:
+                if exc.sw == SW_SECURITY:
+                    self.hc_pin_verified = False
+                    raise StatusError(Code.HC_PIN_NOT_VERIFIED) from None
+                raise StatusError(Code.PARAM_VALUE, "the card refused the new PIN (4-8 digits)") from None
+            self.hc_pin_set = True
+            self.hc_pin_verified = True
+        log.info("hc_pin_set")
+        self._changed()
+
+    async def hc_pin_disable(self) -> None:
+        self._physical_hc()
+        async with self.lock, self._hc_session() as sess:
+            if self.hc_pin_set is None:
+                await self._hc_pin_query_locked(sess)
+            if not self.hc_pin_set:
+                raise StatusError(Code.HC_NO_PIN)
+            if not self.hc_pin_verified:
+                raise StatusError(Code.HC_PIN_NOT_VERIFIED, "verify the PIN before disabling it")
+            try:
+                await sess.disable_pin()
+            except ApduError as exc:
+                raise StatusError(Code.HC_DISABLE_PIN_FAILED, f"card answered SW {exc.sw:04X}") from None
+            self.hc_pin_set = False
+            self.hc_pin_verified = False
+        log.info("hc_pin_disabled")
+        self._changed()
+
+    # Virtual HC
+
+    async def _vhc_resolve(self, token: str, purpose: str) -> VirtualHcVerifyResponse:
+        if not token.strip():
+            raise StatusError(Code.QRCODE_MISSING)
+        async with self.lock:
+            signed = await self._dc_signed("VirtualHc/Verify", purpose, token)
+            return await self.dc.vhc_verify(VirtualHcVerifyRequest(token=token, purpose=purpose, **signed))  # type: ignore[arg-type]
+
+    def _vhc_take(self, res: VirtualHcVerifyResponse) -> None:
+        self.vhc = VirtualHc(HcBasic(cardNo=res.cardId, name=res.name, idNo=res.idNo, birthday=res.birthday, sex=res.sex, dateIssue=""), res.identityStatus, res.sessionId)
+        self.hc_pin_verified = False
+        log.info("virtual_hc_verified", cardId=res.cardId)
+        self._emit("inserted", "virtual-hc")
+        self._changed()
+
+    async def vhc_verify(self, token: str) -> None:
+        self.check("vhc_verify")
+        self._vhc_take(await self._vhc_resolve(token, "verify"))
+
+    async def vhc_read_basic(self, token: str) -> VirtualHcBasic:
+        self.check("vhc_read")
+        r = await self._vhc_resolve(token, "read")
+        return VirtualHcBasic(cardId=r.cardId, idNo=r.idNo, name=r.name, birthday=r.birthday, sex=r.sex, identityStatus=r.identityStatus)
+
+    async def vhc_import(self, token: str) -> None:
+        self.check("vhc_import")
+        self._vhc_take(await self._vhc_resolve(token, "import"))
+
+    async def vhc_export(self) -> VirtualHcExportResponse:
+        """The transfer code of the verified virtual HC; the virtual HC is logged out here (state 0)."""
+        self.check("vhc_export")
+        if self.vhc is None:
+            raise StatusError(Code.VHC_ONLY, "no virtual HC verified on this workstation")
+        async with self.lock:
+            assert self.vhc is not None
+            sid = self.vhc.sessionId
+            signed = await self._dc_signed("VirtualHc/Transfer", sid)
+            res = await self.dc.vhc_transfer(VirtualHcTransferRequest(sessionId=sid, **signed))
+            self.vhc = None
+            self.hc_pin_verified = False
+        log.info("virtual_hc_exported")
+        self._emit("removed", "virtual-hc")
+        self._changed()
+        return VirtualHcExportResponse(token=res.token, expiresAt=res.expiresAt)
+
+    # ------------------------------------------------------------------ HPC / HCA
+
+    def _physical_hpc(self) -> None:
+        if self.hpc_mobile and "hpc" not in self.slots:
+            raise StatusError(Code.HPC_UNSUPPORTED, "a mobile HCA has no card PIN")
 
     async def hpc_verify_pin(self, pin: str) -> None:
-        self._need(sam=SamState.VERIFIED, hpc=HpcState.READY)
+        self.check("hpc_verify")
+        if not 6 <= len(pin) <= 8:
+            raise StatusError(Code.PARAM_VALUE, "an HPC PIN has 6 to 8 digits")
         async with self.lock:
             async with self._io("hpc") as conn:
                 sess = HpcSession(conn)
@@ -399,15 +841,85 @@ class Agent:
                     await sess.verify_pin(pin)
                 except PinError as exc:
                     self.hpc_verified = False
-                    raise StatusError(Code.HPC_PIN_FAILED, "PIN blocked" if exc.tries_left == 0 else "wrong PIN", triesLeft=exc.tries_left) from exc
+                    raise StatusError(Code.HPC_PIN_FAILED, "PIN blocked: unlock with the PUK" if exc.tries_left == 0 else "wrong PIN", triesLeft=exc.tries_left, blocked=exc.tries_left == 0) from None
                 self.hpc_cache = await sess.read_basic()
                 self.hpc_verified = True
+                self.hpc_mobile = False
+        log.info("hpc_verified", hpcId=self.hpc_cache.cardId)
         self._changed()
 
-    async def hpc_logout(self) -> None:
-        self._need(hpc=HpcState.VERIFIED)
+    async def hpc_mobile_login(self, req: MobileHcaRequest) -> None:
+        """A mobile HCA login: HCA state 3 without a card (``nhigw.agent.mobilehca``)."""
+        self.check("hpc_mobile")
+        assert self.hca_verifier is not None
+        login = self.hca_verifier().verify(req)
+        self.hpc_cache = HpcBasic(cardId=login.card_id, idNo=login.idNo, cName=login.cName, eName=login.eName)
+        self.hpc_mobile = True
         self.hpc_verified = False
+        log.info("mobile_hca_verified", hpcId=login.card_id)
+        self._emit("inserted", "mobile-hca")
+        self._changed()
+
+    def hpc_basic(self) -> HpcBasicResponse:
+        self.check("hpc_basic")
+        b = self.hpc_cache
+        assert b is not None
+        return HpcBasicResponse(cardId=b.cardId, idNo=b.idNo, cName=b.cName, eName=b.eName, mobile=self.hpc_mobile)
+
+    async def hpc_change_pin(self, new_pin: str) -> None:
+        self.check("hpc_change_pin")
+        self._physical_hpc()
+        if not 6 <= len(new_pin) <= 8:
+            raise StatusError(Code.PARAM_VALUE, "an HPC PIN has 6 to 8 digits")
+        async with self.lock, self._io("hpc") as conn:
+            sess = HpcSession(conn)
+            await sess.select()
+            try:
+                await sess.change_pin(new_pin)
+            except ApduError as exc:
+                if exc.sw == SW_SECURITY:
+                    self.hpc_verified = False
+                    raise StatusError(Code.HPC_MODE3, "verify the HPC PIN first") from None
+                raise StatusError(Code.PARAM_VALUE, f"the card refused the new PIN (SW {exc.sw:04X})") from None
+        log.info("hpc_pin_changed")
+        self._changed()
+
+    async def hpc_unlock(self, puk: str, new_pin: str) -> None:
+        """RESET RETRY COUNTER with the PUK; the HPC is then in state 2 (verify the new PIN)."""
+        self.check("hpc_unlock")
+        self._physical_hpc()
+        if not 6 <= len(new_pin) <= 8:
+            raise StatusError(Code.PARAM_VALUE, "an HPC PIN has 6 to 8 digits")
+        async with self.lock, self._io("hpc") as conn:
+            sess = HpcSession(conn)
+            await sess.select()
+            try:
+                await sess.unblock(puk, new_pin)
+            except PinError as exc:
+                raise StatusError(Code.HPC_PIN_FAILED, "PUK blocked" if exc.tries_left == 0 else "wrong PUK", pukTriesLeft=exc.tries_left, blocked=exc.tries_left == 0) from None
+            except ApduError as exc:
+                raise StatusError(Code.PARAM_VALUE, f"the card refused the new PIN (SW {exc.sw:04X})") from None
+            self.hpc_verified = False
+            self.hpc_mobile = False
+        log.info("hpc_unlocked")
+        self._changed()
+
+    async def hpc_tries_left(self) -> int | None:
+        """The HPC's PIN tries left (VERIFY with no data), None if verified or unknown."""
+        async with self.lock, self._io("hpc") as conn:
+            sess = HpcSession(conn)
+            await sess.select()
+            _d, sw = await conn.transmit(bytes.fromhex("0020000100"))
+        return 0 if sw == SW_BLOCKED else sw_tries_left(sw)
+
+    async def hpc_logout(self) -> None:
+        self.check("hpc_logout")
+        was_mobile = self.hpc_mobile
+        self.hpc_verified = False
+        self.hpc_mobile = False
         self.hpc_cache = None
+        if was_mobile:
+            self._emit("removed", "mobile-hca")
         self._changed()
 
     # ------------------------------------------------------------------ signatures
@@ -417,25 +929,21 @@ class Agent:
             raise StatusError(Code.PARAM_VALUE, f"unknown serviceType {service_type!r}; known: {', '.join(SERVICE_TYPES)}")
         need_hc = kind in (SignatureKind.HC, SignatureKind.HPCHC)
         need_hpc = kind in (SignatureKind.HPC, SignatureKind.HPCHC)
-        self._need(sam=SamState.VERIFIED, hpc=HpcState.VERIFIED if need_hpc else None, hc=HcState.READY if need_hc else None)
+        self.check(SIGN_NEED[kind])
         async with self.lock:
-            assert self.sam_ids is not None
-            sam_id, hosp_id = self.sam_ids
+            sam = self._sam()
             hc = await self._hc_basic_locked() if need_hc else None
             hpc = self.hpc_cache if need_hpc else None
-            async with self._io("sam") as conn:
-                sess = SamSession(conn)
-                await sess.select()
-                client_random = base64.b64encode(await sess.challenge()).decode()
-                fields = dict(
-                    serviceType=service_type,
-                    clientRandom=client_random,
-                    samId=sam_id,
-                    hospitalId=hosp_id,
-                    hcId=hc.cardNo if hc else None,
-                    hcIdNo=hc.idNo if hc else None,
-                    hpcId=hpc.cardId if hpc else None,
-                    hpcIdNo=hpc.idNo if hpc else None,
-                )
-                sig = await sess.internal_authenticate(signing.digest(signing.canonical_message(**fields)))
+            client_random = base64.b64encode(await sam.client_random()).decode()
+            fields = dict(
+                serviceType=service_type,
+                clientRandom=client_random,
+                samId=sam.sam_id,
+                hospitalId=sam.hospital_id,
+                hcId=hc.cardNo if hc else None,
+                hcIdNo=hc.idNo if hc else None,
+                hpcId=hpc.cardId if hpc else None,
+                hpcIdNo=hpc.idNo if hpc else None,
+            )
+            sig = await sam.sign_digest(signing.digest(signing.canonical_message(**fields)))
         return SignatureResponse(signature=base64.b64encode(sig).decode(), **{k: v for k, v in fields.items() if v is not None})

@@ -1,9 +1,14 @@
-"""The agent's client of the NHI data centre (DC): SAM verification challenge-response.
+"""The agent's client of the NHI data centre (DC): SAM verification, virtual HC tokens, the DC clock.
 
 The real 6.0 component talks to the NHI DC over the VPN in a closed protocol; this
 project's DC exchange is its own (``/dc/v1/SamAuth/*``, served by ``nhigw sim``).
 Transport failures become 1700, HTTP errors 1702, and the DC's own ``statusCode``
 (1302 contract over, 1303 suspended, 1304 cancelled, 3100 bad signature) is passed on.
+
+Virtual HC: the QR token is opaque to the agent; ``vhc_verify`` sends it with a SAM
+signature (``DcSamSigned``) and gets the card's data and a DC session id; ``vhc_transfer``
+turns that session into a transfer code. The DC's codes (1018 expired, 1520-1525, 3244 used)
+are passed on. Protocol: ``proto/dc-protocol.md``.
 """
 
 from __future__ import annotations
@@ -12,10 +17,15 @@ import aiohttp
 
 from nhigw.contracts.codes import Code, StatusError
 from nhigw.contracts.models import (
+    DcServerDateTimeResponse,
     SamAuthChallengeRequest,
     SamAuthChallengeResponse,
     SamAuthVerifyRequest,
     SamAuthVerifyResponse,
+    VirtualHcQrResponse,
+    VirtualHcTransferRequest,
+    VirtualHcVerifyRequest,
+    VirtualHcVerifyResponse,
 )
 
 
@@ -30,9 +40,9 @@ class DcClient:
             self._session = aiohttp.ClientSession(timeout=self.timeout)
         return self._session
 
-    async def _post(self, path: str, body: dict[str, object]) -> dict[str, object]:
+    async def _post(self, path: str, body: dict[str, object] | None, method: str = "POST") -> dict[str, object]:
         try:
-            async with self._s().post(self.base_url + path, json=body) as r:
+            async with self._s().request(method, self.base_url + path, json=body) as r:
                 try:
                     data = await r.json(content_type=None)
                 except ValueError as exc:
@@ -54,6 +64,15 @@ class DcClient:
 
     async def verify(self, req: SamAuthVerifyRequest) -> SamAuthVerifyResponse:
         return SamAuthVerifyResponse.model_validate(await self._post("/dc/v1/SamAuth/Verify", req.model_dump()))
+
+    async def vhc_verify(self, req: VirtualHcVerifyRequest) -> VirtualHcVerifyResponse:
+        return VirtualHcVerifyResponse.model_validate(await self._post("/dc/v1/VirtualHc/Verify", req.model_dump()))
+
+    async def vhc_transfer(self, req: VirtualHcTransferRequest) -> VirtualHcQrResponse:
+        return VirtualHcQrResponse.model_validate(await self._post("/dc/v1/VirtualHc/Transfer", req.model_dump()))
+
+    async def server_date_time(self) -> str:
+        return DcServerDateTimeResponse.model_validate(await self._post("/dc/v1/ServerDateTime", None, "GET")).serverDateTime
 
     async def close(self) -> None:
         if self._session is not None:

@@ -270,6 +270,97 @@ class SignReply(Model):
     error: ErrorBody | None = None
 
 
+# --------------------------------------------------------------------------- bus messages: enrolment, sealed envelopes, component calls, queue
+
+
+class SealedEnvelope(Model):
+    """Any agent<->gateway message after enrolment: AES-256-GCM under that workstation's agent key.
+
+    ``payload`` is base64 of ``nonce || ciphertext``; the AAD is ``channel|workstation``, so an
+    envelope cannot be replayed onto another channel or claimed for another workstation.
+    """
+
+    type: Literal["sealed"] = "sealed"
+    workstation: str
+    payload: str
+
+
+class EnrolRequest(Model):
+    """Agent -> gateways: "I hold one-time token ``tokenId``; give ``agentId`` at ``workstation`` a key".
+
+    The token itself never crosses the bus: ``tokenId`` is sha256(token)[:32 hex] and ``mac``
+    is HMAC-SHA256(token, workstation|agentId|nonce).
+    """
+
+    type: Literal["enrol"] = "enrol"
+    workstation: str
+    agentId: str
+    tokenId: str
+    nonce: str
+    mac: str
+
+
+class EnrolReply(Model):
+    """Gateway -> agent: the new agent key, AES-GCM-wrapped under HKDF(token, nonce)."""
+
+    type: Literal["enrol-reply"] = "enrol-reply"
+    workstation: str
+    agentId: str
+    ok: bool
+    wrappedKey: str | None = None
+    error: ErrorBody | None = None
+
+
+class ComponentCall(Model):
+    """Gateway -> agent: run one 6.0 component API call (``/api/{common,sam,hpc,hc}/v1/...``) locally."""
+
+    type: Literal["component"] = "component"
+    requestId: str
+    workstation: str
+    method: Literal["GET", "POST", "PUT", "DELETE"]
+    path: str
+    body: str = ""
+    replyTo: str
+    deadline: float
+
+
+class ComponentReply(Model):
+    type: Literal["component-reply"] = "component-reply"
+    requestId: str
+    workstation: str
+    httpStatus: int
+    body: str
+
+
+class QueuedJob(Model):
+    """One business request in the gateway's work stream (Redis Stream entry field ``job``)."""
+
+    type: Literal["job"] = "job"
+    requestId: str
+    idempotencyKey: str
+    answerKey: str
+    path: str
+    body: str
+    workstation: str | None = None
+    client: str
+    hospitalId: str | None = None
+    write: bool
+    enqueuedAt: float
+    deadline: float
+
+
+class JobAnswer(Model):
+    """What a worker stores for a finished job, for the idempotency window (and publishes on ``done``)."""
+
+    type: Literal["answer"] = "answer"
+    requestId: str
+    idempotencyKey: str
+    httpStatus: int
+    body: str
+    attempts: int = 0
+    instance: str = ""
+
+
 # --------------------------------------------------------------------------- component API (agent), issue 3
 
 Pin = Annotated[str, StringConstraints(pattern=r"^\d{4,8}$")]

@@ -49,3 +49,12 @@ def verify(public_key_pem: str | bytes, message: bytes, signature_b64: str) -> b
     except (InvalidSignature, ValueError):
         return False
     return True
+
+
+def dc_message(kind: str, *fields: str) -> bytes:
+    """What a SAM signs to authenticate a DC request other than a business call (proto/dc-protocol.md).
+
+    ``"NHIGW-DC-1\\n" + kind + "\\n" + "\\n".join(fields)``; e.g. kind ``VirtualHc/Verify`` with
+    ``[purpose, token, clientRandom, samId, hospitalId]``. Verified like a 6.0 signature (``verify``).
+    """
+    return b"NHIGW-DC-1\n" + kind.encode("ascii") + b"\n" + "\n".join(fields).encode("utf-8")

@@ -1,32 +1,195 @@
-"""The simulated NHI data centre (DC) and test-card API.
+"""The simulated NHI data centre (DC) and test-card API. Protocol: ``proto/dc-protocol.md``.
+
+DC (what an agent calls):
 
 - ``/dc/v1/SamAuth/Challenge`` and ``/Verify``: SAM verification (challenge-response).
-- ``/test/v1/Sam/Register``: provision a virtual SAM's public key (test-card API).
+- ``/dc/v1/VirtualHc/Verify``: resolve a virtual HC QR token (or transfer code) to the card's
+  data. Authenticated by the SAM (``DcSamSigned``: a signature over ``signing.dc_message``).
+  A token is used once (3244 on reuse) and expires (1018); a malformed token is 1521, a forged
+  one 1522. Every successful use opens a DC-side *session* for the virtual HC.
+- ``/dc/v1/VirtualHc/Transfer``: the workstation holding a virtual HC session asks for its
+  transfer code (a new single-use token); the session is closed (1525 afterwards).
+- ``GET /dc/v1/ServerDateTime``: the DC's clock (a cloud SAM's ``ServerDateTime``).
+
+Test-card API (the seed's 測試卡 API, here for the simulator's own test institutions):
+
+- ``/test/v1/Sam/Register``: provision a virtual SAM's public key.
+- ``/test/v1/CloudSam/Issue``: issue a cloud SAM file (a fresh RSA key; its public key is registered).
+- ``/test/v1/VirtualHc/QrCode``: a QR token for a test patient (by ``cardNo`` or ``idNo``, checked
+  against ``birthday`` when given), single use, 5-minute expiry by default (the press: 5 minutes).
+
+Token format (opaque to agents and HIS; only this DC parses it): ``NHIVHC1.<b64url(jti 16 |
+exp 8 | kind 1)>.<b64url(HMAC-SHA256(key, body)[:16])>``. The card it stands for is kept on
+the DC side, so the QR code carries no personal data. The HMAC key is this simulator's own.
+
+The VHC state lives in ``VhcAuthority`` under ``app[VHC]`` (not in ``SimStore``).
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import datetime as dt
+import hashlib
+import hmac
+import os
+import secrets
+import struct
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 from aiohttp import web
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 from nhigw.common.http import json_response, parse_body
 from nhigw.contracts import signing
 from nhigw.contracts.codes import Code, StatusError
 from nhigw.contracts.models import (
+    CloudSamFile,
+    CloudSamIssueRequest,
+    DcSamSigned,
+    DcServerDateTimeResponse,
     SamAuthChallengeRequest,
     SamAuthChallengeResponse,
     SamAuthVerifyRequest,
     SamAuthVerifyResponse,
     SamRegistration,
+    VirtualHcQrRequest,
+    VirtualHcQrResponse,
+    VirtualHcTransferRequest,
+    VirtualHcVerifyRequest,
+    VirtualHcVerifyResponse,
 )
 from nhigw.sim.clock import roc_now
-from nhigw.sim.store import SimStore
+from nhigw.sim.store import Institution, Patient, SimStore
 
 STORE = web.AppKey("store", SimStore)
 
+TOKEN_PREFIX = "NHIVHC1"
+KIND_QR, KIND_TRANSFER = b"q", b"t"
+
+
+def _b64u(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def _unb64u(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+@dataclass
+class _Token:
+    cardNo: str
+    exp: float
+    used: bool = False
+
+
+@dataclass
+class _Session:
+    cardNo: str
+    samId: str
+    transferred: bool = False
+
+
+@dataclass
+class VhcAuthority:
+    """Issues and resolves virtual HC tokens; keeps the DC-side sessions of verified virtual HCs."""
+
+    key: bytes = field(default_factory=lambda: os.urandom(32))
+    clock: Callable[[], float] = time.time
+    tokens: dict[bytes, _Token] = field(default_factory=dict)
+    sessions: dict[str, _Session] = field(default_factory=dict)
+    max_tokens: int = 100_000
+
+    def issue(self, card_no: str, ttl_s: float, kind: bytes = KIND_QR) -> tuple[str, float]:
+        now = self.clock()
+        if len(self.tokens) >= self.max_tokens:  # drop expired ones first
+            for k in [k for k, t in self.tokens.items() if t.exp < now]:
+                del self.tokens[k]
+        jti = os.urandom(16)
+        exp = now + ttl_s
+        body = jti + struct.pack(">d", exp) + kind
+        mac = hmac.new(self.key, body, hashlib.sha256).digest()[:16]
+        self.tokens[jti] = _Token(card_no, exp)
+        return f"{TOKEN_PREFIX}.{_b64u(body)}.{_b64u(mac)}", exp
+
+    def take(self, token: str) -> str:
+        """The card number a token stands for; it is used up. Raises the matching StatusError."""
+        parts = token.strip().split(".")
+        if len(parts) != 3 or parts[0] != TOKEN_PREFIX:
+            raise StatusError(Code.VHC_FORMAT, "not a virtual HC QR code of this DC")
+        try:
+            body, mac = _unb64u(parts[1]), _unb64u(parts[2])
+        except (ValueError, TypeError) as exc:
+            raise StatusError(Code.VHC_FORMAT, "QR code is not base64url") from exc
+        if len(body) != 25 or not hmac.compare_digest(hmac.new(self.key, body, hashlib.sha256).digest()[:16], mac):
+            raise StatusError(Code.VHC_SIGNATURE, "QR code signature does not verify")
+        jti, (exp,) = body[:16], struct.unpack(">d", body[16:24])
+        entry = self.tokens.get(jti)
+        if entry is None:
+            raise StatusError(Code.VHC_TOKEN, "QR code unknown to the DC")
+        if entry.used:
+            raise StatusError(Code.VHC_QR_USED, "QR code already used")
+        if exp < self.clock():
+            raise StatusError(Code.QRCODE_EXPIRED, "QR code expired")
+        entry.used = True
+        return entry.cardNo
+
+    def open_session(self, card_no: str, sam_id: str) -> str:
+        sid = secrets.token_urlsafe(18)
+        self.sessions[sid] = _Session(card_no, sam_id)
+        return sid
+
+    def transfer(self, session_id: str, sam_id: str, ttl_s: float = 300.0) -> tuple[str, float]:
+        s = self.sessions.get(session_id)
+        if s is None or s.samId != sam_id:
+            raise StatusError(Code.VHC_TOKEN, "no such virtual HC session for this SAM")
+        if s.transferred:
+            raise StatusError(Code.VHC_TRANSFERRED, "this virtual HC was already transferred")
+        s.transferred = True
+        return self.issue(s.cardNo, ttl_s, KIND_TRANSFER)
+
+
+VHC = web.AppKey("vhc", VhcAuthority)
+
+
+def check_sam_signed(st: SimStore, body: DcSamSigned, kind: str, *fields: str) -> None:
+    """A DC request must come from a registered SAM of an institution in contract (3100 / 130x)."""
+    entry = st.sam_keys.get(body.samId)
+    if entry is None or entry[0] != body.hospitalId:
+        raise StatusError(Code.SIGNATURE_INVALID, "unknown SAM for this institution")
+    inst = st.institutions.get(body.hospitalId)
+    if inst and inst.contract != "active":
+        raise StatusError({"over": Code.SAM_CONTRACT_OVER, "suspended": Code.SAM_SUSPENDED, "cancelled": Code.SAM_CANCELLED}[inst.contract])
+    if not signing.verify(entry[1], signing.dc_message(kind, *fields, body.clientRandom, body.samId, body.hospitalId), body.signature):
+        raise StatusError(Code.SIGNATURE_INVALID, "SAM signature of the DC request does not verify")
+    if not st.use_random(body.clientRandom):
+        raise StatusError(Code.SIGNATURE_REUSED)
+
+
+def _patient_by_card(st: SimStore, card_no: str) -> Patient:
+    for p in st.patients_by_id.values():
+        if p.cardSn == card_no:
+            return p
+    raise StatusError(Code.CARD_CANCELLED, "no insured person with this card")
+
+
+def _new_cloud_sam(req: CloudSamIssueRequest) -> CloudSamFile:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()).decode()
+    sam_id = req.samId or "9010" + "".join(secrets.choice("0123456789") for _ in range(8))
+    return CloudSamFile(
+        samId=sam_id, hospitalId=req.hospitalId, hospitalName=req.hospitalName, hospitalShortName=req.hospitalShortName,
+        privateKeyPem=pem, issuedAt=dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    )
+
 
 def add_dc_routes(app: web.Application) -> None:
+    if VHC not in app:
+        app[VHC] = VhcAuthority()
+
     async def sam_challenge(req: web.Request) -> web.Response:
         body = await parse_body(req, SamAuthChallengeRequest, empty_ok=False)
         st = req.app[STORE]
@@ -50,11 +213,64 @@ def add_dc_routes(app: web.Application) -> None:
             raise StatusError(code)
         return json_response(SamAuthVerifyResponse(hospitalName=inst.hospitalName, hospitalShortName=inst.hospitalShortName, serverDateTime=roc_now()))
 
+    async def vhc_verify(req: web.Request) -> web.Response:
+        body = await parse_body(req, VirtualHcVerifyRequest, empty_ok=False)
+        st, vhc = req.app[STORE], req.app[VHC]
+        check_sam_signed(st, body, "VirtualHc/Verify", body.purpose, body.token)
+        p = _patient_by_card(st, vhc.take(body.token))
+        return json_response(VirtualHcVerifyResponse(
+            cardId=p.cardSn, idNo=p.idCardNum, name=p.name, birthday=p.birthday, sex=p.sex, identityStatus=p.identityStatus,
+            sessionId=vhc.open_session(p.cardSn, body.samId),
+        ))
+
+    async def vhc_transfer(req: web.Request) -> web.Response:
+        body = await parse_body(req, VirtualHcTransferRequest, empty_ok=False)
+        st, vhc = req.app[STORE], req.app[VHC]
+        check_sam_signed(st, body, "VirtualHc/Transfer", body.sessionId)
+        token, exp = vhc.transfer(body.sessionId, body.samId)
+        return json_response(VirtualHcQrResponse(token=token, expiresAt=exp))
+
+    async def server_date_time(_req: web.Request) -> web.Response:
+        return json_response(DcServerDateTimeResponse(serverDateTime=roc_now()))
+
     async def test_register_sam(req: web.Request) -> web.Response:
         body = await parse_body(req, SamRegistration, empty_ok=False)
         req.app[STORE].register_sam(body.samId, body.hospitalId, body.publicKeyPem)
         return json_response({"statusCode": 0})
 
+    async def test_issue_cloud_sam(req: web.Request) -> web.Response:
+        body = await parse_body(req, CloudSamIssueRequest, empty_ok=False)
+        st = req.app[STORE]
+        inst = st.institutions.get(body.hospitalId)
+        if inst is not None:  # a known institution: its names go into the file
+            body = body.model_copy(update={"hospitalName": body.hospitalName or inst.hospitalName, "hospitalShortName": body.hospitalShortName or inst.hospitalShortName})
+        else:
+            st.institutions[body.hospitalId] = Institution(body.hospitalId, body.hospitalName, body.hospitalShortName)
+        f = await asyncio.to_thread(_new_cloud_sam, body)
+        key = serialization.load_pem_private_key(f.privateKeyPem.encode(), password=None)
+        pub = key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+        st.register_sam(f.samId, f.hospitalId, pub)
+        return json_response(f)
+
+    async def test_vhc_qrcode(req: web.Request) -> web.Response:
+        body = await parse_body(req, VirtualHcQrRequest, empty_ok=False)
+        st = req.app[STORE]
+        if body.idNo:
+            p = st.patients_by_id.get(body.idNo)
+        elif body.cardNo:
+            p = next((x for x in st.patients_by_id.values() if x.cardSn == body.cardNo), None)
+        else:
+            raise StatusError(Code.PARAM_MISSING, "cardNo or idNo required")
+        if p is None or (body.cardNo and p.cardSn != body.cardNo) or (body.birthday and body.birthday != p.birthday):
+            raise StatusError(Code.PARAM_VALUE, "no test patient with this card number / ID and birthday")
+        token, exp = req.app[VHC].issue(p.cardSn, body.ttl_s)
+        return json_response(VirtualHcQrResponse(token=token, expiresAt=exp))
+
     app.router.add_post("/dc/v1/SamAuth/Challenge", sam_challenge)
     app.router.add_post("/dc/v1/SamAuth/Verify", sam_verify)
+    app.router.add_post("/dc/v1/VirtualHc/Verify", vhc_verify)
+    app.router.add_post("/dc/v1/VirtualHc/Transfer", vhc_transfer)
+    app.router.add_get("/dc/v1/ServerDateTime", server_date_time)
     app.router.add_post("/test/v1/Sam/Register", test_register_sam)
+    app.router.add_post("/test/v1/CloudSam/Issue", test_issue_cloud_sam)
+    app.router.add_post("/test/v1/VirtualHc/QrCode", test_vhc_qrcode)
