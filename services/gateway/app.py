@@ -21,6 +21,7 @@ from nhigw.common.http import error_middleware, healthz, json_response
 from nhigw.common.logging import get_logger
 from nhigw.contracts.codes import Code, StatusError
 from nhigw.contracts.routes import lookup
+from nhigw.gateway.dashboard import add_dashboard_routes
 from nhigw.gateway.registry import Registry
 
 log = get_logger("nhigw.gateway")
@@ -86,6 +87,7 @@ def create_app(bus: Bus, rpc: RpcClient, registry: Registry, cloud_url: str, *, 
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/api/workstations", workstations)
     app.router.add_post("/api/v1/{path:.+}", business)
+    add_dashboard_routes(app)
     return app
 
 
