@@ -7,6 +7,7 @@ process-level tests (``test_e2e_processes.py``) prove the same on real PC/SC.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -20,11 +21,10 @@ from nhigw.agent.cardio import InProcessBackend
 from nhigw.agent.core import Agent
 from nhigw.agent.dc import DcClient
 from nhigw.bus import Bus, MemoryBus
-from nhigw.bus.rpc import RpcClient
-from nhigw.bus.seal import Sealer
+from nhigw.bus.enrol import enrol
 from nhigw.contracts.buskeys import BusKeys
 from nhigw.gateway.app import create_app as gateway_app
-from nhigw.gateway.registry import Registry
+from nhigw.gateway.service import Gateway, GatewaySettings
 from nhigw.sim.app import create_app as sim_app
 from nhigw.sim.store import SimStore
 from nhigw.vcard.bank import CardFactory, VirtualReaderBank
@@ -46,6 +46,7 @@ class Stack:
     factory: CardFactory
     http: aiohttp.ClientSession
     workstation: str
+    gateway: Gateway
 
     async def call(self, method: str, url: str, **kw: object) -> tuple[int, dict]:  # type: ignore[type-arg]
         async with self.http.request(method, url, **kw) as r:  # type: ignore[arg-type]
@@ -72,7 +73,10 @@ async def _site(app: web.Application, port: int) -> web.AppRunner:
 
 
 @contextlib.asynccontextmanager
-async def running_stack(*, bus: Bus | None = None, prefix: str = "nhigw", sealer: Sealer | None = None, workstation: str = "ws-01", cards: list[str] | None = None) -> AsyncIterator[Stack]:
+async def running_stack(
+    *, bus: Bus | None = None, prefix: str = "nhigw", gateway_key: bytes | None = None, workstation: str = "ws-01", cards: list[str] | None = None, **settings: object
+) -> AsyncIterator[Stack]:
+    """``settings`` are extra ``GatewaySettings`` fields (e.g. ``clients``, ``upstream``)."""
     factory = CardFactory(Identities.load(), _KEYS)
     store = SimStore.seeded()
     bank = VirtualReaderBank()
@@ -88,13 +92,20 @@ async def running_stack(*, bus: Bus | None = None, prefix: str = "nhigw", sealer
     sim_url = f"http://127.0.0.1:{sim_port}"
     agent = Agent(backend=InProcessBackend(bank), dc=DcClient(sim_url), workstation=workstation)
     runners = [await _site(sim_app(store), sim_port), await _site(agent_app(agent), agent_port)]
-    runners.append(await _site(gateway_app(bus, RpcClient(bus, keys, sealer=sealer), Registry(bus, keys), sim_url), gw_port))
+    gw = Gateway(bus, GatewaySettings(cloud_url=sim_url, prefix=prefix, gateway_key=gateway_key, **settings))  # type: ignore[arg-type]
+    runners.append(await _site(gateway_app(gw), gw_port))
     agent.start_monitor(0.05)
-    link = BusLink(agent, bus, keys, interval_s=0.2, sealer=sealer)
+    # Enrolment as in production: the gateway issues a one-time token, the agent trades it for its key.
+    ident = await enrol(bus, keys, workstation, await gw.agents.issue_token(workstation), timeout_s=10)
+    link = BusLink(agent, bus, keys, ident, interval_s=0.2, component_url=f"http://127.0.0.1:{agent_port}")
     await link.start()
+    for _ in range(200):
+        if gw.registry.online(workstation):
+            break
+        await asyncio.sleep(0.02)
     http = aiohttp.ClientSession()
     try:
-        yield Stack(sim_url, f"http://127.0.0.1:{agent_port}", f"http://127.0.0.1:{gw_port}", store, agent, bank, factory, http, workstation)
+        yield Stack(sim_url, f"http://127.0.0.1:{agent_port}", f"http://127.0.0.1:{gw_port}", store, agent, bank, factory, http, workstation, gw)
     finally:
         await http.close()
         await link.stop()

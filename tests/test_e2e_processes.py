@@ -5,6 +5,8 @@ and the same flow under ``nhigw up``."""
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -43,12 +45,15 @@ def stack(pcscd: dict, redis_server: str, bus_key: str, bus_prefix: str, tmp_pat
              "--slot", "0=sam:001000000103", "--slot", "1=hc:000073898381", "--slot", "2=hpc:000000329470"],
             tmp_path,
         ).wait_ready()
+        procs["gateway"] = Proc("gateway", ["gateway", "--port", str(ports["gateway"]), "--cloud", sim_url, *bus], tmp_path).wait_ready()
+        # The agent enrols with a one-time token from the gateway side; the gateway key never leaves it.
+        token = subprocess.run([sys.executable, "-m", "nhigw", "gateway", "enrol-token", "--workstation", "ws-03", *bus], check=True, capture_output=True, text=True).stdout.strip()
         procs["agent"] = Proc(
             "agent",
-            ["agent", "--pcsc", "--port", str(ports["agent"]), "--workstation", "ws-03", "--cloud", sim_url, "--data-dir", str(tmp_path / "data"), *bus],
+            ["agent", "--pcsc", "--port", str(ports["agent"]), "--workstation", "ws-03", "--cloud", sim_url, "--data-dir", str(tmp_path / "data"),
+             "--redis", redis_server, "--bus-prefix", bus_prefix, "--enrol-token", token],
             tmp_path,
         ).wait_ready()
-        procs["gateway"] = Proc("gateway", ["gateway", "--port", str(ports["gateway"]), "--cloud", sim_url, *bus], tmp_path).wait_ready()
         yield Urls(sim_url, f"http://127.0.0.1:{ports['vcard']}", f"https://127.0.0.1:{ports['agent']}", f"http://127.0.0.1:{ports['gateway']}", procs)
     finally:
         for p in reversed(list(procs.values())):

@@ -1,25 +1,44 @@
-"""The agent's side of the bus: presence heartbeats and the gateway's signature calls.
+"""The agent's side of the bus: presence heartbeats, signature calls and component calls.
+
+The agent must be enrolled (``nhigw.bus.enrol``): every message it sends or accepts is
+a ``SealedEnvelope`` under its own agent key, so no other host can speak for it or to it.
 
 Presence goes out on start, every ``interval_s`` and at once on any state change;
 ``leaving=True`` on a clean stop, so the gateway marks the workstation offline at
 once rather than after the 3-second silence. A call past its deadline is dropped.
+
+Component calls (``ComponentCall``: the gateway forwards an HIS's
+``/api/workstations/{id}/hpc/v1/...``) are run against the agent's own HTTP(S)
+component API on loopback (``component_url``), so they pass the same middlewares
+(records, errors) as a local HIS call. Chosen over dispatching into the aiohttp app
+in-process: no private aiohttp API, and the agent's HTTP contract is the one thing
+both paths share. Only ``/api/{common,sam,hpc,hc}/v1/...`` paths are forwarded.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
+import re
+import ssl
 import time
-import uuid
+from typing import Annotated
+
+import aiohttp
+from pydantic import Field, TypeAdapter
 
 from nhigw import __version__
 from nhigw.agent.core import Agent
-from nhigw.bus.base import Bus, BusError
-from nhigw.bus.seal import Sealer, SealError
+from nhigw.bus.base import Bus, BusError, Subscription
+from nhigw.bus.enrol import AgentIdentity
+from nhigw.bus.seal import SealError, open_envelope, seal_envelope
 from nhigw.common.logging import get_logger
 from nhigw.contracts.buskeys import BusKeys
-from nhigw.contracts.codes import StatusError, message
+from nhigw.contracts.codes import Code, StatusError, message
 from nhigw.contracts.models import (
+    ComponentCall,
+    ComponentReply,
     ErrorBody,
     Presence,
     SignatureObject,
@@ -29,15 +48,22 @@ from nhigw.contracts.models import (
 
 log = get_logger("nhigw.agent.bus")
 
+_CALLS: TypeAdapter[SignCall | ComponentCall] = TypeAdapter(Annotated[SignCall | ComponentCall, Field(discriminator="type")])
+COMPONENT_PATH = re.compile(r"^/api/(common|sam|hpc|hc)/v1/[A-Za-z0-9/]+$")
+
 
 class BusLink:
-    def __init__(self, agent: Agent, bus: Bus, keys: BusKeys, *, interval_s: float = 1.0, sealer: Sealer | None = None) -> None:
-        self.agent, self.bus, self.keys = agent, bus, keys
-        self.sealer = sealer or Sealer(None)
+    def __init__(self, agent: Agent, bus: Bus, keys: BusKeys, identity: AgentIdentity, *, interval_s: float = 1.0, component_url: str | None = None) -> None:
+        if identity.workstation != agent.workstation:
+            raise ValueError(f"bus identity is for {identity.workstation!r}, agent is {agent.workstation!r}")
+        self.agent, self.bus, self.keys, self.identity = agent, bus, keys, identity
         self.interval_s = interval_s
-        self.agent_id = uuid.uuid4().hex[:12]
+        self.component_url = component_url.rstrip("/") if component_url else None
+        self.agent_id = identity.agentId
         self._tasks: list[asyncio.Task[None]] = []
         self._kick = asyncio.Event()
+        self._http: aiohttp.ClientSession | None = None
+        self._sub: Subscription | None = None
 
     def presence(self, leaving: bool = False) -> Presence:
         return Presence(
@@ -50,34 +76,48 @@ class BusLink:
             leaving=leaving,
         )
 
+    def _seal(self, channel: str, data: bytes) -> bytes:
+        return seal_envelope(self.identity.key, channel, self.agent.workstation, data)
+
     async def start(self) -> None:
-        sub = await self.bus.subscribe(self.keys.calls(self.agent.workstation))
+        self._sub = await self.bus.subscribe(self.keys.calls(self.agent.workstation))
         self.agent.listeners.append(self._kick.set)
-        self._tasks = [asyncio.create_task(self._heartbeat(), name="presence"), asyncio.create_task(self._serve(sub), name="sign-calls")]
+        self._tasks = [asyncio.create_task(self._heartbeat(), name="presence"), asyncio.create_task(self._serve(self._sub), name="bus-calls")]
 
     async def _heartbeat(self) -> None:
         while True:
             try:
-                await self.bus.publish(self.keys.presence, self.presence().model_dump_json().encode())
+                await self.bus.publish(self.keys.presence, self._seal(self.keys.presence, self.presence().model_dump_json().encode()))
             except BusError as exc:
                 log.warning("presence_failed", error=str(exc))
             self._kick.clear()
             with contextlib.suppress(asyncio.TimeoutError, TimeoutError):
                 await asyncio.wait_for(self._kick.wait(), self.interval_s)
 
-    async def _serve(self, sub) -> None:  # type: ignore[no-untyped-def]
+    async def _serve(self, sub: Subscription) -> None:
+        ws = self.agent.workstation
         async for channel, data in sub:
             try:
-                call = SignCall.model_validate_json(self.sealer.open(data, channel))
+                _ws, plain = open_envelope(lambda w: self.identity.key if w == ws else None, channel, data)
+                head = _CALLS.validate_json(plain)
             except (ValueError, SealError):
-                log.warning("bad_sign_call")  # forged, unsealed or malformed: dropped
+                log.warning("bad_bus_call")  # forged, unsealed or malformed: dropped
                 continue
-            asyncio.create_task(self._answer(call))
+            if head.workstation != ws:
+                continue
+            asyncio.create_task(self._answer(head))
 
-    async def _answer(self, call: SignCall) -> None:
+    async def _answer(self, call: SignCall | ComponentCall) -> None:
         if call.deadline < time.time():
-            log.info("sign_call_expired", requestId=call.requestId)
+            log.info("bus_call_expired", requestId=call.requestId)
             return
+        reply = await (self._sign(call) if isinstance(call, SignCall) else self._component(call))
+        try:
+            await self.bus.publish(call.replyTo, self._seal(call.replyTo, reply.model_dump_json().encode()))
+        except BusError as exc:
+            log.warning("reply_failed", error=str(exc))
+
+    async def _sign(self, call: SignCall) -> SignReply:
         try:
             sig = await self.agent.sign(call.kind, call.serviceType)
             reply = SignReply(requestId=call.requestId, workstation=self.agent.workstation, ok=True, signature=SignatureObject.model_validate(sig.model_dump(exclude={"statusCode"})))
@@ -85,10 +125,27 @@ class BusLink:
             zh, en = message(err.code)
             reply = SignReply(requestId=call.requestId, workstation=self.agent.workstation, ok=False, error=ErrorBody(statusCode=err.code, message=zh, messageEn=en, detail=err.detail))
         self.agent.record(f"BUS sign {call.kind.value}", 0 if reply.ok else (reply.error.statusCode if reply.error else 0))
+        return reply
+
+    async def _component(self, call: ComponentCall) -> ComponentReply:
+        def refuse(code: Code, detail: str, status: int) -> ComponentReply:
+            return ComponentReply(requestId=call.requestId, workstation=self.agent.workstation, httpStatus=status, body=_error_json(code, detail))
+
+        if not COMPONENT_PATH.match(call.path):
+            return refuse(Code.NOT_FOUND, f"not a component API path: {call.path}", 404)
+        if self.component_url is None:
+            return refuse(Code.UNSUPPORTED, "this agent does not forward component calls", 501)
+        if self._http is None:
+            ctx = ssl.create_default_context()
+            ctx.check_hostname = False
+            ctx.verify_mode = ssl.CERT_NONE  # our own self-signed certificate on loopback
+            self._http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=ctx), timeout=aiohttp.ClientTimeout(total=max(1.0, call.deadline - time.time())))
         try:
-            await self.bus.publish(call.replyTo, self.sealer.seal(reply.model_dump_json().encode(), call.replyTo))
-        except BusError as exc:
-            log.warning("reply_failed", error=str(exc))
+            async with self._http.request(call.method, self.component_url + call.path, data=call.body.encode() or None, headers={"Content-Type": "application/json"}) as r:
+                body = await r.text()
+                return ComponentReply(requestId=call.requestId, workstation=self.agent.workstation, httpStatus=r.status, body=body)
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            return refuse(Code.INTERNAL, f"local component API unreachable: {type(exc).__name__}", 502)
 
     async def stop(self) -> None:
         for t in self._tasks:
@@ -97,4 +154,12 @@ class BusLink:
             with contextlib.suppress(asyncio.CancelledError):
                 await t
         with contextlib.suppress(BusError):
-            await self.bus.publish(self.keys.presence, self.presence(leaving=True).model_dump_json().encode())
+            await self.bus.publish(self.keys.presence, self._seal(self.keys.presence, self.presence(leaving=True).model_dump_json().encode()))
+        if self._sub:
+            await self._sub.close()
+        if self._http:
+            await self._http.close()
+
+
+def _error_json(code: Code, detail: str) -> str:
+    return json.dumps(StatusError(code, detail).body(), ensure_ascii=False)

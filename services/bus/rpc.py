@@ -1,34 +1,50 @@
-"""Request/reply over the bus: the gateway asks one workstation's agent for a signature.
+"""Request/reply over the bus: the gateway asks one workstation's agent for a signature or a component call.
 
-Outcomes, each defined: a reply (ok or a 6.0 error from the agent); nobody subscribed
-to that workstation's channel (9400, at once); no reply before the deadline (9401).
+Calls and replies are ``SealedEnvelope``s under that workstation's agent key. A reply
+counts only if it opens with the key of the workstation the call went to: another
+agent, or any host without the key, cannot answer for it (forgeries are dropped and
+counted in ``rejected``).
+
+Outcomes, each defined: a reply (ok or a 6.0 error from the agent); workstation not
+enrolled or nobody subscribed to its channel (9400, at once); no reply before the
+deadline (9401).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import time
 import uuid
+from typing import Protocol
+
+from pydantic import BaseModel
 
 from nhigw.bus.base import Bus, BusError, Subscription
-from nhigw.bus.seal import Sealer, SealError
+from nhigw.bus.seal import SealError
 from nhigw.common.logging import get_logger
 from nhigw.contracts.buskeys import BusKeys
 from nhigw.contracts.codes import Code, StatusError
-from nhigw.contracts.models import SignatureKind, SignCall, SignReply
+from nhigw.contracts.models import ComponentCall, ComponentReply, SignatureKind, SignCall, SignReply
 
 log = get_logger("nhigw.bus.rpc")
 
 
+class Envelopes(Protocol):
+    async def seal(self, workstation: str, channel: str, data: bytes) -> bytes | None: ...
+
+    async def open(self, channel: str, raw: bytes) -> tuple[str, bytes]: ...
+
+
 class RpcClient:
-    def __init__(self, bus: Bus, keys: BusKeys, node_id: str | None = None, sealer: Sealer | None = None) -> None:
-        self.bus, self.keys = bus, keys
-        self.sealer = sealer or Sealer(None)
+    def __init__(self, bus: Bus, keys: BusKeys, envelopes: Envelopes, node_id: str | None = None) -> None:
+        self.bus, self.keys, self.envelopes = bus, keys, envelopes
         self.node_id = node_id or uuid.uuid4().hex[:12]
-        self._pending: dict[str, asyncio.Future[SignReply]] = {}
+        self._pending: dict[str, tuple[str, asyncio.Future[bytes]]] = {}
         self._sub: Subscription | None = None
         self._task: asyncio.Task[None] | None = None
+        self.rejected = 0
 
     async def start(self) -> None:
         self._sub = await self.bus.subscribe(self.keys.replies(self.node_id))
@@ -38,13 +54,43 @@ class RpcClient:
         assert self._sub is not None
         async for channel, data in self._sub:
             try:
-                reply = SignReply.model_validate_json(self.sealer.open(data, channel))
+                ws, plain = await self.envelopes.open(channel, data)
+                request_id = json.loads(plain).get("requestId")
             except (ValueError, SealError):
-                log.warning("rpc_bad_reply")
+                self.rejected += 1
+                log.warning("rpc_reply_rejected")
                 continue
-            fut = self._pending.get(reply.requestId)
-            if fut and not fut.done():
-                fut.set_result(reply)
+            pending = self._pending.get(request_id) if isinstance(request_id, str) else None
+            if pending is None:
+                continue
+            want_ws, fut = pending
+            if ws != want_ws:  # sealed by another enrolled workstation: not an answer for this one
+                self.rejected += 1
+                log.warning("rpc_reply_wrong_workstation", workstation=want_ws)
+                continue
+            if not fut.done():
+                fut.set_result(plain)
+
+    async def _call(self, workstation: str, request_id: str, msg: BaseModel, timeout_s: float) -> bytes:
+        fut: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+        self._pending[request_id] = (workstation, fut)
+        try:
+            channel = self.keys.calls(workstation)
+            try:
+                sealed = await self.envelopes.seal(workstation, channel, msg.model_dump_json().encode())
+                if sealed is None:
+                    raise StatusError(Code.WORKSTATION_OFFLINE, f"workstation {workstation!r} is not enrolled", http_status=503, workstation=workstation)
+                receivers = await self.bus.publish(channel, sealed)
+            except BusError as exc:
+                raise StatusError(Code.UPSTREAM_UNAVAILABLE, "message bus unavailable", http_status=503) from exc
+            if receivers == 0:
+                raise StatusError(Code.WORKSTATION_OFFLINE, f"workstation {workstation!r} is not connected", http_status=503, workstation=workstation)
+            try:
+                return await asyncio.wait_for(fut, timeout_s)
+            except TimeoutError as exc:
+                raise StatusError(Code.WORKSTATION_TIMEOUT, f"workstation {workstation!r} did not answer within {timeout_s:g} s", http_status=504, workstation=workstation) from exc
+        finally:
+            self._pending.pop(request_id, None)
 
     async def sign(self, workstation: str, kind: SignatureKind, service_type: str, *, timeout_s: float = 10.0) -> SignReply:
         req = SignCall(
@@ -55,22 +101,19 @@ class RpcClient:
             replyTo=self.keys.replies(self.node_id),
             deadline=time.time() + timeout_s,
         )
-        fut: asyncio.Future[SignReply] = asyncio.get_running_loop().create_future()
-        self._pending[req.requestId] = fut
-        try:
-            try:
-                channel = self.keys.calls(workstation)
-                receivers = await self.bus.publish(channel, self.sealer.seal(req.model_dump_json().encode(), channel))
-            except BusError as exc:
-                raise StatusError(Code.UPSTREAM_UNAVAILABLE, "message bus unavailable", http_status=503) from exc
-            if receivers == 0:
-                raise StatusError(Code.WORKSTATION_OFFLINE, f"workstation {workstation!r} is not connected", http_status=503, workstation=workstation)
-            try:
-                return await asyncio.wait_for(fut, timeout_s)
-            except TimeoutError as exc:
-                raise StatusError(Code.WORKSTATION_TIMEOUT, f"workstation {workstation!r} did not answer within {timeout_s:g} s", http_status=504, workstation=workstation) from exc
-        finally:
-            self._pending.pop(req.requestId, None)
+        return SignReply.model_validate_json(await self._call(workstation, req.requestId, req, timeout_s))
+
+    async def component(self, workstation: str, method: str, path: str, body: str, *, timeout_s: float = 30.0) -> ComponentReply:
+        req = ComponentCall(
+            requestId=uuid.uuid4().hex,
+            workstation=workstation,
+            method=method,  # type: ignore[arg-type]
+            path=path,
+            body=body,
+            replyTo=self.keys.replies(self.node_id),
+            deadline=time.time() + timeout_s,
+        )
+        return ComponentReply.model_validate_json(await self._call(workstation, req.requestId, req, timeout_s))
 
     async def close(self) -> None:
         if self._task:

@@ -1,16 +1,18 @@
-"""Sealing of bus payloads that carry signatures (AES-256-GCM with a shared bus key).
+"""Sealing of bus payloads (AES-256-GCM).
 
-Signature calls and replies cross Redis; nothing there may read a full signature or
-forge a call. With a key (``NHIGW_BUS_KEY``, 32 bytes base64, the same on gateway
-and agents) every call/reply is sealed with AAD = its channel, so it cannot be
-replayed to another workstation. Without a key (in-process bus only) payloads pass
-as they are; ``nhigw`` refuses to run a Redis bus without a key.
+Every message between the gateway and an agent after enrolment travels as a
+``SealedEnvelope``: sealed with *that workstation's* agent key (issued at enrolment,
+see ``nhigw.bus.enrol``), AAD = ``channel|workstation``. So nothing on Redis can read a
+signature or a PIN, forge a call, answer for another workstation, or move a message
+to another channel. ``Sealer`` is the primitive; with ``None`` it passes data through
+(used only for the gateway key of an in-memory deployment).
 """
 
 from __future__ import annotations
 
 import base64
 import os
+from collections.abc import Callable
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
@@ -54,3 +56,35 @@ class Sealer:
             return self._aead.decrypt(blob[2:14], blob[14:], aad.encode())
         except Exception as exc:  # InvalidTag
             raise SealError("message not sealed with this bus key") from exc
+
+
+# ---------------------------------------------------------------- per-agent envelopes
+
+def envelope_aad(channel: str, workstation: str) -> str:
+    return f"{channel}|{workstation}"
+
+
+def seal_envelope(key: bytes, channel: str, workstation: str, data: bytes) -> bytes:
+    """Wrap ``data`` for ``channel`` as ``SealedEnvelope`` JSON, sealed with one agent's key."""
+    from nhigw.contracts.models import SealedEnvelope
+
+    blob = Sealer(key).seal(data, envelope_aad(channel, workstation))
+    return SealedEnvelope(workstation=workstation, payload=base64.b64encode(blob).decode()).model_dump_json().encode()
+
+
+def open_envelope(key_for: Callable[[str], bytes | None], channel: str, raw: bytes) -> tuple[str, bytes]:
+    """Open a ``SealedEnvelope``: ``key_for(workstation)`` gives that workstation's key (None: not enrolled).
+
+    Raises ``SealError`` for anything not sealed by the named workstation's current key.
+    """
+    from nhigw.contracts.models import SealedEnvelope
+
+    try:
+        env = SealedEnvelope.model_validate_json(raw)
+        blob = base64.b64decode(env.payload, validate=True)
+    except ValueError as exc:
+        raise SealError("not a sealed envelope") from exc
+    key = key_for(env.workstation)
+    if key is None:
+        raise SealError(f"workstation {env.workstation!r} is not enrolled")
+    return env.workstation, Sealer(key).open(blob, envelope_aad(channel, env.workstation))

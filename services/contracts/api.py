@@ -70,6 +70,18 @@ AGENT: list[Endpoint] = [
 
 GATEWAY: list[Endpoint] = [
     Endpoint("GET", "/api/workstations", "工作站清單與卡片狀態 (list workstations and their states)", None, None, "gateway"),
+    Endpoint("POST", "/api/v1/{path}", "業務邏輯 (business route; pass-through or one-call with X-Workstation; Idempotency-Key, X-Deadline-Ms)", None, None, "business"),
+    Endpoint("GET", "/api/workstations/{ws}/{component}", "轉送元件 API 至工作站 (forward a component GET to a workstation's agent)", None, None, "gateway"),
+    Endpoint("POST", "/api/workstations/{ws}/{component}", "轉送元件 API 至工作站 (forward a component POST, e.g. hpc/v1/Verification/Hpc)", None, None, "gateway"),
+    Endpoint("DELETE", "/api/workstations/{ws}/{component}", "轉送元件 API 至工作站 (forward a component DELETE, e.g. hpc/v1/Logout)", None, None, "gateway"),
+    Endpoint("GET", "/api/ops/dead-letters", "死信佇列 (dead letters; ops)", None, None, "ops"),
+    Endpoint("POST", "/api/ops/dead-letters/{id}/retry", "重送死信 (requeue a dead letter; ops)", None, None, "ops"),
+    Endpoint("DELETE", "/api/ops/dead-letters/{id}", "捨棄死信 (discard a dead letter; ops)", None, None, "ops"),
+    Endpoint("GET", "/api/audit", "稽核紀錄 (audit records of the client's hospital; ?since=&until=)", None, None, "audit"),
+    Endpoint("GET", "/api/audit/verify", "驗證稽核雜湊鏈 (verify the audit hash chain; ops)", None, None, "audit"),
+    Endpoint("GET", "/metrics", "Prometheus metrics", None, None, "ops"),
+    Endpoint("GET", "/healthz", "liveness", None, None, "ops"),
+    Endpoint("GET", "/readyz", "readiness (bus reachable)", None, None, "ops"),
 ]
 
 def _business_rows() -> list[Endpoint]:

@@ -24,3 +24,64 @@ class BusKeys:
     def replies(self, node_id: str) -> str:
         """Agent -> the gateway replica that asked: ``SignReply`` messages."""
         return f"{self.prefix}:reply:{node_id}"
+
+    # ---------------------------------------------------------------- enrolment and agent keys
+
+    @property
+    def enrol(self) -> str:
+        """Agents publish ``EnrolRequest`` here (pub/sub)."""
+        return f"{self.prefix}:enrol"
+
+    def enrol_reply(self, agent_id: str) -> str:
+        """Gateway -> the enrolling agent: ``EnrolReply``."""
+        return f"{self.prefix}:enrol:reply:{agent_id}"
+
+    def enrol_token(self, token_id: str) -> str:
+        """One-time enrolment token (string: workstation), deleted on use (GETDEL)."""
+        return f"{self.prefix}:enrol-token:{token_id}"
+
+    def agent_key(self, workstation: str) -> str:
+        """The workstation's agent key, sealed with the gateway key (string)."""
+        return f"{self.prefix}:agent-key:{workstation}"
+
+    # ---------------------------------------------------------------- queue, answers, audit
+
+    @property
+    def jobs(self) -> str:
+        """Redis Stream of ``QueuedJob`` entries; consumer group ``workers``."""
+        return f"{self.prefix}:jobs"
+
+    @property
+    def jobs_group(self) -> str:
+        return "workers"
+
+    @property
+    def dead(self) -> str:
+        """Dead-letter stream: jobs delivered ``max_deliveries`` times without finishing."""
+        return f"{self.prefix}:jobs:dead"
+
+    def answer(self, answer_key: str) -> str:
+        """A finished job's ``JobAnswer`` (string with TTL = idempotency window)."""
+        return f"{self.prefix}:answer:{answer_key}"
+
+    def inflight(self, answer_key: str) -> str:
+        """Set (NX) while a job for this idempotency key is queued; value = request fingerprint."""
+        return f"{self.prefix}:inflight:{answer_key}"
+
+    def attempted(self, answer_key: str) -> str:
+        """Set (NX) just before a write is sent upstream: a reclaimed write with this set is never re-sent."""
+        return f"{self.prefix}:attempted:{answer_key}"
+
+    def done(self, answer_key: str) -> str:
+        """Pub/sub: a worker announces that ``answer(answer_key)`` is stored."""
+        return f"{self.prefix}:done:{answer_key}"
+
+    @property
+    def audit_log(self) -> str:
+        """Audit records, one JSON per list element, hash-chained."""
+        return f"{self.prefix}:audit:log"
+
+    @property
+    def audit_head(self) -> str:
+        """``seq hash`` of the last audit record (detects removal of the tail)."""
+        return f"{self.prefix}:audit:head"

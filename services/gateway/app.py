@@ -1,103 +1,189 @@
-"""The gateway's HTTP app.
+"""The gateway's HTTP app (``create_app(gateway)``).
 
-Outcomes of a business call, each defined:
-- the cloud answered: its JSON and HTTP status, unchanged;
+Business routes (``POST /api/v1/{route}``), in both modes, for every route of
+``nhigw.contracts.routes``: pass-through (the body carries the HIS's signature object)
+or one-call (``X-Workstation``; the gateway gets the signature from that agent). Both go
+through the queue (``nhigw.gateway.service``). Headers: ``Authorization: Bearer <key>``
+(unless the gateway runs open on loopback), ``Idempotency-Key`` (generated when absent,
+always echoed), ``X-Deadline-Ms`` (how long the HIS waits, default 30 s).
+
+Outcomes, each defined:
+- the cloud answered: its JSON and HTTP status, unchanged (also on a replay);
 - one-call, workstation offline: 9400 at once (503); agent silent: 9401 (504);
   the agent refused (wrong state, no card): the agent's 6.0 code (409);
-- the cloud unreachable or timing out: 9402 (502/504).
+- the cloud unreachable, breaker open: 9402 (502/503/504); a write that may have
+  landed: 9403 (504) with ``idempotencyKey``; hospital over its rate: 9407 (429);
+- still running at the HIS's deadline: 9408 (202) with ``idempotencyKey``.
+
+Also: ``GET /api/workstations``; component calls forwarded to a workstation's agent
+(``/api/workstations/{id}/{common,sam,hpc,hc}/v1/...``); dead letters for ops
+(``GET /api/ops/dead-letters``, ``POST .../{id}/retry``, ``DELETE .../{id}``); the audit
+trail of the client's hospital (``GET /api/audit``, ``GET /api/audit/verify``);
+``/metrics``, ``/healthz``, ``/readyz``.
 """
 
 from __future__ import annotations
 
 import json
+import re
+import uuid
 from typing import Any
 
-import aiohttp
 from aiohttp import web
 
-from nhigw.bus.base import Bus
-from nhigw.bus.rpc import RpcClient
+from nhigw.bus.base import BusError
 from nhigw.common.http import error_middleware, healthz, json_response
 from nhigw.common.logging import get_logger
 from nhigw.contracts.codes import Code, StatusError
 from nhigw.contracts.routes import lookup
+from nhigw.gateway.auth import Client, forbid
 from nhigw.gateway.dashboard import add_dashboard_routes
-from nhigw.gateway.registry import Registry
+from nhigw.gateway.service import Gateway
+from nhigw.gateway.upstream import RateLimited
 
 log = get_logger("nhigw.gateway")
 
-REGISTRY = web.AppKey("registry", Registry)
-RPC = web.AppKey("rpc", RpcClient)
-CLOUD = web.AppKey("cloud", aiohttp.ClientSession)
-CLOUD_URL = web.AppKey("cloud_url", str)
-BUS = web.AppKey("bus", Bus)
+GATEWAY = web.AppKey("gateway", Gateway)
+IDEM_RE = re.compile(r"^[\x21-\x7e]{1,200}$")
 
 
-def create_app(bus: Bus, rpc: RpcClient, registry: Registry, cloud_url: str, *, cloud_timeout_s: float = 20.0) -> web.Application:
+def create_app(gw: Gateway, *, workers: bool = True) -> web.Application:
     app = web.Application(middlewares=[error_middleware], client_max_size=32 * 1024 * 1024)
-    app[REGISTRY] = registry
-    app[RPC] = rpc
-    app[CLOUD_URL] = cloud_url.rstrip("/")
-    app[BUS] = bus
+    app[GATEWAY] = gw
 
-    async def lifecycle(a: web.Application):  # type: ignore[no-untyped-def]
-        a[CLOUD] = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=cloud_timeout_s))
-        await registry.start()
-        await rpc.start()
+    async def lifecycle(_a: web.Application):  # type: ignore[no-untyped-def]
+        await gw.start(workers=workers)
         yield
-        await rpc.close()
-        await registry.close()
-        await a[CLOUD].close()
+        await gw.close()
 
     app.cleanup_ctx.append(lifecycle)
 
-    async def business(req: web.Request) -> web.Response:
-        path = req.match_info["path"]
+    def client_of(req: web.Request) -> Client:
+        return gw.settings.clients.authenticate(req)
+
+    def need_ops(c: Client) -> None:
+        if not c.ops:
+            raise forbid("this endpoint is for operators")
+
+    async def business(req: web.Request) -> web.StreamResponse:
+        client = client_of(req)
+        path = "/api/v1/" + req.match_info["path"]
+        route = lookup(path)
+        if route is None:
+            raise StatusError(Code.NOT_FOUND, f"no business route {path}", http_status=404)
+        if not route.supported:
+            raise StatusError(Code.UNSUPPORTED, f"{route.path} is not supported by 6.0 (不支援)")
         raw = await req.read()
-        workstation = req.headers.get("X-Workstation")
+        try:
+            fields: Any = json.loads(raw) if raw.strip() else {}
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise StatusError(Code.PARAM_FORMAT, "malformed JSON body") from exc
+        if not isinstance(fields, dict):
+            raise StatusError(Code.PARAM_FORMAT, "the body must be a JSON object")
+        workstation = req.headers.get("X-Workstation") or None
+        hospital = fields.get("hospitalId") if isinstance(fields.get("hospitalId"), str) else None
         if workstation:
-            route = lookup(path)
-            if route is None:
-                raise StatusError(Code.NOT_FOUND, f"no business route /api/v1/{path}", http_status=404)
-            if not route.supported:
-                raise StatusError(Code.UNSUPPORTED, f"{route.path} is not supported by 6.0 (不支援)")
+            if not client.may_use(workstation):
+                raise forbid(f"client {client.name!r} may not use workstation {workstation!r}")
+            if not gw.registry.online(workstation):
+                gw.metrics.admission.labels(str(int(Code.WORKSTATION_OFFLINE))).inc()
+                raise StatusError(Code.WORKSTATION_OFFLINE, f"workstation {workstation!r} is offline", http_status=503, workstation=workstation)
+        elif not client.may_act_for(hospital):
+            raise forbid(f"client {client.name!r} may not act for hospital {hospital!r}")
+        idem = req.headers.get("Idempotency-Key") or uuid.uuid4().hex
+        if not IDEM_RE.match(idem):
+            raise StatusError(Code.PARAM_VALUE, "Idempotency-Key must be 1-200 printable ASCII characters")
+        deadline_s = gw.settings.default_deadline_s
+        if "X-Deadline-Ms" in req.headers:
             try:
-                extras: Any = json.loads(raw) if raw.strip() else {}
-            except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-                raise StatusError(Code.PARAM_FORMAT, "malformed JSON body") from exc
-            if not isinstance(extras, dict):
-                raise StatusError(Code.PARAM_FORMAT, "the body must be a JSON object")
-            reply = await req.app[RPC].sign(workstation, route.kind, route.serviceType)
-            if not reply.ok or reply.signature is None:
-                err = reply.error
-                raise StatusError(err.statusCode if err else Code.INTERNAL, err.detail if err else "agent failed", http_status=409, workstation=workstation)
-            body = {**extras, **reply.signature.model_dump(exclude_none=True)}
-            body.pop("serviceType", None)
-            raw = json.dumps(body, ensure_ascii=False).encode()
-        return await forward(req.app, f"/api/v1/{path}", raw)
+                deadline_s = min(gw.settings.max_deadline_s, max(0.05, int(req.headers["X-Deadline-Ms"]) / 1000))
+            except ValueError as exc:
+                raise StatusError(Code.PARAM_VALUE, "X-Deadline-Ms must be an integer (milliseconds)") from exc
+        try:
+            gw.cloud.admit(client.hospitalId or hospital or "-")
+        except RateLimited as exc:
+            gw.metrics.admission.labels(str(int(Code.RATE_LIMITED))).inc()
+            raise StatusError(Code.RATE_LIMITED, str(exc), http_status=429, idempotencyKey=idem) from exc
+        try:
+            ans, replayed = await gw.submit(client=client, route=route, path=path, body=raw, workstation=workstation, idem_key=idem, deadline_s=deadline_s, hospital=client.hospitalId or hospital)
+        except BusError as exc:
+            raise StatusError(Code.UPSTREAM_UNAVAILABLE, "the gateway's queue is unavailable; nothing was sent", http_status=503) from exc
+        headers = {"Idempotency-Key": idem}
+        if ans is None:
+            err = StatusError(Code.IN_PROGRESS, f"not finished within {deadline_s:g} s; it stays queued", http_status=202, idempotencyKey=idem)
+            return json_response(err.body(), status=202, headers=headers)
+        headers["X-Request-Id"] = ans.requestId
+        if replayed:
+            headers["Idempotent-Replayed"] = "true"
+        return web.Response(body=ans.body.encode(), status=ans.httpStatus, content_type="application/json", charset="utf-8", headers=headers)
 
     async def workstations(req: web.Request) -> web.Response:
-        return json_response({"workstations": req.app[REGISTRY].snapshot(), "statusCode": 0})
+        client = client_of(req)
+        return json_response({"workstations": gw.registry.snapshot(client.may_use), "statusCode": 0})
 
-    async def readyz(req: web.Request) -> web.Response:
-        ok = await req.app[BUS].ping()
-        return web.json_response({"status": "ok" if ok else "bus unavailable"}, status=200 if ok else 503)
+    async def component(req: web.Request) -> web.Response:
+        client = client_of(req)
+        ws = req.match_info["ws"]
+        if not client.may_use(ws):
+            raise forbid(f"client {client.name!r} may not use workstation {ws!r}")
+        if not gw.registry.online(ws):
+            raise StatusError(Code.WORKSTATION_OFFLINE, f"workstation {ws!r} is offline", http_status=503, workstation=ws)
+        path = "/api/" + req.match_info["rest"]
+        reply = await gw.rpc.component(ws, req.method, path, (await req.read()).decode("utf-8", "replace"))
+        return web.Response(body=reply.body.encode(), status=reply.httpStatus, content_type="application/json", charset="utf-8")
+
+    async def dead_letters(req: web.Request) -> web.Response:
+        need_ops(client_of(req))
+        out = []
+        for d in await gw.queue.dead():
+            try:
+                j = json.loads(d.raw)
+                summary = {k: j.get(k) for k in ("requestId", "idempotencyKey", "path", "workstation", "client", "write", "enqueuedAt")}
+            except ValueError:
+                summary = {"unreadable": True}
+            out.append({"id": d.id, "deliveries": d.deliveries, "originalId": d.originalId, "job": summary})
+        return json_response({"deadLetters": out, "statusCode": 0})
+
+    async def dead_retry(req: web.Request) -> web.Response:
+        need_ops(client_of(req))
+        new_id = await gw.queue.retry(req.match_info["id"])
+        if new_id is None:
+            raise StatusError(Code.NOT_FOUND, "no such dead letter", http_status=404)
+        return json_response({"requeuedAs": new_id, "statusCode": 0})
+
+    async def dead_discard(req: web.Request) -> web.Response:
+        need_ops(client_of(req))
+        if not await gw.discard_dead(req.match_info["id"]):
+            raise StatusError(Code.NOT_FOUND, "no such dead letter", http_status=404)
+        return json_response({"statusCode": 0})
+
+    async def audit(req: web.Request) -> web.Response:
+        client = client_of(req)
+        recs = await gw.audit.records(since=req.query.get("since"), until=req.query.get("until"), hospital=client.hospitalId)
+        return json_response({"records": [r.model_dump(mode="json") for r in recs], "statusCode": 0})
+
+    async def audit_verify(req: web.Request) -> web.Response:
+        need_ops(client_of(req))
+        res = await gw.audit.verify()
+        return json_response({**res.model_dump(), "statusCode": 0}, status=200 if res.ok else 409)
+
+    async def metrics(_req: web.Request) -> web.Response:
+        return web.Response(body=await gw.metrics.render(), content_type="text/plain", charset="utf-8")
+
+    async def readyz(_req: web.Request) -> web.Response:
+        ok = await gw.bus.ping()
+        return web.json_response({"status": "ok" if ok else "bus unavailable", "instance": gw.instance}, status=200 if ok else 503)
 
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics)
     app.router.add_get("/api/workstations", workstations)
+    app.router.add_route("*", r"/api/workstations/{ws}/{rest:(common|sam|hpc|hc)/v1/.+}", component)
+    app.router.add_get("/api/ops/dead-letters", dead_letters)
+    app.router.add_post("/api/ops/dead-letters/{id}/retry", dead_retry)
+    app.router.add_delete("/api/ops/dead-letters/{id}", dead_discard)
+    app.router.add_get("/api/audit", audit)
+    app.router.add_get("/api/audit/verify", audit_verify)
     app.router.add_post("/api/v1/{path:.+}", business)
     add_dashboard_routes(app)
     return app
-
-
-async def forward(app: web.Application, path: str, body: bytes) -> web.Response:
-    url = app[CLOUD_URL] + path
-    try:
-        async with app[CLOUD].post(url, data=body, headers={"Content-Type": "application/json"}) as r:
-            payload = await r.read()
-            return web.Response(body=payload, status=r.status, content_type="application/json", charset="utf-8")
-    except aiohttp.ClientError as exc:
-        raise StatusError(Code.UPSTREAM_UNAVAILABLE, f"NHI cloud unreachable: {type(exc).__name__}", http_status=502) from exc
-    except TimeoutError as exc:
-        raise StatusError(Code.UPSTREAM_UNAVAILABLE, "NHI cloud timed out", http_status=504) from exc

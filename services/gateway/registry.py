@@ -1,7 +1,11 @@
-"""Agent registry: who is online, from the agents' presence messages.
+"""Agent registry: who is online, from the agents' sealed presence messages.
 
 A workstation is online while its last presence is younger than ``offline_after_s``
 (default 3 s, three missed 1-second heartbeats) and it has not said it is leaving.
+A presence counts only when it opens with that workstation's enrolled agent key, names
+the same workstation and agent inside, and is newer than the last one (a replayed old
+heartbeat cannot keep a dead workstation "online"). Anything else is dropped and counted
+in ``rejected``.
 """
 
 from __future__ import annotations
@@ -11,10 +15,12 @@ import contextlib
 import time
 from dataclasses import dataclass, field
 
-from nhigw.bus.base import Bus
+from nhigw.bus.base import Bus, Subscription
+from nhigw.bus.seal import SealError
 from nhigw.common.logging import get_logger
 from nhigw.contracts.buskeys import BusKeys
 from nhigw.contracts.models import Presence
+from nhigw.gateway.agents import AgentKeys
 
 log = get_logger("nhigw.gateway.registry")
 
@@ -29,17 +35,25 @@ class Entry:
 class Registry:
     bus: Bus
     keys: BusKeys
+    agents: AgentKeys
     offline_after_s: float = 3.0
     entries: dict[str, Entry] = field(default_factory=dict)
+    rejected: int = 0
     _task: asyncio.Task[None] | None = None
+    _sub: Subscription | None = None
 
     def online(self, workstation: str) -> bool:
         e = self.entries.get(workstation)
         return e is not None and not e.presence.leaving and time.monotonic() - e.seen_at < self.offline_after_s
 
-    def snapshot(self) -> list[dict[str, object]]:
+    def online_count(self) -> int:
+        return sum(1 for ws in self.entries if self.online(ws))
+
+    def snapshot(self, allowed: "callable[[str], bool] | None" = None) -> list[dict[str, object]]:  # type: ignore[valid-type]
         out = []
         for ws, e in sorted(self.entries.items()):
+            if allowed is not None and not allowed(ws):
+                continue
             out.append(
                 {
                     "workstation": ws,
@@ -53,20 +67,33 @@ class Registry:
         return out
 
     async def start(self) -> None:
-        sub = await self.bus.subscribe(self.keys.presence)
-        self._task = asyncio.create_task(self._run(sub), name="registry")
+        self._sub = await self.bus.subscribe(self.keys.presence)
+        self._task = asyncio.create_task(self._run(self._sub), name="registry")
 
-    async def _run(self, sub) -> None:  # type: ignore[no-untyped-def]
-        async for _ch, data in sub:
-            try:
-                p = Presence.model_validate_json(data)
-            except ValueError:
-                log.warning("bad_presence")
-                continue
-            self.entries[p.workstation] = Entry(p, time.monotonic())
+    async def accept(self, channel: str, data: bytes) -> Presence | None:
+        try:
+            ws, plain = await self.agents.open(channel, data)
+            p = Presence.model_validate_json(plain)
+        except (SealError, ValueError):
+            self.rejected += 1
+            log.warning("presence_rejected")
+            return None
+        prev = self.entries.get(ws)
+        if p.workstation != ws or p.agentId != self.agents.agent_id(ws) or (prev and p.sentAt < prev.presence.sentAt) or p.sentAt < time.time() - self.offline_after_s:
+            self.rejected += 1
+            log.warning("presence_rejected", workstation=ws)
+            return None
+        self.entries[ws] = Entry(p, time.monotonic())
+        return p
+
+    async def _run(self, sub: Subscription) -> None:
+        async for channel, data in sub:
+            await self.accept(channel, data)
 
     async def close(self) -> None:
         if self._task:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+        if self._sub:
+            await self._sub.close()

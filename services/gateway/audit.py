@@ -1,0 +1,237 @@
+"""Hash-chained, append-only audit trail of business requests (IHE ATNA / FHIR AuditEvent core).
+
+One ``AuditRecord`` per business request the gateway ran, written by the worker after
+the upstream call and before the answer is stored, published or acknowledged (XACK):
+an HIS never holds an answer that has no audit record. Each record carries its upstream
+attempts (number, outcome, latency) inside, so "one record per attempt" is kept without
+a second chain write per attempt.
+
+Chain: ``hash = sha256(prevHash || canonical JSON of the record without hash)``,
+``seq`` counts from 1, and the store keeps a head (``seq hash`` of the last record).
+``verify`` recomputes the chain: an edited record breaks its own hash, a removed or
+reordered one breaks ``seq`` and ``prevHash``, a removed tail disagrees with the head.
+(Someone who can rewrite the whole log *and* the head can forge a consistent chain;
+export the head regularly — ``nhigw audit verify`` prints it — to anchor it elsewhere.)
+
+Personal data: the patient appears only as a masked national ID (``Z29*****29``), the HPC
+as a masked card number; no signature, no PIN, no body is stored.
+
+Stores: ``RedisAudit`` (a list plus a head key, appended under WATCH/MULTI so replicas
+share one chain) and ``FileAudit`` (JSON lines, for the single-process deployment).
+"""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+import hashlib
+import json
+import os
+from datetime import UTC, datetime
+from pathlib import Path
+
+import redis.asyncio as aioredis
+from pydantic import BaseModel, Field
+from redis.exceptions import RedisError, WatchError
+
+from nhigw.bus.base import BusError
+from nhigw.common.logging import mask_id
+
+GENESIS = "0" * 64
+
+
+class AuditAttempt(BaseModel):
+    n: int
+    outcome: str
+    latency_ms: float
+
+
+class AuditRecord(BaseModel):
+    """FHIR AuditEvent core: type/action, recorded, outcome, agents (who), source, entity (what)."""
+
+    seq: int = 0
+    recorded: str = Field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="milliseconds"))
+    eventType: str = "rest"  # DICOM "110112 Query"-like; here: the REST operation on the NHI cloud
+    action: str  # C create / R read / U update / E execute (FHIR AuditEvent.action)
+    route: str
+    outcome: int  # FHIR: 0 success, 4 minor failure, 8 serious failure, 12 major failure
+    statusCode: int
+    httpStatus: int
+    client: str
+    hospitalId: str | None = None
+    workstation: str | None = None
+    agentId: str | None = None
+    hpc: str | None = None
+    patient: str | None = None
+    instance: str
+    site: str
+    requestId: str
+    idempotencyKey: str
+    attempts: list[AuditAttempt] = Field(default_factory=list)
+    latency_ms: float = 0.0
+    prevHash: str = GENESIS
+    hash: str = ""
+
+    def compute_hash(self) -> str:
+        body = self.model_dump(mode="json", exclude={"hash"})
+        return hashlib.sha256((self.prevHash + json.dumps(body, sort_keys=True, ensure_ascii=False, separators=(",", ":"))).encode()).hexdigest()
+
+
+def mask_card(card: str | None) -> str | None:
+    return f"{card[:4]}****{card[-4:]}" if card and len(card) > 8 else card
+
+
+def mask_patient(id_no: str | None) -> str | None:
+    if not id_no:
+        return None
+    masked = mask_id(id_no)
+    return masked if masked != id_no else (id_no[:3] + "*" * max(0, len(id_no) - 5) + id_no[-2:] if len(id_no) > 5 else "***")
+
+
+def outcome_of(http_status: int) -> int:
+    return 0 if http_status < 400 else 4 if http_status < 500 else 8
+
+
+class VerifyResult(BaseModel):
+    ok: bool
+    count: int
+    head: str
+    problems: list[str] = Field(default_factory=list)
+
+
+def verify_records(lines: list[bytes | str], head: str | None) -> VerifyResult:
+    """Pure: check a stored chain (JSON lines) and its head (``seq hash``; None = not kept)."""
+    problems: list[str] = []
+    prev, last_seq = GENESIS, 0
+    for i, line in enumerate(lines, 1):
+        try:
+            rec = AuditRecord.model_validate_json(line)
+        except ValueError:
+            problems.append(f"line {i}: not an audit record")
+            continue
+        if rec.seq != last_seq + 1:
+            problems.append(f"line {i}: seq {rec.seq} follows {last_seq} (record removed or reordered)")
+        if rec.prevHash != prev:
+            problems.append(f"line {i} (seq {rec.seq}): prevHash does not match the previous record")
+        if rec.compute_hash() != rec.hash:
+            problems.append(f"line {i} (seq {rec.seq}): hash mismatch (record edited)")
+        prev, last_seq = rec.hash, rec.seq
+    tip = f"{last_seq} {prev}"
+    if head is not None and head != tip and head != "":
+        problems.append(f"head is {head!r} but the chain ends at {tip!r} (records removed at the end)")
+    return VerifyResult(ok=not problems, count=len(lines), head=tip, problems=problems)
+
+
+class AuditLog(abc.ABC):
+    @abc.abstractmethod
+    async def append(self, rec: AuditRecord) -> AuditRecord:
+        """Chain and store; returns the stored record (with seq, prevHash, hash)."""
+
+    @abc.abstractmethod
+    async def lines(self) -> list[bytes]: ...
+
+    @abc.abstractmethod
+    async def head(self) -> str | None: ...
+
+    async def verify(self) -> VerifyResult:
+        return verify_records(await self.lines(), await self.head())
+
+    async def records(self, *, since: str | None = None, until: str | None = None, hospital: str | None = None) -> list[AuditRecord]:
+        out = []
+        for line in await self.lines():
+            r = AuditRecord.model_validate_json(line)
+            if (since and r.recorded < since) or (until and r.recorded >= until) or (hospital and r.hospitalId != hospital):
+                continue
+            out.append(r)
+        return out
+
+
+def _chain(rec: AuditRecord, head: str | None) -> AuditRecord:
+    seq, prev = (0, GENESIS)
+    if head:
+        s, _, h = head.partition(" ")
+        seq, prev = int(s), h
+    rec = rec.model_copy(update={"seq": seq + 1, "prevHash": prev})
+    rec.hash = rec.compute_hash()
+    return rec
+
+
+class FileAudit(AuditLog):
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._head_path = self.path.with_suffix(".head")
+        self._lock = asyncio.Lock()
+
+    async def append(self, rec: AuditRecord) -> AuditRecord:
+        async with self._lock:
+            rec = _chain(rec, await self.head())
+            self._write(rec)
+            return rec
+
+    def _write(self, rec: AuditRecord) -> None:
+        with open(self.path, "a", encoding="utf-8") as f:
+            f.write(rec.model_dump_json() + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+        self._head_path.write_text(f"{rec.seq} {rec.hash}")
+
+    async def lines(self) -> list[bytes]:
+        if not self.path.exists():
+            return []
+        return [ln for ln in self.path.read_bytes().splitlines() if ln.strip()]
+
+    async def head(self) -> str | None:
+        return self._head_path.read_text().strip() if self._head_path.exists() else None
+
+
+class RedisAudit(AuditLog):
+    def __init__(self, client: aioredis.Redis, log_key: str, head_key: str) -> None:
+        self.client, self.log_key, self.head_key = client, log_key, head_key
+
+    async def append(self, rec: AuditRecord) -> AuditRecord:
+        try:
+            async with self.client.pipeline(transaction=True) as pipe:
+                while True:
+                    try:
+                        await pipe.watch(self.head_key)
+                        head = await pipe.get(self.head_key)
+                        chained = _chain(rec, head.decode() if head else None)
+                        pipe.multi()
+                        pipe.rpush(self.log_key, chained.model_dump_json())
+                        pipe.set(self.head_key, f"{chained.seq} {chained.hash}")
+                        await pipe.execute()
+                        return chained
+                    except WatchError:
+                        continue  # another replica appended first: chain onto its record
+        except (RedisError, OSError) as exc:
+            raise BusError(f"audit append failed: {exc}") from exc
+
+    async def lines(self) -> list[bytes]:
+        return list(await self.client.lrange(self.log_key, 0, -1))
+
+    async def head(self) -> str | None:
+        h = await self.client.get(self.head_key)
+        return h.decode() if h else None
+
+
+class MemoryAudit(AuditLog):
+    """A list in memory (tests)."""
+
+    def __init__(self) -> None:
+        self._lines: list[bytes] = []
+        self._head: str | None = None
+        self._lock = asyncio.Lock()
+
+    async def append(self, rec: AuditRecord) -> AuditRecord:
+        async with self._lock:
+            rec = _chain(rec, self._head)
+            self._lines.append(rec.model_dump_json().encode())
+            self._head = f"{rec.seq} {rec.hash}"
+            return rec
+
+    async def lines(self) -> list[bytes]:
+        return list(self._lines)
+
+    async def head(self) -> str | None:
+        return self._head

@@ -1,0 +1,161 @@
+"""The gateway's command-line pieces, wired into ``nhigw`` by ``nhigw.cli``.
+
+    nhigw gateway [--clients FILE] ...             run a replica
+    nhigw gateway enrol-token --workstation ws-03  print a one-time agent enrolment token
+    nhigw gateway add-client --name his-a --hospital 3501200000 --workstations 'ws-0*'
+    nhigw audit verify                              check the audit chain (exit 1 if broken)
+    nhigw audit export --since 2026-11-01 --until 2026-12-01
+
+``enrol-token`` and ``audit`` work on the same Redis (``--redis``, ``--bus-prefix``) and
+gateway key (``--bus-key``) as the gateway replicas, without a running gateway; with no
+Redis, ``audit`` reads the single-process audit file (``--file``, default
+``<data-dir>/gateway/audit.jsonl``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import ipaddress
+import json
+import os
+import sys
+from pathlib import Path
+
+from aiohttp import web
+
+
+def gateway_key(args: argparse.Namespace) -> bytes | None:
+    key = getattr(args, "bus_key", None) or os.environ.get("NHIGW_BUS_KEY")
+    return base64.b64decode(key) if key else None
+
+
+def add_gateway_options(sp: argparse.ArgumentParser) -> None:
+    sp.add_argument("--clients", default=os.environ.get("NHIGW_CLIENTS"), help="HIS clients JSON (API keys); none = open, loopback only")
+    sp.add_argument("--site", default=os.environ.get("NHIGW_SITE", "clinic"), help="site name in audit records")
+    sp.add_argument("--max-deliveries", type=int, default=3, help="deliveries before a job is dead-lettered")
+    sp.add_argument("--claim-idle-s", type=float, default=10.0, help="reclaim another replica's job after it is idle this long")
+
+
+def add_admin_parsers(sub: argparse._SubParsersAction, gw: argparse.ArgumentParser, busopts, common) -> None:  # type: ignore[no-untyped-def,type-arg]
+    gsub = gw.add_subparsers(dest="gwcmd", required=False)
+    sp = gsub.add_parser("enrol-token", help="print a one-time enrolment token for a workstation's agent")
+    busopts(sp)
+    sp.add_argument("--workstation", required=True)
+    sp.add_argument("--ttl-s", type=float, default=24 * 3600.0)
+    sp = gsub.add_parser("add-client", help="add an HIS client to a clients file and print its API key")
+    sp.add_argument("--clients", required=True)
+    sp.add_argument("--name", required=True)
+    sp.add_argument("--hospital", help="hospitalId the client is scoped to")
+    sp.add_argument("--workstations", default="*", help="comma-separated workstation patterns (fnmatch)")
+    sp.add_argument("--ops", action="store_true", help="may use the ops endpoints (dead letters, audit verify)")
+
+    sp = sub.add_parser("audit", help="verify or export the gateway's audit trail")
+    common(sp)
+    busopts(sp)
+    sp.add_argument("action", choices=["verify", "export"])
+    sp.add_argument("--file", help="audit file of a single-process gateway")
+    sp.add_argument("--since", help="ISO date/time (inclusive)")
+    sp.add_argument("--until", help="ISO date/time (exclusive)")
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def build_gateway_app(args: argparse.Namespace, bus, *, cloud: str, audit_path: Path | None = None) -> web.Application:  # type: ignore[no-untyped-def]
+    from nhigw.gateway.app import create_app
+    from nhigw.gateway.auth import Clients
+    from nhigw.gateway.service import Gateway, GatewaySettings
+
+    clients = Clients.load(Path(args.clients)) if getattr(args, "clients", None) else Clients()
+    host = getattr(args, "gateway_host", None) or args.host
+    if clients.open and not is_loopback(host):
+        sys.exit(f"nhigw: a gateway on {host} needs HIS API keys (--clients FILE; `nhigw gateway add-client`); without them it serves loopback only")
+    settings = GatewaySettings(
+        cloud_url=cloud,
+        prefix=args.bus_prefix,
+        gateway_key=gateway_key(args),
+        site=getattr(args, "site", "clinic"),
+        clients=clients,
+        max_deliveries=getattr(args, "max_deliveries", 3),
+        claim_idle_s=getattr(args, "claim_idle_s", 10.0),
+        audit_path=audit_path,
+    )
+    return create_app(Gateway(bus, settings))
+
+
+def _store(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    import redis.asyncio as aioredis
+
+    url = args.redis or os.environ.get("NHIGW_REDIS_URL")
+    if not url:
+        sys.exit("nhigw: --redis (or NHIGW_REDIS_URL) is required")
+    return aioredis.Redis.from_url(url)
+
+
+async def cmd_enrol_token(args: argparse.Namespace) -> None:
+    from nhigw.bus import MemoryBus
+    from nhigw.contracts.buskeys import BusKeys
+    from nhigw.gateway.agents import AgentKeys
+    from nhigw.gateway.store import RedisKV
+
+    key = gateway_key(args)
+    if key is None:
+        sys.exit("nhigw: the gateway key is required (--bus-key or NHIGW_BUS_KEY, the same as the gateway's)")
+    client = _store(args)
+    try:
+        token = await AgentKeys(MemoryBus(), RedisKV(client), BusKeys(args.bus_prefix), key).issue_token(args.workstation, args.ttl_s)
+    finally:
+        await client.aclose()
+    print(token)
+
+
+def cmd_add_client(args: argparse.Namespace) -> None:
+    from nhigw.gateway.auth import Clients
+
+    print(Clients.add(Path(args.clients), args.name, args.hospital, [w.strip() for w in args.workstations.split(",") if w.strip()], args.ops))
+
+
+async def cmd_audit(args: argparse.Namespace, data_dir: Path) -> int:
+    from nhigw.contracts.buskeys import BusKeys
+    from nhigw.gateway.audit import FileAudit, RedisAudit
+
+    if args.redis or os.environ.get("NHIGW_REDIS_URL"):
+        client = _store(args)
+        keys = BusKeys(args.bus_prefix)
+        log = RedisAudit(client, keys.audit_log, keys.audit_head)
+    else:
+        client = None
+        log = FileAudit(Path(args.file) if args.file else data_dir / "audit.jsonl")  # type: ignore[assignment]
+    try:
+        if args.action == "verify":
+            res = await log.verify()
+            print(json.dumps(res.model_dump(), ensure_ascii=False, indent=2))
+            return 0 if res.ok else 1
+        for r in await log.records(since=args.since, until=args.until):
+            print(r.model_dump_json())
+        return 0
+    finally:
+        if client is not None:
+            await client.aclose()
+
+
+async def self_issued_token(bus, prefix: str, args: argparse.Namespace, workstation: str) -> str | None:  # type: ignore[no-untyped-def]
+    """The ``--bus-key`` path for trusted hosts (demo containers): an agent holding the *gateway* key
+    issues its own enrolment token in Redis. Whoever holds that key can act as any workstation, so
+    real workstations enrol with a token from ``nhigw gateway enrol-token`` instead."""
+    from nhigw.contracts.buskeys import BusKeys
+    from nhigw.gateway.agents import AgentKeys
+    from nhigw.gateway.store import RedisKV
+
+    key = gateway_key(args)
+    client = getattr(bus, "client", None)
+    if key is None or client is None:
+        return None
+    return await AgentKeys(bus, RedisKV(client), BusKeys(prefix), key).issue_token(workstation, ttl_s=120)

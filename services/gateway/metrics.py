@@ -1,0 +1,52 @@
+"""Prometheus metrics of one gateway replica (``GET /metrics``, text format).
+
+Counters and histograms are updated as requests run; queue depth, oldest pending age,
+dead letters, breaker state and agents online are read at scrape time. Each gateway
+has its own ``CollectorRegistry`` (several gateways can live in one test process).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+if TYPE_CHECKING:
+    from nhigw.gateway.service import Gateway
+
+
+class Metrics:
+    def __init__(self, gw: "Gateway") -> None:
+        self.gw = gw
+        r = self.registry = CollectorRegistry()
+        self.requests = Counter("nhigw_gateway_requests", "business requests run, by route and 6.0 statusCode", ["route", "statusCode"], registry=r)
+        self.latency = Histogram("nhigw_gateway_request_seconds", "business request latency (worker: sign + upstream + audit)", ["route"], registry=r,
+                                 buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30))
+        self.retries = Counter("nhigw_gateway_upstream_retries", "upstream retries", registry=r)
+        self.enqueued = Counter("nhigw_gateway_enqueued", "jobs added to the queue", registry=r)
+        self.job_failures = Counter("nhigw_gateway_job_failures", "jobs that failed unexpectedly (left pending for redelivery)", registry=r)
+        self.admission = Counter("nhigw_gateway_admission_refusals", "requests refused at admission, by 6.0 statusCode", ["statusCode"], registry=r)
+        self.queue_length = Gauge("nhigw_gateway_queue_length", "entries in the work stream", registry=r)
+        self.queue_pending = Gauge("nhigw_gateway_queue_pending", "entries delivered and not yet acknowledged", registry=r)
+        self.oldest_pending = Gauge("nhigw_gateway_queue_oldest_pending_seconds", "age of the oldest pending entry", registry=r)
+        self.dead = Gauge("nhigw_gateway_dead_letters", "entries in the dead-letter stream", registry=r)
+        self.breaker = Gauge("nhigw_gateway_breaker_state", "NHI cloud circuit breaker: 0 closed, 1 open, 2 half-open", registry=r)
+        self.agents = Gauge("nhigw_gateway_agents_online", "workstations online", registry=r)
+        self.rejected = Gauge("nhigw_gateway_bus_messages_rejected", "bus messages dropped: not sealed by an enrolled agent", registry=r)
+
+    def observe(self, route: str, code: int, seconds: float, retries: int) -> None:
+        self.requests.labels(route, str(code)).inc()
+        self.latency.labels(route).observe(seconds)
+        if retries:
+            self.retries.inc(retries)
+
+    async def render(self) -> bytes:
+        d = await self.gw.queue.depth()
+        self.queue_length.set(d.length)
+        self.queue_pending.set(d.pending)
+        self.oldest_pending.set(d.oldest_pending_age_s)
+        self.dead.set(d.dead)
+        self.breaker.set(self.gw.cloud.breaker.state)
+        self.agents.set(self.gw.registry.online_count())
+        self.rejected.set(self.gw.registry.rejected + self.gw.rpc.rejected)
+        return generate_latest(self.registry)

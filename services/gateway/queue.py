@@ -1,0 +1,310 @@
+"""The work queue of business requests: a Redis Stream with a consumer group, or its in-process twin.
+
+Semantics (both implementations, one contract test suite ``tests/test_gateway_queue.py``):
+- ``add`` appends a ``QueuedJob``; ``read`` delivers new entries to one consumer
+  (delivery count 1); an entry stays *pending* on that consumer until ``ack``.
+- ``touch`` resets the idle time of entries a live consumer is still working on
+  (XCLAIM ... JUSTID, which does not count a delivery), so only a dead or stuck
+  consumer's entries go idle.
+- ``claim_stale`` takes entries idle for ``min_idle_s`` (XAUTOCLAIM), counting a
+  delivery each time; an entry delivered more than ``max_deliveries`` times is moved
+  to the dead-letter stream instead (XADD dead + XACK + XDEL).
+- dead letters: ``dead`` lists them; ``retry`` puts one back as a new entry;
+  ``discard`` drops it.
+"""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+import itertools
+import time
+from dataclasses import dataclass
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError, ResponseError
+
+from nhigw.bus.base import BusError
+from nhigw.contracts.models import QueuedJob
+
+
+@dataclass
+class Delivery:
+    id: str
+    raw: bytes
+    deliveries: int
+
+    def job(self) -> QueuedJob:
+        return QueuedJob.model_validate_json(self.raw)
+
+
+@dataclass
+class DeadLetter:
+    id: str
+    raw: bytes
+    deliveries: int
+    originalId: str
+
+
+@dataclass
+class Depth:
+    length: int
+    pending: int
+    oldest_pending_age_s: float
+    dead: int
+
+
+class WorkQueue(abc.ABC):
+    max_deliveries: int = 3
+
+    async def start(self) -> None:
+        return None
+
+    @abc.abstractmethod
+    async def add(self, job: QueuedJob) -> str: ...
+
+    @abc.abstractmethod
+    async def read(self, consumer: str, *, count: int = 10, block_s: float = 1.0) -> list[Delivery]: ...
+
+    @abc.abstractmethod
+    async def claim_stale(self, consumer: str, *, min_idle_s: float) -> list[Delivery]: ...
+
+    @abc.abstractmethod
+    async def touch(self, consumer: str, ids: list[str]) -> None: ...
+
+    @abc.abstractmethod
+    async def ack(self, entry_id: str) -> None: ...
+
+    @abc.abstractmethod
+    async def dead(self) -> list[DeadLetter]: ...
+
+    @abc.abstractmethod
+    async def retry(self, dead_id: str) -> str | None: ...
+
+    @abc.abstractmethod
+    async def discard(self, dead_id: str) -> DeadLetter | None: ...
+
+    @abc.abstractmethod
+    async def depth(self) -> Depth: ...
+
+
+def _wrap(exc: Exception) -> BusError:
+    return BusError(f"redis stream operation failed: {exc}")
+
+
+class RedisQueue(WorkQueue):
+    def __init__(self, client: aioredis.Redis, stream: str, group: str, dead_stream: str, *, max_deliveries: int = 3, maxlen: int = 100_000) -> None:
+        self.client, self.stream, self.group, self.dead_stream = client, stream, group, dead_stream
+        self.max_deliveries, self.maxlen = max_deliveries, maxlen
+
+    async def start(self) -> None:
+        try:
+            await self.client.xgroup_create(self.stream, self.group, id="0", mkstream=True)
+        except ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise _wrap(exc) from exc
+        except (RedisError, OSError) as exc:
+            raise _wrap(exc) from exc
+
+    async def add(self, job: QueuedJob) -> str:
+        try:
+            return (await self.client.xadd(self.stream, {"job": job.model_dump_json()}, maxlen=self.maxlen, approximate=True)).decode()
+        except (RedisError, OSError) as exc:
+            raise _wrap(exc) from exc
+
+    async def read(self, consumer: str, *, count: int = 10, block_s: float = 1.0) -> list[Delivery]:
+        try:
+            res = await self.client.xreadgroup(self.group, consumer, {self.stream: ">"}, count=count, block=int(block_s * 1000))
+        except ResponseError as exc:
+            if "NOGROUP" in str(exc):  # Redis restarted without persistence: recreate and carry on
+                await self.start()
+                return []
+            raise _wrap(exc) from exc
+        except (RedisError, OSError) as exc:
+            raise _wrap(exc) from exc
+        out = []
+        for _stream, entries in res or []:
+            for eid, fields in entries:
+                out.append(Delivery(eid.decode(), fields.get(b"job", b""), 1))
+        return out
+
+    async def claim_stale(self, consumer: str, *, min_idle_s: float) -> list[Delivery]:
+        out: list[Delivery] = []
+        start = "0-0"
+        try:
+            while True:
+                res = await self.client.xautoclaim(self.stream, self.group, consumer, int(min_idle_s * 1000), start_id=start, count=50)
+                nxt, entries = res[0], res[1]
+                for eid, fields in entries:
+                    if fields is None:
+                        continue
+                    eid_s = eid.decode()
+                    info = await self.client.xpending_range(self.stream, self.group, min=eid_s, max=eid_s, count=1)
+                    n = int(info[0]["times_delivered"]) if info else self.max_deliveries + 1
+                    raw = fields.get(b"job", b"")
+                    if n > self.max_deliveries:
+                        async with self.client.pipeline(transaction=True) as p:
+                            p.xadd(self.dead_stream, {"job": raw, "deliveries": str(n - 1), "originalId": eid_s})
+                            p.xack(self.stream, self.group, eid_s)
+                            p.xdel(self.stream, eid_s)
+                            await p.execute()
+                        continue
+                    out.append(Delivery(eid_s, raw, n))
+                nxt_s = nxt.decode() if isinstance(nxt, bytes) else str(nxt)
+                if nxt_s == "0-0":
+                    return out
+                start = nxt_s
+        except ResponseError as exc:
+            if "NOGROUP" in str(exc):
+                await self.start()
+                return out
+            raise _wrap(exc) from exc
+        except (RedisError, OSError) as exc:
+            raise _wrap(exc) from exc
+
+    async def touch(self, consumer: str, ids: list[str]) -> None:
+        if not ids:
+            return
+        try:
+            await self.client.xclaim(self.stream, self.group, consumer, 0, ids, justid=True)
+        except (RedisError, OSError) as exc:
+            raise _wrap(exc) from exc
+
+    async def ack(self, entry_id: str) -> None:
+        try:
+            async with self.client.pipeline(transaction=True) as p:
+                p.xack(self.stream, self.group, entry_id)
+                p.xdel(self.stream, entry_id)
+                await p.execute()
+        except (RedisError, OSError) as exc:
+            raise _wrap(exc) from exc
+
+    async def dead(self) -> list[DeadLetter]:
+        try:
+            entries = await self.client.xrange(self.dead_stream, "-", "+")
+        except (RedisError, OSError) as exc:
+            raise _wrap(exc) from exc
+        return [DeadLetter(eid.decode(), f[b"job"], int(f.get(b"deliveries", b"0")), f.get(b"originalId", b"").decode()) for eid, f in entries]
+
+    async def _take_dead(self, dead_id: str) -> DeadLetter | None:
+        try:
+            entries = await self.client.xrange(self.dead_stream, dead_id, dead_id)
+            if not entries or not await self.client.xdel(self.dead_stream, dead_id):
+                return None  # unknown, or another operator/replica took it first
+        except (RedisError, OSError) as exc:
+            raise _wrap(exc) from exc
+        eid, f = entries[0]
+        return DeadLetter(eid.decode(), f[b"job"], int(f.get(b"deliveries", b"0")), f.get(b"originalId", b"").decode())
+
+    async def retry(self, dead_id: str) -> str | None:
+        d = await self._take_dead(dead_id)
+        if d is None:
+            return None
+        return await self.add(QueuedJob.model_validate_json(d.raw))
+
+    async def discard(self, dead_id: str) -> DeadLetter | None:
+        return await self._take_dead(dead_id)
+
+    async def depth(self) -> Depth:
+        try:
+            length = await self.client.xlen(self.stream)
+            summary = await self.client.xpending(self.stream, self.group)
+            pending = int(summary.get("pending", 0))
+            age = 0.0
+            if pending:
+                first = summary["min"]
+                first_s = first.decode() if isinstance(first, bytes) else str(first)
+                age = max(0.0, time.time() - int(first_s.split("-")[0]) / 1000)
+            dead = await self.client.xlen(self.dead_stream)
+        except ResponseError:
+            return Depth(0, 0, 0.0, 0)
+        except (RedisError, OSError) as exc:
+            raise _wrap(exc) from exc
+        return Depth(int(length), pending, age, int(dead))
+
+
+@dataclass
+class _Entry:
+    raw: bytes
+    added_at: float
+    deliveries: int = 0
+    owner: str | None = None
+    last: float = 0.0
+
+
+class MemoryQueue(WorkQueue):
+    """The same semantics in one process (``nhigw up`` on the in-memory bus)."""
+
+    def __init__(self, *, max_deliveries: int = 3) -> None:
+        self.max_deliveries = max_deliveries
+        self._ids = itertools.count(1)
+        self._entries: dict[str, _Entry] = {}
+        self._new: list[str] = []
+        self._dead: dict[str, DeadLetter] = {}
+        self._cond = asyncio.Condition()
+
+    def _id(self) -> str:
+        return f"{int(time.time() * 1000)}-{next(self._ids)}"
+
+    async def add(self, job: QueuedJob) -> str:
+        eid = self._id()
+        self._entries[eid] = _Entry(job.model_dump_json().encode(), time.time())
+        self._new.append(eid)
+        async with self._cond:
+            self._cond.notify_all()
+        return eid
+
+    async def read(self, consumer: str, *, count: int = 10, block_s: float = 1.0) -> list[Delivery]:
+        if not self._new:
+            async with self._cond:
+                try:
+                    await asyncio.wait_for(self._cond.wait_for(lambda: bool(self._new)), block_s)
+                except TimeoutError:
+                    return []
+        take, self._new = self._new[:count], self._new[count:]
+        out = []
+        for eid in take:
+            e = self._entries[eid]
+            e.deliveries, e.owner, e.last = 1, consumer, time.monotonic()
+            out.append(Delivery(eid, e.raw, 1))
+        return out
+
+    async def claim_stale(self, consumer: str, *, min_idle_s: float) -> list[Delivery]:
+        out = []
+        now = time.monotonic()
+        for eid, e in list(self._entries.items()):
+            if e.owner is None or now - e.last < min_idle_s:
+                continue
+            e.deliveries += 1
+            if e.deliveries > self.max_deliveries:
+                del self._entries[eid]
+                did = self._id()
+                self._dead[did] = DeadLetter(did, e.raw, e.deliveries - 1, eid)
+                continue
+            e.owner, e.last = consumer, now
+            out.append(Delivery(eid, e.raw, e.deliveries))
+        return out
+
+    async def touch(self, consumer: str, ids: list[str]) -> None:
+        for eid in ids:
+            e = self._entries.get(eid)
+            if e is not None:
+                e.owner, e.last = consumer, time.monotonic()
+
+    async def ack(self, entry_id: str) -> None:
+        self._entries.pop(entry_id, None)
+
+    async def dead(self) -> list[DeadLetter]:
+        return list(self._dead.values())
+
+    async def retry(self, dead_id: str) -> str | None:
+        d = self._dead.pop(dead_id, None)
+        return await self.add(QueuedJob.model_validate_json(d.raw)) if d else None
+
+    async def discard(self, dead_id: str) -> DeadLetter | None:
+        return self._dead.pop(dead_id, None)
+
+    async def depth(self) -> Depth:
+        pend = [e for e in self._entries.values() if e.owner is not None]
+        age = max((time.time() - e.added_at for e in pend), default=0.0)
+        return Depth(len(self._entries), len(pend), age, len(self._dead))

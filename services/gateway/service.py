@@ -1,0 +1,365 @@
+"""The gateway's engine: admission, the queue, the workers, the upstream call, the audit, the answers.
+
+Life of a business request (any replica may run any step after admission):
+
+1. *Admission* (the replica the HIS called): authenticate, route, scope, rate limit,
+   workstation online check (9400 at once), ``Idempotency-Key`` (taken from the header
+   or generated). A stored answer for that client+key is returned as it is
+   (``Idempotent-Replayed: true``); a key reused for a different request is refused
+   (1706). Otherwise the first request with the key sets ``inflight`` and adds a
+   ``QueuedJob`` to the stream; a concurrent duplicate only waits.
+2. *Work* (any replica's worker): one-call signature from the agent, the upstream call
+   with the retry policy, the audit record, the answer stored for the idempotency
+   window, ``done`` published, and only then XACK. A worker that dies leaves the entry
+   pending; another replica reclaims it after ``claim_idle_s`` (XAUTOCLAIM). A write whose
+   ``attempted`` marker is set is never sent again on a later delivery: it is answered
+   9403 "outcome unknown" with its idempotency key. After ``max_deliveries`` an entry
+   goes to the dead-letter stream.
+3. *Answer*: the admitting replica waits on ``done`` (and polls the stored answer) up to
+   the HIS's deadline (``X-Deadline-Ms``, default 30 s); past it the HIS gets 202 with
+   9408 and the key, and a retry with the same key later gets the answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import os
+import socket
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from nhigw.bus.base import Bus, BusError
+from nhigw.bus.rpc import RpcClient
+from nhigw.common.logging import get_logger
+from nhigw.contracts.buskeys import BusKeys
+from nhigw.contracts.codes import Code, StatusError
+from nhigw.contracts.models import JobAnswer, QueuedJob
+from nhigw.contracts.routes import Route
+from nhigw.gateway.agents import AgentKeys
+from nhigw.gateway.audit import AuditAttempt, AuditLog, AuditRecord, FileAudit, MemoryAudit, RedisAudit, mask_card, mask_patient, outcome_of
+from nhigw.gateway.auth import Client, Clients
+from nhigw.gateway.metrics import Metrics
+from nhigw.gateway.queue import Delivery, MemoryQueue, RedisQueue, WorkQueue
+from nhigw.gateway.registry import Registry
+from nhigw.gateway.store import KV, MemoryKV, RedisKV
+from nhigw.gateway.upstream import (
+    BadStatus,
+    CircuitOpen,
+    CloudClient,
+    MaybeSent,
+    NotSent,
+    RateLimited,
+    Transport,
+    UpstreamError,
+    UpstreamRequest,
+    UpstreamSettings,
+)
+
+log = get_logger("nhigw.gateway.service")
+
+
+def _instance() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:4]}"
+
+
+@dataclass
+class GatewaySettings:
+    cloud_url: str
+    prefix: str = "nhigw"
+    gateway_key: bytes | None = None  # seals agent keys and enrolment tokens at rest
+    instance: str = field(default_factory=_instance)
+    site: str = "clinic"
+    clients: Clients = field(default_factory=Clients)
+    idempotency_window_s: float = 24 * 3600.0
+    default_deadline_s: float = 30.0
+    max_deadline_s: float = 300.0
+    max_deliveries: int = 3
+    claim_idle_s: float = 10.0
+    claim_every_s: float = 1.0
+    worker_concurrency: int = 32
+    offline_after_s: float = 3.0
+    sign_timeout_s: float = 10.0
+    upstream: UpstreamSettings = field(default_factory=UpstreamSettings)
+    audit_path: Path | None = None
+    transport: Transport | None = None
+
+
+class Gateway:
+    def __init__(self, bus: Bus, settings: GatewaySettings) -> None:
+        self.bus, self.settings = bus, settings
+        self.keys = keys = BusKeys(settings.prefix)
+        self.instance = settings.instance
+        client = getattr(bus, "client", None)
+        if client is not None:  # RedisBus: everything shared through the same Redis
+            self.kv: KV = RedisKV(client)
+            self.queue: WorkQueue = RedisQueue(client, keys.jobs, keys.jobs_group, keys.dead, max_deliveries=settings.max_deliveries)
+            self.audit: AuditLog = RedisAudit(client, keys.audit_log, keys.audit_head)
+        else:
+            self.kv = MemoryKV()
+            self.queue = MemoryQueue(max_deliveries=settings.max_deliveries)
+            self.audit = FileAudit(settings.audit_path) if settings.audit_path else MemoryAudit()
+        self.agents = AgentKeys(bus, self.kv, keys, settings.gateway_key)
+        self.registry = Registry(bus, keys, self.agents, settings.offline_after_s)
+        self.rpc = RpcClient(bus, keys, self.agents)
+        self.cloud = CloudClient(settings.cloud_url, settings.upstream, settings.transport)
+        self.metrics = Metrics(self)
+        self._tasks: list[asyncio.Task[None]] = []
+        self._working: set[str] = set()
+        self._jobs: set[asyncio.Task[None]] = set()
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def start(self, *, workers: bool = True) -> None:
+        await self.queue.start()
+        await self.agents.start()
+        await self.registry.start()
+        await self.rpc.start()
+        if workers:
+            self._tasks = [asyncio.create_task(self._work_loop(), name="worker"), asyncio.create_task(self._keepalive(), name="worker-keepalive")]
+
+    async def close(self) -> None:
+        for t in self._tasks:
+            t.cancel()
+        for t in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await t
+        # Jobs in flight are cancelled; their entries stay pending and another replica (or
+        # this one after a restart) reclaims them. A write already sent keeps its marker.
+        for t in list(self._jobs):
+            t.cancel()
+        for t in list(self._jobs):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await t
+        await self.rpc.close()
+        await self.registry.close()
+        await self.agents.close()
+        await self.cloud.close()
+
+    # ------------------------------------------------------------------ admission
+
+    def answer_key(self, client: Client, idem_key: str) -> str:
+        return hashlib.sha256(f"{client.name}|{idem_key}".encode()).hexdigest()[:40]
+
+    async def stored_answer(self, answer_key: str) -> JobAnswer | None:
+        raw = await self.kv.get(self.keys.answer(answer_key))
+        return JobAnswer.model_validate_json(raw) if raw else None
+
+    async def submit(self, *, client: Client, route: Route, path: str, body: bytes, workstation: str | None, idem_key: str, deadline_s: float, hospital: str | None) -> tuple[JobAnswer | None, bool]:
+        """Queue (or join) the request and wait for its answer. Returns (answer or None at the deadline, replayed)."""
+        akey = self.answer_key(client, idem_key)
+        fingerprint = hashlib.sha256(b"|".join([path.lower().encode(), (workstation or "").encode(), body])).hexdigest().encode()
+        inflight = self.keys.inflight(akey)
+        sub = await self.bus.subscribe(self.keys.done(akey))
+        try:
+            first = await self.kv.set(inflight, fingerprint, ttl_s=self.settings.idempotency_window_s, nx=True)
+            if not first:
+                if await self.kv.get(inflight) not in (fingerprint, None):
+                    raise StatusError(Code.PARAM_VALUE, "Idempotency-Key already used for a different request", http_status=409, idempotencyKey=idem_key)
+                ans = await self.stored_answer(akey)
+                if ans is not None:
+                    return ans, True
+            else:
+                now = time.time()
+                job = QueuedJob(
+                    requestId=uuid.uuid4().hex,
+                    idempotencyKey=idem_key,
+                    answerKey=akey,
+                    path=path,
+                    body=body.decode("utf-8"),
+                    workstation=workstation,
+                    client=client.name,
+                    hospitalId=hospital,
+                    write=route.write,
+                    enqueuedAt=now,
+                    deadline=now + deadline_s,
+                )
+                await self.queue.add(job)
+                self.metrics.enqueued.inc()
+            loop = asyncio.get_running_loop()
+            end = loop.time() + deadline_s
+            while True:
+                remaining = end - loop.time()
+                if remaining <= 0:
+                    return None, False
+                with contextlib.suppress(TimeoutError):
+                    await sub.get(min(0.5, remaining))
+                ans = await self.stored_answer(akey)
+                if ans is not None:
+                    return ans, not first
+        finally:
+            await sub.close()
+
+    # ------------------------------------------------------------------ workers
+
+    async def _work_loop(self) -> None:
+        sem = asyncio.Semaphore(self.settings.worker_concurrency)
+        last_claim = 0.0
+        loop = asyncio.get_running_loop()
+        while True:
+            try:
+                batch: list[Delivery] = []
+                if loop.time() - last_claim >= self.settings.claim_every_s:
+                    last_claim = loop.time()
+                    batch += await self.queue.claim_stale(self.instance, min_idle_s=self.settings.claim_idle_s)
+                batch += await self.queue.read(self.instance, count=10, block_s=min(0.5, self.settings.claim_every_s))
+            except BusError as exc:
+                log.warning("queue_unavailable", error=str(exc))
+                await asyncio.sleep(0.5)
+                continue
+            for d in batch:
+                await sem.acquire()
+                self._working.add(d.id)
+                t = asyncio.create_task(self._run(d))
+                self._jobs.add(t)
+                t.add_done_callback(lambda t, d=d: (sem.release(), self._working.discard(d.id), self._jobs.discard(t)))
+
+    async def _keepalive(self) -> None:
+        while True:
+            await asyncio.sleep(max(0.05, self.settings.claim_idle_s / 3))
+            with contextlib.suppress(BusError):
+                await self.queue.touch(self.instance, list(self._working))
+
+    async def _run(self, d: Delivery) -> None:
+        try:
+            job = d.job()
+        except ValueError:
+            log.error("poison_job", entry=d.id)  # left pending: dead-lettered after max_deliveries
+            return
+        try:
+            ans = await self.process(job, d.deliveries)
+            await self.kv.set(self.keys.answer(job.answerKey), ans.model_dump_json().encode(), ttl_s=self.settings.idempotency_window_s)
+            await self.bus.publish(self.keys.done(job.answerKey), b"1")
+            await self.queue.ack(d.id)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            self.metrics.job_failures.inc()
+            log.exception("job_failed", requestId=job.requestId, entry=d.id, deliveries=d.deliveries)
+
+    async def process(self, job: QueuedJob, deliveries: int) -> JobAnswer:
+        """Run one job; returns its answer after writing the audit record."""
+        existing = await self.stored_answer(job.answerKey)
+        if existing is not None:
+            return existing  # finished before a crash prevented the XACK
+        route_path = job.path.removeprefix("/api/v1/")
+        t0 = time.monotonic()
+        attempts: list[Any] = []
+        body_fields: dict[str, Any] = {}
+        agent_id = None
+        try:
+            from nhigw.contracts.routes import lookup
+
+            route = lookup(job.path)
+            if route is None:
+                raise StatusError(Code.NOT_FOUND, f"no business route {job.path}", http_status=404)
+            attempted_key = self.keys.attempted(job.answerKey)
+            if job.write and deliveries > 1 and await self.kv.get(attempted_key) is not None:
+                raise StatusError(Code.OUTCOME_UNKNOWN, "a previous delivery of this write may have reached the NHI cloud; not sent again", http_status=504, idempotencyKey=job.idempotencyKey)
+            body = job.body
+            body_fields = json.loads(body) if body.strip() else {}
+            if job.workstation:
+                if not self.registry.online(job.workstation):
+                    raise StatusError(Code.WORKSTATION_OFFLINE, f"workstation {job.workstation!r} is offline", http_status=503, workstation=job.workstation)
+                reply = await self.rpc.sign(job.workstation, route.kind, route.serviceType, timeout_s=self.settings.sign_timeout_s)
+                agent_id = self.agents.agent_id(job.workstation)
+                if not reply.ok or reply.signature is None:
+                    err = reply.error
+                    raise StatusError(err.statusCode if err else Code.INTERNAL, err.detail if err else "agent failed", http_status=409, workstation=job.workstation)
+                body_fields = {**body_fields, **reply.signature.model_dump(exclude_none=True)}
+                body_fields.pop("serviceType", None)
+                body = json.dumps(body_fields, ensure_ascii=False)
+
+            async def before_send(n: int) -> None:
+                if job.write and n == 1:
+                    await self.kv.set(attempted_key, b"1", ttl_s=self.settings.idempotency_window_s)
+
+            headers = {"Idempotency-Key": job.idempotencyKey, "X-Request-Id": job.requestId, "X-Nhigw-Instance": self.instance}
+            try:
+                result = await self.cloud.call(UpstreamRequest("/api/v1/" + route_path, body.encode(), job.write, headers), before_send=before_send)
+                attempts = result.attempts
+                status, payload = result.response.status, result.response.body
+            except UpstreamError as exc:
+                attempts = list(getattr(exc, "attempts", []) or [])
+                if isinstance(exc, BadStatus):
+                    status, payload = exc.response.status, exc.response.body
+                else:
+                    raise self._upstream_status(exc, job) from exc
+        except StatusError as err:
+            status, payload = err.http_status, json.dumps(err.body(), ensure_ascii=False).encode()
+        except ValueError:
+            err = StatusError(Code.PARAM_FORMAT, "malformed JSON body")
+            status, payload = err.http_status, json.dumps(err.body(), ensure_ascii=False).encode()
+        latency_ms = (time.monotonic() - t0) * 1000
+        code = _status_code(payload, status)
+        self.metrics.observe(route_path, code, latency_ms / 1000, max(0, len(attempts) - 1))
+        rec = AuditRecord(
+            action=("C" if job.write else "R"),
+            route=route_path,
+            outcome=outcome_of(status),
+            statusCode=code,
+            httpStatus=status,
+            client=job.client,
+            hospitalId=job.hospitalId or _s(body_fields.get("hospitalId")),
+            workstation=job.workstation,
+            agentId=agent_id,
+            hpc=mask_card(_s(body_fields.get("hpcId"))),
+            patient=mask_patient(_s(body_fields.get("hcIdNo")) or _s(body_fields.get("idCardNum"))),
+            instance=self.instance,
+            site=self.settings.site,
+            requestId=job.requestId,
+            idempotencyKey=job.idempotencyKey,
+            attempts=[AuditAttempt(n=a.n, outcome=a.outcome, latency_ms=round(a.latency_ms, 2)) for a in attempts],
+            latency_ms=round(latency_ms, 2),
+        )
+        await self.audit.append(rec)
+        return JobAnswer(requestId=job.requestId, idempotencyKey=job.idempotencyKey, httpStatus=status, body=payload.decode("utf-8", "replace"), attempts=len(attempts), instance=self.instance)
+
+    def _upstream_status(self, exc: UpstreamError, job: QueuedJob) -> StatusError:
+        if isinstance(exc, CircuitOpen):
+            return StatusError(Code.UPSTREAM_UNAVAILABLE, "NHI cloud circuit open; not sent", http_status=503)
+        if isinstance(exc, RateLimited):
+            return StatusError(Code.RATE_LIMITED, str(exc), http_status=429)
+        if isinstance(exc, NotSent):
+            return StatusError(Code.UPSTREAM_UNAVAILABLE, f"NHI cloud unreachable ({exc}); not sent", http_status=502)
+        if isinstance(exc, MaybeSent) and job.write:
+            return StatusError(Code.OUTCOME_UNKNOWN, f"the write may have reached the NHI cloud ({exc}); not repeated", http_status=504, idempotencyKey=job.idempotencyKey)
+        return StatusError(Code.UPSTREAM_UNAVAILABLE, f"NHI cloud did not answer ({exc})", http_status=504)
+
+    # ------------------------------------------------------------------ ops
+
+    async def discard_dead(self, dead_id: str) -> bool:
+        d = await self.queue.discard(dead_id)
+        if d is None:
+            return False
+        with contextlib.suppress(ValueError):
+            job = QueuedJob.model_validate_json(d.raw)
+            maybe = job.write and await self.kv.get(self.keys.attempted(job.answerKey)) is not None
+            err = (
+                StatusError(Code.OUTCOME_UNKNOWN, "discarded by an operator after it may have reached the NHI cloud", http_status=504, idempotencyKey=job.idempotencyKey)
+                if maybe
+                else StatusError(Code.UPSTREAM_UNAVAILABLE, "discarded by an operator; never sent", http_status=502)
+            )
+            ans = JobAnswer(requestId=job.requestId, idempotencyKey=job.idempotencyKey, httpStatus=err.http_status, body=json.dumps(err.body(), ensure_ascii=False), instance=self.instance)
+            await self.kv.set(self.keys.answer(job.answerKey), ans.model_dump_json().encode(), ttl_s=self.settings.idempotency_window_s)
+            await self.bus.publish(self.keys.done(job.answerKey), b"1")
+        return True
+
+
+def _s(v: Any) -> str | None:
+    return v if isinstance(v, str) else None
+
+
+def _status_code(payload: bytes, http_status: int) -> int:
+    try:
+        d = json.loads(payload)
+        if isinstance(d, dict) and isinstance(d.get("statusCode"), int):
+            return int(d["statusCode"])
+    except ValueError:
+        pass
+    return 0 if http_status < 400 else Code.DC_HTTP

@@ -1,0 +1,90 @@
+"""Small key/value store the gateway replicas share: Redis, or a dict for the in-memory deployment.
+
+Used for idempotency answers, in-flight markers, write-attempt markers, enrolment tokens
+and sealed agent keys. Values are bytes; TTLs in seconds.
+"""
+
+from __future__ import annotations
+
+import abc
+import time
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from nhigw.bus.base import BusError
+
+
+class KV(abc.ABC):
+    @abc.abstractmethod
+    async def get(self, key: str) -> bytes | None: ...
+
+    @abc.abstractmethod
+    async def set(self, key: str, value: bytes, *, ttl_s: float | None = None, nx: bool = False) -> bool:
+        """Store; with ``nx`` only when absent. True when stored."""
+
+    @abc.abstractmethod
+    async def getdel(self, key: str) -> bytes | None: ...
+
+    @abc.abstractmethod
+    async def delete(self, key: str) -> None: ...
+
+
+class MemoryKV(KV):
+    def __init__(self) -> None:
+        self._d: dict[str, tuple[bytes, float | None]] = {}
+
+    def _live(self, key: str) -> bytes | None:
+        v = self._d.get(key)
+        if v is None:
+            return None
+        if v[1] is not None and v[1] < time.monotonic():
+            del self._d[key]
+            return None
+        return v[0]
+
+    async def get(self, key: str) -> bytes | None:
+        return self._live(key)
+
+    async def set(self, key: str, value: bytes, *, ttl_s: float | None = None, nx: bool = False) -> bool:
+        if nx and self._live(key) is not None:
+            return False
+        self._d[key] = (bytes(value), time.monotonic() + ttl_s if ttl_s else None)
+        return True
+
+    async def getdel(self, key: str) -> bytes | None:
+        v = self._live(key)
+        self._d.pop(key, None)
+        return v
+
+    async def delete(self, key: str) -> None:
+        self._d.pop(key, None)
+
+
+class RedisKV(KV):
+    def __init__(self, client: aioredis.Redis) -> None:
+        self.client = client
+
+    async def get(self, key: str) -> bytes | None:
+        try:
+            return await self.client.get(key)  # type: ignore[no-any-return]
+        except (RedisError, OSError) as exc:
+            raise BusError(f"redis get failed: {exc}") from exc
+
+    async def set(self, key: str, value: bytes, *, ttl_s: float | None = None, nx: bool = False) -> bool:
+        try:
+            return bool(await self.client.set(key, value, px=int(ttl_s * 1000) if ttl_s else None, nx=nx))
+        except (RedisError, OSError) as exc:
+            raise BusError(f"redis set failed: {exc}") from exc
+
+    async def getdel(self, key: str) -> bytes | None:
+        try:
+            return await self.client.getdel(key)  # type: ignore[no-any-return]
+        except (RedisError, OSError) as exc:
+            raise BusError(f"redis getdel failed: {exc}") from exc
+
+    async def delete(self, key: str) -> None:
+        try:
+            await self.client.delete(key)
+        except (RedisError, OSError) as exc:
+            raise BusError(f"redis delete failed: {exc}") from exc

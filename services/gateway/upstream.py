@@ -1,0 +1,282 @@
+"""The NHI cloud client: retries, retry budget, circuit breaker, per-hospital rate limit, timeouts.
+
+Exception tree (the line a retry policy needs is the first split)::
+
+    UpstreamError
+    ├── TransportError            no HTTP response came back
+    │   ├── NotSent               provably never reached the cloud (connect refused, DNS,
+    │   │                         connect timeout): safe to retry, even a write
+    │   └── MaybeSent             the request may have landed (timeout after sending,
+    │                             connection dropped): a read may retry, a write may not
+    ├── BadStatus                 the cloud answered 5xx (``.response`` kept): reads retry
+    └── Refused                   refused here, never sent
+        ├── CircuitOpen           the upstream's breaker is open
+        └── RateLimited           the hospital's rate is exhausted
+
+aiohttp's errors are translated to this tree in one place, ``AiohttpTransport.send``;
+the transport is a seam (``Transport``), so the policy is also driven by a plain
+handler in unit tests (``HandlerTransport``). 4xx answers are the cloud's business
+answers (6.0 status codes) and are returned, not raised.
+
+Policy (``UpstreamSettings``):
+- reads: at most ``max_attempts`` (3), full-jitter exponential backoff
+  (sleep uniform(0, min(cap, base * 2**n))), and a retry budget: every call deposits
+  ``budget_ratio`` (0.1) token, every retry spends one, the bucket starts at and is
+  capped by ``budget_min`` / ``budget_max``: retries stay near 10 % of calls under load.
+- writes: retried only after ``NotSent``; after ``MaybeSent`` the caller answers 9403
+  "outcome unknown" with the idempotency key. Writes use a fresh connection each time
+  (``force_close``), so a stale pooled keep-alive connection never turns a write into
+  an "outcome unknown".
+- breaker per upstream base URL: ``breaker_failures`` consecutive failures (transport
+  errors or 5xx) open it for ``breaker_cooldown_s``; then one probe is let through
+  (half-open): success closes it, failure re-opens it.
+- rate limit per hospital: token bucket of ``rate_per_s`` with ``rate_burst``.
+"""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+import random
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+import aiohttp
+
+
+class UpstreamError(Exception):
+    attempts: int = 0
+
+
+class TransportError(UpstreamError):
+    pass
+
+
+class NotSent(TransportError):
+    pass
+
+
+class MaybeSent(TransportError):
+    pass
+
+
+class BadStatus(UpstreamError):
+    def __init__(self, response: "UpstreamResponse") -> None:
+        super().__init__(f"upstream answered HTTP {response.status}")
+        self.response = response
+
+
+class Refused(UpstreamError):
+    pass
+
+
+class CircuitOpen(Refused):
+    pass
+
+
+class RateLimited(Refused):
+    pass
+
+
+@dataclass(frozen=True)
+class UpstreamRequest:
+    path: str
+    body: bytes
+    write: bool
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class UpstreamResponse:
+    status: int
+    body: bytes
+
+
+@dataclass(frozen=True)
+class UpstreamSettings:
+    connect_timeout_s: float = 3.0
+    total_timeout_s: float = 20.0
+    max_attempts: int = 3
+    backoff_base_s: float = 0.1
+    backoff_cap_s: float = 2.0
+    budget_ratio: float = 0.1
+    budget_min: float = 10.0
+    budget_max: float = 100.0
+    breaker_failures: int = 5
+    breaker_cooldown_s: float = 5.0
+    rate_per_s: float = 50.0
+    rate_burst: float = 100.0
+
+
+class Transport(abc.ABC):
+    @abc.abstractmethod
+    async def send(self, base_url: str, req: UpstreamRequest) -> UpstreamResponse:
+        """One HTTP attempt; raises only ``NotSent`` / ``MaybeSent``."""
+
+    async def close(self) -> None:
+        return None
+
+
+class AiohttpTransport(Transport):
+    def __init__(self, settings: UpstreamSettings) -> None:
+        t = aiohttp.ClientTimeout(total=settings.total_timeout_s, connect=settings.connect_timeout_s)
+        self._reads = aiohttp.ClientSession(timeout=t)
+        self._writes = aiohttp.ClientSession(timeout=t, connector=aiohttp.TCPConnector(force_close=True))
+
+    async def send(self, base_url: str, req: UpstreamRequest) -> UpstreamResponse:
+        session = self._writes if req.write else self._reads
+        headers = {"Content-Type": "application/json", **req.headers}
+        try:
+            async with session.post(base_url + req.path, data=req.body, headers=headers) as r:
+                return UpstreamResponse(r.status, await r.read())
+        except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:
+            raise NotSent(f"{type(exc).__name__}: could not connect") from exc
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise MaybeSent(f"{type(exc).__name__} after the request was sent") from exc
+
+    async def close(self) -> None:
+        await self._reads.close()
+        await self._writes.close()
+
+
+class HandlerTransport(Transport):
+    """Drive the client with ``handler(base_url, req)`` (unit tests)."""
+
+    def __init__(self, handler: Callable[[str, UpstreamRequest], Awaitable[UpstreamResponse]]) -> None:
+        self.handler = handler
+
+    async def send(self, base_url: str, req: UpstreamRequest) -> UpstreamResponse:
+        return await self.handler(base_url, req)
+
+
+class Breaker:
+    CLOSED, OPEN, HALF_OPEN = 0, 1, 2
+
+    def __init__(self, failures: int, cooldown_s: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.failures_to_open, self.cooldown_s, self.clock = failures, cooldown_s, clock
+        self.state = self.CLOSED
+        self.failures = 0
+        self.opened_at = 0.0
+        self._probe = False
+        self.opened_count = 0
+
+    def allow(self) -> bool:
+        if self.state == self.OPEN and self.clock() - self.opened_at >= self.cooldown_s:
+            self.state, self._probe = self.HALF_OPEN, False
+        if self.state == self.CLOSED:
+            return True
+        if self.state == self.HALF_OPEN and not self._probe:
+            self._probe = True
+            return True
+        return False
+
+    def success(self) -> None:
+        self.state, self.failures, self._probe = self.CLOSED, 0, False
+
+    def failure(self) -> None:
+        self.failures += 1
+        if self.state == self.HALF_OPEN or self.failures >= self.failures_to_open:
+            if self.state != self.OPEN:
+                self.opened_count += 1
+            self.state, self.opened_at, self._probe = self.OPEN, self.clock(), False
+
+
+class TokenBucket:
+    def __init__(self, rate_per_s: float, burst: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.rate, self.burst, self.clock = rate_per_s, burst, clock
+        self.tokens, self.at = burst, clock()
+
+    def take(self, n: float = 1.0) -> bool:
+        now = self.clock()
+        self.tokens = min(self.burst, self.tokens + (now - self.at) * self.rate)
+        self.at = now
+        if self.tokens >= n:
+            self.tokens -= n
+            return True
+        return False
+
+
+@dataclass
+class Attempt:
+    n: int
+    outcome: str  # "ok", http status, or the error class name
+    latency_ms: float
+
+
+@dataclass
+class CallResult:
+    response: UpstreamResponse
+    attempts: list[Attempt]
+
+
+class CloudClient:
+    def __init__(self, base_url: str, settings: UpstreamSettings | None = None, transport: Transport | None = None, *, rng: random.Random | None = None) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.settings = settings or UpstreamSettings()
+        self.transport = transport or AiohttpTransport(self.settings)
+        self.breaker = Breaker(self.settings.breaker_failures, self.settings.breaker_cooldown_s)
+        self._buckets: dict[str, TokenBucket] = {}
+        self.budget = self.settings.budget_min
+        self.rng = rng or random.Random()
+        self.calls = 0
+        self.retries = 0
+
+    def admit(self, hospital: str) -> None:
+        """Per-hospital rate limit; raises ``RateLimited``. Called at admission, before queueing."""
+        b = self._buckets.get(hospital)
+        if b is None:
+            b = self._buckets[hospital] = TokenBucket(self.settings.rate_per_s, self.settings.rate_burst)
+        if not b.take():
+            raise RateLimited(f"rate limit for hospital {hospital} reached")
+
+    def backoff_s(self, attempt: int) -> float:
+        return self.rng.uniform(0, min(self.settings.backoff_cap_s, self.settings.backoff_base_s * 2**attempt))
+
+    async def call(self, req: UpstreamRequest, *, before_send: Callable[[int], Awaitable[None]] | None = None) -> CallResult:
+        """Send with the policy. Raises ``UpstreamError`` subclasses with ``.attempts`` (list) set."""
+        self.calls += 1
+        self.budget = min(self.settings.budget_max, self.budget + self.settings.budget_ratio)
+        attempts: list[Attempt] = []
+        n = 0
+        while True:
+            n += 1
+            if not self.breaker.allow():
+                err: UpstreamError = CircuitOpen(f"circuit open for {self.base_url}")
+                err.attempts = attempts  # type: ignore[assignment]
+                raise err
+            if before_send:
+                await before_send(n)
+            t0 = time.monotonic()
+            try:
+                resp = await self.transport.send(self.base_url, req)
+            except TransportError as exc:
+                attempts.append(Attempt(n, type(exc).__name__, (time.monotonic() - t0) * 1000))
+                self.breaker.failure()
+                retry = isinstance(exc, NotSent) or not req.write
+                if not retry or not self._may_retry(n):
+                    exc.attempts = attempts  # type: ignore[assignment]
+                    raise
+                await asyncio.sleep(self.backoff_s(n))
+                continue
+            attempts.append(Attempt(n, str(resp.status), (time.monotonic() - t0) * 1000))
+            if resp.status >= 500:
+                self.breaker.failure()
+                if req.write or not self._may_retry(n):
+                    bad = BadStatus(resp)
+                    bad.attempts = attempts  # type: ignore[assignment]
+                    raise bad
+                await asyncio.sleep(self.backoff_s(n))
+                continue
+            self.breaker.success()
+            return CallResult(resp, attempts)
+
+    def _may_retry(self, n: int) -> bool:
+        if n >= self.settings.max_attempts or self.budget < 1.0:
+            return False
+        self.budget -= 1.0
+        self.retries += 1
+        return True
+
+    async def close(self) -> None:
+        await self.transport.close()
