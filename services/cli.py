@@ -7,7 +7,9 @@
     nhigw vcard     virtual cards in a real pcscd through vpcd
 
 Settings come from flags, then environment variables (``NHIGW_REDIS_URL``,
-``NHIGW_BUS_KEY``, ``NHIGW_CLOUD_URL``, ``NHIGW_DATA_DIR``, ``NHIGW_WORKSTATION``).
+``NHIGW_BUS_KEY`` (gateway key), ``NHIGW_ENROL_TOKEN``, ``NHIGW_CLOUD_URL``, ``NHIGW_DATA_DIR``,
+``NHIGW_WORKSTATION``). Agents enrol once with a one-time token (``nhigw gateway
+enrol-token``) and keep their own key; the gateway key stays on the gateway replicas.
 """
 
 from __future__ import annotations
@@ -79,15 +81,14 @@ async def serve(sites: list[Site], *, on_started: Callable[[], Awaitable[None]] 
             await r.cleanup()
 
 
-def bus_from(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+def bus_from(args: argparse.Namespace, *, gateway: bool = True):  # type: ignore[no-untyped-def]
     from nhigw.bus import make_bus
-    from nhigw.bus.seal import Sealer
 
     url = args.redis or os.environ.get("NHIGW_REDIS_URL")
     key = args.bus_key or os.environ.get("NHIGW_BUS_KEY")
-    if url and not url.startswith("memory://") and not key:
-        sys.exit("nhigw: a Redis bus needs a bus key (--bus-key or NHIGW_BUS_KEY; make one with `nhigw keygen`)")
-    return make_bus(url), Sealer.from_b64(key)
+    if gateway and url and not url.startswith("memory://") and not key:
+        sys.exit("nhigw: a gateway on Redis needs the gateway key (--bus-key or NHIGW_BUS_KEY; make one with `nhigw keygen`)")
+    return make_bus(url), None
 
 
 # ------------------------------------------------------------------ builders (shared by the subcommands and `up`)
@@ -127,20 +128,33 @@ async def start_agent(agent, args: argparse.Namespace, bus, sealer):  # type: ig
             log.warning("auto_init_failed", statusCode=exc.code, detail=exc.detail)
     link = None
     if bus is not None:
-        link = BusLink(agent, bus, BusKeys(args.bus_prefix), sealer=sealer)
+        from nhigw.bus.enrol import EnrolError, agent_identity
+
+        keys = BusKeys(args.bus_prefix)
+        from nhigw.bus.enrol import load_identity
+        from nhigw.gateway.cli import self_issued_token
+
+        token = getattr(args, "enrol_token", None) or os.environ.get("NHIGW_ENROL_TOKEN")
+        ddir = None if getattr(args, "cmd", "") == "up" else data_dir(args, "agent")
+        if not token and (ddir is None or load_identity(ddir, keys.prefix) is None):
+            token = await self_issued_token(bus, keys.prefix, args, agent.workstation)
+        try:
+            ident = await agent_identity(bus, keys, agent.workstation, data_dir=ddir, token=token)
+        except EnrolError as exc:
+            sys.exit(f"nhigw: {exc}")
+        port = getattr(args, "agent_port", None) or args.port
+        component_url = f"{'http' if args.no_tls else 'https'}://127.0.0.1:{port}"
+        link = BusLink(agent, bus, keys, ident, component_url=component_url)
         await link.start()
     return link
 
 
 def build_gateway(args: argparse.Namespace, bus, sealer) -> web.Application:  # type: ignore[no-untyped-def]
-    from nhigw.bus.rpc import RpcClient
-    from nhigw.contracts.buskeys import BusKeys
-    from nhigw.gateway.app import create_app
-    from nhigw.gateway.registry import Registry
+    from nhigw.gateway.cli import build_gateway_app
 
-    keys = BusKeys(args.bus_prefix)
     cloud = args.cloud or os.environ.get("NHIGW_CLOUD_URL") or DEFAULT_SIM_URL
-    return create_app(bus, RpcClient(bus, keys, sealer=sealer), Registry(bus, keys), cloud)
+    memory = not (args.redis or os.environ.get("NHIGW_REDIS_URL"))
+    return build_gateway_app(args, bus, cloud=cloud, audit_path=data_dir(args, "gateway") / "audit.jsonl" if memory else None)
 
 
 # ------------------------------------------------------------------ subcommands
@@ -176,7 +190,7 @@ async def cmd_agent(args: argparse.Namespace) -> None:
     bank = None
     if args.virtual:
         bank = _virtual_bank(args)
-    bus, sealer = bus_from(args) if (args.redis or os.environ.get("NHIGW_REDIS_URL")) else (None, None)
+    bus, sealer = bus_from(args, gateway=False) if (args.redis or os.environ.get("NHIGW_REDIS_URL")) else (None, None)
     agent, app = await build_agent(args, bank=bank)
     ctx = None if args.no_tls else server_context(data_dir(args, "agent"))
     link = None
@@ -241,6 +255,10 @@ async def cmd_up(args: argparse.Namespace) -> None:
 
     async def started() -> None:
         nonlocal link
+        from nhigw.gateway.app import GATEWAY
+
+        if not getattr(args, "enrol_token", None):  # one process: the gateway issues the agent its token
+            args.enrol_token = await gw_app[GATEWAY].agents.issue_token(args.workstation)
         link = await start_agent(agent, args, bus, sealer)
 
     async def stopping() -> None:
@@ -278,7 +296,7 @@ def parser() -> argparse.ArgumentParser:
 
     def busopts(sp: argparse.ArgumentParser) -> None:
         sp.add_argument("--redis", help="Redis URL (redis://[:password@]host:port/db); none = in-process bus")
-        sp.add_argument("--bus-key", help="32-byte base64 key sealing signature traffic on the bus (`nhigw keygen`)")
+        sp.add_argument("--bus-key", help="gateway key: 32-byte base64, sealing agent keys and enrolment tokens in Redis (`nhigw keygen`); gateway replicas only")
         sp.add_argument("--bus-prefix", default=os.environ.get("NHIGW_BUS_PREFIX", "nhigw"), help="key/channel prefix on the bus")
 
     def agentopts(sp: argparse.ArgumentParser) -> None:
@@ -287,6 +305,7 @@ def parser() -> argparse.ArgumentParser:
         sp.add_argument("--cors", help="comma-separated CORS host patterns (default *.nhi.gov.tw)")
         sp.add_argument("--no-tls", action="store_true", help="serve plain HTTP (tests only)")
         sp.add_argument("--identities", help="virtual card identities JSON (default: the seeded test cards)")
+        sp.add_argument("--enrol-token", help="one-time enrolment token (`nhigw gateway enrol-token`); needed once, the agent keeps its key")
 
     sp = sub.add_parser("sim", help="NHI cloud simulator")
     common(sp)
@@ -318,6 +337,10 @@ def parser() -> argparse.ArgumentParser:
     busopts(sp)
     sp.add_argument("--port", type=int, default=8066)
     sp.add_argument("--cloud", help=f"NHI cloud base URL (default {DEFAULT_SIM_URL}, the simulator)")
+    from nhigw.gateway.cli import add_admin_parsers, add_gateway_options
+
+    add_gateway_options(sp)
+    add_admin_parsers(sub, sp, busopts, common)
 
     sp = sub.add_parser("up", help="the whole stack in one process")
     common(sp)
@@ -346,6 +369,16 @@ def main(argv: list[str] | None = None) -> None:
         from nhigw import protogen
 
         sys.exit(protogen.main([*(["--check"] if args.check else []), *(["--root", args.root] if args.root else [])]))
+    from nhigw.gateway import cli as gwcli
+
+    if args.cmd == "gateway" and getattr(args, "gwcmd", None) == "add-client":
+        gwcli.cmd_add_client(args)
+        return
+    if args.cmd == "gateway" and getattr(args, "gwcmd", None) == "enrol-token":
+        asyncio.run(gwcli.cmd_enrol_token(args))
+        return
+    if args.cmd == "audit":
+        sys.exit(asyncio.run(gwcli.cmd_audit(args, data_dir(args, "gateway"))))
     fn = {"sim": cmd_sim, "vcard": cmd_vcard, "agent": cmd_agent, "gateway": cmd_gateway, "up": cmd_up}[args.cmd]
     try:
         asyncio.run(fn(args))
