@@ -1,0 +1,260 @@
+"""The compat service's HTTP app (HTTPS, default https://127.0.0.1:5067).
+
+- the VHC SDK 2.x routes (``nhigw.compat.vhc``), answered ``{"ERRORCODE", "pBuffer"}``;
+- ``POST /cshis/{function}``: every legacy csHis function, parameters by their legacy
+  names in a JSON body, answered ``{"ERRORCODE", "message", "pBuffer", "pBufferHex",
+  "iBufferLen", "value"?, "data"?}`` (``pBuffer`` is the Big5 layout decoded to text,
+  ``pBufferHex`` the exact bytes); ``GET /cshis`` lists the functions;
+- Swagger UI at ``/swagger/index.html`` over ``/swagger/v1/swagger.json`` (as the seed's
+  screenshot of ``https://localhost:5067/swagger/index.html``), served from the
+  ``swagger-ui-bundle`` package: no CDN.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from nhigw import __version__
+from nhigw.client import AgentClient, CloudClient
+from nhigw.client.errors import NhigwError, StatusCodeError
+from nhigw.common.http import error_middleware, healthz, json_response
+from nhigw.common.logging import get_logger
+from nhigw.compat import vhc
+from nhigw.compat.cshis import FUNCTIONS, CsHis, LegacyResult
+from nhigw.compat.errors import AGENT_UNREACHABLE, BAD_PARAMETER, UNSUPPORTED, legacy_code, legacy_message
+from nhigw.contracts.codes import Code, message
+
+log = get_logger("nhigw.compat")
+
+CSHIS = web.AppKey("cshis", CsHis)
+
+
+def _body_json(raw: bytes) -> dict[str, Any]:
+    if not raw.strip():
+        return {}
+    try:
+        data = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        try:
+            data = json.loads(raw.decode("big5hkscs"))  # HIS code of the Big5 era may post Big5 JSON
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise ValueError("the body is not JSON") from exc
+    if not isinstance(data, dict):
+        raise ValueError("the body must be a JSON object")
+    return data
+
+
+def _bad_request(detail: str) -> web.Response:
+    zh, en = message(Code.PARAM_FORMAT)
+    return json_response({"ERRORCODE": BAD_PARAMETER, "statusCode": int(Code.PARAM_FORMAT), "message": zh, "messageEn": en, "detail": detail}, status=400)
+
+
+def legacy_body(res: LegacyResult) -> dict[str, Any]:
+    out: dict[str, Any] = {"ERRORCODE": res.code, "message": res.message, "pBuffer": res.text, "pBufferHex": res.buffer.hex().upper(), "iBufferLen": len(res.buffer)}
+    if res.value is not None:
+        out["value"] = res.value
+    if res.data is not None:
+        out["data"] = {k: v for k, v in res.data.items() if k not in ("message", "messageEn")}
+    out.update(res.out)
+    if res.statusCode is not None:
+        out["statusCode"] = res.statusCode
+    if res.detail:
+        out["detail"] = res.detail
+    return out
+
+
+def _vhc_body(route: vhc.VhcRoute, res: LegacyResult) -> dict[str, Any]:
+    body: dict[str, Any] = {"ERRORCODE": res.code}
+    if res.code == 0:
+        if route.variant in ("json", "jsonbig5"):
+            body["pBuffer"] = {k: v for k, v in (res.data or {}).items() if k not in ("statusCode", "message", "messageEn")}
+        elif route.function == "hisWriteMultiPrescriptSign":
+            text = res.text
+            body["pBuffer"] = text
+            body["signatures"] = [text[i : i + 40].strip() for i in range(0, len(text), 40)]
+        elif res.value is not None:
+            body["pBuffer"] = str(res.value)
+        else:
+            body["pBuffer"] = res.text
+        body.update(res.out)
+    else:
+        body["pBuffer"] = ""
+        body["message"] = legacy_message(res.code)
+        if res.statusCode is not None:
+            body["statusCode"] = res.statusCode
+        if res.detail:
+            body["messageEn"] = res.detail
+    return body
+
+
+def _respond(body: dict[str, Any], *, big5: bool, status: int = 200) -> web.Response:
+    if big5:
+        text = json.dumps(body, ensure_ascii=False)
+        return web.Response(body=text.encode("big5hkscs", errors="replace"), status=status, content_type="application/json", charset="big5")
+    return json_response(body, status=status)
+
+
+def unsupported_body(u: vhc.VhcUnsupported) -> dict[str, Any]:
+    return {"ERRORCODE": UNSUPPORTED, "statusCode": int(Code.UNSUPPORTED), "message": u.reason, "messageEn": u.reason_en, "function": u.name}
+
+
+def openapi() -> dict[str, Any]:
+    """OpenAPI document of the COMPAT rows of ``nhigw.contracts.api`` (the generator ``nhigw proto`` uses)."""
+    from nhigw.contracts.api import COMPAT
+    from nhigw.protogen import openapi as generate
+
+    return generate("compat", COMPAT)
+
+
+SWAGGER_INDEX = """<!doctype html>
+<html lang="zh-Hant"><head><meta charset="utf-8"><title>虛擬健保卡相容性 SDK — nhigw compat</title>
+<link rel="stylesheet" href="swagger-ui.css"><link rel="icon" href="favicon-32x32.png"></head>
+<body><div id="swagger-ui"></div>
+<script src="swagger-ui-bundle.js"></script><script src="swagger-ui-standalone-preset.js"></script>
+<script src="init.js"></script></body></html>
+"""
+
+SWAGGER_INIT = """window.onload = function () {
+  window.ui = SwaggerUIBundle({url: "v1/swagger.json", dom_id: "#swagger-ui", deepLinking: true,
+    presets: [SwaggerUIBundle.presets.apis, SwaggerUIStandalonePreset], layout: "StandaloneLayout"});
+};
+"""
+
+
+def _swagger_dir() -> Path | None:
+    try:
+        import swagger_ui_bundle  # type: ignore[import-untyped]
+    except ImportError:
+        return None
+    return Path(swagger_ui_bundle.swagger_ui_path)
+
+
+def create_app(cs: CsHis) -> web.Application:
+    app = web.Application(middlewares=[error_middleware])
+    app[CSHIS] = cs
+
+    async def lifecycle(_a: web.Application):  # type: ignore[no-untyped-def]
+        yield
+        await cs.agent.close()
+        await cs.cloud.close()
+
+    app.cleanup_ctx.append(lifecycle)
+
+    async def cshis_call(req: web.Request) -> web.Response:
+        name = req.match_info["function"]
+        try:
+            params = _body_json(await req.read())
+        except ValueError as exc:
+            return _bad_request(str(exc))
+        if name.lower() not in FUNCTIONS:
+            return json_response({**legacy_body(LegacyResult(UNSUPPORTED, statusCode=Code.NOT_FOUND, detail=f"no legacy function {name!r}")), "messageEn": "unknown function"}, status=404)
+        res = await cs.call(name, params)
+        meta = FUNCTIONS[name.lower()]
+        if not meta.supported:
+            zh = meta.reason
+            return json_response({**legacy_body(res), "statusCode": int(Code.UNSUPPORTED), "message": zh, "messageEn": "not supported by 6.0"}, status=501)
+        return json_response(legacy_body(res))
+
+    async def cshis_list(_req: web.Request) -> web.Response:
+        fns = [
+            {"name": f.name, "number": f.number, "summary": f.summary, "params": list(f.params), "supported": f.supported, **({"reason": f.reason} if f.reason else {})}
+            for f in sorted(FUNCTIONS.values(), key=lambda f: [int(x) for x in f.number.split(".")])
+        ]
+        return json_response({"functions": fns, "statusCode": 0})
+
+    async def vhc_call(req: web.Request) -> web.Response:
+        name = req.match_info["name"].lower()
+        u = vhc.UNSUPPORTED_BY_NAME.get(name)
+        if u is not None:
+            return json_response(unsupported_body(u), status=501)
+        route = vhc.BY_NAME.get(name)
+        if route is None or route.path.split("/")[1].lower() != req.match_info["prefix"].lower():
+            zh, en = message(Code.NOT_FOUND)
+            return json_response({"ERRORCODE": UNSUPPORTED, "statusCode": int(Code.NOT_FOUND), "message": zh, "messageEn": f"{en}: {req.path}"}, status=404)
+        try:
+            body = _body_json(await req.read())
+        except ValueError as exc:
+            return _bad_request(str(exc))
+        big5 = route.variant in ("big5", "jsonbig5")
+        if route.request is not None:
+            try:
+                route.request.model_validate(body)
+            except Exception as exc:  # pydantic ValidationError: a missing/invalid SDK parameter
+                res = LegacyResult(BAD_PARAMETER, statusCode=int(Code.PARAM_MISSING), detail=f"invalid parameters for {route.name}: {type(exc).__name__}")
+                return _respond(_vhc_body(route, res), big5=big5)
+        if route.function.startswith("@"):
+            return _respond(await _special(cs, route, body), big5=big5)
+        meta = FUNCTIONS[route.function.lower()]
+        params = {k: v for k, v in body.items() if k in meta.params}
+        if route.function in ("csGetCardNo", "hisGetCardStatus"):
+            params.setdefault("CardType", 3)  # the SDK works on the (virtual) health card
+        res = await cs.call(route.function, params)
+        return _respond(_vhc_body(route, res), big5=big5)
+
+    async def swagger_json(_req: web.Request) -> web.Response:
+        return json_response(openapi())
+
+    async def swagger_index(_req: web.Request) -> web.Response:
+        return web.Response(text=SWAGGER_INDEX, content_type="text/html")
+
+    async def swagger_init(_req: web.Request) -> web.Response:
+        return web.Response(text=SWAGGER_INIT, content_type="application/javascript")
+
+    async def swagger_redirect(_req: web.Request) -> web.Response:
+        raise web.HTTPFound("/swagger/index.html")
+
+    r = app.router
+    r.add_get("/healthz", healthz)
+    r.add_get("/cshis", cshis_list)
+    r.add_post("/cshis/{function}", cshis_call)
+    r.add_get("/swagger/v1/swagger.json", swagger_json)
+    r.add_get("/swagger/index.html", swagger_index)
+    r.add_get("/swagger/init.js", swagger_init)
+    r.add_get("/swagger", swagger_redirect)
+    r.add_get("/swagger/", swagger_redirect)
+    static = _swagger_dir()
+    if static is not None:
+        r.add_static("/swagger/", static, show_index=False)
+    pattern = "/{prefix:(?i:" + "|".join(vhc.PREFIXES) + ")}/{name}"
+    r.add_post(pattern, vhc_call)
+    r.add_get(pattern, vhc_call)
+    return app
+
+
+async def _special(cs: CsHis, route: vhc.VhcRoute, body: dict[str, Any]) -> dict[str, Any]:
+    """The SDK routes that are component calls, not csHis functions."""
+    try:
+        async with cs.lock:
+            if route.function == "@uploadqrcode":
+                await cs.agent.hc_verify_virtual(str(body["QRCodeString"]).strip())
+                return {"ERRORCODE": 0, "pBuffer": ""}
+            if route.function == "@cleanqrcode":
+                await cs.agent.hc_logout()
+                return {"ERRORCODE": 0, "pBuffer": ""}
+            if route.function == "@export":
+                exp = await cs.agent.hc_export_virtual()
+                return {"ERRORCODE": 0, "pBuffer": exp.token, "expiresAt": exp.expiresAt}
+            if route.function == "@import":
+                token = str(body.get("token") or body.get("QRCodeString") or "").strip()
+                if not token:
+                    return {"ERRORCODE": BAD_PARAMETER, "pBuffer": "", "message": legacy_message(BAD_PARAMETER), "messageEn": "token (the exported transfer code) is required"}
+                await cs.agent.hc_import_virtual(token)
+                return {"ERRORCODE": 0, "pBuffer": ""}
+            if route.function == "@version":
+                v = await cs.agent.version()
+                return {"ERRORCODE": 0, "pBuffer": f"nhigw compat {__version__} / {v.longVersion}", "version": __version__}
+    except StatusCodeError as exc:
+        return {"ERRORCODE": legacy_code(exc.code, "hc"), "pBuffer": "", "statusCode": exc.code, "message": legacy_message(legacy_code(exc.code, "hc")), "messageEn": exc.message_en}
+    except NhigwError as exc:
+        return {"ERRORCODE": AGENT_UNREACHABLE, "pBuffer": "", "message": legacy_message(AGENT_UNREACHABLE), "messageEn": str(exc)}
+    raise AssertionError(route.function)  # pragma: no cover
+
+
+def build(agent_url: str, cloud_url: str, *, close_com_finalizes: bool = False, timeout_s: float = 20.0) -> web.Application:
+    """The compat app for one workstation's agent and a cloud URL (the NHI cloud, the gateway or the simulator)."""
+    cs = CsHis(AgentClient(agent_url, timeout_s=timeout_s), CloudClient(cloud_url, timeout_s=timeout_s, verify_tls=True), close_com_finalizes=close_com_finalizes)
+    return create_app(cs)
