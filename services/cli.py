@@ -4,6 +4,7 @@
     nhigw agent     the reader agent of one workstation (HTTPS 127.0.0.1:5066)
     nhigw gateway   the clinic gateway (HTTP 127.0.0.1:8066)
     nhigw sim       the NHI cloud simulator (HTTP 127.0.0.1:8068)
+    nhigw compat    csHis / VHC SDK 2.x compatibility (HTTPS 127.0.0.1:5067)
     nhigw vcard     virtual cards in a real pcscd through vpcd
 
 Settings come from flags, then environment variables (``NHIGW_REDIS_URL``,
@@ -352,6 +353,10 @@ def parser() -> argparse.ArgumentParser:
     sp.add_argument("--gateway-host", help="gateway bind address (default --host)")
     sp.add_argument("--sim-port", type=int, default=8068)
 
+    from nhigw.compat.cli import add_compat_parser
+
+    add_compat_parser(sub, common)
+
     sub.add_parser("keygen", help="print a new bus key")
     sp = sub.add_parser("proto", help="write proto/ (OpenAPI documents, bus JSON Schemas) from the code")
     sp.add_argument("--check", action="store_true", help="write nothing; exit 1 if proto/ differs from the code")
@@ -379,6 +384,11 @@ def main(argv: list[str] | None = None) -> None:
         return
     if args.cmd == "audit":
         sys.exit(asyncio.run(gwcli.cmd_audit(args, data_dir(args, "gateway"))))
+    if args.cmd == "compat":
+        from nhigw.compat.cli import cmd_compat
+
+        asyncio.run(cmd_compat(args, data_dir(args, "compat")))
+        return
     fn = {"sim": cmd_sim, "vcard": cmd_vcard, "agent": cmd_agent, "gateway": cmd_gateway, "up": cmd_up}[args.cmd]
     try:
         asyncio.run(fn(args))
