@@ -3,7 +3,8 @@
 Pass-through: ``await cloud.call("BasicData/Register", signature)`` posts the signature
 object (from an agent) plus route extras. One-call (gateway only): construct with
 ``workstation="ws-01"`` and pass no signature; the gateway gets it from that
-workstation's agent. Writes may carry an ``idempotency_key`` (``Idempotency-Key``
+workstation's agent. ``api_key``: the HIS client key of a gateway started with
+``--clients``. Writes may carry an ``idempotency_key`` (``Idempotency-Key``
 header); the client never repeats a request by itself.
 """
 
@@ -29,11 +30,14 @@ class CloudClient:
         base_url: str = "http://127.0.0.1:8066",
         *,
         workstation: str | None = None,
+        api_key: str | None = None,
         timeout_s: float = 20.0,
         verify_tls: bool | ssl.SSLContext = True,
         session: aiohttp.ClientSession | None = None,
     ) -> None:
         headers = {"X-Workstation": workstation} if workstation else {}
+        if api_key:
+            headers["Authorization"] = f"Bearer {api_key}"  # a gateway with --clients authenticates HIS clients
         self.workstation = workstation
         self.t = Transport(base_url, timeout_s=timeout_s, verify_tls=verify_tls, headers=headers, session=session)
 

@@ -254,7 +254,8 @@ async def _special(cs: CsHis, route: vhc.VhcRoute, body: dict[str, Any]) -> dict
     raise AssertionError(route.function)  # pragma: no cover
 
 
-def build(agent_url: str, cloud_url: str, *, close_com_finalizes: bool = False, timeout_s: float = 20.0) -> web.Application:
+def build(agent_url: str, cloud_url: str, *, api_key: str | None = None, close_com_finalizes: bool = False, timeout_s: float = 20.0) -> web.Application:
     """The compat app for one workstation's agent and a cloud URL (the NHI cloud, the gateway or the simulator)."""
-    cs = CsHis(AgentClient(agent_url, timeout_s=timeout_s), CloudClient(cloud_url, timeout_s=timeout_s, verify_tls=True), close_com_finalizes=close_com_finalizes)
+    cloud = CloudClient(cloud_url, api_key=api_key, timeout_s=timeout_s, verify_tls=True)
+    cs = CsHis(AgentClient(agent_url, timeout_s=timeout_s), cloud, close_com_finalizes=close_com_finalizes)
     return create_app(cs)
