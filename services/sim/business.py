@@ -83,9 +83,9 @@ def active_card(p: Patient) -> None:
 def page(items: Sequence[T], req: c.ListQueryRequest, key: Callable[[T], str]) -> tuple[list[T], int]:
     """Newest first; positions 1-based and inclusive (seed: 起始位置1為最新一筆)."""
     ordered = sorted(items, key=key, reverse=True)
-    end = req.endPosition if req.endPosition is not None else len(ordered)
-    if end < req.startPosition:
+    if req.endPosition is not None and req.endPosition < req.startPosition:
         raise StatusError(Code.PARAM_VALUE, "endPosition is before startPosition")
+    end = req.endPosition if req.endPosition is not None else len(ordered)
     return ordered[req.startPosition - 1 : end], len(ordered)
 
 

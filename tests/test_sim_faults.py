@@ -1,0 +1,95 @@
+"""Fault injection, idempotency keys and the write counters of the simulator (``/test/v1``)."""
+
+from __future__ import annotations
+
+import aiohttp
+import pytest
+
+from tests.simkit import running_sim
+
+
+async def test_admin_api_is_off_unless_enabled() -> None:
+    async with running_sim(admin=False) as s:
+        for method, path in (("POST", "/test/v1/Faults"), ("GET", "/test/v1/Faults"), ("DELETE", "/test/v1/Faults"), ("POST", "/test/v1/Clock")):
+            async with s.http.request(method, s.url + path, json={"status": 503}) as r:
+                assert r.status == 403 and (await r.json())["statusCode"] == 9404
+        assert (await s.get("/test/v1/Stats"))[0] == 200  # counters stay readable
+
+
+async def test_the_next_n_calls_fail_then_the_rule_is_spent() -> None:
+    async with running_sim() as s:
+        status, body = await s.post("/test/v1/Faults", {"route": "SequelNumber/Next", "status": 503, "times": 2})
+        assert status == 200 and body["faults"][0]["times"] == 2
+        assert (await s.call("BasicData/Query"))[0] == 200  # other routes are untouched
+        for _ in range(2):
+            status, body = await s.call("SequelNumber/Next")
+            assert status == 503 and body["statusCode"] == 9402 and "injected" in body["detail"]
+        status, body = await s.call("SequelNumber/Next")
+        assert status == 200 and body["sequenceNumber"] == "W001"  # the failed calls took no number
+        assert (await s.get("/test/v1/Faults"))[1]["faults"] == []
+        assert (await s.get("/test/v1/Stats"))[1]["calls"]["SequelNumber/Next"] == 1  # faulted calls never reached the route
+
+
+async def test_error_rate_with_a_seed_is_repeatable_and_delete_clears() -> None:
+    async with running_sim() as s:
+        outcomes = []
+        for _ in range(2):
+            await s.post("/test/v1/Faults", {"status": 500, "statusCode": 9499, "error_rate": 0.5, "seed": 7})
+            outcomes.append([(await s.call("BasicData/Query"))[0] for _ in range(12)])
+            assert (await s.http.delete(s.url + "/test/v1/Faults")).status == 200
+        assert outcomes[0] == outcomes[1] and {200, 500} == set(outcomes[0])
+        assert (await s.call("BasicData/Query"))[0] == 200
+
+
+async def test_latency_is_seen_as_a_client_timeout() -> None:
+    async with running_sim() as s:
+        await s.post("/test/v1/Faults", {"route": "BasicData/Query", "latency_ms": 1500, "times": 1})
+        with pytest.raises(TimeoutError):
+            async with s.http.post(s.url + "/api/v1/BasicData/Query", json=s.signer.for_route("BasicData/Query"), timeout=aiohttp.ClientTimeout(total=0.2)):
+                pass
+        await s.post("/test/v1/Faults", {"route": "BasicData/Query", "latency_ms": 50, "times": 1})
+        assert (await s.call("BasicData/Query"))[0] == 200  # latency alone: the call then succeeds
+
+
+async def test_connection_reset_is_seen_by_the_client() -> None:
+    async with running_sim() as s:
+        await s.post("/test/v1/Faults", {"route": "SequelNumber/Next", "reset_connection": True, "times": 1})
+        with pytest.raises(aiohttp.ClientConnectionError):
+            await s.call("SequelNumber/Next")
+        assert "SequelNumber/Next" not in (await s.get("/test/v1/Stats"))[1]["writes"]
+        assert (await s.call("SequelNumber/Next"))[1]["sequenceNumber"] == "W001"
+
+
+async def test_idempotency_key_same_body_replays_without_a_second_write() -> None:
+    async with running_sim() as s:
+        body = s.signer.for_route("SequelNumber/Next", treatmentItem="01")
+        h = {"Idempotency-Key": "k-1"}
+        async with s.http.post(s.url + "/api/v1/SequelNumber/Next", json=body, headers=h) as r:
+            first = (r.status, await r.json())
+            assert "Idempotent-Replayed" not in r.headers
+        async with s.http.post(s.url + "/api/v1/SequelNumber/Next", json=body, headers=h) as r:
+            second = (r.status, await r.json())
+            assert r.headers["Idempotent-Replayed"] == "true"
+        assert first == second and first[1]["sequenceNumber"] == "W001"
+        _, stats = await s.get("/test/v1/Stats")
+        assert stats["writes"]["SequelNumber/Next"] == 1 and stats["writesByKey"] == {"k-1": 1} and stats["replays"] == {"k-1": 1}
+        # the same key with another body is refused, and writes nothing
+        status, err = await s.call("SequelNumber/Next", headers=h, treatmentItem="02")
+        assert status == 409 and err["statusCode"] == 1706
+        # a failed write's answer is kept too (the same signature again is the same answer, not 3245)
+        bad = s.signer.for_route("SequelNumber/Rollback", treatmentDateTime="1120101000000")
+        h2 = {"Idempotency-Key": "k-2"}
+        assert (await s.post("/api/v1/SequelNumber/Rollback", bad, headers=h2))[1]["statusCode"] == 3208
+        assert (await s.post("/api/v1/SequelNumber/Rollback", bad, headers=h2))[1]["statusCode"] == 3208
+        _, stats = await s.get("/test/v1/Stats")
+        assert stats["writesByKey"] == {"k-1": 1, "k-2": 1} and stats["writes"]["SequelNumber/Next"] == 1
+        # without a key, a repeated body is a replayed signature
+        assert (await s.post("/api/v1/SequelNumber/Rollback", bad))[1]["statusCode"] == 3245
+
+
+async def test_reads_ignore_the_idempotency_key() -> None:
+    async with running_sim() as s:
+        h = {"Idempotency-Key": "r-1"}
+        assert (await s.call("BasicData/Query", headers=h))[0] == 200
+        assert (await s.call("BasicData/Query", headers=h))[0] == 200
+        assert (await s.get("/test/v1/Stats"))[1]["writesByKey"] == {}
