@@ -105,3 +105,63 @@ async def test_console_live_card_events_and_hpc_pin_through_the_page(browser: An
         await p.click("#lang")
     for page in PAGES:
         assert (artifacts_dir / "screenshots" / f"console-{page}.png").stat().st_size > 5000
+
+
+async def test_console_imports_a_cloud_sam_and_verifies_a_virtual_hc_from_its_qr_string(browser: Any, artifacts_dir: Path, tmp_path: Path) -> None:  # noqa: F811
+    """No physical SAM and no physical HC: the cloud SAM file and the QR string go in through the page."""
+    p = Page(browser, artifacts_dir / "screenshots")
+    async with running_stack(cards=[]) as s:
+        factory_hpc = s.factory.make(f"hpc:{next(iter(s.factory.identities.hpcs))}")
+        s.bank.insert(s.bank.names[2], factory_hpc)
+        status, sam_file = await s.call("POST", s.sim_url + "/test/v1/CloudSam/Issue", json={"hospitalId": "3501200000"})
+        assert status == 200, sam_file
+        path = tmp_path / "cloud.sam.json"
+        path.write_text(__import__("json").dumps(sam_file, ensure_ascii=False), encoding="utf-8")
+
+        await p.get(s.agent_url + "/console/#settings")
+        await p.wait("return document.body.dataset.ready === '1';", 10)
+        # Settings: the readers and CORS hosts the agent has; the file imported through the file input.
+        await p.wait("return [...document.querySelectorAll('#reader-list option')].some(o => o.value === arguments[0]);", 5, s.bank.names[0])
+        await p.wait("return document.getElementById('cors-hosts').value.includes('*.nhi.gov.tw');", 5)
+        await p.type("#cloudsam-file", str(path))
+        await p.click("#btn-cloudsam-import")
+        await p.wait("return document.getElementById('cloudsam-table').textContent.includes(arguments[0]);", 10, sam_file["samId"])
+        assert "臺北虛擬診所" in await p.text("#cloudsam-table")
+        # CORS hosts saved through the page are the agent's settings.
+        await p.js("document.getElementById('cors-hosts').value = '*.nhi.gov.tw\\nhis.clinic.lan';")
+        await p.click("#btn-cors-save")
+        await p.wait("return document.getElementById('res-cors').textContent.includes('his.clinic.lan');", 5)
+        _, settings = await s.agent_call("GET", "/api/common/v1/Settings")
+        assert "his.clinic.lan" in settings["corsHosts"]
+        await p.shot("console-settings-imported")
+
+        # Common: connect the cloud SAM by its ID; it verifies itself (SAM 2).
+        await p.get(s.agent_url + "/console/#common")
+        await p.wait("return [...document.querySelectorAll('#device-list option')].some(o => o.value === arguments[0]);", 5, sam_file["samId"])
+        await p.js("document.getElementById('device-list').value = arguments[0];", sam_file["samId"])
+        await p.click("#btn-initial")
+        await p.wait(STATE, 10, "sb-sam", "2")
+        assert await p.text("#st-device") == sam_file["samId"]
+
+        # HC: a virtual HC from its QR string; then basic data, the PIN question and a signature.
+        _, qr = await s.call("POST", s.sim_url + "/test/v1/VirtualHc/QrCode", json={"cardNo": "000073898382"})
+        await goto(p, "hc")
+        await p.js("document.getElementById('vhc-token').value = arguments[0];", qr["token"])
+        await p.click("#btn-vhc")
+        await p.wait(STATE, 5, "sb-hc", "2")
+        assert await p.text("#sb-hc") == "虛擬健保卡 2"
+        await p.click("#btn-hc-basic")
+        await p.wait("return document.querySelector('#kv-hc dd[data-k=name]').textContent === '歐陽測試';", 5)
+        await p.click("#btn-sig-hc")
+        await p.wait("return document.getElementById('res-sig-hc').textContent.includes('\"hcId\": \"000073898382\"');", 5)
+        # A virtual HC has no PIN functions: the page shows the agent's code, not a crash.
+        await p.click("#btn-hcpin-query")
+        await p.wait("return document.getElementById('res-hcpin').textContent.includes('statusCode');", 5)
+        # The webcam button degrades: headless Chromium has no camera.
+        await p.click("#btn-scan")
+        await p.wait("return document.getElementById('res-vhc').textContent.length > 0 && !document.getElementById('res-vhc').textContent.includes('\"statusCode\": 0');", 5)
+        await p.shot("console-hc-virtual")
+        # The record is the agent's own (GET /api/common/v1/Record), with the failed call's code.
+        await p.wait("return document.getElementById('rec-table').textContent.includes('POST /api/hc/v1/Verification/VirtualHc');", 5)
+        _, rec = await s.agent_call("GET", "/api/common/v1/Record")
+        assert any(r["function"] == "POST /api/hc/v1/Verification/VirtualHc" and r["result"] == "0000" for r in rec["records"])

@@ -76,6 +76,7 @@ class Page:
         from selenium.webdriver.common.by import By
 
         el = await self.run(self.d.find_element, By.CSS_SELECTOR, css)
+        await self.run(self.d.execute_script, "arguments[0].scrollIntoView({block: 'center'});", el)  # clear of the sticky top bar
         await self.run(el.click)
 
     async def type(self, css: str, text: str) -> None:

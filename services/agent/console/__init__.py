@@ -11,7 +11,9 @@
   A comment line every ``heartbeat_s`` keeps proxies from closing it.
 - ``GET /console/openapi.json`` — the agent's OpenAPI document for the Swagger page:
   ``proto/openapi/agent.json`` when the checkout has it, else a minimal document built
-  from ``nhigw.contracts.api.AGENT`` (the same table the generator reads).
+  from ``nhigw.contracts.api.AGENT`` (the same table the generator reads). When the
+  agent also serves a Swagger UI (``/api/swagger/index.html``), the header
+  ``X-Swagger-UI`` names it and the page links to it.
 
 Choices (the seed is silent): events carry the whole status, not a diff, so a client
 that missed one is right again at the next; a burst of changes is coalesced (the
@@ -34,6 +36,7 @@ from nhigw.contracts.models import StatusResponse
 STATIC = Path(__file__).resolve().parent / "static"
 OPENAPI_FILE = Path(__file__).resolve().parents[3] / "proto" / "openapi" / "agent.json"
 EVENTS_PATH = "/api/common/v1/Events"
+SWAGGER_UI = "/api/swagger/index.html"
 
 
 class EventHub:
@@ -102,8 +105,11 @@ def add_console_routes(app: web.Application, agent: Agent, *, heartbeat_s: float
     async def to_index(_req: web.Request) -> web.StreamResponse:
         raise web.HTTPFound("/console/")
 
-    async def openapi(_req: web.Request) -> web.Response:
-        return web.json_response(openapi_document())
+    async def openapi(req: web.Request) -> web.Response:
+        resp = web.json_response(openapi_document())
+        if any(getattr(res, "canonical", "") == SWAGGER_UI for res in req.app.router.resources()):
+            resp.headers["X-Swagger-UI"] = SWAGGER_UI
+        return resp
 
     async def events(req: web.Request) -> web.StreamResponse:
         resp = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache", "X-Accel-Buffering": "no"})

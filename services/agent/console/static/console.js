@@ -12,11 +12,12 @@ const PATHS = {
   hpcSig: "/api/hpc/v1/Signature", hpcLogout: "/api/hpc/v1/Logout",
   vhc: "/api/hc/v1/Verification/VirtualHc", hcBasic: "/api/hc/v1/Basic", hcSig: "/api/hc/v1/Signature/Hc",
   hpchcSig: "/api/hc/v1/Signature/HpcHc", hcPin: "/api/hc/v1/Pin", hcLogout: "/api/hc/v1/Logout",
-  // Settings (issue 3): discovered from the OpenAPI document when it lists them.
-  settings: "/api/settings/v1/Settings", readerSetting: "/api/settings/v1/Reader", corsSetting: "/api/settings/v1/Cors",
-  cloudSam: "/api/settings/v1/CloudSam",
+  // Settings; re-read from the OpenAPI document when it lists them elsewhere.
+  settings: "/api/common/v1/Settings", readerSetting: "/api/common/v1/Settings/Reader", corsSetting: "/api/common/v1/Settings/Cors",
+  cloudSam: "/api/common/v1/Settings/CloudSam",
 };
-const OPENAPI_URLS = ["/api/swagger/v1/swagger.json", "/console/openapi.json"];
+const OPENAPI_URL = "/console/openapi.json";  // the agent's own document (see console/__init__.py)
+const HIDDEN_IN_RECORD = new Set(["GET /api/common/v1/Record"]);  // the console's own refreshes
 
 let STATE = null;            // last AgentStatus
 let localRecord = [];        // used while the agent serves no /Record
@@ -139,7 +140,7 @@ async function refreshRecord() {
   }
   const tb = $("rec-table").querySelector("tbody");
   tb.textContent = "";
-  for (const rec of rows.slice(0, 30)) {
+  for (const rec of rows.filter((x) => !HIDDEN_IN_RECORD.has(x.function)).slice(0, 30)) {
     const tr = document.createElement("tr");
     const res = rec.result !== undefined ? rec.result : rec.statusCode;
     for (const v of [rec.function || rec.name || "", String(res).padStart(4, "0")]) {
@@ -181,12 +182,14 @@ async function loadVersion(dl) {
 let openapi = null;
 async function loadOpenApi() {
   if (openapi) return openapi;
-  for (const url of OPENAPI_URLS) {
-    try {
-      const r = await fetch(url);
-      if (r.ok) { openapi = await r.json(); $("sw-json").href = url; break; }
-    } catch (e) { /* next */ }
-  }
+  try {
+    const r = await fetch(OPENAPI_URL);
+    if (r.ok) {
+      openapi = await r.json();
+      const ui = r.headers.get("X-Swagger-UI");
+      if (ui) { $("sw-full").href = ui; $("sw-full").hidden = false; }
+    }
+  } catch (e) { /* no document: the Swagger page stays empty */ }
   if (openapi) discoverPaths(openapi);
   return openapi;
 }
@@ -233,7 +236,6 @@ async function loadSwagger() {
     tr.append(m, p, s, b);
     tb.appendChild(tr);
   }
-  fetch("/api/swagger/index.html", { method: "GET" }).then((r) => { $("sw-full").hidden = !r.ok; }).catch(() => {});
 }
 
 async function loadSettings() {
