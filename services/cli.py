@@ -233,7 +233,7 @@ def _virtual_bank(args: argparse.Namespace):  # type: ignore[no-untyped-def]
 
 
 async def cmd_up(args: argparse.Namespace) -> None:
-    """Sim + agent (ws-01, in-process cards or --pcsc) + gateway in one process."""
+    """Sim + agent (ws-01, in-process cards or --pcsc) + gateway + compat in one process."""
     from nhigw.common.tls import server_context
     from nhigw.sim.store import SimStore
     from nhigw.vcard.cards import SamCard
@@ -252,6 +252,11 @@ async def cmd_up(args: argparse.Namespace) -> None:
     agent, agent_app = await build_agent(args, bank=bank)
     gw_app = build_gateway(args, bus, sealer)
     ctx = None if args.no_tls else server_context(data_dir(args, "agent"))
+    from nhigw.compat.cli import build_from_args as build_compat
+
+    gw_local = (args.gateway_host or args.host).replace("0.0.0.0", "127.0.0.1")
+    compat_app = build_compat(args, agent_url=f"{'http' if args.no_tls else 'https'}://{args.host}:{args.agent_port}", cloud_url=f"http://{gw_local}:{args.gateway_port}")
+    compat_ctx = None if args.no_tls else server_context(data_dir(args, "compat"))
     link = None
 
     async def started() -> None:
@@ -272,6 +277,7 @@ async def cmd_up(args: argparse.Namespace) -> None:
         Site(build_sim(store), args.host, args.sim_port, label="sim"),
         Site(agent_app, args.host, args.agent_port, ctx, label="agent"),
         Site(gw_app, args.gateway_host or args.host, args.gateway_port, label="gateway"),
+        Site(compat_app, args.host, args.compat_port, compat_ctx, label="compat"),
     ]
     await serve(sites, on_started=started, on_stop=stopping)
 
@@ -352,6 +358,7 @@ def parser() -> argparse.ArgumentParser:
     sp.add_argument("--gateway-port", type=int, default=8066)
     sp.add_argument("--gateway-host", help="gateway bind address (default --host)")
     sp.add_argument("--sim-port", type=int, default=8068)
+    sp.add_argument("--compat-port", type=int, default=5067, help="csHis / VHC SDK compatibility (HTTPS)")
 
     from nhigw.compat.cli import add_compat_parser
 
