@@ -1,7 +1,8 @@
 # syntax=docker/dockerfile:1.7
 # nhigw images. Build targets:
-#   runtime     (default; also the last stage, `nhigw`) `nhigw` on a slim Python: gateway, sim, agent (real PC/SC readers
-#               through the host's pcscd socket), keygen. Only libpcsclite1 beyond Python.
+#   runtime     `nhigw` on a slim Python: gateway, sim, agent (real PC/SC readers through the
+#               host's pcscd socket), keygen. Only libpcsclite1 beyond Python. The default
+#               (the last stage, `nhigw`, is this image).
 #   agent-demo  runtime + pcscd + the vpcd driver: the demo agent with virtual cards
 #               (deploy/docker/agent-demo.sh). Never for a clinic workstation.
 # Both run as the unprivileged user nhigw (uid/gid 10001). See deploy/README.md.
@@ -38,13 +39,15 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/* \
  && groupadd --system --gid 10001 nhigw \
  && useradd --system --uid 10001 --gid nhigw --home-dir /var/lib/nhigw --create-home --shell /usr/sbin/nologin nhigw \
- && install -d -o 10001 -g 10001 -m 0755 /run/nhigw-secrets
+ && install -d -o 10001 -g 10001 -m 0750 /run/nhigw-secrets /run/nhigw-secrets/gateway /run/nhigw-secrets/agent /run/nhigw-enrol \
+ && install -d -o 10001 -g 10001 -m 0755 /run/nhigw-secrets/redis
 # The wheels are bind-mounted from the builder, so they never become a layer of this image.
 RUN --mount=type=bind,from=builder,source=/wheels,target=/wheels \
     pip install --no-cache-dir --no-index --find-links=/wheels /wheels/nhigw-*.whl
 COPY --chmod=0755 deploy/docker/entrypoint.sh /usr/local/bin/nhigw-entrypoint
 COPY --chmod=0755 deploy/docker/healthcheck.py /usr/local/bin/nhigw-healthcheck
 COPY --chmod=0755 deploy/docker/init-secrets.sh /usr/local/bin/nhigw-init-secrets
+COPY --chmod=0755 deploy/docker/enrol-token.sh /usr/local/bin/nhigw-enrol-token
 USER 10001:10001
 WORKDIR /var/lib/nhigw
 EXPOSE 8066 8068

@@ -14,6 +14,8 @@
 #   NHIGW_SIM_URL          simulator where the virtual SAM's key is registered
 #   NHIGW_RUN_DIR          where the generated reader configuration goes (default a temp dir)
 #   PCSCD                  the pcscd binary (default: pcscd on PATH, else /usr/sbin/pcscd)
+#   NHIGW_ENROL_TOKEN      one-time enrolment token (the entry point reads NHIGW_ENROL_TOKEN_FILE);
+#                          used on the first start only, see below
 # Arguments are passed to `nhigw agent` (after --pcsc --auto-init --auto-verify-sam).
 set -euo pipefail
 
@@ -69,6 +71,13 @@ for s in $slots; do slot_args+=(--slot "$s"); n_slots=$((n_slots + 1)); done
 nhigw vcard --port "$vcard_port" --base-port "$base_port" ${NHIGW_SIM_URL:+--sim "$NHIGW_SIM_URL"} "${slot_args[@]}" &
 pids+=($!)
 wait_until 30 "nhigw vcard (cards in the readers)" slots_filled "$n_slots"
+
+# Enrolment: the token is for the first start. Once the agent keeps its identity (sealed in
+# its data directory, nhigw.bus.enrol.identity_path) a restart must not spend a token again.
+identity="${NHIGW_DATA_DIR:-$HOME/.local/share/nhigw}/agent/bus-identity.${NHIGW_BUS_PREFIX:-nhigw}.sealed"
+if [ -s "$identity" ]; then
+  unset NHIGW_ENROL_TOKEN
+fi
 
 nhigw agent --pcsc --auto-init --auto-verify-sam "$@" &
 pids+=($!)

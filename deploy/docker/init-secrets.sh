@@ -1,30 +1,46 @@
 #!/bin/sh
 # nhigw-init-secrets DIR: the compose stack's one-shot `secrets` service.
-# Writes, once, the secrets the stack shares into DIR (a named volume):
-#   redis_password  Redis `requirepass` (hex, URL-safe)
-#   redis.conf      `requirepass ...` for redis-server (so the password is on no command line)
-#   bus_key         the bus sealing key (`nhigw keygen`)
-#   master_key      NHIGW_MASTER_KEY, the at-rest key of the services' sealed files
-# A value given in the environment (REDIS_PASSWORD, NHIGW_BUS_KEY, NHIGW_MASTER_KEY, e.g.
-# from an .env file beside docker-compose.yml) is used instead of a random one. Existing
-# files are kept, so restarts and `docker compose up` again keep the same secrets.
+# Writes, once, each role's secrets into its own directory (its own volume), so that every
+# container sees only its own:
+#   DIR/redis/redis.conf          `requirepass ...` for redis-server (on no command line)
+#   DIR/gateway/redis_password    the Redis password (hex, URL-safe)
+#   DIR/gateway/bus_key           the gateway key (`nhigw keygen`): gateway replicas only
+#   DIR/gateway/master_key        NHIGW_MASTER_KEY, the at-rest key of sealed files
+#   DIR/gateway/clients.json      HIS clients (API key hashes), with the client `demo-his`
+#   DIR/gateway/his_api_key       demo-his's API key, for the README's curl (demo only)
+#   DIR/agent/redis_password      the Redis password
+#   DIR/agent/master_key          the agent's own at-rest key (keeps its enrolment across
+#                                 container re-creation); the agent never sees the gateway key
+# REDIS_PASSWORD, NHIGW_BUS_KEY and NHIGW_MASTER_KEY from the environment (e.g. an .env file
+# beside docker-compose.yml) are used instead of random values. Existing files are kept, so
+# `docker compose up` again keeps the same secrets.
 set -eu
 dir=${1:?usage: nhigw-init-secrets DIR}
-umask 022   # the files are read by the redis user and the nhigw user; only our containers mount DIR
-mkdir -p "$dir"
+umask 027
+mkdir -p "$dir/redis" "$dir/gateway" "$dir/agent"
 
 rand_hex() { python3 -c 'import secrets; print(secrets.token_hex(32))'; }
 
-put() {  # put NAME VALUE: write DIR/NAME unless it exists
-  if [ ! -s "$dir/$1" ]; then
-    printf '%s' "$2" > "$dir/$1.tmp" && mv "$dir/$1.tmp" "$dir/$1"
+put() {  # put FILE VALUE: write FILE unless it exists
+  if [ ! -s "$1" ]; then
+    printf '%s' "$2" > "$1.tmp" && mv "$1.tmp" "$1"
     echo "nhigw-init-secrets: wrote $1"
   fi
 }
 
-put redis_password "${REDIS_PASSWORD:-$(rand_hex)}"
-put bus_key "${NHIGW_BUS_KEY:-$(nhigw keygen)}"
-put master_key "${NHIGW_MASTER_KEY:-$(rand_hex)}"
-put redis.conf "requirepass $(cat "$dir/redis_password")
+put "$dir/gateway/redis_password" "${REDIS_PASSWORD:-$(rand_hex)}"
+password=$(cat "$dir/gateway/redis_password")
+put "$dir/agent/redis_password" "$password"
+put "$dir/gateway/bus_key" "${NHIGW_BUS_KEY:-$(nhigw keygen)}"
+put "$dir/gateway/master_key" "${NHIGW_MASTER_KEY:-$(rand_hex)}"
+put "$dir/agent/master_key" "$(rand_hex)"
+# redis-server runs as its own user (uid 999) in the redis image: its file is world-readable
+# inside a volume that only the redis and secrets containers mount.
+put "$dir/redis/redis.conf" "requirepass $password
 "
+chmod 0644 "$dir/redis/redis.conf"
+chmod 0755 "$dir/redis"
+if [ ! -s "$dir/gateway/clients.json" ]; then
+  put "$dir/gateway/his_api_key" "$(nhigw gateway add-client --clients "$dir/gateway/clients.json" --name demo-his --workstations '*' --ops)"
+fi
 echo "nhigw-init-secrets: ready in $dir"
