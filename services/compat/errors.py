@@ -210,6 +210,23 @@ FROM_60: dict[int, int] = {
     Code.NOT_FOUND: 9005,
     Code.UNSUPPORTED: 9005,
     Code.INTERNAL: 9005,
+    # virtual HC QR codes and tokens (1018-1023, 1521-1525, 3244): the HC could not be authenticated
+    1018: 4071, 1019: 4071, 1020: 4071, 1021: 4071, 1022: 4071, 1023: 4071,
+    1521: 4071, 1522: 4071, 1525: 4013,  # transferred to another device: no HC here any more
+    3244: 4071,
+    3204: 5174,  # treatment number could not be issued (取就醫識別碼失敗)
+    3205: 4029,  # restricted
+    3210: 6018,  # ICD-10 encoding failed
+    3214: 5083,  # preventive-care rule
+    3216: 5083,  # prenatal-check rule
+    3219: 5154,  # treatment data already written: cannot roll back
+    3220: 5153,  # already rolled back
+    3236: 6015,  # duplicate upload
+    3237: 9005, 3238: 9005,  # telemedicine access token
+    8203: 6014,  # upload signature older than one hour
+    9202: 9013,  # cloud SAM file sealed for another machine / user
+    9407: 9004,  # rate limited: the centre cannot serve now
+    9408: 9003,  # still in progress: outcome not known yet
     # 6.0 codes this project does not emit itself but the NHI cloud / other agents may (public facts 3.4)
     1099: 9005,  # API not offered offline
     1201: 4000,  # open COM port failed
