@@ -92,7 +92,8 @@ async def running_stack(
     sim_url = f"http://127.0.0.1:{sim_port}"
     agent = Agent(backend=InProcessBackend(bank), dc=DcClient(sim_url), workstation=workstation)
     runners = [await _site(sim_app(store), sim_port), await _site(agent_app(agent), agent_port)]
-    gw = Gateway(bus, GatewaySettings(cloud_url=sim_url, prefix=prefix, gateway_key=gateway_key, **settings))  # type: ignore[arg-type]
+    settings.setdefault("cloud_url", sim_url)
+    gw = Gateway(bus, GatewaySettings(prefix=prefix, gateway_key=gateway_key, **settings))  # type: ignore[arg-type]
     runners.append(await _site(gateway_app(gw), gw_port))
     agent.start_monitor(0.05)
     # Enrolment as in production: the gateway issues a one-time token, the agent trades it for its key.

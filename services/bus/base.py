@@ -45,7 +45,11 @@ class Subscription:
 class Bus(abc.ABC):
     @abc.abstractmethod
     async def publish(self, channel: str, message: bytes) -> int:
-        """Send to every current subscriber of ``channel``; returns how many there were."""
+        """Send to every current subscriber of ``channel``.
+
+        Returns 0 when nobody was subscribed, more otherwise (MemoryBus counts subscriptions,
+        Redis counts subscribed connections): callers may rely on 0 only.
+        """
 
     @abc.abstractmethod
     async def subscribe(self, *channels: str) -> Subscription:

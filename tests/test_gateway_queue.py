@@ -1,0 +1,94 @@
+"""The work queue's contract, run against both implementations: RedisQueue (real Redis Streams
+with a consumer group) and MemoryQueue (``nhigw up``)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+
+import pytest
+import redis.asyncio as aioredis
+
+from nhigw.contracts.buskeys import BusKeys
+from nhigw.contracts.models import QueuedJob
+from nhigw.gateway.queue import MemoryQueue, RedisQueue, WorkQueue
+
+
+def job(n: int) -> QueuedJob:
+    now = time.time()
+    return QueuedJob(requestId=f"r{n}", idempotencyKey=f"k{n}", answerKey=f"a{n}", path="/api/v1/BasicData/Query", body="{}", client="c", write=False, enqueuedAt=now, deadline=now + 30)
+
+
+@pytest.fixture(params=["memory", "redis"])
+async def queue(request: pytest.FixtureRequest, bus_prefix: str) -> AsyncIterator[WorkQueue]:
+    if request.param == "memory":
+        yield MemoryQueue(max_deliveries=3)
+        return
+    client = aioredis.Redis.from_url(request.getfixturevalue("redis_server"))
+    k = BusKeys(bus_prefix)
+    q = RedisQueue(client, k.jobs, k.jobs_group, k.dead, max_deliveries=3)
+    await q.start()
+    await q.start()  # BUSYGROUP tolerated: every replica creates the group at start
+    yield q
+    await client.aclose()
+
+
+async def test_each_entry_goes_to_one_consumer_and_ack_removes_it(queue: WorkQueue) -> None:
+    for n in range(4):
+        await queue.add(job(n))
+    a = await queue.read("A", count=2, block_s=0.5)
+    b = await queue.read("B", count=10, block_s=0.5)
+    assert [d.job().requestId for d in a] == ["r0", "r1"] and [d.job().requestId for d in b] == ["r2", "r3"]
+    assert all(d.deliveries == 1 for d in a + b)
+    assert (await queue.depth()).pending == 4
+    for d in a + b:
+        await queue.ack(d.id)
+    assert (await queue.depth()).pending == 0
+    assert await queue.read("A", block_s=0.1) == []
+
+
+async def test_a_dead_consumers_entry_is_reclaimed_then_dead_lettered_after_n_deliveries(queue: WorkQueue) -> None:
+    await queue.add(job(1))
+    (first,) = await queue.read("dies", block_s=0.5)
+    assert await queue.claim_stale("B", min_idle_s=5) == []  # not idle yet: a live consumer keeps it
+    await asyncio.sleep(0.15)
+    (again,) = await queue.claim_stale("B", min_idle_s=0.1)
+    assert again.id == first.id and again.deliveries == 2
+    await asyncio.sleep(0.15)
+    (third,) = await queue.claim_stale("C", min_idle_s=0.1)
+    assert third.deliveries == 3
+    await asyncio.sleep(0.15)
+    assert await queue.claim_stale("B", min_idle_s=0.1) == []  # a 4th delivery would exceed N=3
+    (dead,) = await queue.dead()
+    assert dead.deliveries == 3 and dead.originalId == first.id
+    d = await queue.depth()
+    assert (d.pending, d.dead) == (0, 1)
+    # An operator retries it: it is a fresh entry, delivered once.
+    assert await queue.retry(dead.id)
+    assert await queue.dead() == []
+    (back,) = await queue.read("B", block_s=0.5)
+    assert back.job().requestId == "r1" and back.deliveries == 1
+    await queue.ack(back.id)
+
+
+async def test_touch_keeps_a_live_consumers_entry_from_being_reclaimed(queue: WorkQueue) -> None:
+    await queue.add(job(2))
+    (d,) = await queue.read("alive", block_s=0.5)
+    for _ in range(3):
+        await asyncio.sleep(0.1)
+        await queue.touch("alive", [d.id])
+    assert await queue.claim_stale("thief", min_idle_s=0.2) == []
+    await queue.ack(d.id)
+
+
+async def test_discard_drops_a_dead_letter_once(queue: WorkQueue) -> None:
+    await queue.add(job(3))
+    await queue.read("x", block_s=0.5)
+    for _ in range(3):
+        await asyncio.sleep(0.12)
+        await queue.claim_stale("y", min_idle_s=0.1)
+    (dead,) = await queue.dead()
+    assert (await queue.discard(dead.id)) is not None
+    assert await queue.discard(dead.id) is None and await queue.retry(dead.id) is None
+    assert await queue.dead() == []

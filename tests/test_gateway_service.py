@@ -1,0 +1,399 @@
+"""The gateway's promises through real HTTP servers in one process: the simulator, an agent on
+in-process virtual cards, the gateway (MemoryBus or a real Redis), and small upstreams of our
+own where a failure must be exact (accept-then-drop, 5xx)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+from nhigw.bus import MemoryBus
+from nhigw.bus.enrol import enrol
+from nhigw.bus.redis import RedisBus
+from nhigw.bus.seal import open_envelope, seal_envelope
+from nhigw.contracts.buskeys import BusKeys
+from nhigw.contracts.cloud import Fault
+from nhigw.contracts.models import CardStates, Presence, SignatureKind, SignatureObject, SignCall, SignReply
+from nhigw.gateway.app import create_app
+from nhigw.gateway.auth import Clients
+from nhigw.gateway.service import Gateway, GatewaySettings
+from nhigw.gateway.upstream import HandlerTransport, UpstreamResponse, UpstreamSettings
+from tests.helpers import free_port
+from tests.stack import running_stack
+
+HOSP = "3501200000"
+
+
+async def call(http: aiohttp.ClientSession, method: str, url: str, **kw: object) -> tuple[int, dict, dict]:  # type: ignore[type-arg]
+    async with http.request(method, url, **kw) as r:  # type: ignore[arg-type]
+        return r.status, await r.json(content_type=None), dict(r.headers)
+
+
+@contextlib.asynccontextmanager
+async def gateway_on(cloud_url: str, bus=None, **settings: object) -> AsyncIterator[tuple[str, Gateway]]:  # type: ignore[no-untyped-def]
+    """A gateway alone (pass-through mode needs no agent) on a free port."""
+    bus = bus or MemoryBus()
+    gw = Gateway(bus, GatewaySettings(cloud_url=cloud_url, **settings))  # type: ignore[arg-type]
+    runner = web.AppRunner(create_app(gw), access_log=None)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        yield f"http://127.0.0.1:{port}", gw
+    finally:
+        await runner.cleanup()
+
+
+@contextlib.asynccontextmanager
+async def upstream(handler) -> AsyncIterator[str]:  # type: ignore[no-untyped-def]
+    app = web.Application()
+    app.router.add_post("/api/v1/{path:.+}", handler)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        await runner.cleanup()
+
+
+@contextlib.asynccontextmanager
+async def accept_then_drop() -> AsyncIterator[tuple[str, list[bytes]]]:
+    """A cloud that reads the whole request and closes the connection without an answer."""
+    seen: list[bytes] = []
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = await reader.readuntil(b"\r\n\r\n")
+        length = int(next((ln.split(b":")[1] for ln in head.split(b"\r\n") if ln.lower().startswith(b"content-length")), b"0"))
+        seen.append(head + await reader.readexactly(length))
+        writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        yield f"http://127.0.0.1:{port}", seen
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
+PASS_BODY = {"signature": "x" * 16, "clientRandom": "r", "samId": "001000000103", "hospitalId": HOSP, "hcId": "000073898381", "hcIdNo": "Z299999929"}
+
+
+# ------------------------------------------------------------------ idempotency
+
+
+async def test_a_retried_request_gets_the_stored_answer_with_exactly_one_upstream_call() -> None:
+    async with running_stack() as s:
+        await s.ready()
+        h = {"X-Workstation": "ws-01", "Idempotency-Key": "his-req-0001"}
+        st1, b1, h1 = await call(s.http, "POST", s.gateway_url + "/api/v1/BasicData/Register", json={}, headers=h)
+        st2, b2, h2 = await call(s.http, "POST", s.gateway_url + "/api/v1/BasicData/Register", json={}, headers=h)
+        assert st1 == st2 == 200 and b1 == b2 and b1["name"] == "測試十"
+        assert h1["Idempotency-Key"] == h2["Idempotency-Key"] == "his-req-0001"
+        assert "Idempotent-Replayed" not in h1 and h2["Idempotent-Replayed"] == "true"
+        assert s.store.calls["BasicData/Register"] == 1
+        # The same key for another request is refused, not answered with the wrong patient's data.
+        st3, b3, _ = await call(s.http, "POST", s.gateway_url + "/api/v1/BasicData/Query", json={}, headers=h)
+        assert st3 == 409 and b3["statusCode"] == 1706
+        # Without a key the gateway makes one and says which.
+        st4, _, h4 = await call(s.http, "POST", s.gateway_url + "/api/v1/BasicData/Register", json={}, headers={"X-Workstation": "ws-01"})
+        assert st4 == 200 and len(h4["Idempotency-Key"]) == 32
+        assert s.store.calls["BasicData/Register"] == 2
+
+
+async def test_concurrent_duplicates_join_one_job() -> None:
+    async with running_stack() as s:
+        await s.ready()
+        h = {"X-Workstation": "ws-01", "Idempotency-Key": "dup-1"}
+        results = await asyncio.gather(*[call(s.http, "POST", s.gateway_url + "/api/v1/BasicData/Query", json={}, headers=h) for _ in range(5)])
+        assert {r[0] for r in results} == {200} and len({json.dumps(r[1]) for r in results}) == 1
+        assert s.store.calls["BasicData/Query"] == 1
+
+
+# ------------------------------------------------------------------ writes: outcome unknown, never repeated
+
+
+async def test_write_accepted_then_dropped_is_answered_9403_and_not_repeated() -> None:
+    async with accept_then_drop() as (url, seen), gateway_on(url) as (gw_url, gw), aiohttp.ClientSession() as http:
+        st, body, hdr = await call(http, "POST", gw_url + "/api/v1/EmergentTel/Write", json={**PASS_BODY, "tel": "0912345678"}, headers={"Idempotency-Key": "w-1"})
+        assert st == 504 and body["statusCode"] == 9403 and body["idempotencyKey"] == "w-1" == hdr["Idempotency-Key"]
+        assert len(seen) == 1 and b"Idempotency-Key: w-1" in seen[0]
+        # The HIS asks again with the same key: the stored answer, still nothing sent again.
+        st2, body2, hdr2 = await call(http, "POST", gw_url + "/api/v1/EmergentTel/Write", json={**PASS_BODY, "tel": "0912345678"}, headers={"Idempotency-Key": "w-1"})
+        assert (st2, body2["statusCode"], hdr2["Idempotent-Replayed"]) == (504, 9403, "true")
+        assert len(seen) == 1
+        # A read that meets the same upstream is retried, bounded: 3 attempts.
+        st3, body3, _ = await call(http, "POST", gw_url + "/api/v1/BasicData/Query", json=PASS_BODY)
+        assert st3 == 504 and body3["statusCode"] == 9402 and len(seen) == 4
+        (rec_w, rec_r) = await gw.audit.records()
+        assert [a.outcome for a in rec_w.attempts] == ["MaybeSent"] and len(rec_r.attempts) == 3
+
+
+async def test_one_call_write_on_the_real_simulator_reset_mid_call_is_9403_and_not_repeated() -> None:
+    async with running_stack() as s:
+        await s.ready()
+        s.store.admin_enabled = True
+        s.store.add_fault(Fault(route="EmergentTel/Write", reset_connection=True, times=1))
+        h = {"X-Workstation": "ws-01", "Idempotency-Key": "tel-1"}
+        st, body, _ = await call(s.http, "POST", s.gateway_url + "/api/v1/EmergentTel/Write", json={"tel": "0912345678"}, headers=h)
+        assert st == 504 and body["statusCode"] == 9403
+        assert s.store.calls.get("EmergentTel/Write", 0) == 0 and s.store.writes.get("EmergentTel/Write", 0) == 0
+        # A new request (new key) goes through: one call, one write.
+        st, body, _ = await call(s.http, "POST", s.gateway_url + "/api/v1/EmergentTel/Write", json={"tel": "0912345678"}, headers={**h, "Idempotency-Key": "tel-2"})
+        assert st == 200, body
+        assert s.store.calls["EmergentTel/Write"] == 1 and s.store.writes_by_key == {"tel-2": 1}
+
+
+async def test_write_to_a_refused_port_is_retried_because_it_never_left() -> None:
+    dead = f"http://127.0.0.1:{free_port()}"
+    fast = UpstreamSettings(backoff_base_s=0.01)
+    async with gateway_on(dead, upstream=fast) as (gw_url, gw), aiohttp.ClientSession() as http:
+        st, body, _ = await call(http, "POST", gw_url + "/api/v1/EmergentTel/Write", json={**PASS_BODY, "tel": "1"})
+        assert st == 502 and body["statusCode"] == 9402 and "not sent" in body["detail"]
+        (rec,) = await gw.audit.records()
+        assert [a.outcome for a in rec.attempts] == ["NotSent"] * 3
+
+
+# ------------------------------------------------------------------ reads, breaker, rate limit
+
+
+async def test_reads_retry_on_5xx_at_most_three_times_then_the_breaker_opens_and_half_opens() -> None:
+    hits: list[str] = []
+    healthy = asyncio.Event()
+
+    async def flaky(req: web.Request) -> web.Response:
+        hits.append(req.match_info["path"])
+        if healthy.is_set():
+            return web.json_response({"statusCode": 0, "ok": True})
+        return web.json_response({"statusCode": 9402}, status=503)
+
+    settings = UpstreamSettings(backoff_base_s=0.005, breaker_failures=5, breaker_cooldown_s=0.3)
+    async with upstream(flaky) as url, gateway_on(url, upstream=settings) as (gw_url, gw), aiohttp.ClientSession() as http:
+        st, body, _ = await call(http, "POST", gw_url + "/api/v1/BasicData/Query", json=PASS_BODY)
+        assert st == 503 and body["statusCode"] == 9402 and len(hits) == 3  # 3 attempts, the cloud's last answer
+        await call(http, "POST", gw_url + "/api/v1/BasicData/Query", json=PASS_BODY)
+        assert len(hits) == 5 and gw.cloud.breaker.state == gw.cloud.breaker.OPEN  # 5 consecutive failures
+        st, body, _ = await call(http, "POST", gw_url + "/api/v1/BasicData/Query", json=PASS_BODY)
+        assert (st, body["statusCode"], len(hits)) == (503, 9402, 5) and "circuit open" in body["detail"]
+        metrics = await (await http.get(gw_url + "/metrics")).text()
+        assert "nhigw_gateway_breaker_state 1.0" in metrics
+        await asyncio.sleep(0.35)  # cool-down over: one probe goes through (half-open), it fails, open again
+        await call(http, "POST", gw_url + "/api/v1/BasicData/Query", json=PASS_BODY)
+        assert len(hits) == 6 and gw.cloud.breaker.state == gw.cloud.breaker.OPEN
+        healthy.set()
+        await asyncio.sleep(0.35)
+        st, body, _ = await call(http, "POST", gw_url + "/api/v1/BasicData/Query", json=PASS_BODY)
+        assert st == 200 and len(hits) == 7 and gw.cloud.breaker.state == gw.cloud.breaker.CLOSED
+
+
+async def test_retry_budget_keeps_retries_near_ten_percent_of_calls() -> None:
+    n = {"calls": 0}
+
+    async def fail_first(req: web.Request) -> web.Response:
+        n["calls"] += 1
+        return web.json_response({}, status=503) if n["calls"] % 2 else web.json_response({"statusCode": 0})
+
+    settings = UpstreamSettings(backoff_base_s=0.0, budget_min=2, budget_ratio=0.1, breaker_failures=10_000)
+    async with upstream(fail_first) as url, gateway_on(url, upstream=settings) as (gw_url, gw), aiohttp.ClientSession() as http:
+        for _ in range(40):
+            await call(http, "POST", gw_url + "/api/v1/BasicData/Query", json=PASS_BODY)
+        assert gw.cloud.retries <= 2 + 0.1 * 40
+        assert gw.cloud.retries >= 2
+
+
+async def test_per_hospital_rate_limit_refuses_with_9407_before_queueing() -> None:
+    async with gateway_on("http://127.0.0.1:9", upstream=UpstreamSettings(rate_per_s=0.001, rate_burst=2)) as (gw_url, gw), aiohttp.ClientSession() as http:
+        codes = [(await call(http, "POST", gw_url + "/api/v1/Icd/Encode", json={**PASS_BODY, "hospitalId": HOSP}, headers={"X-Deadline-Ms": "100"}))[1]["statusCode"] for _ in range(3)]
+        assert codes[2] == 9407 and 9407 not in codes[:2]
+        # another hospital has its own bucket
+        st, body, _ = await call(http, "POST", gw_url + "/api/v1/Icd/Encode", json={**PASS_BODY, "hospitalId": "1111111111"}, headers={"X-Deadline-Ms": "100"})
+        assert body["statusCode"] != 9407
+
+
+# ------------------------------------------------------------------ HIS clients, scopes
+
+
+async def test_api_keys_scope_clients_to_their_hospital_and_workstations(tmp_path: Path) -> None:
+    f = tmp_path / "clients.json"
+    key_a = Clients.add(f, "his-a", HOSP, ["ws-0*"])
+    key_b = Clients.add(f, "his-b", "9999999999", ["ws-9*"])
+    key_ops = Clients.add(f, "ops", None, ["*"], ops=True)
+    async with running_stack(clients=Clients.load(f)) as s:
+        await s.ready()
+        url = s.gateway_url + "/api/v1/BasicData/Register"
+        a, b = {"Authorization": f"Bearer {key_a}"}, {"X-Api-Key": key_b}
+        assert (await call(s.http, "POST", url, json={}, headers={"X-Workstation": "ws-01"}))[1]["statusCode"] == 9404  # no key: 401
+        assert (await call(s.http, "POST", url, json={}, headers={"X-Workstation": "ws-01", "Authorization": "Bearer nope"}))[0] == 401
+        st, body, _ = await call(s.http, "POST", url, json={}, headers={"X-Workstation": "ws-01", **a})
+        assert st == 200 and body["name"] == "測試十"
+        # Clinic B cannot reach clinic A's workstation, nor post for A's hospital, nor see A's audit.
+        assert (await call(s.http, "POST", url, json={}, headers={"X-Workstation": "ws-01", **b}))[0] == 403
+        _, sig = await s.agent_call("POST", "/api/hc/v1/Signature/Hc", json={"serviceType": "01"})
+        assert (await call(s.http, "POST", url, json=sig, headers=b))[0] == 403
+        assert (await call(s.http, "GET", s.gateway_url + "/api/audit", headers=b))[1]["records"] == []
+        assert len((await call(s.http, "GET", s.gateway_url + "/api/audit", headers=a))[1]["records"]) == 1
+        assert (await call(s.http, "GET", s.gateway_url + "/api/workstations", headers=b))[1]["workstations"] == []
+        assert (await call(s.http, "GET", s.gateway_url + "/api/workstations/ws-01/common/v1/Status", headers=b))[0] == 403
+        assert (await call(s.http, "GET", s.gateway_url + "/api/ops/dead-letters", headers=a))[0] == 403
+        assert (await call(s.http, "GET", s.gateway_url + "/api/ops/dead-letters", headers={"Authorization": f"Bearer {key_ops}"}))[0] == 200
+    assert key_a not in f.read_text()  # only hashes are stored
+
+
+# ------------------------------------------------------------------ agents: enrolment, forgeries, offline
+
+
+async def test_forged_presence_and_forged_replies_are_ignored() -> None:
+    bus = MemoryBus()
+    keys = BusKeys("nhigw")
+    async with running_stack(bus=bus, sign_timeout_s=2.0) as s:
+        await s.ready()
+        gw = s.gateway
+        # An unenrolled "agent" announces ws-07 (plain, and sealed with a key of its own): not online.
+        p = Presence(workstation="ws-07", agentId="evil", version="x", sentAt=time.time(), interval_s=1, states=CardStates(sam=2, hc=2))
+        await bus.publish(keys.presence, p.model_dump_json().encode())
+        await bus.publish(keys.presence, seal_envelope(os.urandom(32), keys.presence, "ws-07", p.model_dump_json().encode()))
+        # ws-02 is a real enrolled agent; it claims to be ws-01 in a presence sealed with its own key.
+        ws2 = await enrol(bus, keys, "ws-02", await gw.agents.issue_token("ws-02"))
+        fake01 = p.model_copy(update={"workstation": "ws-01", "agentId": ws2.agentId})
+        await bus.publish(keys.presence, seal_envelope(ws2.key, keys.presence, "ws-02", fake01.model_dump_json().encode()))
+        await asyncio.sleep(0.1)
+        assert not gw.registry.online("ws-07") and gw.registry.rejected >= 3
+        assert [w["workstation"] for w in gw.registry.snapshot()] == ["ws-01"]
+        # A token is good once.
+        token = await gw.agents.issue_token("ws-08")
+        await enrol(bus, keys, "ws-08", token)
+        with pytest.raises(Exception, match="no gateway answered"):
+            await enrol(bus, keys, "ws-08", token, timeout_s=0.5, resend_s=0.1)
+
+        # Replies: ws-03 is enrolled but its agent is ours and slow; while the gateway waits, ws-02 (and an
+        # unenrolled host) answer for ws-03 with the right requestId. Neither counts; ws-03's own reply does.
+        ws3 = await enrol(bus, keys, "ws-03", await gw.agents.issue_token("ws-03"))
+        calls = await bus.subscribe(keys.calls("ws-03"))
+        pending = asyncio.create_task(gw.rpc.sign("ws-03", SignatureKind.HC, "01", timeout_s=3))
+        ch, raw = await calls.get(2)
+        _, plain = open_envelope(lambda w: ws3.key if w == "ws-03" else None, ch, raw)
+        sign_call = SignCall.model_validate_json(plain)
+        forged = SignReply(requestId=sign_call.requestId, workstation="ws-03", ok=True, signature=SignatureObject(signature="forged", clientRandom="r", samId="s", hospitalId=HOSP))
+        before = gw.rpc.rejected
+        await bus.publish(sign_call.replyTo, seal_envelope(ws2.key, sign_call.replyTo, "ws-02", forged.model_dump_json().encode()))
+        await bus.publish(sign_call.replyTo, forged.model_dump_json().encode())
+        await bus.publish(sign_call.replyTo, seal_envelope(os.urandom(32), sign_call.replyTo, "ws-03", forged.model_dump_json().encode()))
+        await asyncio.sleep(0.1)
+        assert not pending.done() and gw.rpc.rejected == before + 3
+        real = forged.model_copy(update={"signature": forged.signature.model_copy(update={"signature": "genuine"})})  # type: ignore[union-attr]
+        await bus.publish(sign_call.replyTo, seal_envelope(ws3.key, sign_call.replyTo, "ws-03", real.model_dump_json().encode()))
+        reply = await pending
+        assert reply.signature is not None and reply.signature.signature == "genuine"
+        await calls.close()
+
+
+async def test_workstation_gone_is_answered_9400_at_once() -> None:
+    async with running_stack(offline_after_s=0.6) as s:
+        await s.ready()
+        assert (await s.gw("/api/v1/BasicData/Register", workstation="ws-01"))[0] == 200
+        # Silence (a crashed agent sends no goodbye): the heartbeat stops, nothing else.
+        link_tasks = [t for t in asyncio.all_tasks() if t.get_name() in ("presence", "bus-calls")]
+        for t in link_tasks:
+            t.cancel()
+        await asyncio.sleep(0.8)
+        t0 = time.monotonic()
+        status, body = await s.gw("/api/v1/BasicData/Register", workstation="ws-01")
+        assert status == 503 and body["statusCode"] == 9400
+        assert time.monotonic() - t0 < 1.0  # no waiting for a timeout
+        ws = (await s.call("GET", s.gateway_url + "/api/workstations"))[1]["workstations"]
+        assert ws[0]["workstation"] == "ws-01" and ws[0]["online"] is False
+        status, body = await s.gw("/api/v1/BasicData/Register", workstation="ws-99")
+        assert status == 503 and body["statusCode"] == 9400
+
+
+# ------------------------------------------------------------------ component calls, audit, metrics
+
+
+async def test_component_calls_are_forwarded_to_the_workstations_agent() -> None:
+    async with running_stack() as s:
+        await s.ready()
+        g = s.gateway_url + "/api/workstations/ws-01"
+        st, body, _ = await call(s.http, "GET", g + "/common/v1/Status")
+        assert st == 200 and body["status"]["sam"]["status"] == 2
+        st, body, _ = await call(s.http, "POST", g + "/hpc/v1/Verification/Hpc", json={"pin": "00000000"})
+        assert body["statusCode"] == 1410
+        st, body, _ = await call(s.http, "POST", g + "/hpc/v1/Verification/Hpc", json={"pin": "12345678"})
+        assert st == 200 and body["statusCode"] == 0
+        assert s.agent.hpc_state == 3
+        # and then a three-card business call in one HTTP request
+        st, body, _ = await call(s.http, "POST", s.gateway_url + "/api/v1/Treatment/NeedHPC", json={}, headers={"X-Workstation": "ws-01"})
+        assert st == 200, body
+
+
+async def test_audit_records_every_business_request_masked_and_chained(tmp_path: Path) -> None:
+    async with running_stack(audit_path=tmp_path / "audit.jsonl", site="clinic-t") as s:
+        await s.ready()
+        await s.gw("/api/v1/BasicData/Register", workstation="ws-01")
+        _, sig = await s.agent_call("POST", "/api/hc/v1/Signature/Hc", json={"serviceType": "01"})
+        await s.gw("/api/v1/BasicData/Register", sig)
+        await s.gw("/api/v1/BasicData/Register", sig)  # replayed signature: 3245, audited as a failure
+        st, body, _ = await call(s.http, "GET", s.gateway_url + "/api/audit/verify")
+        assert st == 200 and body["ok"] and body["count"] == 3
+        recs = (await call(s.http, "GET", s.gateway_url + "/api/audit"))[1]["records"]
+        assert [(r["route"], r["outcome"], r["statusCode"]) for r in recs] == [("BasicData/Register", 0, 0)] * 2 + [("BasicData/Register", 4, 3245)]
+        assert recs[0]["workstation"] == "ws-01" and recs[0]["agentId"] and recs[1]["workstation"] is None
+        assert all(r["patient"] == "Z29*****29" and r["site"] == "clinic-t" and r["client"] == "local" for r in recs)
+        text = (tmp_path / "audit.jsonl").read_text()
+        assert "Z299999929" not in text and sig["signature"][:20] not in text
+        metrics = await (await s.http.get(s.gateway_url + "/metrics")).text()
+        assert 'nhigw_gateway_requests_total{route="BasicData/Register",statusCode="0"} 2.0' in metrics
+        assert "nhigw_gateway_agents_online 1.0" in metrics and "nhigw_gateway_queue_pending 0.0" in metrics
+        assert (await s.http.get(s.gateway_url + "/readyz")).status == 200
+
+
+# ------------------------------------------------------------------ dead letters (real Redis)
+
+
+@pytest.mark.redis
+async def test_poison_job_is_dead_lettered_after_n_deliveries_then_retried_or_discarded_by_ops(redis_server: str, bus_prefix: str) -> None:
+    broken = {"on": True}
+
+    async def transport(base: str, req) -> UpstreamResponse:  # type: ignore[no-untyped-def]
+        if broken["on"]:
+            raise RuntimeError("unexpected failure inside the worker")
+        return UpstreamResponse(200, b'{"statusCode": 0, "hello": "again"}')
+
+    bus = RedisBus(redis_server)
+    key = os.urandom(32)
+    async with gateway_on("http://cloud.invalid", bus=bus, prefix=bus_prefix, gateway_key=key, transport=HandlerTransport(transport), claim_idle_s=0.2, claim_every_s=0.05, max_deliveries=3) as (
+        gw_url,
+        gw,
+    ), aiohttp.ClientSession() as http:
+        for idem in ("poison-1", "poison-2"):
+            st, body, _ = await call(http, "POST", gw_url + "/api/v1/BasicData/Query", json=PASS_BODY, headers={"Idempotency-Key": idem, "X-Deadline-Ms": "200"})
+            assert st == 202 and body["statusCode"] == 9408 and body["idempotencyKey"] == idem
+        for _ in range(100):
+            dead = (await call(http, "GET", gw_url + "/api/ops/dead-letters"))[1]["deadLetters"]
+            if len(dead) == 2:
+                break
+            await asyncio.sleep(0.05)
+        assert len(dead) == 2 and {d["deliveries"] for d in dead} == {3}
+        assert {d["job"]["idempotencyKey"] for d in dead} == {"poison-1", "poison-2"}
+        assert gw.metrics.job_failures._value.get() == 6  # type: ignore[attr-defined]
+        broken["on"] = False
+        by_key = {d["job"]["idempotencyKey"]: d["id"] for d in dead}
+        assert (await call(http, "POST", gw_url + f"/api/ops/dead-letters/{by_key['poison-1']}/retry"))[0] == 200
+        assert (await call(http, "DELETE", gw_url + f"/api/ops/dead-letters/{by_key['poison-2']}"))[0] == 200
+        assert (await call(http, "DELETE", gw_url + f"/api/ops/dead-letters/{by_key['poison-2']}"))[0] == 404
+        st, body, _ = await call(http, "POST", gw_url + "/api/v1/BasicData/Query", json=PASS_BODY, headers={"Idempotency-Key": "poison-1", "X-Deadline-Ms": "5000"})
+        assert st == 200 and body["hello"] == "again"
+        st, body, _ = await call(http, "POST", gw_url + "/api/v1/BasicData/Query", json=PASS_BODY, headers={"Idempotency-Key": "poison-2", "X-Deadline-Ms": "5000"})
+        assert st == 502 and body["statusCode"] == 9402 and "discarded" in body["detail"]
+        assert (await call(http, "GET", gw_url + "/api/ops/dead-letters"))[1]["deadLetters"] == []
+    await bus.close()
