@@ -8,7 +8,7 @@ const EN = {
   "login.title": "Operator login", "login.help": "Enter an ops API key (made by nhigw gateway add-client --ops). It is kept in this tab only.", "login.go": "Log in",
   "t.online": "Workstations online", "t.queue": "Queue depth", "t.oldest": "Oldest pending", "t.retries": "Upstream retries", "t.dead": "Dead letters", "t.breaker": "Breaker",
   "ws.title": "Workstations", "ws.id": "Workstation", "ws.online": "Online", "ws.reader": "Reader", "ws.version": "Agent version", "ws.seen": "Last seen",
-  "chart.title": "NHI cloud latency and error rate", "chart.help": "Sampled from /metrics every 3 s, since this page was opened.", "chart.lat": "mean latency (ms)", "chart.err": "error rate (%)",
+  "chart.title": "NHI cloud latency and error rate", "chart.help": "Sampled from /metrics (every 3 s by default), since this page was opened.", "chart.lat": "mean latency (ms)", "chart.err": "error rate (%)",
   "dead.title": "Dead letters", "dead.help": "Requests that failed after several deliveries. Retry puts one back on the queue; discard drops it (both are audited).",
   "dead.route": "Route", "dead.tries": "Deliveries", "dead.at": "Time",
   "audit.title": "Audit trail", "audit.since": "From", "audit.until": "To", "audit.outcome": "Outcome", "audit.all": "all", "audit.ok": "success", "audit.fail": "failure",
@@ -27,6 +27,8 @@ const ZH_EN = {
   "records": "records", "retried": "re-queued", "discarded": "discarded", "confirm.discard": "Discard this request?", "ago": "s ago", "open-mode": "open on loopback",
 };
 let LANG = localStorage.getItem("nhigw.lang") || "zh";
+// Seconds between /metrics samples (the chart's resolution); ?sample_s= overrides it.
+const SAMPLE_S = Math.max(0.2, Number(new URLSearchParams(location.search).get("sample_s")) || 3);
 const t = (k) => (LANG === "en" ? ZH_EN[k] : ZH[k]) || k;
 const $ = (id) => document.getElementById(id);
 
@@ -183,6 +185,7 @@ function drawChart() {
     <polyline class="lat" points="${line("latMs", yL)}"/>
     <polyline class="errr" points="${line("errPct", yE)}"/>`;
   svg.dataset.points = String(samples.length);
+  svg.dataset.latPoints = String(lats.length);
 }
 
 // ------------------------------------------------------------------ dead letters
@@ -316,10 +319,10 @@ window.addEventListener("DOMContentLoaded", async () => {
   $("btn-export").addEventListener("click", exportAudit);
   window.addEventListener("hashchange", route);
   await discover();
-  if (sessionStorage.getItem("nhigw.opkey")) $("btn-logout").hidden = false;
+  if (sessionStorage.getItem("nhigw.opkey")) { $("btn-logout").hidden = false; $("who").textContent = "operator"; }
   route();
   await tick();
-  setInterval(tick, 3000);
+  setInterval(tick, SAMPLE_S * 1000);
   setInterval(() => { if (!$("page-overview").classList.contains("active")) return; loadWorkstations().catch(() => {}); }, 1000);
   document.body.dataset.ready = "1";
 });
