@@ -113,7 +113,11 @@ def register_basic2(d: Mapping[str, Any]) -> bytes:
 
 def seq_number_256(d: Mapping[str, Any], *, n1: bool = False) -> bytes:
     """hisGetSeqNumber256, 296 bytes: date-time 0-12 · sequence number 13-16 · hospital 17-26 · signature 27-282 ·
-    SAM ID 283-294 · same day 295 ('Y'/'N'); the N1 form adds the treatment number (就醫識別碼) 296-315 (316 bytes)."""
+    SAM ID 283-294 · same day 295 ('Y'/'N'); the N1 form adds the treatment number (就醫識別碼) 296-315 (316 bytes).
+
+    The 256-byte signature field held a 1024-bit RSA signature as 256 hex digits. A longer
+    signature (this project's simulator signs with RSA-2048: 344 base64 characters) keeps
+    its first 256 characters here; callers get the whole one from the JSON (``data``)."""
     same = d.get("isSameDay")
     same_flag = ("Y" if same else "N") if isinstance(same, bool) else str(same or "N")[:1]
     fields: list[tuple[Any, int]] = [

@@ -611,8 +611,8 @@ class CsHis:
             b64 = base64.b64encode(base64.b64decode(content, validate=True)).decode()
         except ValueError:
             b64 = base64.b64encode(B.encode(content)).decode()
-        now = dt.datetime.now(TAIPEI)
-        extras = {"sType": _s(sType) or "A1", "sPatData": b64, "sUploadDT": f"{now.year - 1911:03d}{now:%m%d%H%M%S}"}
+        signed_at = roc_datetime((await self.agent.server_datetime()).serverDateTime)  # the reader's (or the DC's) clock
+        extras = {"sType": _s(sType) or "A1", "sPatData": b64, "sUploadDT": signed_at}
         data, _ = await self._business("UploadData/Upload", extras)
         return LegacyResult(0, B.upload_result(data), data)
 
