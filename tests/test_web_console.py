@@ -86,6 +86,19 @@ async def test_console_live_card_events_and_hpc_pin_through_the_page(browser: An
         await p.wait("return document.getElementById('res-sig-hc').textContent.includes('\"hpcId\"');", 5)
         assert '"hcId": "000073898381"' in await p.text("#res-sig-hc")
 
+        # HC PIN: none set; set one, verify it, disable it, all through the page's PIN card.
+        await p.click("#btn-hcpin-query")
+        await p.wait("return document.getElementById('hc-pinset').textContent === '否';", 5)
+        await p.type("#hc-pin", "1234")
+        await p.click("#btn-hcpin-set")
+        await p.wait("return document.getElementById('st-pinset').textContent === '是';", 5)
+        await p.type("#hc-pin", "1234")
+        await p.click("#btn-hcpin-verify")
+        await p.wait("return document.getElementById('st-pinok').textContent === '是';", 5)
+        await p.click("#btn-hcpin-clear")
+        await p.wait("return document.getElementById('st-pinset').textContent === '否';", 5)
+        assert '"statusCode": 0' in await p.text("#res-hcpin")
+
         # Swagger: the component API listed from the OpenAPI document, the event stream among it.
         await goto(p, "swagger")
         await p.wait("return document.querySelectorAll('#sw-table tbody tr').length >= arguments[0];", 5, len(AGENT))
