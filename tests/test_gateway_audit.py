@@ -17,6 +17,10 @@ from nhigw.contracts.buskeys import BusKeys
 from nhigw.gateway.audit import AuditRecord, FileAudit, RedisAudit, verify_records
 
 
+async def run(argv: list[str], **kw: object) -> subprocess.CompletedProcess[str]:
+    return await asyncio.to_thread(subprocess.run, argv, **kw)  # type: ignore[arg-type]
+
+
 def rec(n: int, client: str = "his-a") -> AuditRecord:
     return AuditRecord(action="R", route="BasicData/Register", outcome=0, statusCode=0, httpStatus=200, client=client, hospitalId="3501200000",
                        workstation="ws-01", patient="Z29*****29", instance="gw-1", site="t", requestId=f"req-{n}", idempotencyKey=f"k-{n}")
@@ -56,17 +60,17 @@ async def test_two_replicas_append_one_chain_in_redis_and_the_cli_catches_tamper
     assert res.ok and res.count == 60 and [r.seq for r in await a1.records()] == list(range(1, 61))
 
     cli = [sys.executable, "-m", "nhigw", "audit", "--redis", redis_server, "--bus-prefix", bus_prefix]
-    ok = subprocess.run([*cli, "verify"], capture_output=True, text=True, check=False)
+    ok = await run([*cli, "verify"], capture_output=True, text=True, check=False)
     assert ok.returncode == 0 and json.loads(ok.stdout)["ok"] is True
-    exported = subprocess.run([*cli, "export", "--since", "2000-01-01"], capture_output=True, text=True, check=True).stdout.splitlines()
+    exported = await run([*cli, "export", "--since", "2000-01-01"], capture_output=True, text=True, check=True).stdout.splitlines()
     assert len(exported) == 60 and json.loads(exported[0])["seq"] == 1
-    assert subprocess.run([*cli, "export", "--until", "2000-01-01"], capture_output=True, text=True, check=True).stdout == ""
+    assert await run([*cli, "export", "--until", "2000-01-01"], capture_output=True, text=True, check=True).stdout == ""
 
     # An edit in place (LSET): caught.
     line = json.loads(await c1.lindex(k.audit_log, 10))
     line["outcome"] = 0 if line["outcome"] else 8
     await c1.lset(k.audit_log, 10, json.dumps(line))
-    bad = subprocess.run([*cli, "verify"], capture_output=True, text=True, check=False)
+    bad = await run([*cli, "verify"], capture_output=True, text=True, check=False)
     assert bad.returncode == 1 and "edited" in bad.stdout
     # A removal (LREM of another record), on a fresh copy of the chain: caught.
     k2 = BusKeys(bus_prefix + "b")
@@ -74,7 +78,7 @@ async def test_two_replicas_append_one_chain_in_redis_and_the_cli_catches_tamper
     for n in range(5):
         await b.append(rec(n))
     await c1.lrem(k2.audit_log, 1, await c1.lindex(k2.audit_log, 2))
-    bad = subprocess.run([*cli[:-1], bus_prefix + "b", "verify"], capture_output=True, text=True, check=False)
+    bad = await run([*cli[:-1], bus_prefix + "b", "verify"], capture_output=True, text=True, check=False)
     assert bad.returncode == 1 and "removed" in bad.stdout
     await c1.aclose()
     await c2.aclose()

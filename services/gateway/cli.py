@@ -35,6 +35,8 @@ def add_gateway_options(sp: argparse.ArgumentParser) -> None:
     sp.add_argument("--site", default=os.environ.get("NHIGW_SITE", "clinic"), help="site name in audit records")
     sp.add_argument("--max-deliveries", type=int, default=3, help="deliveries before a job is dead-lettered")
     sp.add_argument("--claim-idle-s", type=float, default=10.0, help="reclaim another replica's job after it is idle this long")
+    sp.add_argument("--rate-per-s", type=float, default=50.0, help="per-hospital rate limit (requests/s, per replica)")
+    sp.add_argument("--rate-burst", type=float, default=100.0, help="per-hospital burst")
 
 
 def add_admin_parsers(sub: argparse._SubParsersAction, gw: argparse.ArgumentParser, busopts, common) -> None:  # type: ignore[no-untyped-def,type-arg]
@@ -72,6 +74,7 @@ def build_gateway_app(args: argparse.Namespace, bus, *, cloud: str, audit_path: 
     from nhigw.gateway.app import create_app
     from nhigw.gateway.auth import Clients
     from nhigw.gateway.service import Gateway, GatewaySettings
+    from nhigw.gateway.upstream import UpstreamSettings
 
     clients = Clients.load(Path(args.clients)) if getattr(args, "clients", None) else Clients()
     host = getattr(args, "gateway_host", None) or args.host
@@ -86,6 +89,7 @@ def build_gateway_app(args: argparse.Namespace, bus, *, cloud: str, audit_path: 
         max_deliveries=getattr(args, "max_deliveries", 3),
         claim_idle_s=getattr(args, "claim_idle_s", 10.0),
         audit_path=audit_path,
+        upstream=UpstreamSettings(rate_per_s=getattr(args, "rate_per_s", 50.0), rate_burst=getattr(args, "rate_burst", 100.0)),
     )
     return create_app(Gateway(bus, settings))
 
