@@ -62,9 +62,9 @@ async def test_two_replicas_append_one_chain_in_redis_and_the_cli_catches_tamper
     cli = [sys.executable, "-m", "nhigw", "audit", "--redis", redis_server, "--bus-prefix", bus_prefix]
     ok = await run([*cli, "verify"], capture_output=True, text=True, check=False)
     assert ok.returncode == 0 and json.loads(ok.stdout)["ok"] is True
-    exported = await run([*cli, "export", "--since", "2000-01-01"], capture_output=True, text=True, check=True).stdout.splitlines()
+    exported = (await run([*cli, "export", "--since", "2000-01-01"], capture_output=True, text=True, check=True)).stdout.splitlines()
     assert len(exported) == 60 and json.loads(exported[0])["seq"] == 1
-    assert await run([*cli, "export", "--until", "2000-01-01"], capture_output=True, text=True, check=True).stdout == ""
+    assert (await run([*cli, "export", "--until", "2000-01-01"], capture_output=True, text=True, check=True)).stdout == ""
 
     # An edit in place (LSET): caught.
     line = json.loads(await c1.lindex(k.audit_log, 10))
