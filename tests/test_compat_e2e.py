@@ -397,3 +397,40 @@ async def test_every_cshis_function_answers_through_the_real_stack(tmp_path: Pat
         assert [g for g in got if g[1] != g[2]] == []
         covered = {name for name, _, _ in calls} | {"hisGetSeqNumber256N1", "csUploadData"}
         assert {f.name for f in FUNCTIONS.values()} - covered == {"hisGetSeqNumber256"}  # in test_sequence_number_256n1_and_rollback
+
+
+async def test_every_sdk_route_through_a_virtual_card(tmp_path: Path) -> None:
+    """The SDK flow with a virtual HC only (no physical HC inserted): every supported route answers 0."""
+    async with compat_stack(tmp_path, cards=[SAM, HPC]) as c:
+        await c.ready()
+        await c.doctor()
+        _, qr = await c.stack.call("POST", c.stack.sim_url + "/test/v1/VirtualHc/QrCode", json={"cardNo": "000073898381"})
+        assert (await c.post("/QRCodeReader/uploadqrcode", {"QRCodeString": qr["token"] + " "}))["ERRORCODE"] == 0
+        first = await c.post("/VHC/VHChisGetSeqNumber256N1", {"cTreatItem": "01", "cBabyTreat": "", "cTreatAfterCheck": "1"})
+        undo = await c.post("/VHC/VHChisGetSeqNumber256N1", {"cTreatItem": "01", "cBabyTreat": "", "cTreatAfterCheck": "1"})
+        when, undo_when = first["pBuffer"][:13], undo["pBuffer"][:13]
+        who = {"pDateTime": when, "pPatientID": "Z299999929", "pPatientBirthDate": "0920315"}
+        rec = when + "3" + "33012B".ljust(12) + " " * 6 + " " * 18 + "01" + "0000100" + "03"
+        bodies: dict[str, dict[str, Any]] = {
+            "/VHC/VHChisGetSeqNumber256N1": {"cTreatItem": "AC"},
+            "/VHC/VHCcsUnGetSeqNumber": {"pUnTreatDate": undo_when},
+            "/VHC/VHChisWriteTreatmentCode": {**who, "pDataWrite": "1" + "J00".ljust(7)},
+            "/VHC/VHChisWriteTreatmentCode10": {**who, "pDataWrite": "1" + "J00".ljust(7) + "R05".ljust(7)},
+            "/VHC/VHChisWriteTreatmentFee": {**who, "pDataWrite": "00000520" + "00000050" + "0" * 22},
+            "/VHC/VHChisWritePrescriptionSign": {**who, "pDataWrite": rec},
+            "/VHC/VHChisWriteMultiPrescriptSign": {**who, "pDataWrite": rec + rec, "iWriteCount": 2},
+        }
+        skip = {"/QRCodeReader/uploadqrcode", "/QRCodeReader/GetVHCQRCodeCloudToken", "/QRCodeReader/UploadVHCQRCodeCloudToken", "/QRCodeReader/VHCcleanQRCode", "/VHC/VHCcsCloseCom"}
+        answers = {r.path: await c.post(r.path, bodies.get(r.path, {})) for r in vhc.ROUTES if r.path not in skip}
+        assert {p: a["ERRORCODE"] for p, a in answers.items() if a["ERRORCODE"] != 0} == {}
+        assert b5(answers["/VHC/VHChisGetBasicData"]["pBuffer"])[:12] == b"000073898381"
+        assert b5(answers["/VHC/VHChisGetBasicData"]["pBuffer"])[58:72] == b"0223456789    "
+        assert answers["/VHC/VHChisGetCardStatus"]["pBuffer"] == "2"
+
+        # Transfer: export logs the virtual HC out here; importing the code brings it back.
+        exported = await c.post("/QRCodeReader/GetVHCQRCodeCloudToken")
+        assert exported["ERRORCODE"] == 0 and exported["pBuffer"]
+        assert (await c.post("/VHC/VHChisGetBasicData"))["ERRORCODE"] == 4013
+        assert (await c.post("/QRCodeReader/UploadVHCQRCodeCloudToken", {"token": exported["pBuffer"]}))["ERRORCODE"] == 0
+        assert (await c.post("/VHC/VHChisGetBasicData"))["ERRORCODE"] == 0
+        assert (await c.post("/VHC/VHCcsCloseCom"))["ERRORCODE"] == 0
