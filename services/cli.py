@@ -109,7 +109,7 @@ async def build_agent(args: argparse.Namespace, *, bank=None):  # type: ignore[n
 
     backend = InProcessBackend(bank) if bank is not None else PcscBackend()
     cloud = args.cloud or os.environ.get("NHIGW_CLOUD_URL") or DEFAULT_SIM_URL
-    agent = Agent(backend=backend, dc=DcClient(cloud), workstation=args.workstation or os.environ.get("NHIGW_WORKSTATION") or socket.gethostname())
+    agent = Agent(backend=backend, dc=DcClient(cloud), workstation=args.workstation or os.environ.get("NHIGW_WORKSTATION") or socket.gethostname(), data_dir=data_dir(args, "agent"))
     cors = args.cors.split(",") if getattr(args, "cors", None) else None
     return agent, create_app(agent, cors_hosts=cors)
 
@@ -364,6 +364,10 @@ def parser() -> argparse.ArgumentParser:
 
     add_compat_parser(sub, common)
 
+    from nhigw.agent.samcli import add_sam_parser
+
+    add_sam_parser(sub, common)
+
     sub.add_parser("keygen", help="print a new bus key")
     sp = sub.add_parser("proto", help="write proto/ (OpenAPI documents, bus JSON Schemas) from the code")
     sp.add_argument("--check", action="store_true", help="write nothing; exit 1 if proto/ differs from the code")
@@ -377,6 +381,10 @@ def main(argv: list[str] | None = None) -> None:
     if args.cmd == "keygen":
         cmd_keygen(args)
         return
+    if args.cmd == "sam":
+        from nhigw.agent.samcli import cmd_sam
+
+        sys.exit(cmd_sam(args, data_dir(args, "agent")))
     if args.cmd == "proto":
         from nhigw import protogen
 
