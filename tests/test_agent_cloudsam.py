@@ -127,3 +127,34 @@ async def test_bad_files_and_device_choice(tmp_path: Path) -> None:
         assert await s.code("POST", "/api/common/v1/Initial", {}) == 0
         _, st = await s.a("GET", "/api/common/v1/Status")
         assert st["status"]["reader"] == s.bank.names[0] and st["status"]["hc"]["status"] == 0  # the HC sits in reader 1
+
+
+def test_nhigw_sam_import_list_remove_cli(tmp_path: Path) -> None:
+    import json
+    import subprocess
+    import sys
+
+    from nhigw.agent.cloudsam import CloudSamStore
+    from nhigw.contracts.models import CloudSamIssueRequest
+    from nhigw.sim.dc import _new_cloud_sam
+    from tests.helpers import ROOT
+
+    f = _new_cloud_sam(CloudSamIssueRequest(samId="901000000047", hospitalId="7777777777", hospitalName="測試機構"))
+    path = tmp_path / "901000000047.sam"
+    path.write_text(f.model_dump_json(), encoding="utf-8")
+
+    def nhigw(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "nhigw", "sam", *args, "--data-dir", str(tmp_path / "d")], capture_output=True, text=True, cwd=ROOT, timeout=60)
+
+    r = nhigw("import", str(path))
+    assert r.returncode == 0 and "901000000047" in r.stdout
+    path.unlink()  # the seed: the file may be deleted once imported
+    assert CloudSamStore(tmp_path / "d" / "agent").get("901000000047").file.hospitalName == "測試機構"
+    r = nhigw("list")
+    assert r.returncode == 0 and json.loads(r.stdout)[0]["usable"] is True
+    bad = tmp_path / "bad.sam"
+    bad.write_text("{}")
+    r = nhigw("import", str(bad))
+    assert r.returncode == 1 and "1610" in r.stderr
+    assert nhigw("remove", "901000000047").returncode == 0
+    assert nhigw("remove", "901000000047").returncode == 1
