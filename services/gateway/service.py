@@ -85,6 +85,7 @@ class GatewaySettings:
     worker_concurrency: int = 32
     offline_after_s: float = 3.0
     sign_timeout_s: float = 10.0
+    drain_s: float = 5.0
     upstream: UpstreamSettings = field(default_factory=UpstreamSettings)
     audit_path: Path | None = None
     transport: Transport | None = None
@@ -129,8 +130,11 @@ class Gateway:
         for t in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await t
-        # Jobs in flight are cancelled; their entries stay pending and another replica (or
-        # this one after a restart) reclaims them. A write already sent keeps its marker.
+        # A clean stop drains: jobs in flight get ``drain_s`` to finish (answer stored, XACK).
+        # Past it they are cancelled; their entries stay pending and another replica (or this
+        # one after a restart) reclaims them. A write already sent keeps its marker (9403).
+        if self._jobs:
+            await asyncio.wait(list(self._jobs), timeout=self.settings.drain_s)
         for t in list(self._jobs):
             t.cancel()
         for t in list(self._jobs):
