@@ -8,6 +8,7 @@ offsets, not with the code's own builders.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import datetime as dt
 import json
@@ -434,3 +435,34 @@ async def test_every_sdk_route_through_a_virtual_card(tmp_path: Path) -> None:
         assert (await c.post("/QRCodeReader/UploadVHCQRCodeCloudToken", {"token": exported["pBuffer"]}))["ERRORCODE"] == 0
         assert (await c.post("/VHC/VHChisGetBasicData"))["ERRORCODE"] == 0
         assert (await c.post("/VHC/VHCcsCloseCom"))["ERRORCODE"] == 0
+
+
+async def test_a_write_without_an_answer_is_reported_unknown_never_repeated(tmp_path: Path) -> None:
+    seen: list[str] = []
+
+    async def silent(req: web.Request) -> web.Response:
+        seen.append(req.headers.get("Idempotency-Key", ""))
+        await asyncio.sleep(1)
+        return web.json_response({"statusCode": 0})
+
+    cloud = web.Application()
+    cloud.router.add_post("/api/v1/{path:.+}", silent)
+    runner = web.AppRunner(cloud, access_log=None)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        async with running_stack() as s:
+            await s.ready()
+            from nhigw.client import AgentClient, CloudClient
+            from nhigw.compat.cshis import CsHis
+
+            cs = CsHis(AgentClient(s.agent_url), CloudClient(f"http://127.0.0.1:{port}", timeout_s=0.3))
+            res = await cs.hisGetSeqNumber256N1(cTreatItem="01")
+            assert res.code == 9003 and len(seen) == 1 and seen[0] and seen[0] in (res.detail or "")
+            read = await cs.hisGetBasicData()
+            assert read.code == 4061 and seen[1] == ""  # a read: no answer is "network down", no key needed
+            await cs.agent.close()
+            await cs.cloud.close()
+    finally:
+        await runner.cleanup()

@@ -30,6 +30,9 @@ Choices where the sources are silent (each tested):
   (要寫入的資料和健保IC卡不是屬於同一人) and nothing is sent.
 - ``hisWriteTreatmentData`` takes the treatment-code layout followed by the 38-byte fee
   layout in one ``pDataWrite`` (the fee part is its last 38 bytes).
+- Writes carry a fresh ``Idempotency-Key``; a write whose answer does not come in time is
+  9003 with that key in ``detail`` (outcome unknown, never repeated); a connection refused
+  before sending is 4061, an unreachable agent 4000.
 - Functions whose legacy buffer layout is not public (prevention, pregnancy,
   inoculation, cumulative data, prescriptions read-back, last sequence number,
   insurance check, ...) answer with the 6.0 fields in ``data`` and an empty buffer;
@@ -43,12 +46,13 @@ import base64
 import datetime as dt
 import functools
 import inspect
+import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from nhigw.client import AgentClient, CloudClient
-from nhigw.client.errors import DecodingError, StatusCodeError, TransportError
+from nhigw.client.errors import DecodingError, RequestTimeout, StatusCodeError, TransportError
 from nhigw.common.logging import get_logger
 from nhigw.compat import buffers as B
 from nhigw.compat.errors import (
@@ -125,6 +129,12 @@ def legacy(number: str, summary: str, *, card: str | None = None, supported: boo
 
         @functools.wraps(fn)
         async def wrapper(self: CsHis, *args: Any, **kw: Any) -> LegacyResult:
+            res = await run(self, *args, **kw)
+            # Function and codes only: parameters (PINs, IDs) never reach the log.
+            log.info("cshis_call", function=meta.name, code=res.code, statusCode=res.statusCode)
+            return res
+
+        async def run(self: CsHis, *args: Any, **kw: Any) -> LegacyResult:
             if not meta.supported:
                 return LegacyResult(UNSUPPORTED, statusCode=Code.UNSUPPORTED, detail=meta.reason)
             async with self.lock:
@@ -228,7 +238,15 @@ class CsHis:
         pid = _s(patient_id)
         if pid and sig.hcIdNo and pid != sig.hcIdNo:
             raise LegacyFailure(NOT_SAME_PERSON, "pPatientID is not the holder of the inserted health card")
-        data = await self.cloud.call(route, sig, extras, ok_codes=ok_codes)
+        meta = lookup(route)
+        key = uuid.uuid4().hex if meta is not None and meta.write else None
+        try:
+            data = await self.cloud.call(route, sig, extras, ok_codes=ok_codes, idempotency_key=key)
+        except RequestTimeout as exc:
+            if key is None:
+                raise
+            # A write whose answer never came may or may not have happened: say so, never repeat it.
+            raise LegacyFailure(9003, f"write outcome unknown (no answer in time); reconcile with Idempotency-Key {key}") from exc
         return data, sig
 
     async def _json(self, route: str, extras: dict[str, Any] | None = None, **kw: Any) -> LegacyResult:
