@@ -155,6 +155,7 @@ async def test_console_imports_a_cloud_sam_and_verifies_a_virtual_hc_from_its_qr
         await p.click("#btn-initial")
         await p.wait(STATE, 10, "sb-sam", "2")
         assert await p.text("#st-device") == sam_file["samId"]
+        assert await p.text("#sb-sam") == "雲端安全模組 2"  # as the seed's status bar says it
 
         # HC: a virtual HC from its QR string; then basic data, the PIN question and a signature.
         _, qr = await s.call("POST", s.sim_url + "/test/v1/VirtualHc/QrCode", json={"cardNo": "000073898382"})

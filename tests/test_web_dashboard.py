@@ -11,6 +11,7 @@ A screenshot of every dashboard page goes to ``test-artifacts/screenshots/``.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -155,6 +156,17 @@ async def test_operator_logs_in_retries_a_dead_letter_and_reads_the_masked_audit
         await p.click("#btn-audit")
         await p.wait("return document.querySelectorAll('#audit-table tbody tr').length >= 1;", 5)
         await p.shot("dashboard-audit")
+        # Export: a CSV of the rows shown, patient masked.
+        await p.click("#btn-export")
+        csv_files: list[Path] = []
+        for _ in range(100):
+            csv_files = list(browser.downloads.glob("nhigw-audit-*.csv"))
+            if csv_files:
+                break
+            await asyncio.sleep(0.05)
+        assert csv_files, "no CSV downloaded"
+        csv = csv_files[0].read_text(encoding="utf-8-sig")
+        assert csv.splitlines()[0].startswith("seq,recorded,route") and "Z29*****29" in csv and "Z299999929" not in csv
         # Overview: the latency / error-rate chart from /metrics samples (every 0.3 s here) while HIS calls run.
         await p.get(s.gateway_url + "/dashboard/?sample_s=0.3#overview")
         await p.wait("return document.body.dataset.ready === '1';", 10)

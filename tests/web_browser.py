@@ -48,6 +48,10 @@ def browser() -> Iterator[Any]:
     opts.add_argument(f"--user-data-dir={profile}")
     driver = webdriver.Chrome(options=opts, service=Service(str(CHROMEDRIVER)))
     driver.set_page_load_timeout(20)
+    downloads = Path(profile) / "downloads"
+    downloads.mkdir()
+    driver.execute_cdp_cmd("Browser.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(downloads)})
+    driver.downloads = downloads  # where a test finds what the page exported
     try:
         yield driver
     finally:

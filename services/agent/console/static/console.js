@@ -20,6 +20,7 @@ const OPENAPI_URL = "/console/openapi.json";  // the agent's own document (see c
 const HIDDEN_IN_RECORD = new Set(["GET /api/common/v1/Record"]);  // the console's own refreshes
 
 let STATE = null;            // last AgentStatus
+let cloudSamIds = new Set(); // imported cloud SAMs, to label the device as the seed does (雲端安全模組)
 let localRecord = [];        // used while the agent serves no /Record
 let recordServed = true;
 const $ = (id) => document.getElementById(id);
@@ -79,7 +80,7 @@ function render(st) {
   dev.dataset.state = st.initialized ? "1" : "0";
   dev.textContent = st.initialized ? t("connected") : t("disconnected");
   const pill = (id, n, label) => { const el = $(id); el.dataset.state = String(n); el.textContent = `${label} ${n}`; };
-  pill("sb-sam", sam, sam ? t("sam.n") : t("sam.0"));
+  pill("sb-sam", sam, sam ? (cloudSamIds.has(st.device) ? t("sam.cloud") : t("sam.n")) : t("sam.0"));
   pill("sb-hpc", hpc, hpc ? t("hpc.n") : t("hpc.0"));
   pill("sb-hc", hc, hc ? (st.hc.virtual ? t("hc.v") : t("hc.n")) : t("hc.0"));
   $("st-device").textContent = st.device || "—";
@@ -238,6 +239,13 @@ async function loadSwagger() {
   }
 }
 
+async function loadCloudSams() {
+  const c = await api("GET", PATHS.cloudSam);
+  cloudSamIds = new Set(((c.data && c.data.cloudSams) || []).map((x) => x.samId));
+  if (STATE) render(STATE);
+  return c;
+}
+
 async function loadSettings() {
   await loadOpenApi();
   loadNames();
@@ -247,7 +255,7 @@ async function loadSettings() {
     if (r.data.defaultReader) $("reader-list").value = r.data.defaultReader;
     $("cors-hosts").value = (r.data.corsHosts || []).join("\n");
   }
-  const c = await api("GET", PATHS.cloudSam);
+  const c = await loadCloudSams();
   const tb = $("cloudsam-table").querySelector("tbody");
   tb.textContent = "";
   ((c.data && c.data.cloudSams) || []).forEach((s, i) => {
@@ -381,5 +389,6 @@ window.addEventListener("DOMContentLoaded", () => {
   route();
   startEvents();
   loadNames();
+  loadCloudSams();
   document.body.dataset.ready = "1";
 });

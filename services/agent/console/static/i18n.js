@@ -39,7 +39,7 @@ const I18N = {
     "rec.title": "API call record", "rec.fn": "Function", "rec.result": "Result", "rec.clear": "Clear",
     // dynamic
     "connected": "Connected", "disconnected": "Not connected",
-    "sam.0": "No SAM", "sam.n": "SAM", "hpc.0": "No HPC", "hpc.n": "HPC", "hc.0": "No HC", "hc.n": "Health card", "hc.v": "Virtual HC",
+    "sam.0": "No SAM", "sam.n": "SAM", "sam.cloud": "Cloud SAM", "hpc.0": "No HPC", "hpc.n": "HPC", "hc.0": "No HC", "hc.n": "Health card", "hc.v": "Virtual HC",
     "s.none": "none", "s.present": "inserted", "s.ready": "ready", "s.verified": "verified", "s.pin": "PIN verified",
     "yes": "yes", "no": "no", "unknown": "unknown",
     "scan.unsupported": "This browser cannot read QR codes from the camera (no BarcodeDetector); paste the QR data instead.",
@@ -49,7 +49,7 @@ const I18N = {
   },
   zh: {
     "connected": "已連接", "disconnected": "未連接",
-    "sam.0": "無安全模組", "sam.n": "安全模組", "hpc.0": "無醫事人員卡", "hpc.n": "醫事人員卡", "hc.0": "無健保卡", "hc.n": "健保卡", "hc.v": "虛擬健保卡",
+    "sam.0": "無安全模組", "sam.n": "安全模組", "sam.cloud": "雲端安全模組", "hpc.0": "無醫事人員卡", "hpc.n": "醫事人員卡", "hc.0": "無健保卡", "hc.n": "健保卡", "hc.v": "虛擬健保卡",
     "s.none": "無", "s.present": "已插入", "s.ready": "可驗證", "s.verified": "已驗證", "s.pin": "已驗 PIN",
     "yes": "是", "no": "否", "unknown": "未知",
     "scan.unsupported": "此瀏覽器無法由攝影機讀取 QR-CODE (不支援 BarcodeDetector)，請直接貼上 QR-CODE 資料。",
