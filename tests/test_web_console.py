@@ -116,6 +116,14 @@ async def test_console_live_card_events_and_hpc_pin_through_the_page(browser: An
         await goto(p, "common")
         await p.shot("console-common-en")
         await p.click("#lang")
+
+        # Release the device (Finalize): every state back to 0 in the status bar.
+        await goto(p, "common")
+        await p.click("#btn-finalize")
+        await p.wait(STATE, 5, "sb-device", "0")
+        for pill in ("sb-sam", "sb-hpc", "sb-hc"):
+            await p.wait(STATE, 2, pill, "0")
+        assert not s.agent.initialized
     for page in PAGES:
         assert (artifacts_dir / "screenshots" / f"console-{page}.png").stat().st_size > 5000
 
@@ -136,6 +144,10 @@ async def test_console_imports_a_cloud_sam_and_verifies_a_virtual_hc_from_its_qr
         # Settings: the readers and CORS hosts the agent has; the file imported through the file input.
         await p.wait("return [...document.querySelectorAll('#reader-list option')].some(o => o.value === arguments[0]);", 5, s.bank.names[0])
         await p.wait("return document.getElementById('cors-hosts').value.includes('*.nhi.gov.tw');", 5)
+        await p.js("document.getElementById('reader-list').value = arguments[0];", s.bank.names[0])
+        await p.click("#btn-reader-save")
+        await p.wait("return document.getElementById('reader-current').textContent === arguments[0];", 5, s.bank.names[0])
+        assert (await s.agent_call("GET", "/api/common/v1/Settings"))[1]["defaultReader"] == s.bank.names[0]
         await p.type("#cloudsam-file", str(path))
         await p.click("#btn-cloudsam-import")
         await p.wait("return document.getElementById('cloudsam-table').textContent.includes(arguments[0]);", 10, sam_file["samId"])
