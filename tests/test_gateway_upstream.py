@@ -110,13 +110,19 @@ async def test_aiohttp_boundary_tells_refused_from_dropped() -> None:
         with pytest.raises(MaybeSent):
             await tr.send(f"http://127.0.0.1:{port}", UpstreamRequest("/x", b"{}", write=True))
 
+        stop = asyncio.Event()
+
         async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            await asyncio.sleep(5)
+            await stop.wait()
+            writer.close()
+            await writer.wait_closed()
 
         slow = await asyncio.start_server(silent, "127.0.0.1", 0)
         with pytest.raises(MaybeSent):  # a timeout after sending: maybe landed
             await tr.send(f"http://127.0.0.1:{slow.sockets[0].getsockname()[1]}", UpstreamRequest("/x", b"{}", write=True))
+        stop.set()
         server.close()
         slow.close()
+        await asyncio.sleep(0.05)
     finally:
         await tr.close()
