@@ -8,11 +8,16 @@ without reloading (the SSE stream). A screenshot of every page goes to
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
+from cryptography.hazmat.primitives import serialization
+
+from nhigw.agent.mobilehca import MobileHcaVerifier
 from nhigw.contracts.api import AGENT
 from tests.stack import running_stack
+from tests.test_agent_mobilehca import login, make_ca, make_leaf
 from tests.web_browser import Page, browser  # noqa: F401  (fixture)
 
 PAGES = ["common", "sam", "hca", "hc", "settings", "swagger", "about"]
@@ -128,16 +133,19 @@ async def test_console_live_card_events_and_hpc_pin_through_the_page(browser: An
         assert (artifacts_dir / "screenshots" / f"console-{page}.png").stat().st_size > 5000
 
 
-async def test_console_imports_a_cloud_sam_and_verifies_a_virtual_hc_from_its_qr_string(browser: Any, artifacts_dir: Path, tmp_path: Path) -> None:  # noqa: F811
-    """No physical SAM and no physical HC: the cloud SAM file and the QR string go in through the page."""
+async def test_console_with_no_physical_card_cloud_sam_mobile_hca_and_virtual_hc(browser: Any, artifacts_dir: Path, tmp_path: Path) -> None:  # noqa: F811
+    """No physical card at all: the cloud SAM file, the mobile HCA login and the QR string go in through the page."""
     p = Page(browser, artifacts_dir / "screenshots")
     async with running_stack(cards=[]) as s:
-        factory_hpc = s.factory.make(f"hpc:{next(iter(s.factory.identities.hpcs))}")
-        s.bank.insert(s.bank.names[2], factory_hpc)
+        # The agent trusts a test HCA CA (files in its hca dir, as an operator drops them in place).
+        ca, ca_key = make_ca("NHIGW Web Test HCA CA")
+        (tmp_path / "hca" / "trusted").mkdir(parents=True)
+        (tmp_path / "hca" / "trusted" / "ca.pem").write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+        s.agent.hca_verifier = lambda: MobileHcaVerifier.from_dir(tmp_path / "hca")
         status, sam_file = await s.call("POST", s.sim_url + "/test/v1/CloudSam/Issue", json={"hospitalId": "3501200000"})
         assert status == 200, sam_file
         path = tmp_path / "cloud.sam.json"
-        path.write_text(__import__("json").dumps(sam_file, ensure_ascii=False), encoding="utf-8")
+        path.write_text(json.dumps(sam_file, ensure_ascii=False), encoding="utf-8")
 
         await p.get(s.agent_url + "/console/#settings")
         await p.wait("return document.body.dataset.ready === '1';", 10)
@@ -169,6 +177,14 @@ async def test_console_imports_a_cloud_sam_and_verifies_a_virtual_hc_from_its_qr
         assert await p.text("#st-device") == sam_file["samId"]
         assert await p.text("#sb-sam") == "雲端安全模組 2"  # as the seed's status bar says it
 
+        # HCA: a mobile HCA login pasted into the page (no physical HPC): HCA state 3.
+        leaf, leaf_key = make_leaf(ca, ca_key)
+        await goto(p, "hca")
+        await p.js("document.getElementById('mobile-json').value = arguments[0];", json.dumps(login(leaf, leaf_key)))
+        await p.click("#btn-mobile")
+        await p.wait(STATE, 5, "sb-hpc", "3")
+        assert '"statusCode": 0' in await p.text("#res-mobile")
+
         # HC: a virtual HC from its QR string; then basic data, the PIN question and a signature.
         _, qr = await s.call("POST", s.sim_url + "/test/v1/VirtualHc/QrCode", json={"cardNo": "000073898382"})
         await goto(p, "hc")
@@ -178,8 +194,9 @@ async def test_console_imports_a_cloud_sam_and_verifies_a_virtual_hc_from_its_qr
         assert await p.text("#sb-hc") == "虛擬健保卡 2"
         await p.click("#btn-hc-basic")
         await p.wait("return document.querySelector('#kv-hc dd[data-k=name]').textContent === '歐陽測試';", 5)
-        await p.click("#btn-sig-hc")
+        await p.click("#btn-sig-hpchc")  # the three-card signature: cloud SAM + mobile HCA + virtual HC
         await p.wait("return document.getElementById('res-sig-hc').textContent.includes('\"hcId\": \"000073898382\"');", 5)
+        assert '"hpcIdNo": "C123456789"' in await p.text("#res-sig-hc")
         # A virtual HC has no PIN functions: the page shows the agent's code, not a crash.
         await p.click("#btn-hcpin-query")
         await p.wait("return document.getElementById('res-hcpin').textContent.includes('statusCode');", 5)
