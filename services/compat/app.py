@@ -7,7 +7,7 @@
   ``pBufferHex`` the exact bytes); ``GET /cshis`` lists the functions;
 - Swagger UI at ``/swagger/index.html`` over ``/swagger/v1/swagger.json`` (as the seed's
   screenshot of ``https://localhost:5067/swagger/index.html``), served from the
-  ``swagger-ui-bundle`` package: no CDN.
+  ``swagger-ui-bundle-v2`` package (Swagger UI 5: the documents are OpenAPI 3.1): no CDN.
 """
 
 from __future__ import annotations
@@ -107,7 +107,10 @@ def openapi() -> dict[str, Any]:
     from nhigw.contracts.api import COMPAT
     from nhigw.protogen import openapi as generate
 
-    return generate("compat", COMPAT)
+    doc = generate("compat", COMPAT)
+    doc["info"]["title"] = "虛擬健保卡相容性 SDK · csHis 相容性元件 (nhigw compat)"  # as the seed's screenshot of :5067/swagger
+    doc["info"]["license"] = {"name": "MIT"}
+    return doc
 
 
 SWAGGER_INDEX = """<!doctype html>
