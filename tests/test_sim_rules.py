@@ -267,3 +267,36 @@ async def test_treatment_numbers_card_and_nocard() -> None:
         assert len(n["treatmentNumber"]) == 20 and n["hospitalId"] == HOSPITAL_ID and n["treatmentNumber"] != a["treatmentNumber"]
         _, again = await s.call("TreatmentNumber/Card", hc=OUYANG, treatmentDateTime=n["treatmentDateTime"])
         assert again["treatmentNumber"] == n["treatmentNumber"]
+
+
+UNKNOWN_CARD = {"hcId": "000000000001", "hcIdNo": "Z299999929"}
+_OLD = "1120101000000"
+RULE_FAILURES: dict[str, tuple[dict[str, object], int]] = {
+    **{p: ({"hc": UNKNOWN_CARD}, 3203) for p in (
+        "BasicData/Query", "BasicData/Register", "BasicData/Register2", "Insurance/Quick", "EmergentTel/Query", "OrganDonate/Query",
+        "CriticalIllness/Query", "CumulativeData/Query", "CumulativeFee/Query", "SequalNumber/Last", "PreventData/Query", "PregnantData/Query",
+        "Inoculate/Query", "AllergicMedicines/Query", "Treatment/NoNeedHPC", "Treatment/NeedHPC", "Prescription/Query", "Prescription/LongQuery",
+        "Prescription/HveQuery")},
+    **{p: ({"hc": H5, **_extras(p)}, 3203) for p in (
+        "EmergentTel/Write", "PreventData/Write", "PregnantData/Write", "PregnantData/Delete", "Inoculate/Write", "NewBorn/Write",
+        "AllergicMedicines/Write", "AllergicMedicines/WriteByIndex", "HcContent/Update", "TreatmentNumber/Card")},
+    **{p: ({**_extras(p), "treatmentDateTime": _OLD}, 3208) for p in ("Treatment/WriteCode", "Treatment/WriteCodeFee", "Treatment/WriteFee", "SequelNumber/Rollback")},
+    "Prescription/Write": ({"treatmentDateTime": _OLD, "prescriptions": [{"treatmentDateTime": _OLD, "treatmentItem": "1", "treatmentItemCode": "A"}]}, 3208),
+    "SeqNumber/Next": ({"hc": F3}, 3213),
+    "SequelNumber/Next": ({"hc": E2}, 3201),
+    "TreatmentNumber/NoCard": ({"patientId": "A999999999"}, 3228),
+    "UploadData/Upload": (_extras("UploadData/Upload"), 8203),
+    "Icd/Encode": ({"icdCode": "JJ0"}, 3501),
+    "Icd/Decode": ({"encodedCode": "JA"}, 3501),
+    "TeleMedicine/RequestToken": ({"patientId": "G200000009"}, 3228),
+    "TeleMedicine/ResponseToken": ({"accessToken": "never-issued"}, 3237),
+}
+
+
+async def test_every_route_has_a_documented_rule_failure() -> None:
+    assert set(RULE_FAILURES) == {r.path for r in ROUTES.values() if r.supported}
+    async with running_sim() as s:
+        for path, (kw, code) in RULE_FAILURES.items():
+            status, body = await s.call(path, **kw)  # type: ignore[arg-type]
+            assert (status, body["statusCode"]) == (400, code), (path, body)
+            assert body["message"] and body["messageEn"] and "未定義" not in body["message"], path
