@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import aiohttp
 import pytest
 
@@ -27,6 +29,7 @@ async def test_the_next_n_calls_fail_then_the_rule_is_spent() -> None:
         status, body = await s.call("SequelNumber/Next")
         assert status == 200 and body["sequenceNumber"] == "W001"  # the failed calls took no number
         assert (await s.get("/test/v1/Faults"))[1]["faults"] == []
+        assert (await s.post("/test/v1/Faults", {"route": "No/Such", "status": 503}))[1]["statusCode"] == 1706
         assert (await s.get("/test/v1/Stats"))[1]["calls"]["SequelNumber/Next"] == 1  # faulted calls never reached the route
 
 
@@ -85,6 +88,15 @@ async def test_idempotency_key_same_body_replays_without_a_second_write() -> Non
         assert stats["writesByKey"] == {"k-1": 1, "k-2": 1} and stats["writes"]["SequelNumber/Next"] == 1
         # without a key, a repeated body is a replayed signature
         assert (await s.post("/api/v1/SequelNumber/Rollback", bad))[1]["statusCode"] == 3245
+
+
+async def test_concurrent_calls_with_one_key_write_once() -> None:
+    async with running_sim() as s:
+        body = s.signer.for_route("SequelNumber/Next")
+        results = await asyncio.gather(*(s.post("/api/v1/SequelNumber/Next", body, headers={"Idempotency-Key": "k-c"}) for _ in range(10)))
+        assert {r[1]["sequenceNumber"] for r in results} == {"W001"} and all(r[0] == 200 for r in results)
+        _, stats = await s.get("/test/v1/Stats")
+        assert stats["writesByKey"] == {"k-c": 1} and stats["replays"] == {"k-c": 9}
 
 
 async def test_reads_ignore_the_idempotency_key() -> None:

@@ -23,6 +23,7 @@ from aiohttp import web
 from nhigw.common.http import json_response, parse_body
 from nhigw.contracts.cloud import ClockRequest, Fault, FaultList, StatsResponse
 from nhigw.contracts.codes import Code, StatusError
+from nhigw.contracts.routes import lookup
 from nhigw.sim.dc import STORE
 from nhigw.sim.store import SimStore
 
@@ -65,7 +66,10 @@ def _admin(req: web.Request) -> SimStore:
 def add_admin_routes(app: web.Application) -> None:
     async def add_fault(req: web.Request) -> web.Response:
         st = _admin(req)
-        st.add_fault(await parse_body(req, Fault, empty_ok=False))
+        rule = await parse_body(req, Fault, empty_ok=False)
+        if rule.route is not None and lookup(rule.route) is None:
+            raise StatusError(Code.PARAM_VALUE, f"no business route {rule.route!r}")
+        st.add_fault(rule)
         return json_response(FaultList(faults=[f.rule for f in st.faults]))
 
     async def list_faults(req: web.Request) -> web.Response:
