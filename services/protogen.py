@@ -72,6 +72,9 @@ def openapi(name: str, rows: list[api.Endpoint]) -> dict[str, Any]:
         op: dict[str, Any] = {"summary": r.summary, "operationId": _op_id(r.method, r.path)}
         if r.tag:
             op["tags"] = [r.tag]
+        params = re.findall(r"\{([^}:]+)(?::[^}]*)?\}", r.path)
+        if params:
+            op["parameters"] = [{"name": p, "in": "path", "required": True, "schema": {"type": "string"}} for p in params]
         if r.request is not None:
             op["requestBody"] = {"required": True, "content": {"application/json": {"schema": ref[r.request]}}}
         ok: dict[str, Any] = {"description": "OK"}

@@ -3,11 +3,14 @@
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 from pathlib import Path
 from typing import Literal
 
+import jsonschema
+import openapi_spec_validator
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import make_mocked_request
@@ -23,6 +26,19 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_committed_proto_matches_the_code() -> None:
     problems = protogen.check(ROOT)
     assert problems == [], "proto/ is out of date: run `nhigw proto` and commit proto/\n" + "\n".join(problems)
+
+
+@pytest.mark.parametrize("service", ["agent", "gateway", "sim", "compat"])
+def test_openapi_documents_are_valid_openapi_3_1(service: str) -> None:
+    doc = json.loads((ROOT / "proto/openapi" / f"{service}.json").read_text(encoding="utf-8"))
+    openapi_spec_validator.validate(doc)
+    rows = protogen.services()[service]
+    assert sum(len(ops) for ops in doc["paths"].values()) == len(rows)
+
+
+def test_bus_schemas_are_valid_json_schema() -> None:
+    for path in sorted((ROOT / "proto/schemas").glob("*.json")):
+        jsonschema.Draft202012Validator.check_schema(json.loads(path.read_text(encoding="utf-8")))
 
 
 def test_every_bus_message_has_a_schema_and_the_known_ones_are_found() -> None:
