@@ -116,3 +116,7 @@ async def test_every_api_row_is_routed_by_its_service(monkeypatch: pytest.Monkey
         problems["compat"] = await _unrouted_async(compat, api.COMPAT)
     assert all(rows for rows in (api.SIM, api.AGENT, api.GATEWAY))
     assert problems == {name: [] for name in problems}
+    # and the other way round for the simulator: every route it serves is documented
+    documented = {(r.method, _shape(r.path)) for r in api.SIM} | {("POST", "/api/v1/{}")}
+    served = {(r.method, _shape(r.resource.canonical)) for r in services["sim"][0].router.routes() if r.resource is not None and r.method != "HEAD"}
+    assert served - documented == {("GET", "/healthz")}
