@@ -11,8 +11,9 @@ one-call registration goes through each gateway replica to the agent's cards and
 
 The demo agent starts its own pcscd. pcscd's socket path is fixed (``/run/pcscd``), so the agent
 runs in a private mount namespace (``unshare --mount``, root as in CI) with a tmpfs there, and on
-vpcd ports of its own; it holds the machine-wide pcscd lock through the ``pcscd`` fixture so that
-no other test run's pcscd restart kills it.
+vpcd ports of its own. Its pcscd binary is a copy under another name (the script's ``PCSCD``), so
+the ``pcscd`` fixture's ``pkill -x pcscd`` in this or another test run never hits it: this test
+needs neither that fixture nor its machine-wide lock.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ import aiohttp
 import pytest
 import yaml
 
+from tests.conftest import VPCD_LIB
 from tests.helpers import ROOT, Proc, free_port, insecure_ssl, wait_port
 
 pytestmark = [pytest.mark.pcsc, pytest.mark.redis]
@@ -76,7 +78,7 @@ def free_port_run(n: int) -> int:
     """A base port with n consecutive free ports (vpcd takes base..base+3)."""
     for _ in range(200):
         base = free_port()
-        if base + n > 65535:
+        if base + n > 65535 or 35963 - n < base < 35967:  # not the pcscd fixture's vpcd ports
             continue
         socks = []
         try:
@@ -213,8 +215,7 @@ def base_of(service: str) -> str:
 
 
 @pytest.fixture
-def stack(pcscd: dict, tmp_path: Path) -> Iterator[Stack]:  # type: ignore[type-arg]
-    # `pcscd` holds the machine-wide pcscd lock for this session; the agent's own pcscd runs beside it.
+def stack(tmp_path: Path) -> Iterator[Stack]:
     st = Stack(tmp_path, image_bin(tmp_path))
     for name in COMPOSE["volumes"]:
         st.volume(name).mkdir(parents=True)
@@ -227,6 +228,15 @@ def stack(pcscd: dict, tmp_path: Path) -> Iterator[Stack]:  # type: ignore[type-
 def running_under(path: Path) -> str:
     """Processes whose command line names path (pgrep -f)."""
     return subprocess.run(["pgrep", "-af", str(path)], capture_output=True, text=True, check=False).stdout
+
+
+def private_pcscd(tmp: Path) -> str:
+    """A copy of pcscd under a name no `pkill -x pcscd` matches."""
+    exe = shutil.which("pcscd") or "/usr/sbin/pcscd"
+    assert Path(exe).exists() and VPCD_LIB.exists(), "pcscd and the vpcd driver are required: apt-get install pcscd vsmartcard-vpcd (scripts/test.sh does it)"
+    copy = tmp / "pcscd-demo"
+    shutil.copy(exe, copy)
+    return str(copy)
 
 
 def in_private_run_pcscd(argv: list[str]) -> list[str]:
@@ -281,6 +291,7 @@ async def test_compose_services_run_as_processes(stack: Stack) -> None:
 
     # The demo agent: its own pcscd + vpcd, virtual cards, `nhigw agent --pcsc`, enrolled with the token.
     agent_env = st.env("agent", {
+        "PCSCD": private_pcscd(st.tmp),
         "NHIGW_VPCD_BASE_PORT": str(free_port_run(4)),
         "NHIGW_VCARD_PORT": str(free_port()),
         "NHIGW_RUN_DIR": st.remap("/tmp/nhigw-demo", "agent"),  # the image's ENV
@@ -376,3 +387,133 @@ def test_healthcheck_fails_on_a_dead_or_unready_service(tmp_path: Path) -> None:
     bin_dir = image_bin(tmp_path)
     r = subprocess.run([str(bin_dir / "nhigw-healthcheck"), f"http://127.0.0.1:{free_port()}/healthz"], capture_output=True, text=True, check=False)
     assert r.returncode == 1 and "nhigw-healthcheck" in r.stderr
+
+
+# ------------------------------------------------------------------ Kubernetes containers as processes
+
+
+def kustomize(path: Path) -> list[dict]:  # type: ignore[type-arg]
+    out = subprocess.run([str(VENV_BIN / "kubectl"), "kustomize", str(path)], capture_output=True, text=True, check=True).stdout
+    return [d for d in yaml.safe_load_all(out) if d]
+
+
+class Pod:
+    """One container of a rendered Deployment/StatefulSet, run as a local process.
+
+    Its environment comes from ``envFrom`` ConfigMaps, ``env`` values and ``secretKeyRef``s;
+    its secret and emptyDir volumes become directories under ``root``; Service host names
+    (``redis:6379``, ``http://sim:8068``) and ports become loopback ones.
+    """
+
+    def __init__(self, doc: dict, docs: list[dict], secret: dict[str, str], root: Path, services: dict[str, str]) -> None:  # type: ignore[type-arg]
+        self.name = doc["metadata"]["name"]
+        spec = doc["spec"]["template"]["spec"]
+        (self.container,) = spec["containers"]
+        self.root = root / self.name
+        self.services = services
+        volumes = {v["name"]: v for v in spec.get("volumes", [])}
+        self.mounts: dict[str, Path] = {}
+        for m in self.container.get("volumeMounts", []):
+            local = self.root / m["mountPath"].lstrip("/")
+            local.mkdir(parents=True, exist_ok=True)
+            v = volumes.get(m["name"], {})
+            for item in v.get("secret", {}).get("items", []):
+                (local / item["path"]).write_text(secret[item["key"]])
+            self.mounts[m["mountPath"]] = local
+        configmaps = {d["metadata"]["name"]: d["data"] for d in docs if d["kind"] == "ConfigMap"}
+        env = {k: v for k, v in os.environ.items() if not k.startswith("NHIGW_")}
+        for ref in self.container.get("envFrom", []):
+            env.update(configmaps[ref["configMapRef"]["name"]])
+        for e in self.container.get("env", []):
+            env[e["name"]] = e["value"] if "value" in e else secret[e["valueFrom"]["secretKeyRef"]["key"]]
+        env["NHIGW_DATA_DIR"] = "/var/lib/nhigw"  # the image's ENV
+        self.mounts.setdefault("/var/lib/nhigw", self.root / "var/lib/nhigw")  # no volume there: the container's own disk
+        self.raw_env = env
+        self.port = free_port()
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {**{k: self.local(v) for k, v in self.raw_env.items()}, "PATH": f"{VENV_BIN}:{os.environ.get('PATH', '/usr/bin:/bin')}"}
+
+    def local(self, s: str) -> str:
+        alternatives = "|".join(re.escape(p) for p in sorted(self.mounts, key=len, reverse=True))
+        s = re.sub(rf"(?<![\w/.-])(?:{alternatives})(?=/|$|\s)", lambda m: str(self.mounts[m.group(0)]), s)  # one pass
+        for host, addr in self.services.items():
+            s = s.replace(host, addr)
+        return s
+
+    def argv(self, entrypoint: Path) -> list[str]:
+        args = [self.local(a) for a in self.container.get("command", [])] + [self.local(a) for a in self.container["args"]]
+        container_port = self.container["ports"][0]["containerPort"]
+        for i, a in enumerate(args[:-1]):
+            if a == "--host":
+                args[i + 1] = "127.0.0.1"
+            if a == "--port":
+                assert int(args[i + 1]) == container_port
+                args[i + 1] = str(self.port)
+        return args if self.container.get("command") else [str(entrypoint), *args]
+
+    def probe(self, kind: str) -> int:
+        """The container's probe: HTTP status, or an exec probe's exit code (0 = pass)."""
+        probe = self.container[kind]
+        if "httpGet" in probe:
+            import urllib.request
+
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{probe['httpGet']['path']}", timeout=3) as r:
+                return 0 if r.status == 200 else r.status
+        cmd = [self.local(a) for a in probe["exec"]["command"]]
+        cmd = [a.replace("redis-cli", f"redis-cli -p {self.port}") for a in cmd]
+        return subprocess.run(cmd, env=self.env, capture_output=True, check=False, timeout=10).returncode
+
+
+def test_kubernetes_containers_run_as_processes(tmp_path: Path) -> None:
+    """Staging's redis, sim and gateway containers, with their args, env, Secret files and probes, as processes."""
+    from nhigw.bus.seal import Sealer
+    from nhigw.gateway.auth import Clients
+
+    docs = kustomize(ROOT / "deploy" / "k8s" / "overlays" / "staging")
+    example = yaml.safe_load((ROOT / "deploy" / "k8s" / "secret.example.yaml").read_text())["stringData"]
+    his_key = Clients.add(tmp_path / "clients.json", "his", None, ["*"])
+    secret = {"redis-password": os.urandom(16).hex(), "bus-key": Sealer.new_key_b64(), "master-key": os.urandom(32).hex(), "clients.json": (tmp_path / "clients.json").read_text()}
+    assert set(secret) == set(example)
+    workloads = {d["metadata"]["name"]: d for d in docs if d["kind"] in ("Deployment", "StatefulSet")}
+    assert set(workloads) == {"redis", "sim", "gateway"}
+    services: dict[str, str] = {}
+    pods = {}
+    for name in ("redis", "sim", "gateway"):
+        pods[name] = Pod(workloads[name], docs, secret, tmp_path, services)
+    services.update({"redis:6379": f"127.0.0.1:{pods['redis'].port}", "http://sim:8068": f"http://127.0.0.1:{pods['sim'].port}"})
+    entry = tmp_path / "bin"
+    entry.mkdir()
+    (entry / "nhigw-entrypoint").symlink_to(ROOT / "deploy" / "docker" / "entrypoint.sh")
+    procs: list[Proc] = []
+    try:
+        # redis: its shell line writes the password into a config file and execs redis-server.
+        rp = pods["redis"]
+        argv = rp.argv(entry / "nhigw-entrypoint")
+        argv[-1] = argv[-1].replace("exec redis-server", f"exec {shutil.which('redis-server')}") + f" --port {rp.port} --bind 127.0.0.1"
+        procs.append(Cmd("k8s-redis", argv, tmp_path, rp.env))
+        wait_port("127.0.0.1", rp.port, timeout_s=10, proc=procs[-1].proc)
+        assert (rp.mounts["/run/redis"] / "redis.conf").read_text() == f"requirepass {secret['redis-password']}\n"
+        assert rp.probe("readinessProbe") == 0 and rp.probe("livenessProbe") == 0
+        assert all(secret["redis-password"] not in a for a in argv)
+
+        for name in ("sim", "gateway"):
+            procs.append(Cmd(f"k8s-{name}", pods[name].argv(entry / "nhigw-entrypoint"), tmp_path, pods[name].env).wait_ready())
+            for probe in ("livenessProbe", "readinessProbe", "startupProbe"):
+                if probe in pods[name].container:
+                    assert pods[name].probe(probe) == 0, (name, probe)
+        # The gateway is on Redis with the password (readyz pings it) and wants HIS keys.
+        import urllib.error
+        import urllib.request
+
+        url = f"http://127.0.0.1:{pods['gateway'].port}/api/workstations"
+        with pytest.raises(urllib.error.HTTPError) as exc:
+            urllib.request.urlopen(url, timeout=3)
+        assert exc.value.code == 401
+        exc.value.close()
+        with urllib.request.urlopen(urllib.request.Request(url, headers={"Authorization": f"Bearer {his_key}"}), timeout=3) as r:
+            assert r.status == 200
+    finally:
+        for p in reversed(procs):
+            assert p.stop() == 0, p.log()[-3000:]
