@@ -12,10 +12,13 @@ import json
 from pathlib import Path
 from typing import Any
 
+import aiohttp
+import pytest
 from cryptography.hazmat.primitives import serialization
 
 from nhigw.agent.mobilehca import MobileHcaVerifier
 from nhigw.contracts.api import AGENT
+from tests.helpers import Proc, free_port
 from tests.stack import running_stack
 from tests.test_agent_mobilehca import login, make_ca, make_leaf
 from tests.web_browser import Page, browser  # noqa: F401  (fixture)
@@ -208,3 +211,36 @@ async def test_console_with_no_physical_card_cloud_sam_mobile_hca_and_virtual_hc
         await p.wait("return document.getElementById('rec-table').textContent.includes('POST /api/hc/v1/Verification/VirtualHc');", 5)
         _, rec = await s.agent_call("GET", "/api/common/v1/Record")
         assert any(r["function"] == "POST /api/hc/v1/Verification/VirtualHc" and r["result"] == "0000" for r in rec["records"])
+
+
+@pytest.mark.pcsc
+async def test_console_over_real_pcsc_sees_a_card_pulled_and_put_back_within_2_s(browser: Any, artifacts_dir: Path, pcscd: dict, tmp_path: Path) -> None:  # type: ignore[type-arg]  # noqa: F811
+    """``nhigw agent --pcsc`` (HTTPS) and ``nhigw vcard`` as processes, cards in vpcd slots of a real pcscd."""
+    p = Page(browser, artifacts_dir / "screenshots")
+    ports = {n: free_port() for n in ("sim", "vcard", "agent")}
+    sim_url = f"http://127.0.0.1:{ports['sim']}"
+    vcard = f"http://127.0.0.1:{ports['vcard']}"
+    procs: list[Proc] = []
+    try:
+        procs.append(Proc("sim", ["sim", "--port", str(ports["sim"])], tmp_path).wait_ready())
+        procs.append(Proc("vcard", ["vcard", "--port", str(ports["vcard"]), "--sim", sim_url, "--data-dir", str(tmp_path / "data"),
+                                    "--slot", "0=sam:001000000103", "--slot", "1=hc:000073898381"], tmp_path).wait_ready())
+        procs.append(Proc("agent", ["agent", "--pcsc", "--port", str(ports["agent"]), "--workstation", "ws-web", "--cloud", sim_url,
+                                    "--data-dir", str(tmp_path / "data")], tmp_path).wait_ready())
+        await p.get(f"https://127.0.0.1:{ports['agent']}/console/")
+        await p.wait("return document.body.dataset.ready === '1' && document.getElementById('sb-live').classList.contains('on');", 10)
+        await p.click("#btn-initial")
+        await p.wait(STATE, 10, "sb-device", "1")
+        await p.wait(STATE, 5, "sb-hc", "1")
+        async with aiohttp.ClientSession() as http:
+            async with http.delete(vcard + "/slots/1") as r:
+                assert r.status == 200
+            took_out = await p.wait(STATE, 2.0, "sb-hc", "0")
+            async with http.put(vcard + "/slots/1", json={"card": "hc:000073898381"}) as r:
+                assert r.status == 200
+            took_in = await p.wait(STATE, 2.0, "sb-hc", "1")
+        print(f"over pcscd: removal shown in {took_out * 1000:.0f} ms, insertion in {took_in * 1000:.0f} ms")
+        await p.shot("console-common-pcsc")
+    finally:
+        for proc in reversed(procs):
+            proc.stop()

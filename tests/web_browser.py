@@ -30,6 +30,7 @@ FLAGS = [
     "--disable-sync",
     "--disable-dev-shm-usage",
     "--window-size=1400,1000",
+    "--ignore-certificate-errors",  # the agent's self-signed loopback certificate (as 6.0 ships its own)
 ]
 
 
