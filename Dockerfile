@@ -39,7 +39,7 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/* \
  && groupadd --system --gid 10001 nhigw \
  && useradd --system --uid 10001 --gid nhigw --home-dir /var/lib/nhigw --create-home --shell /usr/sbin/nologin nhigw \
- && install -d -o 10001 -g 10001 -m 0750 /run/nhigw-secrets /run/nhigw-secrets/gateway /run/nhigw-secrets/agent /run/nhigw-enrol \
+ && install -d -o 10001 -g 10001 -m 0750 /run/nhigw-secrets /run/nhigw-secrets/gateway /run/nhigw-secrets/agent /run/nhigw-secrets/compat /run/nhigw-enrol \
  && install -d -o 10001 -g 10001 -m 0755 /run/nhigw-secrets/redis
 # The wheels are bind-mounted from the builder, so they never become a layer of this image.
 RUN --mount=type=bind,from=builder,source=/wheels,target=/wheels \
@@ -50,7 +50,7 @@ COPY --chmod=0755 deploy/docker/init-secrets.sh /usr/local/bin/nhigw-init-secret
 COPY --chmod=0755 deploy/docker/enrol-token.sh /usr/local/bin/nhigw-enrol-token
 USER 10001:10001
 WORKDIR /var/lib/nhigw
-EXPOSE 8066 8068
+EXPOSE 8066 8068 5067
 # The default command is the gateway; compose and the manifests set each service's own
 # command and probe URL (NHIGW_HEALTH_URL).
 HEALTHCHECK --interval=10s --timeout=4s --start-period=20s --retries=3 CMD ["nhigw-healthcheck"]

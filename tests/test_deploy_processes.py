@@ -43,7 +43,7 @@ pytestmark = [pytest.mark.pcsc, pytest.mark.redis]
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
 SERVICES = COMPOSE["services"]
 VENV_BIN = Path(sys.executable).parent
-CONTAINER_PORTS = {"sim": 8068, "gateway": 8066, "agent": 5066}
+CONTAINER_PORTS = {"sim": 8068, "gateway": 8066, "agent": 5066, "compat": 5067}
 
 
 def interpolate(value: str, env: dict[str, str]) -> str:
@@ -141,8 +141,13 @@ class Stack:
         s = s.replace("redis:6379", f"127.0.0.1:{self.redis_port}")
         if "sim" in self.ports:
             s = s.replace("http://sim:8068", f"http://127.0.0.1:{self.ports['sim']}")
-        if base_of(service) in CONTAINER_PORTS:
-            s = s.replace(f"127.0.0.1:{CONTAINER_PORTS[base_of(service)]}", f"127.0.0.1:{self.ports[service]}")
+        if "gateway" in self.ports:
+            s = s.replace("http://gateway:8066", f"http://127.0.0.1:{self.ports['gateway']}")
+        # Its own port on loopback, and those of a service whose network namespace it shares.
+        shared = SERVICES[base_of(service)].get("network_mode", "").removeprefix("service:")
+        for name in (service, shared):
+            if base_of(name) in CONTAINER_PORTS and name in self.ports:
+                s = s.replace(f"127.0.0.1:{CONTAINER_PORTS[base_of(name)]}", f"127.0.0.1:{self.ports[name]}")
         return s
 
     def env(self, service: str, extra: dict[str, str] | None = None) -> dict[str, str]:
@@ -258,6 +263,7 @@ async def test_compose_services_run_as_processes(stack: Stack) -> None:
     gw_secrets, agent_secrets = st.volume("secrets-gateway"), st.volume("secrets-agent")
     assert {p.name for p in gw_secrets.iterdir()} == {"redis_password", "bus_key", "master_key", "clients.json", "his_api_key"}
     assert {p.name for p in agent_secrets.iterdir()} == {"redis_password", "master_key"}  # never the gateway key
+    assert [p.name for p in st.volume("secrets-compat").iterdir()] == ["his_api_key"]
     assert [p.name for p in st.volume("secrets-redis").iterdir()] == ["redis.conf"]
     password = (gw_secrets / "redis_password").read_text()
     assert re.fullmatch(r"[0-9a-f]{64}", password) and (agent_secrets / "redis_password").read_text() == password
@@ -279,7 +285,7 @@ async def test_compose_services_run_as_processes(stack: Stack) -> None:
     replicas = SERVICES["gateway"]["deploy"]["replicas"]
     assert replicas == 2
     gateways = ["gateway", *(f"gateway-{i}" for i in range(2, replicas + 1))]
-    for name in ("sim", *gateways, "agent"):
+    for name in ("sim", *gateways, "agent", "compat"):
         st.ports[name] = free_port()
     st.procs["sim"] = Cmd("sim", st.argv("sim"), st.tmp, st.env("sim")).wait_ready()
     for name in gateways:
@@ -341,13 +347,24 @@ async def test_compose_services_run_as_processes(stack: Stack) -> None:
         assert SERVICES["gateway"]["environment"]["NHIGW_HEALTH_URL"].endswith("/readyz")
         await register_through_every_gateway()
 
+        # compat beside the agent (its network namespace): a legacy csHis call, signed by the agent,
+        # through the gateway with compat's own HIS key, to the simulator.
+        st.procs["compat"] = Cmd("compat", st.argv("compat"), st.tmp, st.env("compat")).wait_ready()
+        assert st.healthcheck("compat").returncode == 0
+        compat = f"https://127.0.0.1:{st.ports['compat']}"
+        async with http.post(compat + "/VHC/VHCcsOpenCom") as r:
+            assert (await r.json(content_type=None))["ERRORCODE"] == 0
+        async with http.post(compat + "/VHC/VHChisGetBasicData") as r:
+            basic = await r.json(content_type=None)
+        assert basic["ERRORCODE"] == 0 and basic["pBuffer"].startswith("000073898381測試十"), basic
+
         # A restart (crash, `docker compose restart agent`) keeps the enrolment: the used token is not spent again.
         assert st.procs["agent"].stop() == 0, st.procs["agent"].log()[-3000:]
         await start_agent("agent-restarted")
         await register_through_every_gateway()
 
     # A clean stop: SIGTERM (docker stop) ends every part with status 0, pcscd included.
-    for name in ("agent-restarted", *reversed(gateways), "sim"):
+    for name in ("compat", "agent-restarted", *reversed(gateways), "sim"):
         assert st.procs[name].stop() == 0, (name, st.procs[name].log()[-3000:])
     assert not running_under(st.tmp / "fs-agent"), "the demo agent left pcscd running"
     # Secrets reach no log.

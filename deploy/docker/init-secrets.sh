@@ -8,6 +8,7 @@
 #   DIR/gateway/master_key        NHIGW_MASTER_KEY, the at-rest key of sealed files
 #   DIR/gateway/clients.json      HIS clients (API key hashes), with the client `demo-his`
 #   DIR/gateway/his_api_key       demo-his's API key, for the README's curl (demo only)
+#   DIR/compat/his_api_key        the compat service's HIS key (client ws-01-compat, ws-01 only)
 #   DIR/agent/redis_password      the Redis password
 #   DIR/agent/master_key          the agent's own at-rest key (keeps its enrolment across
 #                                 container re-creation); the agent never sees the gateway key
@@ -17,7 +18,7 @@
 set -eu
 dir=${1:?usage: nhigw-init-secrets DIR}
 umask 027
-mkdir -p "$dir/redis" "$dir/gateway" "$dir/agent"
+mkdir -p "$dir/redis" "$dir/gateway" "$dir/agent" "$dir/compat"
 
 rand_hex() { python3 -c 'import secrets; print(secrets.token_hex(32))'; }
 
@@ -42,5 +43,6 @@ chmod 0644 "$dir/redis/redis.conf"
 chmod 0755 "$dir/redis"
 if [ ! -s "$dir/gateway/clients.json" ]; then
   put "$dir/gateway/his_api_key" "$(nhigw gateway add-client --clients "$dir/gateway/clients.json" --name demo-his --workstations '*' --ops)"
+  put "$dir/compat/his_api_key" "$(nhigw gateway add-client --clients "$dir/gateway/clients.json" --name ws-01-compat --workstations ws-01)"
 fi
 echo "nhigw-init-secrets: ready in $dir"
