@@ -14,8 +14,20 @@ from collections.abc import AsyncIterator
 import pytest
 from aiohttp import web
 
-from nhigw.client import AgentClient, CloudClient, ConnectError, DecodingError, RequestTimeout, StatusCodeError, TransportError
+from nhigw.client import (
+    AgentClient,
+    CloudClient,
+    CloudError,
+    ComponentError,
+    ConnectError,
+    DecodingError,
+    GatewayError,
+    RequestTimeout,
+    StatusCodeError,
+    TransportError,
+)
 from nhigw.contracts import cloud as c
+from nhigw.contracts.codes import Code
 from nhigw.contracts.models import RegisterResponse, SignatureResponse, StatusResponse
 from tests.helpers import free_port
 from tests.stack import running_stack
@@ -34,6 +46,7 @@ async def test_component_and_business_calls_are_typed() -> None:
         with pytest.raises(StatusCodeError) as ei:
             await agent.hc_signature("01")
         assert ei.value.code == 1301 and ei.value.http_status >= 400  # SAM not verified
+        assert isinstance(ei.value, ComponentError) and ei.value.status is Code.SAM_MODE2
 
         await agent.sam_verify()
         sig = await agent.hc_signature("01")
@@ -44,6 +57,7 @@ async def test_component_and_business_calls_are_typed() -> None:
         with pytest.raises(StatusCodeError) as ei:
             await cloud.register(sig)  # the same signature again
         assert ei.value.code == 3245 and ei.value.body["statusCode"] == 3245
+        assert isinstance(ei.value, CloudError)
 
         nxt = await cloud.sequel_next(await agent.hc_signature("03"), "01")
         assert isinstance(nxt, c.SeqNextResponse) and nxt.sequenceNumber.startswith("W") and len(nxt.treatmentNumber) == 20
@@ -65,7 +79,7 @@ async def test_one_call_through_the_gateway_needs_no_signature() -> None:
         async with CloudClient(s.gateway_url, workstation="ws-nobody") as cloud:
             with pytest.raises(StatusCodeError) as ei:
                 await cloud.register()
-            assert ei.value.code == 9400  # workstation offline
+            assert ei.value.code == 9400 and isinstance(ei.value, GatewayError)  # workstation offline
         async with CloudClient(s.gateway_url) as cloud:
             with pytest.raises(ValueError):
                 await cloud.register()  # neither a signature nor a workstation

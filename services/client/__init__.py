@@ -23,8 +23,11 @@ from __future__ import annotations
 from nhigw.client.agent import AgentClient
 from nhigw.client.cloud import CloudClient
 from nhigw.client.errors import (
+    CloudError,
+    ComponentError,
     ConnectError,
     DecodingError,
+    GatewayError,
     NhigwError,
     RequestTimeout,
     StatusCodeError,
@@ -34,8 +37,11 @@ from nhigw.client.errors import (
 __all__ = [
     "AgentClient",
     "CloudClient",
+    "CloudError",
+    "ComponentError",
     "ConnectError",
     "DecodingError",
+    "GatewayError",
     "NhigwError",
     "RequestTimeout",
     "StatusCodeError",

@@ -8,7 +8,11 @@
     │   └── RequestTimeout          no answer within ``timeout_s``
     ├── DecodingError               an answer that is not the JSON / model expected
     └── StatusCodeError             an answer with a 6.0 ``statusCode`` other than 0
-                                    (``.code``, ``.message``, ``.message_en``, ``.http_status``, ``.body``)
+        │                           (``.code``, ``.status`` (``Code`` or None), ``.message``, ``.message_en``,
+        │                            ``.http_status``, ``.body``)
+        ├── ComponentError          1000-1999: device, reader, card states, PINs, virtual HC, DC link
+        ├── CloudError              3000-3999, 8xxx: the NHI cloud's business rules and signature checks
+        └── GatewayError            9400-9499: workstation offline / silent, cloud unavailable, outcome unknown
 
 A ``StatusCodeError`` is an answer: the request reached the service, so a write that
 fails with it was *not* silently lost. A ``TransportError`` on a write means the
@@ -18,6 +22,8 @@ outcome is unknown; the client never repeats a write by itself.
 from __future__ import annotations
 
 from typing import Any
+
+from nhigw.contracts.codes import Code
 
 
 class NhigwError(Exception):
@@ -59,3 +65,35 @@ class StatusCodeError(NhigwError):
         self.http_status = http_status
         self.body = body or {}
         super().__init__(f"{self.code}: {message_en or message or 'error'}")
+
+    @property
+    def status(self) -> Code | None:
+        """The code as ``nhigw.contracts.codes.Code`` when it is one this project knows."""
+        try:
+            return Code(self.code)
+        except ValueError:
+            return None
+
+    @staticmethod
+    def for_code(code: int, **kw: Any) -> StatusCodeError:
+        """The most specific class of the tree for ``code``."""
+        cls: type[StatusCodeError] = StatusCodeError
+        if 1000 <= code < 2000:
+            cls = ComponentError
+        elif 3000 <= code < 4000 or 8000 <= code < 9000:
+            cls = CloudError
+        elif 9400 <= code < 9500:
+            cls = GatewayError
+        return cls(code, **kw)
+
+
+class ComponentError(StatusCodeError):
+    """1000-1999 (e.g. 1301 SAM not verified, 1102 no card, 1410 HPC PIN wrong)."""
+
+
+class CloudError(StatusCodeError):
+    """3000-3999 and 8xxx (e.g. 3245 signature reused, 3213 no visits left, 8203 upload signature too old)."""
+
+
+class GatewayError(StatusCodeError):
+    """9400-9499 (e.g. 9400 workstation offline, 9403 write outcome unknown)."""

@@ -102,7 +102,7 @@ class Transport:
         except (TypeError, ValueError):
             code = NO_STATUS_CODE
         if code not in set(ok_codes) or (status >= 400 and code == 0):
-            raise StatusCodeError(code or NO_STATUS_CODE, message=str(out.get("message", "")), message_en=str(out.get("messageEn", "")), http_status=status, body=out)
+            raise StatusCodeError.for_code(code or NO_STATUS_CODE, message=str(out.get("message", "")), message_en=str(out.get("messageEn", "")), http_status=status, body=out)
         return out
 
 
