@@ -13,6 +13,10 @@ if [ $want_test = 1 ]; then
   need_cmd pcscd || apt_pkgs+=(pcscd)
   [ -f /usr/lib/pcsc/drivers/serial/libifdvpcd.so ] || apt_pkgs+=(vsmartcard-vpcd)
   need_cmd redis-server || apt_pkgs+=(redis-server)
+  # deployment checks (tests/test_deploy_*.py): systemd-analyze; unshare/mount and pgrep for the demo agent test
+  need_cmd systemd-analyze || apt_pkgs+=(systemd)
+  need_cmd unshare || apt_pkgs+=(util-linux)
+  need_cmd pgrep || apt_pkgs+=(procps)
   # The web console tests drive Debian's chromium through its matching chromedriver (Selenium).
   [ -x /usr/bin/chromium ] || apt_pkgs+=(chromium)
   [ -x /usr/bin/chromedriver ] || apt_pkgs+=(chromium-driver)
