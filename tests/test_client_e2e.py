@@ -125,3 +125,24 @@ async def test_transport_decoding_and_status_errors_are_apart() -> None:
         with pytest.raises(StatusCodeError) as se:
             await agent.hc_basic()
         assert se.value.http_status == 500 and se.value.code == 9499  # an HTTP error without a 6.0 code
+
+
+async def test_blocking_clients_for_non_async_his_code() -> None:
+    from nhigw.client.sync import SyncAgentClient, SyncCloudClient
+
+    async with running_stack() as s:
+        await s.ready()
+
+        def his_code() -> tuple[str, int, bool]:  # what a Qt/WinForms HIS would run on its own thread
+            with SyncAgentClient(s.agent_url) as agent, SyncCloudClient(s.gateway_url) as cloud:
+                sig = agent.hc_signature("01")
+                name = cloud.register(sig).name
+                try:
+                    cloud.register(sig)
+                except CloudError as exc:
+                    code = exc.code
+                return name, code, agent.status().status.initialized
+
+        assert await asyncio.to_thread(his_code) == ("測試十", 3245, True)
+        with SyncAgentClient(s.agent_url) as agent, pytest.raises(RuntimeError):
+            agent.status()  # inside a running loop: refused, not deadlocked
