@@ -8,6 +8,8 @@ Two clients, one transport:
   the simulator or the gateway. Pass-through (you send a signature object you got from an
   agent) or, against the gateway, one-call (``workstation="ws-01"``: no signature at all).
 
+Blocking code uses ``nhigw.client.sync.SyncAgentClient`` / ``SyncCloudClient`` (same methods).
+
 Every call returns a pydantic model (``nhigw.contracts.models`` where one exists) and raises
 the tree in ``nhigw.client.errors``: ``TransportError`` (no answer) apart from
 ``StatusCodeError`` (a 6.0 ``statusCode``)::
