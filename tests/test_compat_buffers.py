@@ -243,3 +243,10 @@ def test_every_row_of_the_table_names_a_legacy_code_and_every_6_0_code_resolves(
 )
 def test_error_code_mapping(code: int, card: str | None, legacy: int) -> None:
     assert legacy_code(code, card) == legacy
+
+
+@pytest.mark.parametrize(("detail", "legacy"), [("no HPC inserted", 4014), ("the SAM was removed", 4012), ("the HC was removed", 4013), ("", 4013)])
+def test_no_card_names_the_card_the_agent_names(detail: str, legacy: int) -> None:
+    from nhigw.compat.cshis import _card_named
+
+    assert legacy_code(1102, _card_named({"statusCode": 1102, "detail": detail}, "hc")) == legacy

@@ -143,7 +143,8 @@ def legacy(number: str, summary: str, *, card: str | None = None, supported: boo
                 except LegacyFailure as exc:
                     return LegacyResult(exc.code, detail=exc.detail)
                 except StatusCodeError as exc:
-                    return LegacyResult(legacy_code(exc.code, meta.card), statusCode=exc.code, detail=exc.message_en or exc.message)
+                    detail = exc.message_en or exc.message
+                    return LegacyResult(legacy_code(exc.code, _card_named(exc.body, meta.card)), statusCode=exc.code, detail=detail)
                 except TransportError as exc:
                     to_agent = exc.url.startswith(self.agent.t.base_url)
                     return LegacyResult(AGENT_UNREACHABLE if to_agent else CLOUD_UNREACHABLE, detail=str(exc))
@@ -156,6 +157,15 @@ def legacy(number: str, summary: str, *, card: str | None = None, supported: boo
         return wrapper
 
     return deco
+
+
+def _card_named(body: dict[str, Any], default: str | None) -> str | None:
+    """Which card a 1102 / 1103 is about: the agent names it in ``detail`` ("no HPC inserted", "the SAM was removed")."""
+    words = set(str(body.get("detail", "")).replace(".", " ").split())
+    for kind in ("SAM", "HPC", "HC"):
+        if kind in words:
+            return kind.lower()
+    return default
 
 
 def _s(v: Any) -> str:
