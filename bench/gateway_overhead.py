@@ -11,9 +11,12 @@ a valid RSA-2048 signature each; the simulator checks every one):
 - ``gateway``: load generator -> ``nhigw gateway`` (real Redis bus) -> sim
 
 At fixed rates (open loop, latency from the due time) and at saturation (closed loop,
-64 workers). Added latency = path p50/p99 minus direct p50/p99 at the same rate.
+64 workers); each point is run ``--rounds`` times (3), interleaved with the other
+paths in a rotating order, and the median of each figure is reported (other work on
+a shared 2-core machine shows as outliers in single runs). Added latency = path p50/p99 minus direct p50/p99 at the same rate.
 CPU per request of each server process comes from its CPU time over the run (psutil),
-which does not depend on how the 2 cores were shared.
+which does not depend on how the 2 cores were shared. Before every run the simulator is
+restarted (same port), so one set of signed bodies serves every run.
 """
 
 from __future__ import annotations
@@ -36,10 +39,11 @@ def main() -> None:
     ap.add_argument("--warmup", type=float, default=1.0)
     ap.add_argument("--rates", default="100,200,500")
     ap.add_argument("--concurrency", type=int, default=64)
-    ap.add_argument("--quick", action="store_true", help="2 s per point (smoke run)")
+    ap.add_argument("--rounds", type=int, default=3, help="runs per point, interleaved; the median is reported")
+    ap.add_argument("--quick", action="store_true", help="2 s per point, 1 round (smoke run)")
     a = ap.parse_args()
     if a.quick:
-        a.duration, a.warmup = 2.0, 0.5
+        a.duration, a.warmup, a.rounds = 2.0, 0.5, 1
     rates = [float(r) for r in a.rates.split(",")]
     paths = ["direct", "proxy", "gateway"]
 
@@ -49,10 +53,11 @@ def main() -> None:
         sim_port, proxy_port, gw_port = free_port(), free_port(), free_port()
         sim_url = f"http://127.0.0.1:{sim_port}"
         _redis, redis_url = svc.redis()
-        sim = svc.nhigw("sim", ["sim", "--port", str(sim_port)])
+        sim_args = ["sim", "--port", str(sim_port)]
+        sim = svc.nhigw("sim", sim_args)
         proxy = svc.python("proxy", ["bench/proxy.py", "--port", str(proxy_port), "--upstream", sim_url], port=proxy_port)
         gw = svc.nhigw("gateway", ["gateway", "--port", str(gw_port), "--cloud", sim_url, "--redis", redis_url, "--bus-key", Sealer.new_key_b64(), "--bus-prefix", "bench"])
-        pids = {"direct": sim.proc.pid, "proxy": proxy.pid, "gateway": gw.proc.pid}
+        pids = {"proxy": proxy.pid, "gateway": gw.proc.pid}
         urls = {
             "direct": f"{sim_url}/api/v1/BasicData/Register",
             "proxy": f"http://127.0.0.1:{proxy_port}/api/v1/BasicData/Register",
@@ -60,20 +65,28 @@ def main() -> None:
         }
         maker = SigMaker()
         maker.register(sim_url)
-        per_fixed = [math.ceil((a.duration + a.warmup) * r) + 16 for r in rates]
-        per_sat = int((a.duration + a.warmup) * 9000)  # more than any path answers on 2 cores; unused ones are skipped
-        total = sum(per_fixed) * len(paths) + per_sat * len(paths)  # upper bound; each run starts after the last body used
+        per_sat = int((a.duration + a.warmup) * 9000)  # more than any path answers on 2 cores
+        total = max(per_sat, *(math.ceil((a.duration + a.warmup) * r) + 16 for r in rates))
         print(f"signing {total} request bodies ...", flush=True)
         bodies = maker.write_bodies(svc.tmp / "bodies.jsonl", total)
-        offset = 0
+        runs = 0
 
-        def measure(path: str, rate: float, n: int) -> dict:  # type: ignore[type-arg]
-            nonlocal offset
+        def fresh_sim() -> None:
+            """A new simulator process on the same port, so the same signed bodies are fresh again
+            (the simulator refuses a clientRandom it has seen: 3245)."""
+            nonlocal sim, runs
+            sim.stop()
+            svc.procs.remove(sim)
+            runs += 1
+            sim = svc.nhigw(f"sim-{runs}", sim_args)
+            maker.register(sim_url)
+
+        def measure(path: str, rate: float) -> dict:  # type: ignore[type-arg]
+            fresh_sim()
             server_pids = {"sim": sim.proc.pid, **({path: pids[path]} if path != "direct" else {})}
             cpu0 = {k: cpu_s(p) for k, p in server_pids.items()}
-            res = loadgen(urls[path], bodies, rate=rate, duration_s=a.duration, warmup_s=a.warmup, concurrency=a.concurrency, skip=offset)
-            offset += res["bodies_used"]
-            sent = res["counted"] + (res["counted"] * a.warmup / a.duration if rate > 0 else 0)
+            res = loadgen(urls[path], bodies, rate=rate, duration_s=a.duration, warmup_s=a.warmup, concurrency=a.concurrency)
+            sent = res["bodies_used"]
             res["cpu_us_per_req"] = {k: round((cpu_s(p) - cpu0[k]) / max(sent, 1) * 1e6, 1) for k, p in server_pids.items()}
             lat = res["latency"]
             print(f"  {path:8s} rate={rate or 'max':>5} ok={res['ok']:>6} achieved={res['achieved_rps']:>7} p50={lat['p50_ms']:7.3f} p99={lat['p99_ms']:7.3f} ms  cpu/req={res['cpu_us_per_req']}", flush=True)
@@ -83,12 +96,20 @@ def main() -> None:
                 print(f"    non-200: {res['statuses']} codes {res['error_codes']}", flush=True)
             return res
 
+        def rounds(rate: float) -> dict[str, dict]:  # type: ignore[type-arg]
+            runs: dict[str, list[dict]] = {p: [] for p in paths}  # type: ignore[type-arg]
+            for i in range(a.rounds):
+                order = paths[i % len(paths) :] + paths[: i % len(paths)]  # rotate, so no path always runs first
+                for p in order:
+                    runs[p].append(measure(p, rate))
+            return {p: merge(rs) for p, rs in runs.items()}
+
         fixed: dict[str, dict[str, dict]] = {}  # type: ignore[type-arg]
-        for rate, n in zip(rates, per_fixed, strict=True):
+        for rate in rates:
             print(f"fixed rate {rate:g} req/s", flush=True)
-            fixed[f"{rate:g}"] = {p: measure(p, rate, n) for p in paths}
+            fixed[f"{rate:g}"] = rounds(rate)
         print("saturation", flush=True)
-        sat = {p: measure(p, 0, per_sat) for p in paths}
+        sat = rounds(0)
         rss = {"gateway_mib": rss_mib(gw.proc.pid), "proxy_mib": rss_mib(proxy.pid), "sim_mib": rss_mib(sim.proc.pid)}
 
     added = {}
@@ -118,7 +139,7 @@ def main() -> None:
         "gateway_overhead",
         {
             "setup": "sim, bare proxy and gateway are separate processes; the load generator is its own process; gateway on a real Redis bus, pass-through mode (pre-signed bodies, full signature check in the sim). Queue and audit: not in the gateway yet at this run unless noted.",
-            "params": {"duration_s": a.duration, "warmup_s": a.warmup, "rates": rates, "saturation_concurrency": a.concurrency},
+            "params": {"duration_s": a.duration, "warmup_s": a.warmup, "rates": rates, "saturation_concurrency": a.concurrency, "rounds": a.rounds},
             "fixed": fixed,
             "saturation": sat,
             "added": added,
@@ -129,6 +150,29 @@ def main() -> None:
         },
     )
     chart(fixed, max_rps)
+
+
+def merge(runs: list[dict]) -> dict:  # type: ignore[type-arg]
+    """Several runs of one point -> the median of each figure, the sums of the counts, and the runs."""
+    import statistics
+
+    out = {
+        "counted": sum(r["counted"] for r in runs),
+        "ok": sum(r["ok"] for r in runs),
+        "ok_rps": round(statistics.median(r["ok_rps"] for r in runs), 1),
+        "achieved_rps": round(statistics.median(r["achieved_rps"] for r in runs), 1),
+        "latency": {k: round(statistics.median(r["latency"][k] for r in runs), 3) for k in runs[0]["latency"]},
+        "cpu_us_per_req": {k: round(statistics.median(r["cpu_us_per_req"][k] for r in runs), 1) for k in runs[0]["cpu_us_per_req"]},
+        "statuses": {},
+        "error_codes": {},
+        "runs": runs,
+    }
+    for r in runs:
+        for k, v in r["statuses"].items():
+            out["statuses"][k] = out["statuses"].get(k, 0) + v
+        for k, v in r["error_codes"].items():
+            out["error_codes"][k] = out["error_codes"].get(k, 0) + v
+    return out
 
 
 def chart(fixed: dict, max_rps: dict) -> None:  # type: ignore[type-arg]

@@ -1,0 +1,169 @@
+"""Regenerate ``docs/benchmarks.md`` from ``bench/results/*.json``.
+
+    python bench/report.py
+
+Only numbers from the JSON files go into the page (plus the fixed prose around them);
+a benchmark without a result file is listed as "not run". Run the benchmarks first
+(``bench/README.md``).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import RESULTS, ROOT, machine  # noqa: E402
+
+OUT = ROOT / "docs" / "benchmarks.md"
+
+
+def load(name: str) -> dict[str, Any] | None:
+    p = RESULTS / f"{name}.json"
+    return json.loads(p.read_text()) if p.exists() else None
+
+
+def yn(met: bool) -> str:
+    return "**met**" if met else "**not met**"
+
+
+def mach(m: dict[str, Any]) -> str:
+    return f"{m['nproc']} CPU ({m['cpu']}), {m['mem_gib']} GiB RAM, Linux {m['kernel']}, Python {m['python']}"
+
+
+def targets_table(t: dict[str, Any]) -> list[str]:
+    out = ["| target | measured | goal | |", "|---|---|---|---|"]
+    for k, v in t.items():
+        op = ">=" if "/ proxy" in k else "<="
+        out.append(f"| {k} | {v['value']} | {op} {v['target']} | {yn(v['met'])} |")
+    return out
+
+
+def gateway(d: dict[str, Any]) -> list[str]:
+    L = [f"Run {d['at']} on {mach(d['machine'])}.", "", d["setup"], ""]
+    L += ["| rate | path | p50 ms | p99 ms | added p50 ms | added p99 ms | CPU µs/req (server) | CPU µs/req (sim) | non-200 |", "|---|---|---|---|---|---|---|---|---|"]
+    for rate, per in d["fixed"].items():
+        for p in ("direct", "proxy", "gateway"):
+            r = per[p]
+            add = d["added"][rate].get(p, {}) if p != "direct" else {}
+            cpu = r["cpu_us_per_req"]
+            L.append(
+                f"| {rate} req/s | {p} | {r['latency']['p50_ms']:.3f} | {r['latency']['p99_ms']:.3f} | {add.get('p50_added_ms', '—')} | {add.get('p99_added_ms', '—')} "
+                f"| {cpu.get(p, '—')} | {cpu.get('sim')} | {r['counted'] - r['ok']} |"
+            )
+    L += ["", "Saturation (closed loop, 64 workers). Every figure is the median of the rounds run:", "", "| path | max req/s (200 OK) | p50 ms | p99 ms | CPU µs/req (server) | non-200 |", "|---|---|---|---|---|---|"]
+    for p in ("direct", "proxy", "gateway"):
+        r = d["saturation"][p]
+        L.append(f"| {p} | {r['ok_rps']} | {r['latency']['p50_ms']:.3f} | {r['latency']['p99_ms']:.3f} | {r['cpu_us_per_req'].get(p, '—')} | {r['counted'] - r['ok']} |")
+    L += ["", f"Gateway / bare proxy maximum throughput: **{d['gateway_over_proxy']}**. RSS at the end: {d['rss']}.", ""]
+    L += targets_table(d["targets"])
+    L += ["", "![gateway overhead](../bench/results/gateway_overhead.png)", ""]
+    return L
+
+
+def card(d: dict[str, Any]) -> list[str]:
+    L = [f"Run {d['at']} on {mach(d['machine'])}, {d['params']['reps']} repetitions per operation.", "", d["setup"], ""]
+    L += ["| operation | APDUs (agent) | APDUs (card) | p50 ms | p99 ms | × bare APDU |", "|---|---|---|---|---|---|"]
+    for name, r in d["operations"].items():
+        L.append(f"| {name} | {r['apdus']} | {r['apdus_card_side']} | {r['p50_ms']:.3f} | {r['p99_ms']:.3f} | {r.get('x_floor', '—')} |")
+    L += ["", f"Agent-side and card-side APDU counts agree: {d['counts_agree']}.", ""]
+    L += ["| target | measured | goal | |", "|---|---|---|---|"]
+    for k, v in d["targets"].items():
+        L.append(f"| {k} | {v['value']} | <= {v['target']} | {yn(v['met'])} |")
+    L += ["", "![card path](../bench/results/card_path.png)", ""]
+    return L
+
+
+def scale(d: dict[str, Any]) -> list[str]:
+    b, s = d["burst"], d["steady"]
+    L = [f"Run {d['at']} on {mach(d['machine'])}.", "", d["setup"], ""]
+    L += [
+        "| measure | value |",
+        "|---|---|",
+        f"| simulated agents | {d['params']['agents']} |",
+        f"| burst published in | {b['published_in_ms']} ms |",
+        f"| all seen after the burst | {b['all_seen_s']} s ({b['seen']} seen) |",
+        f"| latency burst -> registry p50 / p99 / max | {b['latency']['p50_ms']} / {b['latency']['p99_ms']} / {b['latency']['max_ms']} ms |",
+        f"| steady state, fewest online at any poll | {s['online_min']} |",
+        f"| gateway CPU per presence message | {s['gateway_cpu_us_per_presence']} µs |",
+        f"| gateway RSS before / after | {d['gateway_rss_mib']['before']} / {d['gateway_rss_mib']['after']} MiB |",
+        "",
+    ]
+    L += ["| target | measured | goal | |", "|---|---|---|---|"]
+    for k, v in d["targets"].items():
+        L.append(f"| {k} | {v['value']} | <= {v['target']} | {yn(v['met'])} |")
+    L += ["", "![scale](../bench/results/scale.png)", ""]
+    return L
+
+
+def queue(d: dict[str, Any]) -> list[str]:
+    L = [f"Run {d['at']} on {mach(d['machine'])}.", "", d["setup"], ""]
+    L += ["| replicas | requests | 200 OK | req/s | p50 ms | p99 ms | sim upstream calls |", "|---|---|---|---|---|---|---|"]
+    for r in d["runs"]:
+        L.append(f"| {r['replicas']} | {r['counted']} | {r['ok']} | {r['ok_rps']} | {r['latency']['p50_ms']} | {r['latency']['p99_ms']} | {r.get('upstream_calls', '—')} |")
+    L += ["", "![queue](../bench/results/queue.png)", ""] if (RESULTS / "queue.png").exists() else [""]
+    return L
+
+
+def soak(d: dict[str, Any]) -> list[str]:
+    L = [f"Run {d['at']} on {mach(d['machine'])}: {d['params']['duration_s']} s at {d['params']['rate']} req/s through the gateway (the full soak is 1,800 s: `python bench/soak.py --duration 1800`).", "", d["setup"], ""]
+    L += ["| process | RSS start MiB | RSS end MiB | growth MiB | open files start | open files end |", "|---|---|---|---|---|---|"]
+    for name, p in d["processes"].items():
+        L.append(f"| {name} | {p['rss_start']} | {p['rss_end']} | {round(p['rss_end'] - p['rss_start'], 1)} | {p['fds_start']} | {p['fds_end']} |")
+    L += ["", f"Requests: {d['requests']} sent, {d['ok']} OK, errors {d['errors']}; latency p50 {d['latency']['p50_ms']} ms, p99 {d['latency']['p99_ms']} ms.", ""]
+    L += ["![soak](../bench/results/soak.png)", ""] if (RESULTS / "soak.png").exists() else [""]
+    return L
+
+
+def profile(d: dict[str, Any]) -> list[str]:
+    L = [f"Run {d['at']} on {mach(d['machine'])}. {d['setup']}", ""]
+    for proc, p in d["profiles"].items():
+        L += [f"**{proc}** ({p['samples']} samples; share of samples whose stack contains the function):", "", "| function | share |", "|---|---|"]
+        for row in p["top"]:
+            L.append(f"| `{row['function']}` | {row['share']:.1%} |")
+        L.append("")
+    if d.get("findings"):
+        L += ["What the numbers show:", ""] + [f"- {f}" for f in d["findings"]] + [""]
+    return L
+
+
+SECTIONS = [
+    ("1. Gateway overhead", "gateway_overhead", gateway, "python bench/gateway_overhead.py"),
+    ("2. Card path over pcscd + vpcd", "card_path", card, "python bench/card_path.py"),
+    ("3. Scale: 1,000 agents", "scale", scale, "python bench/scale.py"),
+    ("4. Queue: Redis Streams, 1 and 2 gateway replicas", "queue", queue, "python bench/queue.py"),
+    ("5. Soak", "soak", soak, "python bench/soak.py --duration 1800"),
+    ("Profile of the hot paths", "profile", profile, "python bench/profile.py"),
+]
+
+
+def main() -> None:
+    m = machine()
+    L = [
+        "# Benchmarks",
+        "",
+        "<!-- generated by `python bench/report.py` from bench/results/*.json: do not edit by hand -->",
+        "",
+        f"Machine of the last report: **{mach(m)}**. Every service is a real process on loopback (or, where said, in the",
+        "benchmark's process); Redis is a real `redis-server`; cards go through a real `pcscd` with the vpcd driver.",
+        "The load generator (`bench/loadgen.py`) is its own process, open loop at fixed rates (latency counted from",
+        "each request's due time, so stalls are not hidden) and closed loop at saturation. On 2 cores the load",
+        "generator, the gateway and the simulator share the CPU: absolute numbers are those of that small machine,",
+        "ratios measured side by side in one run are the comparable part. Reproduce with `pip install -e '.[bench]'` and",
+        "the command under each heading.",
+        "",
+    ]
+    for title, name, fn, cmd in SECTIONS:
+        L += [f"## {title}", "", f"`{cmd}`", ""]
+        d = load(name)
+        L += fn(d) if d else ["Not run (no `bench/results/" + name + ".json`).", ""]
+    OUT.parent.mkdir(parents=True, exist_ok=True)
+    OUT.write_text("\n".join(L).rstrip() + "\n")
+    print(f"wrote {OUT.relative_to(ROOT)}")
+
+
+if __name__ == "__main__":
+    main()
