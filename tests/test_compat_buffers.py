@@ -250,3 +250,10 @@ def test_no_card_names_the_card_the_agent_names(detail: str, legacy: int) -> Non
     from nhigw.compat.cshis import _card_named
 
     assert legacy_code(1102, _card_named({"statusCode": 1102, "detail": detail}, "hc")) == legacy
+
+
+def test_big5_text_inside_an_input_buffer_keeps_the_byte_layout() -> None:
+    usage = "飯後".encode("big5")  # 2 characters, 4 bytes of the 18-byte 用法 field
+    raw = vec(61, (0, b"1130615093000"), (13, b"1"), (14, b"AC12345100"), (32, usage), (50, b"07"), (52, b"0001400"), (59, b"02"))
+    (rec,) = B.parse_prescriptions(raw.decode("big5"))  # as it arrives over HTTP: Unicode text
+    assert (rec.usage, rec.days, rec.totalQuantity, rec.deliveryNotes) == ("飯後", "07", "0001400", "02")
