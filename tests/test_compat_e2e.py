@@ -13,6 +13,7 @@ import contextlib
 import datetime as dt
 import json
 import re
+import ssl
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,9 +49,10 @@ class Compat:
     url: str
     stack: Stack
     http: aiohttp.ClientSession
+    ctx: ssl.SSLContext
 
     async def raw(self, path: str, body: Any = None, method: str = "POST") -> tuple[int, bytes, str]:
-        async with self.http.request(method, self.url + path, json=body if body is not None else {}, ssl=insecure_ssl()) as r:
+        async with self.http.request(method, self.url + path, json=body if body is not None else {}, ssl=self.ctx) as r:
             return r.status, await r.read(), r.charset or ""
 
     async def post(self, path: str, body: Any = None) -> dict[str, Any]:
@@ -79,7 +81,7 @@ async def compat_stack(tmp_path: Path, *, cards: list[str] | None = None, agent_
         port = free_port()
         await web.TCPSite(runner, "127.0.0.1", port, ssl_context=server_context(tmp_path / "compat")).start()
         try:
-            yield Compat(f"https://127.0.0.1:{port}", s, s.http)
+            yield Compat(f"https://127.0.0.1:{port}", s, s.http, insecure_ssl())  # one context: connections are reused
         finally:
             await runner.cleanup()
 
@@ -301,7 +303,7 @@ async def test_unsupported_cshis_functions_and_unknown_names(tmp_path: Path) -> 
         assert (await c.cs("csGetCardNo", Bogus=1))["ERRORCODE"] == 6018
         status, raw, _ = await c.raw("/VHC/NoSuchRoute")
         assert status == 404 and json.loads(raw)["statusCode"] == 9405
-        async with c.http.post(c.url + "/VHC/VHChisGetBasicData", data=b"{nope", ssl=insecure_ssl()) as r:
+        async with c.http.post(c.url + "/VHC/VHChisGetBasicData", data=b"{nope", ssl=c.ctx) as r:
             assert r.status == 400 and (await r.json())["ERRORCODE"] == 6018
 
 
