@@ -534,3 +534,92 @@ def test_kubernetes_containers_run_as_processes(tmp_path: Path) -> None:
     finally:
         for p in reversed(procs):
             assert p.stop() == 0, p.log()[-3000:]
+
+
+# ------------------------------------------------------------------ the workstation agent as systemd runs it
+
+
+def systemd_env_file(text: str) -> dict[str, str]:
+    """KEY=VALUE lines of a systemd EnvironmentFile (comments and blank lines ignored)."""
+    out = {}
+    for line in text.splitlines():
+        line = line.strip()
+        if line and not line.startswith(("#", ";")):
+            k, _, v = line.partition("=")
+            out[k.strip()] = v.strip().strip('"')
+    return out
+
+
+def test_workstation_agent_as_the_systemd_unit_runs_it_enrols_and_restarts(tmp_path: Path) -> None:
+    """deploy/README.md's Linux steps: the unit's ExecStart and EnvironmentFiles (agent.env from the example,
+    enrol.env with a token from `nhigw gateway enrol-token`) against a gateway on Redis; the workstation shows
+    online; after enrol.env is removed the agent starts again on its kept key."""
+    import json
+    import urllib.request
+
+    from nhigw.bus.seal import Sealer
+    from tests.conftest import start_redis
+
+    unit = (ROOT / "deploy" / "systemd" / "nhigw-agent.service").read_text()
+    exec_start = shlex.split(re.search(r"^ExecStart=(.*)$", unit, re.M).group(1))  # type: ignore[union-attr]
+    env_files = re.findall(r"^EnvironmentFile=(-?)(\S+)$", unit, re.M)
+    assert env_files == [("", "/etc/nhigw/agent.env"), ("-", "/etc/nhigw/enrol.env")]
+    assert exec_start[0] == "/opt/nhigw/venv/bin/nhigw"
+
+    password, key = os.urandom(16).hex(), Sealer.new_key_b64()
+    (tmp_path / "redis").mkdir()
+    redis, redis_port = start_redis(tmp_path / "redis", password=password)
+    redis_url = f"redis://:{password}@127.0.0.1:{redis_port}/0"
+    gw_port, agent_port = free_port(), free_port()
+    gw_env = {"NHIGW_REDIS_URL": redis_url, "NHIGW_BUS_KEY": key}
+    procs: list[Proc] = []
+    try:
+        procs.append(Proc("ws-gateway", ["gateway", "--port", str(gw_port)], tmp_path, gw_env).wait_ready())
+        token = subprocess.run([sys.executable, "-m", "nhigw", "gateway", "enrol-token", "--workstation", "ws-03"],
+                               env={**os.environ, **gw_env}, capture_output=True, text=True, check=True, cwd=ROOT).stdout.strip()
+
+        # /etc/nhigw/agent.env from the example, with this bench's Redis; /etc/nhigw/enrol.env with the token.
+        example = systemd_env_file((ROOT / "deploy" / "systemd" / "agent.env.example").read_text())
+        assert set(example) == {"NHIGW_WORKSTATION", "NHIGW_REDIS_URL", "NHIGW_CLOUD_URL", "NHIGW_LOG_LEVEL"}
+        assert "NHIGW_BUS_KEY" not in example  # the workstation never holds the gateway key
+        etc = tmp_path / "etc" / "nhigw"
+        etc.mkdir(parents=True)
+        (etc / "agent.env").write_text(f"NHIGW_WORKSTATION={example['NHIGW_WORKSTATION']}\nNHIGW_REDIS_URL={redis_url}\nNHIGW_CLOUD_URL=http://127.0.0.1:9\n")
+        (etc / "enrol.env").write_text(f"NHIGW_ENROL_TOKEN={token}\n")
+        state = tmp_path / "var" / "lib" / "nhigw"
+
+        def start(name: str) -> Proc:
+            env = {k: v for k, v in os.environ.items() if not k.startswith("NHIGW_")}
+            for optional, path in env_files:
+                local = tmp_path / path.lstrip("/")
+                if optional and not local.exists():
+                    continue
+                env.update(systemd_env_file(local.read_text()))
+            args = [a.replace("/var/lib/nhigw", str(state)) for a in exec_start[1:]]
+            args[args.index("--port") + 1] = str(agent_port)
+            return Proc(name, args, tmp_path, env)
+
+        def online() -> bool:
+            with urllib.request.urlopen(f"http://127.0.0.1:{gw_port}/api/workstations", timeout=3) as r:
+                return any(w["workstation"] == "ws-03" and w["online"] for w in json.load(r)["workstations"])
+
+        def wait_online(want: bool) -> None:
+            deadline = time.monotonic() + 10
+            while online() != want:
+                assert time.monotonic() < deadline, f"ws-03 online should be {want}"
+                time.sleep(0.1)
+
+        agent = start("ws-agent").wait_ready()
+        wait_online(True)
+        assert agent.stop() == 0
+        wait_online(False)
+        (etc / "enrol.env").unlink()  # README step 4: the token is spent, the agent keeps its key
+        procs.append(start("ws-agent-restarted").wait_ready())
+        wait_online(True)
+        for p in (agent, *procs):
+            assert token not in p.log() and password not in p.log()
+    finally:
+        for p in reversed(procs):
+            p.stop()
+        redis.terminate()
+        redis.wait(5)
