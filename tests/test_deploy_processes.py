@@ -401,9 +401,31 @@ def test_entrypoint_reads_secret_files_and_puts_the_password_in_the_redis_url(tm
 
 
 def test_healthcheck_fails_on_a_dead_or_unready_service(tmp_path: Path) -> None:
-    bin_dir = image_bin(tmp_path)
-    r = subprocess.run([str(bin_dir / "nhigw-healthcheck"), f"http://127.0.0.1:{free_port()}/healthz"], capture_output=True, text=True, check=False)
+    """Dead: nothing listens. Unready: a gateway whose Redis is gone is alive (/healthz) but not ready (/readyz)."""
+    from nhigw.bus.seal import Sealer
+
+    check = str(image_bin(tmp_path) / "nhigw-healthcheck")
+    r = subprocess.run([check, f"http://127.0.0.1:{free_port()}/healthz"], capture_output=True, text=True, check=False)
     assert r.returncode == 1 and "nhigw-healthcheck" in r.stderr
+    from tests.conftest import start_redis
+
+    redis, redis_port = start_redis(tmp_path)
+    port = free_port()
+    env = {"NHIGW_REDIS_URL": f"redis://127.0.0.1:{redis_port}/0", "NHIGW_BUS_KEY": Sealer.new_key_b64()}
+    gw = Proc("gateway", ["gateway", "--port", str(port)], tmp_path, env).wait_ready()
+    ready = {**os.environ, "NHIGW_HEALTH_URL": f"http://127.0.0.1:{port}/readyz"}
+    try:
+        assert subprocess.run([check], env=ready, check=False).returncode == 0
+        redis.terminate()
+        redis.wait(5)
+        assert subprocess.run([check, f"http://127.0.0.1:{port}/healthz"], check=False).returncode == 0  # alive
+        r = subprocess.run([check], env=ready, capture_output=True, text=True, check=False)
+        assert r.returncode == 1 and "503" in r.stderr  # not ready: no traffic (readinessProbe, compose health)
+    finally:
+        gw.stop()
+        if redis.poll() is None:
+            redis.kill()
+            redis.wait(5)
 
 
 # ------------------------------------------------------------------ Kubernetes containers as processes
