@@ -221,8 +221,9 @@ class SigMaker:
         with urllib.request.urlopen(req, timeout=10) as r:
             assert json.loads(r.read())["statusCode"] == 0
 
-    def body(self, service_type: str = "01") -> bytes:
-        """One ``BasicData/Register`` pass-through body with a fresh clientRandom."""
+    def body(self, service_type: str = "01", **extra: object) -> bytes:
+        """One pass-through body (default: ``BasicData/Register``, serviceType 01) with a fresh
+        clientRandom; ``extra`` fields are added beside the signature object (e.g. ``tel``)."""
         from cryptography.hazmat.primitives import hashes
         from cryptography.hazmat.primitives.asymmetric import padding
 
@@ -238,7 +239,7 @@ class SigMaker:
             "hcIdNo": self.hc.idNo,
         }
         sig = self.key.sign(signing.canonical_message(**fields), padding.PKCS1v15(), hashes.SHA256())
-        return json.dumps({**fields, "signature": base64.b64encode(sig).decode()}).encode()
+        return json.dumps({**fields, "signature": base64.b64encode(sig).decode(), **extra}).encode()
 
     def write_bodies(self, path: Path, n: int) -> Path:
         with open(path, "wb") as f:
