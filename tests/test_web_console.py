@@ -8,6 +8,7 @@ without reloading (the SSE stream). A screenshot of every page goes to
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from pathlib import Path
 from typing import Any
@@ -180,10 +181,11 @@ async def test_console_with_no_physical_card_cloud_sam_mobile_hca_and_virtual_hc
         assert await p.text("#st-device") == sam_file["samId"]
         assert await p.text("#sb-sam") == "雲端安全模組 2"  # as the seed's status bar says it
 
-        # HCA: a mobile HCA login pasted into the page (no physical HPC): HCA state 3.
+        # HCA: a mobile HCA login pasted into the page (no physical HPC): HCA state 3. Signed now:
+        # the agent refuses a login older than its clock skew (the helper's NOW is import time).
         leaf, leaf_key = make_leaf(ca, ca_key)
         await goto(p, "hca")
-        await p.js("document.getElementById('mobile-json').value = arguments[0];", json.dumps(login(leaf, leaf_key)))
+        await p.js("document.getElementById('mobile-json').value = arguments[0];", json.dumps(login(leaf, leaf_key, at=dt.datetime.now(dt.UTC).replace(microsecond=0))))
         await p.click("#btn-mobile")
         await p.wait(STATE, 5, "sb-hpc", "3")
         assert '"statusCode": 0' in await p.text("#res-mobile")
