@@ -7,8 +7,10 @@ metrics) as they land rather than by hard-coded guesses. The page reads only wha
 HIS clients and ops tools read — ``GET /api/workstations``, the Prometheus ``/metrics``
 text, the dead-letter and audit endpoints — with the operator's API key
 (``Authorization: Bearer``); a gateway without clients is open on loopback and needs
-no login. Actions that change state (retry, discard) are the gateway's own ops
-endpoints, which audit them; the dashboard adds no side door.
+no login. Actions that change state (retry, discard) call the gateway's own ops
+endpoints (``ops`` clients only); the dashboard adds no side door, so an audit record
+of an operator's action has to be written by those endpoints (not done yet: the
+audit trail holds business requests only).
 
 Choices: the latency and error-rate chart is drawn from ``/metrics`` samples the page
 takes every few seconds (deltas of the request counters and the latency histogram),

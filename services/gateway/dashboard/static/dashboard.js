@@ -9,7 +9,7 @@ const EN = {
   "t.online": "Workstations online", "t.queue": "Queue depth", "t.oldest": "Oldest pending", "t.retries": "Upstream retries", "t.dead": "Dead letters", "t.breaker": "Breaker",
   "ws.title": "Workstations", "ws.id": "Workstation", "ws.online": "Online", "ws.reader": "Reader", "ws.version": "Agent version", "ws.seen": "Last seen",
   "chart.title": "NHI cloud latency and error rate", "chart.help": "Sampled from /metrics (every 3 s by default), since this page was opened.", "chart.lat": "mean latency (ms)", "chart.err": "error rate (%)",
-  "dead.title": "Dead letters", "dead.help": "Requests that failed after several deliveries. Retry puts one back on the queue; discard drops it (both are audited).",
+  "dead.title": "Dead letters", "dead.help": "Requests that failed after several deliveries. Retry puts one back on the queue; discard drops it and a waiting HIS gets a clear error.",
   "dead.route": "Route", "dead.tries": "Deliveries", "dead.at": "Time",
   "audit.title": "Audit trail", "audit.since": "From", "audit.until": "To", "audit.outcome": "Outcome", "audit.all": "all", "audit.ok": "success", "audit.fail": "failure",
   "audit.search": "Search", "audit.export": "Export CSV", "audit.client": "Client", "audit.patient": "Patient (masked)", "audit.attempts": "Attempts",
