@@ -143,7 +143,7 @@ async def test_a_thousand_writes_through_two_replicas_one_killed_none_lost_none_
                 if killed.is_set() and target == urls[0]:
                     target = urls[1]
                 try:
-                    status, body = await post(http, target, "/api/v1/EmergentTel/Write", key)
+                    status, body = await post(http, target, "/api/v1/EmergentTel/Write", key, deadline_ms=5000)
                 except aiohttp.ClientError:
                     target = urls[1]  # the HIS retries at the other replica with the same key
                     await asyncio.sleep(0.05)

@@ -11,6 +11,10 @@ Semantics (both implementations, one contract test suite ``tests/test_gateway_qu
   to the dead-letter stream instead (XADD dead + XACK + XDEL).
 - dead letters: ``dead`` lists them; ``retry`` puts one back as a new entry;
   ``discard`` drops it.
+
+In Redis a job (a body with signatures and national IDs) is stored sealed with the gateway
+key (AES-GCM, ``Sealer``); an entry that does not open (tampered) is handed out empty and so
+ends in the dead-letter stream like any poison entry.
 """
 
 from __future__ import annotations
@@ -25,7 +29,9 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError, ResponseError
 
 from nhigw.bus.base import BusError
+from nhigw.bus.seal import Sealer, SealError
 from nhigw.contracts.models import QueuedJob
+from nhigw.gateway.store import KV
 
 
 @dataclass
@@ -63,6 +69,18 @@ class WorkQueue(abc.ABC):
     @abc.abstractmethod
     async def add(self, job: QueuedJob) -> str: ...
 
+    async def add_once(self, job: QueuedJob, kv: KV, marker: str, value: bytes, ttl_s: float) -> bool:
+        """Set ``marker`` (NX) and add ``job`` as one step; False if the marker was already set.
+
+        One step matters: a replica that dies between the two would leave a marker with no job,
+        and every retry of that request would wait for an answer that never comes.
+        (Here: two steps, for the in-process queue, where a crash loses both anyway.)
+        """
+        if not await kv.set(marker, value, ttl_s=ttl_s, nx=True):
+            return False
+        await self.add(job)
+        return True
+
     @abc.abstractmethod
     async def read(self, consumer: str, *, count: int = 10, block_s: float = 1.0) -> list[Delivery]: ...
 
@@ -93,9 +111,16 @@ def _wrap(exc: Exception) -> BusError:
 
 
 class RedisQueue(WorkQueue):
-    def __init__(self, client: aioredis.Redis, stream: str, group: str, dead_stream: str, *, max_deliveries: int = 3, maxlen: int = 100_000) -> None:
+    def __init__(self, client: aioredis.Redis, stream: str, group: str, dead_stream: str, *, max_deliveries: int = 3, maxlen: int = 100_000, box: Sealer | None = None) -> None:
         self.client, self.stream, self.group, self.dead_stream = client, stream, group, dead_stream
         self.max_deliveries, self.maxlen = max_deliveries, maxlen
+        self.box = box or Sealer(None)
+
+    def _open(self, sealed: bytes) -> bytes:
+        try:
+            return self.box.open(sealed, "job")
+        except SealError:
+            return b""
 
     async def start(self) -> None:
         try:
@@ -106,9 +131,26 @@ class RedisQueue(WorkQueue):
         except (RedisError, OSError) as exc:
             raise _wrap(exc) from exc
 
+    _ADD_ONCE = """
+    if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
+        redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], '*', 'job', ARGV[4])
+        return 1
+    end
+    return 0
+    """
+
+    async def add_once(self, job: QueuedJob, kv: KV, marker: str, value: bytes, ttl_s: float) -> bool:
+        """SET NX + XADD in one Lua script: atomic on the Redis server."""
+        sealed = self.box.seal(job.model_dump_json().encode(), "job")
+        try:
+            return bool(await self.client.eval(self._ADD_ONCE, 2, marker, self.stream, value, int(ttl_s * 1000), self.maxlen, sealed))  # type: ignore[misc]
+        except (RedisError, OSError) as exc:
+            raise _wrap(exc) from exc
+
     async def add(self, job: QueuedJob) -> str:
         try:
-            return (await self.client.xadd(self.stream, {"job": job.model_dump_json()}, maxlen=self.maxlen, approximate=True)).decode()
+            sealed = self.box.seal(job.model_dump_json().encode(), "job")
+            return (await self.client.xadd(self.stream, {"job": sealed}, maxlen=self.maxlen, approximate=True)).decode()
         except (RedisError, OSError) as exc:
             raise _wrap(exc) from exc
 
@@ -125,7 +167,7 @@ class RedisQueue(WorkQueue):
         out = []
         for _stream, entries in res or []:
             for eid, fields in entries:
-                out.append(Delivery(eid.decode(), fields.get(b"job", b""), 1))
+                out.append(Delivery(eid.decode(), self._open(fields.get(b"job", b"")), 1))
         return out
 
     async def claim_stale(self, consumer: str, *, min_idle_s: float) -> list[Delivery]:
@@ -149,7 +191,7 @@ class RedisQueue(WorkQueue):
                             p.xdel(self.stream, eid_s)
                             await p.execute()
                         continue
-                    out.append(Delivery(eid_s, raw, n))
+                    out.append(Delivery(eid_s, self._open(raw), n))
                 nxt_s = nxt.decode() if isinstance(nxt, bytes) else str(nxt)
                 if nxt_s == "0-0":
                     return out
@@ -184,7 +226,7 @@ class RedisQueue(WorkQueue):
             entries = await self.client.xrange(self.dead_stream, "-", "+")
         except (RedisError, OSError) as exc:
             raise _wrap(exc) from exc
-        return [DeadLetter(eid.decode(), f[b"job"], int(f.get(b"deliveries", b"0")), f.get(b"originalId", b"").decode()) for eid, f in entries]
+        return [DeadLetter(eid.decode(), self._open(f[b"job"]), int(f.get(b"deliveries", b"0")), f.get(b"originalId", b"").decode()) for eid, f in entries]
 
     async def _take_dead(self, dead_id: str) -> DeadLetter | None:
         try:
@@ -194,7 +236,7 @@ class RedisQueue(WorkQueue):
         except (RedisError, OSError) as exc:
             raise _wrap(exc) from exc
         eid, f = entries[0]
-        return DeadLetter(eid.decode(), f[b"job"], int(f.get(b"deliveries", b"0")), f.get(b"originalId", b"").decode())
+        return DeadLetter(eid.decode(), self._open(f[b"job"]), int(f.get(b"deliveries", b"0")), f.get(b"originalId", b"").decode())
 
     async def retry(self, dead_id: str) -> str | None:
         d = await self._take_dead(dead_id)

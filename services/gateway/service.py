@@ -7,7 +7,8 @@ Life of a business request (any replica may run any step after admission):
    or generated). A stored answer for that client+key is returned as it is
    (``Idempotent-Replayed: true``); a key reused for a different request is refused
    (1706). Otherwise the first request with the key sets ``inflight`` and adds a
-   ``QueuedJob`` to the stream; a concurrent duplicate only waits.
+   ``QueuedJob`` to the stream in one atomic step (a Lua script); a concurrent or retried
+   duplicate only waits.
 2. *Work* (any replica's worker): one-call signature from the agent, the upstream call
    with the retry policy, the audit record, the answer stored for the idempotency
    window, ``done`` published, and only then XACK. A worker that dies leaves the entry
@@ -36,6 +37,7 @@ from typing import Any
 
 from nhigw.bus.base import Bus, BusError
 from nhigw.bus.rpc import RpcClient
+from nhigw.bus.seal import Sealer, SealError
 from nhigw.common.logging import get_logger
 from nhigw.contracts.buskeys import BusKeys
 from nhigw.contracts.codes import Code, StatusError
@@ -96,10 +98,12 @@ class Gateway:
         self.bus, self.settings = bus, settings
         self.keys = keys = BusKeys(settings.prefix)
         self.instance = settings.instance
+        # Jobs and answers carry signatures and personal data: sealed with the gateway key in Redis.
+        self.box = Sealer(settings.gateway_key)
         client = getattr(bus, "client", None)
         if client is not None:  # RedisBus: everything shared through the same Redis
             self.kv: KV = RedisKV(client)
-            self.queue: WorkQueue = RedisQueue(client, keys.jobs, keys.jobs_group, keys.dead, max_deliveries=settings.max_deliveries)
+            self.queue: WorkQueue = RedisQueue(client, keys.jobs, keys.jobs_group, keys.dead, max_deliveries=settings.max_deliveries, box=self.box)
             self.audit: AuditLog = RedisAudit(client, keys.audit_log, keys.audit_head)
         else:
             self.kv = MemoryKV()
@@ -152,7 +156,17 @@ class Gateway:
 
     async def stored_answer(self, answer_key: str) -> JobAnswer | None:
         raw = await self.kv.get(self.keys.answer(answer_key))
-        return JobAnswer.model_validate_json(raw) if raw else None
+        if not raw:
+            return None
+        try:
+            return JobAnswer.model_validate_json(self.box.open(raw, "answer"))
+        except (SealError, ValueError):
+            log.error("answer_unreadable", answerKey=answer_key)
+            return None
+
+    async def store_answer(self, answer_key: str, ans: JobAnswer) -> None:
+        await self.kv.set(self.keys.answer(answer_key), self.box.seal(ans.model_dump_json().encode(), "answer"), ttl_s=self.settings.idempotency_window_s)
+        await self.bus.publish(self.keys.done(answer_key), b"1")
 
     async def submit(self, *, client: Client, route: Route, path: str, body: bytes, workstation: str | None, idem_key: str, deadline_s: float, hospital: str | None) -> tuple[JobAnswer | None, bool]:
         """Queue (or join) the request and wait for its answer. Returns (answer or None at the deadline, replayed)."""
@@ -161,7 +175,21 @@ class Gateway:
         inflight = self.keys.inflight(akey)
         sub = await self.bus.subscribe(self.keys.done(akey))
         try:
-            first = await self.kv.set(inflight, fingerprint, ttl_s=self.settings.idempotency_window_s, nx=True)
+            now = time.time()
+            job = QueuedJob(
+                requestId=uuid.uuid4().hex,
+                idempotencyKey=idem_key,
+                answerKey=akey,
+                path=path,
+                body=body.decode("utf-8"),
+                workstation=workstation,
+                client=client.name,
+                hospitalId=hospital,
+                write=route.write,
+                enqueuedAt=now,
+                deadline=now + deadline_s,
+            )
+            first = await self.queue.add_once(job, self.kv, inflight, fingerprint, self.settings.idempotency_window_s)
             if not first:
                 if await self.kv.get(inflight) not in (fingerprint, None):
                     raise StatusError(Code.PARAM_VALUE, "Idempotency-Key already used for a different request", http_status=409, idempotencyKey=idem_key)
@@ -169,21 +197,6 @@ class Gateway:
                 if ans is not None:
                     return ans, True
             else:
-                now = time.time()
-                job = QueuedJob(
-                    requestId=uuid.uuid4().hex,
-                    idempotencyKey=idem_key,
-                    answerKey=akey,
-                    path=path,
-                    body=body.decode("utf-8"),
-                    workstation=workstation,
-                    client=client.name,
-                    hospitalId=hospital,
-                    write=route.write,
-                    enqueuedAt=now,
-                    deadline=now + deadline_s,
-                )
-                await self.queue.add(job)
                 self.metrics.enqueued.inc()
             loop = asyncio.get_running_loop()
             end = loop.time() + deadline_s
@@ -237,8 +250,7 @@ class Gateway:
             return
         try:
             ans = await self.process(job, d.deliveries)
-            await self.kv.set(self.keys.answer(job.answerKey), ans.model_dump_json().encode(), ttl_s=self.settings.idempotency_window_s)
-            await self.bus.publish(self.keys.done(job.answerKey), b"1")
+            await self.store_answer(job.answerKey, ans)
             await self.queue.ack(d.id)
         except asyncio.CancelledError:
             raise
@@ -350,8 +362,7 @@ class Gateway:
                 else StatusError(Code.UPSTREAM_UNAVAILABLE, "discarded by an operator; never sent", http_status=502)
             )
             ans = JobAnswer(requestId=job.requestId, idempotencyKey=job.idempotencyKey, httpStatus=err.http_status, body=json.dumps(err.body(), ensure_ascii=False), instance=self.instance)
-            await self.kv.set(self.keys.answer(job.answerKey), ans.model_dump_json().encode(), ttl_s=self.settings.idempotency_window_s)
-            await self.bus.publish(self.keys.done(job.answerKey), b"1")
+            await self.store_answer(job.answerKey, ans)
         return True
 
 
