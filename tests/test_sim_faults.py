@@ -63,6 +63,24 @@ async def test_connection_reset_is_seen_by_the_client() -> None:
         assert (await s.call("SequelNumber/Next"))[1]["sequenceNumber"] == "W001"
 
 
+async def test_a_fault_after_the_call_loses_the_answer_of_a_done_write() -> None:
+    async with running_sim() as s:
+        await s.post("/test/v1/Faults", {"route": "SequelNumber/Next", "reset_connection": True, "phase": "after", "times": 1})
+        body = s.signer.for_route("SequelNumber/Next")
+        h = {"Idempotency-Key": "lost-1"}
+        with pytest.raises(aiohttp.ClientConnectionError):
+            await s.post("/api/v1/SequelNumber/Next", body, headers=h)
+        _, stats = await s.get("/test/v1/Stats")
+        assert stats["writes"]["SequelNumber/Next"] == 1 and stats["writesByKey"] == {"lost-1": 1}  # it was written
+        status, again = await s.post("/api/v1/SequelNumber/Next", body, headers=h)  # reconcile with the key
+        assert status == 200 and again["sequenceNumber"] == "W001"
+        assert (await s.get("/test/v1/Stats"))[1]["writesByKey"] == {"lost-1": 1}
+        await s.post("/test/v1/Faults", {"route": "SequelNumber/Next", "status": 504, "phase": "after", "times": 1})
+        status, err = await s.call("SequelNumber/Next")
+        assert status == 504 and err["statusCode"] == 9402
+        assert (await s.call("SequelNumber/Next"))[1]["sequenceNumber"] == "W003"  # W002 was taken by the lost call
+
+
 async def test_idempotency_key_same_body_replays_without_a_second_write() -> None:
     async with running_sim() as s:
         body = s.signer.for_route("SequelNumber/Next", treatmentItem="01")

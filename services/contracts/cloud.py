@@ -439,6 +439,9 @@ class Fault(Model):
     draws repeatable). What firing does: wait ``latency_ms``; then if ``reset_connection`` the
     TCP connection is reset (no HTTP answer); else if ``status`` is set the call answers that
     HTTP status with ``statusCode`` (default 9402); else (latency only) the call proceeds.
+    ``phase``: ``before`` (default) the call is not executed when the rule fails it; ``after``
+    the call is executed (a write is written, and kept under its ``Idempotency-Key``) and then
+    its answer is replaced by the failure: the "write outcome unknown" case.
     """
 
     route: str | None = None
@@ -449,6 +452,7 @@ class Fault(Model):
     reset_connection: bool = False
     times: int | None = Field(None, ge=1)
     seed: int | None = None
+    phase: Literal["before", "after"] = "before"
 
 
 class FaultList(CloudResponse):

@@ -38,13 +38,15 @@ def _reset(req: web.Request) -> None:
     transport.abort()
 
 
-async def apply_fault(req: web.Request, st: SimStore, route: str) -> web.StreamResponse | None:
-    """Run the fault that fires for this call, if any: None = go on with the call."""
+def take_fault(st: SimStore, route: str) -> Fault | None:
+    """The fault rule that fires for this call, if any (the admin API must be on)."""
     if not st.admin_enabled or not st.faults:
         return None
-    f = st.take_fault(route)
-    if f is None:
-        return None
+    return st.take_fault(route)
+
+
+async def fire(req: web.Request, f: Fault, route: str) -> web.StreamResponse | None:
+    """Do what the rule says: None = go on (latency only) or, after the call, send the real answer."""
     if f.latency_ms:
         await asyncio.sleep(f.latency_ms / 1000)
     if f.reset_connection:

@@ -4,7 +4,8 @@ test-card API (``testcards.py``) and the admin API (faults, clock, stats; ``admi
 A business call goes through, in order:
 
 1. the route table (unknown 9405 / 404; a row the seed marks 不支援 9406 / 400);
-2. the fault layer (``POST /test/v1/Faults``; off unless the admin API is enabled);
+2. the fault layer (``POST /test/v1/Faults``; off unless the admin API is enabled); a rule
+   with ``phase: "after"`` fires after step 6 instead: the call is done, its answer is lost;
 3. idempotency, for write routes with an ``Idempotency-Key`` header: the same key with the
    same body (compared as canonical JSON) answers the first answer again (same HTTP status
    and body, header ``Idempotent-Replayed: true``) without executing the write again; the
@@ -31,7 +32,7 @@ from nhigw.contracts.codes import Code, StatusError
 from nhigw.contracts.routes import lookup
 from nhigw.sim import business  # noqa: F401  (registers the handlers)
 from nhigw.sim import dc as _dc
-from nhigw.sim.admin import add_admin_routes, apply_fault
+from nhigw.sim.admin import add_admin_routes, fire, take_fault
 from nhigw.sim.auth import check_signature
 from nhigw.sim.dc import STORE, add_dc_routes
 from nhigw.sim.registry import HANDLERS
@@ -91,9 +92,11 @@ def create_app(store: SimStore | None = None) -> web.Application:
             raise StatusError(Code.UNSUPPORTED, f"{route.path} is not supported by 6.0 (不支援)", http_status=400)
         if route.path.lower() not in HANDLERS:
             raise StatusError(Code.UNSUPPORTED, f"{route.path} is not implemented by this simulator", http_status=501)
-        faulted = await apply_fault(req, st, route.path)
-        if faulted is not None:
-            return faulted
+        fault = take_fault(st, route.path)
+        if fault is not None and fault.phase == "before":
+            faulted = await fire(req, fault, route.path)
+            if faulted is not None:
+                return faulted
         raw = await req.read()
         key = req.headers.get(IDEM_HEADER) if route.write else None
         if key:
@@ -109,6 +112,10 @@ def create_app(store: SimStore | None = None) -> web.Application:
             st.idem[key] = IdemEntry(h, status, body)
             while len(st.idem) > IDEM_MAX:
                 del st.idem[next(iter(st.idem))]
+        if fault is not None and fault.phase == "after":  # the call was done; its answer is lost
+            faulted = await fire(req, fault, route.path)
+            if faulted is not None:
+                return faulted
         return json_response(body, status=status)
 
     app.router.add_get("/healthz", healthz)
