@@ -150,6 +150,8 @@ async def test_other_write_rules() -> None:
         assert (await s.call("PreventData/Write", preventItem="21", checkDate="1120801"))[1]["statusCode"] == 3214
         assert (await s.call("PregnantData/Write", hc=OUYANG, checkItem="41", checkDate="1130405"))[1]["statusCode"] == 3216
         assert (await s.call("NewBorn/Write", newbornBirthday="1000101", newbornBaby="1"))[1]["statusCode"] == 3206
+        assert (await s.call("NewBorn/Write", newbornBirthday="1140230", newbornBaby="1"))[1]["statusCode"] == 1706  # no 30 February
+        assert (await s.call("UploadData/Upload", sType="ZZ", sPatData="PGEvPg==", sUploadDT="1140101246000"))[1]["statusCode"] == 1706
         assert (await s.call("NewBorn/Write", newbornBirthday=s.store.today(), newbornBaby="1"))[0] == 200
         assert (await s.call("BasicData/Register"))[1]["newbornBirthday"] == s.store.today()
         assert (await s.call("EmergentTel/Write", tel="0911222333"))[0] == 200

@@ -18,15 +18,26 @@ ROC dates are ``yyyMMdd`` (7), ROC date-times ``yyyMMddHHmmss`` (13).
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, Field, StringConstraints
 
 from nhigw.contracts import models as m
 from nhigw.contracts.models import Model, OpenModel, SignatureObject
 
-RocDate = Annotated[str, StringConstraints(pattern=r"^\d{7}$")]
-RocDateTime = Annotated[str, StringConstraints(pattern=r"^\d{13}$")]
+
+def _real_roc(value: str) -> str:
+    """A ROC date / date-time that exists (month 13 or 30 February are refused: 1706)."""
+    try:
+        dt.datetime(int(value[:3]) + 1911, int(value[3:5]), int(value[5:7]), *(int(value[i : i + 2]) for i in range(7, min(len(value), 13), 2)))
+    except ValueError as exc:
+        raise ValueError("not a real ROC date / date-time") from exc
+    return value
+
+
+RocDate = Annotated[str, StringConstraints(pattern=r"^\d{7}$"), AfterValidator(_real_roc)]
+RocDateTime = Annotated[str, StringConstraints(pattern=r"^\d{13}$"), AfterValidator(_real_roc)]
 
 
 class CloudResponse(OpenModel):
@@ -141,13 +152,13 @@ class TreatmentNumberCardRequest(SignatureObject):
 
 class TreatmentNumberNoCardRequest(SignatureObject):
     patientId: str = Field(pattern=r"^[A-Z][0-9A-Z]\d{8}$")
-    treatmentDateTime: str | None = Field(None, pattern=r"^\d{13}$")
+    treatmentDateTime: RocDateTime | None = None
 
 
 class UploadRequest(SignatureObject):
     sType: Literal["A1", "A2", "ZZ"] = Field(description="A1 formal, A2 pre-check, ZZ interface test")
     sPatData: str = Field(min_length=1, description="base64 of the IC-data XML")
-    sUploadDT: str = Field(pattern=r"^\d{13}(\d{3})?$", description="ROC date-time the upload was signed (+ optional ms); older than 1 h -> 8203")
+    sUploadDT: Annotated[str, AfterValidator(_real_roc)] = Field(pattern=r"^\d{13}(\d{3})?$", description="ROC date-time the upload was signed (+ optional ms); older than 1 h -> 8203")
 
 
 class IcdEncodeRequest(SignatureObject):
