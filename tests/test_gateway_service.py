@@ -397,3 +397,33 @@ async def test_poison_job_is_dead_lettered_after_n_deliveries_then_retried_or_di
         assert st == 502 and body["statusCode"] == 9402 and "discarded" in body["detail"]
         assert (await call(http, "GET", gw_url + "/api/ops/dead-letters"))[1]["deadLetters"] == []
     await bus.close()
+
+
+async def test_real_simulator_down_then_slow_then_back() -> None:
+    """Faults injected in the simulator itself (``/test/v1/Faults``): 503s open the breaker, a slow cloud
+    makes reads retry and writes answer 9403, and once it is healthy the breaker closes again."""
+    settings = UpstreamSettings(backoff_base_s=0.005, breaker_failures=3, breaker_cooldown_s=0.3, total_timeout_s=0.3)
+    async with running_stack(upstream=settings) as s:
+        await s.ready()
+        s.store.admin_enabled = True
+        br = s.gateway.cloud.breaker
+        # Down: every call answers 503.
+        s.store.add_fault(Fault(status=503))
+        st, body = await s.gw("/api/v1/BasicData/Query", workstation="ws-01")
+        assert (st, body["statusCode"]) == (503, 9402) and br.state == br.OPEN  # 3 attempts, 3 failures
+        st, body = await s.gw("/api/v1/BasicData/Query", workstation="ws-01")
+        assert "circuit open" in body["detail"]
+        # Slow: every call takes longer than the gateway waits.
+        s.store.faults.clear()
+        s.store.add_fault(Fault(latency_ms=1000))
+        await asyncio.sleep(0.35)
+        st, body = await s.gw("/api/v1/EmergentTel/Write", {"tel": "0912345678"}, workstation="ws-01")
+        assert (st, body["statusCode"]) == (504, 9403)  # the half-open probe was a write that may have landed
+        assert br.state == br.OPEN
+        # Back: healthy again; after the cool-down one probe closes the breaker.
+        s.store.faults.clear()
+        await asyncio.sleep(0.35)
+        st, body = await s.gw("/api/v1/BasicData/Query", workstation="ws-01")
+        assert st == 200 and body["statusCode"] == 0 and br.state == br.CLOSED
+        await asyncio.sleep(1.1)  # let the slow calls the gateway gave up on finish in the simulator
+        assert s.store.writes.get("EmergentTel/Write", 0) <= 1  # the write was sent once at most

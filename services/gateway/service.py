@@ -35,6 +35,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import structlog
+
 from nhigw.bus.base import Bus, BusError
 from nhigw.bus.rpc import RpcClient
 from nhigw.bus.seal import Sealer, SealError
@@ -248,8 +250,10 @@ class Gateway:
         except ValueError:
             log.error("poison_job", entry=d.id)  # left pending: dead-lettered after max_deliveries
             return
+        structlog.contextvars.bind_contextvars(request_id=job.requestId, workstation=job.workstation, client=job.client)  # this task's own context
         try:
             ans = await self.process(job, d.deliveries)
+            log.info("job_done", route=job.path, httpStatus=ans.httpStatus, attempts=ans.attempts, deliveries=d.deliveries)
             await self.store_answer(job.answerKey, ans)
             await self.queue.ack(d.id)
         except asyncio.CancelledError:
