@@ -427,3 +427,34 @@ async def test_real_simulator_down_then_slow_then_back() -> None:
         assert st == 200 and body["statusCode"] == 0 and br.state == br.CLOSED
         await asyncio.sleep(1.1)  # let the slow calls the gateway gave up on finish in the simulator
         assert s.store.writes.get("EmergentTel/Write", 0) <= 1  # the write was sent once at most
+
+
+@pytest.mark.redis
+async def test_gateway_rides_out_a_redis_restart(tmp_path: Path, bus_prefix: str) -> None:
+    from tests.conftest import start_redis
+
+    async def ok(_req: web.Request) -> web.Response:
+        return web.json_response({"statusCode": 0})
+
+    proc, port = start_redis(tmp_path, appendonly=True)
+    bus = RedisBus(f"redis://127.0.0.1:{port}/0")
+    try:
+        async with upstream(ok) as url, gateway_on(url, bus=bus, prefix=bus_prefix, gateway_key=os.urandom(32)) as (gw_url, gw), aiohttp.ClientSession() as http:
+            assert (await call(http, "POST", gw_url + "/api/v1/BasicData/Query", json=PASS_BODY))[0] == 200
+            proc.kill()
+            proc.wait(5)
+            st, body, _ = await call(http, "POST", gw_url + "/api/v1/BasicData/Query", json=PASS_BODY)
+            assert (st, body["statusCode"]) == (503, 9402)  # refused at once, nothing accepted that could be lost
+            assert (await http.get(gw_url + "/readyz")).status == 503
+            proc, _ = start_redis(tmp_path, appendonly=True, port=port)
+            for _ in range(100):
+                st, body, _ = await call(http, "POST", gw_url + "/api/v1/BasicData/Query", json=PASS_BODY, headers={"X-Deadline-Ms": "2000"})
+                if st == 200:
+                    break
+                await asyncio.sleep(0.1)
+            assert st == 200 and (await http.get(gw_url + "/readyz")).status == 200
+            assert (await gw.audit.verify()).count == 2
+    finally:
+        await bus.close()
+        proc.kill()
+        proc.wait(5)
