@@ -213,6 +213,18 @@ def _extras(path: str) -> dict[str, object]:
     }.get(path, {})
 
 
+async def test_garbage_in_signature_fields_or_keys_is_a_clean_error() -> None:
+    """Found by fuzzing the generated OpenAPI (schemathesis): these were 500s."""
+    async with running_sim() as s:
+        body = s.signer.for_route("BasicData/Query")
+        body["hcIdNo"] = "測試"
+        assert (await s.post("/api/v1/BasicData/Query", body))[1]["statusCode"] == 3100
+        status, err = await s.post("/test/v1/Sam/Register", {"samId": "x", "hospitalId": "y", "publicKeyPem": "not a key"})
+        assert status == 400 and err["statusCode"] == 1706 and "x" not in s.store.sam_keys
+        status, err = await s.post("/test/v1/Sam/Register", {"samId": "", "hospitalId": "y", "publicKeyPem": s.signer.public_pem()})
+        assert status == 400 and err["statusCode"] == 1706
+
+
 async def test_upload_rules() -> None:
     async with running_sim() as s:
         xml = base64.b64encode("<RECS><REC><MSH>測試</MSH></REC></RECS>".encode()).decode()

@@ -31,17 +31,21 @@ def check_signature(store: SimStore, sig: SignatureObject, route: Route) -> None
         raise StatusError(Code.MISSING_KEY, "hcId and hcIdNo are required for this route")
     if route.kind in (SignatureKind.HPC, SignatureKind.HPCHC) and not (sig.hpcId and sig.hpcIdNo):
         raise StatusError(Code.MISSING_KEY, "hpcId and hpcIdNo are required for this route")
-    msg = signing.canonical_message(
-        serviceType=route.serviceType,
-        clientRandom=sig.clientRandom,
-        samId=sig.samId,
-        hospitalId=sig.hospitalId,
-        hcId=sig.hcId,
-        hcIdNo=sig.hcIdNo,
-        hpcId=sig.hpcId,
-        hpcIdNo=sig.hpcIdNo,
-    )
-    if not signing.verify(entry[1], msg, sig.signature):
+    try:
+        msg = signing.canonical_message(
+            serviceType=route.serviceType,
+            clientRandom=sig.clientRandom,
+            samId=sig.samId,
+            hospitalId=sig.hospitalId,
+            hcId=sig.hcId,
+            hcIdNo=sig.hcIdNo,
+            hpcId=sig.hpcId,
+            hpcIdNo=sig.hpcIdNo,
+        )
+        ok = signing.verify(entry[1], msg, sig.signature)
+    except (UnicodeEncodeError, ValueError):  # fields that cannot be in a signed message
+        ok = False
+    if not ok:
         raise StatusError(Code.SIGNATURE_INVALID)
     if not store.use_random(sig.clientRandom):
         raise StatusError(Code.SIGNATURE_REUSED)

@@ -34,7 +34,11 @@ from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
 
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
 from nhigw.contracts.cloud import Fault
+from nhigw.contracts.codes import Code, StatusError
 from nhigw.sim.clock import roc_date
 from nhigw.vcard.identities import Identities
 
@@ -184,6 +188,13 @@ class SimStore:
     # ------------------------------------------------------------------ SAM / signatures
 
     def register_sam(self, sam_id: str, hospital_id: str, public_key_pem: str) -> None:
+        """Provision a SAM's public key (RSA PEM; anything else is 1706, never stored)."""
+        try:
+            key = serialization.load_pem_public_key(public_key_pem.encode())
+        except (ValueError, UnicodeEncodeError) as exc:
+            raise StatusError(Code.PARAM_VALUE, "publicKeyPem is not a PEM public key") from exc
+        if not isinstance(key, rsa.RSAPublicKey) or not sam_id or not hospital_id:
+            raise StatusError(Code.PARAM_VALUE, "an RSA public key, a samId and a hospitalId are required")
         self.sam_keys[sam_id] = (hospital_id, public_key_pem)
         self.institutions.setdefault(hospital_id, Institution(hospital_id))
 
