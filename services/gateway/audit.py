@@ -188,8 +188,15 @@ class FileAudit(AuditLog):
 class RedisAudit(AuditLog):
     def __init__(self, client: aioredis.Redis, log_key: str, head_key: str) -> None:
         self.client, self.log_key, self.head_key = client, log_key, head_key
+        # One append at a time per replica: WATCH/MULTI then only retries when *another replica*
+        # appended in between (optimistic retries among a replica's own workers grew as n²).
+        self._lock = asyncio.Lock()
 
     async def append(self, rec: AuditRecord) -> AuditRecord:
+        async with self._lock:
+            return await self._append(rec)
+
+    async def _append(self, rec: AuditRecord) -> AuditRecord:
         try:
             async with self.client.pipeline(transaction=True) as pipe:
                 while True:
