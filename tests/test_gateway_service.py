@@ -458,3 +458,25 @@ async def test_gateway_rides_out_a_redis_restart(tmp_path: Path, bus_prefix: str
         await bus.close()
         proc.kill()
         proc.wait(5)
+
+
+async def test_every_business_route_is_routed_one_call_with_the_signature_its_row_names() -> None:
+    """Each supported row of ``routes.py``, one call at ws-01 with an empty body: the gateway asks the agent
+    for the row's signature kind and serviceType and the request reaches the simulator (an audit record
+    with an upstream attempt). The simulator checks signatures: no route comes back 3100."""
+    from nhigw.contracts.routes import ROUTES
+
+    async with running_stack(upstream=UpstreamSettings(rate_per_s=1e6, rate_burst=1e6)) as s:
+        await s.ready()
+        assert (await s.agent_call("POST", "/api/hpc/v1/Verification/Hpc", json={"pin": "12345678"}))[1]["statusCode"] == 0
+        routes = [r for r in ROUTES.values() if r.supported]
+        answers = {}
+        for r in routes:
+            st, body = await s.gw(f"/api/v1/{r.path}", workstation="ws-01")
+            answers[r.path] = (st, body.get("statusCode"))
+        recs = await s.gateway.audit.records()
+        assert len(recs) == len(routes) and all(len(x.attempts) == 1 for x in recs), answers
+        assert not [p for p, (_st, code) in answers.items() if code in (3100, 9405, 9400, 9401)], answers
+        assert {x.action for x in recs if x.route == "SeqNumber/Next"} == {"C"} and {x.action for x in recs if x.route == "BasicData/Query"} == {"R"}
+        st, body = await s.gw("/api/v1/OrganDonate/Write", workstation="ws-01")
+        assert body["statusCode"] == 9406  # the seed marks it 不支援: refused without a call

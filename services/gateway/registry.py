@@ -3,8 +3,8 @@
 A workstation is online while its last presence is younger than ``offline_after_s``
 (default 3 s, three missed 1-second heartbeats) and it has not said it is leaving.
 A presence counts only when it opens with that workstation's enrolled agent key, names
-the same workstation and agent inside, and is newer than the last one (a replayed old
-heartbeat cannot keep a dead workstation "online"). Anything else is dropped and counted
+the same workstation and agent inside, and is not older than the last one (a replayed old
+heartbeat cannot keep a dead workstation "online"); the agent's clock may be off by minutes. Anything else is dropped and counted
 in ``rejected``.
 """
 
@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from nhigw.bus.base import Bus, Subscription
@@ -23,6 +24,10 @@ from nhigw.contracts.models import Presence
 from nhigw.gateway.agents import AgentKeys
 
 log = get_logger("nhigw.gateway.registry")
+
+# Presence times come from the agent's clock: only a wildly old one is refused outright (a replay
+# within a run is caught by ``sentAt`` going backwards; liveness uses the gateway's own clock).
+MAX_CLOCK_SKEW_S = 300.0
 
 
 @dataclass
@@ -49,7 +54,7 @@ class Registry:
     def online_count(self) -> int:
         return sum(1 for ws in self.entries if self.online(ws))
 
-    def snapshot(self, allowed: "callable[[str], bool] | None" = None) -> list[dict[str, object]]:  # type: ignore[valid-type]
+    def snapshot(self, allowed: Callable[[str], bool] | None = None) -> list[dict[str, object]]:
         out = []
         for ws, e in sorted(self.entries.items()):
             if allowed is not None and not allowed(ws):
@@ -79,7 +84,8 @@ class Registry:
             log.warning("presence_rejected")
             return None
         prev = self.entries.get(ws)
-        if p.workstation != ws or p.agentId != self.agents.agent_id(ws) or (prev and p.sentAt < prev.presence.sentAt) or p.sentAt < time.time() - self.offline_after_s:
+        stale = p.sentAt < time.time() - MAX_CLOCK_SKEW_S
+        if p.workstation != ws or p.agentId != self.agents.agent_id(ws) or (prev and p.sentAt < prev.presence.sentAt) or stale:
             self.rejected += 1
             log.warning("presence_rejected", workstation=ws)
             return None
