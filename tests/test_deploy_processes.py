@@ -266,7 +266,8 @@ async def test_compose_services_run_as_processes(stack: Stack) -> None:
     assert [p.name for p in st.volume("secrets-compat").iterdir()] == ["his_api_key"]
     assert [p.name for p in st.volume("secrets-redis").iterdir()] == ["redis.conf"]
     password = (gw_secrets / "redis_password").read_text()
-    assert re.fullmatch(r"[0-9a-f]{64}", password) and (agent_secrets / "redis_password").read_text() == password
+    agent_password = (agent_secrets / "redis_password").read_text()
+    assert re.fullmatch(r"[0-9a-f]{64}", password) and re.fullmatch(r"[0-9a-f]{64}", agent_password) and agent_password != password
     from nhigw.bus.seal import Sealer
 
     Sealer.from_b64((gw_secrets / "bus_key").read_text())  # a valid gateway key
@@ -279,7 +280,12 @@ async def test_compose_services_run_as_processes(stack: Stack) -> None:
     assert "NOAUTH" in st.redis_cli("ping")  # the password is on
     assert st.redis_cli("config", "get", "appendonly", password=password).split() == ["appendonly", "yes"]
     assert st.healthcheck("redis").returncode == 0
-    assert all(password not in a for a in redis_cmd)  # on no command line
+    assert all(password not in a and agent_password not in a for a in redis_cmd)  # on no command line
+    # The agents' Redis user: its own channels, no key, no other command.
+    agent_cli = ["--user", "agent", "--pass", agent_password, "--no-auth-warning"]
+    assert st.redis_cli(*agent_cli, "publish", "nhigw:presence", "x").strip() == "0"
+    for denied in (["keys", "*"], ["get", "nhigw:agent-key:ws-01"], ["xrange", "nhigw:jobs", "-", "+"], ["publish", "nhigw:jobs", "x"], ["config", "get", "*"]):
+        assert "NOPERM" in st.redis_cli(*agent_cli, *denied), denied
 
     # sim and the gateway replicas (as many as compose runs).
     replicas = SERVICES["gateway"]["deploy"]["replicas"]
@@ -371,7 +377,7 @@ async def test_compose_services_run_as_processes(stack: Stack) -> None:
     bus_key = (gw_secrets / "bus_key").read_text()
     for p in st.procs.values():
         text = p.log()
-        assert password not in text and bus_key not in text and his_key not in text and "Z299999929" not in text, p.name
+        assert password not in text and agent_password not in text and bus_key not in text and his_key not in text and "Z299999929" not in text, p.name
 
 
 def test_entrypoint_reads_secret_files_and_puts_the_password_in_the_redis_url(tmp_path: Path) -> None:
@@ -392,7 +398,9 @@ def test_entrypoint_reads_secret_files_and_puts_the_password_in_the_redis_url(tm
     r = run({"NHIGW_REDIS_URL": "redis://redis:6379/0", **files})
     assert r.returncode == 0 and r.stdout.split() == ["redis://:s3cret@redis:6379/0", "KEY", "False"], r
     r = run({"NHIGW_REDIS_URL": "rediss://user:other@redis:6380/1", **files})
-    assert r.stdout.split()[0] == "rediss://user:other@redis:6380/1"  # its own credentials win
+    assert r.stdout.split()[0] == "rediss://user:other@redis:6380/1"  # its own password wins
+    r = run({"NHIGW_REDIS_URL": "redis://agent@redis:6379/0", **files})
+    assert r.stdout.split()[0] == "redis://agent:s3cret@redis:6379/0"  # an ACL user gets the password
     r = run({"NHIGW_BUS_KEY_FILE": str(tmp_path / "missing")})
     assert r.returncode == 64 and "cannot read" in r.stderr
     # Without a helper name, the entry point is `nhigw` itself.
@@ -513,7 +521,7 @@ def test_kubernetes_containers_run_as_processes(tmp_path: Path) -> None:
     docs = kustomize(ROOT / "deploy" / "k8s" / "overlays" / "staging")
     example = yaml.safe_load((ROOT / "deploy" / "k8s" / "secret.example.yaml").read_text())["stringData"]
     his_key = Clients.add(tmp_path / "clients.json", "his", None, ["*"])
-    secret = {"redis-password": os.urandom(16).hex(), "bus-key": Sealer.new_key_b64(), "master-key": os.urandom(32).hex(), "clients.json": (tmp_path / "clients.json").read_text()}
+    secret = {"redis-password": os.urandom(16).hex(), "redis-agent-password": os.urandom(16).hex(), "bus-key": Sealer.new_key_b64(), "master-key": os.urandom(32).hex(), "clients.json": (tmp_path / "clients.json").read_text()}
     assert set(secret) == set(example)
     workloads = {d["metadata"]["name"]: d for d in docs if d["kind"] in ("Deployment", "StatefulSet")}
     assert set(workloads) == {"redis", "sim", "gateway"}
@@ -533,9 +541,18 @@ def test_kubernetes_containers_run_as_processes(tmp_path: Path) -> None:
         argv[-1] = argv[-1].replace("exec redis-server", f"exec {shutil.which('redis-server')}") + f" --port {rp.port} --bind 127.0.0.1"
         procs.append(Cmd("k8s-redis", argv, tmp_path, rp.env))
         wait_port("127.0.0.1", rp.port, timeout_s=10, proc=procs[-1].proc)
-        assert (rp.mounts["/run/redis"] / "redis.conf").read_text() == f"requirepass {secret['redis-password']}\n"
+        assert (rp.mounts["/run/redis"] / "redis.conf").read_text().startswith(f"requirepass {secret['redis-password']}\nuser agent on >")
         assert rp.probe("readinessProbe") == 0 and rp.probe("livenessProbe") == 0
-        assert all(secret["redis-password"] not in a for a in argv)
+        assert all(secret["redis-password"] not in a and secret["redis-agent-password"] not in a for a in argv)
+        # The agents' ACL user: exactly the channels the code names for an agent, no key.
+        from nhigw.contracts.buskeys import BusKeys
+
+        k = BusKeys()
+        cli = [shutil.which("redis-cli") or "redis-cli", "-p", str(rp.port), "--user", "agent", "--pass", secret["redis-agent-password"], "--no-auth-warning"]
+        for channel in (k.presence, k.enrol, k.enrol_reply("a1"), k.replies("gw1"), k.calls("ws-03")):
+            assert subprocess.run([*cli, "publish", channel, "x"], capture_output=True, text=True, check=True).stdout.strip() == "0", channel
+        for denied in (["publish", k.jobs, "x"], ["get", k.agent_key("ws-03")], ["keys", "*"]):
+            assert "NOPERM" in subprocess.run([*cli, *denied], capture_output=True, text=True, check=True).stdout, denied
 
         for name in ("sim", "gateway"):
             procs.append(Cmd(f"k8s-{name}", pods[name].argv(entry / "nhigw-entrypoint"), tmp_path, pods[name].env).wait_ready())

@@ -6,8 +6,9 @@
 #  - NHIGW_<NAME>_FILE=<path>  exports NHIGW_<NAME> with the file's content (the Docker /
 #    Kubernetes secrets-as-files convention), e.g. NHIGW_BUS_KEY_FILE=/run/nhigw-secrets/bus_key;
 #  - NHIGW_REDIS_PASSWORD (or its _FILE) is put into NHIGW_REDIS_URL when that URL carries
-#    no credentials (redis://redis:6379/0 -> redis://:<password>@redis:6379/0). The password
-#    must be URL-safe (init-secrets.sh makes a hex one).
+#    no password (redis://redis:6379/0 -> redis://:<password>@redis:6379/0, and with an ACL
+#    user redis://agent@redis:6379/0 -> redis://agent:<password>@redis:6379/0). The password
+#    must be URL-safe (init-secrets.sh makes hex ones).
 set -eu
 
 for var in $(env | sed -n 's/^\(NHIGW_[A-Z0-9_]*\)_FILE=.*/\1/p'); do
@@ -23,10 +24,14 @@ done
 
 if [ -n "${NHIGW_REDIS_PASSWORD:-}" ] && [ -n "${NHIGW_REDIS_URL:-}" ]; then
   case "$NHIGW_REDIS_URL" in
-    *@*) ;;  # the URL has its own credentials
     redis://*|rediss://*)
       scheme=${NHIGW_REDIS_URL%%://*}
-      export NHIGW_REDIS_URL="${scheme}://:${NHIGW_REDIS_PASSWORD}@${NHIGW_REDIS_URL#*://}"
+      rest=${NHIGW_REDIS_URL#*://}
+      case "$rest" in
+        *:*@*) ;;  # the URL has its own password
+        *@*) export NHIGW_REDIS_URL="${scheme}://${rest%%@*}:${NHIGW_REDIS_PASSWORD}@${rest#*@}" ;;
+        *) export NHIGW_REDIS_URL="${scheme}://:${NHIGW_REDIS_PASSWORD}@${rest}" ;;
+      esac
       ;;
   esac
 fi

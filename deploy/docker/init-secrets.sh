@@ -2,17 +2,20 @@
 # nhigw-init-secrets DIR: the compose stack's one-shot `secrets` service.
 # Writes, once, each role's secrets into its own directory (its own volume), so that every
 # container sees only its own:
-#   DIR/redis/redis.conf          `requirepass ...` for redis-server (on no command line)
-#   DIR/gateway/redis_password    the Redis password (hex, URL-safe)
+#   DIR/redis/redis.conf          for redis-server (so no password is on a command line):
+#                                 `requirepass` (the default user: gateways) and the ACL user
+#                                 `agent`, which may only PUBLISH/SUBSCRIBE on the agents'
+#                                 channels (nhigw.contracts.buskeys) and read no key
+#   DIR/gateway/redis_password    the Redis password of the default user (hex, URL-safe)
 #   DIR/gateway/bus_key           the gateway key (`nhigw keygen`): gateway replicas only
 #   DIR/gateway/master_key        NHIGW_MASTER_KEY, the at-rest key of sealed files
 #   DIR/gateway/clients.json      HIS clients (API key hashes), with the client `demo-his`
 #   DIR/gateway/his_api_key       demo-his's API key, for the README's curl (demo only)
 #   DIR/compat/his_api_key        the compat service's HIS key (client ws-01-compat, ws-01 only)
-#   DIR/agent/redis_password      the Redis password
+#   DIR/agent/redis_password      the password of the Redis user `agent`
 #   DIR/agent/master_key          the agent's own at-rest key (keeps its enrolment across
 #                                 container re-creation); the agent never sees the gateway key
-# REDIS_PASSWORD, NHIGW_BUS_KEY and NHIGW_MASTER_KEY from the environment (e.g. an .env file
+# REDIS_PASSWORD, REDIS_AGENT_PASSWORD, NHIGW_BUS_KEY and NHIGW_MASTER_KEY from the environment (e.g. an .env file
 # beside docker-compose.yml) are used instead of random values. Existing files are kept, so
 # `docker compose up` again keeps the same secrets.
 set -eu
@@ -31,13 +34,20 @@ put() {  # put FILE VALUE: write FILE unless it exists
 
 put "$dir/gateway/redis_password" "${REDIS_PASSWORD:-$(rand_hex)}"
 password=$(cat "$dir/gateway/redis_password")
-put "$dir/agent/redis_password" "$password"
+put "$dir/agent/redis_password" "${REDIS_AGENT_PASSWORD:-$(rand_hex)}"
+agent_password=$(cat "$dir/agent/redis_password")
 put "$dir/gateway/bus_key" "${NHIGW_BUS_KEY:-$(nhigw keygen)}"
 put "$dir/gateway/master_key" "${NHIGW_MASTER_KEY:-$(rand_hex)}"
 put "$dir/agent/master_key" "$(rand_hex)"
 # redis-server runs as its own user (uid 999) in the redis image: its file is world-readable
 # inside a volume that only the redis and secrets containers mount.
+# The agent's channels, named by the code (nhigw.contracts.buskeys; the bus's keepalive channel).
+channels=$(python3 -c 'import sys
+from nhigw.contracts.buskeys import BusKeys
+k = BusKeys(sys.argv[1])
+print(" ".join("&" + c for c in ("__nhigw_keepalive__", k.presence, k.enrol, k.enrol_reply("*"), k.replies("*"), k.calls("*"))))' "${NHIGW_BUS_PREFIX:-nhigw}")
 put "$dir/redis/redis.conf" "requirepass $password
+user agent on >$agent_password resetkeys resetchannels $channels -@all +publish +subscribe +unsubscribe +ping
 "
 chmod 0644 "$dir/redis/redis.conf"
 chmod 0755 "$dir/redis"
