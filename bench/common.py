@@ -255,6 +255,18 @@ def loadgen(url: str, bodies: Path, *, rate: float, duration_s: float, warmup_s:
     return json.loads(out.stdout)
 
 
+def gateway_args(port: int, cloud: str, redis_url: str, *, prefix: str = "bench", key: str | None = None) -> list[str]:
+    """``nhigw gateway`` for a benchmark: real Redis; the per-hospital rate limit (default 50/s)
+    lifted, since the benchmarks measure throughput, not the limiter."""
+    from nhigw.bus.seal import Sealer
+
+    args = ["gateway", "--port", str(port), "--cloud", cloud, "--redis", redis_url, "--bus-key", key or Sealer.new_key_b64(), "--bus-prefix", prefix]
+    help_text = subprocess.run([PY, "-m", "nhigw", "gateway", "--help"], capture_output=True, text=True, cwd=ROOT).stdout
+    if "--rate-per-s" in help_text:
+        args += ["--rate-per-s", "1000000", "--rate-burst", "1000000"]
+    return args
+
+
 def have(exe: str) -> bool:
     return shutil.which(exe) is not None
 

@@ -2,6 +2,7 @@
 
     python bench/loadgen.py --url URL --bodies FILE --rate 200 --duration 5 [--warmup 1]
     python bench/loadgen.py --url URL --bodies FILE --rate 0 --concurrency 64 --duration 5   # saturation
+    --url URL1,URL2: round-robin over several targets (gateway replicas)
 
 Fixed rate (open loop): request i is due at ``t0 + i / rate`` whatever happened to the
 ones before, and its latency is counted from that due time, so a stall shows as
@@ -37,6 +38,8 @@ async def run(url: str, bodies: list[bytes], rate: float, duration_s: float, war
     statuses: Counter[str] = Counter()
     codes: Counter[str] = Counter()
     it = iter(bodies)
+    urls = url.split(",")  # several targets (replicas): round-robin
+    rr = 0
     conn = aiohttp.TCPConnector(limit=max(concurrency, 256), force_close=False)
     headers = {"Content-Type": "application/json"}
     async with aiohttp.ClientSession(connector=conn, timeout=aiohttp.ClientTimeout(total=30)) as http:
@@ -47,14 +50,16 @@ async def run(url: str, bodies: list[bytes], rate: float, duration_s: float, war
         used = 0
 
         async def one(due: float) -> bool:
-            nonlocal counted_done, used
+            nonlocal counted_done, used, rr
             body = next(it, None)
             if body is None:
                 statuses["no-body"] += 1
                 return False
             used += 1
+            target = urls[rr % len(urls)]
+            rr += 1
             try:
-                async with http.post(url, data=body, headers=headers) as r:
+                async with http.post(target, data=body, headers=headers) as r:
                     payload = await r.read()
                     st = str(r.status)
             except (aiohttp.ClientError, TimeoutError) as exc:

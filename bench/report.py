@@ -89,7 +89,8 @@ def scale(d: dict[str, Any]) -> list[str]:
         f"| latency burst -> registry p50 / p99 / max | {b['latency']['p50_ms']} / {b['latency']['p99_ms']} / {b['latency']['max_ms']} ms |",
         f"| steady state, fewest online at any poll | {s['online_min']} |",
         f"| gateway CPU per presence message | {s['gateway_cpu_us_per_presence']} µs |",
-        f"| gateway RSS before / after | {d['gateway_rss_mib']['before']} / {d['gateway_rss_mib']['after']} MiB |",
+        f"| enrolment of all agents (one-time tokens, over the bus, 50 at a time) | {d.get('enrolment_s', '—')} s |",
+        f"| gateway RSS before / after enrolment / after | {d['gateway_rss_mib']['before']} / {d['gateway_rss_mib'].get('after_enrolment', '—')} / {d['gateway_rss_mib']['after']} MiB |",
         "",
     ]
     L += ["| target | measured | goal | |", "|---|---|---|---|"]
@@ -134,7 +135,7 @@ SECTIONS = [
     ("1. Gateway overhead", "gateway_overhead", gateway, "python bench/gateway_overhead.py"),
     ("2. Card path over pcscd + vpcd", "card_path", card, "python bench/card_path.py"),
     ("3. Scale: 1,000 agents", "scale", scale, "python bench/scale.py"),
-    ("4. Queue: Redis Streams, 1 and 2 gateway replicas", "queue", queue, "python bench/queue.py"),
+    ("4. Queue: Redis Streams, 1 and 2 gateway replicas", "queue", queue, "python bench/queue_bench.py"),
     ("5. Soak", "soak", soak, "python bench/soak.py --duration 1800"),
     ("Profile of the hot paths", "profile", profile, "python bench/profile.py"),
 ]

@@ -2,9 +2,10 @@
 
     python bench/scale.py [--agents 1000] [--steady 10]
 
-The agents are one separate process (``--role agents``): each simulated agent is an
-asyncio task that publishes its ``Presence`` (the model ``nhigw.agent.buslink``
-sends) on the bus's presence channel, all at once first (a burst, as after a Redis
+The agents are one separate process (``--role agents``): each simulated agent first
+enrols as a real agent does (a one-time token, traded over the bus for its own key),
+then is an asyncio task that publishes its ``Presence`` sealed with that key (what
+``nhigw.agent.buslink`` sends) on the bus's presence channel, all at once first (a burst, as after a Redis
 restart or a power cut), then every ``interval_s`` (1 s) with a random phase, as real
 agents do. The gateway (``nhigw gateway``, its own process) learns them through its
 registry. The bench polls ``GET /api/workstations`` every 50 ms: a workstation's
@@ -29,27 +30,50 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import PY, RESULTS, ROOT, Services, cpu_s, free_port, rss_mib, summary_ms, write_result  # noqa: E402
+from common import PY, RESULTS, ROOT, Services, cpu_s, free_port, gateway_args, rss_mib, summary_ms, write_result  # noqa: E402
 
 
-async def agents_role(redis_url: str, prefix: str, n: int, steady_s: float, interval_s: float) -> None:
+async def agents_role(redis_url: str, prefix: str, n: int, steady_s: float, interval_s: float, gateway_key_b64: str) -> None:
+    import base64
+
     import redis.asyncio as aioredis
 
+    from nhigw.bus.enrol import enrol
+    from nhigw.bus.redis import RedisBus
+    from nhigw.bus.seal import seal_envelope
     from nhigw.contracts.buskeys import BusKeys
     from nhigw.contracts.models import CardStates, Presence
+    from nhigw.gateway.agents import AgentKeys
+    from nhigw.gateway.store import RedisKV
 
     keys = BusKeys(prefix)
     client = aioredis.Redis(connection_pool=aioredis.BlockingConnectionPool.from_url(redis_url, max_connections=64, timeout=30))
-    states = CardStates.model_validate({"sam": 2, "hpc": 0, "hc": 1}) if "sam" in CardStates.model_fields else CardStates()
+    bus = RedisBus(redis_url)
+    # Enrolment as in production: a one-time token per workstation (the operator's
+    # `nhigw gateway enrol-token`), traded by the agent for its own key over the bus.
+    issuer = AgentKeys(bus, RedisKV(client), keys, base64.b64decode(gateway_key_b64))
+    t_enrol = time.time()
+    sem = asyncio.Semaphore(50)
+
+    async def enrol_one(i: int):  # type: ignore[no-untyped-def]
+        async with sem:
+            ws = f"ws-{i:04d}"
+            return await enrol(bus, keys, ws, await issuer.issue_token(ws), timeout_s=60)
+
+    idents = await asyncio.gather(*(enrol_one(i) for i in range(n)))
+    enrol_s = time.time() - t_enrol
+    states = CardStates.model_validate({"initialized": True, "sam": 2, "hpc": 0, "hc": 2})
     sent = 0
 
     def presence(i: int) -> bytes:
-        return Presence(workstation=f"ws-{i:04d}", agentId=f"a{i:011d}", version="bench", sentAt=time.time(), interval_s=interval_s, states=states).model_dump_json().encode()
+        ident = idents[i]
+        p = Presence(workstation=ident.workstation, agentId=ident.agentId, version="bench", sentAt=time.time(), interval_s=interval_s, states=states)
+        return seal_envelope(ident.key, keys.presence, ident.workstation, p.model_dump_json().encode())
 
     burst_at = time.time()
     await asyncio.gather(*(client.publish(keys.presence, presence(i)) for i in range(n)))
     sent += n
-    print(json.dumps({"burst_at": burst_at, "burst_sent_s": time.time() - burst_at}), flush=True)
+    print(json.dumps({"burst_at": burst_at, "burst_sent_s": time.time() - burst_at, "enrol_s": enrol_s}), flush=True)
     stop_at = time.monotonic() + steady_s
 
     async def one(i: int) -> None:
@@ -62,6 +86,7 @@ async def agents_role(redis_url: str, prefix: str, n: int, steady_s: float, inte
 
     await asyncio.gather(*(one(i) for i in range(n)))
     print(json.dumps({"sent": sent}), flush=True)
+    await bus.close()
     await client.aclose()
 
 
@@ -98,26 +123,30 @@ def main() -> None:
     ap.add_argument("--interval", type=float, default=1.0)
     ap.add_argument("--redis")
     ap.add_argument("--prefix", default="bench")
+    ap.add_argument("--gateway-key")
     a = ap.parse_args()
     if a.role == "agents":
-        asyncio.run(agents_role(a.redis, a.prefix, a.agents, a.steady, a.interval))
+        asyncio.run(agents_role(a.redis, a.prefix, a.agents, a.steady, a.interval, a.gateway_key))
         return
-
-    from nhigw.bus.seal import Sealer
 
     with Services() as svc:
         _r, redis_url = svc.redis()
         gw_port = free_port()
-        gw = svc.nhigw("gateway", ["gateway", "--port", str(gw_port), "--cloud", "http://127.0.0.1:9", "--redis", redis_url, "--bus-key", Sealer.new_key_b64(), "--bus-prefix", a.prefix])
+        from nhigw.bus.seal import Sealer
+
+        gateway_key = Sealer.new_key_b64()
+        gw = svc.nhigw("gateway", gateway_args(gw_port, "http://127.0.0.1:9", redis_url, prefix=a.prefix, key=gateway_key))
         url = f"http://127.0.0.1:{gw_port}/api/workstations"
         time.sleep(0.5)
         rss0 = rss_mib(gw.proc.pid)
         agents = subprocess.Popen(
-            [PY, str(Path(__file__)), "--role", "agents", "--redis", redis_url, "--prefix", a.prefix, "--agents", str(a.agents), "--steady", str(a.steady), "--interval", str(a.interval)],
+            [PY, str(Path(__file__)), "--role", "agents", "--redis", redis_url, "--prefix", a.prefix, "--agents", str(a.agents), "--steady", str(a.steady), "--interval", str(a.interval), "--gateway-key", gateway_key],
             stdout=subprocess.PIPE, cwd=ROOT, text=True,
         )
         assert agents.stdout is not None
         first = json.loads(agents.stdout.readline())
+        rss_enrolled = rss_mib(gw.proc.pid)
+        print(f"{a.agents} agents enrolled in {first['enrol_s']:.1f} s (one-time token each, over the bus)")
         cpu0 = cpu_s(gw.proc.pid)
         seen, waited = asyncio.run(poll(url, a.agents, first["burst_at"], timeout_s=30))
         lat_ms = [v * 1000 for v in seen.values()]
@@ -148,7 +177,8 @@ def main() -> None:
             "params": {"agents": a.agents, "steady_s": a.steady, "interval_s": a.interval},
             "burst": {"published_in_ms": round(first["burst_sent_s"] * 1000, 1), "seen": len(seen), "all_seen_s": all_seen_s and round(all_seen_s, 3), "latency": s},
             "steady": {"online_min": min(counts) if counts else None, "online_polls": counts, "presence_messages": sent, "gateway_cpu_us_per_presence": per_msg_us},
-            "gateway_rss_mib": {"before": rss0, "after": rss1},
+            "enrolment_s": round(first["enrol_s"], 2),
+            "gateway_rss_mib": {"before": rss0, "after_enrolment": rss_enrolled, "after": rss1},
             "targets": targets,
         },
     )
