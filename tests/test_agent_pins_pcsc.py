@@ -19,10 +19,20 @@ pytestmark = [pytest.mark.pcsc]
 PINS = ["12345678", "87654321", "11223344", "00000000", "99999999", "11111111", "5917", "6042", "2580"]
 
 
+async def readers_empty(backend: PcscBackend) -> None:
+    """Wait until pcscd reports no card anywhere: vpcd swaps faster than pcscd polls look like no change at all."""
+    for _ in range(100):
+        if not any((await backend.presence()).values()):
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("pcscd still reports cards from a previous test")
+
+
 @pytest.fixture
 async def pcsc_stack(pcscd: dict) -> AsyncIterator[AgentStack]:  # type: ignore[type-arg]
     backend = PcscBackend()
     async with agent_stack([], backend=backend) as s:
+        await readers_empty(backend)
         links = [VpcdLink(s.factory.make(spec), port=port) for spec, port in zip([SAM, HC_PIN, HPC], pcscd["ports"], strict=False)]  # type: ignore[arg-type]
         for link in links:
             await link.insert()
@@ -37,6 +47,7 @@ async def pcsc_stack(pcscd: dict) -> AsyncIterator[AgentStack]:  # type: ignore[
             await s.agent.finalize(quiet=True)
             for link in links:
                 await link.remove()
+            await readers_empty(backend)
 
 
 async def ready_with_all_cards(s: AgentStack) -> None:
@@ -129,3 +140,40 @@ async def test_hc_pin_set_verify_disable_over_pcsc_and_apdu_counts(pcsc_stack: A
         assert status == 200 and sig["hcId"] == "000073898383"
     text = repr(logs)
     assert [p for p in PINS if p in text] == []
+
+
+async def test_insert_and_remove_seen_through_pcsc_status_change_not_polling(pcscd: dict) -> None:  # type: ignore[type-arg]
+    """The monitor's safety-net rescan is 30 s here: only PC/SC status-change events can make the agent see cards in time."""
+    backend = PcscBackend()
+    async with agent_stack([], backend=backend, monitor_s=30.0) as s:
+        sam = VpcdLink(s.factory.make(SAM), port=pcscd["ports"][0])  # type: ignore[index]
+        hc = VpcdLink(s.factory.make("hc:000073898381"), port=pcscd["ports"][1])  # type: ignore[index]
+        await readers_empty(backend)
+        await sam.insert()
+        try:
+            assert await s.code("POST", "/api/common/v1/Initial", {}) == 0
+            for _ in range(100):  # pcscd may lag the insertion: wait until the agent holds the SAM
+                if "sam" in s.agent.slots:
+                    break
+                await s.agent.rescan()
+                await asyncio.sleep(0.05)
+            assert await s.code("POST", "/api/sam/v1/Verification", {}) == 0
+            q = s.agent.subscribe()
+            seen: dict[str, float] = {}
+            for action, link in (("inserted", hc), ("removed", hc)):
+                t0 = time.monotonic()
+                await (link.insert() if action == "inserted" else link.remove())
+                while True:
+                    ev = await asyncio.wait_for(q.get(), 10)
+                    if ev.type == action and ev.kind == "hc":
+                        seen[action] = time.monotonic() - t0
+                        break
+                _, st = await s.a("GET", "/api/common/v1/Status")
+                assert st["status"]["hc"]["status"] == (2 if action == "inserted" else 0)
+            print("card event latency (s):", {k: round(v, 3) for k, v in seen.items()})
+            assert max(seen.values()) < 3.0, seen  # seen within a second on an idle machine; far below the 30 s rescan
+        finally:
+            await s.agent.finalize(quiet=True)
+            await hc.remove()
+            await sam.remove()
+            await readers_empty(backend)

@@ -4,6 +4,13 @@
 pyscard adapter runs every blocking PC/SC call on one dedicated worker thread (never
 on the event loop); the in-process adapter talks to ``nhigw.vcard`` cards directly.
 
+Card events: ``ReaderBackend.wait_change(timeout_s)`` returns when a reader or a card
+changed (or at the timeout). The pyscard adapter blocks in ``SCardGetStatusChange`` (with the
+PnP reader, so a reader plugged in or out wakes it too) on a second worker thread with its
+own PC/SC context, so the card monitor does not poll; ``close`` cancels it (``SCardCancel``).
+When pcscd is gone the wait fails at once: the adapter drops its contexts and re-establishes
+them on the next call, so a restarted pcscd is picked up without restarting the agent.
+
 Exceptions::
 
     CardIOError             any failure talking to a card or reader
@@ -15,6 +22,8 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
+import time
 from collections.abc import Callable
 from typing import Any, Protocol, TypeVar
 
@@ -56,6 +65,10 @@ class ReaderBackend(Protocol):
         """reader -> ATR (or another token that changes when the card changes), None when empty."""
         ...
 
+    async def wait_change(self, timeout_s: float) -> bool:
+        """Return when a reader or card may have changed (True) or at the timeout (False)."""
+        ...
+
     async def close(self) -> None: ...
 
 
@@ -86,6 +99,7 @@ class InProcessBackend:
 
     def __init__(self, bank: Any) -> None:  # nhigw.vcard.bank.VirtualReaderBank
         self.bank = bank
+        self._seen_generation = getattr(bank, "generation", 0)
 
     async def readers(self) -> list[str]:
         return list(self.bank.names)
@@ -97,6 +111,30 @@ class InProcessBackend:
 
     async def presence(self) -> dict[str, bytes | None]:
         return {r: (id(self.bank.cards[r]).to_bytes(8, "little") if r in self.bank.cards else None) for r in self.bank.names}
+
+    async def wait_change(self, timeout_s: float) -> bool:
+        listeners = getattr(self.bank, "listeners", None)
+        if self.bank.generation != self._seen_generation:
+            self._seen_generation = self.bank.generation
+            return True
+        if listeners is None:  # an older bank without listeners: a short sleep
+            await asyncio.sleep(min(timeout_s, 0.05))
+            return self.bank.generation != self._seen_generation
+        loop = asyncio.get_running_loop()
+        ev = asyncio.Event()
+
+        def wake() -> None:
+            loop.call_soon_threadsafe(ev.set)
+
+        listeners.append(wake)
+        try:
+            await asyncio.wait_for(ev.wait(), timeout_s)
+        except TimeoutError:
+            return False
+        finally:
+            listeners.remove(wake)
+        self._seen_generation = self.bank.generation
+        return True
 
     async def close(self) -> None:
         return None
@@ -110,9 +148,15 @@ class PcscBackend:
 
     name = "pcsc"
 
+    PNP = "\\\\?PnP?\\Notification"
+
     def __init__(self) -> None:
         self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="pcsc")
+        self._wait_pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="pcsc-wait")
         self._ctx: Any = None
+        self._wctx: Any = None
+        self._known: dict[str, int] = {}
+        self._closing = False
 
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
@@ -160,11 +204,63 @@ class PcscBackend:
         out: dict[str, bytes | None] = {}
         for reader, event_state, atr in states:
             # The event counter (high 16 bits) changes on every insert/remove, so a swapped card is noticed.
-            out[reader] = (bytes(atr) + (event_state >> 16).to_bytes(2, "big")) if event_state & SCARD_STATE_PRESENT else None
+            # pyscard sometimes hands the ATR back padded with NULs to its buffer size: strip them, or a
+            # card would look swapped (and the SAM lose its verification) when nothing happened.
+            out[reader] = (bytes(atr).rstrip(b"\x00") + (event_state >> 16).to_bytes(2, "big")) if event_state & SCARD_STATE_PRESENT else None
         return out
 
     async def presence(self) -> dict[str, bytes | None]:
         return await self._run(self._presence_sync)
+
+    def _wait_sync(self, timeout_ms: int) -> bool:
+        from smartcard.scard import (
+            SCARD_E_TIMEOUT,
+            SCARD_S_SUCCESS,
+            SCARD_SCOPE_USER,
+            SCARD_STATE_CHANGED,
+            SCARD_STATE_UNAWARE,
+            SCardEstablishContext,
+            SCardGetStatusChange,
+            SCardListReaders,
+            SCardReleaseContext,
+        )
+
+        if self._closing:
+            return False
+        if self._wctx is None:
+            hresult, ctx = SCardEstablishContext(SCARD_SCOPE_USER)
+            if hresult != SCARD_S_SUCCESS:
+                time.sleep(min(timeout_ms, 1000) / 1000)  # pcscd not (yet) running
+                return True
+            self._wctx = ctx
+        hresult, readers = SCardListReaders(self._wctx, [])
+        readers = list(readers) if hresult == SCARD_S_SUCCESS else []
+        states = [(r, self._known.get(r, SCARD_STATE_UNAWARE)) for r in readers]
+        states.append((self.PNP, self._known.get(self.PNP, SCARD_STATE_UNAWARE) if readers else SCARD_STATE_UNAWARE))
+        hresult, new = SCardGetStatusChange(self._wctx, timeout_ms, states)
+        if hresult == SCARD_E_TIMEOUT:
+            return False
+        if hresult != SCARD_S_SUCCESS:
+            # Cancelled, or pcscd went away: start again with a fresh context next time.
+            with contextlib.suppress(Exception):
+                SCardReleaseContext(self._wctx)
+            self._wctx = None
+            self._known = {}
+            if not self._closing:
+                time.sleep(0.2)
+            return True
+        changed = False
+        known: dict[str, int] = {}
+        for reader, event_state, _atr in new:
+            changed |= bool(event_state & SCARD_STATE_CHANGED)
+            known[reader] = event_state & ~SCARD_STATE_CHANGED
+        self._known = known
+        return changed
+
+    async def wait_change(self, timeout_s: float) -> bool:
+        if self._closing:
+            return False
+        return await asyncio.get_running_loop().run_in_executor(self._wait_pool, self._wait_sync, int(timeout_s * 1000))
 
     def _connect_sync(self, reader: str) -> "PcscConnection":
         from smartcard.Exceptions import CardConnectionException, NoCardException
@@ -197,6 +293,19 @@ class PcscBackend:
     async def close(self) -> None:
         if self._pool._shutdown:  # closed already
             return
+        self._closing = True
+        if self._wctx is not None:
+            from smartcard.scard import SCardCancel
+
+            with contextlib.suppress(Exception):
+                SCardCancel(self._wctx)  # wakes a blocked SCardGetStatusChange (allowed from any thread)
+        await asyncio.get_running_loop().run_in_executor(None, lambda: self._wait_pool.shutdown(wait=True, cancel_futures=True))
+        if self._wctx is not None:
+            from smartcard.scard import SCardReleaseContext
+
+            with contextlib.suppress(Exception):
+                SCardReleaseContext(self._wctx)
+            self._wctx = None
         await self._run(self._release_context_sync)
         self._pool.shutdown(wait=False, cancel_futures=True)
 

@@ -241,6 +241,7 @@ class Agent:
     cloud_sams: CloudSamStore = field(init=False)
     hca_verifier: Callable[[], MobileHcaVerifier] | None = None
     _monitor: asyncio.Task[None] | None = None
+    _retry_soon: bool = False
 
     def __post_init__(self) -> None:
         self.settings = SettingsStore(self.data_dir)
@@ -370,19 +371,22 @@ class Agent:
 
     # ------------------------------------------------------------------ discovery
 
-    async def _identify(self, reader: str, token: bytes | None) -> None:
-        """Find which card sits in ``reader`` by selecting the applets (HC first: it changes most)."""
+    async def _identify(self, reader: str, token: bytes | None) -> bool:
+        """Find which card sits in ``reader`` by selecting the applets (HC first: it changes most).
+
+        False when a card is reported but could not be reached (the caller retries soon).
+        """
         for kind, slot in list(self.slots.items()):
             if slot.reader == reader:
                 self._drop(kind)
                 with contextlib.suppress(Exception):
                     await slot.conn.close()
         if token is None:
-            return
+            return True
         try:
             conn = await self.backend.connect(reader)
         except CardIOError:
-            return
+            return False
         for kind, cls in (("hc", HcSession), ("sam", SamSession), ("hpc", HpcSession)):
             sess: Session = cls(conn)
             try:
@@ -397,10 +401,13 @@ class Agent:
                     self.slots[kind] = Slot(reader, kind, conn, token)
                     log.info("card_found", kind=kind, reader=reader)
                     self._emit("inserted", kind, reader)
-                    return
+                    return True
             except (CardIOError, ApduError, ValueError):
-                break
+                with contextlib.suppress(Exception):
+                    await conn.close()
+                return False
         await conn.close()
+        return True  # a card, but none of ours (or a second card of a kind)
 
     def _drop(self, kind: str) -> None:
         slot = self.slots.pop(kind, None)
@@ -440,21 +447,35 @@ class Agent:
                 new = presence.get(reader)
                 if self.tokens.get(reader) != new:
                     self.tokens[reader] = new
-                    await self._identify(reader, new)
+                    if not await self._identify(reader, new):
+                        self.tokens[reader] = None  # not identified (e.g. pcscd still powering it): try again soon
+                        self._retry_soon = True
                     changed = True
         if changed:
             self._changed()
         return changed
 
     async def _monitor_loop(self, interval_s: float) -> None:
+        """Rescan on every reader/card change the backend reports (PC/SC status change, no busy polling),
+        and at least every ``interval_s`` as a safety net."""
+        wait = getattr(self.backend, "wait_change", None)
         while True:
             try:
                 await self.rescan()
             except Exception:  # keep watching whatever one scan did
                 log.exception("monitor_error")
-            await asyncio.sleep(interval_s)
+            timeout_s = min(interval_s, 0.25) if self._retry_soon else interval_s
+            self._retry_soon = False
+            if wait is None:
+                await asyncio.sleep(timeout_s)
+                continue
+            try:
+                await wait(timeout_s)
+            except Exception:
+                log.exception("monitor_wait_error")
+                await asyncio.sleep(interval_s)
 
-    def start_monitor(self, interval_s: float = 0.25) -> None:
+    def start_monitor(self, interval_s: float = 1.0) -> None:
         if self._monitor is None:
             self._monitor = asyncio.create_task(self._monitor_loop(interval_s), name="card-monitor")
 
@@ -534,7 +555,9 @@ class Agent:
             for reader in self.readers_in_use:
                 tok = presence.get(reader)
                 self.tokens[reader] = tok
-                await self._identify(reader, tok)
+                if not await self._identify(reader, tok):
+                    self.tokens[reader] = None
+                    self._retry_soon = True
             if want_sam is not None and (self.phys_sam_ids is None or self.phys_sam_ids[0] != want_sam):
                 await self._finalize_locked()
                 raise StatusError(Code.NO_DEVICE, f"no SAM or cloud SAM {want_sam}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from nhigw.vcard.cards import HcCard, HpcCard, SamCard, VirtualCard
@@ -42,19 +43,29 @@ class CardFactory:
 
 @dataclass
 class VirtualReaderBank:
-    """In-process readers: ``names[i]`` holds ``cards[i]`` or nothing. Insert/remove at will."""
+    """In-process readers: ``names[i]`` holds ``cards[i]`` or nothing. Insert/remove at will.
+
+    ``listeners`` are called (no arguments, from the thread that changed the bank) on every
+    insert and remove: the in-process reader backend wakes its card monitor with them.
+    """
 
     names: list[str] = field(default_factory=lambda: [f"nhigw Virtual Reader {i}" for i in range(3)])
     cards: dict[str, VirtualCard] = field(default_factory=dict)
     generation: int = 0  # bumped on every insert/remove so connections can notice a swap
+    listeners: list[Callable[[], None]] = field(default_factory=list)
+
+    def _changed(self) -> None:
+        self.generation += 1
+        for fn in list(self.listeners):
+            fn()
 
     def insert(self, reader: str, card: VirtualCard) -> None:
         if reader not in self.names:
             raise KeyError(reader)
         card.reset()
         self.cards[reader] = card
-        self.generation += 1
+        self._changed()
 
     def remove(self, reader: str) -> None:
         self.cards.pop(reader, None)
-        self.generation += 1
+        self._changed()
