@@ -54,6 +54,7 @@ from typing import Any
 from nhigw.client import AgentClient, CloudClient
 from nhigw.client.errors import DecodingError, RequestTimeout, StatusCodeError, TransportError
 from nhigw.common.logging import get_logger
+from nhigw.common.roctime import TAIWAN
 from nhigw.compat import buffers as B
 from nhigw.compat.errors import (
     AGENT_UNREACHABLE,
@@ -70,7 +71,6 @@ from nhigw.contracts.routes import lookup
 
 log = get_logger("nhigw.compat")
 
-TAIPEI = dt.timezone(dt.timedelta(hours=8))
 
 
 @dataclass
@@ -193,7 +193,7 @@ def roc_datetime(value: str) -> str:
         except ValueError as exc:
             raise ValueError(f"not a date-time: {value!r}") from exc
     if t.tzinfo is not None:
-        t = t.astimezone(TAIPEI)
+        t = t.astimezone(TAIWAN)
     return f"{t.year - 1911:03d}{t:%m%d%H%M%S}"
 
 

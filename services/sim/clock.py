@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 
+from nhigw.common.roctime import taiwan_now
+
 
 def roc_date(t: dt.datetime) -> str:
     return f"{t.year - 1911:03d}{t:%m%d}"
@@ -21,5 +23,5 @@ def parse_roc(s: str) -> dt.datetime:
 
 
 def roc_now() -> str:
-    """``yyyMMddHHmmss`` in ROC years (the cloud's date-time format)."""
-    return roc_datetime(dt.datetime.now())
+    """``yyyMMddHHmmss`` in ROC years, Taiwan time (the cloud's date-time format)."""
+    return roc_datetime(taiwan_now())

@@ -37,6 +37,7 @@ from typing import Any
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from nhigw.common.roctime import taiwan_now
 from nhigw.contracts.cloud import Fault
 from nhigw.contracts.codes import Code, StatusError
 from nhigw.sim.clock import roc_date
@@ -180,7 +181,7 @@ class SimStore:
     # ------------------------------------------------------------------ time
 
     def now(self) -> dt.datetime:
-        return dt.datetime.now() + dt.timedelta(seconds=self.clock_offset_s)
+        return taiwan_now() + dt.timedelta(seconds=self.clock_offset_s)
 
     def now_s(self) -> float:
         return time.time() + self.clock_offset_s
