@@ -107,7 +107,8 @@ def summary_ms(values_ms: list[float]) -> dict[str, float]:
 def write_result(name: str, data: dict[str, Any]) -> Path:
     RESULTS.mkdir(parents=True, exist_ok=True)
     out = RESULTS / f"{name}.json"
-    doc = {"benchmark": name, "machine": machine(), "loadavg_at_end": [round(x, 2) for x in os.getloadavg()], "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **data}
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=os.environ.get("NHIGW_SRC") or ROOT).stdout.strip()
+    doc = {"benchmark": name, "machine": machine(), "commit": os.environ.get("NHIGW_SRC_COMMIT") or commit, "loadavg_at_end": [round(x, 2) for x in os.getloadavg()], "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **data}
     out.write_text(json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
     print(f"wrote {out.relative_to(ROOT)}")
     return out

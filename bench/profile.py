@@ -42,10 +42,30 @@ def parse_collapsed(path: Path, top: int = 15) -> dict:  # type: ignore[type-arg
         for f in set(frames):
             incl[f] += count
         self_[frames[-1]] += count
-    skip = ("<module>", "run (asyncio", "run_forever", "_run_once", "_run (events", "run_until_complete", "main (", "_run_code", "_run_module_as_main", "serve (cli", "cmd_", "run (runners")
-    rows = [{"function": f, "share": c / total} for f, c in incl.most_common(200) if not f.startswith(skip)][:top]
+    plumbing = ("(runners.py)", "(base_events.py)", "(events.py)", "(__main__.py)", "(cli.py)", "(<frozen runpy>)")
+    rows = [{"function": f, "share": c / total} for f, c in incl.most_common(300) if not f.endswith(plumbing) and not f.startswith("<module>")][:top]
     selfrows = [{"function": f, "share": c / total} for f, c in self_.most_common(top)]
     return {"samples": total, "top": rows, "self": selfrows}
+
+
+def redis_commands_per_request(redis_url: str, url: str, maker: SigMaker, n: int = 100) -> dict[str, float]:
+    """Redis commands the gateway runs per business request: ``INFO commandstats`` over ``n`` sequential requests."""
+    import urllib.request
+
+    import redis
+
+    r = redis.Redis.from_url(redis_url)
+    time.sleep(1.5)  # the claim loop and keep-alive settle
+    r.config_resetstat()
+    for _ in range(n):
+        req = urllib.request.Request(url, data=maker.body(), headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            resp.read()
+    st = r.info("commandstats")
+    r.close()
+    per = {k.removeprefix("cmdstat_"): round(v["calls"] / n, 2) for k, v in st.items() if not k.startswith("cmdstat_config")}
+    per = dict(sorted(per.items(), key=lambda kv: -kv[1]))
+    return {"total": round(sum(per.values()), 1), **per}
 
 
 def main() -> None:
@@ -76,6 +96,9 @@ def main() -> None:
         cpu_per_req = {k: round((cpu_s(p.proc.pid) - cpu0[k]) / max(res["bodies_used"], 1) * 1e6, 1) for k, p in (("gateway", gw), ("sim", sim))}
         for s in spies:
             s.wait(60)
+        cmds = redis_commands_per_request(redis_url, f"http://127.0.0.1:{gw_port}/api/v1/BasicData/Register", maker)
+    print("\nRedis commands per business request (100 sequential requests, INFO commandstats):")
+    print("  " + ", ".join(f"{k} {v}" for k, v in cmds.items()))
     for name, out in outs.items():
         profiles[name] = parse_collapsed(out)
         profiles[name]["cpu_us_per_req"] = cpu_per_req[name]
@@ -91,6 +114,7 @@ def main() -> None:
         "params": {"rate": a.rate, "duration_s": a.duration},
         "load": {k: res[k] for k in ("ok", "counted", "latency")},
         "profiles": profiles,
+        "redis_commands_per_request": cmds,
         "findings": [],
     })
 

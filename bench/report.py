@@ -42,8 +42,13 @@ def targets_table(t: dict[str, Any]) -> list[str]:
     return out
 
 
+def run_line(d: dict[str, Any], extra: str = "") -> str:
+    la = d.get("loadavg_at_end")
+    return f"Run {d['at']} at commit `{d.get('commit', '?')}` on {mach(d['machine'])}{extra}; load average at the end {la} (other work on the machine shows here)."
+
+
 def gateway(d: dict[str, Any]) -> list[str]:
-    L = [f"Run {d['at']} on {mach(d['machine'])}.", "", d["setup"], ""]
+    L = [run_line(d), "", d["setup"], ""]
     L += ["| rate | path | p50 ms | p99 ms | added p50 ms | added p99 ms | CPU µs/req (server) | CPU µs/req (sim) | non-200 |", "|---|---|---|---|---|---|---|---|---|"]
     for rate, per in d["fixed"].items():
         for p in ("direct", "proxy", "gateway"):
@@ -65,7 +70,7 @@ def gateway(d: dict[str, Any]) -> list[str]:
 
 
 def card(d: dict[str, Any]) -> list[str]:
-    L = [f"Run {d['at']} on {mach(d['machine'])}, {d['params']['reps']} repetitions per operation.", "", d["setup"], ""]
+    L = [run_line(d, f", {d['params']['reps']} repetitions per operation"), "", d["setup"], ""]
     L += ["| operation | APDUs (agent) | APDUs (card) | p50 ms | p99 ms | × bare APDU |", "|---|---|---|---|---|---|"]
     for name, r in d["operations"].items():
         L.append(f"| {name} | {r['apdus']} | {r['apdus_card_side']} | {r['p50_ms']:.3f} | {r['p99_ms']:.3f} | {r.get('x_floor', '—')} |")
@@ -79,7 +84,7 @@ def card(d: dict[str, Any]) -> list[str]:
 
 def scale(d: dict[str, Any]) -> list[str]:
     b, s = d["burst"], d["steady"]
-    L = [f"Run {d['at']} on {mach(d['machine'])}.", "", d["setup"], ""]
+    L = [run_line(d), "", d["setup"], ""]
     L += [
         "| measure | value |",
         "|---|---|",
@@ -101,16 +106,17 @@ def scale(d: dict[str, Any]) -> list[str]:
 
 
 def queue(d: dict[str, Any]) -> list[str]:
-    L = [f"Run {d['at']} on {mach(d['machine'])}.", "", d["setup"], ""]
-    L += ["| replicas | requests | 200 OK | req/s | p50 ms | p99 ms | sim upstream calls |", "|---|---|---|---|---|---|---|"]
+    L = [run_line(d), "", d["setup"], ""]
+    L += ["| replicas | requests sent | 200 OK (counted) | req/s | p50 ms | p99 ms | calls that reached the sim | gateway CPU µs/req (all replicas) |", "|---|---|---|---|---|---|---|---|"]
     for r in d["runs"]:
-        L.append(f"| {r['replicas']} | {r['counted']} | {r['ok']} | {r['ok_rps']} | {r['latency']['p50_ms']} | {r['latency']['p99_ms']} | {r.get('upstream_calls', '—')} |")
+        L.append(f"| {r['replicas']} | {r.get('requests_sent', '—')} | {r['ok']} of {r['counted']} | {r['ok_rps']} | {r['latency']['p50_ms']} | {r['latency']['p99_ms']} | {r.get('upstream_calls', '—')} | {r.get('gateway_cpu_us_per_req', '—')} |")
+    L += ["", f"2 replicas / 1 replica: **{d.get('two_over_one')}**."]
     L += ["", "![queue](../bench/results/queue.png)", ""] if (RESULTS / "queue.png").exists() else [""]
     return L
 
 
 def soak(d: dict[str, Any]) -> list[str]:
-    L = [f"Run {d['at']} on {mach(d['machine'])}: {d['params']['duration_s']} s at {d['params']['rate']} req/s through the gateway (the full soak is 1,800 s: `python bench/soak.py --duration 1800`).", "", d["setup"], ""]
+    L = [run_line(d) + f" {d['params']['duration_s']} s at {d['params']['rate']} req/s through the gateway (the full soak is 1,800 s: `python bench/soak.py --duration 1800`).", "", d["setup"], ""]
     L += ["| process | RSS start MiB | RSS end MiB | growth MiB | open files start | open files end |", "|---|---|---|---|---|---|"]
     for name, p in d["processes"].items():
         L.append(f"| {name} | {p['rss_start']} | {p['rss_end']} | {round(p['rss_end'] - p['rss_start'], 1)} | {p['fds_start']} | {p['fds_end']} |")
@@ -119,13 +125,26 @@ def soak(d: dict[str, Any]) -> list[str]:
     return L
 
 
+def cell(rows: list[dict[str, Any]], i: int) -> str:
+    """``function | share`` of row i, or two empty cells."""
+    if i >= len(rows):
+        return " | "
+    return f"`{rows[i]['function']}` | {rows[i]['share']:.1%}"
+
+
 def profile(d: dict[str, Any]) -> list[str]:
-    L = [f"Run {d['at']} on {mach(d['machine'])}. {d['setup']}", ""]
+    L = [run_line(d), "", d["setup"], ""]
     for proc, p in d["profiles"].items():
-        L += [f"**{proc}** ({p['samples']} samples; share of samples whose stack contains the function):", "", "| function | share |", "|---|---|"]
-        for row in p["top"]:
-            L.append(f"| `{row['function']}` | {row['share']:.1%} |")
+        L += [f"**{proc}**: {p.get('cpu_us_per_req', '—')} µs CPU per request; {p['samples']} samples.", "",
+              "| function (inclusive: share of samples whose stack contains it) | share | | self time (where the CPU is spent) | share |", "|---|---|---|---|---|"]
+        selfrows = p.get("self", [])
+        for i in range(max(len(p["top"]), len(selfrows))):
+            L.append(f"| {cell(p['top'], i)} | | {cell(selfrows, i)} |")
         L.append("")
+    if d.get("redis_commands_per_request"):
+        c = d["redis_commands_per_request"]
+        L += [f"Redis commands the gateway runs per business request (INFO commandstats over 100 sequential requests): **{c['total']}** — "
+              + ", ".join(f"{k} {v}" for k, v in c.items() if k != "total") + ".", ""]
     if d.get("findings"):
         L += ["What the numbers show:", ""] + [f"- {f}" for f in d["findings"]] + [""]
     return L
