@@ -74,18 +74,18 @@ def image_bin(tmp: Path) -> Path:
     return bin_dir
 
 
-def free_port_run(n: int) -> int:
-    """A base port with n consecutive free ports (vpcd takes base..base+3)."""
+def free_port_run(n: int, taken: tuple[int, ...] = ()) -> int:
+    """A base port with n consecutive free ports (vpcd takes base..base+3), none of them in taken."""
     for _ in range(200):
         base = free_port()
-        if base + n > 65535 or 35963 - n < base < 35967:  # not the pcscd fixture's vpcd ports
+        if base + n > 65535 or 35963 - n < base < 35967 or any(base <= t < base + n for t in taken):  # nor the pcscd fixture's vpcd ports
             continue
         socks = []
         try:
             for p in range(base, base + n):
                 s = socket.socket()
-                s.bind(("127.0.0.1", p))
                 socks.append(s)
+                s.bind(("127.0.0.1", p))
             return base
         except OSError:
             continue
@@ -302,10 +302,11 @@ async def test_compose_services_run_as_processes(stack: Stack) -> None:
     assert (agent_secrets / "enrol_token").stat().st_size > 20 and not (gw_secrets / "enrol_token").exists()
 
     # The demo agent: its own pcscd + vpcd, virtual cards, `nhigw agent --pcsc`, enrolled with the token.
+    vcard_port = free_port()
     agent_env = st.env("agent", {
         "PCSCD": private_pcscd(st.tmp),
-        "NHIGW_VPCD_BASE_PORT": str(free_port_run(4)),
-        "NHIGW_VCARD_PORT": str(free_port()),
+        "NHIGW_VPCD_BASE_PORT": str(free_port_run(4, taken=(*st.ports.values(), st.redis_port, vcard_port))),
+        "NHIGW_VCARD_PORT": str(vcard_port),
         "NHIGW_RUN_DIR": st.remap("/tmp/nhigw-demo", "agent"),  # the image's ENV
     })
     assert "NHIGW_BUS_KEY" not in agent_env and "NHIGW_BUS_KEY_FILE" not in agent_env
