@@ -33,6 +33,7 @@ LABEL org.opencontainers.image.title="nhigw" \
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PIP_ROOT_USER_ACTION=ignore \
     NHIGW_DATA_DIR=/var/lib/nhigw
 RUN apt-get update \
  && apt-get install -y --no-install-recommends libpcsclite1=1.9.9-2 \
@@ -51,8 +52,9 @@ COPY --chmod=0755 deploy/docker/enrol-token.sh /usr/local/bin/nhigw-enrol-token
 USER 10001:10001
 WORKDIR /var/lib/nhigw
 EXPOSE 8066 8068 5067
-# The default command is the gateway; compose and the manifests set each service's own
-# command and probe URL (NHIGW_HEALTH_URL).
+# The default command is a gateway on the network: it needs Redis, the gateway key and HIS
+# clients (NHIGW_REDIS_URL, NHIGW_BUS_KEY[_FILE], NHIGW_CLIENTS) and refuses to start without
+# them. Compose and the manifests set each service's own command and probe URL (NHIGW_HEALTH_URL).
 HEALTHCHECK --interval=10s --timeout=4s --start-period=20s --retries=3 CMD ["nhigw-healthcheck"]
 ENTRYPOINT ["nhigw-entrypoint"]
 CMD ["gateway", "--host", "0.0.0.0", "--port", "8066"]
