@@ -396,6 +396,9 @@ async def test_poison_job_is_dead_lettered_after_n_deliveries_then_retried_or_di
         st, body, _ = await call(http, "POST", gw_url + "/api/v1/BasicData/Query", json=PASS_BODY, headers={"Idempotency-Key": "poison-2", "X-Deadline-Ms": "5000"})
         assert st == 502 and body["statusCode"] == 9402 and "discarded" in body["detail"]
         assert (await call(http, "GET", gw_url + "/api/ops/dead-letters"))[1]["deadLetters"] == []
+        ops = [(r.eventType, r.route, r.idempotencyKey) for r in await gw.audit.records() if r.eventType == "ops"]
+        assert ops == [("ops", "ops/dead-letters/retry", "poison-1"), ("ops", "ops/dead-letters/discard", "poison-2")]
+        assert (await gw.audit.verify()).ok
     await bus.close()
 
 

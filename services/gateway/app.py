@@ -145,15 +145,17 @@ def create_app(gw: Gateway, *, workers: bool = True) -> web.Application:
         return json_response({"deadLetters": out, "statusCode": 0})
 
     async def dead_retry(req: web.Request) -> web.Response:
-        need_ops(client_of(req))
-        new_id = await gw.queue.retry(req.match_info["id"])
+        client = client_of(req)
+        need_ops(client)
+        new_id = await gw.retry_dead(client, req.match_info["id"])
         if new_id is None:
             raise StatusError(Code.NOT_FOUND, "no such dead letter", http_status=404)
         return json_response({"requeuedAs": new_id, "statusCode": 0})
 
     async def dead_discard(req: web.Request) -> web.Response:
-        need_ops(client_of(req))
-        if not await gw.discard_dead(req.match_info["id"]):
+        client = client_of(req)
+        need_ops(client)
+        if not await gw.discard_dead(client, req.match_info["id"]):
             raise StatusError(Code.NOT_FOUND, "no such dead letter", http_status=404)
         return json_response({"statusCode": 0})
 

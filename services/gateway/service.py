@@ -44,7 +44,7 @@ from nhigw.common.logging import get_logger
 from nhigw.contracts.buskeys import BusKeys
 from nhigw.contracts.codes import Code, StatusError
 from nhigw.contracts.models import JobAnswer, QueuedJob
-from nhigw.contracts.routes import Route
+from nhigw.contracts.routes import Route, lookup
 from nhigw.gateway.agents import AgentKeys
 from nhigw.gateway.audit import AuditAttempt, AuditLog, AuditRecord, FileAudit, MemoryAudit, RedisAudit, mask_card, mask_patient, outcome_of
 from nhigw.gateway.auth import Client, Clients
@@ -273,8 +273,6 @@ class Gateway:
         body_fields: dict[str, Any] = {}
         agent_id = None
         try:
-            from nhigw.contracts.routes import lookup
-
             route = lookup(job.path)
             if route is None:
                 raise StatusError(Code.NOT_FOUND, f"no business route {job.path}", http_status=404)
@@ -353,10 +351,41 @@ class Gateway:
 
     # ------------------------------------------------------------------ ops
 
-    async def discard_dead(self, dead_id: str) -> bool:
+    async def audit_ops(self, client: Client, action: str, dead_id: str, raw: bytes | None) -> None:
+        """Operators' dead-letter actions go into the same chain (eventType "ops")."""
+        job = None
+        with contextlib.suppress(ValueError, TypeError):
+            job = QueuedJob.model_validate_json(raw or b"")
+        await self.audit.append(
+            AuditRecord(
+                eventType="ops",
+                action="E" if action == "retry" else "D",
+                route=f"ops/dead-letters/{action}",
+                outcome=0,
+                statusCode=0,
+                httpStatus=200,
+                client=client.name,
+                hospitalId=job.hospitalId if job else client.hospitalId,
+                workstation=job.workstation if job else None,
+                instance=self.instance,
+                site=self.settings.site,
+                requestId=job.requestId if job else dead_id,
+                idempotencyKey=job.idempotencyKey if job else "",
+            )
+        )
+
+    async def retry_dead(self, client: Client, dead_id: str) -> str | None:
+        raw = next((d.raw for d in await self.queue.dead() if d.id == dead_id), None)
+        new_id = await self.queue.retry(dead_id)
+        if new_id is not None:
+            await self.audit_ops(client, "retry", dead_id, raw)
+        return new_id
+
+    async def discard_dead(self, client: Client, dead_id: str) -> bool:
         d = await self.queue.discard(dead_id)
         if d is None:
             return False
+        await self.audit_ops(client, "discard", dead_id, d.raw)
         with contextlib.suppress(ValueError):
             job = QueuedJob.model_validate_json(d.raw)
             maybe = job.write and await self.kv.get(self.keys.attempted(job.answerKey)) is not None
