@@ -139,9 +139,10 @@ class BusLink:
             ctx = ssl.create_default_context()
             ctx.check_hostname = False
             ctx.verify_mode = ssl.CERT_NONE  # our own self-signed certificate on loopback
-            self._http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=ctx), timeout=aiohttp.ClientTimeout(total=max(1.0, call.deadline - time.time())))
+            self._http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=ctx))
+        timeout = aiohttp.ClientTimeout(total=max(0.5, call.deadline - time.time()))
         try:
-            async with self._http.request(call.method, self.component_url + call.path, data=call.body.encode() or None, headers={"Content-Type": "application/json"}) as r:
+            async with self._http.request(call.method, self.component_url + call.path, data=call.body.encode() or None, headers={"Content-Type": "application/json"}, timeout=timeout) as r:
                 body = await r.text()
                 return ComponentReply(requestId=call.requestId, workstation=self.agent.workstation, httpStatus=r.status, body=body)
         except (aiohttp.ClientError, TimeoutError) as exc:
