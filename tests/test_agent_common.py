@@ -99,3 +99,19 @@ async def test_card_events_insert_remove_and_state_changes() -> None:
         assert pings  # the no-argument listeners still run (console, bus link)
         s.agent.unsubscribe(q)
         assert s.agent.event_listeners == []
+
+
+async def test_organ_donation_mark_written_to_a_physical_hc_only() -> None:
+    async with agent_stack([SAM, HC, HPC]) as s:
+        await s.ready()
+        assert (await s.a("GET", "/api/hc/v1/OrganDonate"))[1] == {"organDonate": "0", "statusCode": 0}
+        assert await s.code("PUT", "/api/hc/v1/OrganDonate", {"organDonate": "1"}) == 1402  # a medical professional writes it
+        assert await s.code("POST", "/api/hpc/v1/Verification/Hpc", {"pin": "12345678"}) == 0
+        assert await s.code("PUT", "/api/hc/v1/OrganDonate", {"organDonate": "1"}) == 0
+        assert await s.code("PUT", "/api/hc/v1/OrganDonate", {"organDonate": "11"}) == 1706
+        assert (await s.a("GET", "/api/hc/v1/OrganDonate"))[1]["organDonate"] == "1"
+        assert s.bank.cards[s.bank.names[1]].organ_donate == b"1"  # type: ignore[attr-defined]  # on the card itself
+        # A virtual HC: physical-only (1515).
+        assert await s.code("POST", "/api/hc/v1/Verification/VirtualHc", {"token": await s.qr("000073898382")}) == 0
+        assert await s.code("PUT", "/api/hc/v1/OrganDonate", {"organDonate": "2"}) == 1515
+        assert await s.code("GET", "/api/hc/v1/OrganDonate") == 1515

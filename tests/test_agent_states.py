@@ -48,6 +48,8 @@ TABLE: list[tuple[str, str, Any, dict[str, int]]] = [
     ("POST", "/api/hc/v1/Signature/Hc", {"serviceType": "01"}, {**ALL_BAD, "sam2_bare": 1501}),
     ("POST", "/api/hc/v1/Signature/HpcHc", {"serviceType": "01"}, {**ALL_BAD, "sam2": 1402, "sam2_bare": 1402, "vhc": 1402}),
     ("DELETE", "/api/hc/v1/Logout", None, ALL_BAD),
+    ("GET", "/api/hc/v1/OrganDonate", None, {**ALL_BAD, "sam2_bare": 1501, "vhc": 1515}),
+    ("PUT", "/api/hc/v1/OrganDonate", {"organDonate": "1"}, {**ALL_BAD, "sam2": 1402, "sam2_bare": 1402, "vhc": 1402}),
 ]
 SCENARIOS = ["uninit", "no_sam", "sam1", "sam2", "sam2_bare", "vhc"]
 

@@ -37,6 +37,7 @@ from nhigw.contracts.models import (
     MobileHcaRequest,
     NameResponse,
     NewPinRequest,
+    OrganDonateRequest,
     PinRequest,
     PukRequest,
     ReaderSettingRequest,
@@ -257,6 +258,14 @@ def create_app(agent: Agent, *, cors_hosts: list[str] | None = None) -> web.Appl
         await agent.hc_pin_disable()
         return ok()
 
+    async def hc_organ_get(_req: web.Request) -> web.Response:
+        return json_response(await agent.hc_organ_donate())
+
+    async def hc_organ_put(req: web.Request) -> web.Response:
+        body = await parse_body(req, OrganDonateRequest, empty_ok=False)
+        await agent.hc_write_organ_donate(body.organDonate)
+        return ok()
+
     async def vhc_verify(req: web.Request) -> web.Response:
         body = await parse_body(req, TokenRequest, empty_ok=False)
         await agent.vhc_verify(body.token)
@@ -306,6 +315,8 @@ def create_app(agent: Agent, *, cors_hosts: list[str] | None = None) -> web.Appl
     r.add_post("/api/hc/v1/Pin", hc_pin_verify)
     r.add_put("/api/hc/v1/Pin", hc_pin_set)
     r.add_delete("/api/hc/v1/Pin", hc_pin_disable)
+    r.add_get("/api/hc/v1/OrganDonate", hc_organ_get)
+    r.add_put("/api/hc/v1/OrganDonate", hc_organ_put)
     r.add_post("/api/hc/v1/Verification/VirtualHc", vhc_verify)
     r.add_post("/api/hc/v1/VirtualHc/ReadBasic", vhc_read_basic)
     r.add_get("/api/hc/v1/VirtualHc/Import", vhc_export)

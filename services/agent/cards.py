@@ -164,6 +164,13 @@ class HcSession(Session):
     async def disable_pin(self) -> None:
         await self._ok(bytes.fromhex("0026000100"), "DISABLE VERIFICATION")
 
+    async def read_organ_donate(self) -> str:
+        """READ BINARY of the organ donation / hospice mark EF (SFI 3, 1 byte; this project's profile)."""
+        return (await self._ok(bytes.fromhex("00B0830001"), "READ organ donation mark")).decode("ascii")
+
+    async def write_organ_donate(self, mark: str) -> None:
+        await self._ok(bytes.fromhex("00D6830001") + mark.encode("ascii"), "UPDATE organ donation mark")
+
 
 class SamSession(Session):
     aid = AID_SAM

@@ -86,6 +86,7 @@ from nhigw.contracts.models import (
     HpcBasicResponse,
     HpcState,
     MobileHcaRequest,
+    OrganDonateResponse,
     RecordEntry,
     SamAuthVerifyRequest,
     SamBasicResponse,
@@ -136,6 +137,8 @@ NEEDS: dict[str, Need] = {
     "hc_sign": Need(sam=_S2, hc=HcState.READY),
     "hpchc_sign": Need(sam=_S2, hpc=HpcState.VERIFIED, hc=HcState.READY),
     "hc_logout": Need(sam=_S2),
+    "hc_organ_read": Need(sam=_S2, hc=HcState.READY),
+    "hc_organ_write": Need(sam=_S2, hpc=HpcState.VERIFIED, hc=HcState.READY),
     "vhc_verify": Need(sam=_S2),
     "vhc_read": Need(sam=_S2),
     "vhc_export": Need(sam=_S2, hc=HcState.READY),
@@ -798,6 +801,26 @@ class Agent:
             self.hc_pin_set = False
             self.hc_pin_verified = False
         log.info("hc_pin_disabled")
+        self._changed()
+
+    # The one card write 6.0 keeps: the organ donation / hospice mark, physical HCs only (1515)
+
+    def _physical_only(self, op: str) -> None:
+        self.check(op)
+        if self.vhc is not None:
+            raise StatusError(Code.HC_PHYSICAL_ONLY, "the organ donation mark is written to a physical HC only")
+
+    async def hc_organ_donate(self) -> OrganDonateResponse:
+        self._physical_only("hc_organ_read")
+        async with self.lock, self._hc_session() as sess:
+            return OrganDonateResponse(organDonate=await sess.read_organ_donate())
+
+    async def hc_write_organ_donate(self, mark: str) -> None:
+        """Needs SAM 2, HCA 3 (a medical professional writes it) and a physical HC 2."""
+        self._physical_only("hc_organ_write")
+        async with self.lock, self._hc_session() as sess:
+            await sess.write_organ_donate(mark)
+        log.info("hc_organ_donate_written", hpcId=self.hpc_cache.cardId if self.hpc_cache else None)
         self._changed()
 
     # Virtual HC

@@ -66,6 +66,8 @@ AGENT: list[Endpoint] = [
     Endpoint("POST", "/api/hc/v1/VirtualHc/ReadBasic", "以 QRCode 讀取虛擬健保卡基本資料", m.TokenRequest, m.VirtualHcBasic, "hc"),
     Endpoint("GET", "/api/hc/v1/VirtualHc/Import", "取得虛擬健保卡轉移碼 (原設備登出)", None, m.VirtualHcExportResponse, "hc"),
     Endpoint("POST", "/api/hc/v1/VirtualHc/Import", "匯入虛擬健保卡轉移碼", m.TokenRequest, m.StatusCodeBody, "hc"),
+    Endpoint("GET", "/api/hc/v1/OrganDonate", "讀取實體健保卡器官捐贈及安寧緩和註記", None, m.OrganDonateResponse, "hc"),
+    Endpoint("PUT", "/api/hc/v1/OrganDonate", "寫入實體健保卡器官捐贈及安寧緩和註記", m.OrganDonateRequest, m.StatusCodeBody, "hc"),
 ]
 
 GATEWAY: list[Endpoint] = [

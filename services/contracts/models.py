@@ -589,3 +589,14 @@ class VirtualHcTransferRequest(DcSamSigned):
 class DcServerDateTimeResponse(Model):
     serverDateTime: str
     statusCode: int = 0
+
+
+class OrganDonateRequest(Model):
+    """``PUT /api/hc/v1/OrganDonate``: write the organ donation / hospice mark to a physical HC (seed: 仍提供實體卡註記功能)."""
+
+    organDonate: Annotated[str, StringConstraints(pattern=r"^[0-9A-Z]$")]
+
+
+class OrganDonateResponse(Model):
+    organDonate: str
+    statusCode: int = 0

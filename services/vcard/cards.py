@@ -46,6 +46,8 @@ INS_DISABLE = 0x26
 INS_RESET_RETRY = 0x2C
 INS_READ_BINARY = 0xB0
 INS_INTERNAL_AUTH = 0x88
+INS_UPDATE_BINARY = 0xD6
+SFI_ORGAN_DONATE = 3  # HC: the organ donation / hospice mark EF (this profile)
 
 ATR = bytes.fromhex("3B8A800150484946534D4152540A")  # generic T=1 ATR, historical bytes "PHIFSMART"
 
@@ -182,6 +184,7 @@ class HcCard(PinMixin, VirtualCard):
         self.pin_hash = ident.pinHash
         self.tries_left = self.max_tries
         self.pin_verified = False
+        self.organ_donate = b"0"  # 器官捐贈及安寧緩和註記: one ASCII character, "0" = no mark
 
     @property
     def card_id(self) -> str:
@@ -203,6 +206,13 @@ class HcCard(PinMixin, VirtualCard):
             if apdu.p1 == 0x00 and apdu.p2 == 0x00:
                 return self.ident.cardNo.encode("ascii") + SW_OK
             return SW_WRONG_P1P2
+        if apdu.ins == INS_READ_BINARY and apdu.p1 == 0x80 | SFI_ORGAN_DONATE:
+            return self.organ_donate + SW_OK
+        if apdu.ins == INS_UPDATE_BINARY and apdu.p1 == 0x80 | SFI_ORGAN_DONATE:
+            if len(apdu.data) != 1 or not apdu.data.isalnum():
+                return SW_WRONG_LENGTH
+            self.organ_donate = apdu.data
+            return SW_OK
         if apdu.ins == INS_VERIFY:
             return self._verify(apdu)
         if apdu.ins == INS_CHANGE:
