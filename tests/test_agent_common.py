@@ -115,3 +115,25 @@ async def test_organ_donation_mark_written_to_a_physical_hc_only() -> None:
         assert await s.code("POST", "/api/hc/v1/Verification/VirtualHc", {"token": await s.qr("000073898382")}) == 0
         assert await s.code("PUT", "/api/hc/v1/OrganDonate", {"organDonate": "2"}) == 1515
         assert await s.code("GET", "/api/hc/v1/OrganDonate") == 1515
+
+
+async def test_a_failed_physical_sam_verification_is_never_retried_by_the_agent() -> None:
+    async with agent_stack([SAM, HC]) as s:
+        calls: list[str] = []
+        real_verify = s.agent.dc.verify
+
+        async def counting_verify(req):  # type: ignore[no-untyped-def]
+            calls.append(req.samId)
+            return await real_verify(req)
+
+        s.agent.dc.verify = counting_verify  # type: ignore[method-assign]
+        s.store.institutions["3501200000"].contract = "suspended"
+        assert await s.code("POST", "/api/common/v1/Initial", {}) == 0
+        assert calls == []  # a physical SAM is not verified at Initial
+        assert await s.code("POST", "/api/sam/v1/Verification") == 1303
+        s.remove(1)  # card events and rescans happen; still no retry
+        await asyncio.sleep(0.3)
+        assert calls == ["001000000103"] and s.agent.sam_state == 1
+        s.store.institutions["3501200000"].contract = "active"
+        assert await s.code("POST", "/api/sam/v1/Verification") == 0
+        assert len(calls) == 2

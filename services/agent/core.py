@@ -52,7 +52,6 @@ from typing import Protocol
 
 from nhigw.agent.cardio import CardConnection, CardIOError, NoCardError, ReaderBackend
 from nhigw.agent.cards import (
-    SW_BLOCKED,
     SW_NO_DATA,
     SW_OK,
     SW_SECURITY,
@@ -64,7 +63,6 @@ from nhigw.agent.cards import (
     PinError,
     SamSession,
     Session,
-    sw_tries_left,
 )
 from nhigw.agent.cloudsam import CloudSam, CloudSamStore
 from nhigw.agent.dc import DcClient
@@ -949,14 +947,6 @@ class Agent:
             self.hpc_mobile = False
         log.info("hpc_unlocked")
         self._changed()
-
-    async def hpc_tries_left(self) -> int | None:
-        """The HPC's PIN tries left (VERIFY with no data), None if verified or unknown."""
-        async with self.lock, self._io("hpc") as conn:
-            sess = HpcSession(conn)
-            await sess.select()
-            _d, sw = await conn.transmit(bytes.fromhex("0020000100"))
-        return 0 if sw == SW_BLOCKED else sw_tries_left(sw)
 
     async def hpc_logout(self) -> None:
         self.check("hpc_logout")
