@@ -10,6 +10,7 @@ a benchmark without a result file is listed as "not run". Run the benchmarks fir
 from __future__ import annotations
 
 import json
+import statistics
 import sys
 from pathlib import Path
 from typing import Any
@@ -160,6 +161,56 @@ SECTIONS = [
 ]
 
 
+def findings() -> list[str]:
+    """What the numbers say, computed from the result files (no number typed by hand)."""
+    out: list[str] = []
+    g, q, p, c, sc, so = (load(n) for n in ("gateway_overhead", "queue", "profile", "card_path", "scale", "soak"))
+    if g:
+        cpu = {k: statistics.median(per[k]["cpu_us_per_req"][k] for per in g["fixed"].values()) for k in ("proxy", "gateway")}
+        missed = [k for k, v in g["targets"].items() if not v["met"]]
+        out.append(
+            f"Gateway overhead: the gateway spends {cpu['gateway']:.0f} µs of CPU per pass-through request against {cpu['proxy']:.0f} µs for a bare aiohttp proxy "
+            f"(×{cpu['gateway'] / cpu['proxy']:.1f}, median over the fixed rates). Targets not met: {', '.join(missed) if missed else 'none'}."
+        )
+    sk = load("gateway_overhead_skeleton")
+    if g and sk:
+        cpu_sk = statistics.median(per["gateway"]["cpu_us_per_req"]["gateway"] for per in sk["fixed"].values())
+        out.append(
+            f"The same benchmark on the walking-skeleton gateway (commit `{sk.get('commit')}`: forward only, no queue, no audit): {cpu_sk:.0f} µs CPU per request, "
+            f"max {sk['max_rps']['gateway']} req/s against {sk['max_rps']['proxy']} for the bare proxy (×{sk['gateway_over_proxy']}), added p50/p99 at 200 req/s "
+            f"{sk['added']['200']['gateway']['p50_added_ms']} / {sk['added']['200']['gateway']['p99_added_ms']} ms. The difference is the price of the queue, "
+            "idempotency and audit as they are implemented now."
+        )
+    if p and p.get("redis_commands_per_request"):
+        cmds = p["redis_commands_per_request"]
+        gw = p["profiles"]["gateway"]
+        write = next((r["share"] for r in gw["self"] if r["function"].startswith("_SelectorSocketTransport.write")), None)
+        out.append(
+            f"Where it goes: every business request is {cmds['total']} Redis commands from the gateway (queue entry, idempotency marker and answer, "
+            f"the answer's pub/sub channel subscribed and unsubscribed per request, audit, XACK/XDEL), each its own round trip on redis-py's asyncio client"
+            + (f"; {write:.0%} of the gateway's busy samples are in the socket write of those commands" if write else "")
+            + ". Batching the worker's post-upstream writes (answer, audit, done, XACK) in one pipeline/MULTI, one long-lived pattern subscription for "
+            "answers instead of SUBSCRIBE/UNSUBSCRIBE per request, and answering in-process when the admitting replica's own worker ran the job are "
+            "the changes these numbers point to (services/gateway/service.py, `Gateway.submit` and `Gateway._run`; reported to the gateway's owner, not changed here)."
+        )
+    if q:
+        out.append(f"Queue: a second replica on the same 2 cores gives ×{q.get('two_over_one')} the throughput of one: the CPU, not the queue, is the limit on this machine.")
+    if sc:
+        out.append(f"Scale: {sc['params']['agents']} agents are all seen {sc['burst']['all_seen_s']} s after a burst (p99 {sc['burst']['latency']['p99_ms']} ms); "
+                   f"the registry costs {sc['steady']['gateway_cpu_us_per_presence']} µs of gateway CPU per presence message, i.e. "
+                   f"{sc['steady']['gateway_cpu_us_per_presence'] * sc['params']['agents'] / 1e4:.1f} % of a core for {sc['params']['agents']} agents at 1 Hz.")
+    if c:
+        ops = c["operations"]
+        sig = ops.get("signature HC (HC cached)")
+        if sig:
+            out.append(f"Card path: a signature is {sig['apdus']} APDUs (SELECT SAM, GET CHALLENGE, INTERNAL AUTHENTICATE) in {sig['p50_ms']} ms p50; "
+                       "the SELECT could be skipped while the SAM applet stays selected (one APDU of three), a small gain next to the gateway's.")
+    if so:
+        gwp = so["processes"]["gateway"]
+        out.append(f"Soak ({so['params']['duration_s']} s): gateway RSS {gwp['rss_start']} -> {gwp['rss_end']} MiB, open files {gwp['fds_start']} -> {gwp['fds_end']}; errors {so['errors']}.")
+    return out
+
+
 def main() -> None:
     m = machine()
     L = [
@@ -176,6 +227,9 @@ def main() -> None:
         "the command under each heading.",
         "",
     ]
+    fs = findings()
+    if fs:
+        L += ["## What the numbers show", ""] + [f"- {f}" for f in fs] + [""]
     for title, name, fn, cmd in SECTIONS:
         L += [f"## {title}", "", f"`{cmd}`", ""]
         d = load(name)
