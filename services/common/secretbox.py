@@ -32,6 +32,15 @@ def _machine_id() -> bytes:
     return b"no-machine-id"
 
 
+def _user_id() -> bytes:
+    """The numeric uid on POSIX; the account name on Windows (which has no ``os.getuid``)."""
+    if hasattr(os, "getuid"):
+        return str(os.getuid()).encode()
+    import getpass
+
+    return getpass.getuser().encode()
+
+
 class SecretBox:
     def __init__(self, data_dir: Path, purpose: str) -> None:
         self.data_dir = Path(data_dir)
@@ -49,7 +58,7 @@ class SecretBox:
                 fd = os.open(f, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
                 with os.fdopen(fd, "wb") as fh:
                     fh.write(os.urandom(32))
-            seed = f.read_bytes() + _machine_id() + str(os.getuid()).encode()
+            seed = f.read_bytes() + _machine_id() + _user_id()
         return HKDF(algorithm=hashes.SHA256(), length=32, salt=b"nhigw", info=self.purpose.encode()).derive(seed)
 
     def seal(self, plaintext: bytes) -> bytes:
