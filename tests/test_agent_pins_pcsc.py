@@ -4,8 +4,12 @@ set / verify / disable; APDU counts; and no PIN in any log event."""
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
+import subprocess
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 from structlog.testing import capture_logs
@@ -13,6 +17,7 @@ from structlog.testing import capture_logs
 from nhigw.agent.cardio import PcscBackend
 from nhigw.vcard.vpcd import VpcdLink
 from tests.agent_stack import HC_PIN, HPC, SAM, AgentStack, agent_stack
+from tests.helpers import wait_port
 
 pytestmark = [pytest.mark.pcsc]
 # Every PIN and PUK these tests send that cannot occur by chance in a card id or a name (the seed HC PIN 1234 is in C123456789).
@@ -176,4 +181,84 @@ async def test_insert_and_remove_seen_through_pcsc_status_change_not_polling(pcs
             await s.agent.finalize(quiet=True)
             await hc.remove()
             await sam.remove()
+            await readers_empty(backend)
+
+
+def _session_pcscd() -> tuple[int, list[str]]:
+    """The pid and command line of the pcscd this test session started (the ``pcscd`` fixture's child)."""
+    me = os.getpid()
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            stat = (d / "stat").read_text()
+            cmd = (d / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        comm, rest = stat[stat.index("(") + 1 : stat.rindex(")")], stat[stat.rindex(")") + 2 :].split()
+        if comm == "pcscd" and int(rest[1]) == me and rest[0] != "Z":
+            return int(d.name), [c.decode() for c in cmd if c]
+    raise AssertionError("no pcscd started by this test session")
+
+
+def _restart_session_pcscd(ports: list[int]) -> "subprocess.Popen[bytes]":
+    """SIGTERM the session's pcscd (by its pid) and start it again with the same command line."""
+    pid, cmdline = _session_pcscd()
+    os.kill(pid, signal.SIGTERM)
+    for _ in range(100):
+        try:
+            if Path(f"/proc/{pid}/stat").read_text().split(")")[1].split()[0] == "Z":
+                break  # exited; the fixture's Popen reaps it
+        except OSError:
+            break
+        time.sleep(0.05)
+    new = subprocess.Popen(cmdline, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    for port in ports:
+        wait_port("127.0.0.1", port, timeout_s=10, proc=new)
+    return new
+
+
+async def test_pcscd_restarted_under_the_running_agent_serves_again(pcscd: dict, request: pytest.FixtureRequest) -> None:  # type: ignore[type-arg]
+    """The seed's Q4/Q5 (unplug, hang: restart the software) need no restart here: pcscd itself is
+    restarted (same configuration) and the agent, still running, serves again by itself."""
+    backend = PcscBackend()
+    async with agent_stack([], backend=backend, monitor_s=1.0) as s:
+        await readers_empty(backend)
+        links = [VpcdLink(s.factory.make(SAM), port=pcscd["ports"][0]), VpcdLink(s.factory.make("hc:000073898381"), port=pcscd["ports"][1])]  # type: ignore[index]
+        for link in links:
+            await link.insert()
+        try:
+            assert await s.code("POST", "/api/common/v1/Initial", {}) == 0
+            for _ in range(100):
+                if {"sam", "hc"} <= set(s.agent.slots):
+                    break
+                await s.agent.rescan()
+                await asyncio.sleep(0.05)
+            assert await s.code("POST", "/api/sam/v1/Verification", {}) == 0
+            assert (await s.a("POST", "/api/hc/v1/Signature/Hc", {"serviceType": "01"}))[0] == 200
+
+            t0 = time.monotonic()
+            new = await asyncio.to_thread(_restart_session_pcscd, pcscd["ports"])  # type: ignore[arg-type]
+            # The fixture cannot stop this one: stop it when the session ends.
+            request.config.add_cleanup(lambda: (new.terminate(), new.wait(5)))
+
+            async def serving() -> bool:
+                _, st = await s.a("GET", "/api/common/v1/Status")
+                return bool(st["status"]["sam"]["status"] == 1 and st["status"]["hc"]["status"] == 1)
+
+            for _ in range(200):
+                if await serving():
+                    break
+                await asyncio.sleep(0.05)
+            recovered_s = time.monotonic() - t0
+            print(f"pcscd restart: agent serving again {recovered_s:.2f} s after the kill")
+            assert await serving() and recovered_s < 10
+            # The card was powered down with pcscd: the SAM is verified again (on purpose), then it signs.
+            assert await s.code("POST", "/api/sam/v1/Verification", {}) == 0
+            status, sig = await s.a("POST", "/api/hc/v1/Signature/Hc", {"serviceType": "01"})
+            assert status == 200 and sig["hcId"] == "000073898381"
+        finally:
+            await s.agent.finalize(quiet=True)
+            for link in links:
+                await link.remove()
             await readers_empty(backend)

@@ -311,7 +311,11 @@ class PcscBackend:
 
 
 def release_connection(conn: Any) -> None:
-    """Disconnect and release a pyscard connection now, not in ``__del__`` (which may run after pcscd is gone)."""
+    """Disconnect and release a pyscard connection now, not in ``__del__`` (which may run after pcscd is gone).
+
+    When pcscd restarted, the release fails (invalid handle) and pyscard would try again, and
+    raise, in ``__del__``: the dead handle is forgotten here instead.
+    """
     for step in (conn.disconnect, getattr(conn, "release", None)):
         if step is None:
             continue
@@ -319,6 +323,10 @@ def release_connection(conn: Any) -> None:
             step()
         except Exception:  # already gone with the card or the daemon
             pass
+    inner = getattr(conn, "component", conn)
+    if getattr(inner, "hcontext", None) is not None:
+        inner.hcard = None
+        inner.hcontext = None
 
 
 class PcscConnection:
