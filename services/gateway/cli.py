@@ -76,6 +76,8 @@ def build_gateway_app(args: argparse.Namespace, bus, *, cloud: str, audit_path: 
     from nhigw.gateway.service import Gateway, GatewaySettings
     from nhigw.gateway.upstream import UpstreamSettings
 
+    if getattr(args, "clients", None) and not Path(args.clients).is_file():
+        sys.exit(f"nhigw: clients file {args.clients} not found (a gateway told to use API keys never falls back to open)")
     clients = Clients.load(Path(args.clients)) if getattr(args, "clients", None) else Clients()
     host = getattr(args, "gateway_host", None) or args.host
     if clients.open and not is_loopback(host):
