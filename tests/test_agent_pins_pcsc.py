@@ -141,8 +141,12 @@ async def test_hc_pin_set_verify_disable_over_pcsc_and_apdu_counts(pcsc_stack: A
         assert st["status"]["hc"]["pinVerified"] is False and st["status"]["hc"]["status"] == 2
         assert await s.code("DELETE", "/api/hc/v1/Pin") == 1511
         assert await s.code("POST", "/api/hc/v1/Pin", {"pin": "6042"}) == 0
+        sam_conn, hc_before = s.agent.slots["sam"].conn, hc_conn.apdu_count
+        sam_before = sam_conn.apdu_count
         status, sig = await s.a("POST", "/api/hc/v1/Signature/Hc", {"serviceType": "01"})
         assert status == 200 and sig["hcId"] == "000073898383"
+        # An HC signature: SELECT + GET CHALLENGE + INTERNAL AUTHENTICATE on the SAM, nothing on the HC.
+        assert (sam_conn.apdu_count - sam_before, hc_conn.apdu_count - hc_before) == (3, 0)
     text = repr(logs)
     assert [p for p in PINS if p in text] == []
 

@@ -165,25 +165,34 @@ class SamDevice(Protocol):
 
 
 class PhysicalSam:
-    """The SAM card in a reader, through the agent's card I/O guard (call with the agent's lock held)."""
+    """The SAM card in a reader, through the agent's card I/O guard (one per operation, agent lock held).
+
+    The SAM applet is selected once per operation: a signature is SELECT + GET CHALLENGE +
+    INTERNAL AUTHENTICATE, three APDUs.
+    """
 
     cloud = False
 
     def __init__(self, agent: "Agent", ids: tuple[str, str]) -> None:
         self.agent = agent
         self.sam_id, self.hospital_id = ids
+        self._selected = False
+
+    async def _session(self, conn: CardConnection) -> SamSession:
+        sess = SamSession(conn)
+        if not self._selected:
+            if not await sess.select():
+                raise ApduError(0x6A82, "SELECT SAM")
+            self._selected = True
+        return sess
 
     async def client_random(self) -> bytes:
         async with self.agent._io("sam") as conn:
-            sess = SamSession(conn)
-            await sess.select()
-            return await sess.challenge()
+            return await (await self._session(conn)).challenge()
 
     async def sign_digest(self, digest: bytes) -> bytes:
         async with self.agent._io("sam") as conn:
-            sess = SamSession(conn)
-            await sess.select()
-            return await sess.internal_authenticate(digest)
+            return await (await self._session(conn)).internal_authenticate(digest)
 
 
 # --------------------------------------------------------------------------- agent
