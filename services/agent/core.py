@@ -427,6 +427,7 @@ class Agent:
         if kind == "sam":
             self.phys_sam_ids = None
             if self.cloud is None:
+                self.sam_names = ("", "")
                 self.sam_verified = False
                 self.hpc_verified = False
                 self.hpc_mobile = False
@@ -605,6 +606,7 @@ class Agent:
         self.device = None
         self.cloud = None
         self.sam_verified = False
+        self.sam_names = ("", "")
         self.vhc = None
         self.hpc_mobile = False
         self.hpc_verified = False
