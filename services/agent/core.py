@@ -750,9 +750,11 @@ class Agent:
 
     async def hc_pin_status(self) -> HcPinResponse:
         self._physical_hc()
+        before = (self.hc_pin_set, self.hc_pin_verified)
         async with self.lock, self._hc_session() as sess:
             await self._hc_pin_query_locked(sess)
-        self._changed()
+        if (self.hc_pin_set, self.hc_pin_verified) != before:
+            self._changed()
         return HcPinResponse(pinSet=bool(self.hc_pin_set), pinVerified=self.hc_pin_verified)
 
     async def hc_pin_verify(self, pin: str) -> None:
