@@ -68,6 +68,33 @@ def redis_commands_per_request(redis_url: str, url: str, maker: SigMaker, n: int
     return {"total": round(sum(per.values()), 1), **per}
 
 
+def redis_batching_cost(redis_url: str, per_request: int = 20, n: int = 300) -> dict[str, float]:
+    """Client CPU (this process, redis-py asyncio) of ``per_request`` commands one by one vs in one pipeline."""
+    import asyncio
+
+    import redis.asyncio as aioredis
+
+    async def run() -> dict[str, float]:
+        r = aioredis.Redis.from_url(redis_url)
+        await r.ping()
+        t0 = time.process_time()
+        for i in range(n):
+            for j in range(per_request):
+                await r.set(f"bench:rt:{j}", i)
+        one_by_one = (time.process_time() - t0) / n * 1e6
+        t0 = time.process_time()
+        for i in range(n):
+            async with r.pipeline(transaction=False) as pipe:
+                for j in range(per_request):
+                    pipe.set(f"bench:rt:{j}", i)
+                await pipe.execute()
+        pipelined = (time.process_time() - t0) / n * 1e6
+        await r.aclose()
+        return {"commands": per_request, "one_by_one_us": round(one_by_one, 1), "pipelined_us": round(pipelined, 1)}
+
+    return asyncio.run(run())
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rate", type=float, default=300)
@@ -97,6 +124,8 @@ def main() -> None:
         for s in spies:
             s.wait(60)
         cmds = redis_commands_per_request(redis_url, f"http://127.0.0.1:{gw_port}/api/v1/BasicData/Register", maker)
+        batching = redis_batching_cost(redis_url, per_request=int(round(cmds["total"])))
+    print(f"client CPU of {batching['commands']} Redis commands: one by one {batching['one_by_one_us']} µs, in one pipeline {batching['pipelined_us']} µs")
     print("\nRedis commands per business request (100 sequential requests, INFO commandstats):")
     print("  " + ", ".join(f"{k} {v}" for k, v in cmds.items()))
     for name, out in outs.items():
@@ -115,6 +144,7 @@ def main() -> None:
         "load": {k: res[k] for k in ("ok", "counted", "latency")},
         "profiles": profiles,
         "redis_commands_per_request": cmds,
+        "redis_batching": batching,
         "findings": [],
     })
 

@@ -189,6 +189,8 @@ def findings() -> list[str]:
             f"Where it goes: every business request is {cmds['total']} Redis commands from the gateway (queue entry, idempotency marker and answer, "
             f"the answer's pub/sub channel subscribed and unsubscribed per request, audit, XACK/XDEL), each its own round trip on redis-py's asyncio client"
             + (f"; {write:.0%} of the gateway's busy samples are in the socket write of those commands" if write else "")
+            + (f". On this machine {p['redis_batching']['commands']} commands one by one cost {p['redis_batching']['one_by_one_us']:.0f} µs of client CPU, "
+               f"in one pipeline {p['redis_batching']['pipelined_us']:.0f} µs" if p.get("redis_batching") else "")
             + ". Batching the worker's post-upstream writes (answer, audit, done, XACK) in one pipeline/MULTI, one long-lived pattern subscription for "
             "answers instead of SUBSCRIBE/UNSUBSCRIBE per request, and answering in-process when the admitting replica's own worker ran the job are "
             "the changes these numbers point to (services/gateway/service.py, `Gateway.submit` and `Gateway._run`; reported to the gateway's owner, not changed here)."
