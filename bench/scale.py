@@ -173,7 +173,7 @@ def main() -> None:
     write_result(
         "scale",
         {
-            "setup": "one gateway process, one redis-server, one process of simulated agents publishing Presence on the bus (no card I/O); 50 ms polling of GET /api/workstations",
+            "setup": "one gateway process, one redis-server, one process of simulated agents (each enrolled with its own one-time token, publishing Presence sealed with its key; no card I/O); 50 ms polling of GET /api/workstations",
             "params": {"agents": a.agents, "steady_s": a.steady, "interval_s": a.interval},
             "burst": {"published_in_ms": round(first["burst_sent_s"] * 1000, 1), "seen": len(seen), "all_seen_s": all_seen_s and round(all_seen_s, 3), "latency": s},
             "steady": {"online_min": min(counts) if counts else None, "online_polls": counts, "presence_messages": sent, "gateway_cpu_us_per_presence": per_msg_us},
