@@ -391,6 +391,8 @@ async def test_poison_job_is_dead_lettered_after_n_deliveries_then_retried_or_di
         assert (await call(http, "POST", gw_url + f"/api/ops/dead-letters/{by_key['poison-1']}/retry"))[0] == 200
         assert (await call(http, "DELETE", gw_url + f"/api/ops/dead-letters/{by_key['poison-2']}"))[0] == 200
         assert (await call(http, "DELETE", gw_url + f"/api/ops/dead-letters/{by_key['poison-2']}"))[0] == 404
+        assert (await call(http, "DELETE", gw_url + "/api/ops/dead-letters/not-an-id"))[1]["statusCode"] == 9405
+        assert (await call(http, "POST", gw_url + "/api/ops/dead-letters/99999999999999999999999-1/retry"))[0] == 404
         st, body, _ = await call(http, "POST", gw_url + "/api/v1/BasicData/Query", json=PASS_BODY, headers={"Idempotency-Key": "poison-1", "X-Deadline-Ms": "5000"})
         assert st == 200 and body["hello"] == "again"
         st, body, _ = await call(http, "POST", gw_url + "/api/v1/BasicData/Query", json=PASS_BODY, headers={"Idempotency-Key": "poison-2", "X-Deadline-Ms": "5000"})

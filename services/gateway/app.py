@@ -47,8 +47,27 @@ GATEWAY = web.AppKey("gateway", Gateway)
 IDEM_RE = re.compile(r"^[\x21-\x7e]{1,200}$")
 
 
+DEAD_ID_RE = re.compile(r"^\d{1,20}-\d{1,20}$")
+
+
+@web.middleware
+async def bus_error_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
+    """Redis unreachable anywhere in a handler: 503 with 9402 (nothing was accepted), never a 500."""
+    try:
+        return await handler(request)
+    except BusError as exc:
+        raise StatusError(Code.UPSTREAM_UNAVAILABLE, "the gateway's Redis is unavailable", http_status=503) from exc
+
+
+def dead_id(req: web.Request) -> str:
+    i = req.match_info["id"]
+    if not DEAD_ID_RE.match(i):
+        raise StatusError(Code.NOT_FOUND, "no such dead letter", http_status=404)
+    return i
+
+
 def create_app(gw: Gateway, *, workers: bool = True) -> web.Application:
-    app = web.Application(middlewares=[error_middleware], client_max_size=32 * 1024 * 1024)
+    app = web.Application(middlewares=[error_middleware, bus_error_middleware], client_max_size=32 * 1024 * 1024)
     app[GATEWAY] = gw
 
     async def lifecycle(_a: web.Application):  # type: ignore[no-untyped-def]
@@ -147,7 +166,7 @@ def create_app(gw: Gateway, *, workers: bool = True) -> web.Application:
     async def dead_retry(req: web.Request) -> web.Response:
         client = client_of(req)
         need_ops(client)
-        new_id = await gw.retry_dead(client, req.match_info["id"])
+        new_id = await gw.retry_dead(client, dead_id(req))
         if new_id is None:
             raise StatusError(Code.NOT_FOUND, "no such dead letter", http_status=404)
         return json_response({"requeuedAs": new_id, "statusCode": 0})
@@ -155,7 +174,7 @@ def create_app(gw: Gateway, *, workers: bool = True) -> web.Application:
     async def dead_discard(req: web.Request) -> web.Response:
         client = client_of(req)
         need_ops(client)
-        if not await gw.discard_dead(client, req.match_info["id"]):
+        if not await gw.discard_dead(client, dead_id(req)):
             raise StatusError(Code.NOT_FOUND, "no such dead letter", http_status=404)
         return json_response({"statusCode": 0})
 
