@@ -84,6 +84,15 @@ GATEWAY: list[Endpoint] = [
     Endpoint("GET", "/metrics", "Prometheus metrics", None, None, "ops"),
     Endpoint("GET", "/healthz", "liveness", None, None, "ops"),
     Endpoint("GET", "/readyz", "readiness (bus reachable)", None, None, "ops"),
+    Endpoint("POST", "/api/sessions", "開啟裝置工作階段 (open a device session: token for X-Device-Session)", m.DeviceSessionOpenRequest, m.DeviceSessionResponse, "sessions"),
+    Endpoint("GET", "/api/sessions", "裝置工作階段狀態 (the X-Device-Session's card states)", None, m.DeviceSessionResponse, "sessions"),
+    Endpoint("DELETE", "/api/sessions", "關閉裝置工作階段 (close the X-Device-Session)", None, m.StatusCodeBody, "sessions"),
+    Endpoint("POST", "/api/sessions/hc/v1/Verification/VirtualHc", "工作階段驗證虛擬健保卡 QR Code (verify a virtual HC in this session)", m.TokenRequest, m.DeviceSessionResponse, "sessions"),
+    Endpoint("GET", "/api/sessions/hc/v1/VirtualHc/Import", "匯出轉移碼，本工作階段登出虛擬健保卡 (export the transfer code)", None, m.VirtualHcExportResponse, "sessions"),
+    Endpoint("POST", "/api/sessions/hc/v1/VirtualHc/Import", "以轉移碼匯入虛擬健保卡 (import a transfer code into this session)", m.TokenRequest, m.DeviceSessionResponse, "sessions"),
+    Endpoint("POST", "/api/sessions/hc/v1/Logout", "工作階段虛擬健保卡登出 (log the session's virtual HC out)", None, m.DeviceSessionResponse, "sessions"),
+    Endpoint("POST", "/api/sessions/hpc/v1/Verification/MobileHca", "工作階段行動醫事憑證登入 (mobile HCA login in this session)", m.MobileHcaRequest, m.DeviceSessionResponse, "sessions"),
+    Endpoint("POST", "/api/sessions/hpc/v1/Logout", "工作階段醫事人員登出 (log the session's HCA out)", None, m.DeviceSessionResponse, "sessions"),
 ]
 
 def _business_rows() -> list[Endpoint]:

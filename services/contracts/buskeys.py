@@ -21,6 +21,10 @@ class BusKeys:
         """Gateway -> one agent: ``SignCall`` messages."""
         return f"{self.prefix}:ws:{workstation}:calls"
 
+    def sessions(self, workstation: str) -> str:
+        """Gateway -> one agent: ``SessionCall`` messages (device sessions, ``nhigw.agent.sessions``)."""
+        return f"{self.prefix}:ws:{workstation}:sessions"
+
     def replies(self, node_id: str) -> str:
         """Agent -> the gateway replica that asked: ``SignReply`` messages."""
         return f"{self.prefix}:reply:{node_id}"
@@ -85,3 +89,17 @@ class BusKeys:
     def audit_head(self) -> str:
         """``seq hash`` of the last audit record (detects removal of the tail)."""
         return f"{self.prefix}:audit:head"
+
+    # ---------------------------------------------------------------- device sessions (gateway KV)
+
+    def device_session(self, session_id: str) -> str:
+        """A ``DeviceSessionRecord`` sealed with the gateway key (string, TTL = idle timeout)."""
+        return f"{self.prefix}:dsess:{session_id}"
+
+    def device_token(self, token_hash: str) -> str:
+        """sha256 of a session token -> its session id (string, TTL = idle timeout)."""
+        return f"{self.prefix}:dsess-token:{token_hash}"
+
+    def device_index(self, scope: str) -> str:
+        """Sorted set of live session ids (score = expiry) for a bound: ``h:<hospital>`` or ``d:<hospital>:<device>``."""
+        return f"{self.prefix}:dsess-index:{scope}"

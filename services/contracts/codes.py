@@ -106,6 +106,8 @@ class Code(IntEnum):
     UNSUPPORTED = 9406
     RATE_LIMITED = 9407
     IN_PROGRESS = 9408
+    SESSION_LIMIT = 9409
+    SESSION_GONE = 9410
     INTERNAL = 9499
 
 
@@ -203,6 +205,8 @@ MESSAGES: dict[Code, tuple[str, str]] = {
     Code.UNSUPPORTED: ("不支援此功能", "not supported"),
     Code.RATE_LIMITED: ("請求過於頻繁，請稍後再試", "too many requests for this hospital; retry later"),
     Code.IN_PROGRESS: ("請求已受理，處理中；請以相同冪等鍵重試取得結果", "accepted and still in progress; retry with the same Idempotency-Key for the answer"),
+    Code.SESSION_LIMIT: ("裝置工作階段數已達上限", "too many device sessions (per device, hospital or agent)"),
+    Code.SESSION_GONE: ("裝置工作階段不存在、已關閉或已逾時", "no such device session: closed, expired or never opened"),
     Code.INTERNAL: ("內部錯誤", "internal error"),
 }
 

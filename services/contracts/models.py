@@ -347,6 +347,7 @@ class QueuedJob(Model):
     write: bool
     enqueuedAt: float
     deadline: float
+    deviceSession: str | None = None  # one-call for a device session (``nhigw.gateway.sessions``): its public id
 
 
 class JobAnswer(Model):
@@ -600,3 +601,90 @@ class OrganDonateRequest(Model):
 class OrganDonateResponse(Model):
     organDonate: str
     statusCode: int = 0
+
+
+# --------------------------------------------------------------------------- device sessions (nhigw.agent.sessions, nhigw.gateway.sessions)
+
+SessionOp = Literal["open", "verify", "import", "export", "mobile-hca", "hc-logout", "hpc-logout", "sign", "status", "close"]
+DeviceName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._:-]{1,64}$")]
+
+
+class SessionStates(Model):
+    """One device session's card states on its serving agent (the seed's columns SAM / HCA / HC)."""
+
+    sessionId: str
+    hospitalId: str | None = None
+    sam: int = 0
+    hpc: int = 0
+    hc: int = 0
+    virtual: bool = False
+    mobile: bool = False
+    expiresAt: float
+
+
+class SessionCall(Model):
+    """Gateway -> the agent serving device sessions: one operation on one session's cards (sealed)."""
+
+    type: Literal["session"] = "session"
+    requestId: str
+    workstation: str
+    sessionId: str
+    op: SessionOp
+    device: str | None = None
+    hospitalId: str | None = None
+    idle_s: float | None = None
+    token: str | None = None  # QR token (verify) or transfer code (import); never logged
+    mobileHca: MobileHcaRequest | None = None
+    kind: SignatureKind | None = None
+    serviceType: ServiceType | None = None
+    replyTo: str
+    deadline: float
+
+
+class SessionReply(Model):
+    type: Literal["session-reply"] = "session-reply"
+    requestId: str
+    workstation: str
+    sessionId: str
+    ok: bool
+    states: SessionStates | None = None
+    signature: SignatureObject | None = None
+    transfer: VirtualHcExportResponse | None = None
+    error: ErrorBody | None = None
+
+
+class DeviceSessionOpenRequest(Model):
+    """``POST /api/sessions``: a device (tablet, phone, kiosk) asks for a session; ``workstation`` picks the serving agent."""
+
+    device: DeviceName
+    workstation: str | None = None
+    hospitalId: str | None = None
+    idle_s: float | None = Field(None, gt=0, le=86400)  # shorter than the gateway's idle timeout, never longer
+
+
+class DeviceSessionResponse(Model):
+    """The session's public id, where it is served and until when; ``token`` (the ``X-Device-Session`` value) only at open."""
+
+    sessionId: str
+    token: str | None = None
+    device: str
+    workstation: str
+    agentId: str | None = None
+    expiresAt: float
+    states: SessionStates | None = None
+    statusCode: int = 0
+
+
+class DeviceSessionRecord(Model):
+    """What the gateway keeps of a session (sealed with the gateway key in its KV): no card data, no ID number."""
+
+    sessionId: str
+    tokenHash: str
+    device: str
+    hospitalId: str
+    client: str
+    workstation: str
+    agentId: str | None = None
+    idle_s: float
+    openedAt: float
+    expiresAt: float

@@ -39,6 +39,8 @@ from nhigw.contracts.routes import lookup
 from nhigw.gateway.auth import Client, forbid
 from nhigw.gateway.dashboard import add_dashboard_routes
 from nhigw.gateway.service import Gateway
+from nhigw.gateway.sessions import HEADER as SESSION_HEADER
+from nhigw.gateway.sessions import add_session_routes
 from nhigw.gateway.upstream import RateLimited
 
 log = get_logger("nhigw.gateway")
@@ -101,6 +103,9 @@ def create_app(gw: Gateway, *, workers: bool = True) -> web.Application:
             raise StatusError(Code.PARAM_FORMAT, "the body must be a JSON object")
         workstation = req.headers.get("X-Workstation") or None
         hospital = fields.get("hospitalId") if isinstance(fields.get("hospitalId"), str) else None
+        dsession = await gw.sessions.resolve(req, client) if SESSION_HEADER in req.headers else None  # nhigw.gateway.sessions
+        if dsession is not None:
+            workstation, hospital = dsession.workstation, dsession.hospitalId
         if workstation:
             if not client.may_use(workstation):
                 raise forbid(f"client {client.name!r} may not use workstation {workstation!r}")
@@ -124,7 +129,7 @@ def create_app(gw: Gateway, *, workers: bool = True) -> web.Application:
             gw.metrics.admission.labels(str(int(Code.RATE_LIMITED))).inc()
             raise StatusError(Code.RATE_LIMITED, str(exc), http_status=429, idempotencyKey=idem) from exc
         try:
-            ans, replayed = await gw.submit(client=client, route=route, path=path, body=raw, workstation=workstation, idem_key=idem, deadline_s=deadline_s, hospital=client.hospitalId or hospital)
+            ans, replayed = await gw.submit(client=client, route=route, path=path, body=raw, workstation=workstation, idem_key=idem, deadline_s=deadline_s, hospital=client.hospitalId or hospital, device_session=dsession.sessionId if dsession else None)
         except BusError as exc:
             raise StatusError(Code.UPSTREAM_UNAVAILABLE, "the gateway's queue is unavailable; nothing was sent", http_status=503) from exc
         headers = {"Idempotency-Key": idem}
@@ -207,4 +212,5 @@ def create_app(gw: Gateway, *, workers: bool = True) -> web.Application:
     app.router.add_get("/api/audit/verify", audit_verify)
     app.router.add_post("/api/v1/{path:.+}", business)
     add_dashboard_routes(app)
+    add_session_routes(app, gw)
     return app

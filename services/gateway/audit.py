@@ -61,6 +61,7 @@ class AuditRecord(BaseModel):
     hospitalId: str | None = None
     workstation: str | None = None
     agentId: str | None = None
+    deviceSession: str | None = None  # the device session (nhigw.gateway.sessions) a request ran for
     hpc: str | None = None
     patient: str | None = None
     instance: str
@@ -73,7 +74,8 @@ class AuditRecord(BaseModel):
     hash: str = ""
 
     def compute_hash(self) -> str:
-        body = self.model_dump(mode="json", exclude={"hash"})
+        # deviceSession is left out while unset, so records written before it existed keep their hashes.
+        body = self.model_dump(mode="json", exclude={"hash"} if self.deviceSession is not None else {"hash", "deviceSession"})
         return hashlib.sha256((self.prevHash + json.dumps(body, sort_keys=True, ensure_ascii=False, separators=(",", ":"))).encode()).hexdigest()
 
 

@@ -93,6 +93,9 @@ class GatewaySettings:
     upstream: UpstreamSettings = field(default_factory=UpstreamSettings)
     audit_path: Path | None = None
     transport: Transport | None = None
+    session_idle_s: float = 900.0  # device sessions (nhigw.gateway.sessions)
+    sessions_per_device: int = 2
+    sessions_per_hospital: int = 200
 
 
 class Gateway:
@@ -116,6 +119,9 @@ class Gateway:
         self.rpc = RpcClient(bus, keys, self.agents)
         self.cloud = CloudClient(settings.cloud_url, settings.upstream, settings.transport)
         self.metrics = Metrics(self)
+        from nhigw.gateway.sessions import DeviceSessions  # device sessions (issue 10): one-call per device session
+
+        self.sessions = DeviceSessions(self, idle_s=settings.session_idle_s, per_device=settings.sessions_per_device, per_hospital=settings.sessions_per_hospital)
         self._tasks: list[asyncio.Task[None]] = []
         self._working: set[str] = set()
         self._jobs: set[asyncio.Task[None]] = set()
@@ -127,6 +133,7 @@ class Gateway:
         await self.agents.start()
         await self.registry.start()
         await self.rpc.start()
+        await self.sessions.start()
         if workers:
             self._tasks = [asyncio.create_task(self._work_loop(), name="worker"), asyncio.create_task(self._keepalive(), name="worker-keepalive")]
 
@@ -147,6 +154,7 @@ class Gateway:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await t
         await self.rpc.close()
+        await self.sessions.close()
         await self.registry.close()
         await self.agents.close()
         await self.cloud.close()
@@ -170,10 +178,10 @@ class Gateway:
         await self.kv.set(self.keys.answer(answer_key), self.box.seal(ans.model_dump_json().encode(), "answer"), ttl_s=self.settings.idempotency_window_s)
         await self.bus.publish(self.keys.done(answer_key), b"1")
 
-    async def submit(self, *, client: Client, route: Route, path: str, body: bytes, workstation: str | None, idem_key: str, deadline_s: float, hospital: str | None) -> tuple[JobAnswer | None, bool]:
+    async def submit(self, *, client: Client, route: Route, path: str, body: bytes, workstation: str | None, idem_key: str, deadline_s: float, hospital: str | None, device_session: str | None = None) -> tuple[JobAnswer | None, bool]:
         """Queue (or join) the request and wait for its answer. Returns (answer or None at the deadline, replayed)."""
         akey = self.answer_key(client, idem_key)
-        fingerprint = hashlib.sha256(b"|".join([path.lower().encode(), (workstation or "").encode(), body])).hexdigest().encode()
+        fingerprint = hashlib.sha256(b"|".join([path.lower().encode(), (workstation or "").encode(), (device_session or "").encode(), body])).hexdigest().encode()
         inflight = self.keys.inflight(akey)
         sub = await self.bus.subscribe(self.keys.done(akey))
         try:
@@ -190,6 +198,7 @@ class Gateway:
                 write=route.write,
                 enqueuedAt=now,
                 deadline=now + deadline_s,
+                deviceSession=device_session,
             )
             first = await self.queue.add_once(job, self.kv, inflight, fingerprint, self.settings.idempotency_window_s)
             if not first:
@@ -281,7 +290,14 @@ class Gateway:
                 raise StatusError(Code.OUTCOME_UNKNOWN, "a previous delivery of this write may have reached the NHI cloud; not sent again", http_status=504, idempotencyKey=job.idempotencyKey)
             body = job.body
             body_fields = json.loads(body) if body.strip() else {}
-            if job.workstation:
+            if job.deviceSession:
+                # A device session: the signature comes from that session's cards on its serving agent.
+                sig, srec = await self.sessions.sign(job.deviceSession, route.kind, route.serviceType)
+                agent_id = srec.agentId
+                body_fields = {**body_fields, **sig.model_dump(exclude_none=True)}
+                body_fields.pop("serviceType", None)
+                body = json.dumps(body_fields, ensure_ascii=False)
+            elif job.workstation:
                 if not self.registry.online(job.workstation):
                     raise StatusError(Code.WORKSTATION_OFFLINE, f"workstation {job.workstation!r} is offline", http_status=503, workstation=job.workstation)
                 reply = await self.rpc.sign(job.workstation, route.kind, route.serviceType, timeout_s=self.settings.sign_timeout_s)
@@ -326,6 +342,7 @@ class Gateway:
             hospitalId=job.hospitalId or _s(body_fields.get("hospitalId")),
             workstation=job.workstation,
             agentId=agent_id,
+            deviceSession=job.deviceSession,
             hpc=mask_card(_s(body_fields.get("hpcId"))),
             patient=mask_patient(_s(body_fields.get("hcIdNo")) or _s(body_fields.get("idCardNum"))),
             instance=self.instance,
