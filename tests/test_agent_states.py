@@ -36,7 +36,7 @@ TABLE: list[tuple[str, str, Any, dict[str, int]]] = [
     ("PUT", "/api/hpc/v1/Pin", {"puk": "87654321", "newPin": "11112222"}, {**ALL_BAD, "sam2_bare": 1401, "vhc": 1401}),
     ("POST", "/api/hpc/v1/Signature", {"serviceType": "01"}, {**ALL_BAD, "sam2": 1402, "sam2_bare": 1402}),
     ("DELETE", "/api/hpc/v1/Logout", None, {**ALL_BAD, "sam2": 1402, "sam2_bare": 1402}),
-    ("GET", "/api/hc/v1/Basic", None, {**ALL_BAD, "sam2_bare": 1501}),
+    ("GET", "/api/hc/v1/Basic", None, {"uninit": 1000, "sam2_bare": 1102}),  # public profile: no SAM needed
     ("GET", "/api/hc/v1/Pin", None, {**ALL_BAD, "sam2_bare": 1501, "vhc": 1526}),
     ("POST", "/api/hc/v1/Pin", {"pin": "1234"}, {**ALL_BAD, "sam2_bare": 1501, "vhc": 1526}),
     ("PUT", "/api/hc/v1/Pin", {"newPin": "1234"}, {**ALL_BAD, "sam2_bare": 1501, "vhc": 1526}),

@@ -186,10 +186,9 @@ async def test_four_character_name_and_three_digit_year_byte_exact_over_pcsc(pcs
 
         assert await asyncio.to_thread(raw_read) == expected + b"\x90\x00"
         await agent.initial(None)
-        # Read once at insertion (SELECT + READ); GET /api/hc/v1/Basic serves it once the SAM is verified (seed table).
-        basic = agent.hc_cache
-        assert basic is not None
-        assert (basic.cardNo, basic.name, basic.idNo, basic.birthday, basic.sex, basic.dateIssue) == ("000073898382", "歐陽測試", "A234567890", "1000101", "M", "1100801")
+        # The public profile needs no SAM: the agent serves it with SAM state 0.
+        basic = await agent.hc_basic()
+        assert (basic.cardId, basic.name, basic.idNo, basic.birthday, basic.sex, basic.dateIssue) == ("000073898382", "歐陽測試", "A234567890", "1000101", "M", "1100801")
         assert agent.status().sam.status == 0  # a reader with only an HC: Initial works, SAM state 0
     finally:
         await agent.stop()

@@ -89,9 +89,9 @@ async def test_calls_in_the_wrong_state_get_the_seed_codes() -> None:
         assert st["status"]["sam"]["status"] == 1 and st["status"]["hc"]["status"] == 1
         status, body = await s.agent_call("POST", "/api/hc/v1/Signature/Hc", json={"serviceType": "01"})
         assert body["statusCode"] == 1301
-        # The basic data needs SAM 2 and HC 2 (seed: 讀取基本資料, SAM 2, HC 2).
+        # The public basic profile of a physical HC needs no SAM (issue 2: as real cards allow).
         status, basic = await s.agent_call("GET", "/api/hc/v1/Basic")
-        assert status == 400 and basic["statusCode"] == 1301
+        assert status == 200 and basic["name"] == "測試十"
         # SAM logout needs state 2.
         assert (await s.agent_call("POST", "/api/sam/v1/Logout"))[1]["statusCode"] == 1301
 
