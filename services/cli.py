@@ -107,7 +107,12 @@ async def build_agent(args: argparse.Namespace, *, bank=None):  # type: ignore[n
     from nhigw.agent.core import Agent
     from nhigw.agent.dc import DcClient
 
-    backend = InProcessBackend(bank) if bank is not None else PcscBackend()
+    if getattr(args, "no_pcsc", False):
+        from nhigw.agent.sessions import NoReaderBackend
+
+        backend = NoReaderBackend()  # a cloud SAM only: serves device sessions (nhigw.agent.sessions)
+    else:
+        backend = InProcessBackend(bank) if bank is not None else PcscBackend()
     cloud = args.cloud or os.environ.get("NHIGW_CLOUD_URL") or DEFAULT_SIM_URL
     agent = Agent(backend=backend, dc=DcClient(cloud), workstation=args.workstation or os.environ.get("NHIGW_WORKSTATION") or socket.gethostname(), data_dir=data_dir(args, "agent"))
     cors = args.cors.split(",") if getattr(args, "cors", None) else None
@@ -120,7 +125,7 @@ async def start_agent(agent, args: argparse.Namespace, bus, sealer):  # type: ig
     from nhigw.contracts.codes import StatusError
 
     agent.start_monitor()
-    if args.auto_init:
+    if args.auto_init or getattr(args, "no_pcsc", False):
         try:
             await agent.initial(None)
             if args.auto_verify_sam and agent.sam_state == 1:
@@ -147,6 +152,12 @@ async def start_agent(agent, args: argparse.Namespace, bus, sealer):  # type: ig
         component_url = f"{'http' if args.no_tls else 'https'}://127.0.0.1:{port}"
         link = BusLink(agent, bus, keys, ident, component_url=component_url)
         await link.start()
+        if getattr(args, "no_pcsc", False):
+            from nhigw.agent.sessions import DeviceSessions, LinkGroup, SessionLink
+
+            slink = SessionLink(DeviceSessions(agent, max_sessions=args.max_sessions), bus, keys, ident)
+            await slink.start()
+            link = LinkGroup(slink, link)
     return link
 
 
@@ -336,6 +347,8 @@ def parser() -> argparse.ArgumentParser:
     mode = sp.add_mutually_exclusive_group()
     mode.add_argument("--pcsc", action="store_true", default=True, help="use PC/SC readers (default)")
     mode.add_argument("--virtual", action="store_true", help="use in-process virtual cards (no pcscd)")
+    mode.add_argument("--no-pcsc", action="store_true", help="no reader at all: a cloud SAM serving device sessions (tablets, phones, kiosks) through the gateway")
+    sp.add_argument("--max-sessions", type=int, default=500, help="device sessions this agent serves at most (with --no-pcsc)")
     sp.add_argument("--auto-init", action="store_true", help="call Initial at start")
     sp.add_argument("--auto-verify-sam", action="store_true", help="verify the SAM at start (virtual/test SAMs; a physical SAM should be verified on purpose)")
 

@@ -372,3 +372,14 @@ class SessionLink:
                 await t
         if self._sub:
             await self._sub.close()
+
+
+class LinkGroup:
+    """Several bus links stopped together (the CLI keeps one handle)."""
+
+    def __init__(self, *links: SessionLink | object) -> None:
+        self.links = links
+
+    async def stop(self) -> None:
+        for link in self.links:
+            await link.stop()  # type: ignore[attr-defined]
