@@ -43,7 +43,7 @@ def make_leaf(ca: x509.Certificate, ca_key: ec.EllipticCurvePrivateKey, *, rsa_k
 
 
 def login(cert: x509.Certificate, key: object, *, id_no: str = "C123456789", at: dt.datetime | None = None, swap: bool = False, tamper: bool = False) -> dict[str, str]:
-    when = (at or NOW).strftime("%Y-%m-%dT%H:%M:%SZ")
+    when = (at or dt.datetime.now(dt.UTC)).strftime("%Y-%m-%dT%H:%M:%SZ")  # signed at call time: the agent allows 5 min skew
     msg = f"{cert.serial_number}|{id_no}|{when}".encode()
     if isinstance(key, rsa.RSAPrivateKey):
         sig = key.sign(msg, padding.PKCS1v15(), hashes.SHA256())
@@ -104,8 +104,8 @@ async def test_mobile_hca_refusals_each_with_its_code(pki: dict, tmp_path: Path)
             "revoked (CRL)": (login(*pki["revoked_crl"]), 1424),
             "bad signature": (login(*pki["good"], tamper=True), 1420),
             "other idNo": ({**login(*pki["good"]), "idNo": "A123456789"}, 1420),
-            "clock skew (past)": (login(*pki["good"], at=NOW - dt.timedelta(minutes=10)), 1421),
-            "clock skew (future)": (login(*pki["good"], at=NOW + dt.timedelta(minutes=10)), 1421),
+            "clock skew (past)": (login(*pki["good"], at=dt.datetime.now(dt.UTC) - dt.timedelta(minutes=10)), 1421),
+            "clock skew (future)": (login(*pki["good"], at=dt.datetime.now(dt.UTC) + dt.timedelta(minutes=10)), 1421),
             "time format": ({**login(*pki["good"]), "loginDateTime": "2024/05/28 08:44:41"}, 1704),
             "not a certificate": ({**login(*pki["good"]), "signatureCertificate": "AAAA", "signature": "AAAA"}, 1704),
         }
