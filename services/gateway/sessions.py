@@ -272,13 +272,16 @@ class DeviceSessions:
             if not self.gw.registry.online(ws):
                 last = StatusError(Code.WORKSTATION_OFFLINE, f"workstation {ws!r} is offline", http_status=503, workstation=ws)
                 continue
+            self.served[ws] += 1  # counted before the call, so concurrent opens spread over the agents
             try:
                 reply = await self.rpc.session(ws, "open", sid, timeout_s=self.call_timeout_s, device=req.device, hospitalId=hospital, idle_s=idle)
             except StatusError as err:
+                self.served[ws] -= 1
                 last = err
                 continue
             if reply.ok and reply.states is not None:
                 break
+            self.served[ws] -= 1
             err_body = reply.error
             last = StatusError(err_body.statusCode if err_body else Code.INTERNAL, err_body.detail if err_body else None, http_status=409)
         else:
@@ -297,7 +300,6 @@ class DeviceSessions:
             what = "hospital" if full == 1 else "device"
             raise StatusError(Code.SESSION_LIMIT, f"too many device sessions for this {what}", http_status=429)
         await self._store(rec)
-        self.served[ws] += 1
         await self.audit(rec, "open", "E")
         log.info("device_session_opened", sessionId=sid, device=req.device, workstation=ws)
         return DeviceSessionResponse(sessionId=sid, token=token, device=rec.device, workstation=ws, agentId=rec.agentId, expiresAt=rec.expiresAt, states=states)
@@ -313,6 +315,8 @@ class DeviceSessions:
         await self.gw.kv.delete(self.keys.device_token(rec.tokenHash))
         await self.index.remove(self._scopes(rec), rec.sessionId)
         await self._agent_close(rec)
+        if self.served[rec.workstation] > 0:
+            self.served[rec.workstation] -= 1
         await self.audit(rec, "close", "D")
         log.info("device_session_closed", sessionId=rec.sessionId)
 
