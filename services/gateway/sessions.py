@@ -419,4 +419,3 @@ def add_session_routes(app: web.Application, gw: "Gateway") -> None:
     r.add_post("/api/sessions/hc/v1/Logout", simple("hc-logout"))
     r.add_post("/api/sessions/hpc/v1/Verification/MobileHca", mobile_hca)
     r.add_post("/api/sessions/hpc/v1/Logout", simple("hpc-logout"))
-
