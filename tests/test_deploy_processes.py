@@ -550,7 +550,7 @@ def test_kubernetes_containers_run_as_processes(tmp_path: Path) -> None:
 
         k = BusKeys()
         cli = [shutil.which("redis-cli") or "redis-cli", "-p", str(rp.port), "--user", "agent", "--pass", secret["redis-agent-password"], "--no-auth-warning"]
-        for channel in (k.presence, k.enrol, k.enrol_reply("a1"), k.replies("gw1"), k.calls("ws-03")):
+        for channel in (k.presence, k.enrol, k.enrol_reply("a1"), k.replies("gw1"), k.calls("ws-03"), k.sessions("ws-03")):
             assert subprocess.run([*cli, "publish", channel, "x"], capture_output=True, text=True, check=True).stdout.strip() == "0", channel
         for denied in (["publish", k.jobs, "x"], ["get", k.agent_key("ws-03")], ["keys", "*"]):
             assert "NOPERM" in subprocess.run([*cli, *denied], capture_output=True, text=True, check=True).stdout, denied

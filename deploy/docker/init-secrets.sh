@@ -45,7 +45,7 @@ put "$dir/agent/master_key" "$(rand_hex)"
 channels=$(python3 -c 'import sys
 from nhigw.contracts.buskeys import BusKeys
 k = BusKeys(sys.argv[1])
-print(" ".join("&" + c for c in ("__nhigw_keepalive__", k.presence, k.enrol, k.enrol_reply("*"), k.replies("*"), k.calls("*"))))' "${NHIGW_BUS_PREFIX:-nhigw}")
+print(" ".join("&" + c for c in ("__nhigw_keepalive__", k.presence, k.enrol, k.enrol_reply("*"), k.replies("*"), k.calls("*"), k.sessions("*"))))' "${NHIGW_BUS_PREFIX:-nhigw}")
 put "$dir/redis/redis.conf" "requirepass $password
 user agent on >$agent_password resetkeys resetchannels $channels -@all +publish +subscribe +unsubscribe +ping
 "
