@@ -280,3 +280,35 @@ async def test_closed_or_expired_session_cannot_sign_used_token_refused_and_tran
         assert ev[(y["sessionId"], "sessions/import")]["workstation"] == "dev-b"
         assert ev[(y["sessionId"], "sessions/close")]["agentId"] == gw.agents.agent_id("dev-b")
         assert ev[(y["sessionId"], "BasicData/Register")]["patient"] == mask_patient(cards[0]["idCardNum"])
+
+
+async def test_mobile_hca_login_belongs_to_its_session_only(tmp_path: Path, bus_prefix: str) -> None:
+    from cryptography.hazmat.primitives import serialization
+
+    from tests.test_agent_mobilehca import login, make_ca, make_leaf
+
+    ca, ca_key = make_ca("NHIGW Test HCA CA")
+    cert, key = make_leaf(ca, ca_key)
+    async with devices_stack(tmp_path, MemoryBus(), bus_prefix) as d:
+        trusted = tmp_path / "dev-a" / "hca" / "trusted"
+        trusted.mkdir(parents=True)
+        (trusted / "ca.pem").write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+        doc = await d.open("ward-tablet", workstation="dev-a")
+        other = await d.open("ward-tablet-2", workstation="dev-a")
+        for sess, card in ((doc, "000073898381"), (other, "000073898382")):
+            assert (await d.gw("POST", "/api/sessions/hc/v1/Verification/VirtualHc", sess["token"], json={"token": await d.qr(card)}))[0] == 200
+        status, body = await d.gw("POST", "/api/sessions/hpc/v1/Verification/MobileHca", doc["token"], json=login(cert, key))
+        assert status == 200 and body["states"]["hpc"] == 3 and body["states"]["mobile"] is True, body
+        # A three-card (SAM + HCA + HC) route: the doctor's session signs, the other session on the same agent has no HCA.
+        status, ok = await d.business("AllergicMedicines/Query", doc["token"])
+        assert status == 200 and ok["statusCode"] == 0, ok
+        status, body = await d.business("AllergicMedicines/Query", other["token"])
+        assert status == 409 and body["statusCode"] == 1402, body
+        assert d.agents["dev-a"].hpc_state == 0  # the workstation's own HCA state is untouched
+        status, body = await d.gw("POST", "/api/sessions/hpc/v1/Logout", doc["token"])
+        assert status == 200 and body["states"]["hpc"] == 0
+        status, body = await d.business("AllergicMedicines/Query", doc["token"])
+        assert status == 409 and body["statusCode"] == 1402, body
+        _, audit = await d.gw("GET", "/api/audit")
+        signed = [r for r in audit["records"] if r.get("deviceSession") == doc["sessionId"] and r["route"] == "AllergicMedicines/Query" and r["statusCode"] == 0]
+        assert len(signed) == 1 and signed[0]["hpc"] and signed[0]["agentId"] == d.s.gateway.agents.agent_id("dev-a")
