@@ -55,7 +55,7 @@ class Devices:
 
     async def open(self, device: str, **kw: Any) -> dict[str, Any]:
         status, body = await self.gw("POST", "/api/sessions", json={"device": device, **kw})
-        assert status == 201, body
+        assert status == 200, body
         return body
 
     async def qr(self, card_no: str) -> str:

@@ -24,8 +24,9 @@ patient ID from the signature, as for workstations.
 
 Bounds: live sessions per device (``per_device``, default 2) and per hospital
 (``per_hospital``, default 200), counted in sorted sets scored by expiry (one Lua script on
-Redis, so replicas share the count); the serving agent has its own cap. Over a bound: 9409.
-A closed, expired or unknown session, or another client's: 9410 (410).
+Redis, so replicas share the count); the serving agent has its own cap. Over a bound: 9409 (429).
+A closed, expired or unknown session, or another client's: 9410 (410). Error bodies are the
+documented ``ErrorBody`` (no extra fields); ``POST /api/sessions`` answers 200.
 
 Session lifecycle events (open, verify, import, export, close) are audited in the same
 hash chain as business requests (``eventType`` ``session``), each naming the device
@@ -238,12 +239,12 @@ class DeviceSessions:
 
     async def call(self, rec: DeviceSessionRecord, op: str, **fields: Any) -> SessionReply:
         if not self.gw.registry.online(rec.workstation):
-            raise StatusError(Code.WORKSTATION_OFFLINE, f"the serving agent {rec.workstation!r} is offline", http_status=503, workstation=rec.workstation)
+            raise StatusError(Code.WORKSTATION_OFFLINE, f"the serving agent {rec.workstation!r} is offline", http_status=503)
         reply = await self.rpc.session(rec.workstation, op, rec.sessionId, timeout_s=self.call_timeout_s, **fields)
         if not reply.ok:
             err = reply.error
             code = err.statusCode if err else Code.INTERNAL
-            raise StatusError(code, err.detail if err else "agent failed", http_status=410 if code == Code.SESSION_GONE else 409, sessionId=rec.sessionId)
+            raise StatusError(code, err.detail if err else "agent failed", http_status=410 if code == Code.SESSION_GONE else 409)
         return reply
 
     async def sign(self, session_id: str, kind: SignatureKind, service_type: str) -> tuple[SignatureObject, DeviceSessionRecord]:
@@ -270,7 +271,7 @@ class DeviceSessions:
         last: StatusError | None = None
         for ws in candidates:
             if not self.gw.registry.online(ws):
-                last = StatusError(Code.WORKSTATION_OFFLINE, f"workstation {ws!r} is offline", http_status=503, workstation=ws)
+                last = StatusError(Code.WORKSTATION_OFFLINE, f"workstation {ws!r} is offline", http_status=503)
                 continue
             self.served[ws] += 1  # counted before the call, so concurrent opens spread over the agents
             try:
@@ -285,8 +286,8 @@ class DeviceSessions:
             err_body = reply.error
             last = StatusError(err_body.statusCode if err_body else Code.INTERNAL, err_body.detail if err_body else None, http_status=409)
         else:
-            assert last is not None
-            raise last
+            assert last is not None  # the last refusal, as a plain error body (no extra fields)
+            raise StatusError(last.code, f"no agent took the device session: {last.detail or 'refused'}", http_status=last.http_status)
         states = reply.states
         now = time.time()
         token = "dst_" + secrets.token_urlsafe(32)
@@ -360,7 +361,7 @@ def add_session_routes(app: web.Application, gw: "Gateway") -> None:
         client = client_of(req)
         body = await parse_body(req, DeviceSessionOpenRequest, empty_ok=False)
         res = await ds.open(client, body)
-        return json_response(res.model_dump(mode="json", exclude_none=True), status=201)
+        return json_response(res.model_dump(mode="json", exclude_none=True))
 
     async def status(req: web.Request) -> web.Response:
         rec = await ds.resolve(req, client_of(req))
