@@ -184,8 +184,25 @@ async def test_four_character_name_and_three_digit_year_byte_exact_over_pcsc(pcs
             release_connection(conn)
             return bytes(data) + bytes([sw1, sw2])
 
-        assert await asyncio.to_thread(raw_read) == expected + b"\x90\x00"
+        from smartcard.Exceptions import CardConnectionException, NoCardException
+
+        async def raw_read_settled() -> bytes:
+            # pcscd may still be powering the card it just saw (vpcd: "Card is unpowered"): retry briefly.
+            for _ in range(50):
+                try:
+                    return await asyncio.to_thread(raw_read)
+                except (CardConnectionException, NoCardException):
+                    await asyncio.sleep(0.1)
+            return await asyncio.to_thread(raw_read)
+
+        assert await raw_read_settled() == expected + b"\x90\x00"
         await agent.initial(None)
+        agent.start_monitor()
+
+        async def hc_seen() -> bool:
+            return agent.status().hc.status >= 1
+
+        assert await eventually(hc_seen, 5.0)
         # The public profile needs no SAM: the agent serves it with SAM state 0.
         basic = await agent.hc_basic()
         assert (basic.cardId, basic.name, basic.idNo, basic.birthday, basic.sex, basic.dateIssue) == ("000073898382", "歐陽測試", "A234567890", "1000101", "M", "1100801")
