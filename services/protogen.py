@@ -60,13 +60,14 @@ def _op_id(method: str, path: str) -> str:
 
 
 def openapi(name: str, rows: list[api.Endpoint]) -> dict[str, Any]:
-    models = {m.ErrorBody}
+    error_model = api.ERROR_MODELS.get(name, m.ErrorBody)
+    models: set[type[BaseModel]] = {error_model}
     for r in rows:
         models.update(x for x in (r.request, r.response) if x is not None)
     ordered = sorted(models, key=lambda c: (c.__name__, c.__module__))
     keys, defs = models_json_schema([(c, "validation") for c in ordered], ref_template="#/components/schemas/{model}")
     ref = {c: keys[(c, "validation")] for c in ordered}
-    err = {"description": "error: a 6.0 statusCode with zh / en messages", "content": {"application/json": {"schema": ref[m.ErrorBody]}}}
+    err = {"description": "error: a 6.0 statusCode with zh / en messages", "content": {"application/json": {"schema": ref[error_model]}}}
     paths: dict[str, dict[str, Any]] = {}
     for r in rows:
         op: dict[str, Any] = {"summary": r.summary, "operationId": _op_id(r.method, r.path)}

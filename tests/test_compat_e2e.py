@@ -288,7 +288,7 @@ async def test_virtual_hc_through_uploadqrcode(tmp_path: Path) -> None:
 async def test_unsupported_sdk_routes_answer_the_seeds_reason(tmp_path: Path, route: vhc.VhcUnsupported) -> None:
     async with compat_stack(tmp_path) as c:
         res = await c.post(route.path)
-        assert res["_http"] == 501
+        assert res["_http"] == 400
         assert res["ERRORCODE"] == 9005 and res["statusCode"] == 9406
         assert res["message"] == route.reason and res["function"] == route.name
         assert any(word in res["message"] for word in ("離線", "視訊診療", "UI介面", "6.0的Web API"))
@@ -297,8 +297,8 @@ async def test_unsupported_sdk_routes_answer_the_seeds_reason(tmp_path: Path, ro
 async def test_unsupported_cshis_functions_and_unknown_names(tmp_path: Path) -> None:
     async with compat_stack(tmp_path) as c:
         old = await c.cs("hisGetSeqNumber", cTreatItem="01")
-        assert old["_http"] == 501 and old["ERRORCODE"] == 9005 and "hisGetSeqNumber256" in old["message"]
-        assert (await c.cs("hisWriteOrganDonate"))["_http"] == 501
+        assert old["_http"] == 400 and old["ERRORCODE"] == 9005 and "hisGetSeqNumber256" in old["message"]
+        assert (await c.cs("hisWriteOrganDonate"))["_http"] == 400
         assert (await c.cs("hisNoSuchThing"))["_http"] == 404
         assert (await c.cs("csGetCardNo", Bogus=1))["ERRORCODE"] == 6018
         status, raw, _ = await c.raw("/VHC/NoSuchRoute")

@@ -159,7 +159,7 @@ def create_app(cs: CsHis) -> web.Application:
         meta = FUNCTIONS[name.lower()]
         if not meta.supported:
             zh = meta.reason
-            return json_response({**legacy_body(res), "statusCode": int(Code.UNSUPPORTED), "message": zh, "messageEn": "not supported by 6.0"}, status=501)
+            return json_response({**legacy_body(res), "statusCode": int(Code.UNSUPPORTED), "message": zh, "messageEn": "not supported by 6.0"}, status=400)
         return json_response(legacy_body(res))
 
     async def cshis_list(_req: web.Request) -> web.Response:
@@ -173,7 +173,7 @@ def create_app(cs: CsHis) -> web.Application:
         name = req.match_info["name"].lower()
         u = vhc.UNSUPPORTED_BY_NAME.get(name)
         if u is not None:
-            return json_response(unsupported_body(u), status=501)
+            return json_response(unsupported_body(u), status=400)
         route = vhc.BY_NAME.get(name)
         if route is None or route.path.split("/")[1].lower() != req.match_info["prefix"].lower():
             zh, en = message(Code.NOT_FOUND)

@@ -146,3 +146,7 @@ def _compat_rows() -> list[Endpoint]:
 
 
 COMPAT.extend(_compat_rows())
+
+
+# The error body each service documents (``default`` response); ErrorBody unless listed.
+ERROR_MODELS: dict[str, type[BaseModel]] = {"compat": m.LegacyErrorBody}

@@ -162,6 +162,20 @@ class SignatureResponse(SignatureObject):
     statusCode: int = 0
 
 
+class LegacyErrorBody(OpenModel):
+    """compat's errors: the legacy ``ERRORCODE`` beside the 6.0 ``statusCode`` and messages.
+
+    Legacy callers read ``ERRORCODE`` (and may get the legacy buffer fields too), so extra
+    fields are allowed.
+    """
+
+    ERRORCODE: int
+    statusCode: int | None = None
+    message: str
+    messageEn: str | None = None
+    detail: str | None = None
+
+
 class ErrorBody(Model):
     statusCode: int
     message: str
