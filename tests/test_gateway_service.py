@@ -485,3 +485,40 @@ async def test_every_business_route_is_routed_one_call_with_the_signature_its_ro
         assert {x.action for x in recs if x.route == "SeqNumber/Next"} == {"C"} and {x.action for x in recs if x.route == "BasicData/Query"} == {"R"}
         st, body = await s.gw("/api/v1/OrganDonate/Write", workstation="ws-01")
         assert body["statusCode"] == 9406  # the seed marks it 不支援: refused without a call
+
+
+async def test_refusals_that_never_reached_the_cloud_are_not_kept_for_the_key(redis_server: str, bus_prefix: str) -> None:
+    """Issue 9 follow-up: an answer the gateway made before anything reached the cloud (an agent
+    refusal, 9400 from the worker as after a Redis restart) is given to the waiting request but not
+    stored for the Idempotency-Key: a retry with the key runs again. The cloud's answer is kept."""
+    from nhigw.contracts.routes import lookup
+    from nhigw.gateway.auth import OPEN
+
+    bus = RedisBus(redis_server)
+    try:
+        async with running_stack(bus=bus, prefix=bus_prefix, gateway_key=os.urandom(32)) as s:
+            url = s.gateway_url + "/api/v1/BasicData/Register"
+            h = {"X-Workstation": "ws-01", "Idempotency-Key": "his-retry-0001"}
+            # The SAM is not verified yet: the agent refuses to sign; nothing goes upstream.
+            st, refused, _ = await call(s.http, "POST", url, json={}, headers=h)
+            assert st == 409 and refused["statusCode"] not in (0, 9403), refused
+            assert s.store.calls.get("BasicData/Register", 0) == 0
+            assert await s.gateway.stored_answer(s.gateway.answer_key(OPEN, "his-retry-0001")) is None
+            await s.ready()
+            st, b1, h1 = await call(s.http, "POST", url, json={}, headers=h)
+            assert st == 200 and b1["statusCode"] == 0 and "Idempotent-Replayed" not in h1
+            st, b2, h2 = await call(s.http, "POST", url, json={}, headers=h)
+            assert (st, b2, h2["Idempotent-Replayed"]) == (200, b1, "true")  # the cloud's answer is kept
+            assert s.store.calls["BasicData/Register"] == 1
+
+            # 9400 from the worker (admission saw the workstation online, the worker does not).
+            route = lookup("/api/v1/BasicData/Register")
+            assert route is not None
+            kw = {"client": OPEN, "route": route, "path": "/api/v1/BasicData/Register", "body": b"{}", "idem_key": "his-retry-0002", "deadline_s": 10.0, "hospital": None}
+            a1, replayed1 = await s.gateway.submit(workstation="ws-gone", **kw)  # type: ignore[arg-type]
+            assert a1 is not None and json.loads(a1.body)["statusCode"] == 9400 and not replayed1
+            a2, replayed2 = await s.gateway.submit(workstation="ws-gone", **kw)  # type: ignore[arg-type]
+            assert a2 is not None and not replayed2 and a2.requestId != a1.requestId  # ran again, not replayed
+            assert len(await s.gateway.audit.records()) == 4  # every run is audited
+    finally:
+        await bus.close()

@@ -32,7 +32,7 @@ from pathlib import Path
 
 import redis.asyncio as aioredis
 from pydantic import BaseModel, Field
-from redis.exceptions import RedisError, WatchError
+from redis.exceptions import RedisError
 
 from nhigw.bus.base import BusError
 from nhigw.common.logging import mask_id
@@ -188,32 +188,43 @@ class FileAudit(AuditLog):
 
 
 class RedisAudit(AuditLog):
+    # Compare-and-append on the server: the record is chained in Python onto the head this
+    # replica last saw; the script appends it only if that is still the head, else returns the
+    # current head and the record is chained again. One round trip when no other replica
+    # appended in between (WATCH + GET + MULTI/EXEC took three).
+    _CAS = """
+    local h = redis.call('GET', KEYS[2]) or ''
+    if h ~= ARGV[1] then return {0, h} end
+    redis.call('RPUSH', KEYS[1], ARGV[2])
+    redis.call('SET', KEYS[2], ARGV[3])
+    return {1, ''}
+    """
+
     def __init__(self, client: aioredis.Redis, log_key: str, head_key: str) -> None:
         self.client, self.log_key, self.head_key = client, log_key, head_key
-        # One append at a time per replica: WATCH/MULTI then only retries when *another replica*
-        # appended in between (optimistic retries among a replica's own workers grew as n²).
+        # One append at a time per replica: the compare-and-append then only retries when *another
+        # replica* appended in between (optimistic retries among a replica's own workers grew as n²).
         self._lock = asyncio.Lock()
+        self._cas = client.register_script(self._CAS)
+        self._head: str | None = None  # the head after this replica's last append (a guess; the script checks it)
 
     async def append(self, rec: AuditRecord) -> AuditRecord:
         async with self._lock:
             return await self._append(rec)
 
     async def _append(self, rec: AuditRecord) -> AuditRecord:
+        head = self._head
         try:
-            async with self.client.pipeline(transaction=True) as pipe:
-                while True:
-                    try:
-                        await pipe.watch(self.head_key)
-                        head = await pipe.get(self.head_key)
-                        chained = _chain(rec, head.decode() if head else None)
-                        pipe.multi()
-                        pipe.rpush(self.log_key, chained.model_dump_json())
-                        pipe.set(self.head_key, f"{chained.seq} {chained.hash}")
-                        await pipe.execute()
-                        return chained
-                    except WatchError:
-                        continue  # another replica appended first: chain onto its record
+            while True:
+                chained = _chain(rec, head)
+                new_head = f"{chained.seq} {chained.hash}"
+                ok, current = await self._cas(keys=[self.log_key, self.head_key], args=[head or "", chained.model_dump_json(), new_head])
+                if int(ok) == 1:
+                    self._head = new_head
+                    return chained
+                head = (current.decode() if isinstance(current, bytes) else str(current)) or None  # another replica appended first: chain onto its record
         except (RedisError, OSError) as exc:
+            self._head = None
             raise BusError(f"audit append failed: {exc}") from exc
 
     async def lines(self) -> list[bytes]:

@@ -106,6 +106,9 @@ class WorkQueue(abc.ABC):
     async def depth(self) -> Depth: ...
 
 
+redis_errors = (RedisError, OSError)  # what a Redis call raises when Redis is away
+
+
 def _wrap(exc: Exception) -> BusError:
     return BusError(f"redis stream operation failed: {exc}")
 

@@ -16,9 +16,27 @@ Life of a business request (any replica may run any step after admission):
    ``attempted`` marker is set is never sent again on a later delivery: it is answered
    9403 "outcome unknown" with its idempotency key. After ``max_deliveries`` an entry
    goes to the dead-letter stream.
-3. *Answer*: the admitting replica waits on ``done`` (and polls the stored answer) up to
-   the HIS's deadline (``X-Deadline-Ms``, default 30 s); past it the HIS gets 202 with
-   9408 and the key, and a retry with the same key later gets the answer.
+3. *Answer*: the admitting replica waits for the answer up to the HIS's deadline
+   (``X-Deadline-Ms``, default 30 s); past it the HIS gets 202 with 9408 and the key, and a
+   retry with the same key later gets the answer.
+
+Hot path (issue 9): each replica holds one long-lived subscription to a single ``done``
+channel (``BusKeys.done("_all")``) and keeps a future per waiting request, by answer key.
+A worker ends a job with the audit record (one compare-and-append script, see
+``RedisAudit``) and then one MULTI/EXEC pipeline: the answer stored for the idempotency
+window, ``done`` published with the sealed answer, XACK + XDEL. So nothing is acknowledged
+before the audit and the stored answer, and a crash before EXEC leaves the entry pending
+(reclaimed). When this replica's own worker ran the job its waiters are answered in
+process; waiters on other replicas get the answer from the message (and poll the stored
+answer every 0.5 s in case a message was lost while Redis reconnected).
+
+Which answers are kept for the key: answers from the NHI cloud and 9403 (outcome unknown)
+are final and stored. Answers the gateway made before anything could reach the cloud —
+9400/9401 (workstation), 9402 (breaker open, not sent, or a *read* that got no answer),
+9407, agent and card refusals (e.g. 1501), a malformed body — are given to the waiting
+request(s) but not stored: the in-flight marker (and a write's ``attempted`` marker) is
+removed instead, so a retry with the same key runs again (e.g. once the workstation is
+back after a Redis restart) instead of replaying the refusal for the whole window.
 """
 
 from __future__ import annotations
@@ -49,7 +67,7 @@ from nhigw.gateway.agents import AgentKeys
 from nhigw.gateway.audit import AuditAttempt, AuditLog, AuditRecord, FileAudit, MemoryAudit, RedisAudit, mask_card, mask_patient, outcome_of
 from nhigw.gateway.auth import Client, Clients
 from nhigw.gateway.metrics import Metrics
-from nhigw.gateway.queue import Delivery, MemoryQueue, RedisQueue, WorkQueue
+from nhigw.gateway.queue import Delivery, MemoryQueue, RedisQueue, WorkQueue, redis_errors
 from nhigw.gateway.registry import Registry
 from nhigw.gateway.store import KV, MemoryKV, RedisKV
 from nhigw.gateway.upstream import (
@@ -125,6 +143,10 @@ class Gateway:
         self._tasks: list[asyncio.Task[None]] = []
         self._working: set[str] = set()
         self._jobs: set[asyncio.Task[None]] = set()
+        # answer key -> waiting requests here: future -> the requestId it waits for (None: any run's answer)
+        self._waiters: dict[str, dict[asyncio.Future[JobAnswer], str | None]] = {}
+        self.done_channel = keys.done("_all")
+        self._done_task: asyncio.Task[None] | None = None
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -134,6 +156,8 @@ class Gateway:
         await self.registry.start()
         await self.rpc.start()
         await self.sessions.start()
+        sub = await self.bus.subscribe(self.done_channel)
+        self._done_task = asyncio.create_task(self._done_loop(sub), name="done-listener")
         if workers:
             self._tasks = [asyncio.create_task(self._work_loop(), name="worker"), asyncio.create_task(self._keepalive(), name="worker-keepalive")]
 
@@ -153,6 +177,10 @@ class Gateway:
         for t in list(self._jobs):
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await t
+        if self._done_task is not None:
+            self._done_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._done_task
         await self.rpc.close()
         await self.sessions.close()
         await self.registry.close()
@@ -175,15 +203,43 @@ class Gateway:
             return None
 
     async def store_answer(self, answer_key: str, ans: JobAnswer) -> None:
-        await self.kv.set(self.keys.answer(answer_key), self.box.seal(ans.model_dump_json().encode(), "answer"), ttl_s=self.settings.idempotency_window_s)
-        await self.bus.publish(self.keys.done(answer_key), b"1")
+        sealed = self.box.seal(ans.model_dump_json().encode(), "answer")
+        await self.kv.set(self.keys.answer(answer_key), sealed, ttl_s=self.settings.idempotency_window_s)
+        await self.bus.publish(self.done_channel, answer_key.encode() + b" " + sealed)
+        self._resolve(answer_key, ans)
+
+    def _resolve(self, answer_key: str, ans: JobAnswer) -> None:
+        for fut, want in list(self._waiters.get(answer_key, {}).items()):
+            # A request that queued its own job takes only that job's answer, never a late ``done``
+            # of an earlier run with the same key (an answer not kept, whose retry runs again).
+            if not fut.done() and want in (None, ans.requestId):
+                fut.set_result(ans)
+
+    async def _done_loop(self, sub: Any) -> None:
+        """The replica's one subscription: answers finished by any replica, for the requests waiting here."""
+        try:
+            async for _channel, data in sub:
+                akey_b, _, sealed = data.partition(b" ")
+                akey = akey_b.decode("ascii", "replace")
+                if not self._waiters.get(akey):
+                    continue  # nobody waits for it on this replica (or already answered in process)
+                try:
+                    ans = JobAnswer.model_validate_json(self.box.open(sealed, "answer"))
+                except (SealError, ValueError):
+                    log.error("done_message_unreadable", answerKey=akey)
+                    continue
+                self._resolve(akey, ans)
+        finally:
+            await sub.close()
 
     async def submit(self, *, client: Client, route: Route, path: str, body: bytes, workstation: str | None, idem_key: str, deadline_s: float, hospital: str | None, device_session: str | None = None) -> tuple[JobAnswer | None, bool]:
         """Queue (or join) the request and wait for its answer. Returns (answer or None at the deadline, replayed)."""
         akey = self.answer_key(client, idem_key)
         fingerprint = hashlib.sha256(b"|".join([path.lower().encode(), (workstation or "").encode(), (device_session or "").encode(), body])).hexdigest().encode()
         inflight = self.keys.inflight(akey)
-        sub = await self.bus.subscribe(self.keys.done(akey))
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[JobAnswer] = loop.create_future()
+        waiting = self._waiters.setdefault(akey, {})
         try:
             now = time.time()
             job = QueuedJob(
@@ -200,8 +256,10 @@ class Gateway:
                 deadline=now + deadline_s,
                 deviceSession=device_session,
             )
+            waiting[fut] = job.requestId  # before queueing: its answer cannot come before we listen
             first = await self.queue.add_once(job, self.kv, inflight, fingerprint, self.settings.idempotency_window_s)
             if not first:
+                waiting[fut] = None  # joined a run queued by an earlier request: its answer, whatever its requestId
                 if await self.kv.get(inflight) not in (fingerprint, None):
                     raise StatusError(Code.PARAM_VALUE, "Idempotency-Key already used for a different request", http_status=409, idempotencyKey=idem_key)
                 ans = await self.stored_answer(akey)
@@ -209,19 +267,21 @@ class Gateway:
                     return ans, True
             else:
                 self.metrics.enqueued.inc()
-            loop = asyncio.get_running_loop()
             end = loop.time() + deadline_s
             while True:
                 remaining = end - loop.time()
                 if remaining <= 0:
                     return None, False
-                with contextlib.suppress(TimeoutError):
-                    await sub.get(min(0.5, remaining))
-                ans = await self.stored_answer(akey)
+                await asyncio.wait((fut,), timeout=min(0.5, remaining))
+                if fut.done():
+                    return fut.result(), not first
+                ans = await self.stored_answer(akey)  # a ``done`` message lost while Redis reconnected
                 if ans is not None:
                     return ans, not first
         finally:
-            await sub.close()
+            waiting.pop(fut, None)
+            if not waiting and self._waiters.get(akey) is waiting:
+                del self._waiters[akey]
 
     # ------------------------------------------------------------------ workers
 
@@ -261,21 +321,56 @@ class Gateway:
             return
         structlog.contextvars.bind_contextvars(request_id=job.requestId, workstation=job.workstation, client=job.client)  # this task's own context
         try:
-            ans = await self.process(job, d.deliveries)
-            log.info("job_done", route=job.path, httpStatus=ans.httpStatus, attempts=ans.attempts, deliveries=d.deliveries)
-            await self.store_answer(job.answerKey, ans)
-            await self.queue.ack(d.id)
+            ans, final = await self.process(job, d.deliveries)
+            log.info("job_done", route=job.path, httpStatus=ans.httpStatus, attempts=ans.attempts, deliveries=d.deliveries, stored=final)
+            await self._finish(d.id, job, ans, final)
         except asyncio.CancelledError:
             raise
         except Exception:
             self.metrics.job_failures.inc()
             log.exception("job_failed", requestId=job.requestId, entry=d.id, deliveries=d.deliveries)
 
-    async def process(self, job: QueuedJob, deliveries: int) -> JobAnswer:
-        """Run one job; returns its answer after writing the audit record."""
-        existing = await self.stored_answer(job.answerKey)
-        if existing is not None:
-            return existing  # finished before a crash prevented the XACK
+    async def _finish(self, entry_id: str, job: QueuedJob, ans: JobAnswer, final: bool) -> None:
+        """Store (or release) the key, announce the answer, XACK: one MULTI/EXEC on Redis."""
+        akey = job.answerKey
+        sealed = self.box.seal(ans.model_dump_json().encode(), "answer")
+        message = akey.encode() + b" " + sealed
+        window = self.settings.idempotency_window_s
+        if isinstance(self.queue, RedisQueue):
+            q = self.queue
+            try:
+                async with q.client.pipeline(transaction=True) as p:
+                    if final:
+                        p.set(self.keys.answer(akey), sealed, px=int(window * 1000))
+                    else:
+                        p.delete(self.keys.inflight(akey), self.keys.attempted(akey))
+                    p.publish(self.done_channel, message)
+                    p.xack(q.stream, q.group, entry_id)
+                    p.xdel(q.stream, entry_id)
+                    await p.execute()
+            except redis_errors as exc:
+                raise BusError(f"finishing job failed: {exc}") from exc
+        else:
+            if final:
+                await self.kv.set(self.keys.answer(akey), sealed, ttl_s=window)
+            else:
+                await self.kv.delete(self.keys.inflight(akey))
+                await self.kv.delete(self.keys.attempted(akey))
+            await self.bus.publish(self.done_channel, message)
+            await self.queue.ack(entry_id)
+        self._resolve(akey, ans)  # this replica's waiters: no round trip through Redis
+
+    async def process(self, job: QueuedJob, deliveries: int) -> tuple[JobAnswer, bool]:
+        """Run one job; returns its answer (after writing the audit record) and whether it is final.
+
+        Final (stored for the key): the cloud's answer, 9403. Not final: answers made here before
+        anything could reach the cloud (see the module docstring).
+        """
+        if deliveries > 1:  # a first delivery has no stored answer: its key was free when it was queued
+            existing = await self.stored_answer(job.answerKey)
+            if existing is not None:
+                return existing, True  # finished before a crash prevented the XACK
+        final = True
         route_path = job.path.removeprefix("/api/v1/")
         t0 = time.monotonic()
         attempts: list[Any] = []
@@ -325,8 +420,10 @@ class Gateway:
                 else:
                     raise self._upstream_status(exc, job) from exc
         except StatusError as err:
+            final = err.code == Code.OUTCOME_UNKNOWN
             status, payload = err.http_status, json.dumps(err.body(), ensure_ascii=False).encode()
         except ValueError:
+            final = False
             err = StatusError(Code.PARAM_FORMAT, "malformed JSON body")
             status, payload = err.http_status, json.dumps(err.body(), ensure_ascii=False).encode()
         latency_ms = (time.monotonic() - t0) * 1000
@@ -353,7 +450,8 @@ class Gateway:
             latency_ms=round(latency_ms, 2),
         )
         await self.audit.append(rec)
-        return JobAnswer(requestId=job.requestId, idempotencyKey=job.idempotencyKey, httpStatus=status, body=payload.decode("utf-8", "replace"), attempts=len(attempts), instance=self.instance)
+        ans = JobAnswer(requestId=job.requestId, idempotencyKey=job.idempotencyKey, httpStatus=status, body=payload.decode("utf-8", "replace"), attempts=len(attempts), instance=self.instance)
+        return ans, final
 
     def _upstream_status(self, exc: UpstreamError, job: QueuedJob) -> StatusError:
         if isinstance(exc, CircuitOpen):
