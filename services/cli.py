@@ -119,6 +119,42 @@ async def build_agent(args: argparse.Namespace, *, bank=None):  # type: ignore[n
     return agent, create_app(agent, cors_hosts=cors)
 
 
+_BACKGROUND: set[asyncio.Task[None]] = set()
+
+
+async def _stop_background() -> None:
+    for t in list(_BACKGROUND):
+        t.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await t
+    _BACKGROUND.clear()
+
+
+async def _auto_verify_sam(agent) -> None:  # type: ignore[no-untyped-def]
+    """``--auto-verify-sam`` (virtual and test SAMs): verify each SAM once when it is present, unverified.
+
+    One attempt per insertion: a failure is logged and not retried until the SAM is removed and
+    put back (too many failed verifications lock a physical SAM).
+    """
+    from nhigw.contracts.codes import StatusError
+
+    events = agent.subscribe()
+    tried = False
+    try:
+        while True:
+            if agent.sam_state == 0:
+                tried = False
+            elif agent.initialized and agent.sam_state == 1 and not tried:
+                tried = True
+                try:
+                    await agent.sam_verify()
+                except StatusError as exc:
+                    log.warning("auto_verify_sam_failed", statusCode=exc.code, detail=exc.detail)
+            await events.get()
+    finally:
+        agent.unsubscribe(events)
+
+
 async def start_agent(agent, args: argparse.Namespace, bus, sealer):  # type: ignore[no-untyped-def]
     from nhigw.agent.buslink import BusLink
     from nhigw.contracts.buskeys import BusKeys
@@ -128,10 +164,11 @@ async def start_agent(agent, args: argparse.Namespace, bus, sealer):  # type: ig
     if args.auto_init or getattr(args, "no_pcsc", False):
         try:
             await agent.initial(None)
-            if args.auto_verify_sam and agent.sam_state == 1:
-                await agent.sam_verify()
         except StatusError as exc:
             log.warning("auto_init_failed", statusCode=exc.code, detail=exc.detail)
+        if args.auto_verify_sam:
+            # pcscd may report a card a moment after Initial: verify the SAM whenever one appears.
+            _BACKGROUND.add(asyncio.create_task(_auto_verify_sam(agent), name="auto-verify-sam"))
     link = None
     if bus is not None:
         from nhigw.bus.enrol import EnrolError, agent_identity
@@ -214,6 +251,7 @@ async def cmd_agent(args: argparse.Namespace) -> None:
     async def stopping() -> None:
         if link:
             await link.stop()
+        await _stop_background()
         await agent.stop()
         if bus:
             await bus.close()
@@ -281,6 +319,7 @@ async def cmd_up(args: argparse.Namespace) -> None:
     async def stopping() -> None:
         if link:
             await link.stop()
+        await _stop_background()
         await agent.stop()
         await bus.close()
 
