@@ -29,6 +29,7 @@ import json
 import os
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import redis.asyncio as aioredis
 from pydantic import BaseModel, Field
@@ -200,25 +201,53 @@ class RedisAudit(AuditLog):
     return {1, ''}
     """
 
+    # The same, then a gateway job's end in the same script (so in the same round trip, and
+    # atomically after its audit record): the answer stored for the idempotency window (or the
+    # key released: in-flight and attempted markers deleted), ``done`` published, XACK + XDEL.
+    # KEYS: log, head, answer, inflight, attempted, stream.
+    # ARGV: head, record, new head, store (1/0), sealed answer, ttl ms, channel, message, group, entry id.
+    _CAS_FINISH = """
+    local h = redis.call('GET', KEYS[2]) or ''
+    if h ~= ARGV[1] then return {0, h} end
+    redis.call('RPUSH', KEYS[1], ARGV[2])
+    redis.call('SET', KEYS[2], ARGV[3])
+    if ARGV[4] == '1' then
+        redis.call('SET', KEYS[3], ARGV[5], 'PX', ARGV[6])
+    else
+        redis.call('DEL', KEYS[4], KEYS[5])
+    end
+    redis.call('PUBLISH', ARGV[7], ARGV[8])
+    redis.call('XACK', KEYS[6], ARGV[9], ARGV[10])
+    redis.call('XDEL', KEYS[6], ARGV[10])
+    return {1, ''}
+    """
+
     def __init__(self, client: aioredis.Redis, log_key: str, head_key: str) -> None:
         self.client, self.log_key, self.head_key = client, log_key, head_key
         # One append at a time per replica: the compare-and-append then only retries when *another
         # replica* appended in between (optimistic retries among a replica's own workers grew as n²).
         self._lock = asyncio.Lock()
         self._cas = client.register_script(self._CAS)
+        self._cas_finish = client.register_script(self._CAS_FINISH)
         self._head: str | None = None  # the head after this replica's last append (a guess; the script checks it)
 
     async def append(self, rec: AuditRecord) -> AuditRecord:
         async with self._lock:
             return await self._append(rec)
 
-    async def _append(self, rec: AuditRecord) -> AuditRecord:
+    async def append_finishing_job(self, rec: AuditRecord, keys: list[str], args: list[object]) -> AuditRecord:
+        """Append ``rec``, then end a gateway job in the same script (see ``_CAS_FINISH``)."""
+        async with self._lock:
+            return await self._append(rec, self._cas_finish, keys, args)
+
+    async def _append(self, rec: AuditRecord, script: Any = None, keys: list[str] | None = None, args: list[object] | None = None) -> AuditRecord:
         head = self._head
+        script = script or self._cas
         try:
             while True:
                 chained = _chain(rec, head)
                 new_head = f"{chained.seq} {chained.hash}"
-                ok, current = await self._cas(keys=[self.log_key, self.head_key], args=[head or "", chained.model_dump_json(), new_head])
+                ok, current = await script(keys=[self.log_key, self.head_key, *(keys or [])], args=[head or "", chained.model_dump_json(), new_head, *(args or [])])
                 if int(ok) == 1:
                     self._head = new_head
                     return chained

@@ -321,21 +321,30 @@ class Gateway:
             return
         structlog.contextvars.bind_contextvars(request_id=job.requestId, workstation=job.workstation, client=job.client)  # this task's own context
         try:
-            ans, final = await self.process(job, d.deliveries)
+            ans, final, rec = await self.process(job, d.deliveries)
             log.info("job_done", route=job.path, httpStatus=ans.httpStatus, attempts=ans.attempts, deliveries=d.deliveries, stored=final)
-            await self._finish(d.id, job, ans, final)
+            await self._finish(d.id, job, ans, final, rec)
         except asyncio.CancelledError:
             raise
         except Exception:
             self.metrics.job_failures.inc()
             log.exception("job_failed", requestId=job.requestId, entry=d.id, deliveries=d.deliveries)
 
-    async def _finish(self, entry_id: str, job: QueuedJob, ans: JobAnswer, final: bool) -> None:
-        """Store (or release) the key, announce the answer, XACK: one MULTI/EXEC on Redis."""
+    async def _finish(self, entry_id: str, job: QueuedJob, ans: JobAnswer, final: bool, rec: AuditRecord | None) -> None:
+        """Audit, store (or release) the key, announce the answer, XACK: one script (or one MULTI/EXEC) on Redis."""
         akey = job.answerKey
         sealed = self.box.seal(ans.model_dump_json().encode(), "answer")
         message = akey.encode() + b" " + sealed
         window = self.settings.idempotency_window_s
+        if rec is not None and isinstance(self.queue, RedisQueue) and isinstance(self.audit, RedisAudit):
+            q = self.queue
+            keys = [self.keys.answer(akey), self.keys.inflight(akey), self.keys.attempted(akey), q.stream]
+            args: list[object] = ["1" if final else "0", sealed, int(window * 1000), self.done_channel, message, q.group, entry_id]
+            await self.audit.append_finishing_job(rec, keys, args)
+            self._resolve(akey, ans)
+            return
+        if rec is not None:
+            await self.audit.append(rec)
         if isinstance(self.queue, RedisQueue):
             q = self.queue
             try:
@@ -360,8 +369,8 @@ class Gateway:
             await self.queue.ack(entry_id)
         self._resolve(akey, ans)  # this replica's waiters: no round trip through Redis
 
-    async def process(self, job: QueuedJob, deliveries: int) -> tuple[JobAnswer, bool]:
-        """Run one job; returns its answer (after writing the audit record) and whether it is final.
+    async def process(self, job: QueuedJob, deliveries: int) -> tuple[JobAnswer, bool, AuditRecord | None]:
+        """Run one job; returns its answer, whether it is final, and its audit record (written by ``_finish``).
 
         Final (stored for the key): the cloud's answer, 9403. Not final: answers made here before
         anything could reach the cloud (see the module docstring).
@@ -369,7 +378,7 @@ class Gateway:
         if deliveries > 1:  # a first delivery has no stored answer: its key was free when it was queued
             existing = await self.stored_answer(job.answerKey)
             if existing is not None:
-                return existing, True  # finished before a crash prevented the XACK
+                return existing, True, None  # finished (and audited) before a crash prevented the XACK
         final = True
         route_path = job.path.removeprefix("/api/v1/")
         t0 = time.monotonic()
@@ -449,9 +458,8 @@ class Gateway:
             attempts=[AuditAttempt(n=a.n, outcome=a.outcome, latency_ms=round(a.latency_ms, 2)) for a in attempts],
             latency_ms=round(latency_ms, 2),
         )
-        await self.audit.append(rec)
         ans = JobAnswer(requestId=job.requestId, idempotencyKey=job.idempotencyKey, httpStatus=status, body=payload.decode("utf-8", "replace"), attempts=len(attempts), instance=self.instance)
-        return ans, final
+        return ans, final, rec
 
     def _upstream_status(self, exc: UpstreamError, job: QueuedJob) -> StatusError:
         if isinstance(exc, CircuitOpen):
