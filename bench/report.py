@@ -186,14 +186,14 @@ def findings() -> list[str]:
         gw = p["profiles"]["gateway"]
         write = next((r["share"] for r in gw["self"] if r["function"].startswith("_SelectorSocketTransport.write")), None)
         out.append(
-            f"Where it goes: every business request is {cmds['total']} Redis commands from the gateway (queue entry, idempotency marker and answer, "
-            f"the answer's pub/sub channel subscribed and unsubscribed per request, audit, XACK/XDEL), each its own round trip on redis-py's asyncio client"
-            + (f"; {write:.0%} of the gateway's busy samples are in the socket write of those commands" if write else "")
+            f"Where it goes: every business request is {cmds['total']} Redis commands from the gateway (admission in one Lua call, the stream entry, "
+            f"the worker's read, then the job's end — audit append, answer or key release, done notice, XACK/XDEL — in one script), "
+            f"down from 20 one-by-one commands before the hot-path work (one long-lived done subscription per replica, answers in process when the "
+            f"replica's own worker ran the job, the job's end in one round trip; services/gateway/service.py)"
+            + (f"; {write:.0%} of the gateway's busy samples are in socket writes" if write else "")
             + (f". On this machine {p['redis_batching']['commands']} commands one by one cost {p['redis_batching']['one_by_one_us']:.0f} µs of client CPU, "
                f"in one pipeline {p['redis_batching']['pipelined_us']:.0f} µs" if p.get("redis_batching") else "")
-            + ". Batching the worker's post-upstream writes (answer, audit, done, XACK) in one pipeline/MULTI, one long-lived pattern subscription for "
-            "answers instead of SUBSCRIBE/UNSUBSCRIBE per request, and answering in-process when the admitting replica's own worker ran the job are "
-            "the changes these numbers point to (services/gateway/service.py, `Gateway.submit` and `Gateway._run`; reported to the gateway's owner, not changed here)."
+            + ". What remains is mostly the two aiohttp hops, sealing and unsealing, pydantic validation and logging."
         )
     if q:
         out.append(f"Queue: a second replica on the same 2 cores gives ×{q.get('two_over_one')} the throughput of one (both replicas, the simulator, Redis and the "
@@ -206,9 +206,9 @@ def findings() -> list[str]:
         ops = c["operations"]
         sig = ops.get("signature HC (HC cached)")
         if sig:
-            out.append(f"Card path: a signature is {sig['apdus']} APDUs in {sig['p50_ms']} ms p50 over pcscd; only GET CHALLENGE and INTERNAL AUTHENTICATE are needed, "
-                       f"the other {sig['apdus'] - 2} are SELECTs of the SAM applet (services/agent/core.py selects it before each of the two; the applet stays selected "
-                       "between them on the same connection). Each APDU costs about the bare-APDU floor, so that is a small gain next to the gateway's.")
+            out.append(f"Card path: a signature is {sig['apdus']} APDUs in {sig['p50_ms']} ms p50 over pcscd: one SELECT of the SAM applet, GET CHALLENGE "
+                       "and INTERNAL AUTHENTICATE (the HC's data comes from the read at insertion). Each APDU costs about the bare-APDU floor, "
+                       "so the card path is small next to the gateway's cost.")
     if so:
         gwp, rp = so["processes"]["gateway"], so["processes"]["redis"]
         per_req_kib = (rp["rss_end"] - rp["rss_start"]) * 1024 / max(so["requests"], 1)
