@@ -45,7 +45,12 @@ extra=""
 [ $want_test = 1 ] && extra="[test]"
 if [ ! -f "$stamp$extra" ] || [ pyproject.toml -nt "$stamp$extra" ]; then
   .venv/bin/python -m pip install -q --upgrade pip >/dev/null 2>&1 || true
-  .venv/bin/python -m pip install -q -e ".$extra" 2>&1 | grep -v '^WARNING: Location' || true
+  mkdir -p var
+  if ! .venv/bin/python -m pip install -q -e ".$extra" >var/pip-install.log 2>&1; then
+    tail -40 var/pip-install.log >&2
+    echo "bootstrap: pip install failed (full log: var/pip-install.log)" >&2
+    exit 1
+  fi
   .venv/bin/python -c 'import nhigw, aiohttp, smartcard, redis, pydantic, structlog, cryptography' || { echo "bootstrap: Python dependencies failed to install" >&2; exit 1; }
   touch "$stamp$extra"
 fi
