@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
+from nhigw.common.roctime import roc_datetime
 from nhigw.contracts.cloud import ROUTE_MODELS
 from nhigw.contracts.models import SignatureKind
 from nhigw.contracts.routes import ROUTES, Route, lookup
-from nhigw.sim.clock import roc_datetime
 from tests.stack import Stack, running_stack
 
 SIGN_PATH = {

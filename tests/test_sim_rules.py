@@ -9,8 +9,8 @@ import asyncio
 import base64
 import datetime as dt
 
+from nhigw.common.roctime import roc_datetime
 from nhigw.contracts.routes import ROUTES
-from nhigw.sim.clock import roc_datetime
 from tests.simkit import HOSPITAL_ID, Signer, running_sim
 
 E2 = {"hcId": "000073898391", "hcIdNo": "E200000007"}  # card validity passed, no visits left

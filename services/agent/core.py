@@ -69,6 +69,7 @@ from nhigw.agent.dc import DcClient
 from nhigw.agent.mobilehca import MobileHcaVerifier
 from nhigw.agent.settings import SettingsStore
 from nhigw.common.logging import get_logger
+from nhigw.common.roctime import roc_now
 from nhigw.contracts import signing
 from nhigw.contracts.codes import Code, StatusError
 from nhigw.contracts.models import (
@@ -100,7 +101,6 @@ from nhigw.contracts.models import (
 )
 
 log = get_logger("nhigw.agent")
-TAIWAN = dt.timezone(dt.timedelta(hours=8), "Asia/Taipei")  # no DST in Taiwan
 
 
 # --------------------------------------------------------------------------- the seed's state table
@@ -630,8 +630,7 @@ class Agent:
         self.check("server_date_time")
         if self.cloud is not None:
             return ServerDateTimeResponse(serverDateTime=await self.dc.server_date_time(), source="dc")
-        now = dt.datetime.now(TAIWAN)
-        return ServerDateTimeResponse(serverDateTime=f"{now.year - 1911:03d}{now:%m%d%H%M%S}", source="reader")
+        return ServerDateTimeResponse(serverDateTime=roc_now(), source="reader")
 
     # ------------------------------------------------------------------ card I/O guard
 

@@ -55,6 +55,7 @@ from nhigw.client import AgentClient, CloudClient
 from nhigw.client.errors import DecodingError, RequestTimeout, StatusCodeError, TransportError
 from nhigw.common.logging import get_logger
 from nhigw.common.roctime import TAIWAN
+from nhigw.common.roctime import roc_datetime as format_roc
 from nhigw.compat import buffers as B
 from nhigw.compat.errors import (
     AGENT_UNREACHABLE,
@@ -194,7 +195,7 @@ def roc_datetime(value: str) -> str:
             raise ValueError(f"not a date-time: {value!r}") from exc
     if t.tzinfo is not None:
         t = t.astimezone(TAIWAN)
-    return f"{t.year - 1911:03d}{t:%m%d%H%M%S}"
+    return format_roc(t)
 
 
 def _first_str(d: dict[str, Any], keys: tuple[str, ...]) -> str:

@@ -40,11 +40,11 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
+from nhigw.common.roctime import parse_roc, roc_date, roc_datetime
 from nhigw.contracts import cloud as c
 from nhigw.contracts.codes import Code, StatusError
 from nhigw.contracts.models import BasicDataResponse, RegisterResponse, SignatureObject
 from nhigw.contracts.routes import Route
-from nhigw.sim.clock import parse_roc, roc_date, roc_datetime
 from nhigw.sim.registry import handles
 from nhigw.sim.store import B36, COUNTING_ITEMS, Patient, SimStore, Treatment
 

@@ -44,6 +44,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from nhigw.common.http import json_response, parse_body
+from nhigw.common.roctime import roc_now
 from nhigw.contracts import signing
 from nhigw.contracts.codes import Code, StatusError
 from nhigw.contracts.models import (
@@ -62,7 +63,6 @@ from nhigw.contracts.models import (
     VirtualHcVerifyRequest,
     VirtualHcVerifyResponse,
 )
-from nhigw.sim.clock import roc_now
 from nhigw.sim.store import Institution, Patient, SimStore
 
 STORE = web.AppKey("store", SimStore)

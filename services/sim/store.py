@@ -37,10 +37,9 @@ from typing import Any
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from nhigw.common.roctime import taiwan_now
+from nhigw.common.roctime import roc_date, taiwan_now
 from nhigw.contracts.cloud import Fault
 from nhigw.contracts.codes import Code, StatusError
-from nhigw.sim.clock import roc_date
 from nhigw.vcard.identities import Identities
 
 B36 = string.digits + string.ascii_uppercase
