@@ -326,7 +326,3 @@ def create_app(agent: Agent, *, cors_hosts: list[str] | None = None) -> web.Appl
     r.add_delete("/api/hc/v1/Logout", hc_logout)
     add_console_routes(app, agent)
     return app
-
-
-def not_supported(reason: str) -> StatusError:
-    return StatusError(Code.UNSUPPORTED, reason)

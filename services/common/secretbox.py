@@ -8,7 +8,6 @@ stable). A copy of the encrypted file on another machine or user does not open.
 
 from __future__ import annotations
 
-import base64
 import os
 from pathlib import Path
 
@@ -84,7 +83,3 @@ class SecretBox:
 
     def read(self, path: Path) -> bytes:
         return self.open(Path(path).read_bytes())
-
-
-def b64(data: bytes) -> str:
-    return base64.b64encode(data).decode("ascii")
