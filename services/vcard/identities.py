@@ -70,8 +70,7 @@ class Identities:
         )
 
 
-def hash_secret(secret: str, salt: bytes | None = None) -> str:
-    salt = salt if salt is not None else hashlib.sha256(secret.encode() + b"nhigw").digest()[:9]
+def hash_secret(secret: str, salt: bytes) -> str:
     return "sha256:" + salt.hex() + ":" + hashlib.sha256(salt + secret.encode()).hexdigest()
 
 
