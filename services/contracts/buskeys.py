@@ -76,9 +76,13 @@ class BusKeys:
         """Set (NX) just before a write is sent upstream: a reclaimed write with this set is never re-sent."""
         return f"{self.prefix}:attempted:{answer_key}"
 
-    def done(self, answer_key: str) -> str:
-        """Pub/sub: a worker announces that ``answer(answer_key)`` is stored."""
-        return f"{self.prefix}:done:{answer_key}"
+    def waiters(self, answer_key: str) -> str:
+        """Set of gateway replicas with a request waiting for a run another request queued (TTL = idempotency window)."""
+        return f"{self.prefix}:waiters:{answer_key}"
+
+    def done(self, instance: str) -> str:
+        """Pub/sub: a gateway replica's own channel; a worker sends it ``answer key + " " + sealed answer``."""
+        return f"{self.prefix}:done:{instance}"
 
     @property
     def audit_log(self) -> str:

@@ -362,6 +362,7 @@ class QueuedJob(Model):
     enqueuedAt: float
     deadline: float
     deviceSession: str | None = None  # one-call for a device session (``nhigw.gateway.sessions``): its public id
+    origin: str | None = None  # the gateway replica that admitted it (gets ``done`` when another replica runs it)
 
 
 class JobAnswer(Model):

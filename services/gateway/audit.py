@@ -16,8 +16,8 @@ export the head regularly — ``nhigw audit verify`` prints it — to anchor it 
 Personal data: the patient appears only as a masked national ID (``Z29*****29``), the HPC
 as a masked card number; no signature, no PIN, no body is stored.
 
-Stores: ``RedisAudit`` (a list plus a head key, appended under WATCH/MULTI so replicas
-share one chain) and ``FileAudit`` (JSON lines, for the single-process deployment).
+Stores: ``RedisAudit`` (a list plus a head key, appended by a compare-and-append script so
+replicas share one chain) and ``FileAudit`` (JSON lines, for the single-process deployment).
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ import asyncio
 import hashlib
 import json
 import os
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,7 @@ from pydantic import BaseModel, Field
 from redis.exceptions import RedisError
 
 from nhigw.bus.base import BusError
+from nhigw.bus.batch import GroupCommit
 from nhigw.common.logging import mask_id
 
 GENESIS = "0" * 64
@@ -201,24 +203,42 @@ class RedisAudit(AuditLog):
     return {1, ''}
     """
 
-    # The same, then a gateway job's end in the same script (so in the same round trip, and
-    # atomically after its audit record): the answer stored for the idempotency window (or the
-    # key released: in-flight and attempted markers deleted), ``done`` published, XACK + XDEL.
-    # KEYS: log, head, answer, inflight, attempted, stream.
-    # ARGV: head, record, new head, store (1/0), sealed answer, ttl ms, channel, message, group, entry id.
+    # Gateway jobs' ends, group-committed (``nhigw.bus.batch``): the audit records of every job
+    # that finished while the previous batch was in flight, chained in order onto the head this
+    # replica last saw, and after each record its job's end, in one script (so one round trip,
+    # and atomically after its audit record): the answer stored for the idempotency window (or
+    # the key released: in-flight and attempted markers deleted), ``done`` published to the
+    # replicas that wait for it (those that joined the run, and the one that admitted it when
+    # that is not this one), XACK + XDEL.
+    # KEYS: log, head, stream, then per job: answer, inflight, attempted, waiters.
+    # ARGV: head, new head, group, ttl ms, done-channel prefix, this replica, then per job:
+    #       record ('' = none), store (1/0), sealed answer, entry id, done message, admitting replica.
     _CAS_FINISH = """
     local h = redis.call('GET', KEYS[2]) or ''
     if h ~= ARGV[1] then return {0, h} end
-    redis.call('RPUSH', KEYS[1], ARGV[2])
-    redis.call('SET', KEYS[2], ARGV[3])
-    if ARGV[4] == '1' then
-        redis.call('SET', KEYS[3], ARGV[5], 'PX', ARGV[6])
-    else
-        redis.call('DEL', KEYS[4], KEYS[5])
+    local n = (#KEYS - 3) / 4
+    for i = 1, n do
+        local k, a = 4 + (i - 1) * 4, 7 + (i - 1) * 6
+        if ARGV[a] ~= '' then redis.call('RPUSH', KEYS[1], ARGV[a]) end
+        if ARGV[a + 1] == '1' then
+            redis.call('SET', KEYS[k], ARGV[a + 2], 'PX', ARGV[4])
+        else
+            redis.call('DEL', KEYS[k + 1], KEYS[k + 2])
+        end
+        local to = redis.call('SMEMBERS', KEYS[k + 3])
+        if #to > 0 then redis.call('DEL', KEYS[k + 3]) end
+        to[#to + 1] = ARGV[a + 5]
+        local sent = {}
+        for _, r in ipairs(to) do
+            if r ~= '' and r ~= ARGV[6] and not sent[r] then
+                redis.call('PUBLISH', ARGV[5] .. r, ARGV[a + 4])
+                sent[r] = true
+            end
+        end
+        redis.call('XACK', KEYS[3], ARGV[3], ARGV[a + 3])
+        redis.call('XDEL', KEYS[3], ARGV[a + 3])
     end
-    redis.call('PUBLISH', ARGV[7], ARGV[8])
-    redis.call('XACK', KEYS[6], ARGV[9], ARGV[10])
-    redis.call('XDEL', KEYS[6], ARGV[10])
+    redis.call('SET', KEYS[2], ARGV[2])
     return {1, ''}
     """
 
@@ -229,32 +249,57 @@ class RedisAudit(AuditLog):
         self._lock = asyncio.Lock()
         self._cas = client.register_script(self._CAS)
         self._cas_finish = client.register_script(self._CAS_FINISH)
+        self._finishing: GroupCommit[tuple[AuditRecord | None, JobEnd], AuditRecord | None] = GroupCommit(self._finish_batch)
         self._head: str | None = None  # the head after this replica's last append (a guess; the script checks it)
 
     async def append(self, rec: AuditRecord) -> AuditRecord:
         async with self._lock:
-            return await self._append(rec)
+            head = self._head
+            try:
+                while True:
+                    chained = _chain(rec, head)
+                    new_head = f"{chained.seq} {chained.hash}"
+                    ok, current = await self._cas(keys=[self.log_key, self.head_key], args=[head or "", chained.model_dump_json(), new_head])
+                    if int(ok) == 1:
+                        self._head = new_head
+                        return chained
+                    head = _text(current) or None  # another replica appended first: chain onto its record
+            except (RedisError, OSError) as exc:
+                self._head = None
+                raise BusError(f"audit append failed: {exc}") from exc
 
-    async def append_finishing_job(self, rec: AuditRecord, keys: list[str], args: list[object]) -> AuditRecord:
-        """Append ``rec``, then end a gateway job in the same script (see ``_CAS_FINISH``)."""
+    async def finish_job(self, rec: AuditRecord | None, end: JobEnd) -> AuditRecord | None:
+        """Append ``rec`` (if any), then end a gateway job (see ``_CAS_FINISH``); batched with other jobs' ends."""
+        return await self._finishing.submit((rec, end))
+
+    async def _finish_batch(self, items: list[tuple[AuditRecord | None, JobEnd]]) -> list[AuditRecord | None]:
+        first = items[0][1]
+        keys = [self.log_key, self.head_key, first.stream]
+        tail: list[object] = []
+        for _rec, e in items:
+            keys += [e.answer, e.inflight, e.attempted, e.waiters]
         async with self._lock:
-            return await self._append(rec, self._cas_finish, keys, args)
-
-    async def _append(self, rec: AuditRecord, script: Any = None, keys: list[str] | None = None, args: list[object] | None = None) -> AuditRecord:
-        head = self._head
-        script = script or self._cas
-        try:
-            while True:
-                chained = _chain(rec, head)
-                new_head = f"{chained.seq} {chained.hash}"
-                ok, current = await script(keys=[self.log_key, self.head_key, *(keys or [])], args=[head or "", chained.model_dump_json(), new_head, *(args or [])])
-                if int(ok) == 1:
-                    self._head = new_head
-                    return chained
-                head = (current.decode() if isinstance(current, bytes) else str(current)) or None  # another replica appended first: chain onto its record
-        except (RedisError, OSError) as exc:
-            self._head = None
-            raise BusError(f"audit append failed: {exc}") from exc
+            head = self._head
+            try:
+                while True:
+                    chained: list[AuditRecord | None] = []
+                    tip = head
+                    tail = []
+                    for rec, e in items:
+                        c = _chain(rec, tip) if rec is not None else None
+                        if c is not None:
+                            tip = f"{c.seq} {c.hash}"
+                        chained.append(c)
+                        tail += [c.model_dump_json() if c is not None else "", "1" if e.store else "0", e.sealed, e.entry_id, e.message, e.origin or ""]
+                    args: list[object] = [head or "", tip or "", first.group, first.ttl_ms, first.channel_prefix, first.me, *tail]
+                    ok, current = await self._cas_finish(keys=keys, args=args)
+                    if int(ok) == 1:
+                        self._head = tip
+                        return chained
+                    head = _text(current) or None
+            except (RedisError, OSError) as exc:
+                self._head = None
+                raise BusError(f"audit append failed: {exc}") from exc
 
     async def lines(self) -> list[bytes]:
         return list(await self.client.lrange(self.log_key, 0, -1))
@@ -262,6 +307,34 @@ class RedisAudit(AuditLog):
     async def head(self) -> str | None:
         h = await self.client.get(self.head_key)
         return h.decode() if h else None
+
+
+def _text(v: Any) -> str:
+    return v.decode() if isinstance(v, bytes) else str(v)
+
+
+@dataclass
+class JobEnd:
+    """What ends a gateway job on Redis after its audit record (``RedisAudit.finish_job``).
+
+    ``stream``, ``group``, ``ttl_ms``, ``channel_prefix`` and ``me`` are the replica's own settings:
+    a batch takes them from its first job.
+    """
+
+    answer: str  # the answer key: set when ``store``
+    inflight: str  # the in-flight and attempted markers: deleted when not ``store``
+    attempted: str
+    waiters: str  # replicas that joined the run: each gets ``done``
+    store: bool
+    sealed: bytes
+    entry_id: str
+    message: bytes
+    origin: str | None  # the replica that admitted the job: gets ``done`` unless it is ``me``
+    stream: str
+    group: str
+    ttl_ms: int
+    channel_prefix: str
+    me: str
 
 
 class MemoryAudit(AuditLog):

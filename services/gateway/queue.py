@@ -1,7 +1,8 @@
 """The work queue of business requests: a Redis Stream with a consumer group, or its in-process twin.
 
 Semantics (both implementations, one contract test suite ``tests/test_gateway_queue.py``):
-- ``add`` appends a ``QueuedJob``; ``read`` delivers new entries to one consumer
+- ``add`` appends a ``QueuedJob``; ``admit`` adds it once per idempotency key and may
+  deliver it (or an older entry) to the admitting consumer at once; ``read`` delivers new entries to one consumer
   (delivery count 1); an entry stays *pending* on that consumer until ``ack``.
 - ``touch`` resets the idle time of entries a live consumer is still working on
   (XCLAIM ... JUSTID, which does not count a delivery), so only a dead or stuck
@@ -29,6 +30,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError, ResponseError
 
 from nhigw.bus.base import BusError
+from nhigw.bus.batch import GroupCommit
 from nhigw.bus.seal import Sealer, SealError
 from nhigw.contracts.models import QueuedJob
 from nhigw.gateway.store import KV
@@ -39,9 +41,28 @@ class Delivery:
     id: str
     raw: bytes
     deliveries: int
+    known: QueuedJob | None = None  # the job itself, when this process queued it (nothing to open or parse)
 
     def job(self) -> QueuedJob:
-        return QueuedJob.model_validate_json(self.raw)
+        return self.known if self.known is not None else QueuedJob.model_validate_json(self.raw)
+
+
+@dataclass
+class Admission:
+    """One business request to queue once per idempotency key (see ``WorkQueue.admit``)."""
+
+    job: QueuedJob
+    marker: str  # the in-flight marker of its answer key (SET NX, value = fingerprint)
+    waiters: str  # the set of replicas waiting for a run that another request queued
+    fingerprint: bytes
+    ttl_s: float
+    take: bool = False  # the caller holds a free worker slot: deliver an entry to it now
+
+
+@dataclass
+class Admitted:
+    first: bool  # this request queued the job (False: a run with its key was already queued)
+    delivery: Delivery | None = None  # an entry for the caller's slot: usually its own job, or an older one waiting
 
 
 @dataclass
@@ -81,6 +102,14 @@ class WorkQueue(abc.ABC):
         await self.add(job)
         return True
 
+    async def admit(self, consumer: str, a: Admission, kv: KV) -> Admitted:
+        """``add_once``, and with ``a.take`` an entry delivered to ``consumer`` in the same step.
+
+        Here: ``add_once`` only (the worker loop reads the entry). ``RedisQueue`` does it all
+        in one script, group-committed with the other requests admitted meanwhile.
+        """
+        return Admitted(await self.add_once(a.job, kv, a.marker, a.fingerprint, a.ttl_s))
+
     @abc.abstractmethod
     async def read(self, consumer: str, *, count: int = 10, block_s: float = 1.0) -> list[Delivery]: ...
 
@@ -118,6 +147,8 @@ class RedisQueue(WorkQueue):
         self.client, self.stream, self.group, self.dead_stream = client, stream, group, dead_stream
         self.max_deliveries, self.maxlen = max_deliveries, maxlen
         self.box = box or Sealer(None)
+        self._admit_script = client.register_script(self._ADMIT)
+        self._admitters: dict[str, GroupCommit[Admission, Admitted]] = {}
 
     def _open(self, sealed: bytes) -> bytes:
         try:
@@ -141,6 +172,79 @@ class RedisQueue(WorkQueue):
     end
     return 0
     """
+
+    # Admission of a batch of requests (group commit, ``nhigw.bus.batch``), atomic on the server.
+    # Per request: the in-flight marker (SET NX) and, if it was free, the job (XADD); if it was
+    # taken, this replica joins the waiters of that run (the job's end publishes to them).
+    # Then as many entries as the batch holds free worker slots are delivered to this consumer
+    # (XREADGROUP, oldest first: normally the jobs just added, so the replica that took the
+    # request runs it without another round trip; they are pending on it like any read).
+    # KEYS: stream, then per request: marker, waiters.
+    # ARGV: group, consumer, maxlen, then per request: fingerprint, ttl ms, sealed job, take (1/0).
+    _ADMIT = """
+    local added, take = {}, 0
+    local n = (#KEYS - 1) / 2
+    for i = 1, n do
+        local a = 4 + (i - 1) * 4
+        if redis.call('SET', KEYS[2 * i], ARGV[a], 'NX', 'PX', ARGV[a + 1]) then
+            added[i] = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[3], '*', 'job', ARGV[a + 2])
+            if ARGV[a + 3] == '1' then take = take + 1 end
+        else
+            redis.call('SADD', KEYS[2 * i + 1], ARGV[2])
+            redis.call('PEXPIRE', KEYS[2 * i + 1], ARGV[a + 1])
+            added[i] = ''
+        end
+    end
+    local got = false
+    if take > 0 then
+        local ok, res = pcall(redis.call, 'XREADGROUP', 'GROUP', ARGV[1], ARGV[2], 'COUNT', take, 'STREAMS', KEYS[1], '>')
+        if not ok then
+            local msg = type(res) == 'table' and res.err or tostring(res)
+            if not string.find(msg, 'NOGROUP', 1, true) then return redis.error_reply(msg) end
+            -- Redis restarted without its data: the group again, from the stream's start
+            redis.call('XGROUP', 'CREATE', KEYS[1], ARGV[1], '0', 'MKSTREAM')
+            res = redis.call('XREADGROUP', 'GROUP', ARGV[1], ARGV[2], 'COUNT', take, 'STREAMS', KEYS[1], '>')
+        end
+        got = res
+    end
+    return {added, got}
+    """
+
+    async def admit(self, consumer: str, a: Admission, kv: KV) -> Admitted:
+        gc = self._admitters.get(consumer)
+        if gc is None:
+            gc = self._admitters[consumer] = GroupCommit(lambda items: self._admit_batch(consumer, items))
+        return await gc.submit(a)
+
+    async def _admit_batch(self, consumer: str, items: list[Admission]) -> list[Admitted]:
+        keys: list[str] = [self.stream]
+        args: list[object] = [self.group, consumer, self.maxlen]
+        for a in items:
+            keys += [a.marker, a.waiters]
+            args += [a.fingerprint, int(a.ttl_s * 1000), self.box.seal(a.job.model_dump_json().encode(), "job"), "1" if a.take else "0"]
+        try:
+            added, got = await self._admit_script(keys=keys, args=args)
+        except (RedisError, OSError) as exc:
+            raise _wrap(exc) from exc
+        ids = [x.decode() if x else None for x in added]
+        out = [Admitted(first=eid is not None) for eid in ids]
+        mine = {eid: i for i, eid in enumerate(ids) if eid}
+        holders = [i for i, a in enumerate(items) if a.take and ids[i]]  # slots the script counted
+        left: list[Delivery] = []
+        for _stream, entries in got or []:
+            for eid_b, flat in entries:  # a script's reply: fields as a flat [name, value, ...] list
+                eid = eid_b.decode()
+                i = mine.get(eid)
+                fields = dict(zip(flat[::2], flat[1::2], strict=False)) if flat else {}
+                d = Delivery(eid, b"", 1, items[i].job) if i is not None else Delivery(eid, self._open(fields.get(b"job", b"")), 1)
+                if i is not None and i in holders and out[i].delivery is None:
+                    out[i].delivery = d
+                else:
+                    left.append(d)
+        for i in holders:  # older entries delivered first go to the slots whose own job was not
+            if out[i].delivery is None and left:  # (COUNT = len(holders): every delivery finds a slot)
+                out[i].delivery = left.pop(0)
+        return out
 
     async def add_once(self, job: QueuedJob, kv: KV, marker: str, value: bytes, ttl_s: float) -> bool:
         """SET NX + XADD in one Lua script: atomic on the Redis server."""

@@ -20,15 +20,22 @@ Life of a business request (any replica may run any step after admission):
    (``X-Deadline-Ms``, default 30 s); past it the HIS gets 202 with 9408 and the key, and a
    retry with the same key later gets the answer.
 
-Hot path (issue 9): each replica holds one long-lived subscription to a single ``done``
-channel (``BusKeys.done("_all")``) and keeps a future per waiting request, by answer key.
-A worker ends a job with the audit record (one compare-and-append script, see
-``RedisAudit``) and then one MULTI/EXEC pipeline: the answer stored for the idempotency
-window, ``done`` published with the sealed answer, XACK + XDEL. So nothing is acknowledged
-before the audit and the stored answer, and a crash before EXEC leaves the entry pending
-(reclaimed). When this replica's own worker ran the job its waiters are answered in
-process; waiters on other replicas get the answer from the message (and poll the stored
-answer every 0.5 s in case a message was lost while Redis reconnected).
+Hot path (issue 9): two Redis round trips per request, each group-committed with the
+other requests in flight (``nhigw.bus.batch``: sent at once when idle, shared under load).
+*Admission* is one script for the batch (``RedisQueue.admit``): marker, XADD, and for every
+request that found a free worker slot an entry delivered to this replica at once (its own job,
+or an older one still waiting), so the replica that took the request normally runs it without
+the worker loop's read; entries admitted with no free slot wait for any replica's worker loop
+(XREADGROUP) as before. The *job's end* is one script for the batch
+(``RedisAudit.finish_job``): each audit record, then its answer stored for the idempotency
+window, ``done`` published, XACK + XDEL. So nothing is acknowledged before the audit and the
+stored answer, and a crash before the script leaves the entry pending (reclaimed).
+``done`` goes only to replicas that wait: each replica subscribes to its own channel
+(``BusKeys.done(instance)``); the job names the replica that admitted it (``origin``), and a
+replica whose request joined a run already queued adds itself to the run's waiters set in the
+admission script. Waiters on the replica that ran the job are answered in process; the others
+get the answer from the message (and poll the stored answer every 0.5 s in case a message was
+lost while Redis reconnected).
 
 Which answers are kept for the key: answers from the NHI cloud and 9403 (outcome unknown)
 are final and stored. Answers the gateway made before anything could reach the cloud —
@@ -64,10 +71,10 @@ from nhigw.contracts.codes import Code, StatusError
 from nhigw.contracts.models import JobAnswer, QueuedJob
 from nhigw.contracts.routes import Route, lookup
 from nhigw.gateway.agents import AgentKeys
-from nhigw.gateway.audit import AuditAttempt, AuditLog, AuditRecord, FileAudit, MemoryAudit, RedisAudit, mask_card, mask_patient, outcome_of
+from nhigw.gateway.audit import AuditAttempt, AuditLog, AuditRecord, FileAudit, JobEnd, MemoryAudit, RedisAudit, mask_card, mask_patient, outcome_of
 from nhigw.gateway.auth import Client, Clients
 from nhigw.gateway.metrics import Metrics
-from nhigw.gateway.queue import Delivery, MemoryQueue, RedisQueue, WorkQueue, redis_errors
+from nhigw.gateway.queue import Admission, Delivery, MemoryQueue, RedisQueue, WorkQueue
 from nhigw.gateway.registry import Registry
 from nhigw.gateway.store import KV, MemoryKV, RedisKV
 from nhigw.gateway.upstream import (
@@ -143,9 +150,11 @@ class Gateway:
         self._tasks: list[asyncio.Task[None]] = []
         self._working: set[str] = set()
         self._jobs: set[asyncio.Task[None]] = set()
+        self._slots = asyncio.Semaphore(settings.worker_concurrency)  # jobs running here (worker loop and admission)
+        self._workers = False
         # answer key -> waiting requests here: future -> the requestId it waits for (None: any run's answer)
         self._waiters: dict[str, dict[asyncio.Future[JobAnswer], str | None]] = {}
-        self.done_channel = keys.done("_all")
+        self.done_channel = keys.done(self.instance)  # this replica's own: answers for requests waiting here
         self._done_task: asyncio.Task[None] | None = None
 
     # ------------------------------------------------------------------ lifecycle
@@ -158,6 +167,7 @@ class Gateway:
         await self.sessions.start()
         sub = await self.bus.subscribe(self.done_channel)
         self._done_task = asyncio.create_task(self._done_loop(sub), name="done-listener")
+        self._workers = workers
         if workers:
             self._tasks = [asyncio.create_task(self._work_loop(), name="worker"), asyncio.create_task(self._keepalive(), name="worker-keepalive")]
 
@@ -202,10 +212,11 @@ class Gateway:
             log.error("answer_unreadable", answerKey=answer_key)
             return None
 
-    async def store_answer(self, answer_key: str, ans: JobAnswer) -> None:
+    async def store_answer(self, answer_key: str, ans: JobAnswer, origin: str | None = None) -> None:
         sealed = self.box.seal(ans.model_dump_json().encode(), "answer")
         await self.kv.set(self.keys.answer(answer_key), sealed, ttl_s=self.settings.idempotency_window_s)
-        await self.bus.publish(self.done_channel, answer_key.encode() + b" " + sealed)
+        if origin and origin != self.instance:  # (waiters elsewhere that joined the run find it by polling)
+            await self.bus.publish(self.keys.done(origin), answer_key.encode() + b" " + sealed)
         self._resolve(answer_key, ans)
 
     def _resolve(self, answer_key: str, ans: JobAnswer) -> None:
@@ -255,9 +266,23 @@ class Gateway:
                 enqueuedAt=now,
                 deadline=now + deadline_s,
                 deviceSession=device_session,
+                origin=self.instance,
             )
             waiting[fut] = job.requestId  # before queueing: its answer cannot come before we listen
-            first = await self.queue.add_once(job, self.kv, inflight, fingerprint, self.settings.idempotency_window_s)
+            take = self._workers and not self._slots.locked()
+            if take:
+                await self._slots.acquire()  # free: does not wait
+            try:
+                admitted = await self.queue.admit(self.instance, Admission(job, inflight, self.keys.waiters(akey), fingerprint, self.settings.idempotency_window_s, take), self.kv)
+            except BaseException:
+                if take:
+                    self._slots.release()
+                raise
+            if admitted.delivery is not None:
+                self._spawn(admitted.delivery)  # holds the slot until the job ends
+            elif take:
+                self._slots.release()
+            first = admitted.first
             if not first:
                 waiting[fut] = None  # joined a run queued by an earlier request: its answer, whatever its requestId
                 if await self.kv.get(inflight) not in (fingerprint, None):
@@ -286,7 +311,6 @@ class Gateway:
     # ------------------------------------------------------------------ workers
 
     async def _work_loop(self) -> None:
-        sem = asyncio.Semaphore(self.settings.worker_concurrency)
         last_claim = 0.0
         loop = asyncio.get_running_loop()
         while True:
@@ -301,11 +325,15 @@ class Gateway:
                 await asyncio.sleep(0.5)
                 continue
             for d in batch:
-                await sem.acquire()
-                self._working.add(d.id)
-                t = asyncio.create_task(self._run(d))
-                self._jobs.add(t)
-                t.add_done_callback(lambda t, d=d: (sem.release(), self._working.discard(d.id), self._jobs.discard(t)))
+                await self._slots.acquire()
+                self._spawn(d)
+
+    def _spawn(self, d: Delivery) -> None:
+        """Run a delivered entry in a task of its own; it holds one of ``_slots`` (already acquired) until it ends."""
+        self._working.add(d.id)
+        t = asyncio.create_task(self._run(d))
+        self._jobs.add(t)
+        t.add_done_callback(lambda t: (self._slots.release(), self._working.discard(d.id), self._jobs.discard(t)))
 
     async def _keepalive(self) -> None:
         while True:
@@ -331,41 +359,28 @@ class Gateway:
             log.exception("job_failed", requestId=job.requestId, entry=d.id, deliveries=d.deliveries)
 
     async def _finish(self, entry_id: str, job: QueuedJob, ans: JobAnswer, final: bool, rec: AuditRecord | None) -> None:
-        """Audit, store (or release) the key, announce the answer, XACK: one script (or one MULTI/EXEC) on Redis."""
+        """Audit, store (or release) the key, announce the answer, XACK: one script on Redis, batched."""
         akey = job.answerKey
         sealed = self.box.seal(ans.model_dump_json().encode(), "answer")
         message = akey.encode() + b" " + sealed
         window = self.settings.idempotency_window_s
-        if rec is not None and isinstance(self.queue, RedisQueue) and isinstance(self.audit, RedisAudit):
-            q = self.queue
-            keys = [self.keys.answer(akey), self.keys.inflight(akey), self.keys.attempted(akey), q.stream]
-            args: list[object] = ["1" if final else "0", sealed, int(window * 1000), self.done_channel, message, q.group, entry_id]
-            await self.audit.append_finishing_job(rec, keys, args)
-            self._resolve(akey, ans)
-            return
-        if rec is not None:
-            await self.audit.append(rec)
-        if isinstance(self.queue, RedisQueue):
-            q = self.queue
-            try:
-                async with q.client.pipeline(transaction=True) as p:
-                    if final:
-                        p.set(self.keys.answer(akey), sealed, px=int(window * 1000))
-                    else:
-                        p.delete(self.keys.inflight(akey), self.keys.attempted(akey))
-                    p.publish(self.done_channel, message)
-                    p.xack(q.stream, q.group, entry_id)
-                    p.xdel(q.stream, entry_id)
-                    await p.execute()
-            except redis_errors as exc:
-                raise BusError(f"finishing job failed: {exc}") from exc
-        else:
+        if isinstance(self.queue, RedisQueue) and isinstance(self.audit, RedisAudit):
+            q, k = self.queue, self.keys
+            end = JobEnd(
+                answer=k.answer(akey), inflight=k.inflight(akey), attempted=k.attempted(akey), waiters=k.waiters(akey), store=final, sealed=sealed,
+                entry_id=entry_id, message=message, origin=job.origin, stream=q.stream, group=q.group, ttl_ms=int(window * 1000), channel_prefix=k.done(""), me=self.instance,
+            )
+            await self.audit.finish_job(rec, end)
+        else:  # one process (in-memory bus): no other replica to tell
+            if rec is not None:
+                await self.audit.append(rec)
             if final:
                 await self.kv.set(self.keys.answer(akey), sealed, ttl_s=window)
             else:
                 await self.kv.delete(self.keys.inflight(akey))
                 await self.kv.delete(self.keys.attempted(akey))
-            await self.bus.publish(self.done_channel, message)
+            if job.origin and job.origin != self.instance:
+                await self.bus.publish(self.keys.done(job.origin), message)
             await self.queue.ack(entry_id)
         self._resolve(akey, ans)  # this replica's waiters: no round trip through Redis
 
@@ -518,7 +533,7 @@ class Gateway:
                 else StatusError(Code.UPSTREAM_UNAVAILABLE, "discarded by an operator; never sent", http_status=502)
             )
             ans = JobAnswer(requestId=job.requestId, idempotencyKey=job.idempotencyKey, httpStatus=err.http_status, body=json.dumps(err.body(), ensure_ascii=False), instance=self.instance)
-            await self.store_answer(job.answerKey, ans)
+            await self.store_answer(job.answerKey, ans, job.origin)
         return True
 
 
