@@ -136,7 +136,7 @@ def main() -> None:
     write_result(
         "gateway_overhead",
         {
-            "setup": "sim, bare proxy and gateway are separate processes; the load generator is its own process; the gateway on a real Redis, pass-through mode (pre-signed bodies, full signature check in the sim), with whatever the gateway does on every request at this commit (queue, audit: see the git log); its per-hospital rate limit lifted.",
+            "setup": "sim, bare proxy and gateway are separate processes; the load generator is its own process; the gateway on a real Redis, pass-through mode (pre-signed bodies, full signature check in the sim), with whatever the gateway does on every request at this commit (queue, audit: see the git log); its per-hospital rate limit lifted; every service logs at WARNING (at INFO the gateway writes one line per request).",
             "params": {"duration_s": a.duration, "warmup_s": a.warmup, "rates": rates, "saturation_concurrency": a.concurrency, "rounds": a.rounds},
             "fixed": fixed,
             "saturation": sat,

@@ -68,29 +68,58 @@ def redis_commands_per_request(redis_url: str, url: str, maker: SigMaker, n: int
     return {"total": round(sum(per.values()), 1), **per}
 
 
-def redis_batching_cost(redis_url: str, per_request: int = 20, n: int = 300) -> dict[str, float]:
-    """Client CPU (this process, redis-py asyncio) of ``per_request`` commands one by one vs in one pipeline."""
+def round_trips_per_request(redis_url: str, url: str, maker: SigMaker, *, n: int = 640, concurrency: int = 64) -> dict[str, float]:
+    """Redis scripts (the gateway's round trips on the hot path) per business request, one at a time and
+    ``concurrency`` at once (group commit: requests in flight share a round trip)."""
+    import urllib.request
+    from concurrent.futures import ThreadPoolExecutor
+
+    import redis
+
+    r = redis.Redis.from_url(redis_url)
+
+    def post(body: bytes) -> None:
+        req = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            resp.read()
+
+    def scripts() -> int:
+        st = r.info("commandstats")
+        return sum(st.get(f"cmdstat_{c}", {}).get("calls", 0) for c in ("eval", "evalsha"))
+
+    out = {}
+    for label, conc, count in (("one at a time", 1, 100), (f"{concurrency} at once", concurrency, n)):
+        bodies = [maker.body() for _ in range(count)]
+        s0 = scripts()
+        with ThreadPoolExecutor(conc) as pool:
+            list(pool.map(post, bodies))
+        out[label] = round((scripts() - s0) / count, 3)
+    r.close()
+    return out
+
+
+def redis_rtt(redis_url: str, n: int = 600) -> dict[str, float]:
+    """p50 of a Redis PING from asyncio (redis-py), back to back and 4 ms apart (as at 200 req/s: both processes idle in between)."""
     import asyncio
+    import statistics
 
     import redis.asyncio as aioredis
 
     async def run() -> dict[str, float]:
         r = aioredis.Redis.from_url(redis_url)
         await r.ping()
-        t0 = time.process_time()
-        for i in range(n):
-            for j in range(per_request):
-                await r.set(f"bench:rt:{j}", i)
-        one_by_one = (time.process_time() - t0) / n * 1e6
-        t0 = time.process_time()
-        for i in range(n):
-            async with r.pipeline(transaction=False) as pipe:
-                for j in range(per_request):
-                    pipe.set(f"bench:rt:{j}", i)
-                await pipe.execute()
-        pipelined = (time.process_time() - t0) / n * 1e6
+        out = {}
+        for label, gap in (("back_to_back_us", 0.0), ("4ms_apart_us", 0.004)):
+            lat = []
+            for _ in range(n):
+                t = time.perf_counter()
+                await r.ping()
+                lat.append((time.perf_counter() - t) * 1e6)
+                if gap:
+                    await asyncio.sleep(gap)
+            out[label] = round(statistics.median(lat), 1)
         await r.aclose()
-        return {"commands": per_request, "one_by_one_us": round(one_by_one, 1), "pipelined_us": round(pipelined, 1)}
+        return out
 
     return asyncio.run(run())
 
@@ -124,8 +153,9 @@ def main() -> None:
         for s in spies:
             s.wait(60)
         cmds = redis_commands_per_request(redis_url, f"http://127.0.0.1:{gw_port}/api/v1/BasicData/Register", maker)
-        batching = redis_batching_cost(redis_url, per_request=int(round(cmds["total"])))
-    print(f"client CPU of {batching['commands']} Redis commands: one by one {batching['one_by_one_us']} µs, in one pipeline {batching['pipelined_us']} µs")
+        trips = round_trips_per_request(redis_url, f"http://127.0.0.1:{gw_port}/api/v1/BasicData/Register", maker)
+        rtt = redis_rtt(redis_url)
+    print(f"Redis round trips (scripts) per request: {trips}; Redis PING p50: {rtt}")
     print("\nRedis commands per business request (100 sequential requests, INFO commandstats):")
     print("  " + ", ".join(f"{k} {v}" for k, v in cmds.items()))
     for name, out in outs.items():
@@ -144,7 +174,8 @@ def main() -> None:
         "load": {k: res[k] for k in ("ok", "counted", "latency")},
         "profiles": profiles,
         "redis_commands_per_request": cmds,
-        "redis_batching": batching,
+        "redis_round_trips_per_request": trips,
+        "redis_rtt": rtt,
         "findings": [],
     })
 

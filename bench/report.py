@@ -185,16 +185,26 @@ def findings() -> list[str]:
         cmds = p["redis_commands_per_request"]
         gw = p["profiles"]["gateway"]
         write = next((r["share"] for r in gw["self"] if r["function"].startswith("_SelectorSocketTransport.write")), None)
+        trips = p.get("redis_round_trips_per_request") or {}
         out.append(
-            f"Where it goes: every business request is {cmds['total']} Redis commands from the gateway (admission in one Lua call, the stream entry, "
-            f"the worker's read, then the job's end — audit append, answer or key release, done notice, XACK/XDEL — in one script), "
-            f"down from 20 one-by-one commands before the hot-path work (one long-lived done subscription per replica, answers in process when the "
-            f"replica's own worker ran the job, the job's end in one round trip; services/gateway/service.py)"
+            f"Where it goes: a business request is {cmds['total']} Redis commands, in two scripts — admission (in-flight marker, stream entry, and the "
+            "entry delivered at once to the replica that took the request when it has a free worker slot) and the job's end (audit record, answer "
+            "or key release, XACK/XDEL, and `done` only to replicas that wait) — each group-committed with the other requests in flight "
+            "(services/bus/batch.py)"
+            + (": " + ", ".join(f"{v} round trips per request {k}" for k, v in trips.items()) if trips else "")
             + (f"; {write:.0%} of the gateway's busy samples are in socket writes" if write else "")
-            + (f". On this machine {p['redis_batching']['commands']} commands one by one cost {p['redis_batching']['one_by_one_us']:.0f} µs of client CPU, "
-               f"in one pipeline {p['redis_batching']['pipelined_us']:.0f} µs" if p.get("redis_batching") else "")
-            + ". What remains is mostly the two aiohttp hops, sealing and unsealing, pydantic validation and logging."
+            + ". What remains is mostly the two aiohttp hops (the bare proxy's own cost), sealing, pydantic and the audit hash."
         )
+        rtt = p.get("redis_rtt")
+        if g and rtt:
+            a200 = g["added"].get("200", {})
+            out.append(
+                f"Latency floor at 200 req/s: a request waits for two Redis round trips the proxy does not make (admission before the upstream call, "
+                f"the audit record before the answer); a Redis PING costs {rtt['4ms_apart_us']:.0f} µs p50 when both processes sleep in between (as at "
+                f"200 req/s), {rtt['back_to_back_us']:.0f} µs back to back. So the gateway's added p50 is at least the proxy's "
+                f"({a200.get('proxy', {}).get('p50_added_ms', '—')} ms in this run) plus ~{2 * rtt['4ms_apart_us'] / 1000:.2f} ms on this machine, before any "
+                "of its own work."
+            )
     if q:
         out.append(f"Queue: a second replica on the same 2 cores gives ×{q.get('two_over_one')} the throughput of one (both replicas, the simulator, Redis and the "
                    "load generator share those 2 cores); every request reached the simulator exactly once (table below).")

@@ -156,7 +156,7 @@ def _chain(rec: AuditRecord, head: str | None) -> AuditRecord:
     if head:
         s, _, h = head.partition(" ")
         seq, prev = int(s), h
-    rec = rec.model_copy(update={"seq": seq + 1, "prevHash": prev})
+    rec.seq, rec.prevHash = seq + 1, prev  # the caller's fresh record, chained in place (a retry re-chains it)
     rec.hash = rec.compute_hash()
     return rec
 
