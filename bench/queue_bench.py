@@ -3,8 +3,10 @@ with 1 and 2 gateway replicas.
 
     python bench/queue_bench.py [--duration 5] [--rounds 2]
 
-Every business request through the gateway is a queue entry (XADD, XREADGROUP by a
-replica's worker, the upstream call, the audit record, the answer stored, XACK). The load
+Every business request through the gateway is a queue entry (XADD, delivered in the same
+admission script to the replica that took it when that one has a free worker slot, else
+XREADGROUP by any replica's worker; the upstream call; the audit record, the answer stored,
+XACK in one script). The load
 generator (its own process, closed loop, 64 workers) sends signed pass-through
 ``BasicData/Register`` bodies round-robin to the replicas; the simulator is restarted
 before each run (so the same signed bodies are fresh) and its ``/test/v1/Stats`` says how
