@@ -448,8 +448,9 @@ async def test_gateway_rides_out_a_redis_restart(tmp_path: Path, bus_prefix: str
             assert (await call(http, "POST", gw_url + "/api/v1/BasicData/Query", json=PASS_BODY))[0] == 200
             proc.kill()
             proc.wait(5)
-            st, body, _ = await call(http, "POST", gw_url + "/api/v1/BasicData/Query", json=PASS_BODY)
-            assert (st, body["statusCode"]) == (503, 9402)  # refused at once, nothing accepted that could be lost
+            st, body, hdr = await call(http, "POST", gw_url + "/api/v1/BasicData/Query", json=PASS_BODY)
+            assert (st, body["statusCode"]) == (503, 9402)  # refused at once, nothing sent upstream
+            assert body["idempotencyKey"] == hdr["Idempotency-Key"] and len(body["idempotencyKey"]) == 32  # the key to retry with
             assert (await http.get(gw_url + "/readyz")).status == 503
             proc, _ = start_redis(tmp_path, appendonly=True, port=port)
             for _ in range(100):

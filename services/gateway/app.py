@@ -130,8 +130,11 @@ def create_app(gw: Gateway, *, workers: bool = True) -> web.Application:
             raise StatusError(Code.RATE_LIMITED, str(exc), http_status=429, idempotencyKey=idem) from exc
         try:
             ans, replayed = await gw.submit(client=client, route=route, path=path, body=raw, workstation=workstation, idem_key=idem, deadline_s=deadline_s, hospital=client.hospitalId or hospital, device_session=dsession.sessionId if dsession else None)
-        except BusError as exc:
-            raise StatusError(Code.UPSTREAM_UNAVAILABLE, "the gateway's queue is unavailable; nothing was sent", http_status=503) from exc
+        except BusError:
+            # Redis failed or did not answer: the request may or may not be queued (a lost reply). Nothing reached
+            # the cloud yet; the key (ours if the HIS sent none) lets a retry join the run or start it, never repeat it.
+            err = StatusError(Code.UPSTREAM_UNAVAILABLE, "the gateway's queue did not confirm the request (Redis unavailable); retry with the same Idempotency-Key", http_status=503, idempotencyKey=idem)
+            return json_response(err.body(), status=503, headers={"Idempotency-Key": idem})
         headers = {"Idempotency-Key": idem}
         if ans is None:
             err = StatusError(Code.IN_PROGRESS, f"not finished within {deadline_s:g} s; it stays queued", http_status=202, idempotencyKey=idem)
