@@ -38,6 +38,7 @@ from redis.exceptions import RedisError
 
 from nhigw.bus.base import BusError
 from nhigw.bus.batch import GroupCommit
+from nhigw.bus.resp import lean_script
 from nhigw.common.logging import mask_id
 
 GENESIS = "0" * 64
@@ -137,6 +138,9 @@ class AuditLog(abc.ABC):
 
     @abc.abstractmethod
     async def head(self) -> str | None: ...
+
+    async def close(self) -> None:
+        return None
 
     async def verify(self) -> VerifyResult:
         return verify_records(await self.lines(), await self.head())
@@ -248,9 +252,13 @@ class RedisAudit(AuditLog):
         # replica* appended in between (optimistic retries among a replica's own workers grew as n²).
         self._lock = asyncio.Lock()
         self._cas = client.register_script(self._CAS)
-        self._cas_finish = client.register_script(self._CAS_FINISH)
+        self._cas_finish = lean_script(client, self._CAS_FINISH)  # on the hot path: a lean connection of its own (nhigw.bus.resp)
         self._finishing: GroupCommit[tuple[AuditRecord | None, JobEnd], AuditRecord | None] = GroupCommit(self._finish_batch)
         self._head: str | None = None  # the head after this replica's last append (a guess; the script checks it)
+
+    async def close(self) -> None:
+        if hasattr(self._cas_finish, "aclose"):
+            await self._cas_finish.aclose()
 
     async def append(self, rec: AuditRecord) -> AuditRecord:
         async with self._lock:

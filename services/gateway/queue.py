@@ -31,6 +31,7 @@ from redis.exceptions import RedisError, ResponseError
 
 from nhigw.bus.base import BusError
 from nhigw.bus.batch import GroupCommit
+from nhigw.bus.resp import lean_script
 from nhigw.bus.seal import Sealer, SealError
 from nhigw.contracts.models import QueuedJob
 from nhigw.gateway.store import KV
@@ -85,6 +86,9 @@ class WorkQueue(abc.ABC):
     max_deliveries: int = 3
 
     async def start(self) -> None:
+        return None
+
+    async def close(self) -> None:
         return None
 
     @abc.abstractmethod
@@ -147,7 +151,7 @@ class RedisQueue(WorkQueue):
         self.client, self.stream, self.group, self.dead_stream = client, stream, group, dead_stream
         self.max_deliveries, self.maxlen = max_deliveries, maxlen
         self.box = box or Sealer(None)
-        self._admit_script = client.register_script(self._ADMIT)
+        self._admit_script = lean_script(client, self._ADMIT)  # on the hot path: a lean connection of its own (nhigw.bus.resp)
         self._admitters: dict[str, GroupCommit[Admission, Admitted]] = {}
 
     def _open(self, sealed: bytes) -> bytes:
@@ -155,6 +159,10 @@ class RedisQueue(WorkQueue):
             return self.box.open(sealed, "job")
         except SealError:
             return b""
+
+    async def close(self) -> None:
+        if hasattr(self._admit_script, "aclose"):
+            await self._admit_script.aclose()
 
     async def start(self) -> None:
         try:

@@ -191,6 +191,8 @@ class Gateway:
             self._done_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._done_task
+        await self.queue.close()
+        await self.audit.close()
         await self.rpc.close()
         await self.sessions.close()
         await self.registry.close()
