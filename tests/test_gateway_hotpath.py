@@ -18,6 +18,7 @@ from aiohttp import web
 from nhigw.bus.batch import GroupCommit
 from nhigw.bus.redis import RedisBus
 from nhigw.contracts.buskeys import BusKeys
+from nhigw.gateway.auth import OPEN
 from tests.test_gateway_service import PASS_BODY, call, gateway_on, upstream
 
 # ------------------------------------------------------------------ GroupCommit (pure logic)
@@ -159,6 +160,7 @@ async def test_a_request_joining_a_run_on_another_replica_gets_done_on_its_own_c
             await asyncio.sleep(0.1)
             assert done_msgs == [BusKeys(bus_prefix).done(gw_b.instance).encode()]
             assert gw_a.instance != gw_b.instance
+            assert await r.exists(BusKeys(bus_prefix).waiters(gw_a.answer_key(OPEN, "joined-1"))) == 0  # told, then forgotten
     finally:
         listener.cancel()
         await ps.aclose()

@@ -65,7 +65,10 @@ class AgentIdentity:
 
 
 def new_token() -> str:
-    return secrets.token_urlsafe(32)
+    """A one-time enrolment token. Prefixed like the HIS API keys (``nhigw_``), so it never begins
+    with "-": unprefixed, 1 in 64 urlsafe tokens did, and ``--enrol-token TOKEN`` then failed
+    (argparse reads it as an option)."""
+    return "nhigwet_" + secrets.token_urlsafe(32)
 
 
 def token_id(token: str) -> str:

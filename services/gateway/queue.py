@@ -58,6 +58,7 @@ class Admission:
     fingerprint: bytes
     ttl_s: float
     take: bool = False  # the caller holds a free worker slot: deliver an entry to it now
+    wait_s: float = 30.0  # how long the caller waits: its place in ``waiters`` is worth no more
 
 
 @dataclass
@@ -188,18 +189,18 @@ class RedisQueue(WorkQueue):
     # (XREADGROUP, oldest first: normally the jobs just added, so the replica that took the
     # request runs it without another round trip; they are pending on it like any read).
     # KEYS: stream, then per request: marker, waiters.
-    # ARGV: group, consumer, maxlen, then per request: fingerprint, ttl ms, sealed job, take (1/0).
+    # ARGV: group, consumer, maxlen, waiters ttl ms, then per request: fingerprint, ttl ms, sealed job, take (1/0).
     _ADMIT = """
     local added, take = {}, 0
     local n = (#KEYS - 1) / 2
     for i = 1, n do
-        local a = 4 + (i - 1) * 4
+        local a = 5 + (i - 1) * 4
         if redis.call('SET', KEYS[2 * i], ARGV[a], 'NX', 'PX', ARGV[a + 1]) then
             added[i] = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[3], '*', 'job', ARGV[a + 2])
             if ARGV[a + 3] == '1' then take = take + 1 end
         else
             redis.call('SADD', KEYS[2 * i + 1], ARGV[2])
-            redis.call('PEXPIRE', KEYS[2 * i + 1], ARGV[a + 1])
+            redis.call('PEXPIRE', KEYS[2 * i + 1], ARGV[4])
             added[i] = ''
         end
     end
@@ -226,7 +227,7 @@ class RedisQueue(WorkQueue):
 
     async def _admit_batch(self, consumer: str, items: list[Admission]) -> list[Admitted]:
         keys: list[str] = [self.stream]
-        args: list[object] = [self.group, consumer, self.maxlen]
+        args: list[object] = [self.group, consumer, self.maxlen, int(max(a.wait_s for a in items) * 1000) + 1000]
         for a in items:
             keys += [a.marker, a.waiters]
             args += [a.fingerprint, int(a.ttl_s * 1000), self.box.seal(a.job.model_dump_json().encode(), "job"), "1" if a.take else "0"]

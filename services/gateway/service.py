@@ -275,7 +275,7 @@ class Gateway:
             if take:
                 await self._slots.acquire()  # free: does not wait
             try:
-                admitted = await self.queue.admit(self.instance, Admission(job, inflight, self.keys.waiters(akey), fingerprint, self.settings.idempotency_window_s, take), self.kv)
+                admitted = await self.queue.admit(self.instance, Admission(job, inflight, self.keys.waiters(akey), fingerprint, self.settings.idempotency_window_s, take, deadline_s), self.kv)
             except BaseException:
                 if take:
                     self._slots.release()
