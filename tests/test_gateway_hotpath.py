@@ -167,3 +167,32 @@ async def test_a_request_joining_a_run_on_another_replica_gets_done_on_its_own_c
         await r.aclose()
         await bus_a.close()
         await bus_b.close()
+
+
+async def test_redis_that_lost_its_data_gets_its_group_and_scripts_back_on_the_next_request(tmp_path, bus_prefix: str) -> None:  # type: ignore[no-untyped-def]
+    """A Redis restarted without persistence has no stream, no consumer group and no scripts: the
+    next admission recreates the group in its own script (NOGROUP) and both hot-path scripts are
+    loaded again (NOSCRIPT); the request is answered, audited once more, nothing else needed."""
+    from tests.conftest import start_redis
+
+    seen: list[str] = []
+    proc, port = start_redis(tmp_path)
+    url = f"redis://127.0.0.1:{port}/0"
+    r = aioredis.Redis.from_url(url)
+    bus = RedisBus(url)
+    try:
+        async with _slow_cloud(0.0, seen) as cloud, gateway_on(cloud, bus=bus, prefix=bus_prefix, gateway_key=os.urandom(32)) as (gw_url, gw), aiohttp.ClientSession() as http:
+            st, _, _ = await call(http, "POST", gw_url + "/api/v1/BasicData/Query", json=PASS_BODY, headers={"Idempotency-Key": "before"})
+            assert st == 200
+            await r.flushall()
+            await r.script_flush()
+            st, body, _ = await call(http, "POST", gw_url + "/api/v1/BasicData/Query", json=PASS_BODY, headers={"Idempotency-Key": "after"})
+            assert (st, body["key"]) == (200, "after") and seen == ["before", "after"]
+            groups = await r.xinfo_groups(BusKeys(bus_prefix).jobs)
+            assert [g["name"] for g in groups] == [BusKeys(bus_prefix).jobs_group.encode()]
+            assert [rec.idempotencyKey for rec in await gw.audit.records()] == ["after"]  # the chain starts again on the empty Redis
+    finally:
+        await bus.close()
+        await r.aclose()
+        proc.kill()
+        proc.wait(5)
