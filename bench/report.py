@@ -224,7 +224,10 @@ def findings() -> list[str]:
         per_req_kib = (rp["rss_end"] - rp["rss_start"]) * 1024 / max(so["requests"], 1)
         out.append(
             f"Soak ({so['params']['duration_s']:g} s at {so['params']['rate']:g} req/s): no errors ({so['errors']}); gateway RSS {gwp['rss_start']} -> {gwp['rss_end']} MiB "
-            f"and open files {gwp['fds_start']} -> {gwp['fds_end']} (the growth stops once the connection pools are full: see the chart). Redis grows linearly, "
+            f"and open files {gwp['fds_start']} -> {gwp['fds_end']}, in steps (see the chart): each step is a latency spike that made more requests overlap and "
+            "opened another pooled keep-alive connection (load generator -> gateway, gateway -> simulator); aiohttp reuses pooled connections oldest first, "
+            "so at a steady rate none is idle for its 15 s keep-alive and the pool stays at its high-water mark, bounded by the connector's limit (100 per "
+            "host for the gateway's client): a ratchet, not a leak; Redis's own open files stay flat. Redis grows linearly, "
             f"{per_req_kib:.1f} KiB per request: the stored answers and audit records are kept for the idempotency window (24 h), so a sustained "
             f"{so['params']['rate']:g} req/s would need about {per_req_kib * so['params']['rate'] * 86400 / 1048576:.1f} GiB of Redis memory; a clinic's real rate "
             "is far lower, but the window (or storing less per answer) is the knob."
