@@ -8,7 +8,9 @@ messages on the replicas' ``done`` channels (a real pattern subscription), upstr
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
@@ -86,25 +88,37 @@ def _slow_cloud(delay_s: float, seen: list[str]):  # type: ignore[no-untyped-def
     return upstream(handle)
 
 
+@contextlib.asynccontextmanager
+async def done_channels(r: aioredis.Redis, prefix: str) -> AsyncIterator[list[bytes]]:
+    """The channels of every ``done`` message published on the replicas' channels, in order (a pattern subscription)."""
+    seen: list[bytes] = []
+    ps = r.pubsub()
+    await ps.psubscribe(BusKeys(prefix).done("*"))
+
+    async def listen() -> None:
+        async for m in ps.listen():
+            if m["type"] == "pmessage":
+                seen.append(m["channel"])
+
+    listener = asyncio.create_task(listen())
+    try:
+        yield seen
+    finally:
+        listener.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await listener
+        await ps.aclose()
+
+
 async def test_concurrent_requests_share_redis_round_trips_and_no_done_message_is_sent_for_nobody(redis_server: str, bus_prefix: str) -> None:
     """64 requests at once on one replica: every one answered from exactly one upstream call, in far
     fewer Redis scripts than two per request; no ``done`` message, since nobody waits elsewhere.
     With only 8 worker slots, most entries are not taken at admission and wait for the worker loop."""
     seen: list[str] = []
     r = aioredis.Redis.from_url(redis_server)
-    done_msgs: list[tuple[bytes, bytes]] = []
-    ps = r.pubsub()
-    await ps.psubscribe(BusKeys(bus_prefix).done("*"))
-
-    async def listen() -> None:
-        async for m in ps.listen():
-            if m["type"] == "pmessage":
-                done_msgs.append((m["channel"], m["data"]))
-
-    listener = asyncio.create_task(listen())
     bus = RedisBus(redis_server)
     try:
-        async with _slow_cloud(0.02, seen) as cloud, gateway_on(cloud, bus=bus, prefix=bus_prefix, gateway_key=os.urandom(32), worker_concurrency=8) as (gw_url, gw), aiohttp.ClientSession(
+        async with done_channels(r, bus_prefix) as done_msgs, _slow_cloud(0.02, seen) as cloud, gateway_on(cloud, bus=bus, prefix=bus_prefix, gateway_key=os.urandom(32), worker_concurrency=8) as (gw_url, gw), aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=64)
         ) as http:
             await r.config_resetstat()
@@ -119,8 +133,6 @@ async def test_concurrent_requests_share_redis_round_trips_and_no_done_message_i
             assert done_msgs == []  # the replica that admitted each request ran it: answered in process
             assert len(await gw.audit.records()) == 64 and (await gw.audit.verify()).ok
     finally:
-        listener.cancel()
-        await ps.aclose()
         await r.aclose()
         await bus.close()
 
@@ -130,20 +142,10 @@ async def test_a_request_joining_a_run_on_another_replica_gets_done_on_its_own_c
     gets exactly one ``done`` message, on its own channel; A gets none (it ran the job itself)."""
     seen: list[str] = []
     r = aioredis.Redis.from_url(redis_server)
-    done_msgs: list[bytes] = []
-    ps = r.pubsub()
-    await ps.psubscribe(BusKeys(bus_prefix).done("*"))
-
-    async def listen() -> None:
-        async for m in ps.listen():
-            if m["type"] == "pmessage":
-                done_msgs.append(m["channel"])
-
-    listener = asyncio.create_task(listen())
     key = os.urandom(32)
     bus_a, bus_b = RedisBus(redis_server), RedisBus(redis_server)
     try:
-        async with _slow_cloud(0.4, seen) as cloud, gateway_on(cloud, bus=bus_a, prefix=bus_prefix, gateway_key=key) as (url_a, gw_a), gateway_on(
+        async with done_channels(r, bus_prefix) as done_msgs, _slow_cloud(0.4, seen) as cloud, gateway_on(cloud, bus=bus_a, prefix=bus_prefix, gateway_key=key) as (url_a, gw_a), gateway_on(
             cloud, bus=bus_b, prefix=bus_prefix, gateway_key=key
         ) as (url_b, gw_b), aiohttp.ClientSession() as http:
             h = {"Idempotency-Key": "joined-1"}
@@ -162,8 +164,6 @@ async def test_a_request_joining_a_run_on_another_replica_gets_done_on_its_own_c
             assert gw_a.instance != gw_b.instance
             assert await r.exists(BusKeys(bus_prefix).waiters(gw_a.answer_key(OPEN, "joined-1"))) == 0  # told, then forgotten
     finally:
-        listener.cancel()
-        await ps.aclose()
         await r.aclose()
         await bus_a.close()
         await bus_b.close()
