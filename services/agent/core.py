@@ -167,6 +167,24 @@ class SamDevice(Protocol):
     async def sign_digest(self, digest: bytes) -> bytes: ...
 
 
+async def sam_signature(sam: SamDevice, service_type: str, hc: HcBasic | None, hpc: HpcBasic | None) -> dict[str, str]:
+    """A 6.0 signature object's fields: a fresh clientRandom from ``sam``, the SAM's and the cards' ids
+    (an absent card's left out), and ``signature``, the SAM's over their canonical message
+    (``nhigw.contracts.signing``). The agent's own cards and a device session's both sign here."""
+    fields = dict(
+        serviceType=service_type,
+        clientRandom=base64.b64encode(await sam.client_random()).decode(),
+        samId=sam.sam_id,
+        hospitalId=sam.hospital_id,
+        hcId=hc.cardNo if hc else None,
+        hcIdNo=hc.idNo if hc else None,
+        hpcId=hpc.cardId if hpc else None,
+        hpcIdNo=hpc.idNo if hpc else None,
+    )
+    sig = await sam.sign_digest(signing.digest(signing.canonical_message(**fields)))
+    return {"signature": base64.b64encode(sig).decode(), **{k: v for k, v in fields.items() if v is not None}}
+
+
 class PhysicalSam:
     """The SAM card in a reader, through the agent's card I/O guard (one per operation, agent lock held).
 
@@ -985,16 +1003,5 @@ class Agent:
             sam = self._sam()
             hc = await self._hc_basic_locked() if need_hc else None
             hpc = self.hpc_cache if need_hpc else None
-            client_random = base64.b64encode(await sam.client_random()).decode()
-            fields = dict(
-                serviceType=service_type,
-                clientRandom=client_random,
-                samId=sam.sam_id,
-                hospitalId=sam.hospital_id,
-                hcId=hc.cardNo if hc else None,
-                hcIdNo=hc.idNo if hc else None,
-                hpcId=hpc.cardId if hpc else None,
-                hpcIdNo=hpc.idNo if hpc else None,
-            )
-            sig = await sam.sign_digest(signing.digest(signing.canonical_message(**fields)))
-        return SignatureResponse(signature=base64.b64encode(sig).decode(), **{k: v for k, v in fields.items() if v is not None})
+            fields = await sam_signature(sam, service_type, hc, hpc)
+        return SignatureResponse(**fields)

@@ -43,7 +43,7 @@ from dataclasses import dataclass
 from nhigw.agent.cardio import ReaderGoneError
 from nhigw.agent.cards import HcBasic, HpcBasic
 from nhigw.agent.cloudsam import CloudSam
-from nhigw.agent.core import Agent, VirtualHc
+from nhigw.agent.core import Agent, VirtualHc, sam_signature
 from nhigw.bus.base import Bus, BusError, Subscription
 from nhigw.bus.enrol import AgentIdentity
 from nhigw.bus.seal import SealError, open_envelope, seal_envelope
@@ -257,18 +257,7 @@ class DeviceSessions:
             raise StatusError(Code.HPC_MODE3, "no HCA login in this device session")
         if kind in (SignatureKind.HC, SignatureKind.HPCHC) and hc is None:
             raise StatusError(Code.HC_MODE2, "no virtual HC verified in this device session")
-        fields = dict(
-            serviceType=service_type,
-            clientRandom=base64.b64encode(await sam.client_random()).decode(),
-            samId=sam.sam_id,
-            hospitalId=sam.hospital_id,
-            hcId=hc.cardNo if hc else None,
-            hcIdNo=hc.idNo if hc else None,
-            hpcId=hpc.cardId if hpc else None,
-            hpcIdNo=hpc.idNo if hpc else None,
-        )
-        sig = await sam.sign_digest(signing.digest(signing.canonical_message(**fields)))
-        return SignatureObject(signature=base64.b64encode(sig).decode(), **{k: v for k, v in fields.items() if v is not None})
+        return SignatureObject(**await sam_signature(sam, service_type, hc, hpc))
 
     # ------------------------------------------------------------------ one bus call
 
