@@ -19,7 +19,7 @@ import time
 import aiohttp
 import pytest
 
-from tests.test_e2e_processes import Urls, call, eventually, http, stack  # noqa: F401  (fixtures)
+from tests.test_e2e_processes import Urls, call, eventually, http, sam_verified_and_online, stack  # noqa: F401  (fixtures)
 
 pytestmark = [pytest.mark.pcsc, pytest.mark.redis]
 
@@ -30,15 +30,8 @@ def sim_admin(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 async def test_agent_killed_mid_request_gives_9401_or_9400_without_hanging(stack: Urls, http: aiohttp.ClientSession) -> None:  # noqa: F811
-    a, g, sim = stack.agent, stack.gateway, stack.sim
-    assert (await call(http, "POST", a + "/api/common/v1/Initial", json={}))[1]["statusCode"] == 0
-    assert (await call(http, "POST", a + "/api/sam/v1/Verification", json={}))[1]["statusCode"] == 0
-
-    async def online() -> bool:
-        _, body = await call(http, "GET", g + "/api/workstations")
-        return any(w["workstation"] == "ws-03" and w["online"] and w["states"]["sam"] == 2 for w in body["workstations"])
-
-    assert await eventually(online, 10.0)
+    g, sim = stack.gateway, stack.sim
+    await sam_verified_and_online(http, stack)
     one_call = {"json": {}, "headers": {"X-Workstation": "ws-03", "X-Deadline-Ms": "30000"}}
     status, body = await call(http, "POST", g + "/api/v1/BasicData/Register", **one_call)
     assert status == 200, body

@@ -31,7 +31,7 @@ import redis as redis_sync
 
 from tests.conftest import start_redis
 from tests.helpers import free_port
-from tests.test_e2e_processes import Urls, call, eventually, http, stack  # noqa: F401  (fixtures)
+from tests.test_e2e_processes import Urls, call, eventually, http, sam_verified_and_online, stack, ws03_online  # noqa: F401  (fixtures)
 
 pytestmark = [pytest.mark.pcsc, pytest.mark.redis]
 
@@ -95,15 +95,8 @@ def stream_entries(url: str, prefix: str) -> dict[str, list[bytes]]:
 
 
 async def test_redis_killed_and_restarted_under_load(stack: Urls, http: aiohttp.ClientSession, aof_redis: AofRedis, bus_prefix: str) -> None:  # noqa: F811
-    a, g, sim = stack.agent, stack.gateway, stack.sim
-    assert (await call(http, "POST", a + "/api/common/v1/Initial", json={}))[1]["statusCode"] == 0
-    assert (await call(http, "POST", a + "/api/sam/v1/Verification", json={}))[1]["statusCode"] == 0
-
-    async def online() -> bool:
-        _, body = await call(http, "GET", g + "/api/workstations")
-        return any(w["workstation"] == "ws-03" and w["online"] and w["states"]["sam"] == 2 for w in body["workstations"])
-
-    assert await eventually(online, 10.0)
+    g, sim = stack.gateway, stack.sim
+    await sam_verified_and_online(http, stack)
     final: dict[str, tuple[int, int]] = {}
     last: dict[str, object] = {}  # the last non-final answer per key, for the failure message
     stop = asyncio.Event()
@@ -160,7 +153,7 @@ async def test_redis_killed_and_restarted_under_load(stack: Urls, http: aiohttp.
         return st == 200
 
     assert await eventually(ready, 15.0)
-    assert await eventually(online, 15.0)
+    assert await eventually(lambda: ws03_online(http, g), 15.0)
     await asyncio.sleep(2.0)
     stop.set()
     await loader

@@ -80,6 +80,19 @@ async def eventually(fn, timeout_s: float = 5.0):  # type: ignore[no-untyped-def
         await asyncio.sleep(0.05)
 
 
+async def ws03_online(http: aiohttp.ClientSession, gateway: str) -> bool:
+    """The gateway sees ws-03 online with its SAM verified (state 2)."""
+    _, body = await call(http, "GET", gateway + "/api/workstations")
+    return any(w["workstation"] == "ws-03" and w["online"] and w["states"]["sam"] == 2 for w in body["workstations"])
+
+
+async def sam_verified_and_online(http: aiohttp.ClientSession, stack: Urls, timeout_s: float = 10.0) -> None:
+    """The HIS's opening on ws-03's agent (Initial, SAM verification), then until the gateway sees it."""
+    assert (await call(http, "POST", stack.agent + "/api/common/v1/Initial", json={}))[1]["statusCode"] == 0
+    assert (await call(http, "POST", stack.agent + "/api/sam/v1/Verification", json={}))[1]["statusCode"] == 0
+    assert await eventually(lambda: ws03_online(http, stack.gateway), timeout_s)
+
+
 async def test_registration_over_real_pcsc_and_redis(stack: Urls, http: aiohttp.ClientSession) -> None:
     a, g = stack.agent, stack.gateway
     # The HIS's usual opening: Status, Initial, SAM verification (public facts 6).
@@ -92,11 +105,7 @@ async def test_registration_over_real_pcsc_and_redis(stack: Urls, http: aiohttp.
     assert basic == {"samId": "001000000103", "hospitalId": "3501200000", "hospitalName": "臺北虛擬診所", "hospitalShortName": "臺北虛擬診", "statusCode": 0}
 
     # The gateway learns of ws-03 from its presence on Redis.
-    async def online() -> bool:
-        _, body = await call(http, "GET", g + "/api/workstations")
-        return any(w["workstation"] == "ws-03" and w["online"] and w["states"]["sam"] == 2 for w in body["workstations"])
-
-    assert await eventually(online)
+    assert await eventually(lambda: ws03_online(http, g))
 
     # One call: the gateway gets the HC signature from ws-03 over Redis.
     status, body = await call(http, "POST", g + "/api/v1/BasicData/Register", json={}, headers={"X-Workstation": "ws-03"})

@@ -28,7 +28,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from tests.test_e2e_processes import Urls, call, eventually, http, stack  # noqa: F401  (fixtures)
+from tests.test_e2e_processes import Urls, call, eventually, http, sam_verified_and_online, stack  # noqa: F401  (fixtures)
 
 pytestmark = [pytest.mark.pcsc, pytest.mark.redis]
 
@@ -120,14 +120,7 @@ def monitor(redis_server: str) -> Monitor:  # type: ignore[misc]
 async def test_no_pin_id_or_signature_in_logs_redis_or_files(stack: Urls, http: aiohttp.ClientSession, monitor: Monitor, tmp_path: Path) -> None:  # noqa: F811
     a, g, v = stack.agent, stack.gateway, stack.vcard
     signatures: list[str] = []
-    assert (await call(http, "POST", a + "/api/common/v1/Initial", json={}))[1]["statusCode"] == 0
-    assert (await call(http, "POST", a + "/api/sam/v1/Verification", json={}))[1]["statusCode"] == 0
-
-    async def online() -> bool:
-        _, body = await call(http, "GET", g + "/api/workstations")
-        return any(w["workstation"] == "ws-03" and w["online"] and w["states"]["sam"] == 2 for w in body["workstations"])
-
-    assert await eventually(online, 10.0)
+    await sam_verified_and_online(http, stack)
 
     # HPC PIN: wrong, right; then blocked and unblocked with the PUK (PIN back to 12345678).
     assert (await call(http, "POST", a + "/api/hpc/v1/Verification/Hpc", json={"pin": "00000000"}))[1]["statusCode"] == 1410
