@@ -246,8 +246,9 @@ class RedisAudit(AuditLog):
     return {1, ''}
     """
 
-    def __init__(self, client: aioredis.Redis, log_key: str, head_key: str) -> None:
+    def __init__(self, client: aioredis.Redis, log_key: str, head_key: str, jobs: JobStream | None = None) -> None:
         self.client, self.log_key, self.head_key = client, log_key, head_key
+        self.jobs = jobs  # the gateway's stream and channels, for ``finish_job`` (None: audit only, e.g. ``nhigw audit``)
         # One append at a time per replica: the compare-and-append then only retries when *another
         # replica* appended in between (optimistic retries among a replica's own workers grew as n²).
         self._lock = asyncio.Lock()
@@ -281,8 +282,10 @@ class RedisAudit(AuditLog):
         return await self._finishing.submit((rec, end))
 
     async def _finish_batch(self, items: list[tuple[AuditRecord | None, JobEnd]]) -> list[AuditRecord | None]:
-        first = items[0][1]
-        keys = [self.log_key, self.head_key, first.stream]
+        jobs = self.jobs
+        if jobs is None:
+            raise RuntimeError("RedisAudit.finish_job needs the gateway's JobStream")
+        keys = [self.log_key, self.head_key, jobs.stream]
         tail: list[object] = []
         for _rec, e in items:
             keys += [e.answer, e.inflight, e.attempted, e.waiters]
@@ -299,7 +302,7 @@ class RedisAudit(AuditLog):
                             tip = f"{c.seq} {c.hash}"
                         chained.append(c)
                         tail += [c.model_dump_json() if c is not None else "", "1" if e.store else "0", e.sealed, e.entry_id, e.message, e.origin or ""]
-                    args: list[object] = [head or "", tip or "", first.group, first.ttl_ms, first.channel_prefix, first.me, *tail]
+                    args: list[object] = [head or "", tip or "", jobs.group, jobs.ttl_ms, jobs.channel_prefix, jobs.me, *tail]
                     ok, current = await self._cas_finish(keys=keys, args=args)
                     if int(ok) == 1:
                         self._head = tip
@@ -321,13 +324,21 @@ def _text(v: Any) -> str:
     return v.decode() if isinstance(v, bytes) else str(v)
 
 
+@dataclass(frozen=True)
+class JobStream:
+    """A gateway replica's side of its jobs' ends (``RedisAudit.finish_job``): its work stream and
+    consumer group, how long answers are kept, its replicas' ``done`` channels and its own name."""
+
+    stream: str
+    group: str
+    ttl_ms: int
+    channel_prefix: str  # + a replica's name = that replica's done channel
+    me: str
+
+
 @dataclass
 class JobEnd:
-    """What ends a gateway job on Redis after its audit record (``RedisAudit.finish_job``).
-
-    ``stream``, ``group``, ``ttl_ms``, ``channel_prefix`` and ``me`` are the replica's own settings:
-    a batch takes them from its first job.
-    """
+    """What ends one gateway job on Redis after its audit record (``RedisAudit.finish_job``)."""
 
     answer: str  # the answer key: set when ``store``
     inflight: str  # the in-flight and attempted markers: deleted when not ``store``
@@ -337,12 +348,7 @@ class JobEnd:
     sealed: bytes
     entry_id: str
     message: bytes
-    origin: str | None  # the replica that admitted the job: gets ``done`` unless it is ``me``
-    stream: str
-    group: str
-    ttl_ms: int
-    channel_prefix: str
-    me: str
+    origin: str | None  # the replica that admitted the job: gets ``done`` unless it is this one
 
 
 class MemoryAudit(AuditLog):

@@ -95,25 +95,20 @@ class WorkQueue(abc.ABC):
     @abc.abstractmethod
     async def add(self, job: QueuedJob) -> str: ...
 
-    async def add_once(self, job: QueuedJob, kv: KV, marker: str, value: bytes, ttl_s: float) -> bool:
-        """Set ``marker`` (NX) and add ``job`` as one step; False if the marker was already set.
+    async def admit(self, consumer: str, a: Admission, kv: KV) -> Admitted:
+        """Set ``a.marker`` (NX) and add ``a.job`` as one step (first=False if the marker was already
+        set); with ``a.take``, also deliver an entry to ``consumer`` in that step.
 
         One step matters: a replica that dies between the two would leave a marker with no job,
-        and every retry of that request would wait for an answer that never comes.
-        (Here: two steps, for the in-process queue, where a crash loses both anyway.)
+        and every retry of that request would wait for an answer that never comes. Here, for the
+        in-process queue, where a crash loses both anyway: two steps, and no delivery (the worker
+        loop reads the entry). ``RedisQueue`` does it all in one script, group-committed with the
+        other requests admitted meanwhile.
         """
-        if not await kv.set(marker, value, ttl_s=ttl_s, nx=True):
-            return False
-        await self.add(job)
-        return True
-
-    async def admit(self, consumer: str, a: Admission, kv: KV) -> Admitted:
-        """``add_once``, and with ``a.take`` an entry delivered to ``consumer`` in the same step.
-
-        Here: ``add_once`` only (the worker loop reads the entry). ``RedisQueue`` does it all
-        in one script, group-committed with the other requests admitted meanwhile.
-        """
-        return Admitted(await self.add_once(a.job, kv, a.marker, a.fingerprint, a.ttl_s))
+        if not await kv.set(a.marker, a.fingerprint, ttl_s=a.ttl_s, nx=True):
+            return Admitted(False)
+        await self.add(a.job)
+        return Admitted(True)
 
     @abc.abstractmethod
     async def read(self, consumer: str, *, count: int = 10, block_s: float = 1.0) -> list[Delivery]: ...
@@ -173,14 +168,6 @@ class RedisQueue(WorkQueue):
                 raise _wrap(exc) from exc
         except (RedisError, OSError) as exc:
             raise _wrap(exc) from exc
-
-    _ADD_ONCE = """
-    if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
-        redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], '*', 'job', ARGV[4])
-        return 1
-    end
-    return 0
-    """
 
     # Admission of a batch of requests (group commit, ``nhigw.bus.batch``), atomic on the server.
     # Per request: the in-flight marker (SET NX) and, if it was free, the job (XADD); if it was
@@ -254,14 +241,6 @@ class RedisQueue(WorkQueue):
             if out[i].delivery is None and left:  # (COUNT = len(holders): every delivery finds a slot)
                 out[i].delivery = left.pop(0)
         return out
-
-    async def add_once(self, job: QueuedJob, kv: KV, marker: str, value: bytes, ttl_s: float) -> bool:
-        """SET NX + XADD in one Lua script: atomic on the Redis server."""
-        sealed = self.box.seal(job.model_dump_json().encode(), "job")
-        try:
-            return bool(await self.client.eval(self._ADD_ONCE, 2, marker, self.stream, value, int(ttl_s * 1000), self.maxlen, sealed))  # type: ignore[misc]
-        except (RedisError, OSError) as exc:
-            raise _wrap(exc) from exc
 
     async def add(self, job: QueuedJob) -> str:
         try:

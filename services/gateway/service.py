@@ -71,7 +71,7 @@ from nhigw.contracts.codes import Code, StatusError
 from nhigw.contracts.models import JobAnswer, QueuedJob
 from nhigw.contracts.routes import Route, lookup
 from nhigw.gateway.agents import AgentKeys
-from nhigw.gateway.audit import AuditAttempt, AuditLog, AuditRecord, FileAudit, JobEnd, MemoryAudit, RedisAudit, mask_card, mask_patient, outcome_of
+from nhigw.gateway.audit import AuditAttempt, AuditLog, AuditRecord, FileAudit, JobEnd, JobStream, MemoryAudit, RedisAudit, mask_card, mask_patient, outcome_of
 from nhigw.gateway.auth import Client, Clients
 from nhigw.gateway.metrics import Metrics
 from nhigw.gateway.queue import Admission, Delivery, MemoryQueue, RedisQueue, WorkQueue
@@ -134,7 +134,8 @@ class Gateway:
         if client is not None:  # RedisBus: everything shared through the same Redis
             self.kv: KV = RedisKV(client)
             self.queue: WorkQueue = RedisQueue(client, keys.jobs, keys.jobs_group, keys.dead, max_deliveries=settings.max_deliveries, box=self.box)
-            self.audit: AuditLog = RedisAudit(client, keys.audit_log, keys.audit_head)
+            jobs = JobStream(keys.jobs, keys.jobs_group, int(settings.idempotency_window_s * 1000), keys.done(""), self.instance)
+            self.audit: AuditLog = RedisAudit(client, keys.audit_log, keys.audit_head, jobs)
         else:
             self.kv = MemoryKV()
             self.queue = MemoryQueue(max_deliveries=settings.max_deliveries)
@@ -367,11 +368,8 @@ class Gateway:
         message = akey.encode() + b" " + sealed
         window = self.settings.idempotency_window_s
         if isinstance(self.queue, RedisQueue) and isinstance(self.audit, RedisAudit):
-            q, k = self.queue, self.keys
-            end = JobEnd(
-                answer=k.answer(akey), inflight=k.inflight(akey), attempted=k.attempted(akey), waiters=k.waiters(akey), store=final, sealed=sealed,
-                entry_id=entry_id, message=message, origin=job.origin, stream=q.stream, group=q.group, ttl_ms=int(window * 1000), channel_prefix=k.done(""), me=self.instance,
-            )
+            k = self.keys
+            end = JobEnd(answer=k.answer(akey), inflight=k.inflight(akey), attempted=k.attempted(akey), waiters=k.waiters(akey), store=final, sealed=sealed, entry_id=entry_id, message=message, origin=job.origin)
             await self.audit.finish_job(rec, end)
         else:  # one process (in-memory bus): no other replica to tell
             if rec is not None:
