@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-from aiohttp import web
 
 from nhigw.agent.app import create_app as agent_app
 from nhigw.agent.cardio import InProcessBackend, ReaderBackend
@@ -25,7 +24,7 @@ from nhigw.sim.dc import VHC, VhcAuthority
 from nhigw.sim.store import SimStore
 from nhigw.vcard.bank import CardFactory, VirtualReaderBank
 from nhigw.vcard.identities import Identities, KeyStore
-from tests.helpers import free_port
+from tests.helpers import free_port, start_site
 
 KEYS = KeyStore(None)  # RSA key generation is slow: one key store for the whole session
 SAM = "sam:001000000103"
@@ -77,13 +76,6 @@ class AgentStack:
         self.bank.remove(self.bank.names[reader_index])
 
 
-async def _site(app: web.Application, port: int) -> web.AppRunner:
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    return runner
-
-
 @contextlib.asynccontextmanager
 async def agent_stack(
     cards: list[str] | None = None,
@@ -104,7 +96,7 @@ async def agent_stack(
     sim_url = f"http://127.0.0.1:{sim_port}"
     agent = Agent(backend=backend or InProcessBackend(bank), dc=DcClient(sim_url), workstation="ws-t", data_dir=data_dir, hca_verifier=(lambda: hca) if hca else None)
     sapp = sim_app(store)
-    runners = [await _site(sapp, sim_port), await _site(agent_app(agent), agent_port)]
+    runners = [await start_site(sapp, sim_port), await start_site(agent_app(agent), agent_port)]
     if monitor_s:
         agent.start_monitor(monitor_s)
     http = aiohttp.ClientSession()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -9,8 +10,11 @@ import ssl
 import subprocess
 import sys
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import IO
+
+from aiohttp import web
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -19,6 +23,25 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+async def start_site(app: web.Application, port: int, *, shutdown_timeout: float = 60.0) -> web.AppRunner:
+    """``app`` served on 127.0.0.1:``port``; the caller cleans the runner up."""
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=shutdown_timeout)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    return runner
+
+
+@contextlib.asynccontextmanager
+async def serving(app: web.Application, *, shutdown_timeout: float = 60.0) -> AsyncIterator[str]:
+    """``app`` on a free loopback port for the block; yields its base URL."""
+    port = free_port()
+    runner = await start_site(app, port, shutdown_timeout=shutdown_timeout)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        await runner.cleanup()
 
 
 def wait_port(host: str, port: int, *, timeout_s: float = 10.0, proc: subprocess.Popen[bytes] | None = None) -> None:

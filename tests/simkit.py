@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
-from aiohttp import web
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
@@ -23,6 +22,7 @@ from nhigw.contracts import signing
 from nhigw.contracts.routes import lookup
 from nhigw.sim.app import create_app
 from nhigw.sim.store import SimStore
+from tests.helpers import serving
 
 _KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
 SAM_ID = "001000099901"
@@ -81,14 +81,5 @@ async def running_sim(store: SimStore | None = None, *, admin: bool = True) -> A
     store.admin_enabled = admin
     signer = Signer()
     store.register_sam(signer.samId, signer.hospitalId, signer.public_pem())
-    runner = web.AppRunner(create_app(store), access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    http = aiohttp.ClientSession()
-    try:
-        yield Sim(f"http://127.0.0.1:{port}", store, http, signer)
-    finally:
-        await http.close()
-        await runner.cleanup()
+    async with serving(create_app(store)) as url, aiohttp.ClientSession() as http:
+        yield Sim(url, store, http, signer)

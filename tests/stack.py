@@ -13,7 +13,6 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import aiohttp
-from aiohttp import web
 
 from nhigw.agent.app import create_app as agent_app
 from nhigw.agent.buslink import BusLink
@@ -30,7 +29,7 @@ from nhigw.sim.store import SimStore
 from nhigw.vcard.bank import CardFactory, VirtualReaderBank
 from nhigw.vcard.cards import SamCard
 from nhigw.vcard.identities import Identities, KeyStore
-from tests.helpers import free_port
+from tests.helpers import free_port, start_site
 
 _KEYS = KeyStore(None)  # RSA key generation is slow: one key store for the whole test session
 
@@ -65,11 +64,7 @@ class Stack:
         assert (await self.agent_call("POST", "/api/sam/v1/Verification", json={}))[1]["statusCode"] == 0
 
 
-async def _site(app: web.Application, port: int) -> web.AppRunner:
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    return runner
+_site = start_site  # by this name: test_proto_drift patches it to see every app the stack serves
 
 
 @contextlib.asynccontextmanager

@@ -29,7 +29,7 @@ from nhigw.client import (
 from nhigw.contracts import cloud as c
 from nhigw.contracts.codes import Code
 from nhigw.contracts.models import RegisterResponse, SignatureResponse, StatusResponse
-from tests.helpers import free_port
+from tests.helpers import free_port, serving
 from tests.stack import running_stack
 
 
@@ -101,14 +101,8 @@ async def odd_server() -> AsyncIterator[str]:
     app.router.add_get("/api/common/v1/Status", not_json)
     app.router.add_get("/api/sam/v1/Basic", slow)
     app.router.add_get("/api/hc/v1/Basic", bare_error)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        await runner.cleanup()
+    async with serving(app) as url:
+        yield url
 
 
 async def test_transport_decoding_and_status_errors_are_apart() -> None:

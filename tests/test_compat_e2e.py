@@ -27,7 +27,7 @@ from nhigw.common.tls import server_context
 from nhigw.compat import vhc
 from nhigw.compat.app import build
 from nhigw.contracts.api import COMPAT
-from tests.helpers import free_port, insecure_ssl
+from tests.helpers import free_port, insecure_ssl, serving
 from tests.stack import Stack, running_stack
 
 SAM = "sam:001000000103"
@@ -449,22 +449,15 @@ async def test_a_write_without_an_answer_is_reported_unknown_never_repeated(tmp_
 
     cloud = web.Application()
     cloud.router.add_post("/api/v1/{path:.+}", silent)
-    runner = web.AppRunner(cloud, access_log=None)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    try:
-        async with running_stack() as s:
-            await s.ready()
-            from nhigw.client import AgentClient, CloudClient
-            from nhigw.compat.cshis import CsHis
+    async with serving(cloud) as cloud_url, running_stack() as s:
+        await s.ready()
+        from nhigw.client import AgentClient, CloudClient
+        from nhigw.compat.cshis import CsHis
 
-            cs = CsHis(AgentClient(s.agent_url), CloudClient(f"http://127.0.0.1:{port}", timeout_s=0.3))
-            res = await cs.hisGetSeqNumber256N1(cTreatItem="01")
-            assert res.code == 9003 and len(seen) == 1 and seen[0] and seen[0] in (res.detail or "")
-            read = await cs.hisGetBasicData()
-            assert read.code == 4061 and seen[1] == ""  # a read: no answer is "network down", no key needed
-            await cs.agent.close()
-            await cs.cloud.close()
-    finally:
-        await runner.cleanup()
+        cs = CsHis(AgentClient(s.agent_url), CloudClient(cloud_url, timeout_s=0.3))
+        res = await cs.hisGetSeqNumber256N1(cTreatItem="01")
+        assert res.code == 9003 and len(seen) == 1 and seen[0] and seen[0] in (res.detail or "")
+        read = await cs.hisGetBasicData()
+        assert read.code == 4061 and seen[1] == ""  # a read: no answer is "network down", no key needed
+        await cs.agent.close()
+        await cs.cloud.close()

@@ -101,7 +101,6 @@ async def test_card_removed_mid_signature_gives_1102_through_the_gateway_and_rec
 
 @pytest.mark.pcsc
 async def test_sam_gone_mid_apdu_over_pcscd_gives_1102_and_recovers(pcscd: dict) -> None:  # type: ignore[type-arg]
-    from aiohttp import web
 
     from nhigw.agent.cardio import PcscBackend
     from nhigw.agent.core import Agent
@@ -113,7 +112,7 @@ async def test_sam_gone_mid_apdu_over_pcscd_gives_1102_and_recovers(pcscd: dict)
     from nhigw.vcard.bank import CardFactory
     from nhigw.vcard.identities import Identities, KeyStore
     from nhigw.vcard.vpcd import VpcdLink
-    from tests.helpers import free_port
+    from tests.helpers import free_port, start_site
 
     class CardPulled(Exception):
         pass
@@ -138,9 +137,7 @@ async def test_sam_gone_mid_apdu_over_pcscd_gives_1102_and_recovers(pcscd: dict)
     store = SimStore.seeded()
     store.register_sam(sam.ident.samId, sam.ident.hospitalId, factory.keys.public_pem(sam.ident.samId))
     port = free_port()
-    runner = web.AppRunner(sim_app(store), access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
+    runner = await start_site(sim_app(store), port)
     # Slot 3 (no other test uses it): after an APDU cut off mid-way, vpcd does not see a card in
     # that slot again until pcscd restarts (seen with vsmartcard-vpcd 0.9); the card goes back in slot 2.
     links = [VpcdLink(sam, port=pcscd["ports"][3]), VpcdLink(hc, port=pcscd["ports"][1])]

@@ -29,7 +29,7 @@ import pytest
 from aiohttp import web
 
 from nhigw.bus.seal import Sealer
-from tests.helpers import Proc, free_port
+from tests.helpers import Proc, free_port, serving
 
 pytestmark = [pytest.mark.redis]
 
@@ -59,14 +59,8 @@ class Cloud:
 async def cloud_server(cloud: Cloud) -> AsyncIterator[str]:
     app = web.Application()
     app.router.add_post("/api/v1/{path:.+}", cloud.handle)
-    runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.1)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        await runner.cleanup()
+    async with serving(app, shutdown_timeout=0.1) as url:
+        yield url
 
 
 def replicas(n: int, cloud_url: str, redis_url: str, prefix: str, key: str, tmp: Path) -> dict[str, Proc]:

@@ -27,7 +27,7 @@ from nhigw.gateway.app import create_app
 from nhigw.gateway.auth import Clients
 from nhigw.gateway.service import Gateway, GatewaySettings
 from nhigw.gateway.upstream import HandlerTransport, UpstreamResponse, UpstreamSettings
-from tests.helpers import free_port
+from tests.helpers import free_port, serving
 from tests.stack import running_stack
 
 HOSP = "3501200000"
@@ -43,28 +43,16 @@ async def gateway_on(cloud_url: str, bus=None, **settings: object) -> AsyncItera
     """A gateway alone (pass-through mode needs no agent) on a free port."""
     bus = bus or MemoryBus()
     gw = Gateway(bus, GatewaySettings(cloud_url=cloud_url, **settings))  # type: ignore[arg-type]
-    runner = web.AppRunner(create_app(gw), access_log=None)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    try:
-        yield f"http://127.0.0.1:{port}", gw
-    finally:
-        await runner.cleanup()
+    async with serving(create_app(gw)) as url:
+        yield url, gw
 
 
 @contextlib.asynccontextmanager
 async def upstream(handler) -> AsyncIterator[str]:  # type: ignore[no-untyped-def]
     app = web.Application()
     app.router.add_post("/api/v1/{path:.+}", handler)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        await runner.cleanup()
+    async with serving(app) as url:
+        yield url
 
 
 @contextlib.asynccontextmanager
