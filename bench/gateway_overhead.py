@@ -14,6 +14,10 @@ At fixed rates (open loop, latency from the due time) and at saturation (closed 
 64 workers); each point is run ``--rounds`` times (3), interleaved with the other
 paths in a rotating order, and the median of each figure is reported (other work on
 a shared 2-core machine shows as outliers in single runs). Added latency = path p50/p99 minus direct p50/p99 at the same rate.
+Where the gateway's time goes: its ``Server-Timing`` header (queue = admission round trip,
+cloud = the call to the simulator, audit = the job's end on Redis, total = arrival to answer);
+``breakdown`` splits the gateway's p50 at each rate into those phases, its own code between
+them (total minus the phases) and the HIS <-> gateway hop (client p50 minus total), each a median.
 CPU per request of each server process comes from its CPU time over the run (psutil),
 which does not depend on how the 2 cores were shared. Before every run the simulator is
 restarted (same port), so one set of signed bodies serves every run.
@@ -116,6 +120,7 @@ def main() -> None:
         added[rate] = {
             p: {"p50_added_ms": round(per[p]["latency"]["p50_ms"] - d["p50_ms"], 3), "p99_added_ms": round(per[p]["latency"]["p99_ms"] - d["p99_ms"], 3)} for p in ("proxy", "gateway")
         }
+    breakdown = {rate: phase_breakdown(per) for rate, per in fixed.items()}
     max_rps = {p: sat[p]["ok_rps"] for p in paths}
     ratio = round(max_rps["gateway"] / max_rps["proxy"], 3) if max_rps["proxy"] else 0.0
     a200 = added.get("200", {}).get("gateway", {})
@@ -130,6 +135,9 @@ def main() -> None:
     print("\nadded latency vs direct:")
     for rate, per in added.items():
         print(f"  {rate:>5} req/s  proxy p50 +{per['proxy']['p50_added_ms']:.3f} p99 +{per['proxy']['p99_added_ms']:.3f}   gateway p50 +{per['gateway']['p50_added_ms']:.3f} p99 +{per['gateway']['p99_added_ms']:.3f} ms")
+    print("where the gateway's p50 goes (medians of its Server-Timing phases, ms):")
+    for rate, b in breakdown.items():
+        print(f"  {rate:>5} req/s  " + "  ".join(f"{k} {v}" for k, v in b.items()))
     print(f"max req/s: direct {max_rps['direct']}  proxy {max_rps['proxy']}  gateway {max_rps['gateway']}  (gateway/proxy = {ratio})")
     for k, v in checks.items():
         print(f"  target {k}: {v} (target {'>=' if k.startswith('gateway max') else '<='} {TARGETS[k]}) -> {'met' if verdict[k] else 'NOT met'}")
@@ -141,6 +149,7 @@ def main() -> None:
             "fixed": fixed,
             "saturation": sat,
             "added": added,
+            "breakdown": breakdown,
             "max_rps": max_rps,
             "gateway_over_proxy": ratio,
             "rss": rss,
@@ -148,6 +157,24 @@ def main() -> None:
         },
     )
     chart(fixed, max_rps)
+
+
+def phase_breakdown(per: dict) -> dict[str, float]:  # type: ignore[type-arg]
+    """The gateway's p50 at one rate, in parts (ms): the HIS <-> gateway hop, its phases and its own code."""
+    t = per["gateway"].get("server_timing_p50_ms") or {}
+    if not {"queue", "cloud", "audit", "total"} <= set(t):
+        return {}
+    p50, direct = per["gateway"]["latency"]["p50_ms"], per["direct"]["latency"]["p50_ms"]
+    return {
+        "gateway_p50": p50,
+        "his_hop": round(p50 - t["total"], 3),
+        "queue": t["queue"],
+        "cloud": t["cloud"],
+        "audit": t["audit"],
+        "own_code": round(t["total"] - t["queue"] - t["cloud"] - t["audit"], 3),
+        "direct_p50": direct,
+        "redis_share_of_added": round((t["queue"] + t["audit"]) / (p50 - direct), 3) if p50 > direct else 0.0,
+    }
 
 
 def merge(runs: list[dict]) -> dict:  # type: ignore[type-arg]
@@ -161,6 +188,7 @@ def merge(runs: list[dict]) -> dict:  # type: ignore[type-arg]
         "achieved_rps": round(statistics.median(r["achieved_rps"] for r in runs), 1),
         "latency": {k: round(statistics.median(r["latency"][k] for r in runs), 3) for k in runs[0]["latency"]},
         "cpu_us_per_req": {k: round(statistics.median(r["cpu_us_per_req"][k] for r in runs), 1) for k in runs[0]["cpu_us_per_req"]},
+        "server_timing_p50_ms": {k: round(statistics.median(r["server_timing_p50_ms"][k] for r in runs), 3) for k in runs[0].get("server_timing_p50_ms", {}) if all(k in r.get("server_timing_p50_ms", {}) for r in runs)},
         "statuses": {},
         "error_codes": {},
         "runs": runs,

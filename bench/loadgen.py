@@ -9,7 +9,8 @@ ones before, and its latency is counted from that due time, so a stall shows as
 latency rather than as fewer requests (no coordinated omission). ``--rate 0`` runs
 closed loop with ``--concurrency`` workers, as fast as the target answers: the
 maximum req/s. The first ``--warmup`` seconds are sent but not counted. Prints one
-JSON object: counts by status, the latency summary and the achieved rate.
+JSON object: counts by status, the latency summary and the achieved rate, and where the
+target sends a ``Server-Timing`` header (the gateway does), the p50 of each of its phases.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ def pct(values: list[float], p: float) -> float:
 
 async def run(url: str, bodies: list[bytes], rate: float, duration_s: float, warmup_s: float, concurrency: int) -> dict[str, object]:
     lat_ms: list[float] = []
+    phases: dict[str, list[float]] = {}
     statuses: Counter[str] = Counter()
     codes: Counter[str] = Counter()
     it = iter(bodies)
@@ -62,13 +64,18 @@ async def run(url: str, bodies: list[bytes], rate: float, duration_s: float, war
                 async with http.post(target, data=body, headers=headers) as r:
                     payload = await r.read()
                     st = str(r.status)
+                    timing = r.headers.get("Server-Timing", "")
             except (aiohttp.ClientError, TimeoutError) as exc:
-                st, payload = type(exc).__name__, b""
+                st, payload, timing = type(exc).__name__, b"", ""
             end = time.perf_counter()
             if due >= t_measure:
                 counted_done += 1
                 lat_ms.append((end - due) * 1000)
                 statuses[st] += 1
+                if st == "200" and timing:
+                    for part in timing.split(","):
+                        name, _, dur = part.strip().partition(";dur=")
+                        phases.setdefault(name, []).append(float(dur))
                 if st != "200" and payload:
                     try:
                         codes[str(json.loads(payload).get("statusCode"))] += 1
@@ -119,6 +126,7 @@ async def run(url: str, bodies: list[bytes], rate: float, duration_s: float, war
             "p99_ms": round(pct(lat_ms, 99), 3),
             "max_ms": round(max(lat_ms), 3) if lat_ms else 0.0,
         },
+        "server_timing_p50_ms": {k: round(pct(v, 50), 3) for k, v in phases.items()},
     }
 
 

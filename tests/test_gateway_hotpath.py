@@ -21,7 +21,7 @@ from nhigw.bus.batch import GroupCommit
 from nhigw.bus.redis import RedisBus
 from nhigw.contracts.buskeys import BusKeys
 from nhigw.gateway.auth import OPEN
-from tests.test_gateway_service import PASS_BODY, call, gateway_on, upstream
+from tests.test_gateway_service import PASS_BODY, call, gateway_on, server_timing, upstream
 
 # ------------------------------------------------------------------ GroupCommit (pure logic)
 
@@ -159,6 +159,9 @@ async def test_a_request_joining_a_run_on_another_replica_gets_done_on_its_own_c
             st_a, body_a, hdr_a = await first
             assert st_a == st_b == 200 and body_a == body_b and hdr_a["X-Request-ID"] == hdr_b["X-Request-ID"]  # one run, one answer
             assert hdr_b["Idempotent-Replayed"] == "true" and seen == ["joined-1"]
+            t_a, t_b = server_timing(hdr_a), server_timing(hdr_b)
+            assert set(t_a) == {"queue", "cloud", "audit", "total"} and set(t_b) == {"queue", "total"}  # B did not run the job
+            assert t_a["cloud"] >= 400 and t_a["total"] >= t_a["queue"] + t_a["cloud"] + t_a["audit"]  # the slow cloud, inside the total
             await asyncio.sleep(0.1)
             assert done_msgs == [BusKeys(bus_prefix).done(gw_b.instance).encode()]
             assert gw_a.instance != gw_b.instance

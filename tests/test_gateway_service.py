@@ -75,6 +75,15 @@ async def accept_then_drop() -> AsyncIterator[tuple[str, list[bytes]]]:
         await server.wait_closed()
 
 
+def server_timing(headers: dict) -> dict[str, float]:  # type: ignore[type-arg]
+    """``Server-Timing: queue;dur=0.412, ..., total;dur=3.100`` as {name: ms}."""
+    out = {}
+    for part in headers["Server-Timing"].split(","):
+        name, _, dur = part.strip().partition(";dur=")
+        out[name] = float(dur)
+    return out
+
+
 PASS_BODY = {"signature": "x" * 16, "clientRandom": "r", "samId": "001000000103", "hospitalId": HOSP, "hcId": "000073898381", "hcIdNo": "Z299999929"}
 
 
@@ -91,6 +100,8 @@ async def test_a_retried_request_gets_the_stored_answer_with_exactly_one_upstrea
         assert h1["Idempotency-Key"] == h2["Idempotency-Key"] == "his-req-0001"
         assert "Idempotent-Replayed" not in h1 and h2["Idempotent-Replayed"] == "true"
         assert s.store.calls["BasicData/Register"] == 1
+        # Where the time went: the run has every phase (the agent's signature included), the replay only its own.
+        assert set(server_timing(h1)) == {"queue", "sign", "cloud", "audit", "total"} and set(server_timing(h2)) == {"queue", "total"}
         # The same key for another request is refused, not answered with the wrong patient's data.
         st3, b3, _ = await call(s.http, "POST", s.gateway_url + "/api/v1/BasicData/Query", json={}, headers=h)
         assert st3 == 409 and b3["statusCode"] == 1706
@@ -504,9 +515,9 @@ async def test_refusals_that_never_reached_the_cloud_are_not_kept_for_the_key(re
             route = lookup("/api/v1/BasicData/Register")
             assert route is not None
             kw = {"client": OPEN, "route": route, "path": "/api/v1/BasicData/Register", "body": b"{}", "idem_key": "his-retry-0002", "deadline_s": 10.0, "hospital": None}
-            a1, replayed1 = await s.gateway.submit(workstation="ws-gone", **kw)  # type: ignore[arg-type]
+            a1, replayed1, _ = await s.gateway.submit(workstation="ws-gone", **kw)  # type: ignore[arg-type]
             assert a1 is not None and json.loads(a1.body)["statusCode"] == 9400 and not replayed1
-            a2, replayed2 = await s.gateway.submit(workstation="ws-gone", **kw)  # type: ignore[arg-type]
+            a2, replayed2, _ = await s.gateway.submit(workstation="ws-gone", **kw)  # type: ignore[arg-type]
             assert a2 is not None and not replayed2 and a2.requestId != a1.requestId  # ran again, not replayed
             assert len(await s.gateway.audit.records()) == 4  # every run is audited
     finally:

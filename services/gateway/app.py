@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 import uuid
 from typing import Any
 
@@ -87,6 +88,7 @@ def create_app(gw: Gateway, *, workers: bool = True) -> web.Application:
             raise forbid("this endpoint is for operators")
 
     async def business(req: web.Request) -> web.StreamResponse:
+        t0 = time.perf_counter()
         client = client_of(req)
         path = "/api/v1/" + req.match_info["path"]
         route = lookup(path)
@@ -129,13 +131,13 @@ def create_app(gw: Gateway, *, workers: bool = True) -> web.Application:
             gw.metrics.admission.labels(str(int(Code.RATE_LIMITED))).inc()
             raise StatusError(Code.RATE_LIMITED, str(exc), http_status=429, idempotencyKey=idem) from exc
         try:
-            ans, replayed = await gw.submit(client=client, route=route, path=path, body=raw, workstation=workstation, idem_key=idem, deadline_s=deadline_s, hospital=client.hospitalId or hospital, device_session=dsession.sessionId if dsession else None)
+            ans, replayed, phases = await gw.submit(client=client, route=route, path=path, body=raw, workstation=workstation, idem_key=idem, deadline_s=deadline_s, hospital=client.hospitalId or hospital, device_session=dsession.sessionId if dsession else None)
         except BusError:
             # Redis failed or did not answer: the request may or may not be queued (a lost reply). Nothing reached
             # the cloud yet; the key (ours if the HIS sent none) lets a retry join the run or start it, never repeat it.
             err = StatusError(Code.UPSTREAM_UNAVAILABLE, "the gateway's queue did not confirm the request (Redis unavailable); retry with the same Idempotency-Key", http_status=503, idempotencyKey=idem)
             return json_response(err.body(), status=503, headers={"Idempotency-Key": idem})
-        headers = {"Idempotency-Key": idem}
+        headers = {"Idempotency-Key": idem, "Server-Timing": phases.header((time.perf_counter() - t0) * 1000)}
         if ans is None:
             err = StatusError(Code.IN_PROGRESS, f"not finished within {deadline_s:g} s; it stays queued", http_status=202, idempotencyKey=idem)
             return json_response(err.body(), status=202, headers=headers)

@@ -44,6 +44,15 @@ are final and stored. Answers the gateway made before anything could reach the c
 request(s) but not stored: the in-flight marker (and a write's ``attempted`` marker) is
 removed instead, so a retry with the same key runs again (e.g. once the workstation is
 back after a Redis restart) instead of replaying the refusal for the whole window.
+
+Where the time went (``Phases``, sent to the HIS as a ``Server-Timing`` header, W3C):
+``queue`` the admission round trip (Redis), ``sign`` the signature from the agent or device
+session, ``cloud`` the NHI cloud call with its retries, ``audit`` the job's end (audit record,
+stored answer, XACK: Redis), ``total`` from the request's arrival to its answer, all in ms.
+``sign``, ``cloud`` and ``audit`` are known only where the job ran on the replica the HIS
+called (the usual case); a joined or replayed answer has ``queue`` and ``total`` only. The
+job's log line and metrics are written while the job's end is on its way to Redis (they are
+not on the request's critical path).
 """
 
 from __future__ import annotations
@@ -91,6 +100,20 @@ from nhigw.gateway.upstream import (
 )
 
 log = get_logger("nhigw.gateway.service")
+
+
+@dataclass
+class Phases:
+    """Milliseconds spent in each step of one request (``Server-Timing``; see the module docstring)."""
+
+    queue: float | None = None
+    sign: float | None = None
+    cloud: float | None = None
+    audit: float | None = None
+
+    def header(self, total_ms: float) -> str:
+        parts = [f"{k};dur={v:.3f}" for k, v in (("queue", self.queue), ("sign", self.sign), ("cloud", self.cloud), ("audit", self.audit)) if v is not None]
+        return ", ".join([*parts, f"total;dur={total_ms:.3f}"])
 
 
 def _instance() -> str:
@@ -154,7 +177,7 @@ class Gateway:
         self._slots = asyncio.Semaphore(settings.worker_concurrency)  # jobs running here (worker loop and admission)
         self._workers = False
         # answer key -> waiting requests here: future -> the requestId it waits for (None: any run's answer)
-        self._waiters: dict[str, dict[asyncio.Future[JobAnswer], str | None]] = {}
+        self._waiters: dict[str, dict[asyncio.Future[tuple[JobAnswer, Phases | None]], str | None]] = {}
         self.done_channel = keys.done(self.instance)  # this replica's own: answers for requests waiting here
         self._done_task: asyncio.Task[None] | None = None
 
@@ -222,12 +245,12 @@ class Gateway:
             await self.bus.publish(self.keys.done(origin), answer_key.encode() + b" " + sealed)
         self._resolve(answer_key, ans)
 
-    def _resolve(self, answer_key: str, ans: JobAnswer) -> None:
+    def _resolve(self, answer_key: str, ans: JobAnswer, phases: Phases | None = None) -> None:
         for fut, want in list(self._waiters.get(answer_key, {}).items()):
             # A request that queued its own job takes only that job's answer, never a late ``done``
             # of an earlier run with the same key (an answer not kept, whose retry runs again).
             if not fut.done() and want in (None, ans.requestId):
-                fut.set_result(ans)
+                fut.set_result((ans, phases if want is not None else None))
 
     async def _done_loop(self, sub: Any) -> None:
         """The replica's one subscription: answers finished by any replica, for the requests waiting here."""
@@ -246,13 +269,14 @@ class Gateway:
         finally:
             await sub.close()
 
-    async def submit(self, *, client: Client, route: Route, path: str, body: bytes, workstation: str | None, idem_key: str, deadline_s: float, hospital: str | None, device_session: str | None = None) -> tuple[JobAnswer | None, bool]:
-        """Queue (or join) the request and wait for its answer. Returns (answer or None at the deadline, replayed)."""
+    async def submit(self, *, client: Client, route: Route, path: str, body: bytes, workstation: str | None, idem_key: str, deadline_s: float, hospital: str | None, device_session: str | None = None) -> tuple[JobAnswer | None, bool, Phases]:
+        """Queue (or join) the request and wait for its answer. Returns (answer or None at the deadline, replayed, where the time went)."""
         akey = self.answer_key(client, idem_key)
         fingerprint = hashlib.sha256(b"|".join([path.lower().encode(), (workstation or "").encode(), (device_session or "").encode(), body])).hexdigest().encode()
         inflight = self.keys.inflight(akey)
         loop = asyncio.get_running_loop()
-        fut: asyncio.Future[JobAnswer] = loop.create_future()
+        fut: asyncio.Future[tuple[JobAnswer, Phases | None]] = loop.create_future()
+        phases = Phases()
         waiting = self._waiters.setdefault(akey, {})
         try:
             now = time.time()
@@ -275,12 +299,14 @@ class Gateway:
             take = self._workers and not self._slots.locked()
             if take:
                 await self._slots.acquire()  # free: does not wait
+            t_admit = time.perf_counter()
             try:
                 admitted = await self.queue.admit(self.instance, Admission(job, inflight, self.keys.waiters(akey), fingerprint, self.settings.idempotency_window_s, take, deadline_s), self.kv)
             except BaseException:
                 if take:
                     self._slots.release()
                 raise
+            phases.queue = (time.perf_counter() - t_admit) * 1000
             if admitted.delivery is not None:
                 self._spawn(admitted.delivery)  # holds the slot until the job ends
             elif take:
@@ -292,20 +318,23 @@ class Gateway:
                     raise StatusError(Code.PARAM_VALUE, "Idempotency-Key already used for a different request", http_status=409, idempotencyKey=idem_key)
                 ans = await self.stored_answer(akey)
                 if ans is not None:
-                    return ans, True
+                    return ans, True, phases
             else:
                 self.metrics.enqueued.inc()
             end = loop.time() + deadline_s
             while True:
                 remaining = end - loop.time()
                 if remaining <= 0:
-                    return None, False
+                    return None, False, phases
                 await asyncio.wait((fut,), timeout=min(0.5, remaining))
                 if fut.done():
-                    return fut.result(), not first
+                    ans, ran = fut.result()  # ran: the job's own phases, when it ran here
+                    if ran is not None:
+                        phases.sign, phases.cloud, phases.audit = ran.sign, ran.cloud, ran.audit
+                    return ans, not first, phases
                 ans = await self.stored_answer(akey)  # a ``done`` message lost while Redis reconnected
                 if ans is not None:
-                    return ans, not first
+                    return ans, not first, phases
         finally:
             waiting.pop(fut, None)
             if not waiting and self._waiters.get(akey) is waiting:
@@ -352,17 +381,25 @@ class Gateway:
             return
         structlog.contextvars.bind_contextvars(request_id=job.requestId, workstation=job.workstation, client=job.client)  # this task's own context
         try:
-            ans, final, rec = await self.process(job, d.deliveries)
-            log.info("job_done", route=job.path, httpStatus=ans.httpStatus, attempts=ans.attempts, deliveries=d.deliveries, stored=final)
-            await self._finish(d.id, job, ans, final, rec)
+            ans, final, rec, phases = await self.process(job, d.deliveries)
+            # The log line and metrics run while the job's end is on its way to Redis (the first
+            # thing the loop does once ``_finish`` waits), not between the cloud's answer and the HIS.
+            asyncio.get_running_loop().call_soon(self._job_done, job, ans, final, rec, d.deliveries)
+            await self._finish(d.id, job, ans, final, rec, phases)
         except asyncio.CancelledError:
             raise
         except Exception:
             self.metrics.job_failures.inc()
             log.exception("job_failed", requestId=job.requestId, entry=d.id, deliveries=d.deliveries)
 
-    async def _finish(self, entry_id: str, job: QueuedJob, ans: JobAnswer, final: bool, rec: AuditRecord | None) -> None:
+    def _job_done(self, job: QueuedJob, ans: JobAnswer, final: bool, rec: AuditRecord | None, deliveries: int) -> None:
+        if rec is not None:
+            self.metrics.observe(rec.route, rec.statusCode, rec.latency_ms / 1000, max(0, len(rec.attempts) - 1))
+        log.info("job_done", route=job.path, httpStatus=ans.httpStatus, attempts=ans.attempts, deliveries=deliveries, stored=final)
+
+    async def _finish(self, entry_id: str, job: QueuedJob, ans: JobAnswer, final: bool, rec: AuditRecord | None, phases: Phases | None = None) -> None:
         """Audit, store (or release) the key, announce the answer, XACK: one script on Redis, batched."""
+        t0 = time.perf_counter()
         akey = job.answerKey
         sealed = self.box.seal(ans.model_dump_json().encode(), "answer")
         message = akey.encode() + b" " + sealed
@@ -382,10 +419,13 @@ class Gateway:
             if job.origin and job.origin != self.instance:
                 await self.bus.publish(self.keys.done(job.origin), message)
             await self.queue.ack(entry_id)
-        self._resolve(akey, ans)  # this replica's waiters: no round trip through Redis
+        if phases is not None:
+            phases.audit = (time.perf_counter() - t0) * 1000
+        self._resolve(akey, ans, phases)  # this replica's waiters: no round trip through Redis
 
-    async def process(self, job: QueuedJob, deliveries: int) -> tuple[JobAnswer, bool, AuditRecord | None]:
-        """Run one job; returns its answer, whether it is final, and its audit record (written by ``_finish``).
+    async def process(self, job: QueuedJob, deliveries: int) -> tuple[JobAnswer, bool, AuditRecord | None, Phases]:
+        """Run one job; returns its answer, whether it is final, its audit record (written by ``_finish``)
+        and the time its signature and cloud call took.
 
         Final (stored for the key): the cloud's answer, 9403. Not final: answers made here before
         anything could reach the cloud (see the module docstring).
@@ -393,8 +433,9 @@ class Gateway:
         if deliveries > 1:  # a first delivery has no stored answer: its key was free when it was queued
             existing = await self.stored_answer(job.answerKey)
             if existing is not None:
-                return existing, True, None  # finished (and audited) before a crash prevented the XACK
+                return existing, True, None, Phases()  # finished (and audited) before a crash prevented the XACK
         final = True
+        phases = Phases()
         route_path = job.path.removeprefix("/api/v1/")
         t0 = time.monotonic()
         attempts: list[Any] = []
@@ -409,6 +450,7 @@ class Gateway:
                 raise StatusError(Code.OUTCOME_UNKNOWN, "a previous delivery of this write may have reached the NHI cloud; not sent again", http_status=504, idempotencyKey=job.idempotencyKey)
             body = job.body
             body_fields = json.loads(body) if body.strip() else {}
+            t_sign = time.perf_counter()
             if job.deviceSession:
                 # A device session: the signature comes from that session's cards on its serving agent.
                 sig, srec = await self.sessions.sign(job.deviceSession, route.kind, route.serviceType)
@@ -427,14 +469,20 @@ class Gateway:
                 body_fields = {**body_fields, **reply.signature.model_dump(exclude_none=True)}
                 body_fields.pop("serviceType", None)
                 body = json.dumps(body_fields, ensure_ascii=False)
+            if job.deviceSession or job.workstation:
+                phases.sign = (time.perf_counter() - t_sign) * 1000
 
             async def before_send(n: int) -> None:
                 if job.write and n == 1:
                     await self.kv.set(attempted_key, b"1", ttl_s=self.settings.idempotency_window_s)
 
             headers = {"Idempotency-Key": job.idempotencyKey, "X-Request-Id": job.requestId, "X-Nhigw-Instance": self.instance}
+            t_cloud = time.perf_counter()
             try:
-                result = await self.cloud.call(UpstreamRequest("/api/v1/" + route_path, body.encode(), job.write, headers), before_send=before_send)
+                try:
+                    result = await self.cloud.call(UpstreamRequest("/api/v1/" + route_path, body.encode(), job.write, headers), before_send=before_send)
+                finally:
+                    phases.cloud = (time.perf_counter() - t_cloud) * 1000
                 attempts = result.attempts
                 status, payload = result.response.status, result.response.body
             except UpstreamError as exc:
@@ -452,7 +500,6 @@ class Gateway:
             status, payload = err.http_status, json.dumps(err.body(), ensure_ascii=False).encode()
         latency_ms = (time.monotonic() - t0) * 1000
         code = _status_code(payload, status)
-        self.metrics.observe(route_path, code, latency_ms / 1000, max(0, len(attempts) - 1))
         rec = AuditRecord(
             action=("C" if job.write else "R"),
             route=route_path,
@@ -474,7 +521,7 @@ class Gateway:
             latency_ms=round(latency_ms, 2),
         )
         ans = JobAnswer(requestId=job.requestId, idempotencyKey=job.idempotencyKey, httpStatus=status, body=payload.decode("utf-8", "replace"), attempts=len(attempts), instance=self.instance)
-        return ans, final, rec
+        return ans, final, rec, phases
 
     def _upstream_status(self, exc: UpstreamError, job: QueuedJob) -> StatusError:
         if isinstance(exc, CircuitOpen):
