@@ -104,11 +104,27 @@ def summary_ms(values_ms: list[float]) -> dict[str, float]:
     }
 
 
+def loop_ns() -> float:
+    """Machine speed check: ns per iteration of a fixed pure-Python loop (best of 5). Machines of one
+    kind differ from day to day (other work on the host); runs are comparable by this figure."""
+
+    def once() -> float:
+        t, acc = time.perf_counter_ns(), 0
+        for i in range(1_000_000):
+            acc += i
+        return (time.perf_counter_ns() - t) / 1_000_000
+
+    return round(min(once() for _ in range(5)), 1)
+
+
+LOOP_NS_AT_START = loop_ns()  # when the benchmark started (it imports this module first)
+
+
 def write_result(name: str, data: dict[str, Any]) -> Path:
     RESULTS.mkdir(parents=True, exist_ok=True)
     out = RESULTS / f"{name}.json"
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=os.environ.get("NHIGW_SRC") or ROOT).stdout.strip()
-    doc = {"benchmark": name, "machine": machine(), "commit": os.environ.get("NHIGW_SRC_COMMIT") or commit, "loadavg_at_end": [round(x, 2) for x in os.getloadavg()], "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **data}
+    doc = {"benchmark": name, "machine": machine(), "commit": os.environ.get("NHIGW_SRC_COMMIT") or commit, "loadavg_at_end": [round(x, 2) for x in os.getloadavg()], "python_loop_ns": [LOOP_NS_AT_START, loop_ns()], "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **data}
     out.write_text(json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
     print(f"wrote {out.relative_to(ROOT)}")
     return out

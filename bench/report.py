@@ -45,7 +45,9 @@ def targets_table(t: dict[str, Any]) -> list[str]:
 
 def run_line(d: dict[str, Any], extra: str = "") -> str:
     la = d.get("loadavg_at_end")
-    return f"Run {d['at']} at commit `{d.get('commit', '?')}` on {mach(d['machine'])}{extra}; load average at the end {la} (other work on the machine shows here)."
+    ns = d.get("python_loop_ns") or [None, None]
+    speed = f"; speed check at start / end: {ns[0] or '—'} / {ns[1]} ns per pure-Python loop iteration (lower is faster; this machine's speed varies with other work on its host)" if ns[1] else ""
+    return f"Run {d['at']} at commit `{d.get('commit', '?')}` on {mach(d['machine'])}{extra}; load average at the end {la} (other work on the machine shows here){speed}."
 
 
 def gtargets_p50(g: dict[str, Any]) -> Any:
