@@ -46,6 +46,7 @@ def targets_table(t: dict[str, Any]) -> list[str]:
 def run_line(d: dict[str, Any], extra: str = "") -> str:
     la = d.get("loadavg_at_end")
     ns = d.get("python_loop_ns") or [None, None]
+    ns = ns if isinstance(ns, list) else [None, ns]
     speed = f"; speed check at start / end: {ns[0] or '—'} / {ns[1]} ns per pure-Python loop iteration (lower is faster; this machine's speed varies with other work on its host)" if ns[1] else ""
     return f"Run {d['at']} at commit `{d.get('commit', '?')}` on {mach(d['machine'])}{extra}; load average at the end {la} (other work on the machine shows here){speed}."
 
@@ -69,9 +70,10 @@ def gateway(d: dict[str, Any]) -> list[str]:
     bd = {rate: b for rate, b in d.get("breakdown", {}).items() if b}
     if bd:
         L += ["", "Where the gateway's p50 goes, from its `Server-Timing` header (ms, medians of each part, so they add up to about the whole): the HIS <-> gateway hop "
-              "(load generator p50 minus the gateway's total), the admission round trip to Redis (queue), the call to the simulator (cloud), the job's end on Redis "
-              "(audit), and the gateway's own code between them:", "",
-              "| rate | gateway p50 | HIS hop | queue (Redis) | cloud | audit (Redis) | own code | direct p50 | Redis share of added p50 |", "|---|---|---|---|---|---|---|---|---|"]
+              "(load generator p50 minus the gateway's total), admission (queue: sealing the job and the admission script's round trip to Redis), the call to the "
+              "simulator (cloud), the job's end (audit: chaining the audit record and the job-end script's round trip to Redis), and the gateway's own code "
+              "between them:", "",
+              "| rate | gateway p50 | HIS hop | queue | cloud | audit | own code | direct p50 | queue + audit share of added p50 |", "|---|---|---|---|---|---|---|---|---|"]
         for rate, b in bd.items():
             L.append(f"| {rate} req/s | {b['gateway_p50']} | {b['his_hop']} | {b['queue']} | {b['cloud']} | {b['audit']} | {b['own_code']} | {b['direct_p50']} | {b['redis_share_of_added']:.0%} |")
     L += ["", "Saturation (closed loop, 64 workers). Every figure is the median of the rounds run:", "", "| path | max req/s (200 OK) | p50 ms | p99 ms | CPU µs/req (server) | non-200 |", "|---|---|---|---|---|---|"]
@@ -186,6 +188,15 @@ def findings() -> list[str]:
             f"Gateway overhead: the gateway spends {cpu['gateway']:.0f} µs of CPU per pass-through request against {cpu['proxy']:.0f} µs for a bare aiohttp proxy "
             f"(×{cpu['gateway'] / cpu['proxy']:.1f}, median over the fixed rates). Targets not met: {', '.join(missed) if missed else 'none'}."
         )
+        ns = g.get("python_loop_ns")
+        sim200 = g["fixed"].get("200", {}).get("direct", {}).get("cpu_us_per_req", {}).get("sim")
+        out.append(
+            f"How fast this run's machine was: the simulator alone (the same code in every run) answered at most {g['max_rps']['direct']} req/s and spent "
+            f"{sim200} µs of CPU per request at 200 req/s"
+            + (f"; speed check {ns[0]} / {ns[1]} ns per Python loop iteration at start / end" if isinstance(ns, list) else "")
+            + ". Machines of this kind differ by 2-3× from one run to another (other work on the host): compare absolute latencies only between runs "
+            "with similar figures here; the ratios measured side by side in one run hold."
+        )
     sk = load("gateway_overhead_skeleton")
     if g and sk:
         cpu_sk = statistics.median(per["gateway"]["cpu_us_per_req"]["gateway"] for per in sk["fixed"].values())
@@ -215,8 +226,8 @@ def findings() -> list[str]:
             b200 = g.get("breakdown", {}).get("200") or {}
             proxy_add = a200.get("proxy", {}).get("p50_added_ms")
             floor = (
-                f" Measured on every request (`Server-Timing`) in the overhead run: the two Redis waits are {b200['queue']} + {b200['audit']} ms p50 at 200 req/s, "
-                f"so with the proxy's own +{proxy_add} ms the floor is +{proxy_add + b200['queue'] + b200['audit']:.2f} ms above direct before any of the gateway's "
+                f" Measured on every request (`Server-Timing`) in the overhead run: admission and the job's end (each a Redis round trip with the gateway's own work for it) are {b200['queue']} + {b200['audit']} ms p50 at 200 req/s, "
+                f"so with the proxy's own +{proxy_add} ms the floor is +{proxy_add + b200['queue'] + b200['audit']:.2f} ms above direct before the rest of the gateway's "
                 f"own code ({b200['own_code']} ms p50 between the phases) — against a target of +{gtargets_p50(g)} ms."
                 if b200 and proxy_add is not None
                 else f" So the gateway's added p50 is at least the proxy's ({proxy_add} ms in this run) plus ~{2 * rtt['4ms_apart_us'] / 1000:.2f} ms on this machine, before any of its own work."
