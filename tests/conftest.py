@@ -63,7 +63,7 @@ def pcscd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, object
     lock.close()
 
 
-def start_redis(tmp: Path, *, appendonly: bool = False, port: int | None = None, password: str | None = None) -> tuple[subprocess.Popen[bytes], int]:
+def start_redis(tmp: Path, *, appendonly: bool = False, port: int | None = None, password: str | None = None, unixsocket: Path | None = None) -> tuple[subprocess.Popen[bytes], int]:
     exe = shutil.which("redis-server")
     if exe is None:
         pytest.fail("redis-server is required: apt-get install redis-server (scripts/test.sh does it)")
@@ -71,6 +71,8 @@ def start_redis(tmp: Path, *, appendonly: bool = False, port: int | None = None,
     args = [exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--dir", str(tmp), "--appendonly", "yes" if appendonly else "no"]
     if password:
         args += ["--requirepass", password]
+    if unixsocket:
+        args += ["--unixsocket", str(unixsocket), "--unixsocketperm", "700"]
     proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     wait_port("127.0.0.1", port, timeout_s=10, proc=proc)
     return proc, port

@@ -199,3 +199,33 @@ async def test_redis_that_lost_its_data_gets_its_group_and_scripts_back_on_the_n
         await r.aclose()
         proc.kill()
         proc.wait(5)
+
+
+async def test_a_gateway_on_a_redis_unix_socket_runs_its_hot_path_there(tmp_path, bus_prefix: str) -> None:  # type: ignore[no-untyped-def]
+    """``--redis unix:///path/redis.sock`` (Redis on the same host: cheaper round trips than loopback
+    TCP): the bus, the queue and both hot-path scripts use the socket; the request is answered and audited."""
+    from nhigw.bus.resp import LeanScript
+    from tests.conftest import start_redis
+
+    seen: list[str] = []
+    sock = tmp_path / "redis.sock"
+    proc, port = start_redis(tmp_path, unixsocket=sock)
+    url = f"unix://{sock}?db=0"
+    bus = RedisBus(url)
+    r = aioredis.Redis.from_url(url)
+    try:
+        async with _slow_cloud(0.0, seen) as cloud, gateway_on(cloud, bus=bus, prefix=bus_prefix, gateway_key=os.urandom(32)) as (gw_url, gw), aiohttp.ClientSession() as http:
+            await r.config_resetstat()
+            st, body, _ = await call(http, "POST", gw_url + "/api/v1/BasicData/Query", json=PASS_BODY, headers={"Idempotency-Key": "over-unix"})
+            assert (st, body["key"], seen) == (200, "over-unix", ["over-unix"])
+            script = gw.queue._admit_script  # type: ignore[attr-defined]
+            assert isinstance(script, LeanScript) and script.conn.path == str(sock)
+            stats = await r.info("commandstats")
+            evalsha = stats["cmdstat_evalsha"]
+            assert evalsha["calls"] - evalsha["failed_calls"] == 2  # admission + job end on the socket's Redis (each NOSCRIPT once: a fresh Redis)
+            assert [rec.idempotencyKey for rec in await gw.audit.records()] == ["over-unix"]
+    finally:
+        await bus.close()
+        await r.aclose()
+        proc.kill()
+        proc.wait(5)
