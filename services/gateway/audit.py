@@ -286,7 +286,6 @@ class RedisAudit(AuditLog):
         if jobs is None:
             raise RuntimeError("RedisAudit.finish_job needs the gateway's JobStream")
         keys = [self.log_key, self.head_key, jobs.stream]
-        tail: list[object] = []
         for _rec, e in items:
             keys += [e.answer, e.inflight, e.attempted, e.waiters]
         async with self._lock:
@@ -295,7 +294,7 @@ class RedisAudit(AuditLog):
                 while True:
                     chained: list[AuditRecord | None] = []
                     tip = head
-                    tail = []
+                    tail: list[object] = []
                     for rec, e in items:
                         c = _chain(rec, tip) if rec is not None else None
                         if c is not None:

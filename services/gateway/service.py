@@ -397,7 +397,7 @@ class Gateway:
             self.metrics.observe(rec.route, rec.statusCode, rec.latency_ms / 1000, max(0, len(rec.attempts) - 1))
         log.info("job_done", route=job.path, httpStatus=ans.httpStatus, attempts=ans.attempts, deliveries=deliveries, stored=final)
 
-    async def _finish(self, entry_id: str, job: QueuedJob, ans: JobAnswer, final: bool, rec: AuditRecord | None, phases: Phases | None = None) -> None:
+    async def _finish(self, entry_id: str, job: QueuedJob, ans: JobAnswer, final: bool, rec: AuditRecord | None, phases: Phases) -> None:
         """Audit, store (or release) the key, announce the answer, XACK: one script on Redis, batched."""
         t0 = time.perf_counter()
         akey = job.answerKey
@@ -419,8 +419,7 @@ class Gateway:
             if job.origin and job.origin != self.instance:
                 await self.bus.publish(self.keys.done(job.origin), message)
             await self.queue.ack(entry_id)
-        if phases is not None:
-            phases.audit = (time.perf_counter() - t0) * 1000
+        phases.audit = (time.perf_counter() - t0) * 1000
         self._resolve(akey, ans, phases)  # this replica's waiters: no round trip through Redis
 
     async def process(self, job: QueuedJob, deliveries: int) -> tuple[JobAnswer, bool, AuditRecord | None, Phases]:
