@@ -49,7 +49,7 @@ def _use_source_tree() -> None:
     shim.mkdir(exist_ok=True)
     link = shim / "nhigw"
     if not link.exists():
-        link.symlink_to(Path(src).resolve() / "services")
+        link.symlink_to(Path(src).resolve() / "services" / "nhigw")
     sys.path.insert(0, str(shim))
     os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(shim), os.environ.get("PYTHONPATH", "")) if p)
 

@@ -215,7 +215,7 @@ def findings() -> list[str]:
             f"Where it goes: a business request is {cmds['total']} Redis commands, in two scripts — admission (in-flight marker, stream entry, and the "
             "entry delivered at once to the replica that took the request when it has a free worker slot) and the job's end (audit record, answer "
             "or key release, XACK/XDEL, and `done` only to replicas that wait) — each group-committed with the other requests in flight "
-            "(services/bus/batch.py)"
+            "(services/nhigw/bus/batch.py)"
             + (": " + ", ".join(f"{v} round trips per request {k}" for k, v in trips.items()) if trips else "")
             + (f"; {write:.0%} of the gateway's busy samples are in socket writes" if write else "")
             + ". What remains is mostly the two aiohttp hops (the bare proxy's own cost), sealing, pydantic and the audit hash."

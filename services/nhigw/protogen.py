@@ -29,7 +29,7 @@ from nhigw import __version__
 from nhigw.contracts import api
 from nhigw.contracts import models as m
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 OPENAPI_DIR = "proto/openapi"
 SCHEMA_DIR = "proto/schemas"
 TITLES = {

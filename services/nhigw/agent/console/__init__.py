@@ -34,7 +34,7 @@ from nhigw.agent.core import Agent
 from nhigw.contracts.models import StatusResponse
 
 STATIC = Path(__file__).resolve().parent / "static"
-OPENAPI_FILE = Path(__file__).resolve().parents[3] / "proto" / "openapi" / "agent.json"
+OPENAPI_FILE = Path(__file__).resolve().parents[4] / "proto" / "openapi" / "agent.json"
 EVENTS_PATH = "/api/common/v1/Events"
 SWAGGER_UI = "/api/swagger/index.html"
 
