@@ -246,10 +246,10 @@ async def test_treatment_and_prescription_writes(tmp_path: Path) -> None:
         multi = await c.post("/VHC/VHChisWriteMultiPrescriptSign", {**who, "pDataWrite": rec, "iWriteCount": 2})
         assert multi["ERRORCODE"] == 0 and len(multi["pBuffer"]) == 80 and len(multi["signatures"]) == 2
 
-        # The 7-digit total quantity reached the cloud as the card stores it (5 integer + 2 decimal digits).
+        # The buffers' 7-digit total quantity (5 integer + 2 decimal digits) reached the cloud as 6.0 JSON's decimal.
         read = await c.cs("hisReadPrescriptMain", iStartPos=1, iEndPos=10)
         totals = {(p["treatmentItemCode"], p["totalQuantity"]) for p in read["data"]["outpatientPrescriptions"] if p["treatmentDateTime"] == when}
-        assert ("AC12345100", "1234525") in totals and ("BC23456100", "0002800") in totals
+        assert ("AC12345100", "12345.25") in totals and ("BC23456100", "28.00") in totals
 
         # Another patient's ID: 5020 and nothing is sent.
         writes = c.stack.store.calls.get("Prescription/Write", 0)
