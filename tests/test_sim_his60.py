@@ -1,11 +1,16 @@
 """What production 6.0 HIS code sends for writes (public facts 3.3a), accepted by the simulator:
 the HC signature (serviceType 02, no hpcId / hpcIdNo) and the three-card one for the treatment and
-prescription writes, and ``totalQuantity`` as a decimal string."""
+prescription writes, ``totalQuantity`` as a decimal string, and a virtual HC QR token verified
+for each step of a visit."""
 
 from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
+from nhigw.contracts.codes import Code, StatusError
+from nhigw.sim.dc import MAX_VERIFICATIONS, VhcAuthority
 from tests.simkit import DOCTOR, TEST10, Sim, running_sim
 
 
@@ -55,3 +60,32 @@ async def test_total_quantity_is_the_decimal_string_6_0_sends() -> None:
         for bad in ("100000.00", "4.2.0", "42.001", "-1", "12a"):
             _, body = await s.post("/api/v1/Prescription/Write", s.signer.sign("02", hc=TEST10, treatmentDateTime=when, prescriptions=[_drug(when, "AC12345100", bad)]))
             assert body["statusCode"] == 1706, (bad, body)
+
+
+def test_a_qr_token_verifies_a_bounded_number_of_times_at_the_institution_it_was_shown_to() -> None:
+    now = [1000.0]
+    dc = VhcAuthority(clock=lambda: now[0])
+    token, _ = dc.issue("000073898381", ttl_s=300)
+    for _ in range(MAX_VERIFICATIONS):
+        assert dc.take(token, "3501200000")[0] == "000073898381"
+    with pytest.raises(StatusError) as err:
+        dc.take(token, "3501200000")
+    assert err.value.code == Code.VHC_TOKEN_COUNT == 1525
+
+    other, _ = dc.issue("000073898381", ttl_s=300)
+    card, jti = dc.take(other, "3501200000")
+    with pytest.raises(StatusError) as err:
+        dc.take(other, "3501299999")  # shown to another institution
+    assert err.value.code == Code.VHC_QR_USED
+    # transferred away: the transfer code works once, the QR token no more
+    code, _ = dc.transfer(dc.open_session(card, "001000000103", jti), "001000000103")
+    assert dc.take(code, "3501299999")[0] == card
+    for t, want in ((code, Code.VHC_QR_USED), (other, Code.VHC_TOKEN_COUNT)):
+        with pytest.raises(StatusError) as err:
+            dc.take(t, "3501200000")
+        assert err.value.code == want
+    late, _ = dc.issue("000073898381", ttl_s=60)
+    now[0] += 61
+    with pytest.raises(StatusError) as err:
+        dc.take(late, "3501200000")
+    assert err.value.code == Code.QRCODE_EXPIRED
