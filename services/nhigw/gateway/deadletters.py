@@ -35,6 +35,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
+import uuid
 from typing import TYPE_CHECKING, Any
 
 from nhigw.common.logging import get_logger
@@ -48,6 +50,12 @@ if TYPE_CHECKING:
     from nhigw.gateway.service import Gateway
 
 log = get_logger("nhigw.gateway.deadletters")
+
+
+def answer_aad(answer_key: str) -> str:
+    from nhigw.gateway.service import answer_aad as aad  # (service imports this module)
+
+    return aad(answer_key)
 
 # Which NHI query shows whether a write landed (the reconciliation hint), by route family.
 _QUERY_OF = {
@@ -110,7 +118,7 @@ class DeadLetters:
     def _final(self, job: QueuedJob, err: StatusError, maybe: bool) -> DeadAnswer:
         gw = self.gw
         ans = JobAnswer(requestId=job.requestId, idempotencyKey=job.idempotencyKey, httpStatus=err.http_status, body=json.dumps(err.body(), ensure_ascii=False), instance=gw.instance)
-        sealed = gw.box.seal(ans.model_dump_json().encode(), "answer")
+        sealed = gw.box.seal(ans.model_dump_json().encode(), answer_aad(job.answerKey))
         channel = gw.keys.done(job.origin) if job.origin else None
         return DeadAnswer(gw.keys.answer(job.answerKey), sealed, gw.settings.idempotency_window_s, channel, job.answerKey.encode() + b" " + sealed, maybe)
 
@@ -118,8 +126,8 @@ class DeadLetters:
         """In one process (``MemoryQueue``): store unless answered, and answer the waiters here."""
         gw = self.gw
         if await gw.kv.set(a.key, a.sealed, ttl_s=a.ttl_s, nx=True):
-            akey, _, _ = a.message.partition(b" ")
-            gw._resolve(akey.decode(), JobAnswer.model_validate_json(gw.box.open(a.sealed, "answer")))
+            akey = a.message.partition(b" ")[0].decode()
+            gw._resolve(akey, JobAnswer.model_validate_json(gw.box.open(a.sealed, answer_aad(akey))))
 
     # ------------------------------------------------------------------ operators
 
@@ -188,7 +196,11 @@ class DeadLetters:
         window = gw.settings.idempotency_window_s
         await gw.kv.delete(gw.keys.answer(job.answerKey))  # the dead-letter answer: the new run answers the key
         await gw.kv.set(gw.keys.inflight(job.answerKey), fingerprint(job), ttl_s=window)
-        new_id = await gw.queue.add(job)
+        # A new run of the request (a new requestId: the workers' replay check knows the old one),
+        # under the same key; whoever asks with the key waits for its answer.
+        now = time.time()
+        rerun = job.model_copy(update={"requestId": uuid.uuid4().hex, "enqueuedAt": now, "deadline": now + gw.settings.default_deadline_s})
+        new_id = await gw.queue.add(rerun)
         await self.audit(client, action, d.id, job, note)
         return new_id
 
