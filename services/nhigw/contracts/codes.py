@@ -55,7 +55,7 @@ class Code(IntEnum):
     VHC_TOKEN = 1520
     VHC_FORMAT = 1521
     VHC_SIGNATURE = 1522
-    VHC_TRANSFERRED = 1525
+    VHC_TOKEN_COUNT = 1525
     VHC_NO_PIN_FUNCS = 1526
     VHC_ONLY = 1527
     NO_READER_BY_NAME = 1600
@@ -155,7 +155,7 @@ MESSAGES: dict[Code, tuple[str, str]] = {
     Code.VHC_TOKEN: ("虛擬健保卡憑證錯誤", "virtual HC token invalid"),
     Code.VHC_FORMAT: ("虛擬健保卡 QRCode 格式錯誤", "virtual HC QR code format error"),
     Code.VHC_SIGNATURE: ("虛擬健保卡 QRCode 簽章錯誤", "virtual HC QR code signature invalid"),
-    Code.VHC_TRANSFERRED: ("虛擬健保卡已轉移至其他設備", "the virtual HC was transferred to another device"),
+    Code.VHC_TOKEN_COUNT: ("Token 已超過驗證次數", "token verification count exceeded"),
     Code.VHC_NO_PIN_FUNCS: ("虛擬健保卡無法呼叫 PIN 相關功能", "a virtual HC cannot call PIN functions"),
     Code.VHC_ONLY: ("此功能僅限虛擬健保卡", "this function is for virtual HCs only"),
     Code.NO_READER_BY_NAME: ("找不到該名稱的 PC/SC 讀卡機", "no PC/SC reader by that name"),
