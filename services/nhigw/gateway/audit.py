@@ -49,7 +49,7 @@ from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import redis.asyncio as aioredis
 from pydantic import BaseModel, Field
@@ -60,6 +60,9 @@ from nhigw.bus.batch import GroupCommit
 from nhigw.bus.resp import lean_script
 from nhigw.common.logging import get_logger, mask_id
 from nhigw.contracts.buskeys import BusKeys
+
+if TYPE_CHECKING:
+    from nhigw.bus.guard import Supervisor
 
 log = get_logger("nhigw.gateway.audit")
 
@@ -219,6 +222,7 @@ class Checkpoints:
         self.mine: tuple[int, str] | None = None  # (seq, hash) of the last record this process wrote
         self._written: tuple[int, str] | None = None
         self._task: asyncio.Task[None] | None = None
+        self._supervisor: Supervisor | None = None
 
     def wrote(self, head: str | None) -> None:
         if head:
@@ -256,9 +260,15 @@ class Checkpoints:
                 return
         self._written = self.mine
 
-    def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="audit-checkpoints")
+    TASK = "audit-checkpoints"
+
+    def start(self, supervisor: Supervisor | None = None) -> None:
+        """The periodic writer: supervised (restarted, a readiness check) in a gateway; a plain task otherwise."""
+        if supervisor is not None:
+            self._supervisor = supervisor
+            supervisor.start(self.TASK, self._run)
+        elif self._task is None:
+            self._task = asyncio.create_task(self._run(), name=self.TASK)
 
     async def _run(self) -> None:
         while True:
@@ -266,6 +276,9 @@ class Checkpoints:
             self.write()
 
     async def close(self) -> None:
+        if self._supervisor is not None:
+            await self._supervisor.stop(self.TASK)
+            self._supervisor = None
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -413,9 +426,9 @@ class AuditLog(abc.ABC):
         if self.checkpoints is not None:
             self.checkpoints.wrote(head)
 
-    async def start(self) -> None:
+    async def start(self, supervisor: Supervisor | None = None) -> None:
         if self.checkpoints is not None:
-            self.checkpoints.start()
+            self.checkpoints.start(supervisor)
 
     async def close(self) -> None:
         if self.checkpoints is not None:
@@ -591,9 +604,9 @@ class RedisAudit(AuditLog):
     # that finished while the previous batch was in flight, chained in order onto the head this
     # replica last saw (and indexed as in ``_CAS``), and after each record its job's end, in one
     # script (so one round trip, and atomically after its audit record): the answer stored for
-    # the idempotency window (or the key released: in-flight and attempted markers deleted),
-    # ``done`` published to the replicas that wait for it (those that joined the run, and the one
-    # that admitted it when that is not this one), XACK + XDEL.
+    # the idempotency window, never over one already stored (or the key released: in-flight and
+    # attempted markers deleted), ``done`` published to the replicas that wait for it (those that
+    # joined the run, and the one that admitted it when that is not this one), XACK + XDEL.
     # KEYS: log, head, stream, index of all, then per job: answer, inflight, attempted, waiters, hospital index.
     # ARGV: head, new head, group, ttl ms, done-channel prefix, this replica, then per job:
     #       record ('' = none), store (1/0), sealed answer, entry id, done message, admitting replica, score.
@@ -609,7 +622,7 @@ class RedisAudit(AuditLog):
             if KEYS[k + 4] ~= KEYS[4] then redis.call('ZADD', KEYS[k + 4], ARGV[a + 6], at) end
         end
         if ARGV[a + 1] == '1' then
-            redis.call('SET', KEYS[k], ARGV[a + 2], 'PX', ARGV[4])
+            redis.call('SET', KEYS[k], ARGV[a + 2], 'PX', ARGV[4], 'NX')  -- never over a stored answer (a replayed job)
         else
             redis.call('DEL', KEYS[k + 1], KEYS[k + 2])
         end
