@@ -15,6 +15,10 @@ Outcomes, each defined:
   landed: 9403 (504) with ``idempotencyKey``; hospital over its rate: 9407 (429);
 - still running at the HIS's deadline: 9408 (202) with ``idempotencyKey``.
 
+The upload host's ``POST /V2000/VNHI_Upload`` is queued and audited like a business write and
+sent to the upload host (``--upload-cloud``, default the business cloud); the cloud's test-card
+API (``POST /test/v1/...``) is passed through to the cloud.
+
 Also: ``GET /api/workstations``; component calls forwarded to a workstation's agent
 (``/api/workstations/{id}/{common,sam,hpc,hc}/v1/...``); dead letters for ops
 (``GET /api/ops/dead-letters``, ``POST .../{id}/retry``, ``DELETE .../{id}``); the audit
@@ -35,8 +39,9 @@ from aiohttp import web
 from nhigw.bus.base import BusError
 from nhigw.common.http import error_middleware, healthz, json_response
 from nhigw.common.logging import get_logger
+from nhigw.contracts import api
 from nhigw.contracts.codes import Code, StatusError
-from nhigw.contracts.routes import lookup
+from nhigw.contracts.routes import VNHI_UPLOAD, Route, lookup
 from nhigw.gateway.audit import PAGE_MAX, parse_cursor, to_ms
 from nhigw.gateway.auth import Client, forbid
 from nhigw.gateway.dashboard import add_dashboard_routes
@@ -45,6 +50,7 @@ from nhigw.gateway.sessions import HEADER as SESSION_HEADER
 from nhigw.gateway.sessions import add_session_routes
 from nhigw.gateway.upstream import RateLimited
 
+SIM_ADMIN = {e.path.lower() for e in api.SIM if e.tag == "admin"}
 log = get_logger("nhigw.gateway")
 
 GATEWAY = web.AppKey("gateway", Gateway)
@@ -124,6 +130,14 @@ def create_app(gw: Gateway, *, workers: bool = True) -> web.Application:
             raise StatusError(Code.NOT_FOUND, f"no business route {path}", http_status=404)
         if not route.supported:
             raise StatusError(Code.UNSUPPORTED, f"{route.path} is not supported by 6.0 (不支援)")
+        return await queued(req, t0, client, route, path)
+
+    async def upload(req: web.Request) -> web.StreamResponse:
+        """The upload host's ``/V2000/VNHI_Upload``: queued and audited like a business write, sent to ``--upload-cloud``."""
+        t0 = time.perf_counter()
+        return await queued(req, t0, client_of(req), VNHI_UPLOAD, VNHI_UPLOAD.url)
+
+    async def queued(req: web.Request, t0: float, client: Client, route: Route, path: str) -> web.StreamResponse:
         raw = await req.read()
         try:
             fields: Any = json.loads(raw) if raw.strip() else {}
@@ -132,7 +146,8 @@ def create_app(gw: Gateway, *, workers: bool = True) -> web.Application:
         if not isinstance(fields, dict):
             raise StatusError(Code.PARAM_FORMAT, "the body must be a JSON object")
         workstation = req.headers.get("X-Workstation") or None
-        hospital = fields.get("hospitalId") if isinstance(fields.get("hospitalId"), str) else None
+        hospital_field = "sHospId" if route is VNHI_UPLOAD else "hospitalId"
+        hospital = fields.get(hospital_field) if isinstance(fields.get(hospital_field), str) else None
         dsession = await gw.sessions.resolve(req, client) if SESSION_HEADER in req.headers else None  # nhigw.gateway.sessions
         if dsession is not None:
             workstation, hospital = dsession.workstation, dsession.hospitalId
@@ -173,6 +188,23 @@ def create_app(gw: Gateway, *, workers: bool = True) -> web.Application:
         if replayed:
             headers["Idempotent-Replayed"] = "true"
         return web.Response(body=ans.body.encode(), status=ans.httpStatus, content_type="application/json", charset="utf-8", headers=headers)
+
+    async def test_api(req: web.Request) -> web.Response:
+        """``POST /test/v1/...``: the cloud's test-card API (e.g. ``ApplyVirtualHc/Apply``), passed through for the
+        client's hospital. The simulator's own admin endpoints (faults, clock, stats) are not passed."""
+        client = client_of(req)
+        if req.path.lower() in SIM_ADMIN:
+            raise StatusError(Code.NOT_FOUND, f"{req.path} is the simulator's admin API; the gateway does not pass it", http_status=404)
+        raw = await req.read()
+        try:
+            fields: Any = json.loads(raw) if raw.strip() else {}
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise StatusError(Code.PARAM_FORMAT, "malformed JSON body") from exc
+        hospital = fields.get("hospitalId") if isinstance(fields, dict) and isinstance(fields.get("hospitalId"), str) else None
+        if not client.may_act_for(hospital):
+            raise forbid(f"client {client.name!r} may not act for hospital {hospital!r}")
+        status, body = await gw.test_api(req.path, raw)
+        return web.Response(body=body, status=status, content_type="application/json", charset="utf-8")
 
     async def workstations(req: web.Request) -> web.Response:
         client = client_of(req)
@@ -247,6 +279,8 @@ def create_app(gw: Gateway, *, workers: bool = True) -> web.Application:
     app.router.add_get("/api/audit", audit)
     app.router.add_get("/api/audit/verify", audit_verify)
     app.router.add_post("/api/v1/{path:.+}", business)
+    app.router.add_post(VNHI_UPLOAD.url, upload)
+    app.router.add_post("/test/v1/{path:.+}", test_api)
     add_dashboard_routes(app)
     add_session_routes(app, gw)
     return app

@@ -37,6 +37,10 @@ def add_gateway_options(sp: argparse.ArgumentParser) -> None:
     sp.add_argument("--claim-idle-s", type=float, default=10.0, help="reclaim another replica's job after it is idle this long")
     sp.add_argument("--rate-per-s", type=float, default=50.0, help="per-hospital rate limit (requests/s, per replica)")
     sp.add_argument("--rate-burst", type=float, default=100.0, help="per-hospital burst")
+    sp.add_argument(
+        "--upload-cloud", default=os.environ.get("NHIGW_UPLOAD_CLOUD_URL"),
+        help="base URL of the IC-data upload host that /V2000/VNHI_Upload goes to (real: https://medvpndti.nhi.gov.tw); default: the business cloud (--cloud)",
+    )
 
 
 def add_admin_parsers(sub: argparse._SubParsersAction, gw: argparse.ArgumentParser, busopts, common) -> None:  # type: ignore[no-untyped-def,type-arg]
@@ -88,6 +92,7 @@ def build_gateway_app(args: argparse.Namespace, bus, *, cloud: str, data_dir: Pa
         sys.exit(f"nhigw: a gateway on {host} needs HIS API keys (--clients FILE; `nhigw gateway add-client`); without them it serves loopback only")
     settings = GatewaySettings(
         cloud_url=cloud,
+        upload_url=getattr(args, "upload_cloud", None),
         prefix=args.bus_prefix,
         gateway_key=gateway_key(args),
         site=getattr(args, "site", "clinic"),

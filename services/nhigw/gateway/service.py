@@ -79,8 +79,8 @@ from nhigw.common.health import Readiness
 from nhigw.common.logging import get_logger
 from nhigw.contracts.buskeys import BusKeys
 from nhigw.contracts.codes import Code, StatusError
-from nhigw.contracts.models import JobAnswer, QueuedJob
-from nhigw.contracts.routes import Route, lookup
+from nhigw.contracts.models import JobAnswer, QueuedJob, SignatureObject
+from nhigw.contracts.routes import VNHI_UPLOAD, Route, lookup
 from nhigw.gateway.agents import AgentKeys
 from nhigw.gateway.audit import AuditAttempt, AuditLog, AuditRecord, FileAudit, JobEnd, JobStream, MemoryAudit, RedisAudit, audit_key, mask_card, mask_patient, outcome_of
 from nhigw.gateway.auth import Client, Clients
@@ -125,6 +125,7 @@ def _instance() -> str:
 @dataclass
 class GatewaySettings:
     cloud_url: str
+    upload_url: str | None = None  # the upload host (/V2000/VNHI_Upload); None: the business cloud
     prefix: str = "nhigw"
     gateway_key: bytes | None = None  # seals agent keys and enrolment tokens at rest
     instance: str = field(default_factory=_instance)
@@ -180,6 +181,8 @@ class Gateway:
         self.registry = Registry(bus, keys, self.agents, settings.offline_after_s)
         self.rpc = RpcClient(bus, keys, self.agents, drops=self.drops, supervisor=self.supervisor)
         self.cloud = CloudClient(settings.cloud_url, settings.upstream, settings.transport)
+        same = not settings.upload_url or settings.upload_url.rstrip("/") == settings.cloud_url.rstrip("/")
+        self.upload_cloud = self.cloud if same else CloudClient(settings.upload_url or "", settings.upstream, settings.transport)
         self.metrics = Metrics(self)
         from nhigw.gateway.sessions import DeviceSessions  # device sessions (issue 10): one-call per device session
 
@@ -231,6 +234,8 @@ class Gateway:
         await self.registry.close()
         await self.agents.close()
         await self.cloud.close()
+        if self.upload_cloud is not self.cloud:
+            await self.upload_cloud.close()
 
     # ------------------------------------------------------------------ admission
 
@@ -460,7 +465,7 @@ class Gateway:
                 return existing, True, None, Phases()  # finished (and audited) before a crash prevented the XACK
         final = True
         phases = Phases()
-        route_path = job.path.removeprefix("/api/v1/")
+        route_path = job.path.removeprefix("/api/v1/").lstrip("/")
         t0 = time.monotonic()
         attempts: list[Any] = []
         body_fields: dict[str, Any] = {}
@@ -480,8 +485,7 @@ class Gateway:
                 # A device session: the signature comes from that session's cards on its serving agent.
                 sig, srec = await self.sessions.sign(job.deviceSession, route.kind, route.serviceType)
                 agent_id = srec.agentId
-                body_fields = {**body_fields, **sig.model_dump(exclude_none=True)}
-                body_fields.pop("serviceType", None)
+                body_fields = {**body_fields, **signed_fields(route, sig)}
                 body = json.dumps(body_fields, ensure_ascii=False)
             elif job.workstation:
                 if not self.registry.online(job.workstation):
@@ -491,8 +495,7 @@ class Gateway:
                 if not reply.ok or reply.signature is None:
                     err = reply.error
                     raise StatusError(err.statusCode if err else Code.INTERNAL, err.detail if err else "agent failed", http_status=409, workstation=job.workstation)
-                body_fields = {**body_fields, **reply.signature.model_dump(exclude_none=True)}
-                body_fields.pop("serviceType", None)
+                body_fields = {**body_fields, **signed_fields(route, reply.signature)}
                 body = json.dumps(body_fields, ensure_ascii=False)
                 signer_hpc = reply.hpcId
             if job.deviceSession or job.workstation:
@@ -506,7 +509,9 @@ class Gateway:
             t_cloud = time.perf_counter()
             try:
                 try:
-                    result = await self.cloud.call(UpstreamRequest("/api/v1/" + route_path, body.encode(), job.write, headers), before_send=before_send)
+                    upload = route is VNHI_UPLOAD
+                    cloud, url = (self.upload_cloud, route.url) if upload else (self.cloud, "/api/v1/" + route_path)
+                    result = await cloud.call(UpstreamRequest(url, body.encode(), job.write, headers), before_send=before_send)
                 finally:
                     phases.cloud = (time.perf_counter() - t_cloud) * 1000
                 attempts = result.attempts
@@ -533,7 +538,7 @@ class Gateway:
             statusCode=code,
             httpStatus=status,
             client=job.client,
-            hospitalId=job.hospitalId or _s(body_fields.get("hospitalId")),
+            hospitalId=job.hospitalId or _s(body_fields.get("hospitalId")) or _s(body_fields.get("sHospId")),
             workstation=job.workstation,
             agentId=agent_id,
             deviceSession=job.deviceSession,
@@ -548,6 +553,22 @@ class Gateway:
         )
         ans = JobAnswer(requestId=job.requestId, idempotencyKey=job.idempotencyKey, httpStatus=status, body=payload.decode("utf-8", "replace"), attempts=len(attempts), instance=self.instance)
         return ans, final, rec, phases
+
+    async def test_api(self, path: str, body: bytes) -> tuple[int, bytes]:
+        """The cloud's test-card API (``/test/v1/...``) passed through: HIS code points one base URL at the
+        cloud for everything (public facts 3.3a). Not queued and not audited (test cards, no patient's
+        business); sent with the write policy (never repeated once it may have landed)."""
+        try:
+            res = await self.cloud.call(UpstreamRequest(path, body, True, {"X-Nhigw-Instance": self.instance}))
+            return res.response.status, res.response.body
+        except BadStatus as exc:
+            return exc.response.status, exc.response.body
+        except UpstreamError as exc:
+            if isinstance(exc, MaybeSent):
+                err = StatusError(Code.OUTCOME_UNKNOWN, f"the test API call may have reached the NHI cloud ({exc}); not repeated")
+            else:
+                err = StatusError(Code.UPSTREAM_UNAVAILABLE, f"NHI cloud test API unavailable ({exc}); not sent")
+            return err.http_status, json.dumps(err.body(), ensure_ascii=False).encode()
 
     def _upstream_status(self, exc: UpstreamError, job: QueuedJob) -> StatusError:
         if isinstance(exc, CircuitOpen):
@@ -619,11 +640,23 @@ def _s(v: Any) -> str | None:
     return v if isinstance(v, str) else None
 
 
+def signed_fields(route: Route, sig: SignatureObject) -> dict[str, Any]:
+    """The signature an agent made, as the route's body carries it (the upload host has its own names)."""
+    if route is VNHI_UPLOAD:
+        return {"sSamId": sig.samId, "sHospId": sig.hospitalId, "sClientRandom": sig.clientRandom, "sSignature": sig.signature}
+    out = sig.model_dump(exclude_none=True)
+    out.pop("serviceType", None)
+    return out
+
+
 def _status_code(payload: bytes, http_status: int) -> int:
+    """The answer's 6.0 ``statusCode`` (the upload host's ``RtnCode`` as a number)."""
     try:
         d = json.loads(payload)
         if isinstance(d, dict) and isinstance(d.get("statusCode"), int):
             return int(d["statusCode"])
+        if isinstance(d, dict) and str(d.get("RtnCode", "")).isdigit():
+            return int(d["RtnCode"])
     except ValueError:
         pass
     return 0 if http_status < 400 else Code.DC_HTTP

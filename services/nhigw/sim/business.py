@@ -46,7 +46,7 @@ from nhigw.contracts.codes import Code, StatusError
 from nhigw.contracts.models import BasicDataResponse, RegisterResponse, SignatureObject
 from nhigw.contracts.routes import Route
 from nhigw.sim.registry import handles
-from nhigw.sim.store import B36, COUNTING_ITEMS, Patient, SimStore, Treatment
+from nhigw.sim.store import B36, COUNTING_ITEMS, Patient, SimStore, Treatment, UploadedFile
 
 T = TypeVar("T")
 ACCESS_TOKEN_TTL_S = 300
@@ -538,33 +538,39 @@ async def treatment_number_nocard(store: SimStore, req: c.TreatmentNumberNoCardR
 
 @handles("UploadData/Upload")
 async def upload(store: SimStore, req: c.UploadRequest, _r: Route) -> BaseModel:
+    return take_upload(store, req.hospitalId, req.samId, req.sType, req.sPatData, req.sUploadDT)
+
+
+def take_upload(store: SimStore, hospital_id: str, sam_id: str, s_type: str, pat_data: str, upload_dt: str) -> c.UploadResponse:
+    """An IC-data upload (``UploadData/Upload`` and the upload host's ``VNHI_Upload``): the XML parsed and
+    kept (``store.uploaded``); raises the rule's StatusError."""
     try:
-        xml = base64.b64decode(req.sPatData, validate=True)
+        xml = base64.b64decode(pat_data, validate=True)
     except (binascii.Error, ValueError) as exc:
         raise StatusError(Code.PARAM_FORMAT, "sPatData is not base64") from exc
     if b"<!DOCTYPE" in xml.upper() or b"<!ENTITY" in xml.upper():
         raise StatusError(Code.PARAM_FORMAT, "sPatData: DOCTYPE / ENTITY not allowed")
     try:
-        ET.fromstring(xml)
+        root = ET.fromstring(xml)
     except ET.ParseError as exc:
         raise StatusError(Code.PARAM_FORMAT, "sPatData is not well-formed XML") from exc
-    signed = parse_roc(req.sUploadDT)
+    signed = parse_roc(upload_dt)
     now = store.now()
     age_s = (now - signed).total_seconds()
     if age_s > UPLOAD_MAX_AGE_S or age_s < -UPLOAD_MAX_AHEAD_S:
         raise StatusError(Code.UPLOAD_SIGNATURE_EXPIRED, RtnCode="8203")
     digest = hashlib.sha256(xml).hexdigest()
-    if req.sType == "A1":
-        if (req.hospitalId, digest) in store.uploads:
+    if s_type == "A1":
+        if (hospital_id, digest) in store.uploads:
             raise StatusError(Code.DUPLICATE_UPLOAD, RtnCode="3236")
-        store.uploads.add((req.hospitalId, digest))
+        store.uploads.add((hospital_id, digest))
     store.upload_counter += 1
     up = f"{signed:%Y%m%d%H%M%S}"
     rcv = f"{now:%Y%m%d%H%M%S}"
-    return c.UploadResponse(
-        Opcode=f"{up}{store.upload_counter % 1_000_000:06d}{req.hospitalId:<10.10}{req.samId:<12.12}",
-        samId=req.samId, hospitalId=req.hospitalId, uploadDateTime=up, receiveDateTime=rcv,
-    )
+    opcode = f"{up}{store.upload_counter % 1_000_000:06d}{hospital_id:<10.10}{sam_id:<12.12}"
+    store.uploaded.append(UploadedFile(opcode, hospital_id, sam_id, s_type, root.tag, xml))
+    del store.uploaded[: -store.uploaded_max]
+    return c.UploadResponse(Opcode=opcode, samId=sam_id, hospitalId=hospital_id, uploadDateTime=up, receiveDateTime=rcv)
 
 
 # --------------------------------------------------------------------------- ICD-10 押碼
