@@ -81,7 +81,7 @@ GATEWAY: list[Endpoint] = [
     Endpoint("GET", "/api/ops/dead-letters", "死信佇列 (dead letters; ops)", None, None, "ops"),
     Endpoint("POST", "/api/ops/dead-letters/{id}/retry", "重送死信 (requeue a dead letter; ops)", None, None, "ops"),
     Endpoint("DELETE", "/api/ops/dead-letters/{id}", "捨棄死信 (discard a dead letter; ops)", None, None, "ops"),
-    Endpoint("GET", "/api/audit", "稽核紀錄 (audit records of the client's hospital; ?since=&until=)", None, None, "audit"),
+    Endpoint("GET", "/api/audit", "稽核紀錄 (audit records of the client's hospital, paged; ?since=&until=&limit=&order=asc|desc&cursor=)", None, None, "audit"),
     Endpoint("GET", "/api/audit/verify", "驗證稽核雜湊鏈 (verify the audit hash chain; ops)", None, None, "audit"),
     Endpoint("GET", "/metrics", "Prometheus metrics", None, None, "ops"),
     Endpoint("GET", "/healthz", "liveness", None, None, "ops"),

@@ -22,7 +22,7 @@ API (``POST /test/v1/...``) is passed through to the cloud.
 Also: ``GET /api/workstations``; component calls forwarded to a workstation's agent
 (``/api/workstations/{id}/{common,sam,hpc,hc}/v1/...``); dead letters for ops
 (``GET /api/ops/dead-letters``, ``POST .../{id}/retry``, ``DELETE .../{id}``); the audit
-trail of the client's hospital (``GET /api/audit``, ``GET /api/audit/verify``);
+trail of the client's hospital (``GET /api/audit``, paged: ``audit_params``; ``GET /api/audit/verify``);
 ``/metrics``, ``/healthz``, ``/readyz``.
 """
 
@@ -42,6 +42,7 @@ from nhigw.common.logging import get_logger
 from nhigw.contracts import api
 from nhigw.contracts.codes import Code, StatusError
 from nhigw.contracts.routes import VNHI_UPLOAD, Route, lookup
+from nhigw.gateway.audit import PAGE_MAX, parse_cursor, to_ms
 from nhigw.gateway.auth import Client, forbid
 from nhigw.gateway.dashboard import add_dashboard_routes
 from nhigw.gateway.service import Gateway
@@ -57,6 +58,33 @@ IDEM_RE = re.compile(r"^[\x21-\x7e]{1,200}$")
 
 
 DEAD_ID_RE = re.compile(r"^\d{1,20}-\d{1,20}$")
+
+
+def audit_params(q: Any) -> dict[str, Any]:
+    """``GET /api/audit`` query: ``since`` (inclusive) and ``until`` (exclusive) as ISO dates or
+    date-times (no zone: UTC), ``limit`` (1-1000, default 1000), ``order`` (``asc`` oldest first,
+    default, or ``desc``) and ``cursor`` (the last page's ``next``)."""
+    out: dict[str, Any] = {}
+    for name in ("since", "until"):
+        if q.get(name):
+            try:
+                out[name] = to_ms(q[name])
+            except ValueError as exc:
+                raise StatusError(Code.PARAM_VALUE, f"{name} must be an ISO date or date-time (2026-11-01, 2026-11-01T08:00:00+08:00)") from exc
+    limit = q.get("limit", str(PAGE_MAX))
+    if not limit.isdigit() or not 1 <= int(limit) <= PAGE_MAX:
+        raise StatusError(Code.PARAM_VALUE, f"limit must be an integer from 1 to {PAGE_MAX}")
+    out["limit"] = int(limit)
+    if q.get("order", "asc") not in ("asc", "desc"):
+        raise StatusError(Code.PARAM_VALUE, "order must be asc or desc")
+    out["newest_first"] = q.get("order") == "desc"
+    if q.get("cursor"):
+        try:
+            parse_cursor(q["cursor"])
+        except ValueError as exc:
+            raise StatusError(Code.PARAM_VALUE, "cursor must be the next value of the previous page") from exc
+        out["cursor"] = q["cursor"]
+    return out
 
 
 @web.middleware
@@ -222,8 +250,8 @@ def create_app(gw: Gateway, *, workers: bool = True) -> web.Application:
 
     async def audit(req: web.Request) -> web.Response:
         client = client_of(req)
-        recs = await gw.audit.records(since=req.query.get("since"), until=req.query.get("until"), hospital=client.hospitalId)
-        return json_response({"records": [r.model_dump(mode="json") for r in recs], "statusCode": 0})
+        page = await gw.audit.query(hospital=client.hospitalId, **audit_params(req.query))
+        return json_response(page.model_dump(mode="json"))  # None fields kept (next: null on the last page)
 
     async def audit_verify(req: web.Request) -> web.Response:
         need_ops(client_of(req))

@@ -82,7 +82,7 @@ from nhigw.contracts.codes import Code, StatusError
 from nhigw.contracts.models import JobAnswer, QueuedJob, SignatureObject
 from nhigw.contracts.routes import VNHI_UPLOAD, Route, lookup
 from nhigw.gateway.agents import AgentKeys
-from nhigw.gateway.audit import AuditAttempt, AuditLog, AuditRecord, FileAudit, JobEnd, JobStream, MemoryAudit, RedisAudit, mask_card, mask_patient, outcome_of
+from nhigw.gateway.audit import AuditAttempt, AuditLog, AuditRecord, FileAudit, JobEnd, JobStream, MemoryAudit, RedisAudit, audit_key, mask_card, mask_patient, outcome_of
 from nhigw.gateway.auth import Client, Clients
 from nhigw.gateway.metrics import Metrics
 from nhigw.gateway.queue import Admission, Delivery, MemoryQueue, RedisQueue, WorkQueue
@@ -143,6 +143,8 @@ class GatewaySettings:
     drain_s: float = 5.0
     upstream: UpstreamSettings = field(default_factory=UpstreamSettings)
     audit_path: Path | None = None
+    audit_checkpoints: Path | None = None  # the audit's signed checkpoints (nhigw.gateway.audit); None: logged only
+    audit_checkpoint_s: float = 5.0
     transport: Transport | None = None
     session_idle_s: float = 900.0  # device sessions (nhigw.gateway.sessions)
     sessions_per_device: int = 2
@@ -161,11 +163,13 @@ class Gateway:
             self.kv: KV = RedisKV(client)
             self.queue: WorkQueue = RedisQueue(client, keys.jobs, keys.jobs_group, keys.dead, max_deliveries=settings.max_deliveries, box=self.box)
             jobs = JobStream(keys.jobs, keys.jobs_group, int(settings.idempotency_window_s * 1000), keys.done(""), self.instance)
-            self.audit: AuditLog = RedisAudit(client, keys.audit_log, keys.audit_head, jobs)
+            self.audit: AuditLog = RedisAudit(client, keys, audit_key(settings.gateway_key), jobs)
         else:
             self.kv = MemoryKV()
             self.queue = MemoryQueue(max_deliveries=settings.max_deliveries)
-            self.audit = FileAudit(settings.audit_path) if settings.audit_path else MemoryAudit()
+            akey = audit_key(settings.gateway_key, settings.audit_path.with_name("audit.key") if settings.audit_path else None)
+            self.audit = FileAudit(settings.audit_path, akey) if settings.audit_path else MemoryAudit(akey)
+        self.audit.keep_checkpoints(settings.audit_checkpoints, self.instance, settings.audit_checkpoint_s)
         # Readiness as named checks (``/readyz``); every background task supervised (restarted with
         # backoff, its check failing until it runs again); every bus message that is dropped counted.
         self.readiness = Readiness()
@@ -196,6 +200,7 @@ class Gateway:
 
     async def start(self, *, workers: bool = True) -> None:
         await self.queue.start()
+        await self.audit.start(self.supervisor)
         await self.agents.start()
         await self.registry.start()
         await self.rpc.start()
