@@ -667,6 +667,7 @@ class SessionReply(Model):
     signature: SignatureObject | None = None
     transfer: VirtualHcExportResponse | None = None
     error: ErrorBody | None = None
+    hpcId: str | None = Field(None, description="with a signature: the HCA logged in to this session (for the audit; not part of the signature)")
 
 
 class DeviceSessionOpenRequest(Model):

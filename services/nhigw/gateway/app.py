@@ -197,7 +197,7 @@ def create_app(gw: Gateway, *, workers: bool = True) -> web.Application:
         client's hospital. The simulator's own admin endpoints (faults, clock, stats) are not passed."""
         client = client_of(req)
         if req.path.lower() in SIM_ADMIN:
-            raise StatusError(Code.NOT_FOUND, f"{req.path} is the simulator's admin API; the gateway does not pass it", http_status=404)
+            raise web.HTTPNotFound()  # the simulator's admin API: not the cloud's, not passed
         raw = await req.read()
         try:
             fields: Any = json.loads(raw) if raw.strip() else {}

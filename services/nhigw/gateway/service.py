@@ -486,7 +486,7 @@ class Gateway:
             t_sign = time.perf_counter()
             if job.deviceSession:
                 # A device session: the signature comes from that session's cards on its serving agent.
-                sig, srec = await self.sessions.sign(job.deviceSession, route.kind, route.serviceType)
+                sig, srec, signer_hpc = await self.sessions.sign(job.deviceSession, route.kind, route.serviceType)
                 agent_id = srec.agentId
                 body_fields = {**body_fields, **signed_fields(route, sig)}
                 body = json.dumps(body_fields, ensure_ascii=False)
