@@ -108,6 +108,7 @@ class Code(IntEnum):
     IN_PROGRESS = 9408
     SESSION_LIMIT = 9409
     SESSION_GONE = 9410
+    NOT_READY = 9411
     INTERNAL = 9499
 
 
@@ -207,6 +208,7 @@ MESSAGES: dict[Code, tuple[str, str]] = {
     Code.IN_PROGRESS: ("請求已受理，處理中；請以相同冪等鍵重試取得結果", "accepted and still in progress; retry with the same Idempotency-Key for the answer"),
     Code.SESSION_LIMIT: ("裝置工作階段數已達上限", "too many device sessions (per device, hospital or agent)"),
     Code.SESSION_GONE: ("裝置工作階段不存在、已關閉或已逾時", "no such device session: closed, expired or never opened"),
+    Code.NOT_READY: ("閘道器尚未就緒，請稍後重試", "gateway not ready yet (it has not heard its agents yet); retry shortly"),
     Code.INTERNAL: ("內部錯誤", "internal error"),
 }
 
