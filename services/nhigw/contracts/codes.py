@@ -4,6 +4,16 @@ Numbers and meanings follow the 6.0 error table as real HIS programs know it
 (shared/reference/nhi-public-facts.md section 3.4). Only codes this project emits
 are listed; ``StatusError`` carries one of them to the HTTP boundary, where it is
 rendered as ``{"statusCode": n, "message": "...", "messageEn": "..."}``.
+
+HTTP status: ``HTTP_STATUS`` below is the one place that decides it. Every answer that
+carries a 6.0 code (0 or not) is HTTP 200, as the real 6.0 component and cloud answer:
+real HIS code calls ``raise_for_status()`` and reads ``statusCode`` only from 2xx bodies
+(facts section 3.3a), so a 4xx would reach its user as -1 「不明的錯誤」. The gateway's
+own outcomes (9400-9410) are 200 too, for the same reason (9408 "still running" is 202).
+Only refusals that no 6.0 program provokes stay non-2xx: a body that is not JSON (400),
+no or unknown HIS key (401), a refused client, Origin or Host (403), no such route (404),
+a method a route does not take (405), a body over the size cap (413), and an unexpected
+failure (500, which the tests show never happens).
 """
 
 from __future__ import annotations
@@ -108,6 +118,10 @@ class Code(IntEnum):
     IN_PROGRESS = 9408
     SESSION_LIMIT = 9409
     SESSION_GONE = 9410
+    FORBIDDEN = 9411
+    METHOD_NOT_ALLOWED = 9412
+    BODY_TOO_LARGE = 9413
+    NOT_JSON = 9414
     INTERNAL = 9499
 
 
@@ -207,8 +221,36 @@ MESSAGES: dict[Code, tuple[str, str]] = {
     Code.IN_PROGRESS: ("請求已受理，處理中；請以相同冪等鍵重試取得結果", "accepted and still in progress; retry with the same Idempotency-Key for the answer"),
     Code.SESSION_LIMIT: ("裝置工作階段數已達上限", "too many device sessions (per device, hospital or agent)"),
     Code.SESSION_GONE: ("裝置工作階段不存在、已關閉或已逾時", "no such device session: closed, expired or never opened"),
+    Code.FORBIDDEN: ("拒絕存取", "forbidden"),
+    Code.METHOD_NOT_ALLOWED: ("不支援此 HTTP 方法", "method not allowed on this route"),
+    Code.BODY_TOO_LARGE: ("請求內容過大", "request body too large"),
+    Code.NOT_JSON: ("請求內容不是 JSON 物件", "request body is not a JSON object"),
     Code.INTERNAL: ("內部錯誤", "internal error"),
 }
+
+# The HTTP status of every answer, by its code; a code not listed is answered HTTP 200
+# (see the module docstring for why). Nothing else in the project picks an HTTP status
+# for a coded answer.
+HTTP_STATUS: dict[Code, int] = {
+    Code.IN_PROGRESS: 202,
+    Code.NOT_JSON: 400,
+    Code.UNAUTHORIZED: 401,
+    Code.FORBIDDEN: 403,
+    Code.NOT_FOUND: 404,
+    Code.METHOD_NOT_ALLOWED: 405,
+    Code.BODY_TOO_LARGE: 413,
+    Code.INTERNAL: 500,
+}
+
+
+def http_status(code: int) -> int:
+    """The HTTP status an answer with this ``statusCode`` goes out with."""
+    return HTTP_STATUS.get(code, 200)  # type: ignore[call-overload]
+
+
+def code_for_http_status(status: int) -> Code:
+    """The refusal code for an HTTP error raised below the handlers (aiohttp's own 404, 405, 413...)."""
+    return next((c for c, s in HTTP_STATUS.items() if s == status and s >= 400), Code.NOT_JSON)
 
 
 def message(code: int) -> tuple[str, str]:
@@ -225,12 +267,15 @@ class StatusError(Exception):
     ``detail`` is extra English context; it must never hold a PIN, key or full ID number.
     """
 
-    def __init__(self, code: int, detail: str | None = None, *, http_status: int = 400, **extra: object) -> None:
+    def __init__(self, code: int, detail: str | None = None, **extra: object) -> None:
         self.code = int(code)
         self.detail = detail
-        self.http_status = http_status
         self.extra = extra
         super().__init__(f"{self.code}: {detail or message(self.code)[1]}")
+
+    @property
+    def http_status(self) -> int:
+        return http_status(self.code)
 
     def body(self) -> dict[str, object]:
         zh, en = message(self.code)

@@ -76,7 +76,7 @@ from nhigw.bus.rpc import RpcClient
 from nhigw.bus.seal import Sealer, SealError
 from nhigw.common.logging import get_logger
 from nhigw.contracts.buskeys import BusKeys
-from nhigw.contracts.codes import Code, StatusError
+from nhigw.contracts.codes import Code, StatusError, http_status
 from nhigw.contracts.models import JobAnswer, QueuedJob
 from nhigw.contracts.routes import Route, lookup
 from nhigw.gateway.agents import AgentKeys
@@ -315,7 +315,7 @@ class Gateway:
             if not first:
                 waiting[fut] = None  # joined a run queued by an earlier request: its answer, whatever its requestId
                 if await self.kv.get(inflight) not in (fingerprint, None):
-                    raise StatusError(Code.PARAM_VALUE, "Idempotency-Key already used for a different request", http_status=409, idempotencyKey=idem_key)
+                    raise StatusError(Code.PARAM_VALUE, "Idempotency-Key already used for a different request", idempotencyKey=idem_key)
                 ans = await self.stored_answer(akey)
                 if ans is not None:
                     return ans, True, phases
@@ -443,10 +443,10 @@ class Gateway:
         try:
             route = lookup(job.path)
             if route is None:
-                raise StatusError(Code.NOT_FOUND, f"no business route {job.path}", http_status=404)
+                raise StatusError(Code.NOT_FOUND, f"no business route {job.path}")
             attempted_key = self.keys.attempted(job.answerKey)
             if job.write and deliveries > 1 and await self.kv.get(attempted_key) is not None:
-                raise StatusError(Code.OUTCOME_UNKNOWN, "a previous delivery of this write may have reached the NHI cloud; not sent again", http_status=504, idempotencyKey=job.idempotencyKey)
+                raise StatusError(Code.OUTCOME_UNKNOWN, "a previous delivery of this write may have reached the NHI cloud; not sent again", idempotencyKey=job.idempotencyKey)
             body = job.body
             body_fields = json.loads(body) if body.strip() else {}
             t_sign = time.perf_counter()
@@ -459,12 +459,12 @@ class Gateway:
                 body = json.dumps(body_fields, ensure_ascii=False)
             elif job.workstation:
                 if not self.registry.online(job.workstation):
-                    raise StatusError(Code.WORKSTATION_OFFLINE, f"workstation {job.workstation!r} is offline", http_status=503, workstation=job.workstation)
+                    raise StatusError(Code.WORKSTATION_OFFLINE, f"workstation {job.workstation!r} is offline", workstation=job.workstation)
                 reply = await self.rpc.sign(job.workstation, route.kind, route.serviceType, timeout_s=self.settings.sign_timeout_s)
                 agent_id = self.agents.agent_id(job.workstation)
                 if not reply.ok or reply.signature is None:
                     err = reply.error
-                    raise StatusError(err.statusCode if err else Code.INTERNAL, err.detail if err else "agent failed", http_status=409, workstation=job.workstation)
+                    raise StatusError(err.statusCode if err else Code.INTERNAL, err.detail if err else "agent failed", workstation=job.workstation)
                 body_fields = {**body_fields, **reply.signature.model_dump(exclude_none=True)}
                 body_fields.pop("serviceType", None)
                 body = json.dumps(body_fields, ensure_ascii=False)
@@ -495,14 +495,15 @@ class Gateway:
             status, payload = err.http_status, json.dumps(err.body(), ensure_ascii=False).encode()
         except ValueError:
             final = False
-            err = StatusError(Code.PARAM_FORMAT, "malformed JSON body")
+            err = StatusError(Code.NOT_JSON, "malformed JSON body")
             status, payload = err.http_status, json.dumps(err.body(), ensure_ascii=False).encode()
         latency_ms = (time.monotonic() - t0) * 1000
-        code = _status_code(payload, status)
+        code, payload = _coded(payload, status)
+        status = http_status(code)  # the cloud's 4xx/5xx too: an HIS reads the code (nhigw.contracts.codes)
         rec = AuditRecord(
             action=("C" if job.write else "R"),
             route=route_path,
-            outcome=outcome_of(status),
+            outcome=outcome_of(code, status),
             statusCode=code,
             httpStatus=status,
             client=job.client,
@@ -524,14 +525,14 @@ class Gateway:
 
     def _upstream_status(self, exc: UpstreamError, job: QueuedJob) -> StatusError:
         if isinstance(exc, CircuitOpen):
-            return StatusError(Code.UPSTREAM_UNAVAILABLE, "NHI cloud circuit open; not sent", http_status=503)
+            return StatusError(Code.UPSTREAM_UNAVAILABLE, "NHI cloud circuit open; not sent")
         if isinstance(exc, RateLimited):
-            return StatusError(Code.RATE_LIMITED, str(exc), http_status=429)
+            return StatusError(Code.RATE_LIMITED, str(exc))
         if isinstance(exc, NotSent):
-            return StatusError(Code.UPSTREAM_UNAVAILABLE, f"NHI cloud unreachable ({exc}); not sent", http_status=502)
+            return StatusError(Code.UPSTREAM_UNAVAILABLE, f"NHI cloud unreachable ({exc}); not sent")
         if isinstance(exc, MaybeSent) and job.write:
-            return StatusError(Code.OUTCOME_UNKNOWN, f"the write may have reached the NHI cloud ({exc}); not repeated", http_status=504, idempotencyKey=job.idempotencyKey)
-        return StatusError(Code.UPSTREAM_UNAVAILABLE, f"NHI cloud did not answer ({exc})", http_status=504)
+            return StatusError(Code.OUTCOME_UNKNOWN, f"the write may have reached the NHI cloud ({exc}); not repeated", idempotencyKey=job.idempotencyKey)
+        return StatusError(Code.UPSTREAM_UNAVAILABLE, f"NHI cloud did not answer ({exc})")
 
     # ------------------------------------------------------------------ ops
 
@@ -574,9 +575,9 @@ class Gateway:
             job = QueuedJob.model_validate_json(d.raw)
             maybe = job.write and await self.kv.get(self.keys.attempted(job.answerKey)) is not None
             err = (
-                StatusError(Code.OUTCOME_UNKNOWN, "discarded by an operator after it may have reached the NHI cloud", http_status=504, idempotencyKey=job.idempotencyKey)
+                StatusError(Code.OUTCOME_UNKNOWN, "discarded by an operator after it may have reached the NHI cloud", idempotencyKey=job.idempotencyKey)
                 if maybe
-                else StatusError(Code.UPSTREAM_UNAVAILABLE, "discarded by an operator; never sent", http_status=502)
+                else StatusError(Code.UPSTREAM_UNAVAILABLE, "discarded by an operator; never sent")
             )
             ans = JobAnswer(requestId=job.requestId, idempotencyKey=job.idempotencyKey, httpStatus=err.http_status, body=json.dumps(err.body(), ensure_ascii=False), instance=self.instance)
             await self.store_answer(job.answerKey, ans, job.origin)
@@ -587,11 +588,15 @@ def _s(v: Any) -> str | None:
     return v if isinstance(v, str) else None
 
 
-def _status_code(payload: bytes, http_status: int) -> int:
+def _coded(payload: bytes, status: int) -> tuple[int, bytes]:
+    """An answer's statusCode and body; an HTTP error without a code (a proxy's 502 page) becomes 1702."""
     try:
         d = json.loads(payload)
         if isinstance(d, dict) and isinstance(d.get("statusCode"), int):
-            return int(d["statusCode"])
+            return int(d["statusCode"]), payload
     except ValueError:
         pass
-    return 0 if http_status < 400 else Code.DC_HTTP
+    if status < 400:
+        return 0, payload
+    err = StatusError(Code.DC_HTTP, f"the NHI cloud answered HTTP {status} without a 6.0 statusCode")
+    return err.code, json.dumps(err.body(), ensure_ascii=False).encode()
