@@ -64,7 +64,7 @@ PLAN: list[tuple[str, Callable[[Ctx], dict[str, Any]]]] = [
     ("NewBorn/Write", lambda c: {"newbornBirthday": c["today"], "newbornBaby": "1"}),
     ("HcContent/Update", lambda c: {}),
     ("OrganDonate/Query", lambda c: {}),
-    ("SequelNumber/Rollback", lambda c: {"treatmentDateTime": c["SeqNumber/Next"]["treatmentDateTime"]}),  # written: 3219 below
+    ("SequelNumber/Rollback", lambda c: {"treatmentDateTime": c["SeqNumber/Next"]["treatmentDateTime"]}),  # written: 3209 below
     ("TreatmentNumber/NoCard", lambda c: {"patientId": "A234567890"}),
     ("UploadData/Upload", lambda c: {"sType": "A1", "sPatData": XML, "sUploadDT": c["now"] + "000"}),
     ("Icd/Encode", lambda c: {"icdCode": "E11.9"}),
@@ -72,7 +72,7 @@ PLAN: list[tuple[str, Callable[[Ctx], dict[str, Any]]]] = [
     ("TeleMedicine/RequestToken", lambda c: {"patientId": "Z299999929"}),
     ("TeleMedicine/ResponseToken", lambda c: {"accessToken": c["TeleMedicine/RequestToken"]["accessToken"]}),
 ]
-EXPECTED_CODE = {"SequelNumber/Rollback": 3219}  # the one planned rule failure: a written visit cannot be rolled back
+EXPECTED_CODE = {"SequelNumber/Rollback": 3209}  # the one planned rule failure: a written visit cannot be rolled back
 
 
 async def sign(s: Stack, route: Route) -> dict[str, Any]:

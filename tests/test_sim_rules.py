@@ -115,7 +115,12 @@ async def test_rollback_rules() -> None:
         assert b["sequenceNumber"] == "W002"
         # written visits cannot be rolled back
         assert ok(await s.call("Treatment/WriteFee", treatmentDateTime=b["treatmentDateTime"], outpatientFee=100))
-        assert (await s.call("SequelNumber/Rollback", treatmentDateTime=b["treatmentDateTime"]))[1]["statusCode"] == 3219
+        refused = (await s.call("SequelNumber/Rollback", treatmentDateTime=b["treatmentDateTime"]))[1]
+        assert (refused["statusCode"], refused["message"]) == (3209, "已寫入診斷碼"), refused
+        # only numeric visit types (就醫類別) can be rolled back: 3219 in the 6.0 table
+        _, ac = await s.call("SequelNumber/Next", treatmentItem="AC")
+        refused = (await s.call("SequelNumber/Rollback", treatmentDateTime=ac["treatmentDateTime"]))[1]
+        assert (refused["statusCode"], refused["message"]) == (3219, "就醫類別為數值才可退掛"), refused
         # more than 24 hours later
         _, c = await s.call("SequelNumber/Next")
         assert ok(await s.post("/test/v1/Clock", {"offset_s": 24 * 3600 + 1}))

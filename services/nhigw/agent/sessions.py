@@ -25,7 +25,7 @@ Choices (the seed is silent):
   them per device and per hospital as well.
 - Transfer (seed: 匯出轉移碼會自動將原設備改為狀態 0): ``export`` gets the transfer code from
   the DC and logs the virtual HC out of that session at once; any other session, on this
-  agent or another, may ``import`` it. The DC refuses a second transfer (1525) and a QR
+  agent or another, may ``import`` it. The DC refuses a second transfer (1528) and a QR
   token or transfer code already used anywhere (3244), so the rule holds across sessions and
   agents without any state shared between agents.
 - ID numbers stay here: replies carry states and signatures (which the NHI cloud needs),

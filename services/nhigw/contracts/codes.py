@@ -1,8 +1,15 @@
 """6.0 status codes (``statusCode``) with messages in Chinese and English.
 
 Numbers and meanings follow the 6.0 error table as real HIS programs know it
-(shared/reference/nhi-public-facts.md section 3.4). Only codes this project emits
-are listed; ``StatusError`` carries one of them to the HTTP boundary, where it is
+(shared/reference/nhi-public-facts.md section 3.4). Where that table names a range but not
+each number, or has no code for a rule, the nearest code it has is used and the choice is
+noted beside the member: 1525 is 「Token 已超過驗證次數」 (the public client's table), so a
+second transfer of a virtual HC is 1528 (the table's 1520-1531 "token / format / signature /
+expiry / count / transfer rules" give no number per rule); a visit whose treatment data are
+written cannot be rolled back: 3209 「已寫入診斷碼」 (3219 is 「就醫類別為數值才可退掛」, its own
+rule); 8203 (upload signature older than one hour) is the upload host's RtnCode, which
+``UploadData/Upload`` answers as its statusCode too. The 94xx codes are this gateway's own;
+the 6.0 table leaves 9400-9499 unused. Only codes this project emits are listed; ``StatusError`` carries one of them to the HTTP boundary, where it is
 rendered as ``{"statusCode": n, "message": "...", "messageEn": "..."}``.
 
 HTTP status: ``HTTP_STATUS`` below is the one place that decides it. Every answer that
@@ -65,7 +72,8 @@ class Code(IntEnum):
     VHC_TOKEN = 1520
     VHC_FORMAT = 1521
     VHC_SIGNATURE = 1522
-    VHC_TRANSFERRED = 1525
+    VHC_VERIFY_LIMIT = 1525  # 「Token 已超過驗證次數」 (facts 3.3a)
+    VHC_TRANSFERRED = 1528  # within 1520-1531 (transfer rules); the table gives no number per rule
     VHC_NO_PIN_FUNCS = 1526
     VHC_ONLY = 1527
     NO_READER_BY_NAME = 1600
@@ -94,7 +102,7 @@ class Code(IntEnum):
     PREVENT_RULE = 3214
     PREGNANT_RULE = 3216
     ROLLBACK_TOO_LATE = 3218
-    ROLLBACK_WRITTEN = 3219
+    ROLLBACK_NUMERIC_ONLY = 3219  # 「就醫類別為數值才可退掛」 (facts 3.3a); a written visit is 3209
     ROLLBACK_DONE = 3220
     NOT_INSURED = 3228
     DUPLICATE_UPLOAD = 3236
@@ -169,6 +177,7 @@ MESSAGES: dict[Code, tuple[str, str]] = {
     Code.VHC_TOKEN: ("虛擬健保卡憑證錯誤", "virtual HC token invalid"),
     Code.VHC_FORMAT: ("虛擬健保卡 QRCode 格式錯誤", "virtual HC QR code format error"),
     Code.VHC_SIGNATURE: ("虛擬健保卡 QRCode 簽章錯誤", "virtual HC QR code signature invalid"),
+    Code.VHC_VERIFY_LIMIT: ("Token 已超過驗證次數", "token verified too many times"),
     Code.VHC_TRANSFERRED: ("虛擬健保卡已轉移至其他設備", "the virtual HC was transferred to another device"),
     Code.VHC_NO_PIN_FUNCS: ("虛擬健保卡無法呼叫 PIN 相關功能", "a virtual HC cannot call PIN functions"),
     Code.VHC_ONLY: ("此功能僅限虛擬健保卡", "this function is for virtual HCs only"),
@@ -198,7 +207,7 @@ MESSAGES: dict[Code, tuple[str, str]] = {
     Code.PREVENT_RULE: ("預防保健資料錯誤", "preventive-care rule violated"),
     Code.PREGNANT_RULE: ("產前檢查資料錯誤", "prenatal-check rule violated"),
     Code.ROLLBACK_TOO_LATE: ("退掛已超過 24 小時", "rollback more than 24 hours after the visit"),
-    Code.ROLLBACK_WRITTEN: ("已寫入就醫資料，不可退掛", "treatment data already written; cannot roll back"),
+    Code.ROLLBACK_NUMERIC_ONLY: ("就醫類別為數值才可退掛", "only visits of a numeric visit type (就醫類別) can be rolled back"),
     Code.ROLLBACK_DONE: ("已退掛", "already rolled back"),
     Code.NOT_INSURED: ("非在保狀態", "not insured"),
     Code.DUPLICATE_UPLOAD: ("重複上傳", "duplicate upload"),

@@ -8,7 +8,7 @@ DC (what an agent calls):
   A token is used once (3244 on reuse) and expires (1018); a malformed token is 1521, a forged
   one 1522. Every successful use opens a DC-side *session* for the virtual HC.
 - ``/dc/v1/VirtualHc/Transfer``: the workstation holding a virtual HC session asks for its
-  transfer code (a new single-use token); the session is closed (1525 afterwards).
+  transfer code (a new single-use token); the session is closed (1528 afterwards).
 - ``GET /dc/v1/ServerDateTime``: the DC's clock (a cloud SAM's ``ServerDateTime``).
 
 Test-card API (the seed's 測試卡 API, here for the simulator's own test institutions):
