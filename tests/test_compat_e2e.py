@@ -246,10 +246,10 @@ async def test_treatment_and_prescription_writes(tmp_path: Path) -> None:
         multi = await c.post("/VHC/VHChisWriteMultiPrescriptSign", {**who, "pDataWrite": rec, "iWriteCount": 2})
         assert multi["ERRORCODE"] == 0 and len(multi["pBuffer"]) == 80 and len(multi["signatures"]) == 2
 
-        # The 7-digit total quantity reached the cloud as the card stores it (5 integer + 2 decimal digits).
+        # The buffers' 7-digit total quantity (5 integer + 2 decimal digits) reached the cloud as 6.0 JSON's decimal.
         read = await c.cs("hisReadPrescriptMain", iStartPos=1, iEndPos=10)
         totals = {(p["treatmentItemCode"], p["totalQuantity"]) for p in read["data"]["outpatientPrescriptions"] if p["treatmentDateTime"] == when}
-        assert ("AC12345100", "1234525") in totals and ("BC23456100", "0002800") in totals
+        assert ("AC12345100", "12345.25") in totals and ("BC23456100", "28.00") in totals
 
         # Another patient's ID: 5020 and nothing is sent.
         writes = c.stack.store.calls.get("Prescription/Write", 0)
@@ -276,8 +276,12 @@ async def test_virtual_hc_through_uploadqrcode(tmp_path: Path) -> None:
         assert basic["ERRORCODE"] == 0
         assert b5(basic["pBuffer"])[:49] == vec(49, (0, b"000073898382"), (12, b5("歐陽測試")), (32, b"A234567890"), (42, b"1000101"))
         assert (await c.cs("csISSetPIN"))["ERRORCODE"] == 9005  # 6.0 1526: a virtual HC cannot call PIN functions
+        again = await c.post("/QRCodeReader/uploadqrcode", {"QRCodeString": token})  # a token verifies again within its bound
+        assert again["ERRORCODE"] == 0, again
+        for _ in range(8):  # 10 verifications in all (proto/dc-protocol.md), then 1525
+            await c.post("/QRCodeReader/uploadqrcode", {"QRCodeString": token})
         reused = await c.post("/QRCodeReader/uploadqrcode", {"QRCodeString": token})
-        assert reused["ERRORCODE"] == 4071 and reused["statusCode"] in (1020, 1023, 3244)
+        assert reused["ERRORCODE"] == 4071 and reused["statusCode"] == 1525, reused
         missing = await c.post("/QRCodeReader/uploadqrcode", {})
         assert missing["ERRORCODE"] == 6018
         assert (await c.post("/QRCodeReader/VHCcleanQRCode"))["ERRORCODE"] == 0

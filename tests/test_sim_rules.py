@@ -12,7 +12,7 @@ import datetime as dt
 from nhigw.common.roctime import roc_datetime
 from nhigw.contracts.routes import ROUTES
 from tests.helpers import ok
-from tests.simkit import HOSPITAL_ID, Signer, running_sim
+from tests.simkit import DOCTOR, HOSPITAL_ID, TEST10, Signer, running_sim
 
 E2 = {"hcId": "000073898391", "hcIdNo": "E200000007"}  # card validity passed, no visits left
 F3 = {"hcId": "000073898392", "hcIdNo": "F100000006"}  # no visits left
@@ -133,7 +133,8 @@ async def test_treatment_writes_need_the_visit_and_diagnosis_is_written_once() -
         assert status == 200 and body["statusCode"] == 3208
         _, a = await s.call("SequelNumber/Next")
         w = a["treatmentDateTime"]
-        status, body = await s.call("Treatment/WriteCodeFee", treatmentDateTime=w, mainCode="J00", subCode1="R05", outpatientFee=500, costFee=50)
+        three_card = s.signer.sign("02", hc=TEST10, hpc=DOCTOR, treatmentDateTime=w, mainCode="J00", subCode1="R05", outpatientFee=500, costFee=50)
+        status, body = await s.post("/api/v1/Treatment/WriteCodeFee", three_card)
         assert status == 200 and body["hpcIdNo"] == "C123456789"
         assert (await s.call("Treatment/WriteCode", treatmentDateTime=w, mainCode="J01"))[1]["statusCode"] == 3209
         _, need = await s.call("Treatment/NeedHPC", endPosition=1)

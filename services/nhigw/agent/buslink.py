@@ -40,6 +40,7 @@ from nhigw.contracts.models import (
     ComponentCall,
     ComponentReply,
     ErrorBody,
+    HpcState,
     Presence,
     SignatureObject,
     SignCall,
@@ -120,7 +121,11 @@ class BusLink:
     async def _sign(self, call: SignCall) -> SignReply:
         try:
             sig = await self.agent.sign(call.kind, call.serviceType)
-            reply = SignReply(requestId=call.requestId, workstation=self.agent.workstation, ok=True, signature=SignatureObject.model_validate(sig.model_dump(exclude={"statusCode"})))
+            hpc = self.agent.hpc_cache if self.agent.hpc_state == HpcState.VERIFIED else None
+            reply = SignReply(
+                requestId=call.requestId, workstation=self.agent.workstation, ok=True, signature=SignatureObject.model_validate(sig.model_dump(exclude={"statusCode"})),
+                hpcId=sig.hpcId or (hpc.cardId if hpc else None),
+            )
         except StatusError as err:
             zh, en = message(err.code)
             reply = SignReply(requestId=call.requestId, workstation=self.agent.workstation, ok=False, error=ErrorBody(statusCode=err.code, message=zh, messageEn=en, detail=err.detail))

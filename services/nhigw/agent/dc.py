@@ -7,7 +7,7 @@ Transport failures become 1700, HTTP errors 1702, and the DC's own ``statusCode`
 
 Virtual HC: the QR token is opaque to the agent; ``vhc_verify`` sends it with a SAM
 signature (``DcSamSigned``) and gets the card's data and a DC session id; ``vhc_transfer``
-turns that session into a transfer code. The DC's codes (1018 expired, 1520-1528, 3244 used)
+turns that session into a transfer code. The DC's codes (1018 expired, 1520-1525, 3244 used)
 are passed on. Protocol: ``proto/dc-protocol.md``.
 """
 

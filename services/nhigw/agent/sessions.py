@@ -25,9 +25,10 @@ Choices (the seed is silent):
   them per device and per hospital as well.
 - Transfer (seed: 匯出轉移碼會自動將原設備改為狀態 0): ``export`` gets the transfer code from
   the DC and logs the virtual HC out of that session at once; any other session, on this
-  agent or another, may ``import`` it. The DC refuses a second transfer (1528) and a QR
-  token or transfer code already used anywhere (3244), so the rule holds across sessions and
-  agents without any state shared between agents.
+  agent or another, may ``import`` it. The DC refuses a second transfer and, after it, the
+  card's QR token (1525), a transfer code already used (3244) and a QR token first shown at
+  another institution (3244), so the rule holds across sessions and agents without any
+  state shared between agents.
 - ID numbers stay here: replies carry states and signatures (which the NHI cloud needs),
   never the patient's basic data; logs mask card numbers and IDs (``nhigw.common.logging``).
 """
@@ -221,7 +222,7 @@ class DeviceSessions:
         try:
             res = await self.agent.dc.vhc_transfer(VirtualHcTransferRequest(sessionId=dc_sid, **signed))
         except StatusError as err:
-            if err.code == Code.VHC_TRANSFERRED:
+            if err.code == Code.VHC_TOKEN_COUNT:
                 s.vhc = None  # already moved elsewhere: not usable here either
             raise
         s.vhc = None

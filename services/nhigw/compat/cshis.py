@@ -242,7 +242,7 @@ class CsHis:
             SignatureKind.HPC: self.agent.hpc_signature,
             SignatureKind.HC: self.agent.hc_signature,
             SignatureKind.HPCHC: self.agent.hpchc_signature,
-        }[route.kind]
+        }[route.legacy_kind]
         return await sign(st)
 
     async def _business(self, route: str, extras: dict[str, Any] | None = None, *, patient_id: str = "", ok_codes: tuple[int, ...] = (0,)) -> tuple[dict[str, Any], SignatureObject]:

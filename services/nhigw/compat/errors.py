@@ -213,8 +213,7 @@ FROM_60: dict[int, int] = {
     Code.INTERNAL: 9005,
     # virtual HC QR codes and tokens (1018-1023, 1521-1525, 3244): the HC could not be authenticated
     1018: 4071, 1019: 4071, 1020: 4071, 1021: 4071, 1022: 4071, 1023: 4071,
-    1521: 4071, 1522: 4071, 1525: 4071,  # token verified too many times: the HC could not be authenticated
-    1528: 4013,  # transferred to another device: no HC here any more
+    1521: 4071, 1522: 4071, 1525: 4071,  # token verified too often, or the card was transferred away
     3244: 4071,
     3204: 5174,  # treatment number could not be issued (取就醫識別碼失敗)
     3205: 4029,  # restricted

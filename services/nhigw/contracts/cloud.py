@@ -36,6 +36,15 @@ def _real_roc(value: str) -> str:
     return value
 
 
+def _quantity(value: str) -> str:
+    """總量 in 6.0 JSON: a decimal string, 0 .. 99999.99, at most 2 decimals ("42.00", "0000001" = 1)."""
+    if value and (value.count(".") > 1 or int(value.split(".")[0] or "0") > 99_999):
+        raise ValueError("totalQuantity is out of range (0 .. 99999.99)")
+    return value
+
+
+Quantity = Annotated[str, StringConstraints(pattern=r"^(\d{1,7}(\.\d{1,2})?)?$"), AfterValidator(_quantity)]
+
 RocDate = Annotated[str, StringConstraints(pattern=r"^\d{7}$"), AfterValidator(_real_roc)]
 RocDateTime = Annotated[str, StringConstraints(pattern=r"^\d{13}$"), AfterValidator(_real_roc)]
 
@@ -127,7 +136,10 @@ class PrescriptionItem(Model):
     treatmentPosition: str = Field("", max_length=6)
     usage: str = Field("", max_length=18)
     days: str = Field("", pattern=r"^\d{0,2}$")
-    totalQuantity: str = Field("", pattern=r"^\d{0,7}$", description="7 digits, 5 integer + 2 decimals (1234525 = 12345.25)")
+    totalQuantity: Quantity = Field(
+        "", description='總量, a decimal string as 6.0 HIS code sends it ("42.00"; "0000001" means 1), at most 99999.99; '
+        "the 7-digit 5 integer + 2 decimal form (1234525 = 12345.25) is the csHis / VHC SDK buffers' (compat converts)",
+    )
     deliveryNotes: str = Field("01", pattern=r"^0[1-3]$", description="01 self-dispensed, 02 handed over, 03 self-performed")
 
 

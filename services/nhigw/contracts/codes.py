@@ -3,9 +3,7 @@
 Numbers and meanings follow the 6.0 error table as real HIS programs know it
 (shared/reference/nhi-public-facts.md section 3.4). Where that table names a range but not
 each number, or has no code for a rule, the nearest code it has is used and the choice is
-noted beside the member: 1525 is 「Token 已超過驗證次數」 (the public client's table), so a
-second transfer of a virtual HC is 1528 (the table's 1520-1531 "token / format / signature /
-expiry / count / transfer rules" give no number per rule); a visit whose treatment data are
+noted beside the member: 1525 is 「Token 已超過驗證次數」 (the public client's table); a visit whose treatment data are
 written cannot be rolled back: 3209 「已寫入診斷碼」 (3219 is 「就醫類別為數值才可退掛」, its own
 rule); 8203 (upload signature older than one hour) is the upload host's RtnCode, which
 ``UploadData/Upload`` answers as its statusCode too. The 94xx codes are this gateway's own;
@@ -72,8 +70,7 @@ class Code(IntEnum):
     VHC_TOKEN = 1520
     VHC_FORMAT = 1521
     VHC_SIGNATURE = 1522
-    VHC_VERIFY_LIMIT = 1525  # 「Token 已超過驗證次數」 (facts 3.3a)
-    VHC_TRANSFERRED = 1528  # within 1520-1531 (transfer rules); the table gives no number per rule
+    VHC_TOKEN_COUNT = 1525
     VHC_NO_PIN_FUNCS = 1526
     VHC_ONLY = 1527
     NO_READER_BY_NAME = 1600
@@ -177,8 +174,7 @@ MESSAGES: dict[Code, tuple[str, str]] = {
     Code.VHC_TOKEN: ("虛擬健保卡憑證錯誤", "virtual HC token invalid"),
     Code.VHC_FORMAT: ("虛擬健保卡 QRCode 格式錯誤", "virtual HC QR code format error"),
     Code.VHC_SIGNATURE: ("虛擬健保卡 QRCode 簽章錯誤", "virtual HC QR code signature invalid"),
-    Code.VHC_VERIFY_LIMIT: ("Token 已超過驗證次數", "token verified too many times"),
-    Code.VHC_TRANSFERRED: ("虛擬健保卡已轉移至其他設備", "the virtual HC was transferred to another device"),
+    Code.VHC_TOKEN_COUNT: ("Token 已超過驗證次數", "token verification count exceeded"),
     Code.VHC_NO_PIN_FUNCS: ("虛擬健保卡無法呼叫 PIN 相關功能", "a virtual HC cannot call PIN functions"),
     Code.VHC_ONLY: ("此功能僅限虛擬健保卡", "this function is for virtual HCs only"),
     Code.NO_READER_BY_NAME: ("找不到該名稱的 PC/SC 讀卡機", "no PC/SC reader by that name"),

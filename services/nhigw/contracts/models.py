@@ -282,6 +282,7 @@ class SignReply(Model):
     ok: bool
     signature: SignatureObject | None = None
     error: ErrorBody | None = None
+    hpcId: str | None = Field(None, description="the HPC verified at this workstation when it signed (for the audit; not part of the signature)")
 
 
 # --------------------------------------------------------------------------- bus messages: enrolment, sealed envelopes, component calls, queue

@@ -440,6 +440,7 @@ class Gateway:
         attempts: list[Any] = []
         body_fields: dict[str, Any] = {}
         agent_id = None
+        signer_hpc: str | None = None  # the HPC verified at the signing workstation, signature with it or not
         try:
             route = lookup(job.path)
             if route is None:
@@ -468,6 +469,7 @@ class Gateway:
                 body_fields = {**body_fields, **reply.signature.model_dump(exclude_none=True)}
                 body_fields.pop("serviceType", None)
                 body = json.dumps(body_fields, ensure_ascii=False)
+                signer_hpc = reply.hpcId
             if job.deviceSession or job.workstation:
                 phases.sign = (time.perf_counter() - t_sign) * 1000
 
@@ -511,7 +513,7 @@ class Gateway:
             workstation=job.workstation,
             agentId=agent_id,
             deviceSession=job.deviceSession,
-            hpc=mask_card(_s(body_fields.get("hpcId"))),
+            hpc=mask_card(_s(body_fields.get("hpcId")) or signer_hpc),
             patient=mask_patient(_s(body_fields.get("hcIdNo")) or _s(body_fields.get("idCardNum"))),
             instance=self.instance,
             site=self.settings.site,
