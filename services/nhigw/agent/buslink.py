@@ -5,7 +5,11 @@ a ``SealedEnvelope`` under its own agent key, so no other host can speak for it 
 
 Presence goes out on start, every ``interval_s`` and at once on any state change;
 ``leaving=True`` on a clean stop, so the gateway marks the workstation offline at
-once rather than after the 3-second silence. A call past its deadline is dropped.
+once rather than after the 3-second silence. A call past its deadline is dropped, and so is a
+call whose ``requestId`` already ran (a sealed call captured on the bus and published again:
+ids are remembered until their deadline, ``nhigw.bus.guard.Seen``). No message of any size or
+shape stops the receiving task; a task that dies anyway is restarted with backoff
+(``nhigw.bus.guard``). Drops are counted in ``drops`` and logged once per interval.
 
 Component calls (``ComponentCall``: the gateway forwards an HIS's
 ``/api/workstations/{id}/hpc/v1/...``) are run against the agent's own HTTP(S)
@@ -32,6 +36,7 @@ from nhigw import __version__
 from nhigw.agent.core import Agent
 from nhigw.bus.base import Bus, BusError, Subscription
 from nhigw.bus.enrol import AgentIdentity
+from nhigw.bus.guard import MAX_CALL_BYTES, Drop, Drops, Seen, Supervisor, serve
 from nhigw.bus.seal import SealError, open_envelope, seal_envelope
 from nhigw.common.logging import get_logger
 from nhigw.contracts.buskeys import BusKeys
@@ -61,7 +66,10 @@ class BusLink:
         self.interval_s = interval_s
         self.component_url = component_url.rstrip("/") if component_url else None
         self.agent_id = identity.agentId
-        self._tasks: list[asyncio.Task[None]] = []
+        self.drops = Drops()
+        self.supervisor = Supervisor()
+        self.seen = Seen()
+        self._calls: set[asyncio.Task[None]] = set()
         self._kick = asyncio.Event()
         self._http: aiohttp.ClientSession | None = None
         self._sub: Subscription | None = None
@@ -81,9 +89,10 @@ class BusLink:
         return seal_envelope(self.identity.key, channel, self.agent.workstation, data)
 
     async def start(self) -> None:
-        self._sub = await self.bus.subscribe(self.keys.calls(self.agent.workstation))
+        sub = self._sub = await self.bus.subscribe(self.keys.calls(self.agent.workstation))
         self.agent.listeners.append(self._kick.set)
-        self._tasks = [asyncio.create_task(self._heartbeat(), name="presence"), asyncio.create_task(self._serve(self._sub), name="bus-calls")]
+        self.supervisor.start("presence", self._heartbeat)
+        self.supervisor.start("bus-calls", lambda: serve(sub, "calls", self._serve_one, self.drops, max_bytes=MAX_CALL_BYTES))
 
     async def _heartbeat(self) -> None:
         while True:
@@ -95,23 +104,21 @@ class BusLink:
             with contextlib.suppress(asyncio.TimeoutError, TimeoutError):
                 await asyncio.wait_for(self._kick.wait(), self.interval_s)
 
-    async def _serve(self, sub: Subscription) -> None:
+    async def _serve_one(self, channel: str, data: bytes) -> None:
         ws = self.agent.workstation
-        async for channel, data in sub:
-            try:
-                _ws, plain = open_envelope(lambda w: self.identity.key if w == ws else None, channel, data)
-                head = _CALLS.validate_json(plain)
-            except (ValueError, SealError):
-                log.warning("bad_bus_call")  # forged, unsealed or malformed: dropped
-                continue
-            if head.workstation != ws:
-                continue
-            asyncio.create_task(self._answer(head))
+        try:
+            _ws, plain = open_envelope(lambda w: self.identity.key if w == ws else None, channel, data)
+        except SealError as exc:
+            raise Drop("forged") from exc
+        call = _CALLS.validate_json(plain)
+        if call.workstation != ws:
+            raise Drop("wrong_workstation")
+        self.seen.first(call.requestId, call.deadline)  # Drop: expired, replayed
+        t = asyncio.create_task(self._answer(call))
+        self._calls.add(t)
+        t.add_done_callback(self._calls.discard)
 
     async def _answer(self, call: SignCall | ComponentCall) -> None:
-        if call.deadline < time.time():
-            log.info("bus_call_expired", requestId=call.requestId)
-            return
         reply = await (self._sign(call) if isinstance(call, SignCall) else self._component(call))
         try:
             await self.bus.publish(call.replyTo, self._seal(call.replyTo, reply.model_dump_json().encode()))
@@ -154,10 +161,11 @@ class BusLink:
             return refuse(Code.WORKSTATION_TIMEOUT, f"local component API unreachable: {type(exc).__name__}")
 
     async def stop(self) -> None:
-        for t in self._tasks:
+        await self.supervisor.close()
+        for t in list(self._calls):
             t.cancel()
-        for t in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
+        for t in list(self._calls):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
                 await t
         with contextlib.suppress(BusError):
             await self.bus.publish(self.keys.presence, self._seal(self.keys.presence, self.presence(leaving=True).model_dump_json().encode()))

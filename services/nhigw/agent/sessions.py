@@ -47,6 +47,7 @@ from nhigw.agent.cloudsam import CloudSam
 from nhigw.agent.core import Agent, VirtualHc, sam_signature
 from nhigw.bus.base import Bus, BusError, Subscription
 from nhigw.bus.enrol import AgentIdentity
+from nhigw.bus.guard import MAX_CALL_BYTES, Drop, Drops, Seen, Supervisor, serve
 from nhigw.bus.seal import SealError, open_envelope, seal_envelope
 from nhigw.common.logging import get_logger
 from nhigw.contracts import signing
@@ -304,7 +305,9 @@ class SessionLink:
 
     Kept apart from ``BusLink`` (signatures and component calls of the workstation itself):
     its own channel and subscription, so the workstation path is unchanged. A call past its
-    deadline is dropped; a forged or unsealed one is dropped and logged.
+    deadline, a replayed one (its ``requestId`` already ran), a forged, unsealed, malformed or
+    oversized one is dropped, counted in ``drops`` and logged once per interval; no message stops
+    the receiver, and a task that dies anyway is restarted with backoff (``nhigw.bus.guard``).
     """
 
     def __init__(self, sessions: DeviceSessions, bus: Bus, keys: BusKeys, identity: AgentIdentity, *, sweep_s: float = 5.0) -> None:
@@ -312,8 +315,10 @@ class SessionLink:
             raise ValueError(f"bus identity is for {identity.workstation!r}, agent is {sessions.agent.workstation!r}")
         self.sessions, self.bus, self.keys, self.identity = sessions, bus, keys, identity
         self.sweep_s = sweep_s
+        self.drops = Drops()
+        self.supervisor = Supervisor()
+        self.seen = Seen()
         self._sub: Subscription | None = None
-        self._tasks: list[asyncio.Task[None]] = []
         self._calls: set[asyncio.Task[None]] = set()
 
     @property
@@ -321,33 +326,30 @@ class SessionLink:
         return self.identity.workstation
 
     async def start(self) -> None:
-        self._sub = await self.bus.subscribe(self.keys.sessions(self.workstation))
-        self._tasks = [asyncio.create_task(self._serve(self._sub), name="session-calls"), asyncio.create_task(self._sweep(), name="session-sweep")]
+        sub = self._sub = await self.bus.subscribe(self.keys.sessions(self.workstation))
+        self.supervisor.start("session-calls", lambda: serve(sub, "sessions", self._serve_one, self.drops, max_bytes=MAX_CALL_BYTES))
+        self.supervisor.start("session-sweep", self._sweep)
 
     async def _sweep(self) -> None:
         while True:
             await asyncio.sleep(self.sweep_s)
             self.sessions.sweep()
 
-    async def _serve(self, sub: Subscription) -> None:
+    async def _serve_one(self, channel: str, data: bytes) -> None:
         ws = self.workstation
-        async for channel, data in sub:
-            try:
-                _ws, plain = open_envelope(lambda w: self.identity.key if w == ws else None, channel, data)
-                call = SessionCall.model_validate_json(plain)
-            except (ValueError, SealError):
-                log.warning("bad_session_call")
-                continue
-            if call.workstation != ws:
-                continue
-            t = asyncio.create_task(self._answer(call))
-            self._calls.add(t)
-            t.add_done_callback(self._calls.discard)
+        try:
+            _ws, plain = open_envelope(lambda w: self.identity.key if w == ws else None, channel, data)
+        except SealError as exc:
+            raise Drop("forged") from exc
+        call = SessionCall.model_validate_json(plain)
+        if call.workstation != ws:
+            raise Drop("wrong_workstation")
+        self.seen.first(call.requestId, call.deadline)  # Drop: expired, replayed
+        t = asyncio.create_task(self._answer(call))
+        self._calls.add(t)
+        t.add_done_callback(self._calls.discard)
 
     async def _answer(self, call: SessionCall) -> None:
-        if call.deadline < time.time():
-            log.info("session_call_expired", requestId=call.requestId)
-            return
         reply = await self.sessions.handle(call)
         try:
             await self.bus.publish(call.replyTo, seal_envelope(self.identity.key, call.replyTo, self.workstation, reply.model_dump_json().encode()))
@@ -355,10 +357,11 @@ class SessionLink:
             log.warning("session_reply_failed", error=str(exc))
 
     async def stop(self) -> None:
-        for t in [*self._tasks, *self._calls]:
+        await self.supervisor.close()
+        for t in list(self._calls):
             t.cancel()
-        for t in [*self._tasks, *self._calls]:
-            with contextlib.suppress(asyncio.CancelledError):
+        for t in list(self._calls):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
                 await t
         if self._sub:
             await self._sub.close()

@@ -202,8 +202,11 @@ def create_app(gw: Gateway, *, workers: bool = True) -> web.Application:
         return web.Response(body=await gw.metrics.render(), content_type="text/plain", charset="utf-8")
 
     async def readyz(_req: web.Request) -> web.Response:
-        ok = await gw.bus.ping()
-        return web.json_response({"status": "ok" if ok else "bus unavailable", "instance": gw.instance}, status=200 if ok else 503)
+        checks = await gw.readiness.run()  # named checks (nhigw.common.health): bus, task:<name>, ...
+        ok = all(checks.values())
+        failing = [name for name, passed in checks.items() if not passed]
+        status = "ok" if ok else "not ready: " + ", ".join(failing)
+        return web.json_response({"status": status, "checks": checks, "instance": gw.instance}, status=200 if ok else 503)
 
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)

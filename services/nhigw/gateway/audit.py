@@ -221,7 +221,8 @@ class RedisAudit(AuditLog):
     # Gateway jobs' ends, group-committed (``nhigw.bus.batch``): the audit records of every job
     # that finished while the previous batch was in flight, chained in order onto the head this
     # replica last saw, and after each record its job's end, in one script (so one round trip,
-    # and atomically after its audit record): the answer stored for the idempotency window (or
+    # and atomically after its audit record): the answer stored for the idempotency window, never over one already
+    # stored (or
     # the key released: in-flight and attempted markers deleted), ``done`` published to the
     # replicas that wait for it (those that joined the run, and the one that admitted it when
     # that is not this one), XACK + XDEL.
@@ -236,7 +237,7 @@ class RedisAudit(AuditLog):
         local k, a = 4 + (i - 1) * 4, 7 + (i - 1) * 6
         if ARGV[a] ~= '' then redis.call('RPUSH', KEYS[1], ARGV[a]) end
         if ARGV[a + 1] == '1' then
-            redis.call('SET', KEYS[k], ARGV[a + 2], 'PX', ARGV[4])
+            redis.call('SET', KEYS[k], ARGV[a + 2], 'PX', ARGV[4], 'NX')  -- never over a stored answer (a replayed job)
         else
             redis.call('DEL', KEYS[k + 1], KEYS[k + 2])
         end

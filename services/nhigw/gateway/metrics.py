@@ -10,6 +10,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily
+from prometheus_client.registry import Collector
 
 if TYPE_CHECKING:
     from nhigw.gateway.service import Gateway
@@ -33,6 +35,7 @@ class Metrics:
         self.breaker = Gauge("nhigw_gateway_breaker_state", "NHI cloud circuit breaker: 0 closed, 1 open, 2 half-open", registry=r)
         self.agents = Gauge("nhigw_gateway_agents_online", "workstations online", registry=r)
         self.rejected = Gauge("nhigw_gateway_bus_messages_rejected", "bus messages dropped: not sealed by an enrolled agent", registry=r)
+        r.register(_DropsCollector(gw))
 
     def observe(self, route: str, code: int, seconds: float, retries: int) -> None:
         self.requests.labels(route, str(code)).inc()
@@ -50,3 +53,22 @@ class Metrics:
         self.agents.set(self.gw.registry.online_count())
         self.rejected.set(self.gw.registry.rejected + self.gw.rpc.rejected)
         return generate_latest(self.registry)
+
+
+class _DropsCollector(Collector):
+    """``nhigw_gateway_bus_messages_dropped_total{receiver, reason}`` from the gateway's ``Drops``
+    (``nhigw.bus.guard``: malformed, oversized, forged, replayed ... bus messages and stream entries),
+    and ``nhigw_gateway_task_restarts_total{task}`` from its ``Supervisor``."""
+
+    def __init__(self, gw: "Gateway") -> None:
+        self.gw = gw
+
+    def collect(self):  # type: ignore[no-untyped-def]
+        dropped = CounterMetricFamily("nhigw_gateway_bus_messages_dropped", "bus messages and stream entries dropped, by receiver and reason", labels=["receiver", "reason"])
+        for (receiver, reason), n in sorted(self.gw.drops.counts.items()):
+            dropped.add_metric([receiver, reason], n)
+        yield dropped
+        restarts = CounterMetricFamily("nhigw_gateway_task_restarts", "background tasks restarted after they died, by task", labels=["task"])
+        for task, n in sorted(self.gw.supervisor.restarts.items()):
+            restarts.add_metric([task], n)
+        yield restarts

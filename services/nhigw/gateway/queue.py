@@ -24,6 +24,7 @@ import abc
 import asyncio
 import itertools
 import time
+import uuid
 from dataclasses import dataclass
 
 import redis.asyncio as aioredis
@@ -135,6 +136,12 @@ class WorkQueue(abc.ABC):
     async def depth(self) -> Depth: ...
 
 
+def rerun(raw: bytes) -> QueuedJob:
+    """A dead letter put back by an operator: the same job under a new ``requestId`` (a new run, which the
+    workers' replay check, ``Gateway._replayed``, must not take for the old one published again)."""
+    return QueuedJob.model_validate_json(raw).model_copy(update={"requestId": uuid.uuid4().hex})
+
+
 redis_errors = (RedisError, OSError)  # what a Redis call raises when Redis is away
 
 
@@ -147,12 +154,13 @@ class RedisQueue(WorkQueue):
         self.client, self.stream, self.group, self.dead_stream = client, stream, group, dead_stream
         self.max_deliveries, self.maxlen = max_deliveries, maxlen
         self.box = box or Sealer(None)
+        self.aad = f"job:{stream}"  # a job is bound to its stream; its answer key and client are inside, sealed
         self._admit_script = lean_script(client, self._ADMIT)  # on the hot path: a lean connection of its own (nhigw.bus.resp)
         self._admitters: dict[str, GroupCommit[Admission, Admitted]] = {}
 
     def _open(self, sealed: bytes) -> bytes:
         try:
-            return self.box.open(sealed, "job")
+            return self.box.open(sealed, self.aad)
         except SealError:
             return b""
 
@@ -217,7 +225,7 @@ class RedisQueue(WorkQueue):
         args: list[object] = [self.group, consumer, self.maxlen, int(max(a.wait_s for a in items) * 1000) + 1000]
         for a in items:
             keys += [a.marker, a.waiters]
-            args += [a.fingerprint, int(a.ttl_s * 1000), self.box.seal(a.job.model_dump_json().encode(), "job"), "1" if a.take else "0"]
+            args += [a.fingerprint, int(a.ttl_s * 1000), self.box.seal(a.job.model_dump_json().encode(), self.aad), "1" if a.take else "0"]
         try:
             added, got = await self._admit_script(keys=keys, args=args)
         except (RedisError, OSError) as exc:
@@ -244,7 +252,7 @@ class RedisQueue(WorkQueue):
 
     async def add(self, job: QueuedJob) -> str:
         try:
-            sealed = self.box.seal(job.model_dump_json().encode(), "job")
+            sealed = self.box.seal(job.model_dump_json().encode(), self.aad)
             return (await self.client.xadd(self.stream, {"job": sealed}, maxlen=self.maxlen, approximate=True)).decode()
         except (RedisError, OSError) as exc:
             raise _wrap(exc) from exc
@@ -337,7 +345,7 @@ class RedisQueue(WorkQueue):
         d = await self._take_dead(dead_id)
         if d is None:
             return None
-        return await self.add(QueuedJob.model_validate_json(d.raw))
+        return await self.add(rerun(d.raw))
 
     async def discard(self, dead_id: str) -> DeadLetter | None:
         return await self._take_dead(dead_id)
@@ -436,7 +444,7 @@ class MemoryQueue(WorkQueue):
 
     async def retry(self, dead_id: str) -> str | None:
         d = self._dead.pop(dead_id, None)
-        return await self.add(QueuedJob.model_validate_json(d.raw)) if d else None
+        return await self.add(rerun(d.raw)) if d else None
 
     async def discard(self, dead_id: str) -> DeadLetter | None:
         return self._dead.pop(dead_id, None)

@@ -72,8 +72,10 @@ from typing import Any
 import structlog
 
 from nhigw.bus.base import Bus, BusError
+from nhigw.bus.guard import MAX_ANSWER_BYTES, Drop, Drops, Seen, Supervisor, serve
 from nhigw.bus.rpc import RpcClient
 from nhigw.bus.seal import Sealer, SealError
+from nhigw.common.health import Readiness
 from nhigw.common.logging import get_logger
 from nhigw.contracts.buskeys import BusKeys
 from nhigw.contracts.codes import Code, StatusError, http_status
@@ -163,15 +165,21 @@ class Gateway:
             self.kv = MemoryKV()
             self.queue = MemoryQueue(max_deliveries=settings.max_deliveries)
             self.audit = FileAudit(settings.audit_path) if settings.audit_path else MemoryAudit()
-        self.agents = AgentKeys(bus, self.kv, keys, settings.gateway_key)
+        # Readiness as named checks (``/readyz``); every background task supervised (restarted with
+        # backoff, its check failing until it runs again); every bus message that is dropped counted.
+        self.readiness = Readiness()
+        self.readiness.add("bus", bus.ping)
+        self.drops = Drops()
+        self.supervisor = Supervisor(self.readiness)
+        self._ran = Seen()  # ids of jobs run here, until their deadline (a re-added entry is not run twice)
+        self.agents = AgentKeys(bus, self.kv, keys, settings.gateway_key, drops=self.drops, supervisor=self.supervisor)
         self.registry = Registry(bus, keys, self.agents, settings.offline_after_s)
-        self.rpc = RpcClient(bus, keys, self.agents)
+        self.rpc = RpcClient(bus, keys, self.agents, drops=self.drops, supervisor=self.supervisor)
         self.cloud = CloudClient(settings.cloud_url, settings.upstream, settings.transport)
         self.metrics = Metrics(self)
         from nhigw.gateway.sessions import DeviceSessions  # device sessions (issue 10): one-call per device session
 
         self.sessions = DeviceSessions(self, idle_s=settings.session_idle_s, per_device=settings.sessions_per_device, per_hospital=settings.sessions_per_hospital)
-        self._tasks: list[asyncio.Task[None]] = []
         self._working: set[str] = set()
         self._jobs: set[asyncio.Task[None]] = set()
         self._slots = asyncio.Semaphore(settings.worker_concurrency)  # jobs running here (worker loop and admission)
@@ -179,7 +187,7 @@ class Gateway:
         # answer key -> waiting requests here: future -> the requestId it waits for (None: any run's answer)
         self._waiters: dict[str, dict[asyncio.Future[tuple[JobAnswer, Phases | None]], str | None]] = {}
         self.done_channel = keys.done(self.instance)  # this replica's own: answers for requests waiting here
-        self._done_task: asyncio.Task[None] | None = None
+        self._done_sub: Any = None
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -189,18 +197,15 @@ class Gateway:
         await self.registry.start()
         await self.rpc.start()
         await self.sessions.start()
-        sub = await self.bus.subscribe(self.done_channel)
-        self._done_task = asyncio.create_task(self._done_loop(sub), name="done-listener")
+        sub = self._done_sub = await self.bus.subscribe(self.done_channel)
+        self.supervisor.start("done-listener", lambda: serve(sub, "done", self._on_done, self.drops, max_bytes=MAX_ANSWER_BYTES))
         self._workers = workers
         if workers:
-            self._tasks = [asyncio.create_task(self._work_loop(), name="worker"), asyncio.create_task(self._keepalive(), name="worker-keepalive")]
+            self.supervisor.start("worker", self._work_loop)
+            self.supervisor.start("worker-keepalive", self._keepalive)
 
     async def close(self) -> None:
-        for t in self._tasks:
-            t.cancel()
-        for t in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await t
+        await self.supervisor.stop("worker", "worker-keepalive")
         # A clean stop drains: jobs in flight get ``drain_s`` to finish (answer stored, XACK).
         # Past it they are cancelled; their entries stay pending and another replica (or this
         # one after a restart) reclaims them. A write already sent keeps its marker (9403).
@@ -211,10 +216,9 @@ class Gateway:
         for t in list(self._jobs):
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await t
-        if self._done_task is not None:
-            self._done_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._done_task
+        await self.supervisor.stop("done-listener")
+        if self._done_sub is not None:
+            await self._done_sub.close()
         await self.queue.close()
         await self.audit.close()
         await self.rpc.close()
@@ -233,13 +237,13 @@ class Gateway:
         if not raw:
             return None
         try:
-            return JobAnswer.model_validate_json(self.box.open(raw, "answer"))
+            return JobAnswer.model_validate_json(self.box.open(raw, answer_aad(answer_key)))
         except (SealError, ValueError):
             log.error("answer_unreadable", answerKey=answer_key)
             return None
 
     async def store_answer(self, answer_key: str, ans: JobAnswer, origin: str | None = None) -> None:
-        sealed = self.box.seal(ans.model_dump_json().encode(), "answer")
+        sealed = self.box.seal(ans.model_dump_json().encode(), answer_aad(answer_key))
         await self.kv.set(self.keys.answer(answer_key), sealed, ttl_s=self.settings.idempotency_window_s)
         if origin and origin != self.instance:  # (waiters elsewhere that joined the run find it by polling)
             await self.bus.publish(self.keys.done(origin), answer_key.encode() + b" " + sealed)
@@ -252,22 +256,19 @@ class Gateway:
             if not fut.done() and want in (None, ans.requestId):
                 fut.set_result((ans, phases if want is not None else None))
 
-    async def _done_loop(self, sub: Any) -> None:
-        """The replica's one subscription: answers finished by any replica, for the requests waiting here."""
+    async def _on_done(self, _channel: str, data: bytes) -> None:
+        """One message on the replica's own channel: an answer finished by any replica, for requests waiting here."""
+        akey_b, sep, sealed = data.partition(b" ")
+        if not sep:
+            raise Drop("malformed")
+        akey = akey_b.decode("ascii")
+        if not self._waiters.get(akey):
+            return  # nobody waits for it on this replica (or already answered in process)
         try:
-            async for _channel, data in sub:
-                akey_b, _, sealed = data.partition(b" ")
-                akey = akey_b.decode("ascii", "replace")
-                if not self._waiters.get(akey):
-                    continue  # nobody waits for it on this replica (or already answered in process)
-                try:
-                    ans = JobAnswer.model_validate_json(self.box.open(sealed, "answer"))
-                except (SealError, ValueError):
-                    log.error("done_message_unreadable", answerKey=akey)
-                    continue
-                self._resolve(akey, ans)
-        finally:
-            await sub.close()
+            ans = JobAnswer.model_validate_json(self.box.open(sealed, answer_aad(akey)))
+        except SealError as exc:
+            raise Drop("forged") from exc  # not sealed by a gateway, or another key's answer
+        self._resolve(akey, ans)
 
     async def submit(self, *, client: Client, route: Route, path: str, body: bytes, workstation: str | None, idem_key: str, deadline_s: float, hospital: str | None, device_session: str | None = None) -> tuple[JobAnswer | None, bool, Phases]:
         """Queue (or join) the request and wait for its answer. Returns (answer or None at the deadline, replayed, where the time went)."""
@@ -377,10 +378,12 @@ class Gateway:
         try:
             job = d.job()
         except ValueError:
-            log.error("poison_job", entry=d.id)  # left pending: dead-lettered after max_deliveries
+            self.drops.drop("jobs", "malformed")  # left pending: dead-lettered after max_deliveries
             return
         structlog.contextvars.bind_contextvars(request_id=job.requestId, workstation=job.workstation, client=job.client)  # this task's own context
         try:
+            if await self._replayed(d, job):
+                return
             ans, final, rec, phases = await self.process(job, d.deliveries)
             # The log line and metrics run while the job's end is on its way to Redis (the first
             # thing the loop does once ``_finish`` waits), not between the cloud's answer and the HIS.
@@ -392,6 +395,23 @@ class Gateway:
             self.metrics.job_failures.inc()
             log.exception("job_failed", requestId=job.requestId, entry=d.id, deliveries=d.deliveries)
 
+    async def _replayed(self, d: Delivery, job: QueuedJob) -> bool:
+        """A sealed entry captured and added to the stream again is not run again: acknowledged and dropped.
+
+        Known by its ``requestId`` run here before (remembered until its deadline), or, for an entry
+        read from the stream (not the one this replica admitted just now), by its answer already
+        stored. A redelivery (``deliveries > 1``, a reclaimed entry) is the same entry, not a replay:
+        ``process`` answers it from the stored answer or with 9403, as before.
+        """
+        if d.deliveries > 1:
+            return False
+        first = self._ran.remember(job.requestId, max(job.deadline, time.time()) + 60.0)
+        if first and (d.known is not None or await self.stored_answer(job.answerKey) is None):
+            return False
+        self.drops.drop("jobs", "replayed")
+        await self.queue.ack(d.id)
+        return True
+
     def _job_done(self, job: QueuedJob, ans: JobAnswer, final: bool, rec: AuditRecord | None, deliveries: int) -> None:
         if rec is not None:
             self.metrics.observe(rec.route, rec.statusCode, rec.latency_ms / 1000, max(0, len(rec.attempts) - 1))
@@ -401,7 +421,7 @@ class Gateway:
         """Audit, store (or release) the key, announce the answer, XACK: one script on Redis, batched."""
         t0 = time.perf_counter()
         akey = job.answerKey
-        sealed = self.box.seal(ans.model_dump_json().encode(), "answer")
+        sealed = self.box.seal(ans.model_dump_json().encode(), answer_aad(akey))
         message = akey.encode() + b" " + sealed
         window = self.settings.idempotency_window_s
         if isinstance(self.queue, RedisQueue) and isinstance(self.audit, RedisAudit):
@@ -412,7 +432,7 @@ class Gateway:
             if rec is not None:
                 await self.audit.append(rec)
             if final:
-                await self.kv.set(self.keys.answer(akey), sealed, ttl_s=window)
+                await self.kv.set(self.keys.answer(akey), sealed, ttl_s=window, nx=True)  # never over a stored answer
             else:
                 await self.kv.delete(self.keys.inflight(akey))
                 await self.kv.delete(self.keys.attempted(akey))
@@ -584,6 +604,11 @@ class Gateway:
             ans = JobAnswer(requestId=job.requestId, idempotencyKey=job.idempotencyKey, httpStatus=err.http_status, body=json.dumps(err.body(), ensure_ascii=False), instance=self.instance)
             await self.store_answer(job.answerKey, ans, job.origin)
         return True
+
+
+def answer_aad(answer_key: str) -> str:
+    """A stored answer is bound to its answer key (client + Idempotency-Key): a copy under another key does not open."""
+    return f"answer:{answer_key}"
 
 
 def _s(v: Any) -> str | None:

@@ -173,6 +173,11 @@ return 0
 # --------------------------------------------------------------------------- the manager
 
 
+def _record_aad(session_id: str) -> str:
+    """A session's record is bound to its id: a copy under another session's key does not open."""
+    return f"device-session:{session_id}"
+
+
 def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
@@ -184,7 +189,7 @@ class DeviceSessions:
         self.gw = gw
         self.idle_s, self.per_device, self.per_hospital, self.call_timeout_s = idle_s, per_device, per_hospital, call_timeout_s
         self.keys = gw.keys
-        self.rpc = SessionRpc(gw.bus, _SessionKeys(gw.keys.prefix), gw.agents)
+        self.rpc = SessionRpc(gw.bus, _SessionKeys(gw.keys.prefix), gw.agents, drops=gw.drops, supervisor=gw.supervisor, receiver="session-replies")
         client = getattr(gw.bus, "client", None)
         self.index: SessionIndex = RedisSessionIndex(client, 86400.0) if client is not None else SessionIndex()
         self.served: Counter[str] = Counter()  # this replica's opens per workstation: least-loaded first
@@ -202,7 +207,7 @@ class DeviceSessions:
 
     async def _store(self, rec: DeviceSessionRecord) -> None:
         ttl = max(0.05, rec.expiresAt - time.time())
-        await self.gw.kv.set(self.keys.device_session(rec.sessionId), self.gw.box.seal(rec.model_dump_json().encode(), "device-session"), ttl_s=ttl)
+        await self.gw.kv.set(self.keys.device_session(rec.sessionId), self.gw.box.seal(rec.model_dump_json().encode(), _record_aad(rec.sessionId)), ttl_s=ttl)
         await self.gw.kv.set(self.keys.device_token(rec.tokenHash), rec.sessionId.encode(), ttl_s=ttl)
 
     async def record(self, session_id: str, *, touch: bool = True) -> DeviceSessionRecord:
@@ -211,7 +216,7 @@ class DeviceSessions:
         rec = None
         if raw:
             try:
-                rec = DeviceSessionRecord.model_validate_json(self.gw.box.open(raw, "device-session"))
+                rec = DeviceSessionRecord.model_validate_json(self.gw.box.open(raw, _record_aad(session_id)))
             except (SealError, ValueError):
                 log.error("device_session_unreadable", sessionId=session_id)
         if rec is None or rec.expiresAt <= time.time():
