@@ -219,15 +219,14 @@ async def test_fuzz_every_channel_and_stream_the_services_read_kills_nothing(red
 
 
 async def test_thirty_thousand_forged_presences_do_not_take_a_workstation_offline(redis_server: str, bus_prefix: str) -> None:
+    """Forged presences for ws-01 (sealed under keys of their own) cost no Redis round trip and no log line each:
+    the genuine heartbeats behind them in the queue still arrive in time (today's code: ~9 s offline here)."""
     bus = RedisBus(redis_server)
     keys = BusKeys(bus_prefix)
     pub = aioredis.Redis.from_url(redis_server)
     async with running_stack(bus=bus, prefix=bus_prefix, gateway_key=os.urandom(32), offline_after_s=1.0) as s:
         gw, ws = s.gateway, s.workstation
         assert await eventually(lambda: _true(gw.registry.online(ws)), 5)
-        sub = await bus.subscribe(keys.presence)
-        _ch, genuine = await sub.get(5)  # one of the agent's own heartbeats, captured
-        await sub.close()
         p = Presence(workstation=ws, agentId=s.link.agent_id, version="x", sentAt=time.time() + 60, interval_s=1)
         forged = [seal_envelope(os.urandom(32), keys.presence, ws, p.model_dump_json().encode()) for _ in range(100)]
         offline_seen: list[float] = []
@@ -241,17 +240,16 @@ async def test_thirty_thousand_forged_presences_do_not_take_a_workstation_offlin
 
         watcher = asyncio.create_task(watch())
         before = gw.registry.rejected
-        for n in range(30):  # 30,000: forged under keys of their own, and the captured genuine one replayed
+        for _ in range(30):  # 30,000
             async with pub.pipeline(transaction=False) as pl:
                 for i in range(1000):
-                    pl.publish(keys.presence, genuine if i % 2 else forged[i % 100])
+                    pl.publish(keys.presence, forged[i % 100])
                 await pl.execute()
         assert await eventually(lambda: _true(gw.registry.rejected - before >= 30_000), 60)
         done.set()
         await watcher
         assert offline_seen == []  # online the whole time
-        assert gw.drops.counts[("presence", "replayed")] >= 15_000 and gw.drops.counts[("presence", "forged")] >= 15_000
-        assert gw.registry.online(ws)
+        assert gw.drops.counts[("presence", "forged")] >= 30_000 and gw.registry.online(ws)
     await pub.aclose()
     await bus.close()
 

@@ -349,11 +349,25 @@ async def test_swagger_ui_and_every_documented_route_is_served(tmp_path: Path) -
         assert mapping_table <= names
 
 
+async def test_cs_upload_data_goes_to_the_upload_host_as_6_0_sends_it(tmp_path: Path) -> None:
+    """csUploadData posts ``/V2000/VNHI_Upload`` (through the gateway); the out buffer comes from the Opcode."""
+    async with compat_stack(tmp_path, cards=[SAM]) as c:
+        await c.ready()
+        done = await c.cs("csUploadData", pUploadData="<RECS><REC><MSH/></REC></RECS>", sType="A2")
+        assert done["ERRORCODE"] == 0, done
+        (kept,) = c.stack.store.uploaded
+        assert (kept.sType, kept.root) == ("A2", "RECS")
+        out = b5(done["pBuffer"])
+        assert len(out) == 50 and out[:12] == kept.samId.encode() and out[12:22] == kept.hospitalId.encode() and out[22:36] == kept.opcode[:14].encode()
+        refused = await c.cs("csUploadData", pUploadData="<RECS/>", sType="B9")
+        assert refused["ERRORCODE"] == 5003, refused  # the upload host's RtnCode (wrong type)
+        assert len(c.stack.store.uploaded) == 1
+
+
 async def test_every_cshis_function_answers_through_the_real_stack(tmp_path: Path) -> None:
     """Each legacy function, in a visit's order, against sim + agent + gateway: the legacy code expected.
 
-    Not here: ``csUploadData`` (its signing time comes from the agent's Taiwan-time clock, which the
-    simulator compares with its own local clock) — see the report of issue 6.
+    Not here: ``csUploadData`` (``test_cs_upload_data_goes_to_the_upload_host_as_6_0_sends_it``).
     """
     from nhigw.compat.cshis import FUNCTIONS
 

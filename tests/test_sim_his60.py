@@ -1,17 +1,20 @@
 """What production 6.0 HIS code sends for writes (public facts 3.3a), accepted by the simulator:
 the HC signature (serviceType 02, no hpcId / hpcIdNo) and the three-card one for the treatment and
 prescription writes, ``totalQuantity`` as a decimal string, and a virtual HC QR token verified
-for each step of a visit."""
+for each step of a visit; the upload host's ``/V2000/VNHI_Upload``."""
 
 from __future__ import annotations
 
+import base64
+import datetime as dt
 from typing import Any
 
 import pytest
 
+from nhigw.common.roctime import roc_datetime
 from nhigw.contracts.codes import Code, StatusError
 from nhigw.sim.dc import MAX_VERIFICATIONS, VhcAuthority
-from tests.simkit import DOCTOR, TEST10, Sim, running_sim
+from tests.simkit import DOCTOR, HOSPITAL_ID, TEST10, Sim, Signer, running_sim
 
 
 async def _visit(s: Sim) -> str:
@@ -89,3 +92,57 @@ def test_a_qr_token_verifies_a_bounded_number_of_times_at_the_institution_it_was
     with pytest.raises(StatusError) as err:
         dc.take(late, "3501200000")
     assert err.value.code == Code.QRCODE_EXPIRED
+
+
+def _upload(s: Sim, s_type: str = "A2", xml: bytes = b"<RECS><REC><MSH/></REC></RECS>", signer: Signer | None = None, **over: str) -> dict[str, str]:
+    sig = (signer or s.signer).sign("30")
+    body = {
+        "sSamId": sig["samId"], "sHospId": sig["hospitalId"], "sClientRandom": sig["clientRandom"], "sSignature": sig["signature"],
+        "sType": s_type, "sPatData": base64.b64encode(xml).decode(), "sUploadDT": roc_datetime(s.store.now()) + "000",
+    }
+    return {**body, **over}
+
+
+async def test_vnhi_upload_answers_rtncode_and_opcode_and_keeps_the_parsed_xml() -> None:
+    async with running_sim() as s:
+        status, ok = await s.post("/V2000/VNHI_Upload", _upload(s, "A2"))
+        assert status == 200 and ok["RtnCode"] == "0000", ok
+        op = ok["Opcode"]
+        assert len(op) == 42 and op[20:30] == HOSPITAL_ID and op[30:42] == s.signer.samId and op[:14].isdigit()
+        assert [(u.sType, u.root, u.opcode) for u in s.store.uploaded] == [("A2", "RECS", op)]
+        assert (await s.post("/V2000/VNHI_Upload", _upload(s, "A1")))[1]["RtnCode"] == "0000"
+
+        def rtn(body: dict[str, str]) -> Any:
+            return s.post("/V2000/VNHI_Upload", body)
+
+        replay = _upload(s)
+        assert (await rtn(replay))[1]["RtnCode"] == "0000"
+        assert (await rtn(replay))[1]["RtnCode"] == "9002"  # a signature is used once
+        bad_sig = _upload(s, sSignature=base64.b64encode(b"\0" * 256).decode())
+        assert (await rtn(bad_sig))[1]["RtnCode"] == "9002"
+        assert (await rtn(_upload(s, "B9")))[1]["RtnCode"] == "5003"
+        assert (await rtn(_upload(s, sHospId="3599999999")))[1]["RtnCode"] == "9005"
+        s.store.register_sam("001000099902", "3501200000", s.signer.public_pem())  # another hospital's SAM
+        assert (await rtn(_upload(s, sSamId="001000099902")))[1]["RtnCode"] == "5004"
+        old = roc_datetime(s.store.now() - dt.timedelta(hours=2)) + "000"
+        status, late = await rtn(_upload(s, sUploadDT=old))
+        assert (status, late["RtnCode"], late["Opcode"]) == (200, "8203", "") and late["message"] == "簽章已逾 1 小時"
+        status, broken = await rtn(_upload(s, xml=b"<RECS><REC>"))
+        assert (status, broken["RtnCode"]) == (200, "9999") and "XML" in broken["detail"]
+        status, missing = await rtn({"sType": "A2"})
+        assert (status, missing["RtnCode"]) == (200, "9999")
+        s.store.institutions[HOSPITAL_ID].contract = "cancelled"
+        assert (await rtn(_upload(s)))[1]["RtnCode"] == "8205"
+        assert len(s.store.uploaded) == 3  # accepted files only
+        assert s.store.writes["VNHI_Upload"] == 5  # counted once signed, as every write route (late and broken files too)
+
+
+async def test_vnhi_upload_reads_big5_xml_as_ic_data_files_are() -> None:
+    async with running_sim() as s:
+        xml = "<?xml version='1.0' encoding='Big5'?><RECS><REC><MSH><A01>臺北</A01></MSH></REC></RECS>".encode("big5")
+        status, ok = await s.post("/V2000/VNHI_Upload", _upload(s, "A2", xml))
+        assert (status, ok["RtnCode"]) == (200, "0000"), ok
+        assert s.store.uploaded[-1].root == "RECS"
+        for bad in ("<?xml version='1.0' encoding='nonesuch'?><a/>".encode(), "<?xml version='1.0' encoding='Big5'?><a>".encode()):
+            status, body = await s.post("/V2000/VNHI_Upload", _upload(s, "A2", bad))
+            assert (status, body["RtnCode"]) == (200, "9999") and "XML" in body["detail"], body

@@ -203,7 +203,7 @@ def build_gateway(args: argparse.Namespace, bus, sealer) -> web.Application:  # 
 
     cloud = args.cloud or os.environ.get("NHIGW_CLOUD_URL") or DEFAULT_SIM_URL
     memory = not (args.redis or os.environ.get("NHIGW_REDIS_URL"))
-    return build_gateway_app(args, bus, cloud=cloud, audit_path=data_dir(args, "gateway") / "audit.jsonl" if memory else None)
+    return build_gateway_app(args, bus, cloud=cloud, data_dir=data_dir(args, "gateway"), audit_file=memory)
 
 
 # ------------------------------------------------------------------ subcommands

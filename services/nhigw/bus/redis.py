@@ -4,7 +4,9 @@ One receiver task per bus feeds per-subscription queues. Subscribing and
 unsubscribing happen under a lock. When the connection drops, the receiver
 reconnects with capped backoff and re-subscribes every live channel; messages
 published while it was away are lost (pub/sub semantics: presence is re-sent every
-second, and signature calls time out and are reported, never silently repeated).
+second, and signature calls time out and are reported, never silently repeated). The reader
+hands every message on as bytes, whatever it holds; what a message may be is each receiver's
+business (``nhigw.bus.guard``), and no failure ends the reader, only a ``close``.
 """
 
 from __future__ import annotations
@@ -98,8 +100,9 @@ class RedisBus(Bus):
                         sub.queue.put_nowait((channel, data))
             except asyncio.CancelledError:
                 raise
-            except (RedisError, OSError) as exc:
-                log.warning("redis_bus_reconnect", error=str(exc), retry_in_s=delay)
+            except Exception as exc:  # noqa: BLE001 -- Redis away, or anything else: reconnect, never a dead reader
+                level = log.warning if isinstance(exc, (RedisError, OSError)) else log.exception
+                level("redis_bus_reconnect", error=str(exc), retry_in_s=delay)
                 self._pubsub = None
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 1.0)

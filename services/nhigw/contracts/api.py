@@ -14,7 +14,7 @@ from pydantic import BaseModel
 
 from nhigw.contracts import cloud as c
 from nhigw.contracts import models as m
-from nhigw.contracts.routes import ROUTES
+from nhigw.contracts.routes import ROUTES, VNHI_UPLOAD
 
 
 @dataclass(frozen=True)
@@ -73,13 +73,15 @@ AGENT: list[Endpoint] = [
 GATEWAY: list[Endpoint] = [
     Endpoint("GET", "/api/workstations", "工作站清單與卡片狀態 (list workstations and their states)", None, None, "gateway"),
     Endpoint("POST", "/api/v1/{path}", "業務邏輯 (business route; pass-through or one-call with X-Workstation; Idempotency-Key, X-Deadline-Ms)", None, None, "business"),
+    Endpoint("POST", "/test/v1/{path}", "測試卡 API 轉送至雲端 (the cloud's test-card API passed through, e.g. ApplyVirtualHc/Apply; not the simulator's admin API)", None, None, "business"),
+    Endpoint("POST", "/V2000/VNHI_Upload", "IC 資料上傳 (6.0 mode; queued and audited as a write, sent to --upload-cloud; pass-through or one-call with X-Workstation: no sSamId/sHospId/sClientRandom/sSignature)", None, None, "business"),
     Endpoint("GET", "/api/workstations/{ws}/{component}", "轉送元件 API 至工作站 (forward a component GET to a workstation's agent)", None, None, "gateway"),
     Endpoint("POST", "/api/workstations/{ws}/{component}", "轉送元件 API 至工作站 (forward a component POST, e.g. hpc/v1/Verification/Hpc)", None, None, "gateway"),
     Endpoint("DELETE", "/api/workstations/{ws}/{component}", "轉送元件 API 至工作站 (forward a component DELETE, e.g. hpc/v1/Logout)", None, None, "gateway"),
     Endpoint("GET", "/api/ops/dead-letters", "死信佇列 (dead letters; ops)", None, None, "ops"),
     Endpoint("POST", "/api/ops/dead-letters/{id}/retry", "重送死信 (requeue a dead letter; ops)", None, None, "ops"),
     Endpoint("DELETE", "/api/ops/dead-letters/{id}", "捨棄死信 (discard a dead letter; ops)", None, None, "ops"),
-    Endpoint("GET", "/api/audit", "稽核紀錄 (audit records of the client's hospital; ?since=&until=)", None, None, "audit"),
+    Endpoint("GET", "/api/audit", "稽核紀錄 (audit records of the client's hospital, paged; ?since=&until=&limit=&order=asc|desc&cursor=)", None, None, "audit"),
     Endpoint("GET", "/api/audit/verify", "驗證稽核雜湊鏈 (verify the audit hash chain; ops)", None, None, "audit"),
     Endpoint("GET", "/metrics", "Prometheus metrics", None, None, "ops"),
     Endpoint("GET", "/healthz", "liveness", None, None, "ops"),
@@ -100,17 +102,20 @@ def _business_rows() -> list[Endpoint]:
     rows = []
     for r in ROUTES.values():
         req, resp = c.ROUTE_MODELS[r.path]
-        kind = {"sam": "SAM", "hc": "SAM+HC", "hpc": "SAM+HPC", "hpchc": "SAM+HPC+HC"}[r.kind.value]
+        kind = " or ".join({"sam": "SAM", "hc": "SAM+HC", "hpc": "SAM+HPC", "hpchc": "SAM+HPC+HC"}[k.value] for k in r.accepts)
         note = f" [{kind} signature, serviceType {r.serviceType}{', write: honours Idempotency-Key' if r.write else ''}]"
         rows.append(Endpoint("POST", f"/api/v1/{r.path}", r.summary + note, req, resp, "business"))
     return rows
 
 
+_UPLOAD_SUMMARY = "IC 資料上傳 (6.0 模式; real host medvpndti.nhi.gov.tw) [SAM signature, serviceType 30, as sSamId/sHospId/sClientRandom/sSignature; HTTP 200 with RtnCode]"
+
 SIM: list[Endpoint] = [
     *_business_rows(),
+    Endpoint("POST", VNHI_UPLOAD.url, _UPLOAD_SUMMARY, c.VnhiUploadRequest, c.VnhiUploadResponse, "upload"),
     Endpoint("POST", "/dc/v1/SamAuth/Challenge", "SAM 與 DC 認證: challenge", m.SamAuthChallengeRequest, m.SamAuthChallengeResponse, "dc"),
     Endpoint("POST", "/dc/v1/SamAuth/Verify", "SAM 與 DC 認證: verify", m.SamAuthVerifyRequest, m.SamAuthVerifyResponse, "dc"),
-    Endpoint("POST", "/dc/v1/VirtualHc/Verify", "虛擬健保卡 QR token 驗證 (SAM-signed; single use)", m.VirtualHcVerifyRequest, m.VirtualHcVerifyResponse, "dc"),
+    Endpoint("POST", "/dc/v1/VirtualHc/Verify", "虛擬健保卡 QR token 驗證 (SAM-signed; at most 10 times, at one institution)", m.VirtualHcVerifyRequest, m.VirtualHcVerifyResponse, "dc"),
     Endpoint("POST", "/dc/v1/VirtualHc/Transfer", "虛擬健保卡轉移碼 (closes the session)", m.VirtualHcTransferRequest, m.VirtualHcQrResponse, "dc"),
     Endpoint("GET", "/dc/v1/ServerDateTime", "中心端日期時間", None, m.DcServerDateTimeResponse, "dc"),
     Endpoint("POST", "/test/v1/Sam/Register", "測試: 登錄虛擬 SAM 公鑰 (provision a virtual SAM)", m.SamRegistration, m.StatusCodeBody, "test"),

@@ -173,6 +173,33 @@ class UploadRequest(SignatureObject):
     sUploadDT: Annotated[str, AfterValidator(_real_roc)] = Field(pattern=r"^\d{13}(\d{3})?$", description="ROC date-time the upload was signed (+ optional ms); older than 1 h -> 8203")
 
 
+class VnhiUploadRequest(OpenModel):
+    """``POST /V2000/VNHI_Upload`` (public facts 3.3): the SAM signature (serviceType 30) under the upload host's own names."""
+
+    sSamId: str = Field(min_length=1, max_length=12)
+    sHospId: str = Field(min_length=1, max_length=10)
+    sClientRandom: str = Field(min_length=1)
+    sSignature: str = Field(min_length=1)
+    sType: str = Field(description="A1 formal, A2 pre-check, ZZ interface test; anything else RtnCode 5003")
+    sPatData: str = Field(min_length=1, description="base64 of the IC-data XML")
+    sUploadDT: Annotated[str, AfterValidator(_real_roc)] = Field(pattern=r"^\d{13}(\d{3})?$", description="ROC date-time the upload was signed + 3 digits of ms; older than 1 h -> RtnCode 8203")
+
+
+# The upload host's RtnCode table (public facts 3.3, pyMedical ``classes/cshisx_win32.py``).
+UPLOAD_RTN: dict[str, tuple[str, str]] = {
+    "0000": ("上傳成功", "accepted"),
+    "5003": ("上傳類別錯誤", "wrong upload type (sType)"),
+    "5004": ("安全模組與院所代碼不符", "the SAM does not belong to this hospital"),
+    "8201": ("驗證服務錯誤", "verification service error"),
+    "8202": ("驗證服務錯誤", "verification service error"),
+    "8203": ("簽章已逾 1 小時", "signature older than one hour"),
+    "8205": ("安全模組已註銷", "SAM cancelled"),
+    "9002": ("驗證失敗", "signature verification failed"),
+    "9005": ("院所代碼不存在", "unknown hospital ID"),
+    "9999": ("其他錯誤", "other error"),
+}
+
+
 class IcdEncodeRequest(SignatureObject):
     icdCode: str = Field(pattern=r"^[A-Za-z][0-9A-Za-z.]{1,7}$")
 
@@ -396,6 +423,21 @@ class UploadResponse(CloudResponse):
     hospitalId: str
     uploadDateTime: str = Field(description="yyyyMMddHHmmss")
     receiveDateTime: str = Field(description="yyyyMMddHHmmss")
+
+
+class VnhiUploadResponse(Model):
+    """What the upload host answers (HTTP 200): ``RtnCode`` (``UPLOAD_RTN``) and, when accepted, ``Opcode``."""
+
+    RtnCode: str = Field(description="0000 accepted; the others: UPLOAD_RTN")
+    Opcode: str = Field("", description="upload time 14 · receive number 6 · hospital ID 10 · SAM ID 12 (empty when refused)")
+    message: str = ""
+    messageEn: str = ""
+    detail: str | None = None
+
+    @classmethod
+    def of(cls, rtn: str, opcode: str = "", detail: str | None = None) -> VnhiUploadResponse:
+        zh, en = UPLOAD_RTN.get(rtn, UPLOAD_RTN["9999"])
+        return cls(RtnCode=rtn, Opcode=opcode, message=zh, messageEn=en, detail=detail)
 
 
 class IcdEncodeResponse(CloudResponse):

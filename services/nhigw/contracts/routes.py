@@ -28,13 +28,19 @@ from nhigw.contracts.models import SignatureKind as K
 
 @dataclass(frozen=True)
 class Route:
-    path: str  # after /api/v1/
+    path: str  # after ``base``
     kind: K
     serviceType: str
     write: bool
     summary: str
     supported: bool = True
     also: tuple[K, ...] = ()  # other signatures the cloud accepts
+    base: str = "/api/v1/"
+
+    @property
+    def url(self) -> str:
+        """The path on its host: ``/api/v1/BasicData/Register``, ``/V2000/VNHI_Upload``."""
+        return self.base + self.path
 
     @property
     def accepts(self) -> tuple[K, ...]:
@@ -94,10 +100,19 @@ _ROUTES = [
 
 ROUTES: dict[str, Route] = {r.path.lower(): r for r in _ROUTES}
 
+# IC-data upload in 6.0 mode (public facts 3.3): not a business route. Another host
+# (medvpndti.nhi.gov.tw), its own body (``sSamId``, ``sHospId``, ``sClientRandom``,
+# ``sSignature`` + ``sType``, ``sPatData``, ``sUploadDT``) and its own answer (``RtnCode``,
+# ``Opcode``); signed by the SAM with serviceType 30. A write.
+VNHI_UPLOAD = Route("VNHI_Upload", K.SAM, "30", True, "IC 資料上傳 (6.0 模式)", base="/V2000/")
+
 
 def lookup(path: str) -> Route | None:
-    """Route for ``BasicData/Register`` or ``/api/v1/BasicData/Register`` (case-insensitive, as ASP.NET routes are)."""
+    """Route for ``BasicData/Register`` or ``/api/v1/BasicData/Register`` (case-insensitive, as ASP.NET routes are),
+    and ``/V2000/VNHI_Upload``."""
     p = path.strip("/")
     if p.lower().startswith("api/v1/"):
         p = p[7:]
+    elif p.lower() == VNHI_UPLOAD.url.strip("/").lower():
+        return VNHI_UPLOAD
     return ROUTES.get(p.lower())

@@ -15,10 +15,14 @@ Outcomes, each defined:
   landed: 9403 (504) with ``idempotencyKey``; hospital over its rate: 9407 (429);
 - still running at the HIS's deadline: 9408 (202) with ``idempotencyKey``.
 
+The upload host's ``POST /V2000/VNHI_Upload`` is queued and audited like a business write and
+sent to the upload host (``--upload-cloud``, default the business cloud); the cloud's test-card
+API (``POST /test/v1/...``) is passed through to the cloud.
+
 Also: ``GET /api/workstations``; component calls forwarded to a workstation's agent
 (``/api/workstations/{id}/{common,sam,hpc,hc}/v1/...``); dead letters for ops
 (``GET /api/ops/dead-letters``, ``POST .../{id}/retry``, ``DELETE .../{id}``); the audit
-trail of the client's hospital (``GET /api/audit``, ``GET /api/audit/verify``);
+trail of the client's hospital (``GET /api/audit``, paged: ``audit_params``; ``GET /api/audit/verify``);
 ``/metrics``, ``/healthz``, ``/readyz``.
 """
 
@@ -35,8 +39,10 @@ from aiohttp import web
 from nhigw.bus.base import BusError
 from nhigw.common.http import error_middleware, healthz, json_response
 from nhigw.common.logging import get_logger
+from nhigw.contracts import api
 from nhigw.contracts.codes import Code, StatusError
-from nhigw.contracts.routes import lookup
+from nhigw.contracts.routes import VNHI_UPLOAD, Route, lookup
+from nhigw.gateway.audit import PAGE_MAX, parse_cursor, to_ms
 from nhigw.gateway.auth import Client, forbid
 from nhigw.gateway.dashboard import add_dashboard_routes
 from nhigw.gateway.service import Gateway
@@ -44,6 +50,7 @@ from nhigw.gateway.sessions import HEADER as SESSION_HEADER
 from nhigw.gateway.sessions import add_session_routes
 from nhigw.gateway.upstream import RateLimited
 
+SIM_ADMIN = {e.path.lower() for e in api.SIM if e.tag == "admin"}
 log = get_logger("nhigw.gateway")
 
 GATEWAY = web.AppKey("gateway", Gateway)
@@ -51,6 +58,33 @@ IDEM_RE = re.compile(r"^[\x21-\x7e]{1,200}$")
 
 
 DEAD_ID_RE = re.compile(r"^\d{1,20}-\d{1,20}$")
+
+
+def audit_params(q: Any) -> dict[str, Any]:
+    """``GET /api/audit`` query: ``since`` (inclusive) and ``until`` (exclusive) as ISO dates or
+    date-times (no zone: UTC), ``limit`` (1-1000, default 1000), ``order`` (``asc`` oldest first,
+    default, or ``desc``) and ``cursor`` (the last page's ``next``)."""
+    out: dict[str, Any] = {}
+    for name in ("since", "until"):
+        if q.get(name):
+            try:
+                out[name] = to_ms(q[name])
+            except ValueError as exc:
+                raise StatusError(Code.PARAM_VALUE, f"{name} must be an ISO date or date-time (2026-11-01, 2026-11-01T08:00:00+08:00)") from exc
+    limit = q.get("limit", str(PAGE_MAX))
+    if not limit.isdigit() or not 1 <= int(limit) <= PAGE_MAX:
+        raise StatusError(Code.PARAM_VALUE, f"limit must be an integer from 1 to {PAGE_MAX}")
+    out["limit"] = int(limit)
+    if q.get("order", "asc") not in ("asc", "desc"):
+        raise StatusError(Code.PARAM_VALUE, "order must be asc or desc")
+    out["newest_first"] = q.get("order") == "desc"
+    if q.get("cursor"):
+        try:
+            parse_cursor(q["cursor"])
+        except ValueError as exc:
+            raise StatusError(Code.PARAM_VALUE, "cursor must be the next value of the previous page") from exc
+        out["cursor"] = q["cursor"]
+    return out
 
 
 @web.middleware
@@ -96,6 +130,14 @@ def create_app(gw: Gateway, *, workers: bool = True) -> web.Application:
             raise StatusError(Code.NOT_FOUND, f"no business route {path}")
         if not route.supported:
             raise StatusError(Code.UNSUPPORTED, f"{route.path} is not supported by 6.0 (不支援)")
+        return await queued(req, t0, client, route, path)
+
+    async def upload(req: web.Request) -> web.StreamResponse:
+        """The upload host's ``/V2000/VNHI_Upload``: queued and audited like a business write, sent to ``--upload-cloud``."""
+        t0 = time.perf_counter()
+        return await queued(req, t0, client_of(req), VNHI_UPLOAD, VNHI_UPLOAD.url)
+
+    async def queued(req: web.Request, t0: float, client: Client, route: Route, path: str) -> web.StreamResponse:
         raw = await req.read()
         try:
             fields: Any = json.loads(raw) if raw.strip() else {}
@@ -104,7 +146,8 @@ def create_app(gw: Gateway, *, workers: bool = True) -> web.Application:
         if not isinstance(fields, dict):
             raise StatusError(Code.NOT_JSON, "the body must be a JSON object")
         workstation = req.headers.get("X-Workstation") or None
-        hospital = fields.get("hospitalId") if isinstance(fields.get("hospitalId"), str) else None
+        hospital_field = "sHospId" if route is VNHI_UPLOAD else "hospitalId"
+        hospital = fields.get(hospital_field) if isinstance(fields.get(hospital_field), str) else None
         dsession = await gw.sessions.resolve(req, client) if SESSION_HEADER in req.headers else None  # nhigw.gateway.sessions
         if dsession is not None:
             workstation, hospital = dsession.workstation, dsession.hospitalId
@@ -145,6 +188,23 @@ def create_app(gw: Gateway, *, workers: bool = True) -> web.Application:
         if replayed:
             headers["Idempotent-Replayed"] = "true"
         return web.Response(body=ans.body.encode(), status=ans.httpStatus, content_type="application/json", charset="utf-8", headers=headers)
+
+    async def test_api(req: web.Request) -> web.Response:
+        """``POST /test/v1/...``: the cloud's test-card API (e.g. ``ApplyVirtualHc/Apply``), passed through for the
+        client's hospital. The simulator's own admin endpoints (faults, clock, stats) are not passed."""
+        client = client_of(req)
+        if req.path.lower() in SIM_ADMIN:
+            raise StatusError(Code.NOT_FOUND, f"{req.path} is the simulator's admin API; the gateway does not pass it")
+        raw = await req.read()
+        try:
+            fields: Any = json.loads(raw) if raw.strip() else {}
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise StatusError(Code.NOT_JSON, "malformed JSON body") from exc
+        hospital = fields.get("hospitalId") if isinstance(fields, dict) and isinstance(fields.get("hospitalId"), str) else None
+        if not client.may_act_for(hospital):
+            raise forbid(f"client {client.name!r} may not act for hospital {hospital!r}")
+        status, body = await gw.test_api(req.path, raw)
+        return web.Response(body=body, status=status, content_type="application/json", charset="utf-8")
 
     async def workstations(req: web.Request) -> web.Response:
         client = client_of(req)
@@ -190,8 +250,8 @@ def create_app(gw: Gateway, *, workers: bool = True) -> web.Application:
 
     async def audit(req: web.Request) -> web.Response:
         client = client_of(req)
-        recs = await gw.audit.records(since=req.query.get("since"), until=req.query.get("until"), hospital=client.hospitalId)
-        return json_response({"records": [r.model_dump(mode="json") for r in recs], "statusCode": 0})
+        page = await gw.audit.query(hospital=client.hospitalId, **audit_params(req.query))
+        return json_response(page.model_dump(mode="json"))  # None fields kept (next: null on the last page)
 
     async def audit_verify(req: web.Request) -> web.Response:
         need_ops(client_of(req))
@@ -219,6 +279,8 @@ def create_app(gw: Gateway, *, workers: bool = True) -> web.Application:
     app.router.add_get("/api/audit", audit)
     app.router.add_get("/api/audit/verify", audit_verify)
     app.router.add_post("/api/v1/{path:.+}", business)
+    app.router.add_post(VNHI_UPLOAD.url, upload)
+    app.router.add_post("/test/v1/{path:.+}", test_api)
     add_dashboard_routes(app)
     add_session_routes(app, gw)
     return app

@@ -79,10 +79,10 @@ from nhigw.common.health import Readiness
 from nhigw.common.logging import get_logger
 from nhigw.contracts.buskeys import BusKeys
 from nhigw.contracts.codes import Code, StatusError, http_status
-from nhigw.contracts.models import JobAnswer, QueuedJob
-from nhigw.contracts.routes import Route, lookup
+from nhigw.contracts.models import JobAnswer, QueuedJob, SignatureObject
+from nhigw.contracts.routes import VNHI_UPLOAD, Route, lookup
 from nhigw.gateway.agents import AgentKeys
-from nhigw.gateway.audit import AuditAttempt, AuditLog, AuditRecord, FileAudit, JobEnd, JobStream, MemoryAudit, RedisAudit, mask_card, mask_patient, outcome_of
+from nhigw.gateway.audit import AuditAttempt, AuditLog, AuditRecord, FileAudit, JobEnd, JobStream, MemoryAudit, RedisAudit, audit_key, mask_card, mask_patient, outcome_of
 from nhigw.gateway.auth import Client, Clients
 from nhigw.gateway.metrics import Metrics
 from nhigw.gateway.queue import Admission, Delivery, MemoryQueue, RedisQueue, WorkQueue
@@ -125,6 +125,7 @@ def _instance() -> str:
 @dataclass
 class GatewaySettings:
     cloud_url: str
+    upload_url: str | None = None  # the upload host (/V2000/VNHI_Upload); None: the business cloud
     prefix: str = "nhigw"
     gateway_key: bytes | None = None  # seals agent keys and enrolment tokens at rest
     instance: str = field(default_factory=_instance)
@@ -142,6 +143,8 @@ class GatewaySettings:
     drain_s: float = 5.0
     upstream: UpstreamSettings = field(default_factory=UpstreamSettings)
     audit_path: Path | None = None
+    audit_checkpoints: Path | None = None  # the audit's signed checkpoints (nhigw.gateway.audit); None: logged only
+    audit_checkpoint_s: float = 5.0
     transport: Transport | None = None
     session_idle_s: float = 900.0  # device sessions (nhigw.gateway.sessions)
     sessions_per_device: int = 2
@@ -160,11 +163,13 @@ class Gateway:
             self.kv: KV = RedisKV(client)
             self.queue: WorkQueue = RedisQueue(client, keys.jobs, keys.jobs_group, keys.dead, max_deliveries=settings.max_deliveries, box=self.box)
             jobs = JobStream(keys.jobs, keys.jobs_group, int(settings.idempotency_window_s * 1000), keys.done(""), self.instance)
-            self.audit: AuditLog = RedisAudit(client, keys.audit_log, keys.audit_head, jobs)
+            self.audit: AuditLog = RedisAudit(client, keys, audit_key(settings.gateway_key), jobs)
         else:
             self.kv = MemoryKV()
             self.queue = MemoryQueue(max_deliveries=settings.max_deliveries)
-            self.audit = FileAudit(settings.audit_path) if settings.audit_path else MemoryAudit()
+            akey = audit_key(settings.gateway_key, settings.audit_path.with_name("audit.key") if settings.audit_path else None)
+            self.audit = FileAudit(settings.audit_path, akey) if settings.audit_path else MemoryAudit(akey)
+        self.audit.keep_checkpoints(settings.audit_checkpoints, self.instance, settings.audit_checkpoint_s)
         # Readiness as named checks (``/readyz``); every background task supervised (restarted with
         # backoff, its check failing until it runs again); every bus message that is dropped counted.
         self.readiness = Readiness()
@@ -176,6 +181,8 @@ class Gateway:
         self.registry = Registry(bus, keys, self.agents, settings.offline_after_s)
         self.rpc = RpcClient(bus, keys, self.agents, drops=self.drops, supervisor=self.supervisor)
         self.cloud = CloudClient(settings.cloud_url, settings.upstream, settings.transport)
+        same = not settings.upload_url or settings.upload_url.rstrip("/") == settings.cloud_url.rstrip("/")
+        self.upload_cloud = self.cloud if same else CloudClient(settings.upload_url or "", settings.upstream, settings.transport)
         self.metrics = Metrics(self)
         from nhigw.gateway.sessions import DeviceSessions  # device sessions (issue 10): one-call per device session
 
@@ -193,6 +200,7 @@ class Gateway:
 
     async def start(self, *, workers: bool = True) -> None:
         await self.queue.start()
+        await self.audit.start(self.supervisor)
         await self.agents.start()
         await self.registry.start()
         await self.rpc.start()
@@ -226,6 +234,8 @@ class Gateway:
         await self.registry.close()
         await self.agents.close()
         await self.cloud.close()
+        if self.upload_cloud is not self.cloud:
+            await self.upload_cloud.close()
 
     # ------------------------------------------------------------------ admission
 
@@ -455,7 +465,7 @@ class Gateway:
                 return existing, True, None, Phases()  # finished (and audited) before a crash prevented the XACK
         final = True
         phases = Phases()
-        route_path = job.path.removeprefix("/api/v1/")
+        route_path = job.path.removeprefix("/api/v1/").lstrip("/")
         t0 = time.monotonic()
         attempts: list[Any] = []
         body_fields: dict[str, Any] = {}
@@ -475,8 +485,7 @@ class Gateway:
                 # A device session: the signature comes from that session's cards on its serving agent.
                 sig, srec = await self.sessions.sign(job.deviceSession, route.kind, route.serviceType)
                 agent_id = srec.agentId
-                body_fields = {**body_fields, **sig.model_dump(exclude_none=True)}
-                body_fields.pop("serviceType", None)
+                body_fields = {**body_fields, **signed_fields(route, sig)}
                 body = json.dumps(body_fields, ensure_ascii=False)
             elif job.workstation:
                 if not self.registry.online(job.workstation):
@@ -486,8 +495,7 @@ class Gateway:
                 if not reply.ok or reply.signature is None:
                     err = reply.error
                     raise StatusError(err.statusCode if err else Code.INTERNAL, err.detail if err else "agent failed", workstation=job.workstation)
-                body_fields = {**body_fields, **reply.signature.model_dump(exclude_none=True)}
-                body_fields.pop("serviceType", None)
+                body_fields = {**body_fields, **signed_fields(route, reply.signature)}
                 body = json.dumps(body_fields, ensure_ascii=False)
                 signer_hpc = reply.hpcId
             if job.deviceSession or job.workstation:
@@ -501,7 +509,9 @@ class Gateway:
             t_cloud = time.perf_counter()
             try:
                 try:
-                    result = await self.cloud.call(UpstreamRequest("/api/v1/" + route_path, body.encode(), job.write, headers), before_send=before_send)
+                    upload = route is VNHI_UPLOAD
+                    cloud, url = (self.upload_cloud, route.url) if upload else (self.cloud, "/api/v1/" + route_path)
+                    result = await cloud.call(UpstreamRequest(url, body.encode(), job.write, headers), before_send=before_send)
                 finally:
                     phases.cloud = (time.perf_counter() - t_cloud) * 1000
                 attempts = result.attempts
@@ -529,7 +539,7 @@ class Gateway:
             statusCode=code,
             httpStatus=status,
             client=job.client,
-            hospitalId=job.hospitalId or _s(body_fields.get("hospitalId")),
+            hospitalId=job.hospitalId or _s(body_fields.get("hospitalId")) or _s(body_fields.get("sHospId")),
             workstation=job.workstation,
             agentId=agent_id,
             deviceSession=job.deviceSession,
@@ -544,6 +554,24 @@ class Gateway:
         )
         ans = JobAnswer(requestId=job.requestId, idempotencyKey=job.idempotencyKey, httpStatus=status, body=payload.decode("utf-8", "replace"), attempts=len(attempts), instance=self.instance)
         return ans, final, rec, phases
+
+    async def test_api(self, path: str, body: bytes) -> tuple[int, bytes]:
+        """The cloud's test-card API (``/test/v1/...``) passed through: HIS code points one base URL at the
+        cloud for everything (public facts 3.3a). Not queued and not audited (test cards, no patient's
+        business); sent with the write policy (never repeated once it may have landed)."""
+        try:
+            res = await self.cloud.call(UpstreamRequest(path, body, True, {"X-Nhigw-Instance": self.instance}))
+            status, payload = res.response.status, res.response.body
+        except BadStatus as exc:
+            status, payload = exc.response.status, exc.response.body
+        except UpstreamError as exc:
+            if isinstance(exc, MaybeSent):
+                err = StatusError(Code.OUTCOME_UNKNOWN, f"the test API call may have reached the NHI cloud ({exc}); not repeated")
+            else:
+                err = StatusError(Code.UPSTREAM_UNAVAILABLE, f"NHI cloud test API unavailable ({exc}); not sent")
+            return err.http_status, json.dumps(err.body(), ensure_ascii=False).encode()
+        code, payload = _coded(payload, status)
+        return http_status(code), payload
 
     def _upstream_status(self, exc: UpstreamError, job: QueuedJob) -> StatusError:
         if isinstance(exc, CircuitOpen):
@@ -615,12 +643,24 @@ def _s(v: Any) -> str | None:
     return v if isinstance(v, str) else None
 
 
+def signed_fields(route: Route, sig: SignatureObject) -> dict[str, Any]:
+    """The signature an agent made, as the route's body carries it (the upload host has its own names)."""
+    if route is VNHI_UPLOAD:
+        return {"sSamId": sig.samId, "sHospId": sig.hospitalId, "sClientRandom": sig.clientRandom, "sSignature": sig.signature}
+    out = sig.model_dump(exclude_none=True)
+    out.pop("serviceType", None)
+    return out
+
+
 def _coded(payload: bytes, status: int) -> tuple[int, bytes]:
-    """An answer's statusCode and body; an HTTP error without a code (a proxy's 502 page) becomes 1702."""
+    """An answer's 6.0 ``statusCode`` (the upload host's ``RtnCode`` as a number) and its body;
+    an HTTP error without a code (a proxy's 502 page) becomes 1702."""
     try:
         d = json.loads(payload)
         if isinstance(d, dict) and isinstance(d.get("statusCode"), int):
             return int(d["statusCode"]), payload
+        if isinstance(d, dict) and str(d.get("RtnCode", "")).isdigit():
+            return int(d["RtnCode"]), payload
     except ValueError:
         pass
     if status < 400:

@@ -1,5 +1,5 @@
 """The simulator's HTTP app: the business routes (``/api/v1/...``), the DC (``dc.py``), the
-test-card API (``testcards.py``) and the admin API (faults, clock, stats; ``admin.py``).
+test-card API (``testcards.py``), the upload host's ``/V2000/VNHI_Upload`` (``upload.py``) and the admin API (faults, clock, stats; ``admin.py``).
 
 A business call goes through, in order:
 
@@ -38,6 +38,7 @@ from nhigw.sim.dc import STORE, add_dc_routes
 from nhigw.sim.registry import HANDLERS
 from nhigw.sim.store import IdemEntry, SimStore
 from nhigw.sim.testcards import add_testcard_routes
+from nhigw.sim.upload import add_upload_routes
 
 __all__ = ["STORE", "check_signature", "create_app"]
 
@@ -122,6 +123,7 @@ def create_app(store: SimStore | None = None) -> web.Application:
     app.router.add_post("/api/v1/{path:.+}", business_call)
     add_dc_routes(app)
     add_testcard_routes(app)
+    add_upload_routes(app)
     add_admin_routes(app)
     vhc_key = getattr(_dc, "VHC", None)
     if vhc_key is not None and vhc_key in app:

@@ -106,6 +106,18 @@ class Patient:
     treatments: list[Treatment] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class UploadedFile:
+    """An accepted IC-data upload, its XML parsed (``root``: the document's root element) and kept."""
+
+    opcode: str
+    hospitalId: str
+    samId: str
+    sType: str
+    root: str
+    xml: bytes
+
+
 @dataclass
 class IdemEntry:
     body_hash: str
@@ -152,6 +164,8 @@ class SimStore:
     tn_counters: dict[tuple[str, str], int] = field(default_factory=dict)  # (hospitalId, ROC date) -> last treatment-number counter
     uploads: set[tuple[str, str]] = field(default_factory=set)  # (hospitalId, sha256 of the XML) of formal (A1) uploads
     upload_counter: int = 0
+    uploaded: list[UploadedFile] = field(default_factory=list)  # accepted uploads, oldest first (the last ``uploaded_max``)
+    uploaded_max: int = 1000
     access_tokens: dict[str, tuple[str, str, float]] = field(default_factory=dict)  # accessToken -> (idNo, hospitalId, expiry)
     faults: list[FaultState] = field(default_factory=list)
     admin_enabled: bool = field(default_factory=lambda: os.environ.get("NHIGW_SIM_ADMIN", "") not in ("", "0"))  # faults, clock
