@@ -17,7 +17,7 @@ Operators (``ops`` clients; each sees and acts on its own hospital's dead letter
 - ``GET /api/ops/dead-letters``: each entry with ``mayHaveLanded``, ``reconcile`` (the hint)
   and the action that applies (``retry`` or ``resend``);
 - ``POST .../{id}/retry``: puts back a request that provably never reached the cloud. A write
-  that may have landed is *refused* (409, 9403) naming the explicit path: it is never sent
+  that may have landed is *refused* (9403, HTTP 200 as every coded answer) naming the explicit path: it is never sent
   again by a plain retry;
 - ``POST .../{id}/resend`` ``{"reconciled": true, "note": "..."}``: the operator checked (the
   hint's query) that the write did not land and sends it again; audited as its own action
@@ -28,7 +28,7 @@ Operators (``ops`` clients; each sees and acts on its own hospital's dead letter
 A retried or resent request runs under its key again: its dead-letter answer is removed and its
 in-flight marker set, so the HIS asking with the key waits for the new run's answer. An entry
 that does not open or parse (tampered, another gateway key) cannot be retried: it is kept
-(409) and can only be discarded.
+(1706) and can only be discarded.
 """
 
 from __future__ import annotations
