@@ -92,19 +92,19 @@ class RpcClient:
             try:
                 sealed = await self.envelopes.seal(workstation, channel, msg.model_dump_json().encode())
                 if sealed is None:
-                    raise StatusError(Code.WORKSTATION_OFFLINE, f"workstation {workstation!r} is not enrolled", http_status=503, workstation=workstation)
+                    raise StatusError(Code.WORKSTATION_OFFLINE, f"workstation {workstation!r} is not enrolled", workstation=workstation)
                 receivers = await self.bus.publish(channel, sealed)
             except BusError as exc:
-                raise StatusError(Code.UPSTREAM_UNAVAILABLE, "message bus unavailable", http_status=503) from exc
+                raise StatusError(Code.UPSTREAM_UNAVAILABLE, "message bus unavailable") from exc
             if receivers == 0:
-                raise StatusError(Code.WORKSTATION_OFFLINE, f"workstation {workstation!r} is not connected", http_status=503, workstation=workstation)
+                raise StatusError(Code.WORKSTATION_OFFLINE, f"workstation {workstation!r} is not connected", workstation=workstation)
             loop = asyncio.get_running_loop()
             end = loop.time() + timeout_s
             seen = self.alive is not None and self.alive(workstation)  # there during the call (one never seen waits for its timeout)
             while True:  # the reply, the deadline, or the agent known gone (``alive``), whichever comes first
                 remaining = end - loop.time()
                 if remaining <= 0:
-                    raise StatusError(Code.WORKSTATION_TIMEOUT, f"workstation {workstation!r} did not answer within {timeout_s:g} s", http_status=504, workstation=workstation)
+                    raise StatusError(Code.WORKSTATION_TIMEOUT, f"workstation {workstation!r} did not answer within {timeout_s:g} s", workstation=workstation)
                 await asyncio.wait((fut,), timeout=min(self.check_every_s, remaining))
                 if fut.done():
                     return fut.result()
@@ -113,7 +113,7 @@ class RpcClient:
                 if self.alive(workstation):
                     seen = True
                 elif seen:
-                    raise StatusError(Code.WORKSTATION_OFFLINE, f"agent went offline during the call (workstation {workstation!r})", http_status=503, workstation=workstation)
+                    raise StatusError(Code.WORKSTATION_OFFLINE, f"agent went offline during the call (workstation {workstation!r})", workstation=workstation)
         finally:
             self._pending.pop(request_id, None)
 
