@@ -122,7 +122,7 @@ async def _true(v: bool) -> bool:
 ROUNDS = 20  # x 7 channels x ~25 kinds: 3,500 messages, plus the stream's entries
 
 
-def _junk(agent_key: bytes, channel: str, ws: str) -> list[bytes]:
+def _junk(agent_key: bytes, channel: str, ws: str, agent_id: str) -> list[bytes]:
     """Malformed messages of every kind, some sealed with the real agent key around a malformed body."""
     deep = b"[" * 1000  # 1,000 nested '[' (the issue's 2 KB killer)
     sealed = lambda inner: seal_envelope(agent_key, channel, ws, inner)  # noqa: E731
@@ -145,6 +145,8 @@ def _junk(agent_key: bytes, channel: str, ws: str) -> list[bytes]:
         sealed(b'{"type":"presence","workstation":"' + ws.encode() + b'","agentId":"x","version":"x","sentAt":"soon","interval_s":1}'),
         sealed(b"\xff\xfe\xfd"),
         sealed(b"{}"),
+        # the agent's own key, its own name, a time that would block its next heartbeats if it were taken
+        *[sealed(b'{"type":"presence","workstation":"' + ws.encode() + b'","agentId":"' + agent_id.encode() + b'","version":"x","sentAt":' + t + b',"interval_s":1}') for t in (b"1e999", b"NaN", b"99999999999")],
     ]
 
 
@@ -169,7 +171,7 @@ async def test_fuzz_every_channel_and_stream_the_services_read_kills_nothing(red
                 for rnd in range(ROUNDS):
                     async with pub.pipeline(transaction=False) as p:
                         for ch in channels:
-                            for msg in _junk(agent_key, ch, ws):
+                            for msg in _junk(agent_key, ch, ws, s.link.agent_id):
                                 p.publish(ch, msg)
                                 sent += 1
                             if ch == gw.done_channel:
@@ -192,6 +194,7 @@ async def test_fuzz_every_channel_and_stream_the_services_read_kills_nothing(red
                 assert await eventually(lambda: _true(s.link.drops.total("calls") >= ROUNDS * 20 and slink.drops.total("sessions") >= ROUNDS * 20), 60)
                 assert await eventually(lambda: _true(drops.total("jobs") >= ROUNDS), 30)
                 assert drops.counts[("presence", "oversized")] >= 2 and s.link.drops.counts[("calls", "oversized")] >= 2 and drops.counts[("presence", "too_deep")] == 0
+                assert drops.counts[("presence", "stale")] >= ROUNDS  # a sentAt far ahead, sealed by the agent itself: not taken
                 # Nothing died: every supervised task runs, none was restarted; ready; registration works.
                 for sup in (gw.supervisor, s.link.supervisor, slink.supervisor):
                     assert sup.restarts == Counter() and all(not t.done() for t in sup.tasks.values()), sup.tasks

@@ -227,7 +227,7 @@ async def test_api_keys_scope_clients_to_their_hospital_and_workstations(tmp_pat
     f = tmp_path / "clients.json"
     key_a = Clients.add(f, "his-a", HOSP, ["ws-0*"])
     key_b = Clients.add(f, "his-b", "9999999999", ["ws-9*"])
-    key_ops = Clients.add(f, "ops", None, ["*"], ops=True)
+    key_ops = Clients.add(f, "ops", None, ["*"], ops=True, all_hospitals=True)
     async with running_stack(clients=Clients.load(f)) as s:
         await s.ready()
         url = s.gateway_url + "/api/v1/BasicData/Register"

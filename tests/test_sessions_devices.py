@@ -301,6 +301,10 @@ async def test_mobile_hca_login_belongs_to_its_session_only(tmp_path: Path, bus_
         # A three-card (SAM + HCA + HC) route: the doctor's session signs, the other session on the same agent has no HCA.
         status, ok = await d.business("AllergicMedicines/Query", doc["token"])
         assert status == 200 and ok["statusCode"] == 0, ok
+        # An HC-signed write (as 6.0 HIS code signs it): no HCA fields sent, yet the audit names the session's HCA.
+        _, seq = await d.business("SequelNumber/Next", doc["token"], {"treatmentItem": "01", "babyTreatment": "", "afterCheck": "1"})
+        _, wrote = await d.business("Treatment/WriteCodeFee", doc["token"], {"treatmentDateTime": seq["treatmentDateTime"], "mainCode": "J00"})
+        assert wrote["statusCode"] == 0 and "hpcIdNo" not in wrote, wrote
         status, body = await d.business("AllergicMedicines/Query", other["token"])
         assert status == 409 and body["statusCode"] == 1402, body
         assert d.agents["dev-a"].hpc_state == 0  # the workstation's own HCA state is untouched
@@ -311,3 +315,5 @@ async def test_mobile_hca_login_belongs_to_its_session_only(tmp_path: Path, bus_
         _, audit = await d.gw("GET", "/api/audit")
         signed = [r for r in audit["records"] if r.get("deviceSession") == doc["sessionId"] and r["route"] == "AllergicMedicines/Query" and r["statusCode"] == 0]
         assert len(signed) == 1 and signed[0]["hpc"] and signed[0]["agentId"] == d.s.gateway.agents.agent_id("dev-a")
+        (write,) = [r for r in audit["records"] if r.get("deviceSession") == doc["sessionId"] and r["route"] == "Treatment/WriteCodeFee"]
+        assert write["hpc"] == signed[0]["hpc"]

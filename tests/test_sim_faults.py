@@ -64,7 +64,7 @@ async def test_connection_reset_is_seen_by_the_client() -> None:
 
 
 async def test_a_fault_after_the_call_loses_the_answer_of_a_done_write() -> None:
-    async with running_sim() as s:
+    async with running_sim(dedupe_writes=True) as s:
         await s.post("/test/v1/Faults", {"route": "SequelNumber/Next", "reset_connection": True, "phase": "after", "times": 1})
         body = s.signer.for_route("SequelNumber/Next")
         h = {"Idempotency-Key": "lost-1"}
@@ -82,7 +82,7 @@ async def test_a_fault_after_the_call_loses_the_answer_of_a_done_write() -> None
 
 
 async def test_idempotency_key_same_body_replays_without_a_second_write() -> None:
-    async with running_sim() as s:
+    async with running_sim(dedupe_writes=True) as s:
         body = s.signer.for_route("SequelNumber/Next", treatmentItem="01")
         h = {"Idempotency-Key": "k-1"}
         async with s.http.post(s.url + "/api/v1/SequelNumber/Next", json=body, headers=h) as r:
@@ -109,7 +109,7 @@ async def test_idempotency_key_same_body_replays_without_a_second_write() -> Non
 
 
 async def test_concurrent_calls_with_one_key_write_once() -> None:
-    async with running_sim() as s:
+    async with running_sim(dedupe_writes=True) as s:
         body = s.signer.for_route("SequelNumber/Next")
         results = await asyncio.gather(*(s.post("/api/v1/SequelNumber/Next", body, headers={"Idempotency-Key": "k-c"}) for _ in range(10)))
         assert {r[1]["sequenceNumber"] for r in results} == {"W001"} and all(r[0] == 200 for r in results)
@@ -123,3 +123,23 @@ async def test_reads_ignore_the_idempotency_key() -> None:
         assert (await s.call("BasicData/Query", headers=h))[0] == 200
         assert (await s.call("BasicData/Query", headers=h))[0] == 200
         assert (await s.get("/test/v1/Stats"))[1]["writesByKey"] == {}
+
+
+async def test_by_default_a_write_sent_again_with_a_fresh_signature_is_executed_again_and_counted_by_content() -> None:
+    """As the real NHI cloud: the Idempotency-Key is ignored; a second valid signature is a second execution."""
+    async with running_sim() as s:
+        h = {"Idempotency-Key": "same-key"}
+        first = await s.post("/api/v1/SequelNumber/Next", s.signer.for_route("SequelNumber/Next"), headers=h)
+        second = await s.post("/api/v1/SequelNumber/Next", s.signer.for_route("SequelNumber/Next"), headers=h)
+        assert (first[1]["sequenceNumber"], second[1]["sequenceNumber"]) == ("W001", "W002")
+        other = await s.post("/api/v1/SequelNumber/Next", s.signer.for_route("SequelNumber/Next", treatmentItem="02"), headers={"Idempotency-Key": "k-3"})
+        assert other[0] == 200
+        _, stats = await s.get("/test/v1/Stats")
+        assert stats["writesByKey"] == {"same-key": 2, "k-3": 1} and stats["replays"] == {}
+        assert sorted(stats["writesByContent"].values()) == [1, 2] and len(stats["writesTwice"]) == 1
+        assert stats["writesByContent"][stats["writesTwice"][0]] == 2
+        # the same signed body again is a replayed signature (3245), not an execution
+        body = s.signer.for_route("SequelNumber/Next", treatmentItem="03")
+        assert (await s.post("/api/v1/SequelNumber/Next", body, headers=h))[0] == 200
+        assert (await s.post("/api/v1/SequelNumber/Next", body, headers=h))[1]["statusCode"] == 3245
+        assert len((await s.get("/test/v1/Stats"))[1]["writesTwice"]) == 1

@@ -135,3 +135,14 @@ async def test_vnhi_upload_answers_rtncode_and_opcode_and_keeps_the_parsed_xml()
         assert (await rtn(_upload(s)))[1]["RtnCode"] == "8205"
         assert len(s.store.uploaded) == 3  # accepted files only
         assert s.store.writes["VNHI_Upload"] == 5  # counted once signed, as every write route (late and broken files too)
+
+
+async def test_vnhi_upload_reads_big5_xml_as_ic_data_files_are() -> None:
+    async with running_sim() as s:
+        xml = "<?xml version='1.0' encoding='Big5'?><RECS><REC><MSH><A01>臺北</A01></MSH></REC></RECS>".encode("big5")
+        status, ok = await s.post("/V2000/VNHI_Upload", _upload(s, "A2", xml))
+        assert (status, ok["RtnCode"]) == (200, "0000"), ok
+        assert s.store.uploaded[-1].root == "RECS"
+        for bad in ("<?xml version='1.0' encoding='nonesuch'?><a/>".encode(), "<?xml version='1.0' encoding='Big5'?><a>".encode()):
+            status, body = await s.post("/V2000/VNHI_Upload", _upload(s, "A2", bad))
+            assert (status, body["RtnCode"]) == (200, "9999") and "XML" in body["detail"], body

@@ -13,6 +13,7 @@ from nhigw.common.roctime import roc_datetime
 from nhigw.contracts.cloud import ROUTE_MODELS
 from nhigw.contracts.models import SignatureKind
 from nhigw.contracts.routes import ROUTES, Route, lookup
+from tests.simkit import running_sim
 from tests.stack import Stack, running_stack
 
 SIGN_PATH = {
@@ -155,3 +156,12 @@ async def test_signature_errors_per_route_kind(path: str) -> None:
         unknown = {**await sign(s, route), **extras}
         s.store.sam_keys.pop(unknown["samId"])
         assert (await s.call("POST", url, json=unknown))[1]["statusCode"] == 3100
+
+
+async def test_a_sam_the_data_centre_does_not_know_is_reported_as_such_not_as_a_sam_state() -> None:
+    """Issue 17 item 8: a simulator started apart from the virtual SAM's process does not know its key."""
+    async with running_sim() as s:
+        for path, body in (("/dc/v1/SamAuth/Challenge", {"samId": "001099999999", "hospitalId": "3501200000"}),
+                           ("/dc/v1/SamAuth/Verify", {"samId": "001099999999", "hospitalId": "3501200000", "challenge": "AAAA", "signature": "AAAA"})):
+            status, err = await s.post(path, body)
+            assert err["statusCode"] != 1300 and "unknown SAM 001099999999 at the data centre" in err["detail"], (path, err)

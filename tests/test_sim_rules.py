@@ -81,7 +81,7 @@ async def test_fifty_concurrent_next_calls_give_w001_to_w050_without_gaps_or_dup
 
 async def test_card_rules_on_next() -> None:
     async with running_sim() as s:
-        assert (await s.call("SequelNumber/Next", hc=E2))[1]["statusCode"] == 3201  # card validity passed
+        assert (await s.call("SequelNumber/Next", hc=E2))[1]["statusCode"] == 5003  # card validity passed: update the card
         assert (await s.call("SequelNumber/Next", hc=F3))[1]["statusCode"] == 3213  # no visits left
         assert (await s.call("SequelNumber/Next", hc=F3, treatmentItem="AC"))[0] == 200  # preventive care takes no visit
         assert (await s.call("SequelNumber/Next", hc=G4))[1]["statusCode"] == 3228  # not insured
@@ -298,7 +298,7 @@ RULE_FAILURES: dict[str, tuple[dict[str, object], int]] = {
     **{p: ({**_extras(p), "treatmentDateTime": _OLD}, 3208) for p in ("Treatment/WriteCode", "Treatment/WriteCodeFee", "Treatment/WriteFee", "SequelNumber/Rollback")},
     "Prescription/Write": ({"treatmentDateTime": _OLD, "prescriptions": [{"treatmentDateTime": _OLD, "treatmentItem": "1", "treatmentItemCode": "A"}]}, 3208),
     "SeqNumber/Next": ({"hc": F3}, 3213),
-    "SequelNumber/Next": ({"hc": E2}, 3201),
+    "SequelNumber/Next": ({"hc": E2}, 5003),
     "TreatmentNumber/NoCard": ({"patientId": "A999999999"}, 3228),
     "UploadData/Upload": (_extras("UploadData/Upload"), 8203),
     "Icd/Encode": ({"icdCode": "JJ0"}, 3501),

@@ -106,7 +106,7 @@ async def test_operator_logs_in_retries_a_dead_letter_and_reads_the_masked_audit
     p = Page(browser, artifacts_dir / "screenshots")
     cfile = tmp_path / "clients.json"
     his_key = Clients.add(cfile, "his-front-desk", "3501200000", ["ws-*"])
-    ops_key = Clients.add(cfile, "ops-alice", None, ["*"], ops=True)
+    ops_key = Clients.add(cfile, "ops-alice", None, ["*"], ops=True, all_hospitals=True)
     settings = dict(clients=Clients.load(cfile), transport=CrashOnce(), max_deliveries=1, claim_idle_s=0.3, claim_every_s=0.1)
     async with running_stack(**settings) as s:
         await s.ready()

@@ -55,7 +55,7 @@ class DcClient:
             raise StatusError(Code.DC_HTTP, "DC answered an unexpected body", http_status=502)
         code = int(data.get("statusCode", 0) or 0)  # type: ignore[arg-type]
         if code:
-            raise StatusError(code, f"DC refused: {data.get('messageEn') or data.get('message') or code}")
+            raise StatusError(code, f"DC refused: {data.get('detail') or data.get('messageEn') or data.get('message') or code}")
         return data
 
     async def challenge(self, sam_id: str, hospital_id: str) -> SamAuthChallengeResponse:

@@ -286,6 +286,8 @@ class DeviceSessions:
                 if call.kind is None or call.serviceType is None:
                     raise StatusError(Code.PARAM_VALUE, "kind and serviceType are required")
                 reply.signature = await self.sign(sid, call.kind, call.serviceType)
+                hpc = self._get(sid).hpc
+                reply.hpcId = hpc.cardId if hpc else None
             elif call.op == "status":
                 reply.states = self.states(sid)
             elif call.op == "close":

@@ -15,7 +15,7 @@ calls and sessions, the job stream) reads through one loop, ``serve``:
 
 ``Seen`` remembers the ids of calls a receiver has run until their deadline, so a sealed call
 captured on the bus and published again is not run twice (a call without a deadline bound
-cannot be remembered, so one whose deadline is further away than ``max_ahead_s`` is refused).
+cannot be remembered, so one whose deadline is further away than ``max_ahead_s``, a day, is refused).
 
 ``Supervisor`` runs each background task: if one dies anyway (a bug, not a message), it is logged
 with its traceback, its readiness check fails (``nhigw.common.health``), and it is started again
@@ -106,7 +106,10 @@ async def serve(sub: Subscription, receiver: str, handle: Callable[[str, bytes],
 class Seen:
     """Ids already run, each remembered until its deadline (epoch seconds)."""
 
-    def __init__(self, *, max_ahead_s: float = 900.0) -> None:
+    def __init__(self, *, max_ahead_s: float = 86400.0) -> None:
+        # Calls are sealed, so only a gateway sets their deadline (at most minutes ahead of its clock); the
+        # bound is for a gateway clock far ahead of the agent's: up to a day still works, and memory stays
+        # bounded by the calls of that day.
         self.max_ahead_s = max_ahead_s
         self._until: dict[str, float] = {}
         self._next_sweep = 0.0

@@ -71,7 +71,6 @@ class Code(IntEnum):
     DC_UNDEFINED = 1799
     SIGNATURE_INVALID = 3100
     HC_PIN_REQUIRED = 3200
-    CARD_EXPIRED = 3201
     CARD_CANCELLED = 3203
     TREATMENT_NUMBER_FAILED = 3204
     RESTRICTED = 3205
@@ -94,6 +93,7 @@ class Code(IntEnum):
     SIGNATURE_REUSED = 3245
     MISSING_KEY = 3300
     ICD_NOT_ENCODABLE = 3501
+    CARD_UPDATE_NEEDED = 5003  # legacy-range: what SequelNumber/Next answers for an expired card (facts 3.3a)
     UPLOAD_SIGNATURE_EXPIRED = 8203
     CLOUD_SAM_OTHER_HOST = 9202
     # Gateway-specific (this project; 9xxx range left free by the 6.0 table is not used):
@@ -171,7 +171,6 @@ MESSAGES: dict[Code, tuple[str, str]] = {
     Code.DC_UNDEFINED: ("中心端未定義錯誤", "undefined data-centre error"),
     Code.SIGNATURE_INVALID: ("簽章驗證錯誤", "signature verification failed"),
     Code.HC_PIN_REQUIRED: ("健保卡 PIN 尚未驗證", "HC PIN not verified"),
-    Code.CARD_EXPIRED: ("已超過卡片有效期限", "past the card's validity date"),
     Code.CARD_CANCELLED: ("健保卡已註銷", "the card is cancelled"),
     Code.TREATMENT_NUMBER_FAILED: ("就醫識別碼編碼失敗", "treatment number could not be issued"),
     Code.RESTRICTED: ("受限制", "restricted"),
@@ -195,6 +194,7 @@ MESSAGES: dict[Code, tuple[str, str]] = {
     Code.CLOUD_SAM_OTHER_HOST: ("雲端安全模組檔案已於其他電腦或使用者使用，請重新匯入", "cloud SAM file sealed for another machine or user: import it again on this one"),
     Code.MISSING_KEY: ("缺少必要鍵值", "missing key"),
     Code.ICD_NOT_ENCODABLE: ("診斷碼不可押碼", "diagnosis code cannot be encoded"),
+    Code.CARD_UPDATE_NEEDED: ("卡片已逾有效期限，請更新卡片內容", "card expired: update the card (HcContent/Update) and retry"),
     Code.UPLOAD_SIGNATURE_EXPIRED: ("簽章已逾 1 小時", "upload signature older than one hour"),
     Code.WORKSTATION_OFFLINE: ("工作站離線", "workstation offline"),
     Code.WORKSTATION_TIMEOUT: ("工作站未在時限內回應", "workstation did not answer in time"),

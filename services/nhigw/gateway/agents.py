@@ -5,8 +5,10 @@ per-workstation keys: stored in the shared store sealed with the gateway key (bo
 workstation: AAD ``agent-key:<workstation>``), cached in memory, re-read when a message does not
 open with the cached key (another replica may have enrolled a new agent for that workstation).
 That re-read is rate-limited (once per ``refresh_every_s`` per workstation named, and at most
-``refreshes_per_s`` in all): a flood of forged messages costs no Redis round trip each and changes
-no state (the key cache follows Redis only).
+``refreshes_per_s`` in all for names with no cached key): a flood of forged messages costs no Redis
+round trip each and changes no state (the key cache follows Redis only). Known limit: while a flood
+under ever-new names lasts, a workstation this replica has no key cached for yet (just after the
+replica started, before any HIS call to it) may wait for its key's first read.
 """
 
 from __future__ import annotations
@@ -101,11 +103,12 @@ class AgentKeys:
         now = time.monotonic()
         if now - self._refreshed.get(workstation, -1e9) < self.refresh_every_s:
             return False
-        self._budget = min(self.refreshes_per_s, self._budget + (now - self._budget_at) * self.refreshes_per_s)
-        self._budget_at = now
-        if self._budget < 1:
-            return False
-        self._budget -= 1
+        if workstation not in self._cache:  # names this replica knows no key for share one budget (forged names)
+            self._budget = min(self.refreshes_per_s, self._budget + (now - self._budget_at) * self.refreshes_per_s)
+            self._budget_at = now
+            if self._budget < 1:
+                return False
+            self._budget -= 1
         if len(self._refreshed) > 10_000:  # forged names: forget those past their interval
             self._refreshed = {w: t for w, t in self._refreshed.items() if now - t < self.refresh_every_s}
         self._refreshed[workstation] = now

@@ -12,7 +12,8 @@ Outcomes, each defined:
 - one-call, workstation offline: 9400 at once (503); agent silent: 9401 (504);
   the agent refused (wrong state, no card): the agent's 6.0 code (409);
 - the cloud unreachable, breaker open: 9402 (502/503/504); a write that may have
-  landed: 9403 (504) with ``idempotencyKey``; hospital over its rate: 9407 (429);
+  landed (no answer, or a 5xx after it reached the cloud, or dead-lettered after an earlier
+  delivery was sent): 9403 (504) with ``idempotencyKey``; hospital over its rate: 9407 (429);
 - still running at the HIS's deadline: 9408 (202) with ``idempotencyKey``.
 
 The upload host's ``POST /V2000/VNHI_Upload`` is queued and audited like a business write and
@@ -21,7 +22,8 @@ API (``POST /test/v1/...``) is passed through to the cloud.
 
 Also: ``GET /api/workstations``; component calls forwarded to a workstation's agent
 (``/api/workstations/{id}/{common,sam,hpc,hc}/v1/...``); dead letters for ops
-(``GET /api/ops/dead-letters``, ``POST .../{id}/retry``, ``DELETE .../{id}``); the audit
+(``GET /api/ops/dead-letters``, ``POST .../{id}/retry``, ``POST .../{id}/resend``,
+``DELETE .../{id}``; ``nhigw.gateway.deadletters``, scoped by the operator's hospital); the audit
 trail of the client's hospital (``GET /api/audit``, paged: ``audit_params``; ``GET /api/audit/verify``);
 ``/metrics``, ``/healthz``, ``/readyz``.
 """
@@ -37,10 +39,11 @@ from typing import Any
 from aiohttp import web
 
 from nhigw.bus.base import BusError
-from nhigw.common.http import error_middleware, healthz, json_response
+from nhigw.common.http import error_middleware, healthz, json_response, parse_body
 from nhigw.common.logging import get_logger
 from nhigw.contracts import api
 from nhigw.contracts.codes import Code, StatusError
+from nhigw.contracts.models import DeadLetterResendRequest
 from nhigw.contracts.routes import VNHI_UPLOAD, Route, lookup
 from nhigw.gateway.audit import PAGE_MAX, parse_cursor, to_ms
 from nhigw.gateway.auth import Client, forbid
@@ -194,7 +197,7 @@ def create_app(gw: Gateway, *, workers: bool = True) -> web.Application:
         client's hospital. The simulator's own admin endpoints (faults, clock, stats) are not passed."""
         client = client_of(req)
         if req.path.lower() in SIM_ADMIN:
-            raise StatusError(Code.NOT_FOUND, f"{req.path} is the simulator's admin API; the gateway does not pass it", http_status=404)
+            raise web.HTTPNotFound()  # the simulator's admin API: not the cloud's, not passed
         raw = await req.read()
         try:
             fields: Any = json.loads(raw) if raw.strip() else {}
@@ -222,30 +225,20 @@ def create_app(gw: Gateway, *, workers: bool = True) -> web.Application:
         return web.Response(body=reply.body.encode(), status=reply.httpStatus, content_type="application/json", charset="utf-8")
 
     async def dead_letters(req: web.Request) -> web.Response:
-        need_ops(client_of(req))
-        out = []
-        for d in await gw.queue.dead():
-            try:
-                j = json.loads(d.raw)
-                summary = {k: j.get(k) for k in ("requestId", "idempotencyKey", "path", "workstation", "client", "write", "enqueuedAt")}
-            except ValueError:
-                summary = {"unreadable": True}
-            out.append({"id": d.id, "deliveries": d.deliveries, "originalId": d.originalId, "job": summary})
-        return json_response({"deadLetters": out, "statusCode": 0})
+        return json_response({"deadLetters": await gw.dead_letters.list(client_of(req)), "statusCode": 0})
 
     async def dead_retry(req: web.Request) -> web.Response:
+        new_id = await gw.dead_letters.retry(client_of(req), dead_id(req))
+        return json_response({"requeuedAs": new_id, "statusCode": 0})
+
+    async def dead_resend(req: web.Request) -> web.Response:
         client = client_of(req)
-        need_ops(client)
-        new_id = await gw.retry_dead(client, dead_id(req))
-        if new_id is None:
-            raise StatusError(Code.NOT_FOUND, "no such dead letter", http_status=404)
+        body = await parse_body(req, DeadLetterResendRequest, empty_ok=False)
+        new_id = await gw.dead_letters.resend(client, dead_id(req), body)
         return json_response({"requeuedAs": new_id, "statusCode": 0})
 
     async def dead_discard(req: web.Request) -> web.Response:
-        client = client_of(req)
-        need_ops(client)
-        if not await gw.discard_dead(client, dead_id(req)):
-            raise StatusError(Code.NOT_FOUND, "no such dead letter", http_status=404)
+        await gw.dead_letters.discard(client_of(req), dead_id(req))
         return json_response({"statusCode": 0})
 
     async def audit(req: web.Request) -> web.Response:
@@ -254,7 +247,10 @@ def create_app(gw: Gateway, *, workers: bool = True) -> web.Application:
         return json_response(page.model_dump(mode="json"))  # None fields kept (next: null on the last page)
 
     async def audit_verify(req: web.Request) -> web.Response:
-        need_ops(client_of(req))
+        c = client_of(req)
+        need_ops(c)
+        if not c.allHospitals:  # one chain holds every hospital's records
+            raise forbid("verifying the audit chain (every hospital's records) is for an allHospitals operator")
         res = await gw.audit.verify()
         return json_response({**res.model_dump(), "statusCode": 0}, status=200 if res.ok else 409)
 
@@ -275,6 +271,7 @@ def create_app(gw: Gateway, *, workers: bool = True) -> web.Application:
     app.router.add_route("*", r"/api/workstations/{ws}/{rest:(common|sam|hpc|hc)/v1/.+}", component)
     app.router.add_get("/api/ops/dead-letters", dead_letters)
     app.router.add_post("/api/ops/dead-letters/{id}/retry", dead_retry)
+    app.router.add_post("/api/ops/dead-letters/{id}/resend", dead_resend)
     app.router.add_delete("/api/ops/dead-letters/{id}", dead_discard)
     app.router.add_get("/api/audit", audit)
     app.router.add_get("/api/audit/verify", audit_verify)

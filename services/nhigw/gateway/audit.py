@@ -123,11 +123,14 @@ class AuditRecord(BaseModel):
     idempotencyKey: str
     attempts: list[AuditAttempt] = Field(default_factory=list)
     latency_ms: float = 0.0
+    note: str | None = None  # an operator's action: what it rests on (e.g. a resend's reconciliation hint and note)
     prevHash: str = GENESIS
     hash: str = ""
 
     def compute_hash(self, key: bytes) -> str:
-        body = self.model_dump(mode="json", exclude={"hash"} if self.deviceSession is not None else {"hash", "deviceSession"})
+        # deviceSession and note are left out while unset, so records written before they existed keep their hashes.
+        late = {k for k in ("deviceSession", "note") if getattr(self, k) is None}
+        body = self.model_dump(mode="json", exclude={"hash", *late})
         return _mac(key, self.prevHash + json.dumps(body, sort_keys=True, ensure_ascii=False, separators=(",", ":")))
 
     def at_ms(self) -> int:

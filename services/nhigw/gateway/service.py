@@ -84,6 +84,7 @@ from nhigw.contracts.routes import VNHI_UPLOAD, Route, lookup
 from nhigw.gateway.agents import AgentKeys
 from nhigw.gateway.audit import AuditAttempt, AuditLog, AuditRecord, FileAudit, JobEnd, JobStream, MemoryAudit, RedisAudit, audit_key, mask_card, mask_patient, outcome_of
 from nhigw.gateway.auth import Client, Clients
+from nhigw.gateway.deadletters import DeadLetters
 from nhigw.gateway.metrics import Metrics
 from nhigw.gateway.queue import Admission, Delivery, MemoryQueue, RedisQueue, WorkQueue
 from nhigw.gateway.registry import Registry
@@ -187,6 +188,8 @@ class Gateway:
         from nhigw.gateway.sessions import DeviceSessions  # device sessions (issue 10): one-call per device session
 
         self.sessions = DeviceSessions(self, idle_s=settings.session_idle_s, per_device=settings.sessions_per_device, per_hospital=settings.sessions_per_hospital)
+        self.dead_letters = DeadLetters(self)  # a dead-lettered job's final answer; the operators' actions
+        self.queue.dead_hook = self.dead_letters
         self._working: set[str] = set()
         self._jobs: set[asyncio.Task[None]] = set()
         self._slots = asyncio.Semaphore(settings.worker_concurrency)  # jobs running here (worker loop and admission)
@@ -483,7 +486,7 @@ class Gateway:
             t_sign = time.perf_counter()
             if job.deviceSession:
                 # A device session: the signature comes from that session's cards on its serving agent.
-                sig, srec = await self.sessions.sign(job.deviceSession, route.kind, route.serviceType)
+                sig, srec, signer_hpc = await self.sessions.sign(job.deviceSession, route.kind, route.serviceType)
                 agent_id = srec.agentId
                 body_fields = {**body_fields, **signed_fields(route, sig)}
                 body = json.dumps(body_fields, ensure_ascii=False)
@@ -518,6 +521,9 @@ class Gateway:
                 status, payload = result.response.status, result.response.body
             except UpstreamError as exc:
                 attempts = list(getattr(exc, "attempts", []) or [])
+                if isinstance(exc, BadStatus) and job.write:
+                    # The write reached the cloud and got a 5xx: it may have been executed (issue 17).
+                    raise StatusError(Code.OUTCOME_UNKNOWN, f"the NHI cloud answered HTTP {exc.response.status} to the write: it may have been executed; not repeated", http_status=504, idempotencyKey=job.idempotencyKey) from exc
                 if isinstance(exc, BadStatus):
                     status, payload = exc.response.status, exc.response.body
                 else:
@@ -580,55 +586,6 @@ class Gateway:
         if isinstance(exc, MaybeSent) and job.write:
             return StatusError(Code.OUTCOME_UNKNOWN, f"the write may have reached the NHI cloud ({exc}); not repeated", http_status=504, idempotencyKey=job.idempotencyKey)
         return StatusError(Code.UPSTREAM_UNAVAILABLE, f"NHI cloud did not answer ({exc})", http_status=504)
-
-    # ------------------------------------------------------------------ ops
-
-    async def audit_ops(self, client: Client, action: str, dead_id: str, raw: bytes | None) -> None:
-        """Operators' dead-letter actions go into the same chain (eventType "ops")."""
-        job = None
-        with contextlib.suppress(ValueError, TypeError):
-            job = QueuedJob.model_validate_json(raw or b"")
-        await self.audit.append(
-            AuditRecord(
-                eventType="ops",
-                action="E" if action == "retry" else "D",
-                route=f"ops/dead-letters/{action}",
-                outcome=0,
-                statusCode=0,
-                httpStatus=200,
-                client=client.name,
-                hospitalId=job.hospitalId if job else client.hospitalId,
-                workstation=job.workstation if job else None,
-                instance=self.instance,
-                site=self.settings.site,
-                requestId=job.requestId if job else dead_id,
-                idempotencyKey=job.idempotencyKey if job else "",
-            )
-        )
-
-    async def retry_dead(self, client: Client, dead_id: str) -> str | None:
-        raw = next((d.raw for d in await self.queue.dead() if d.id == dead_id), None)
-        new_id = await self.queue.retry(dead_id)
-        if new_id is not None:
-            await self.audit_ops(client, "retry", dead_id, raw)
-        return new_id
-
-    async def discard_dead(self, client: Client, dead_id: str) -> bool:
-        d = await self.queue.discard(dead_id)
-        if d is None:
-            return False
-        await self.audit_ops(client, "discard", dead_id, d.raw)
-        with contextlib.suppress(ValueError):
-            job = QueuedJob.model_validate_json(d.raw)
-            maybe = job.write and await self.kv.get(self.keys.attempted(job.answerKey)) is not None
-            err = (
-                StatusError(Code.OUTCOME_UNKNOWN, "discarded by an operator after it may have reached the NHI cloud", http_status=504, idempotencyKey=job.idempotencyKey)
-                if maybe
-                else StatusError(Code.UPSTREAM_UNAVAILABLE, "discarded by an operator; never sent", http_status=502)
-            )
-            ans = JobAnswer(requestId=job.requestId, idempotencyKey=job.idempotencyKey, httpStatus=err.http_status, body=json.dumps(err.body(), ensure_ascii=False), instance=self.instance)
-            await self.store_answer(job.answerKey, ans, job.origin)
-        return True
 
 
 def answer_aad(answer_key: str) -> str:

@@ -252,12 +252,13 @@ class DeviceSessions:
             raise StatusError(code, err.detail if err else "agent failed", http_status=410 if code == Code.SESSION_GONE else 409)
         return reply
 
-    async def sign(self, session_id: str, kind: SignatureKind, service_type: str) -> tuple[SignatureObject, DeviceSessionRecord]:
-        """For the gateway's worker: a one-call signature from this session's cards on its serving agent."""
+    async def sign(self, session_id: str, kind: SignatureKind, service_type: str) -> tuple[SignatureObject, DeviceSessionRecord, str | None]:
+        """For the gateway's worker: a one-call signature from this session's cards on its serving agent,
+        the session's record and the HCA logged in to the session (signature with it or not)."""
         rec = await self.record(session_id)
         reply = await self.call(rec, "sign", kind=kind, serviceType=service_type)
         assert reply.signature is not None
-        return reply.signature, rec
+        return reply.signature, rec, reply.hpcId
 
     async def open(self, client: Client, req: DeviceSessionOpenRequest) -> DeviceSessionResponse:
         hospital = req.hospitalId or client.hospitalId

@@ -6,15 +6,19 @@ A business call goes through, in order:
 1. the route table (unknown 9405 / 404; a row the seed marks 不支援 9406 / 400);
 2. the fault layer (``POST /test/v1/Faults``; off unless the admin API is enabled); a rule
    with ``phase: "after"`` fires after step 6 instead: the call is done, its answer is lost;
-3. idempotency, for write routes with an ``Idempotency-Key`` header: the same key with the
-   same body (compared as canonical JSON) answers the first answer again (same HTTP status
-   and body, header ``Idempotent-Replayed: true``) without executing the write again; the
-   same key with another body is refused (1706, HTTP 409). First answers are kept for the
-   last 100 000 keys;
+3. idempotency, only when asked for (``nhigw sim --dedupe-writes``, ``SimStore.dedupe_writes``):
+   for write routes with an ``Idempotency-Key`` header, the same key with the same body
+   (compared as canonical JSON) answers the first answer again (same HTTP status and body,
+   header ``Idempotent-Replayed: true``) without executing the write again; the same key with
+   another body is refused (1706, HTTP 409). First answers are kept for the last 100 000 keys.
+   By default the simulator does what the real NHI cloud does: it ignores the header and
+   executes every write that carries a valid, unused signature (a one-call gateway signs each
+   delivery afresh, so a write sent twice *is* executed twice);
 4. the body, validated against the route's model (``contracts.cloud.ROUTE_MODELS``);
 5. the signature check (``auth.check_signature``);
-6. the handler (``business.py``); an executed write is counted per route and per key
-   (``GET /test/v1/Stats``).
+6. the handler (``business.py``); an executed write is counted per route, per key and per
+   content (``store.write_content_key``: route, institution, patient, business fields; not the
+   signature), ``GET /test/v1/Stats``: a ``writesByContent`` count above 1 is a write executed twice.
 """
 
 from __future__ import annotations
@@ -36,7 +40,7 @@ from nhigw.sim.admin import add_admin_routes, fire, take_fault
 from nhigw.sim.auth import check_signature
 from nhigw.sim.dc import STORE, add_dc_routes
 from nhigw.sim.registry import HANDLERS
-from nhigw.sim.store import IdemEntry, SimStore
+from nhigw.sim.store import IdemEntry, SimStore, write_content_key
 from nhigw.sim.testcards import add_testcard_routes
 from nhigw.sim.upload import add_upload_routes
 
@@ -77,7 +81,7 @@ def create_app(store: SimStore | None = None) -> web.Application:
             st.calls[route.path] = st.calls.get(route.path, 0) + 1
             check_signature(st, req, route)  # type: ignore[arg-type]
             if route.write:
-                st.count_write(route.path, key)
+                st.count_write(route.path, key, write_content_key(route.path, req.model_dump(mode="json", exclude_none=True)))
             out = await HANDLERS[route.path.lower()](st, req, route)
         except StatusError as err:
             return err.http_status, err.body()
@@ -100,7 +104,8 @@ def create_app(store: SimStore | None = None) -> web.Application:
                 return faulted
         raw = await req.read()
         key = req.headers.get(IDEM_HEADER) if route.write else None
-        if key:
+        dedupe = bool(key) and st.dedupe_writes
+        if dedupe and key:
             h = _body_hash(raw)
             entry = st.idem.get(key)
             if entry is not None:
@@ -109,7 +114,7 @@ def create_app(store: SimStore | None = None) -> web.Application:
                 st.replays[key] = st.replays.get(key, 0) + 1
                 return json_response(entry.body, status=entry.status, headers={"Idempotent-Replayed": "true"})
         status, body = await execute(st, route.path, raw, key)
-        if key:
+        if dedupe and key:
             st.idem[key] = IdemEntry(h, status, body)
             while len(st.idem) > IDEM_MAX:
                 del st.idem[next(iter(st.idem))]

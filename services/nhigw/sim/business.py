@@ -9,7 +9,9 @@ Rules and their codes (public facts 3.4; where the table only names a range, the
 is ours and listed here):
 
 - the card: unknown card or ID 3203; cancelled card (``cancelTermination`` '2') 3203 on
-  writes and number requests; not insured 3228; past ``cardValidity`` 3201; no visits
+  writes and number requests; not insured 3228; past ``cardValidity`` 5003 on a sequence
+  number (the legacy-range code production 6.0 HIS code handles there by updating the card
+  and retrying, public facts 3.3a; the table's 3201 has no such handler); no visits
   left 3213 (就醫類別 01-09 only);
 - a write that names a visit (``treatmentDateTime``) needs that visit at this institution:
   none 3208, the visit is at another institution 3211; diagnosis written twice 3209;
@@ -33,6 +35,7 @@ import base64
 import binascii
 import datetime as dt
 import hashlib
+import re
 import secrets
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Sequence
@@ -468,7 +471,7 @@ async def seq_next(store: SimStore, req: c.SeqNextRequest, _r: Route) -> BaseMod
     active_card(p)
     today = store.today()
     if p.cardValidity < today:
-        raise StatusError(Code.CARD_EXPIRED, "card validity date passed: update the card (HcContent/Update)")
+        raise StatusError(Code.CARD_UPDATE_NEEDED, "card validity date passed: update the card (HcContent/Update)")
     counting = req.treatmentItem in COUNTING_ITEMS
     if counting and int(p.treatmentCounter or "0") <= 0:
         raise StatusError(Code.NO_VISITS_LEFT, "no available visits: update the card (HcContent/Update)")
@@ -541,6 +544,21 @@ async def upload(store: SimStore, req: c.UploadRequest, _r: Route) -> BaseModel:
     return take_upload(store, req.hospitalId, req.samId, req.sType, req.sPatData, req.sUploadDT)
 
 
+_XML_DECL = re.compile(rb"^\s*<\?xml[^>]*?encoding\s*=\s*[\"']([A-Za-z0-9._-]+)[\"'][^>]*\?>")
+
+
+def _parse_xml(xml: bytes) -> ET.Element:
+    """The upload's XML. IC-data files are Big5 (``<?xml ... encoding="Big5"?>``), which expat cannot read:
+    a declared encoding other than UTF-8 is decoded here first."""
+    decl = _XML_DECL.match(xml)
+    try:
+        if decl and decl.group(1).decode().lower().replace("_", "-") not in ("utf-8", "utf8", "us-ascii", "ascii"):
+            return ET.fromstring(xml[decl.end() :].decode(decl.group(1).decode()))
+        return ET.fromstring(xml)
+    except (ET.ParseError, LookupError, UnicodeDecodeError, ValueError) as exc:
+        raise StatusError(Code.PARAM_FORMAT, f"sPatData is not well-formed XML ({type(exc).__name__})") from exc
+
+
 def take_upload(store: SimStore, hospital_id: str, sam_id: str, s_type: str, pat_data: str, upload_dt: str) -> c.UploadResponse:
     """An IC-data upload (``UploadData/Upload`` and the upload host's ``VNHI_Upload``): the XML parsed and
     kept (``store.uploaded``); raises the rule's StatusError."""
@@ -550,10 +568,7 @@ def take_upload(store: SimStore, hospital_id: str, sam_id: str, s_type: str, pat
         raise StatusError(Code.PARAM_FORMAT, "sPatData is not base64") from exc
     if b"<!DOCTYPE" in xml.upper() or b"<!ENTITY" in xml.upper():
         raise StatusError(Code.PARAM_FORMAT, "sPatData: DOCTYPE / ENTITY not allowed")
-    try:
-        root = ET.fromstring(xml)
-    except ET.ParseError as exc:
-        raise StatusError(Code.PARAM_FORMAT, "sPatData is not well-formed XML") from exc
+    root = _parse_xml(xml)
     signed = parse_roc(upload_dt)
     now = store.now()
     age_s = (now - signed).total_seconds()
