@@ -52,13 +52,13 @@ async def test_agent_killed_mid_request_gives_9401_or_9400_without_hanging(stack
             os.kill(agent.pid, signal.SIGCONT)
     status, body = await asyncio.wait_for(request, 30)
     elapsed = time.monotonic() - t0
-    assert (status, body["statusCode"]) in ((504, 9401), (503, 9400)), body
+    assert (status, body["statusCode"]) in ((200, 9401), (200, 9400)), body
     assert body["message"] and body["messageEn"]
     assert elapsed < 15, f"answered after {elapsed:.1f} s (signature timeout is 10 s)"
 
     async def offline_now() -> bool:
         st, b = await call(http, "POST", g + "/api/v1/BasicData/Register", **one_call)
-        return (st, b["statusCode"]) == (503, 9400)
+        return (st, b["statusCode"]) == (200, 9400)
 
     assert await eventually(offline_now, 5.0)
     _, stats = await call(http, "GET", sim + "/test/v1/Stats")

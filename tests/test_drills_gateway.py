@@ -32,7 +32,7 @@ import pytest
 
 from bench.common import SigMaker
 from nhigw.bus.seal import Sealer
-from tests.helpers import Proc, free_port
+from tests.helpers import Proc, free_port, ok
 
 pytestmark = [pytest.mark.redis]
 
@@ -160,7 +160,7 @@ async def test_replicas_sigkilled_every_1_5_s_under_load_lose_nothing_and_send_n
     assert dropped > 0, "no HIS connection was ever cut: the kills missed the load"
     assert len(final) == n_writes, f"{n_writes - len(final)} writes never got a final answer"
     outcomes = set(final.values())
-    assert outcomes <= {(200, 0), (504, 9403)}, f"unexpected answers: {outcomes - {(200, 0), (504, 9403)}}"
+    assert outcomes <= {(200, 0), (200, 9403)}, f"unexpected answers: {outcomes - {(200, 0), (200, 9403)}}"
     by_key = stats["writesByKey"]
     assert all(v == 1 for v in by_key.values()), f"writes executed twice: {[k for k, v in by_key.items() if v > 1]}"
     assert sum(stats["replays"].values()) == 0, f"writes sent upstream twice (answered from the simulator's idempotency cache): {stats['replays']}"
@@ -185,7 +185,7 @@ async def test_cloud_down_slow_and_resetting(redis_server: str, bus_prefix: str,
             async def calls(route: str) -> int:
                 return int((await get_json(http, sim.url + "/test/v1/Stats"))["calls"].get(route, 0))
 
-            assert (await post(http, g + READ, sim.read_body(), "ok-1"))[0] == 200
+            assert ok(await post(http, g + READ, sim.read_body(), "ok-1"))
 
             # Reset on a read: retried, answered; the simulator saw it twice.
             await fault(route="BasicData/Register", reset_connection=True, times=1)
@@ -197,7 +197,7 @@ async def test_cloud_down_slow_and_resetting(redis_server: str, bus_prefix: str,
             # Reset on a write: 9403 with the key, never resent, not executed.
             await fault(route="EmergentTel/Write", reset_connection=True, times=1)
             status, body = await post(http, g + WRITE, sim.write_body(), "reset-write")
-            assert (status, body["statusCode"], body.get("idempotencyKey")) == (504, 9403, "reset-write"), body
+            assert (status, body["statusCode"], body.get("idempotencyKey")) == (200, 9403, "reset-write"), body
             status2, body2 = await post(http, g + WRITE, sim.write_body(), "reset-write")
             assert body2["statusCode"] in (9403, 1706), body2  # the stored answer (or: same key, other body)
             stats = await get_json(http, sim.url + "/test/v1/Stats")
@@ -229,10 +229,10 @@ async def test_cloud_down_slow_and_resetting(redis_server: str, bus_prefix: str,
             status = 0
             while time.monotonic() < deadline:
                 status, body = await post(http, g + READ, sim.read_body(), f"back-{time.monotonic()}")
-                if status == 200:
+                if ok((status, body)):
                     break
                 await asyncio.sleep(0.5)
-            assert status == 200, body
+            assert ok((status, body)), body
             assert await metric(http, g, "nhigw_gateway_breaker_state") == 0
     finally:
         gw.stop()

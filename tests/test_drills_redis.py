@@ -30,7 +30,7 @@ import pytest
 import redis as redis_sync
 
 from tests.conftest import start_redis
-from tests.helpers import free_port
+from tests.helpers import free_port, ok
 from tests.test_e2e_processes import Urls, call, eventually, http, sam_verified_and_online, stack, ws03_online  # noqa: F401  (fixtures)
 
 pytestmark = [pytest.mark.pcsc, pytest.mark.redis]
@@ -133,7 +133,7 @@ async def test_redis_killed_and_restarted_under_load(stack: Urls, http: aiohttp.
     loader = asyncio.create_task(load())
     await asyncio.sleep(1.0)
     # Hold the next two registrations in the simulator, so their entries are pending at the kill.
-    assert (await call(http, "POST", sim + "/test/v1/Faults", json={"route": "BasicData/Register", "latency_ms": 1500, "times": 2}))[0] == 200
+    assert ok(await call(http, "POST", sim + "/test/v1/Faults", json={"route": "BasicData/Register", "latency_ms": 1500, "times": 2}))
     await asyncio.sleep(1.2)  # > 1 s: AOF (appendfsync everysec) has the entries on disk
     before = await asyncio.to_thread(stream_entries, aof_redis.url, bus_prefix)
     assert any(before.values()), f"no queue entries in Redis before the kill: {before}"

@@ -27,6 +27,7 @@ from nhigw.bus.enrol import enrol
 from nhigw.gateway.auth import Clients
 from nhigw.gateway.upstream import AiohttpTransport, Transport, UpstreamRequest, UpstreamResponse, UpstreamSettings
 from nhigw.vcard.bank import VirtualReaderBank
+from tests.helpers import ok
 from tests.stack import Stack, running_stack
 from tests.web_browser import Page, browser  # noqa: F401  (fixture)
 
@@ -180,7 +181,7 @@ async def test_operator_logs_in_retries_a_dead_letter_and_reads_the_masked_audit
         await p.wait("return document.body.dataset.ready === '1';", 10)
         for i in range(4):
             headers = {"Authorization": f"Bearer {his_key}", "X-Workstation": "ws-01", "Idempotency-Key": f"web-test-1{i:03d}"}
-            assert (await s.call("POST", s.gateway_url + "/api/v1/BasicData/Register", json={}, headers=headers))[0] == 200
+            assert ok(await s.call("POST", s.gateway_url + "/api/v1/BasicData/Register", json={}, headers=headers))
             await p.wait("return Number(document.getElementById('chart').dataset.points || 0) >= arguments[0];", 5, i + 1)
         await p.wait("return Number(document.getElementById('chart').dataset.latPoints || 0) >= 1;", 5)
         assert await p.text("#m-dead") == "0"

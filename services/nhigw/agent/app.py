@@ -60,10 +60,11 @@ def _record_middleware() -> Callable[..., Awaitable[web.StreamResponse]]:
         resp = await handler(request)
         if request.path.startswith("/api/") and isinstance(resp, web.Response) and resp.content_type == "application/json":
             code = 0
-            if resp.status >= 400 and resp.body:
+            if resp.body:  # every coded answer is HTTP 200: the code is in the body
                 try:
-                    code = int(json.loads(resp.body).get("statusCode", 0))  # type: ignore[arg-type]
-                except (ValueError, AttributeError):
+                    data = json.loads(resp.body)  # type: ignore[arg-type]
+                    code = int(data.get("statusCode", 0)) if isinstance(data, dict) else 0
+                except (ValueError, TypeError):
                     code = Code.INTERNAL
             request.app[AGENT].record(f"{request.method} {request.path}", code)
         return resp

@@ -87,16 +87,16 @@ class RpcClient:
             try:
                 sealed = await self.envelopes.seal(workstation, channel, msg.model_dump_json().encode())
                 if sealed is None:
-                    raise StatusError(Code.WORKSTATION_OFFLINE, f"workstation {workstation!r} is not enrolled", http_status=503, workstation=workstation)
+                    raise StatusError(Code.WORKSTATION_OFFLINE, f"workstation {workstation!r} is not enrolled", workstation=workstation)
                 receivers = await self.bus.publish(channel, sealed)
             except BusError as exc:
-                raise StatusError(Code.UPSTREAM_UNAVAILABLE, "message bus unavailable", http_status=503) from exc
+                raise StatusError(Code.UPSTREAM_UNAVAILABLE, "message bus unavailable") from exc
             if receivers == 0:
-                raise StatusError(Code.WORKSTATION_OFFLINE, f"workstation {workstation!r} is not connected", http_status=503, workstation=workstation)
+                raise StatusError(Code.WORKSTATION_OFFLINE, f"workstation {workstation!r} is not connected", workstation=workstation)
             try:
                 return await asyncio.wait_for(fut, timeout_s)
             except TimeoutError as exc:
-                raise StatusError(Code.WORKSTATION_TIMEOUT, f"workstation {workstation!r} did not answer within {timeout_s:g} s", http_status=504, workstation=workstation) from exc
+                raise StatusError(Code.WORKSTATION_TIMEOUT, f"workstation {workstation!r} did not answer within {timeout_s:g} s", workstation=workstation) from exc
         finally:
             self._pending.pop(request_id, None)
 

@@ -92,17 +92,17 @@ def audit_params(q: Any) -> dict[str, Any]:
 
 @web.middleware
 async def bus_error_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
-    """Redis unreachable anywhere in a handler: 503 with 9402 (nothing was accepted), never a 500."""
+    """Redis unreachable anywhere in a handler: 9402 (nothing was accepted), never a 500."""
     try:
         return await handler(request)
     except BusError as exc:
-        raise StatusError(Code.UPSTREAM_UNAVAILABLE, "the gateway's Redis is unavailable", http_status=503) from exc
+        raise StatusError(Code.UPSTREAM_UNAVAILABLE, "the gateway's Redis is unavailable") from exc
 
 
 def dead_id(req: web.Request) -> str:
     i = req.match_info["id"]
     if not DEAD_ID_RE.match(i):
-        raise StatusError(Code.NOT_FOUND, "no such dead letter", http_status=404)
+        raise StatusError(Code.NOT_FOUND, "no such dead letter")
     return i
 
 
@@ -130,7 +130,7 @@ def create_app(gw: Gateway, *, workers: bool = True) -> web.Application:
         path = "/api/v1/" + req.match_info["path"]
         route = lookup(path)
         if route is None:
-            raise StatusError(Code.NOT_FOUND, f"no business route {path}", http_status=404)
+            raise StatusError(Code.NOT_FOUND, f"no business route {path}")
         if not route.supported:
             raise StatusError(Code.UNSUPPORTED, f"{route.path} is not supported by 6.0 (不支援)")
         return await queued(req, t0, client, route, path)
@@ -145,9 +145,9 @@ def create_app(gw: Gateway, *, workers: bool = True) -> web.Application:
         try:
             fields: Any = json.loads(raw) if raw.strip() else {}
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise StatusError(Code.PARAM_FORMAT, "malformed JSON body") from exc
+            raise StatusError(Code.NOT_JSON, "malformed JSON body") from exc
         if not isinstance(fields, dict):
-            raise StatusError(Code.PARAM_FORMAT, "the body must be a JSON object")
+            raise StatusError(Code.NOT_JSON, "the body must be a JSON object")
         workstation = req.headers.get("X-Workstation") or None
         hospital_field = "sHospId" if route is VNHI_UPLOAD else "hospitalId"
         hospital = fields.get(hospital_field) if isinstance(fields.get(hospital_field), str) else None
@@ -159,7 +159,7 @@ def create_app(gw: Gateway, *, workers: bool = True) -> web.Application:
                 raise forbid(f"client {client.name!r} may not use workstation {workstation!r}")
             if not gw.registry.online(workstation):
                 gw.metrics.admission.labels(str(int(Code.WORKSTATION_OFFLINE))).inc()
-                raise StatusError(Code.WORKSTATION_OFFLINE, f"workstation {workstation!r} is offline", http_status=503, workstation=workstation)
+                raise StatusError(Code.WORKSTATION_OFFLINE, f"workstation {workstation!r} is offline", workstation=workstation)
         elif not client.may_act_for(hospital):
             raise forbid(f"client {client.name!r} may not act for hospital {hospital!r}")
         idem = req.headers.get("Idempotency-Key") or uuid.uuid4().hex
@@ -175,18 +175,18 @@ def create_app(gw: Gateway, *, workers: bool = True) -> web.Application:
             gw.cloud.admit(client.hospitalId or hospital or "-")
         except RateLimited as exc:
             gw.metrics.admission.labels(str(int(Code.RATE_LIMITED))).inc()
-            raise StatusError(Code.RATE_LIMITED, str(exc), http_status=429, idempotencyKey=idem) from exc
+            raise StatusError(Code.RATE_LIMITED, str(exc), idempotencyKey=idem) from exc
         try:
             ans, replayed, phases = await gw.submit(client=client, route=route, path=path, body=raw, workstation=workstation, idem_key=idem, deadline_s=deadline_s, hospital=client.hospitalId or hospital, device_session=dsession.sessionId if dsession else None)
         except BusError:
             # Redis failed or did not answer: the request may or may not be queued (a lost reply). Nothing reached
             # the cloud yet; the key (ours if the HIS sent none) lets a retry join the run or start it, never repeat it.
-            err = StatusError(Code.UPSTREAM_UNAVAILABLE, "the gateway's queue did not confirm the request (Redis unavailable); retry with the same Idempotency-Key", http_status=503, idempotencyKey=idem)
-            return json_response(err.body(), status=503, headers={"Idempotency-Key": idem})
+            err = StatusError(Code.UPSTREAM_UNAVAILABLE, "the gateway's queue did not confirm the request (Redis unavailable); retry with the same Idempotency-Key", idempotencyKey=idem)
+            return json_response(err.body(), status=err.http_status, headers={"Idempotency-Key": idem})
         headers = {"Idempotency-Key": idem, "Server-Timing": phases.header((time.perf_counter() - t0) * 1000)}
         if ans is None:
-            err = StatusError(Code.IN_PROGRESS, f"not finished within {deadline_s:g} s; it stays queued", http_status=202, idempotencyKey=idem)
-            return json_response(err.body(), status=202, headers=headers)
+            err = StatusError(Code.IN_PROGRESS, f"not finished within {deadline_s:g} s; it stays queued", idempotencyKey=idem)
+            return json_response(err.body(), status=err.http_status, headers=headers)
         headers["X-Request-Id"] = ans.requestId
         if replayed:
             headers["Idempotent-Replayed"] = "true"
@@ -202,7 +202,7 @@ def create_app(gw: Gateway, *, workers: bool = True) -> web.Application:
         try:
             fields: Any = json.loads(raw) if raw.strip() else {}
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise StatusError(Code.PARAM_FORMAT, "malformed JSON body") from exc
+            raise StatusError(Code.NOT_JSON, "malformed JSON body") from exc
         hospital = fields.get("hospitalId") if isinstance(fields, dict) and isinstance(fields.get("hospitalId"), str) else None
         if not client.may_act_for(hospital):
             raise forbid(f"client {client.name!r} may not act for hospital {hospital!r}")
@@ -219,7 +219,7 @@ def create_app(gw: Gateway, *, workers: bool = True) -> web.Application:
         if not client.may_use(ws):
             raise forbid(f"client {client.name!r} may not use workstation {ws!r}")
         if not gw.registry.online(ws):
-            raise StatusError(Code.WORKSTATION_OFFLINE, f"workstation {ws!r} is offline", http_status=503, workstation=ws)
+            raise StatusError(Code.WORKSTATION_OFFLINE, f"workstation {ws!r} is offline", workstation=ws)
         path = "/api/" + req.match_info["rest"]
         reply = await gw.rpc.component(ws, req.method, path, (await req.read()).decode("utf-8", "replace"))
         return web.Response(body=reply.body.encode(), status=reply.httpStatus, content_type="application/json", charset="utf-8")

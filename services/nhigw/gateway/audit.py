@@ -59,6 +59,7 @@ from nhigw.bus.batch import GroupCommit
 from nhigw.bus.resp import lean_script
 from nhigw.common.logging import get_logger, mask_id
 from nhigw.contracts.buskeys import BusKeys
+from nhigw.contracts.codes import Code
 
 if TYPE_CHECKING:
     from nhigw.bus.guard import Supervisor
@@ -159,8 +160,18 @@ def mask_patient(id_no: str | None) -> str | None:
     return masked if masked != id_no else (id_no[:3] + "*" * max(0, len(id_no) - 5) + id_no[-2:] if len(id_no) > 5 else "***")
 
 
-def outcome_of(http_status: int) -> int:
-    return 0 if http_status < 400 else 4 if http_status < 500 else 8
+# The gateway, its Redis or the cloud failed (rather than the request or a business rule).
+SERIOUS = frozenset({Code.WORKSTATION_OFFLINE, Code.WORKSTATION_TIMEOUT, Code.UPSTREAM_UNAVAILABLE, Code.OUTCOME_UNKNOWN, Code.DC_HTTP, Code.INTERNAL})
+
+
+def outcome_of(status_code: int, http_status: int = 200) -> int:
+    """FHIR outcome of an answer: 0 its statusCode is 0, 8 the gateway or the cloud failed, else 4.
+
+    By the code, not the HTTP status: every 6.0-coded answer is HTTP 200 (``nhigw.contracts.codes``).
+    """
+    if http_status >= 500 or status_code in SERIOUS:
+        return 8
+    return 0 if status_code == 0 and http_status < 400 else 4
 
 
 def _parse(line: bytes | str) -> AuditRecord | None:

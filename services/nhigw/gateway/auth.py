@@ -99,8 +99,8 @@ class Clients:
             for c in self.clients:
                 if hmac.compare_digest(h, c.keySha256):
                     return c
-        raise StatusError(Code.UNAUTHORIZED, "missing or unknown API key (Authorization: Bearer <key>)", http_status=401)
+        raise StatusError(Code.UNAUTHORIZED, "missing or unknown API key (Authorization: Bearer <key>)")
 
 
 def forbid(detail: str) -> StatusError:
-    return StatusError(Code.UNAUTHORIZED, detail, http_status=403)
+    return StatusError(Code.FORBIDDEN, detail)

@@ -17,7 +17,7 @@ Operators (``ops`` clients; each sees and acts on its own hospital's dead letter
 - ``GET /api/ops/dead-letters``: each entry with ``mayHaveLanded``, ``reconcile`` (the hint)
   and the action that applies (``retry`` or ``resend``);
 - ``POST .../{id}/retry``: puts back a request that provably never reached the cloud. A write
-  that may have landed is *refused* (409, 9403) naming the explicit path: it is never sent
+  that may have landed is *refused* (9403, HTTP 200 as every coded answer) naming the explicit path: it is never sent
   again by a plain retry;
 - ``POST .../{id}/resend`` ``{"reconciled": true, "note": "..."}``: the operator checked (the
   hint's query) that the write did not land and sends it again; audited as its own action
@@ -28,7 +28,7 @@ Operators (``ops`` clients; each sees and acts on its own hospital's dead letter
 A retried or resent request runs under its key again: its dead-letter answer is removed and its
 in-flight marker set, so the HIS asking with the key waits for the new run's answer. An entry
 that does not open or parse (tampered, another gateway key) cannot be retried: it is kept
-(409) and can only be discarded.
+(1706) and can only be discarded.
 """
 
 from __future__ import annotations
@@ -109,9 +109,9 @@ class DeadLetters:
             return None
         maybe = job.write and await gw.kv.get(gw.keys.attempted(job.answerKey)) is not None
         if maybe:
-            err = StatusError(Code.OUTCOME_UNKNOWN, f"dead-lettered after {deliveries} failed deliveries; an earlier delivery may have reached the NHI cloud, so it is not sent again; {reconcile_hint(job.path)}", http_status=504, idempotencyKey=job.idempotencyKey, entryId=entry_id)
+            err = StatusError(Code.OUTCOME_UNKNOWN, f"dead-lettered after {deliveries} failed deliveries; an earlier delivery may have reached the NHI cloud, so it is not sent again; {reconcile_hint(job.path)}", idempotencyKey=job.idempotencyKey, entryId=entry_id)
         else:
-            err = StatusError(Code.UPSTREAM_UNAVAILABLE, f"dead-lettered after {deliveries} failed deliveries; never sent to the NHI cloud (an operator may retry it)", http_status=502, idempotencyKey=job.idempotencyKey, entryId=entry_id)
+            err = StatusError(Code.UPSTREAM_UNAVAILABLE, f"dead-lettered after {deliveries} failed deliveries; never sent to the NHI cloud (an operator may retry it)", idempotencyKey=job.idempotencyKey, entryId=entry_id)
         log.warning("dead_lettered", entry=entry_id, requestId=job.requestId, deliveries=deliveries, maybeSent=maybe)
         return self._final(job, err, maybe)
 
@@ -143,7 +143,7 @@ class DeadLetters:
         d = await self.gw.queue.dead_one(dead_id)
         job = _job(d.raw) if d is not None else None
         if d is None or not client.operates_for(job.hospitalId if job else None):
-            raise StatusError(Code.NOT_FOUND, "no such dead letter", http_status=404)
+            raise StatusError(Code.NOT_FOUND, "no such dead letter")
         return d, job
 
     def view(self, d: DeadLetter, job: QueuedJob | None) -> dict[str, Any]:
@@ -170,29 +170,28 @@ class DeadLetters:
     async def retry(self, client: Client, dead_id: str) -> str:
         d, job = await self._mine(client, dead_id)
         if job is None:
-            raise StatusError(Code.PARAM_VALUE, "this dead letter does not open or parse: it cannot be sent again, only discarded (DELETE)", http_status=409)
+            raise StatusError(Code.PARAM_VALUE, "this dead letter does not open or parse: it cannot be sent again, only discarded (DELETE)")
         if d.maybeSent:
             raise StatusError(
                 Code.OUTCOME_UNKNOWN,
                 f"this write may have reached the NHI cloud: a plain retry could execute it twice. {reconcile_hint(job.path)}; "
-                f"if it did not land: POST /api/ops/dead-letters/{dead_id}/resend with {{\"reconciled\": true}}",
-                http_status=409, idempotencyKey=job.idempotencyKey, resend=f"/api/ops/dead-letters/{dead_id}/resend",
+                f"if it did not land: POST /api/ops/dead-letters/{dead_id}/resend with {{\"reconciled\": true}}", idempotencyKey=job.idempotencyKey, resend=f"/api/ops/dead-letters/{dead_id}/resend",
             )
         return await self._requeue(client, d, job, "retry")
 
     async def resend(self, client: Client, dead_id: str, req: DeadLetterResendRequest) -> str:
         d, job = await self._mine(client, dead_id)
         if job is None:
-            raise StatusError(Code.PARAM_VALUE, "this dead letter does not open or parse: it cannot be sent again, only discarded (DELETE)", http_status=409)
+            raise StatusError(Code.PARAM_VALUE, "this dead letter does not open or parse: it cannot be sent again, only discarded (DELETE)")
         if not req.reconciled:
-            raise StatusError(Code.PARAM_VALUE, f"resend needs \"reconciled\": true: {reconcile_hint(job.path)}", http_status=409)
+            raise StatusError(Code.PARAM_VALUE, f"resend needs \"reconciled\": true: {reconcile_hint(job.path)}")
         return await self._requeue(client, d, job, "resend", note=req.note)
 
     async def _requeue(self, client: Client, d: DeadLetter, job: QueuedJob, action: str, note: str = "") -> str:
         gw = self.gw
         taken = await gw.queue.discard(d.id)  # taken once: another operator or replica may have been first
         if taken is None:
-            raise StatusError(Code.NOT_FOUND, "no such dead letter", http_status=404)
+            raise StatusError(Code.NOT_FOUND, "no such dead letter")
         window = gw.settings.idempotency_window_s
         await gw.kv.delete(gw.keys.answer(job.answerKey))  # the dead-letter answer: the new run answers the key
         await gw.kv.set(gw.keys.inflight(job.answerKey), fingerprint(job), ttl_s=window)
@@ -208,15 +207,15 @@ class DeadLetters:
         gw = self.gw
         d, job = await self._mine(client, dead_id)
         if await gw.queue.discard(dead_id) is None:
-            raise StatusError(Code.NOT_FOUND, "no such dead letter", http_status=404)
+            raise StatusError(Code.NOT_FOUND, "no such dead letter")
         await self.audit(client, "discard", dead_id, job)
         if job is None:
             return
         maybe = d.maybeSent or (job.write and await gw.kv.get(gw.keys.attempted(job.answerKey)) is not None)
         err = (
-            StatusError(Code.OUTCOME_UNKNOWN, f"discarded by an operator after it may have reached the NHI cloud; {reconcile_hint(job.path)}", http_status=504, idempotencyKey=job.idempotencyKey)
+            StatusError(Code.OUTCOME_UNKNOWN, f"discarded by an operator after it may have reached the NHI cloud; {reconcile_hint(job.path)}", idempotencyKey=job.idempotencyKey)
             if maybe
-            else StatusError(Code.UPSTREAM_UNAVAILABLE, "discarded by an operator; never sent", http_status=502, idempotencyKey=job.idempotencyKey)
+            else StatusError(Code.UPSTREAM_UNAVAILABLE, "discarded by an operator; never sent", idempotencyKey=job.idempotencyKey)
         )
         ans = JobAnswer(requestId=job.requestId, idempotencyKey=job.idempotencyKey, httpStatus=err.http_status, body=json.dumps(err.body(), ensure_ascii=False), instance=gw.instance)
         await gw.store_answer(job.answerKey, ans, job.origin)

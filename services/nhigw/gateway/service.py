@@ -78,7 +78,7 @@ from nhigw.bus.seal import Sealer, SealError
 from nhigw.common.health import Readiness
 from nhigw.common.logging import get_logger
 from nhigw.contracts.buskeys import BusKeys
-from nhigw.contracts.codes import Code, StatusError
+from nhigw.contracts.codes import Code, StatusError, http_status
 from nhigw.contracts.models import JobAnswer, QueuedJob, SignatureObject
 from nhigw.contracts.routes import VNHI_UPLOAD, Route, lookup
 from nhigw.gateway.agents import AgentKeys
@@ -329,7 +329,7 @@ class Gateway:
             if not first:
                 waiting[fut] = None  # joined a run queued by an earlier request: its answer, whatever its requestId
                 if await self.kv.get(inflight) not in (fingerprint, None):
-                    raise StatusError(Code.PARAM_VALUE, "Idempotency-Key already used for a different request", http_status=409, idempotencyKey=idem_key)
+                    raise StatusError(Code.PARAM_VALUE, "Idempotency-Key already used for a different request", idempotencyKey=idem_key)
                 ans = await self.stored_answer(akey)
                 if ans is not None:
                     return ans, True, phases
@@ -477,10 +477,10 @@ class Gateway:
         try:
             route = lookup(job.path)
             if route is None:
-                raise StatusError(Code.NOT_FOUND, f"no business route {job.path}", http_status=404)
+                raise StatusError(Code.NOT_FOUND, f"no business route {job.path}")
             attempted_key = self.keys.attempted(job.answerKey)
             if job.write and deliveries > 1 and await self.kv.get(attempted_key) is not None:
-                raise StatusError(Code.OUTCOME_UNKNOWN, "a previous delivery of this write may have reached the NHI cloud; not sent again", http_status=504, idempotencyKey=job.idempotencyKey)
+                raise StatusError(Code.OUTCOME_UNKNOWN, "a previous delivery of this write may have reached the NHI cloud; not sent again", idempotencyKey=job.idempotencyKey)
             body = job.body
             body_fields = json.loads(body) if body.strip() else {}
             t_sign = time.perf_counter()
@@ -492,12 +492,12 @@ class Gateway:
                 body = json.dumps(body_fields, ensure_ascii=False)
             elif job.workstation:
                 if not self.registry.online(job.workstation):
-                    raise StatusError(Code.WORKSTATION_OFFLINE, f"workstation {job.workstation!r} is offline", http_status=503, workstation=job.workstation)
+                    raise StatusError(Code.WORKSTATION_OFFLINE, f"workstation {job.workstation!r} is offline", workstation=job.workstation)
                 reply = await self.rpc.sign(job.workstation, route.kind, route.serviceType, timeout_s=self.settings.sign_timeout_s)
                 agent_id = self.agents.agent_id(job.workstation)
                 if not reply.ok or reply.signature is None:
                     err = reply.error
-                    raise StatusError(err.statusCode if err else Code.INTERNAL, err.detail if err else "agent failed", http_status=409, workstation=job.workstation)
+                    raise StatusError(err.statusCode if err else Code.INTERNAL, err.detail if err else "agent failed", workstation=job.workstation)
                 body_fields = {**body_fields, **signed_fields(route, reply.signature)}
                 body = json.dumps(body_fields, ensure_ascii=False)
                 signer_hpc = reply.hpcId
@@ -523,7 +523,7 @@ class Gateway:
                 attempts = list(getattr(exc, "attempts", []) or [])
                 if isinstance(exc, BadStatus) and job.write:
                     # The write reached the cloud and got a 5xx: it may have been executed (issue 17).
-                    raise StatusError(Code.OUTCOME_UNKNOWN, f"the NHI cloud answered HTTP {exc.response.status} to the write: it may have been executed; not repeated", http_status=504, idempotencyKey=job.idempotencyKey) from exc
+                    raise StatusError(Code.OUTCOME_UNKNOWN, f"the NHI cloud answered HTTP {exc.response.status} to the write: it may have been executed; not repeated", idempotencyKey=job.idempotencyKey) from exc
                 if isinstance(exc, BadStatus):
                     status, payload = exc.response.status, exc.response.body
                 else:
@@ -533,14 +533,15 @@ class Gateway:
             status, payload = err.http_status, json.dumps(err.body(), ensure_ascii=False).encode()
         except ValueError:
             final = False
-            err = StatusError(Code.PARAM_FORMAT, "malformed JSON body")
+            err = StatusError(Code.NOT_JSON, "malformed JSON body")
             status, payload = err.http_status, json.dumps(err.body(), ensure_ascii=False).encode()
         latency_ms = (time.monotonic() - t0) * 1000
-        code = _status_code(payload, status)
+        code, payload = _coded(payload, status)
+        status = http_status(code)  # the cloud's 4xx/5xx too: an HIS reads the code (nhigw.contracts.codes)
         rec = AuditRecord(
             action=("C" if job.write else "R"),
             route=route_path,
-            outcome=outcome_of(status),
+            outcome=outcome_of(code, status),
             statusCode=code,
             httpStatus=status,
             client=job.client,
@@ -566,26 +567,28 @@ class Gateway:
         business); sent with the write policy (never repeated once it may have landed)."""
         try:
             res = await self.cloud.call(UpstreamRequest(path, body, True, {"X-Nhigw-Instance": self.instance}))
-            return res.response.status, res.response.body
+            status, payload = res.response.status, res.response.body
         except BadStatus as exc:
-            return exc.response.status, exc.response.body
+            status, payload = exc.response.status, exc.response.body
         except UpstreamError as exc:
             if isinstance(exc, MaybeSent):
                 err = StatusError(Code.OUTCOME_UNKNOWN, f"the test API call may have reached the NHI cloud ({exc}); not repeated")
             else:
                 err = StatusError(Code.UPSTREAM_UNAVAILABLE, f"NHI cloud test API unavailable ({exc}); not sent")
             return err.http_status, json.dumps(err.body(), ensure_ascii=False).encode()
+        code, payload = _coded(payload, status)
+        return http_status(code), payload
 
     def _upstream_status(self, exc: UpstreamError, job: QueuedJob) -> StatusError:
         if isinstance(exc, CircuitOpen):
-            return StatusError(Code.UPSTREAM_UNAVAILABLE, "NHI cloud circuit open; not sent", http_status=503)
+            return StatusError(Code.UPSTREAM_UNAVAILABLE, "NHI cloud circuit open; not sent")
         if isinstance(exc, RateLimited):
-            return StatusError(Code.RATE_LIMITED, str(exc), http_status=429)
+            return StatusError(Code.RATE_LIMITED, str(exc))
         if isinstance(exc, NotSent):
-            return StatusError(Code.UPSTREAM_UNAVAILABLE, f"NHI cloud unreachable ({exc}); not sent", http_status=502)
+            return StatusError(Code.UPSTREAM_UNAVAILABLE, f"NHI cloud unreachable ({exc}); not sent")
         if isinstance(exc, MaybeSent) and job.write:
-            return StatusError(Code.OUTCOME_UNKNOWN, f"the write may have reached the NHI cloud ({exc}); not repeated", http_status=504, idempotencyKey=job.idempotencyKey)
-        return StatusError(Code.UPSTREAM_UNAVAILABLE, f"NHI cloud did not answer ({exc})", http_status=504)
+            return StatusError(Code.OUTCOME_UNKNOWN, f"the write may have reached the NHI cloud ({exc}); not repeated", idempotencyKey=job.idempotencyKey)
+        return StatusError(Code.UPSTREAM_UNAVAILABLE, f"NHI cloud did not answer ({exc})")
 
 
 def answer_aad(answer_key: str) -> str:
@@ -606,14 +609,18 @@ def signed_fields(route: Route, sig: SignatureObject) -> dict[str, Any]:
     return out
 
 
-def _status_code(payload: bytes, http_status: int) -> int:
-    """The answer's 6.0 ``statusCode`` (the upload host's ``RtnCode`` as a number)."""
+def _coded(payload: bytes, status: int) -> tuple[int, bytes]:
+    """An answer's 6.0 ``statusCode`` (the upload host's ``RtnCode`` as a number) and its body;
+    an HTTP error without a code (a proxy's 502 page) becomes 1702."""
     try:
         d = json.loads(payload)
         if isinstance(d, dict) and isinstance(d.get("statusCode"), int):
-            return int(d["statusCode"])
+            return int(d["statusCode"]), payload
         if isinstance(d, dict) and str(d.get("RtnCode", "")).isdigit():
-            return int(d["RtnCode"])
+            return int(d["RtnCode"]), payload
     except ValueError:
         pass
-    return 0 if http_status < 400 else Code.DC_HTTP
+    if status < 400:
+        return 0, payload
+    err = StatusError(Code.DC_HTTP, f"the NHI cloud answered HTTP {status} without a 6.0 statusCode")
+    return err.code, json.dumps(err.body(), ensure_ascii=False).encode()

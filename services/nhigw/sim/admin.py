@@ -55,7 +55,7 @@ async def fire(req: web.Request, f: Fault, route: str) -> web.StreamResponse | N
         _reset(req)
         return web.Response(status=500)  # never reaches the client: the connection is gone
     if f.status is not None:
-        err = StatusError(f.statusCode, f"injected fault on {route}", http_status=f.status)
+        err = StatusError(f.statusCode, f"injected fault on {route}")
         return json_response(err.body(), status=f.status)
     return None
 
@@ -63,7 +63,7 @@ async def fire(req: web.Request, f: Fault, route: str) -> web.StreamResponse | N
 def _admin(req: web.Request) -> SimStore:
     st = req.app[STORE]
     if not st.admin_enabled:
-        raise StatusError(Code.UNAUTHORIZED, "the simulator's admin API is off (nhigw sim --admin or NHIGW_SIM_ADMIN=1)", http_status=403)
+        raise StatusError(Code.FORBIDDEN, "the simulator's admin API is off (nhigw sim --admin or NHIGW_SIM_ADMIN=1)")
     return st
 
 

@@ -65,7 +65,7 @@ def _parse(raw: bytes) -> Any:
     try:
         return json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
-        raise StatusError(Code.PARAM_FORMAT, "malformed JSON") from exc
+        raise StatusError(Code.NOT_JSON, "malformed JSON") from exc
 
 
 def create_app(store: SimStore | None = None) -> web.Application:
@@ -92,11 +92,11 @@ def create_app(store: SimStore | None = None) -> web.Application:
         st = req.app[STORE]
         route = lookup(req.match_info["path"])
         if route is None:
-            raise StatusError(Code.NOT_FOUND, f"no business route {req.path}", http_status=404)
+            raise StatusError(Code.NOT_FOUND, f"no business route {req.path}")
         if not route.supported:
-            raise StatusError(Code.UNSUPPORTED, f"{route.path} is not supported by 6.0 (不支援)", http_status=400)
+            raise StatusError(Code.UNSUPPORTED, f"{route.path} is not supported by 6.0 (不支援)")
         if route.path.lower() not in HANDLERS:
-            raise StatusError(Code.UNSUPPORTED, f"{route.path} is not implemented by this simulator", http_status=501)
+            raise StatusError(Code.UNSUPPORTED, f"{route.path} is not implemented by this simulator")
         fault = take_fault(st, route.path)
         if fault is not None and fault.phase == "before":
             faulted = await fire(req, fault, route.path)
@@ -110,7 +110,7 @@ def create_app(store: SimStore | None = None) -> web.Application:
             entry = st.idem.get(key)
             if entry is not None:
                 if entry.body_hash != h:
-                    raise StatusError(Code.PARAM_VALUE, f"{IDEM_HEADER} already used with another body", http_status=409)
+                    raise StatusError(Code.PARAM_VALUE, f"{IDEM_HEADER} already used with another body")
                 st.replays[key] = st.replays.get(key, 0) + 1
                 return json_response(entry.body, status=entry.status, headers={"Idempotent-Replayed": "true"})
         status, body = await execute(st, route.path, raw, key)

@@ -207,6 +207,7 @@ function discoverPaths(doc) {
 function schemaName(s) {
   if (!s) return "";
   if (s.$ref) return s.$ref.split("/").pop();
+  if (s.anyOf) return schemaName(s.anyOf[0]);  // the answer, or a 6.0 refusal (ErrorBody) with HTTP 200 too
   return s.title || s.type || "";
 }
 
