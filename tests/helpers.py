@@ -109,3 +109,13 @@ async def eventually(fn: Callable[[], Awaitable[bool]], timeout_s: float = 5.0) 
             return True
         await asyncio.sleep(0.05)
     return False
+
+
+def ok(answer: tuple[object, ...]) -> bool:
+    """A 6.0 answer ``(http_status, body, ...)`` that succeeded: HTTP 200 *and* statusCode 0.
+
+    Every 6.0-coded answer is HTTP 200, refusals included (nhigw.contracts.codes), so the
+    HTTP status alone says nothing about success.
+    """
+    status, body = answer[0], answer[1]
+    return status == 200 and isinstance(body, dict) and body.get("statusCode", 0) == 0

@@ -411,7 +411,7 @@ async def test_every_cshis_function_answers_through_the_real_stack(tmp_path: Pat
             ("hpcGetHPCStatus", {}, 0), ("hpcGetHPCSN", {}, 0), ("hpcGetHPCSSN", {}, 0), ("hpcGetHPCCNAME", {}, 0), ("hpcGetHPCENAME", {}, 0),
             ("hpcVerifyHPCPIN", {"pin": "12345678"}, 0), ("hpcInputHPCPIN", {"newPin": "12345678"}, 0),
             ("hpcUnlockHPC", {"puk": "87654321", "newPin": "12345678"}, 0), ("hpcVerifyHPCPIN", {"pin": "12345678"}, 0), ("hpcVHPCLogout", {}, 0),
-            ("csUnGetSeqNumber", {"pUnTreatDate": when}, 5154),  # 3219: treatment data already written
+            ("csUnGetSeqNumber", {"pUnTreatDate": when}, 5154),  # 3209: treatment data already written (a success for writes, a refusal here)
             ("csSoftwareReset", {"Device": 3}, 0), ("csSoftwareReset", {"Device": 0}, 0), ("csOpenCom", {"ComPort": 0}, 0), ("csCloseCom", {}, 0),
         ]
         got = [(name, (await c.cs(name, **params))["ERRORCODE"], code) for name, params, code in calls]

@@ -362,3 +362,45 @@ async def test_a_query_in_the_file_reads_its_answer_not_the_log(tmp_path: Path) 
     assert (await a.verify()).ok
     await a.append(rec(5, hospital="3501200000", recorded="2026-12-01T08:05:00.000+00:00", rid="a"))  # indexed as it is written
     assert [r.requestId for r in (await a.query(hospital="3501200000", since=to_ms("2026-12-01T08:04"))).records] == ["a-4", "a-5"]
+
+
+async def test_the_api_pages_with_a_cursor_and_answers_bad_parameters_with_a_code(tmp_path: Path) -> None:
+    async with gateway(MemoryBus(), audit_path=tmp_path / "audit.jsonl") as (url, gw), aiohttp.ClientSession() as http:
+        for n in range(5):
+            await gw.audit.append(rec(n, recorded=f"2026-12-01T08:0{n}:00.000+00:00"))
+
+        async def get(qs: str) -> tuple[int, dict]:  # type: ignore[type-arg]
+            async with http.get(f"{url}/api/audit?{qs}") as r:
+                return r.status, await r.json()
+
+        seen, cursor = [], ""
+        while True:
+            status, body = await get(f"since=2026-12-01&limit=2{cursor}")
+            assert status == 200 and len(body["records"]) <= 2
+            seen += [x["requestId"] for x in body["records"]]
+            if body["next"] is None:
+                break
+            cursor = f"&cursor={body['next']}"
+        assert seen == [f"req-{n}" for n in range(5)]
+        status, body = await get("order=desc&limit=2&until=2026-12-01T08:04:00Z")
+        assert [x["requestId"] for x in body["records"]] == ["req-3", "req-2"]
+        for bad in ("since=yesterday", "until=" + "9" * 60, "limit=0", "limit=5000", "order=sideways", "cursor=abc", "cursor=1:99999999"):
+            status, body = await get(bad)
+            assert status < 500 and body["statusCode"] == 1706 and body["message"] and body["messageEn"], (bad, body)
+
+
+@pytest.mark.redis
+async def test_an_index_entry_moved_to_another_hospital_shows_nothing_there(redis_server: str, bus_prefix: str) -> None:
+    """The index is in Redis too: an entry of hospital B's record put into A's set is not shown to A."""
+    c = aioredis.Redis.from_url(redis_server)
+    k = BusKeys(bus_prefix)
+    a = RedisAudit(c, k, KEY)
+    try:
+        await a.append(rec(0, hospital="A"))
+        await a.append(rec(1, hospital="B"))
+        (member, score), = await c.zrange(k.audit_index("B"), 0, -1, withscores=True)
+        await c.zadd(k.audit_index("A"), {member: score})
+        page = await a.query(hospital="A")
+        assert [r.requestId for r in page.records] == ["req-0"] and page.unreadable == 1
+    finally:
+        await c.aclose()

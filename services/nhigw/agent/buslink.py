@@ -40,7 +40,7 @@ from nhigw.bus.guard import MAX_CALL_BYTES, Drop, Drops, Seen, Supervisor, serve
 from nhigw.bus.seal import SealError, open_envelope, seal_envelope
 from nhigw.common.logging import get_logger
 from nhigw.contracts.buskeys import BusKeys
-from nhigw.contracts.codes import Code, StatusError, message
+from nhigw.contracts.codes import Code, StatusError, http_status, message
 from nhigw.contracts.models import (
     ComponentCall,
     ComponentReply,
@@ -140,13 +140,13 @@ class BusLink:
         return reply
 
     async def _component(self, call: ComponentCall) -> ComponentReply:
-        def refuse(code: Code, detail: str, status: int) -> ComponentReply:
-            return ComponentReply(requestId=call.requestId, workstation=self.agent.workstation, httpStatus=status, body=_error_json(code, detail))
+        def refuse(code: Code, detail: str) -> ComponentReply:
+            return ComponentReply(requestId=call.requestId, workstation=self.agent.workstation, httpStatus=http_status(code), body=_error_json(code, detail))
 
         if not COMPONENT_PATH.match(call.path):
-            return refuse(Code.NOT_FOUND, f"not a component API path: {call.path}", 404)
+            return refuse(Code.NOT_FOUND, f"not a component API path: {call.path}")
         if self.component_url is None:
-            return refuse(Code.UNSUPPORTED, "this agent does not forward component calls", 501)
+            return refuse(Code.UNSUPPORTED, "this agent does not forward component calls")
         if self._http is None:
             ctx = ssl.create_default_context()
             ctx.check_hostname = False
@@ -158,7 +158,7 @@ class BusLink:
                 body = await r.text()
                 return ComponentReply(requestId=call.requestId, workstation=self.agent.workstation, httpStatus=r.status, body=body)
         except (aiohttp.ClientError, TimeoutError) as exc:
-            return refuse(Code.INTERNAL, f"local component API unreachable: {type(exc).__name__}", 502)
+            return refuse(Code.WORKSTATION_TIMEOUT, f"local component API unreachable: {type(exc).__name__}")
 
     async def stop(self) -> None:
         await self.supervisor.close()

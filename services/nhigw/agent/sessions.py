@@ -149,7 +149,7 @@ class DeviceSessions:
             log.info("device_session_expired", sessionId=sid)
             s = None
         if s is None:
-            raise StatusError(Code.SESSION_GONE, "device session closed, expired or unknown here", http_status=410, sessionId=sid)
+            raise StatusError(Code.SESSION_GONE, "device session closed, expired or unknown here", sessionId=sid)
         s.last_used = now
         return s
 
@@ -182,10 +182,10 @@ class DeviceSessions:
     def open(self, sid: str, device: str, hospital_id: str | None, idle_s: float | None) -> SessionStates:
         sam = self._cloud()
         if hospital_id and hospital_id != sam.hospital_id:
-            raise StatusError(Code.UNAUTHORIZED, "this agent's cloud SAM belongs to another hospital", http_status=403)
+            raise StatusError(Code.FORBIDDEN, "this agent's cloud SAM belongs to another hospital")
         if sid not in self._s:
             if len(self) >= self.max_sessions:
-                raise StatusError(Code.SESSION_LIMIT, f"this agent serves at most {self.max_sessions} device sessions", http_status=429)
+                raise StatusError(Code.SESSION_LIMIT, f"this agent serves at most {self.max_sessions} device sessions")
             idle = min(self.max_idle_s, idle_s or self.max_idle_s)
             self._s[sid] = DeviceCards(sid, device, sam.hospital_id, idle, time.monotonic())
             log.info("device_session_opened", sessionId=sid, device=device)

@@ -1,9 +1,10 @@
 """aiohttp glue shared by the services: JSON errors with 6.0 codes, pydantic bodies, health.
 
 Every error leaves a service as ``{"statusCode", "message", "messageEn"[, "detail"]}``
-with a 4xx/5xx HTTP status: a malformed body is 1704, a missing field 1705, an
-unknown route 9405, and any unexpected exception 9499 (logged with its trace, which
-never reaches the client).
+with the HTTP status ``nhigw.contracts.codes.http_status`` gives its code (200 for every
+6.0 code): a missing field is 1705, a wrong value 1706, a body that is not JSON 9414
+(HTTP 400), an unknown route 9405 (404), a method a route does not take 9412 (405), and
+any unexpected exception 9499 (500; logged with its trace, which never reaches the client).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
 from nhigw.common.logging import get_logger
-from nhigw.contracts.codes import Code, StatusError
+from nhigw.contracts.codes import Code, StatusError, code_for_http_status
 
 log = get_logger("nhigw.http")
 M = TypeVar("M", bound=BaseModel)
@@ -41,7 +42,7 @@ async def parse_body(request: web.Request, model: type[M], *, empty_ok: bool = T
         try:
             data = json.loads(raw)
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise StatusError(Code.PARAM_FORMAT, f"malformed JSON: {exc.msg if hasattr(exc, 'msg') else 'bad encoding'}") from exc
+            raise StatusError(Code.NOT_JSON, f"malformed JSON: {exc.msg if hasattr(exc, 'msg') else 'bad encoding'}") from exc
     return validate(model, data)
 
 
@@ -62,15 +63,15 @@ async def error_middleware(request: web.Request, handler: Any) -> web.StreamResp
         return error_response(err)
     except web.HTTPException as exc:
         if exc.status == 404:
-            return error_response(StatusError(Code.NOT_FOUND, f"no route {request.method} {request.path}", http_status=404))
+            return error_response(StatusError(Code.NOT_FOUND, f"no route {request.method} {request.path}"))
         if exc.status == 405:
-            return error_response(StatusError(Code.NOT_FOUND, f"method {request.method} not allowed on {request.path}", http_status=405))
+            return error_response(StatusError(Code.METHOD_NOT_ALLOWED, f"method {request.method} not allowed on {request.path}"))
         if exc.status < 400:
             raise
-        return error_response(StatusError(Code.PARAM_FORMAT, exc.reason, http_status=exc.status))
+        return error_response(StatusError(code_for_http_status(exc.status), exc.reason))
     except Exception:  # the one place an unexpected error is turned into a clean 500
         log.exception("unhandled_error", path=request.path, method=request.method)
-        return error_response(StatusError(Code.INTERNAL, "unexpected error; see the service log", http_status=500))
+        return error_response(StatusError(Code.INTERNAL, "unexpected error; see the service log"))
 
 
 async def healthz(_request: web.Request) -> web.Response:

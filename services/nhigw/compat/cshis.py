@@ -62,6 +62,7 @@ from nhigw.compat.errors import (
     BAD_PARAMETER,
     CLOUD_UNREACHABLE,
     NOT_SAME_PERSON,
+    ROLLBACK_WRITTEN,
     UNSUPPORTED,
     legacy_code,
     legacy_message,
@@ -543,7 +544,12 @@ class CsHis:
     async def csUnGetSeqNumber(self, pUnTreatDate: str = "") -> LegacyResult:
         if len(_s(pUnTreatDate)) != 13:
             raise LegacyFailure(BAD_PARAMETER, "pUnTreatDate is the 13-digit ROC treatment date-time")
-        return await self._json("SequelNumber/Rollback", {"treatmentDateTime": _s(pUnTreatDate)})
+        try:
+            return await self._json("SequelNumber/Rollback", {"treatmentDateTime": _s(pUnTreatDate)})
+        except StatusCodeError as exc:  # 3209 means "already written": success for a write, a refusal here
+            if exc.code == Code.DIAGNOSIS_WRITTEN:
+                return LegacyResult(ROLLBACK_WRITTEN, statusCode=exc.code, detail="treatment data already written: the visit cannot be rolled back")
+            raise
 
     @legacy("1.54", "異常時取得就醫識別碼 (layout not public: 6.0 fields in data)", card="sam")
     async def hisGetTreatNumNoICCard(self, pPatientID: str = "", pDateTime: str = "") -> LegacyResult:

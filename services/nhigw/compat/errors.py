@@ -145,6 +145,7 @@ AGENT_UNREACHABLE = 4000
 CLOUD_UNREACHABLE = 4061
 BAD_PARAMETER = 6018
 NOT_SAME_PERSON = 5020
+ROLLBACK_WRITTEN = 5154  # 退掛: the visit's treatment data are written
 
 # THE table: 6.0 statusCode -> legacy error code.
 FROM_60: dict[int, int] = {
@@ -219,7 +220,7 @@ FROM_60: dict[int, int] = {
     3210: 6018,  # ICD-10 encoding failed
     3214: 5083,  # preventive-care rule
     3216: 5083,  # prenatal-check rule
-    3219: 5154,  # treatment data already written: cannot roll back
+    3219: 5154,  # only numeric visit types can be rolled back (a written visit is 3209: ROLLBACK_WRITTEN, by csUnGetSeqNumber)
     3220: 5153,  # already rolled back
     3236: 6015,  # duplicate upload
     3237: 9005, 3238: 9005,  # telemedicine access token

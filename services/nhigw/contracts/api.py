@@ -45,6 +45,7 @@ AGENT: list[Endpoint] = [
     Endpoint("POST", "/api/hc/v1/Signature/HpcHc", "取得三卡驗證簽章 (SAM + HPC + HC)", m.SignatureRequest, m.SignatureResponse, "hc"),
     Endpoint("DELETE", "/api/hc/v1/Logout", "健保卡登出", None, m.StatusCodeBody, "hc"),
     Endpoint("GET", "/api/common/v1/Events", "卡片與狀態事件串流 (text/event-stream; event: status, data: StatusResponse)", None, m.StatusResponse, "common"),
+    Endpoint("GET", "/api/swagger/v1/swagger.json", "OpenAPI 文件 (Swagger UI: /api/swagger/index.html)", None, None, "swagger"),
     Endpoint("GET", "/api/common/v1/Record", "取得 API 執行記錄", None, m.RecordResponse, "common"),
     Endpoint("DELETE", "/api/common/v1/Record", "清除 API 執行記錄", None, m.StatusCodeBody, "common"),
     Endpoint("GET", "/api/common/v1/ServerDateTime", "取得讀卡機或伺服器日期時間", None, m.ServerDateTimeResponse, "common"),
@@ -79,7 +80,8 @@ GATEWAY: list[Endpoint] = [
     Endpoint("POST", "/api/workstations/{ws}/{component}", "轉送元件 API 至工作站 (forward a component POST, e.g. hpc/v1/Verification/Hpc)", None, None, "gateway"),
     Endpoint("DELETE", "/api/workstations/{ws}/{component}", "轉送元件 API 至工作站 (forward a component DELETE, e.g. hpc/v1/Logout)", None, None, "gateway"),
     Endpoint("GET", "/api/ops/dead-letters", "死信佇列 (dead letters; ops)", None, None, "ops"),
-    Endpoint("POST", "/api/ops/dead-letters/{id}/retry", "重送死信 (requeue a dead letter; ops)", None, None, "ops"),
+    Endpoint("POST", "/api/ops/dead-letters/{id}/retry", "重送死信 (requeue a dead letter that never reached the NHI cloud; ops)", None, None, "ops"),
+    Endpoint("POST", "/api/ops/dead-letters/{id}/resend", "確認後重送可能已送達之寫入 (resend a write that may have landed, after reconciling; audited; ops)", m.DeadLetterResendRequest, m.StatusCodeBody, "ops"),
     Endpoint("DELETE", "/api/ops/dead-letters/{id}", "捨棄死信 (discard a dead letter; ops)", None, None, "ops"),
     Endpoint("GET", "/api/audit", "稽核紀錄 (audit records of the client's hospital, paged; ?since=&until=&limit=&order=asc|desc&cursor=)", None, None, "audit"),
     Endpoint("GET", "/api/audit/verify", "驗證稽核雜湊鏈 (verify the audit hash chain; ops)", None, None, "audit"),
@@ -130,6 +132,8 @@ SIM: list[Endpoint] = [
     Endpoint("DELETE", "/test/v1/Faults", "admin: clear every fault rule", None, c.FaultList, "admin"),
     Endpoint("POST", "/test/v1/Clock", "admin: shift the simulator's clock", c.ClockRequest, m.StatusCodeBody, "admin"),
     Endpoint("GET", "/test/v1/Stats", "calls, executed writes per route and per Idempotency-Key", None, c.StatsResponse, "admin"),
+    Endpoint("GET", "/api/swagger/v1/swagger.json", "雲端業務 API 的 OpenAPI 文件 (Swagger UI: /api/swagger/index.html)", None, None, "swagger"),
+    Endpoint("GET", "/test/swagger/v1/swagger.json", "測試卡 API 的 OpenAPI 文件 (Swagger UI: /test/swagger/index.html)", None, None, "swagger"),
 ]
 
 COMPAT: list[Endpoint] = []

@@ -532,7 +532,9 @@ class StatsResponse(CloudResponse):
     calls: dict[str, int] = Field(description="business calls per route (after the fault layer)")
     writes: dict[str, int] = Field(description="executed writes per route (a replayed idempotent answer is not a write)")
     writesByKey: dict[str, int] = Field(description="executed writes per Idempotency-Key")
-    replays: dict[str, int] = Field(description="answers served from the idempotency cache, per key")
+    replays: dict[str, int] = Field(description="answers served from the idempotency cache, per key (only with --dedupe-writes)")
+    writesByContent: dict[str, int] = Field(default_factory=dict, description="executed writes per content (a hash of route, institution, patient and business fields; not the signature or key)")
+    writesTwice: list[str] = Field(default_factory=list, description="content hashes executed more than once")
 
 
 # --------------------------------------------------------------------------- route -> (request, response)

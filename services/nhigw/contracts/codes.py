@@ -1,9 +1,24 @@
 """6.0 status codes (``statusCode``) with messages in Chinese and English.
 
 Numbers and meanings follow the 6.0 error table as real HIS programs know it
-(shared/reference/nhi-public-facts.md section 3.4). Only codes this project emits
-are listed; ``StatusError`` carries one of them to the HTTP boundary, where it is
+(shared/reference/nhi-public-facts.md section 3.4). Where that table names a range but not
+each number, or has no code for a rule, the nearest code it has is used and the choice is
+noted beside the member: 1525 is 「Token 已超過驗證次數」 (the public client's table); a visit whose treatment data are
+written cannot be rolled back: 3209 「已寫入診斷碼」 (3219 is 「就醫類別為數值才可退掛」, its own
+rule); 8203 (upload signature older than one hour) is the upload host's RtnCode, which
+``UploadData/Upload`` answers as its statusCode too. The 94xx codes are this gateway's own;
+the 6.0 table leaves 9400-9499 unused. Only codes this project emits are listed; ``StatusError`` carries one of them to the HTTP boundary, where it is
 rendered as ``{"statusCode": n, "message": "...", "messageEn": "..."}``.
+
+HTTP status: ``HTTP_STATUS`` below is the one place that decides it. Every answer that
+carries a 6.0 code (0 or not) is HTTP 200, as the real 6.0 component and cloud answer:
+real HIS code calls ``raise_for_status()`` and reads ``statusCode`` only from 2xx bodies
+(facts section 3.3a), so a 4xx would reach its user as -1 「不明的錯誤」. The gateway's
+own outcomes (9400-9410) are 200 too, for the same reason (9408 "still running" is 202).
+Only refusals that no 6.0 program provokes stay non-2xx: a body that is not JSON (400),
+no or unknown HIS key (401), a refused client, Origin or Host (403), no such route (404),
+a method a route does not take (405), a body over the size cap (413), and an unexpected
+failure (500, which the tests show never happens).
 """
 
 from __future__ import annotations
@@ -83,7 +98,7 @@ class Code(IntEnum):
     PREVENT_RULE = 3214
     PREGNANT_RULE = 3216
     ROLLBACK_TOO_LATE = 3218
-    ROLLBACK_WRITTEN = 3219
+    ROLLBACK_NUMERIC_ONLY = 3219  # 「就醫類別為數值才可退掛」 (facts 3.3a); a written visit is 3209
     ROLLBACK_DONE = 3220
     NOT_INSURED = 3228
     DUPLICATE_UPLOAD = 3236
@@ -108,6 +123,11 @@ class Code(IntEnum):
     IN_PROGRESS = 9408
     SESSION_LIMIT = 9409
     SESSION_GONE = 9410
+    FORBIDDEN = 9411
+    METHOD_NOT_ALLOWED = 9412
+    BODY_TOO_LARGE = 9413
+    NOT_JSON = 9414
+    NOT_READY = 9415
     INTERNAL = 9499
 
 
@@ -183,7 +203,7 @@ MESSAGES: dict[Code, tuple[str, str]] = {
     Code.PREVENT_RULE: ("預防保健資料錯誤", "preventive-care rule violated"),
     Code.PREGNANT_RULE: ("產前檢查資料錯誤", "prenatal-check rule violated"),
     Code.ROLLBACK_TOO_LATE: ("退掛已超過 24 小時", "rollback more than 24 hours after the visit"),
-    Code.ROLLBACK_WRITTEN: ("已寫入就醫資料，不可退掛", "treatment data already written; cannot roll back"),
+    Code.ROLLBACK_NUMERIC_ONLY: ("就醫類別為數值才可退掛", "only visits of a numeric visit type (就醫類別) can be rolled back"),
     Code.ROLLBACK_DONE: ("已退掛", "already rolled back"),
     Code.NOT_INSURED: ("非在保狀態", "not insured"),
     Code.DUPLICATE_UPLOAD: ("重複上傳", "duplicate upload"),
@@ -207,8 +227,37 @@ MESSAGES: dict[Code, tuple[str, str]] = {
     Code.IN_PROGRESS: ("請求已受理，處理中；請以相同冪等鍵重試取得結果", "accepted and still in progress; retry with the same Idempotency-Key for the answer"),
     Code.SESSION_LIMIT: ("裝置工作階段數已達上限", "too many device sessions (per device, hospital or agent)"),
     Code.SESSION_GONE: ("裝置工作階段不存在、已關閉或已逾時", "no such device session: closed, expired or never opened"),
+    Code.FORBIDDEN: ("拒絕存取", "forbidden"),
+    Code.METHOD_NOT_ALLOWED: ("不支援此 HTTP 方法", "method not allowed on this route"),
+    Code.BODY_TOO_LARGE: ("請求內容過大", "request body too large"),
+    Code.NOT_JSON: ("請求內容不是 JSON 物件", "request body is not a JSON object"),
+    Code.NOT_READY: ("閘道器尚未就緒，請稍後重試", "gateway not ready yet (it has not heard its agents yet); retry shortly"),
     Code.INTERNAL: ("內部錯誤", "internal error"),
 }
+
+# The HTTP status of every answer, by its code; a code not listed is answered HTTP 200
+# (see the module docstring for why). Nothing else in the project picks an HTTP status
+# for a coded answer.
+HTTP_STATUS: dict[Code, int] = {
+    Code.IN_PROGRESS: 202,
+    Code.NOT_JSON: 400,
+    Code.UNAUTHORIZED: 401,
+    Code.FORBIDDEN: 403,
+    Code.NOT_FOUND: 404,
+    Code.METHOD_NOT_ALLOWED: 405,
+    Code.BODY_TOO_LARGE: 413,
+    Code.INTERNAL: 500,
+}
+
+
+def http_status(code: int) -> int:
+    """The HTTP status an answer with this ``statusCode`` goes out with."""
+    return HTTP_STATUS.get(code, 200)  # type: ignore[call-overload]
+
+
+def code_for_http_status(status: int) -> Code:
+    """The refusal code for an HTTP error raised below the handlers (aiohttp's own 404, 405, 413...)."""
+    return next((c for c, s in HTTP_STATUS.items() if s == status and s >= 400), Code.NOT_JSON)
 
 
 def message(code: int) -> tuple[str, str]:
@@ -225,12 +274,15 @@ class StatusError(Exception):
     ``detail`` is extra English context; it must never hold a PIN, key or full ID number.
     """
 
-    def __init__(self, code: int, detail: str | None = None, *, http_status: int = 400, **extra: object) -> None:
+    def __init__(self, code: int, detail: str | None = None, **extra: object) -> None:
         self.code = int(code)
         self.detail = detail
-        self.http_status = http_status
         self.extra = extra
         super().__init__(f"{self.code}: {detail or message(self.code)[1]}")
+
+    @property
+    def http_status(self) -> int:
+        return http_status(self.code)
 
     def body(self) -> dict[str, object]:
         zh, en = message(self.code)

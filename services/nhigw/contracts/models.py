@@ -705,3 +705,10 @@ class DeviceSessionRecord(Model):
     idle_s: float
     openedAt: float
     expiresAt: float
+
+
+class DeadLetterResendRequest(Model):
+    """``POST /api/ops/dead-letters/{id}/resend``: the operator checked that the write did not land."""
+
+    reconciled: bool = Field(description="true: checked with the reconciliation query (the dead letter's `reconcile`) that the write did not land")
+    note: str = Field("", max_length=500, description="what the operator checked (kept in the audit record)")

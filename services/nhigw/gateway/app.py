@@ -12,7 +12,8 @@ Outcomes, each defined:
 - one-call, workstation offline: 9400 at once (503); agent silent: 9401 (504);
   the agent refused (wrong state, no card): the agent's 6.0 code (409);
 - the cloud unreachable, breaker open: 9402 (502/503/504); a write that may have
-  landed: 9403 (504) with ``idempotencyKey``; hospital over its rate: 9407 (429);
+  landed (no answer, or a 5xx after it reached the cloud, or dead-lettered after an earlier
+  delivery was sent): 9403 (504) with ``idempotencyKey``; hospital over its rate: 9407 (429);
 - still running at the HIS's deadline: 9408 (202) with ``idempotencyKey``.
 
 The upload host's ``POST /V2000/VNHI_Upload`` is queued and audited like a business write and
@@ -21,7 +22,8 @@ API (``POST /test/v1/...``) is passed through to the cloud.
 
 Also: ``GET /api/workstations``; component calls forwarded to a workstation's agent
 (``/api/workstations/{id}/{common,sam,hpc,hc}/v1/...``); dead letters for ops
-(``GET /api/ops/dead-letters``, ``POST .../{id}/retry``, ``DELETE .../{id}``); the audit
+(``GET /api/ops/dead-letters``, ``POST .../{id}/retry``, ``POST .../{id}/resend``,
+``DELETE .../{id}``; ``nhigw.gateway.deadletters``, scoped by the operator's hospital); the audit
 trail of the client's hospital (``GET /api/audit``, paged: ``audit_params``; ``GET /api/audit/verify``);
 ``/metrics``, ``/healthz``, ``/readyz``.
 """
@@ -37,10 +39,11 @@ from typing import Any
 from aiohttp import web
 
 from nhigw.bus.base import BusError
-from nhigw.common.http import error_middleware, healthz, json_response
+from nhigw.common.http import error_middleware, healthz, json_response, parse_body
 from nhigw.common.logging import get_logger
 from nhigw.contracts import api
 from nhigw.contracts.codes import Code, StatusError
+from nhigw.contracts.models import DeadLetterResendRequest
 from nhigw.contracts.routes import VNHI_UPLOAD, Route, lookup
 from nhigw.gateway.audit import PAGE_MAX, parse_cursor, to_ms
 from nhigw.gateway.auth import Client, forbid
@@ -89,17 +92,17 @@ def audit_params(q: Any) -> dict[str, Any]:
 
 @web.middleware
 async def bus_error_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
-    """Redis unreachable anywhere in a handler: 503 with 9402 (nothing was accepted), never a 500."""
+    """Redis unreachable anywhere in a handler: 9402 (nothing was accepted), never a 500."""
     try:
         return await handler(request)
     except BusError as exc:
-        raise StatusError(Code.UPSTREAM_UNAVAILABLE, "the gateway's Redis is unavailable", http_status=503) from exc
+        raise StatusError(Code.UPSTREAM_UNAVAILABLE, "the gateway's Redis is unavailable") from exc
 
 
 def dead_id(req: web.Request) -> str:
     i = req.match_info["id"]
     if not DEAD_ID_RE.match(i):
-        raise StatusError(Code.NOT_FOUND, "no such dead letter", http_status=404)
+        raise StatusError(Code.NOT_FOUND, "no such dead letter")
     return i
 
 
@@ -127,7 +130,7 @@ def create_app(gw: Gateway, *, workers: bool = True) -> web.Application:
         path = "/api/v1/" + req.match_info["path"]
         route = lookup(path)
         if route is None:
-            raise StatusError(Code.NOT_FOUND, f"no business route {path}", http_status=404)
+            raise StatusError(Code.NOT_FOUND, f"no business route {path}")
         if not route.supported:
             raise StatusError(Code.UNSUPPORTED, f"{route.path} is not supported by 6.0 (不支援)")
         return await queued(req, t0, client, route, path)
@@ -142,9 +145,9 @@ def create_app(gw: Gateway, *, workers: bool = True) -> web.Application:
         try:
             fields: Any = json.loads(raw) if raw.strip() else {}
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise StatusError(Code.PARAM_FORMAT, "malformed JSON body") from exc
+            raise StatusError(Code.NOT_JSON, "malformed JSON body") from exc
         if not isinstance(fields, dict):
-            raise StatusError(Code.PARAM_FORMAT, "the body must be a JSON object")
+            raise StatusError(Code.NOT_JSON, "the body must be a JSON object")
         workstation = req.headers.get("X-Workstation") or None
         hospital_field = "sHospId" if route is VNHI_UPLOAD else "hospitalId"
         hospital = fields.get(hospital_field) if isinstance(fields.get(hospital_field), str) else None
@@ -154,9 +157,7 @@ def create_app(gw: Gateway, *, workers: bool = True) -> web.Application:
         if workstation:
             if not client.may_use(workstation):
                 raise forbid(f"client {client.name!r} may not use workstation {workstation!r}")
-            if not gw.registry.online(workstation):
-                gw.metrics.admission.labels(str(int(Code.WORKSTATION_OFFLINE))).inc()
-                raise StatusError(Code.WORKSTATION_OFFLINE, f"workstation {workstation!r} is offline", http_status=503, workstation=workstation)
+            await gw.need_online(workstation)
         elif not client.may_act_for(hospital):
             raise forbid(f"client {client.name!r} may not act for hospital {hospital!r}")
         idem = req.headers.get("Idempotency-Key") or uuid.uuid4().hex
@@ -172,18 +173,18 @@ def create_app(gw: Gateway, *, workers: bool = True) -> web.Application:
             gw.cloud.admit(client.hospitalId or hospital or "-")
         except RateLimited as exc:
             gw.metrics.admission.labels(str(int(Code.RATE_LIMITED))).inc()
-            raise StatusError(Code.RATE_LIMITED, str(exc), http_status=429, idempotencyKey=idem) from exc
+            raise StatusError(Code.RATE_LIMITED, str(exc), idempotencyKey=idem) from exc
         try:
             ans, replayed, phases = await gw.submit(client=client, route=route, path=path, body=raw, workstation=workstation, idem_key=idem, deadline_s=deadline_s, hospital=client.hospitalId or hospital, device_session=dsession.sessionId if dsession else None)
         except BusError:
             # Redis failed or did not answer: the request may or may not be queued (a lost reply). Nothing reached
             # the cloud yet; the key (ours if the HIS sent none) lets a retry join the run or start it, never repeat it.
-            err = StatusError(Code.UPSTREAM_UNAVAILABLE, "the gateway's queue did not confirm the request (Redis unavailable); retry with the same Idempotency-Key", http_status=503, idempotencyKey=idem)
-            return json_response(err.body(), status=503, headers={"Idempotency-Key": idem})
+            err = StatusError(Code.UPSTREAM_UNAVAILABLE, "the gateway's queue did not confirm the request (Redis unavailable); retry with the same Idempotency-Key", idempotencyKey=idem)
+            return json_response(err.body(), status=err.http_status, headers={"Idempotency-Key": idem})
         headers = {"Idempotency-Key": idem, "Server-Timing": phases.header((time.perf_counter() - t0) * 1000)}
         if ans is None:
-            err = StatusError(Code.IN_PROGRESS, f"not finished within {deadline_s:g} s; it stays queued", http_status=202, idempotencyKey=idem)
-            return json_response(err.body(), status=202, headers=headers)
+            err = StatusError(Code.IN_PROGRESS, f"not finished within {deadline_s:g} s; it stays queued", idempotencyKey=idem)
+            return json_response(err.body(), status=err.http_status, headers=headers)
         headers["X-Request-Id"] = ans.requestId
         if replayed:
             headers["Idempotent-Replayed"] = "true"
@@ -199,7 +200,7 @@ def create_app(gw: Gateway, *, workers: bool = True) -> web.Application:
         try:
             fields: Any = json.loads(raw) if raw.strip() else {}
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise StatusError(Code.PARAM_FORMAT, "malformed JSON body") from exc
+            raise StatusError(Code.NOT_JSON, "malformed JSON body") from exc
         hospital = fields.get("hospitalId") if isinstance(fields, dict) and isinstance(fields.get("hospitalId"), str) else None
         if not client.may_act_for(hospital):
             raise forbid(f"client {client.name!r} may not act for hospital {hospital!r}")
@@ -215,37 +216,26 @@ def create_app(gw: Gateway, *, workers: bool = True) -> web.Application:
         ws = req.match_info["ws"]
         if not client.may_use(ws):
             raise forbid(f"client {client.name!r} may not use workstation {ws!r}")
-        if not gw.registry.online(ws):
-            raise StatusError(Code.WORKSTATION_OFFLINE, f"workstation {ws!r} is offline", http_status=503, workstation=ws)
+        await gw.need_online(ws)
         path = "/api/" + req.match_info["rest"]
         reply = await gw.rpc.component(ws, req.method, path, (await req.read()).decode("utf-8", "replace"))
         return web.Response(body=reply.body.encode(), status=reply.httpStatus, content_type="application/json", charset="utf-8")
 
     async def dead_letters(req: web.Request) -> web.Response:
-        need_ops(client_of(req))
-        out = []
-        for d in await gw.queue.dead():
-            try:
-                j = json.loads(d.raw)
-                summary = {k: j.get(k) for k in ("requestId", "idempotencyKey", "path", "workstation", "client", "write", "enqueuedAt")}
-            except ValueError:
-                summary = {"unreadable": True}
-            out.append({"id": d.id, "deliveries": d.deliveries, "originalId": d.originalId, "job": summary})
-        return json_response({"deadLetters": out, "statusCode": 0})
+        return json_response({"deadLetters": await gw.dead_letters.list(client_of(req)), "statusCode": 0})
 
     async def dead_retry(req: web.Request) -> web.Response:
+        new_id = await gw.dead_letters.retry(client_of(req), dead_id(req))
+        return json_response({"requeuedAs": new_id, "statusCode": 0})
+
+    async def dead_resend(req: web.Request) -> web.Response:
         client = client_of(req)
-        need_ops(client)
-        new_id = await gw.retry_dead(client, dead_id(req))
-        if new_id is None:
-            raise StatusError(Code.NOT_FOUND, "no such dead letter", http_status=404)
+        body = await parse_body(req, DeadLetterResendRequest, empty_ok=False)
+        new_id = await gw.dead_letters.resend(client, dead_id(req), body)
         return json_response({"requeuedAs": new_id, "statusCode": 0})
 
     async def dead_discard(req: web.Request) -> web.Response:
-        client = client_of(req)
-        need_ops(client)
-        if not await gw.discard_dead(client, dead_id(req)):
-            raise StatusError(Code.NOT_FOUND, "no such dead letter", http_status=404)
+        await gw.dead_letters.discard(client_of(req), dead_id(req))
         return json_response({"statusCode": 0})
 
     async def audit(req: web.Request) -> web.Response:
@@ -254,7 +244,10 @@ def create_app(gw: Gateway, *, workers: bool = True) -> web.Application:
         return json_response(page.model_dump(mode="json"))  # None fields kept (next: null on the last page)
 
     async def audit_verify(req: web.Request) -> web.Response:
-        need_ops(client_of(req))
+        c = client_of(req)
+        need_ops(c)
+        if not c.allHospitals:  # one chain holds every hospital's records
+            raise forbid("verifying the audit chain (every hospital's records) is for an allHospitals operator")
         res = await gw.audit.verify()
         return json_response({**res.model_dump(), "statusCode": 0}, status=200 if res.ok else 409)
 
@@ -275,6 +268,7 @@ def create_app(gw: Gateway, *, workers: bool = True) -> web.Application:
     app.router.add_route("*", r"/api/workstations/{ws}/{rest:(common|sam|hpc|hc)/v1/.+}", component)
     app.router.add_get("/api/ops/dead-letters", dead_letters)
     app.router.add_post("/api/ops/dead-letters/{id}/retry", dead_retry)
+    app.router.add_post("/api/ops/dead-letters/{id}/resend", dead_resend)
     app.router.add_delete("/api/ops/dead-letters/{id}", dead_discard)
     app.router.add_get("/api/audit", audit)
     app.router.add_get("/api/audit/verify", audit_verify)

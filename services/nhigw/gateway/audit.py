@@ -10,7 +10,7 @@ Chain: ``hash = HMAC-SHA256(audit key, prevHash || canonical JSON of the record 
 ``seq`` counts from 1, and the store keeps a head (``seq hash`` of the last record).
 The audit key is never in Redis: it is derived from the gateway key (``audit_key``; the
 replicas and ``nhigw audit verify`` hold it, Redis and the agents do not), or, for a gateway
-without one (``nhigw up``), read from ``audit.key`` (0600) beside the audit file. So someone
+without one (``nhigw up``), kept sealed in ``audit.key`` (0600) beside the audit file. So someone
 who can write to Redis can edit, reorder or remove records but cannot re-chain them.
 
 Against truncation and deletion (dropping the tail and moving the head back, or deleting
@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import abc
 import asyncio
-import base64
 import bisect
 import contextlib
 import hashlib
@@ -60,6 +59,7 @@ from nhigw.bus.batch import GroupCommit
 from nhigw.bus.resp import lean_script
 from nhigw.common.logging import get_logger, mask_id
 from nhigw.contracts.buskeys import BusKeys
+from nhigw.contracts.codes import Code
 
 if TYPE_CHECKING:
     from nhigw.bus.guard import Supervisor
@@ -72,22 +72,22 @@ PAGE_MAX = 1000  # records per page of ``query`` (and ``GET /api/audit``)
 
 
 def audit_key(gateway_key: bytes | None, key_file: Path | None = None, *, create: bool = True) -> bytes:
-    """The chain's HMAC key: derived from the gateway key when there is one; else the key file
-    (32 random bytes, base64, created 0600 when ``create``); else (in-process tests) a random key."""
+    """The chain's HMAC key: derived from the gateway key when there is one; else the key file,
+    32 random bytes sealed at rest like the services' other keys (``nhigw.common.secretbox``: this
+    machine and user, or ``NHIGW_MASTER_KEY``), made when ``create``; else (in-process tests) a random key."""
     if gateway_key:
         return hmac.new(gateway_key, KEY_LABEL, hashlib.sha256).digest()
     if key_file is None:
         return os.urandom(32)
+    from nhigw.common.secretbox import SecretBox
+
     key_file = Path(key_file)
+    box = SecretBox(key_file.parent, "audit key")
     if not key_file.exists():
         if not create:
             raise FileNotFoundError(f"audit key {key_file} not found (give the gateway key with --bus-key if the gateway had one)")
-        key_file.parent.mkdir(parents=True, exist_ok=True)
-        with contextlib.suppress(FileExistsError):
-            fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "w") as f:
-                f.write(base64.b64encode(os.urandom(32)).decode())
-    return base64.b64decode(key_file.read_text().strip())
+        box.write(key_file, os.urandom(32))
+    return box.read(key_file)
 
 
 def _mac(key: bytes, data: str) -> str:
@@ -124,11 +124,14 @@ class AuditRecord(BaseModel):
     idempotencyKey: str
     attempts: list[AuditAttempt] = Field(default_factory=list)
     latency_ms: float = 0.0
+    note: str | None = None  # an operator's action: what it rests on (e.g. a resend's reconciliation hint and note)
     prevHash: str = GENESIS
     hash: str = ""
 
     def compute_hash(self, key: bytes) -> str:
-        body = self.model_dump(mode="json", exclude={"hash"} if self.deviceSession is not None else {"hash", "deviceSession"})
+        # deviceSession and note are left out while unset, so records written before they existed keep their hashes.
+        late = {k for k in ("deviceSession", "note") if getattr(self, k) is None}
+        body = self.model_dump(mode="json", exclude={"hash", *late})
         return _mac(key, self.prevHash + json.dumps(body, sort_keys=True, ensure_ascii=False, separators=(",", ":")))
 
     def at_ms(self) -> int:
@@ -157,8 +160,18 @@ def mask_patient(id_no: str | None) -> str | None:
     return masked if masked != id_no else (id_no[:3] + "*" * max(0, len(id_no) - 5) + id_no[-2:] if len(id_no) > 5 else "***")
 
 
-def outcome_of(http_status: int) -> int:
-    return 0 if http_status < 400 else 4 if http_status < 500 else 8
+# The gateway, its Redis or the cloud failed (rather than the request or a business rule).
+SERIOUS = frozenset({Code.WORKSTATION_OFFLINE, Code.WORKSTATION_TIMEOUT, Code.UPSTREAM_UNAVAILABLE, Code.OUTCOME_UNKNOWN, Code.DC_HTTP, Code.INTERNAL})
+
+
+def outcome_of(status_code: int, http_status: int = 200) -> int:
+    """FHIR outcome of an answer: 0 its statusCode is 0, 8 the gateway or the cloud failed, else 4.
+
+    By the code, not the HTTP status: every 6.0-coded answer is HTTP 200 (``nhigw.contracts.codes``).
+    """
+    if http_status >= 500 or status_code in SERIOUS:
+        return 8
+    return 0 if status_code == 0 and http_status < 400 else 4
 
 
 def _parse(line: bytes | str) -> AuditRecord | None:
@@ -223,6 +236,7 @@ class Checkpoints:
         self._written: tuple[int, str] | None = None
         self._task: asyncio.Task[None] | None = None
         self._supervisor: Supervisor | None = None
+        self._unwritable = False
 
     def wrote(self, head: str | None) -> None:
         if head:
@@ -256,8 +270,9 @@ class Checkpoints:
                     f.flush()
                     os.fsync(f.fileno())
             except OSError as exc:
-                log.error("audit_checkpoint_unwritable", path=str(self.path), error=exc.strerror)
-                return
+                if not self._unwritable:  # once: the log line above still carries every checkpoint
+                    log.error("audit_checkpoint_unwritable", path=str(self.path), error=exc.strerror)
+                self._unwritable = True
         self._written = self.mine
 
     TASK = "audit-checkpoints"

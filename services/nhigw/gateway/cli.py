@@ -54,7 +54,8 @@ def add_admin_parsers(sub: argparse._SubParsersAction, gw: argparse.ArgumentPars
     sp.add_argument("--name", required=True)
     sp.add_argument("--hospital", help="hospitalId the client is scoped to")
     sp.add_argument("--workstations", default="*", help="comma-separated workstation patterns (fnmatch)")
-    sp.add_argument("--ops", action="store_true", help="may use the ops endpoints (dead letters, audit verify)")
+    sp.add_argument("--ops", action="store_true", help="may use the ops endpoints (dead letters, audit verify) for its --hospital")
+    sp.add_argument("--all-hospitals", action="store_true", help="with --ops: an operator of every hospital's requests")
 
     sp = sub.add_parser("audit", help="verify or export the gateway's audit trail")
     common(sp)
@@ -135,7 +136,7 @@ async def cmd_enrol_token(args: argparse.Namespace) -> None:
 def cmd_add_client(args: argparse.Namespace) -> None:
     from nhigw.gateway.auth import Clients
 
-    print(Clients.add(Path(args.clients), args.name, args.hospital, [w.strip() for w in args.workstations.split(",") if w.strip()], args.ops))
+    print(Clients.add(Path(args.clients), args.name, args.hospital, [w.strip() for w in args.workstations.split(",") if w.strip()], args.ops, all_hospitals=args.all_hospitals))
 
 
 async def cmd_audit(args: argparse.Namespace, data_dir: Path) -> int:

@@ -10,8 +10,11 @@ Semantics (both implementations, one contract test suite ``tests/test_gateway_qu
 - ``claim_stale`` takes entries idle for ``min_idle_s`` (XAUTOCLAIM), counting a
   delivery each time; an entry delivered more than ``max_deliveries`` times is moved
   to the dead-letter stream instead (XADD dead + XACK + XDEL).
-- dead letters: ``dead`` lists them; ``retry`` puts one back as a new entry;
-  ``discard`` drops it.
+- dead letters: ``dead`` lists them, ``dead_one`` reads one; ``retry`` puts one back as a new
+  entry; ``discard`` drops it. A ``DeadHook`` (the gateway's ``DeadLetters``) gives each
+  dead-lettered job its final answer *in the same step* (Redis: one MULTI with the move): a
+  dead-lettered request is answered (9403 if it may have reached the cloud), never left at
+  9408 "still queued"; the entry records whether it may have been sent (``maybeSent``).
 
 In Redis a job (a body with signatures and national IDs) is stored sealed with the gateway
 key (AES-GCM, ``Sealer``); an entry that does not open (tampered) is handed out empty and so
@@ -26,6 +29,7 @@ import itertools
 import time
 import uuid
 from dataclasses import dataclass
+from typing import Protocol
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError, ResponseError
@@ -74,6 +78,27 @@ class DeadLetter:
     raw: bytes
     deliveries: int
     originalId: str
+    maybeSent: bool = False  # a write whose earlier delivery may have reached the NHI cloud
+
+
+@dataclass
+class DeadAnswer:
+    """A dead-lettered job's final answer: stored under its key (unless one is stored) and announced."""
+
+    key: str  # the answer's KV key
+    sealed: bytes
+    ttl_s: float
+    channel: str | None  # the admitting replica's done channel
+    message: bytes
+    maybeSent: bool
+
+
+class DeadHook(Protocol):
+    async def answer(self, raw: bytes, entry_id: str, deliveries: int) -> DeadAnswer | None:
+        """The final answer for a job about to be dead-lettered (None: unreadable, or already answered)."""
+
+    async def deliver(self, a: DeadAnswer) -> None:
+        """Store and announce it (queues with no shared store of their own: ``MemoryQueue``)."""
 
 
 @dataclass
@@ -86,6 +111,7 @@ class Depth:
 
 class WorkQueue(abc.ABC):
     max_deliveries: int = 3
+    dead_hook: DeadHook | None = None
 
     async def start(self) -> None:
         return None
@@ -125,6 +151,9 @@ class WorkQueue(abc.ABC):
 
     @abc.abstractmethod
     async def dead(self) -> list[DeadLetter]: ...
+
+    @abc.abstractmethod
+    async def dead_one(self, dead_id: str) -> DeadLetter | None: ...
 
     @abc.abstractmethod
     async def retry(self, dead_id: str) -> str | None: ...
@@ -288,10 +317,15 @@ class RedisQueue(WorkQueue):
                     n = int(info[0]["times_delivered"]) if info else self.max_deliveries + 1
                     raw = fields.get(b"job", b"")
                     if n > self.max_deliveries:
+                        fa = await self.dead_hook.answer(self._open(raw), eid_s, n - 1) if self.dead_hook else None
                         async with self.client.pipeline(transaction=True) as p:
-                            p.xadd(self.dead_stream, {"job": raw, "deliveries": str(n - 1), "originalId": eid_s})
+                            p.xadd(self.dead_stream, {"job": raw, "deliveries": str(n - 1), "originalId": eid_s, "maybeSent": "1" if fa and fa.maybeSent else "0"})
                             p.xack(self.stream, self.group, eid_s)
                             p.xdel(self.stream, eid_s)
+                            if fa is not None:
+                                p.set(fa.key, fa.sealed, px=int(fa.ttl_s * 1000), nx=True)
+                                if fa.channel:
+                                    p.publish(fa.channel, fa.message)
                             await p.execute()
                         continue
                     out.append(Delivery(eid_s, self._open(raw), n))
@@ -329,7 +363,17 @@ class RedisQueue(WorkQueue):
             entries = await self.client.xrange(self.dead_stream, "-", "+")
         except (RedisError, OSError) as exc:
             raise _wrap(exc) from exc
-        return [DeadLetter(eid.decode(), self._open(f[b"job"]), int(f.get(b"deliveries", b"0")), f.get(b"originalId", b"").decode()) for eid, f in entries]
+        return [self._dead_letter(eid, f) for eid, f in entries]
+
+    def _dead_letter(self, eid: bytes, f: dict[bytes, bytes]) -> DeadLetter:
+        return DeadLetter(eid.decode(), self._open(f.get(b"job", b"")), int(f.get(b"deliveries", b"0")), f.get(b"originalId", b"").decode(), f.get(b"maybeSent") == b"1")
+
+    async def dead_one(self, dead_id: str) -> DeadLetter | None:
+        try:
+            entries = await self.client.xrange(self.dead_stream, dead_id, dead_id)
+        except (RedisError, OSError) as exc:
+            raise _wrap(exc) from exc
+        return self._dead_letter(*entries[0]) if entries else None
 
     async def _take_dead(self, dead_id: str) -> DeadLetter | None:
         try:
@@ -338,8 +382,7 @@ class RedisQueue(WorkQueue):
                 return None  # unknown, or another operator/replica took it first
         except (RedisError, OSError) as exc:
             raise _wrap(exc) from exc
-        eid, f = entries[0]
-        return DeadLetter(eid.decode(), self._open(f[b"job"]), int(f.get(b"deliveries", b"0")), f.get(b"originalId", b"").decode())
+        return self._dead_letter(*entries[0])
 
     async def retry(self, dead_id: str) -> str | None:
         d = await self._take_dead(dead_id)
@@ -424,7 +467,10 @@ class MemoryQueue(WorkQueue):
             if e.deliveries > self.max_deliveries:
                 del self._entries[eid]
                 did = self._id()
-                self._dead[did] = DeadLetter(did, e.raw, e.deliveries - 1, eid)
+                fa = await self.dead_hook.answer(e.raw, eid, e.deliveries - 1) if self.dead_hook else None
+                self._dead[did] = DeadLetter(did, e.raw, e.deliveries - 1, eid, bool(fa and fa.maybeSent))
+                if fa is not None and self.dead_hook is not None:
+                    await self.dead_hook.deliver(fa)
                 continue
             e.owner, e.last = consumer, now
             out.append(Delivery(eid, e.raw, e.deliveries))
@@ -441,6 +487,9 @@ class MemoryQueue(WorkQueue):
 
     async def dead(self) -> list[DeadLetter]:
         return list(self._dead.values())
+
+    async def dead_one(self, dead_id: str) -> DeadLetter | None:
+        return self._dead.get(dead_id)
 
     async def retry(self, dead_id: str) -> str | None:
         d = self._dead.pop(dead_id, None)

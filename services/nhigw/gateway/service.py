@@ -78,12 +78,13 @@ from nhigw.bus.seal import Sealer, SealError
 from nhigw.common.health import Readiness
 from nhigw.common.logging import get_logger
 from nhigw.contracts.buskeys import BusKeys
-from nhigw.contracts.codes import Code, StatusError
+from nhigw.contracts.codes import Code, StatusError, http_status
 from nhigw.contracts.models import JobAnswer, QueuedJob, SignatureObject
 from nhigw.contracts.routes import VNHI_UPLOAD, Route, lookup
 from nhigw.gateway.agents import AgentKeys
 from nhigw.gateway.audit import AuditAttempt, AuditLog, AuditRecord, FileAudit, JobEnd, JobStream, MemoryAudit, RedisAudit, audit_key, mask_card, mask_patient, outcome_of
 from nhigw.gateway.auth import Client, Clients
+from nhigw.gateway.deadletters import DeadLetters
 from nhigw.gateway.metrics import Metrics
 from nhigw.gateway.queue import Admission, Delivery, MemoryQueue, RedisQueue, WorkQueue
 from nhigw.gateway.registry import Registry
@@ -180,6 +181,8 @@ class Gateway:
         self.agents = AgentKeys(bus, self.kv, keys, settings.gateway_key, drops=self.drops, supervisor=self.supervisor)
         self.registry = Registry(bus, keys, self.agents, settings.offline_after_s)
         self.rpc = RpcClient(bus, keys, self.agents, drops=self.drops, supervisor=self.supervisor)
+        self.rpc.alive = self.registry.online  # a waiting call fails as soon as its agent is known gone (9400)
+        self.readiness.add("registry", self.registry.caught_up)  # heard the agents online (after start, after a Redis restart)
         self.cloud = CloudClient(settings.cloud_url, settings.upstream, settings.transport)
         same = not settings.upload_url or settings.upload_url.rstrip("/") == settings.cloud_url.rstrip("/")
         self.upload_cloud = self.cloud if same else CloudClient(settings.upload_url or "", settings.upstream, settings.transport)
@@ -187,6 +190,8 @@ class Gateway:
         from nhigw.gateway.sessions import DeviceSessions  # device sessions (issue 10): one-call per device session
 
         self.sessions = DeviceSessions(self, idle_s=settings.session_idle_s, per_device=settings.sessions_per_device, per_hospital=settings.sessions_per_hospital)
+        self.dead_letters = DeadLetters(self)  # a dead-lettered job's final answer; the operators' actions
+        self.queue.dead_hook = self.dead_letters
         self._working: set[str] = set()
         self._jobs: set[asyncio.Task[None]] = set()
         self._slots = asyncio.Semaphore(settings.worker_concurrency)  # jobs running here (worker loop and admission)
@@ -238,6 +243,19 @@ class Gateway:
             await self.upload_cloud.close()
 
     # ------------------------------------------------------------------ admission
+
+    async def need_online(self, workstation: str, *, admission: bool = True) -> None:
+        """The one decision "is this workstation there?": 9400 only when the registry knows; 9411 (503,
+        retry shortly) while this replica has not heard its agents yet (``Registry.settled``)."""
+        state = await self.registry.settled(workstation)
+        if state is None:
+            if admission:
+                self.metrics.admission.labels(str(int(Code.NOT_READY))).inc()
+            raise StatusError(Code.NOT_READY, "this gateway replica has not heard its agents yet (just started, or its Redis reconnected); retry in a second", workstation=workstation, retryAfter_s=1)
+        if not state:
+            if admission:
+                self.metrics.admission.labels(str(int(Code.WORKSTATION_OFFLINE))).inc()
+            raise StatusError(Code.WORKSTATION_OFFLINE, f"workstation {workstation!r} is offline", workstation=workstation)
 
     def answer_key(self, client: Client, idem_key: str) -> str:
         return hashlib.sha256(f"{client.name}|{idem_key}".encode()).hexdigest()[:40]
@@ -326,7 +344,7 @@ class Gateway:
             if not first:
                 waiting[fut] = None  # joined a run queued by an earlier request: its answer, whatever its requestId
                 if await self.kv.get(inflight) not in (fingerprint, None):
-                    raise StatusError(Code.PARAM_VALUE, "Idempotency-Key already used for a different request", http_status=409, idempotencyKey=idem_key)
+                    raise StatusError(Code.PARAM_VALUE, "Idempotency-Key already used for a different request", idempotencyKey=idem_key)
                 ans = await self.stored_answer(akey)
                 if ans is not None:
                     return ans, True, phases
@@ -474,10 +492,10 @@ class Gateway:
         try:
             route = lookup(job.path)
             if route is None:
-                raise StatusError(Code.NOT_FOUND, f"no business route {job.path}", http_status=404)
+                raise StatusError(Code.NOT_FOUND, f"no business route {job.path}")
             attempted_key = self.keys.attempted(job.answerKey)
             if job.write and deliveries > 1 and await self.kv.get(attempted_key) is not None:
-                raise StatusError(Code.OUTCOME_UNKNOWN, "a previous delivery of this write may have reached the NHI cloud; not sent again", http_status=504, idempotencyKey=job.idempotencyKey)
+                raise StatusError(Code.OUTCOME_UNKNOWN, "a previous delivery of this write may have reached the NHI cloud; not sent again", idempotencyKey=job.idempotencyKey)
             body = job.body
             body_fields = json.loads(body) if body.strip() else {}
             t_sign = time.perf_counter()
@@ -488,13 +506,12 @@ class Gateway:
                 body_fields = {**body_fields, **signed_fields(route, sig)}
                 body = json.dumps(body_fields, ensure_ascii=False)
             elif job.workstation:
-                if not self.registry.online(job.workstation):
-                    raise StatusError(Code.WORKSTATION_OFFLINE, f"workstation {job.workstation!r} is offline", http_status=503, workstation=job.workstation)
+                await self.need_online(job.workstation, admission=False)
                 reply = await self.rpc.sign(job.workstation, route.kind, route.serviceType, timeout_s=self.settings.sign_timeout_s)
                 agent_id = self.agents.agent_id(job.workstation)
                 if not reply.ok or reply.signature is None:
                     err = reply.error
-                    raise StatusError(err.statusCode if err else Code.INTERNAL, err.detail if err else "agent failed", http_status=409, workstation=job.workstation)
+                    raise StatusError(err.statusCode if err else Code.INTERNAL, err.detail if err else "agent failed", workstation=job.workstation)
                 body_fields = {**body_fields, **signed_fields(route, reply.signature)}
                 body = json.dumps(body_fields, ensure_ascii=False)
                 signer_hpc = reply.hpcId
@@ -518,6 +535,9 @@ class Gateway:
                 status, payload = result.response.status, result.response.body
             except UpstreamError as exc:
                 attempts = list(getattr(exc, "attempts", []) or [])
+                if isinstance(exc, BadStatus) and job.write:
+                    # The write reached the cloud and got a 5xx: it may have been executed (issue 17).
+                    raise StatusError(Code.OUTCOME_UNKNOWN, f"the NHI cloud answered HTTP {exc.response.status} to the write: it may have been executed; not repeated", idempotencyKey=job.idempotencyKey) from exc
                 if isinstance(exc, BadStatus):
                     status, payload = exc.response.status, exc.response.body
                 else:
@@ -527,14 +547,15 @@ class Gateway:
             status, payload = err.http_status, json.dumps(err.body(), ensure_ascii=False).encode()
         except ValueError:
             final = False
-            err = StatusError(Code.PARAM_FORMAT, "malformed JSON body")
+            err = StatusError(Code.NOT_JSON, "malformed JSON body")
             status, payload = err.http_status, json.dumps(err.body(), ensure_ascii=False).encode()
         latency_ms = (time.monotonic() - t0) * 1000
-        code = _status_code(payload, status)
+        code, payload = _coded(payload, status)
+        status = http_status(code)  # the cloud's 4xx/5xx too: an HIS reads the code (nhigw.contracts.codes)
         rec = AuditRecord(
             action=("C" if job.write else "R"),
             route=route_path,
-            outcome=outcome_of(status),
+            outcome=outcome_of(code, status),
             statusCode=code,
             httpStatus=status,
             client=job.client,
@@ -560,75 +581,28 @@ class Gateway:
         business); sent with the write policy (never repeated once it may have landed)."""
         try:
             res = await self.cloud.call(UpstreamRequest(path, body, True, {"X-Nhigw-Instance": self.instance}))
-            return res.response.status, res.response.body
+            status, payload = res.response.status, res.response.body
         except BadStatus as exc:
-            return exc.response.status, exc.response.body
+            status, payload = exc.response.status, exc.response.body
         except UpstreamError as exc:
             if isinstance(exc, MaybeSent):
                 err = StatusError(Code.OUTCOME_UNKNOWN, f"the test API call may have reached the NHI cloud ({exc}); not repeated")
             else:
                 err = StatusError(Code.UPSTREAM_UNAVAILABLE, f"NHI cloud test API unavailable ({exc}); not sent")
             return err.http_status, json.dumps(err.body(), ensure_ascii=False).encode()
+        code, payload = _coded(payload, status)
+        return http_status(code), payload
 
     def _upstream_status(self, exc: UpstreamError, job: QueuedJob) -> StatusError:
         if isinstance(exc, CircuitOpen):
-            return StatusError(Code.UPSTREAM_UNAVAILABLE, "NHI cloud circuit open; not sent", http_status=503)
+            return StatusError(Code.UPSTREAM_UNAVAILABLE, "NHI cloud circuit open; not sent")
         if isinstance(exc, RateLimited):
-            return StatusError(Code.RATE_LIMITED, str(exc), http_status=429)
+            return StatusError(Code.RATE_LIMITED, str(exc))
         if isinstance(exc, NotSent):
-            return StatusError(Code.UPSTREAM_UNAVAILABLE, f"NHI cloud unreachable ({exc}); not sent", http_status=502)
+            return StatusError(Code.UPSTREAM_UNAVAILABLE, f"NHI cloud unreachable ({exc}); not sent")
         if isinstance(exc, MaybeSent) and job.write:
-            return StatusError(Code.OUTCOME_UNKNOWN, f"the write may have reached the NHI cloud ({exc}); not repeated", http_status=504, idempotencyKey=job.idempotencyKey)
-        return StatusError(Code.UPSTREAM_UNAVAILABLE, f"NHI cloud did not answer ({exc})", http_status=504)
-
-    # ------------------------------------------------------------------ ops
-
-    async def audit_ops(self, client: Client, action: str, dead_id: str, raw: bytes | None) -> None:
-        """Operators' dead-letter actions go into the same chain (eventType "ops")."""
-        job = None
-        with contextlib.suppress(ValueError, TypeError):
-            job = QueuedJob.model_validate_json(raw or b"")
-        await self.audit.append(
-            AuditRecord(
-                eventType="ops",
-                action="E" if action == "retry" else "D",
-                route=f"ops/dead-letters/{action}",
-                outcome=0,
-                statusCode=0,
-                httpStatus=200,
-                client=client.name,
-                hospitalId=job.hospitalId if job else client.hospitalId,
-                workstation=job.workstation if job else None,
-                instance=self.instance,
-                site=self.settings.site,
-                requestId=job.requestId if job else dead_id,
-                idempotencyKey=job.idempotencyKey if job else "",
-            )
-        )
-
-    async def retry_dead(self, client: Client, dead_id: str) -> str | None:
-        raw = next((d.raw for d in await self.queue.dead() if d.id == dead_id), None)
-        new_id = await self.queue.retry(dead_id)
-        if new_id is not None:
-            await self.audit_ops(client, "retry", dead_id, raw)
-        return new_id
-
-    async def discard_dead(self, client: Client, dead_id: str) -> bool:
-        d = await self.queue.discard(dead_id)
-        if d is None:
-            return False
-        await self.audit_ops(client, "discard", dead_id, d.raw)
-        with contextlib.suppress(ValueError):
-            job = QueuedJob.model_validate_json(d.raw)
-            maybe = job.write and await self.kv.get(self.keys.attempted(job.answerKey)) is not None
-            err = (
-                StatusError(Code.OUTCOME_UNKNOWN, "discarded by an operator after it may have reached the NHI cloud", http_status=504, idempotencyKey=job.idempotencyKey)
-                if maybe
-                else StatusError(Code.UPSTREAM_UNAVAILABLE, "discarded by an operator; never sent", http_status=502)
-            )
-            ans = JobAnswer(requestId=job.requestId, idempotencyKey=job.idempotencyKey, httpStatus=err.http_status, body=json.dumps(err.body(), ensure_ascii=False), instance=self.instance)
-            await self.store_answer(job.answerKey, ans, job.origin)
-        return True
+            return StatusError(Code.OUTCOME_UNKNOWN, f"the write may have reached the NHI cloud ({exc}); not repeated", idempotencyKey=job.idempotencyKey)
+        return StatusError(Code.UPSTREAM_UNAVAILABLE, f"NHI cloud did not answer ({exc})")
 
 
 def answer_aad(answer_key: str) -> str:
@@ -649,14 +623,18 @@ def signed_fields(route: Route, sig: SignatureObject) -> dict[str, Any]:
     return out
 
 
-def _status_code(payload: bytes, http_status: int) -> int:
-    """The answer's 6.0 ``statusCode`` (the upload host's ``RtnCode`` as a number)."""
+def _coded(payload: bytes, status: int) -> tuple[int, bytes]:
+    """An answer's 6.0 ``statusCode`` (the upload host's ``RtnCode`` as a number) and its body;
+    an HTTP error without a code (a proxy's 502 page) becomes 1702."""
     try:
         d = json.loads(payload)
         if isinstance(d, dict) and isinstance(d.get("statusCode"), int):
-            return int(d["statusCode"])
+            return int(d["statusCode"]), payload
         if isinstance(d, dict) and str(d.get("RtnCode", "")).isdigit():
-            return int(d["RtnCode"])
+            return int(d["RtnCode"]), payload
     except ValueError:
         pass
-    return 0 if http_status < 400 else Code.DC_HTTP
+    if status < 400:
+        return 0, payload
+    err = StatusError(Code.DC_HTTP, f"the NHI cloud answered HTTP {status} without a 6.0 statusCode")
+    return err.code, json.dumps(err.body(), ensure_ascii=False).encode()

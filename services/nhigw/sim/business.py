@@ -16,8 +16,9 @@ is ours and listed here):
 - a write that names a visit (``treatmentDateTime``) needs that visit at this institution:
   none 3208, the visit is at another institution 3211; diagnosis written twice 3209;
 - rollback (退掛, ``SequelNumber/Rollback``): none 3208, another institution 3211, more than
-  24 hours after the number was taken 3218, treatment data already written 3219, already
-  rolled back 3220; a rollback gives the visit back, the number is not reused;
+  24 hours after the number was taken 3218, a visit type (就醫類別) that is not numeric
+  (``AC``, ...) 3219 「就醫類別為數值才可退掛」, treatment data already written 3209 (the 6.0
+  table's 「已寫入診斷碼」: it has no code of its own for this), already rolled back 3220; a rollback gives the visit back, the number is not reused;
 - preventive care: the same item on the same date twice 3214; prenatal check: the same
   item on the same date twice, or a male insured, 3216; newborn mark: a birthday in the
   future or more than 60 days ago 3206;
@@ -502,8 +503,10 @@ async def rollback(store: SimStore, req: c.RollbackRequest, _r: Route) -> BaseMo
     t = find_visit(p, req.hospitalId, req.treatmentDateTime)
     if store.now_s() - t.created_s > ROLLBACK_WINDOW_S:
         raise StatusError(Code.ROLLBACK_TOO_LATE)
+    if not t.treatmentItem.isdigit():
+        raise StatusError(Code.ROLLBACK_NUMERIC_ONLY, f"visit type {t.treatmentItem!r} is not numeric")
     if t.written:
-        raise StatusError(Code.ROLLBACK_WRITTEN)
+        raise StatusError(Code.DIAGNOSIS_WRITTEN, "treatment data already written: the visit cannot be rolled back")
     t.rolledBack = True
     if t.counting:
         p.treatmentCounter = f"{int(p.treatmentCounter) + 1:02d}"

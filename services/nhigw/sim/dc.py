@@ -181,6 +181,13 @@ class VhcAuthority:
 VHC = web.AppKey("vhc", VhcAuthority)
 
 
+def unknown_sam(sam_id: str, hospital_id: str | None = None) -> str:
+    """Say what failed when the data centre does not know a SAM (not "1300 SAM must be in state 1",
+    which points at the card): e.g. a simulator started separately from the virtual SAM's process."""
+    where = f" for institution {hospital_id}" if hospital_id else ""
+    return f"unknown SAM {sam_id} at the data centre{where}: its key is not registered there (simulator: POST /test/v1/Sam/Register, or start it with the virtual cards)"
+
+
 def check_sam_signed(st: SimStore, body: DcSamSigned, kind: str, *fields: str) -> None:
     """A DC request must come from a registered SAM of an institution in contract (3100 / 130x)."""
     entry = st.sam_keys.get(body.samId)
@@ -220,15 +227,17 @@ def add_dc_routes(app: web.Application) -> None:
         body = await parse_body(req, SamAuthChallengeRequest, empty_ok=False)
         st = req.app[STORE]
         if body.samId not in st.sam_keys:
-            raise StatusError(Code.SAM_MODE1, "SAM not known to the DC")
+            raise StatusError(Code.SIGNATURE_INVALID, unknown_sam(body.samId))
         return json_response(SamAuthChallengeResponse(challenge=st.new_challenge(body.samId)))
 
     async def sam_verify(req: web.Request) -> web.Response:
         body = await parse_body(req, SamAuthVerifyRequest, empty_ok=False)
         st = req.app[STORE]
         entry = st.sam_keys.get(body.samId)
-        if entry is None or entry[0] != body.hospitalId or not st.take_challenge(body.challenge, body.samId):
-            raise StatusError(Code.SAM_MODE1, "unknown SAM or stale challenge")
+        if entry is None or entry[0] != body.hospitalId:
+            raise StatusError(Code.SIGNATURE_INVALID, unknown_sam(body.samId, body.hospitalId))
+        if not st.take_challenge(body.challenge, body.samId):
+            raise StatusError(Code.SIGNATURE_INVALID, "the SAM's challenge is unknown or expired at the data centre: verify again")
         raw = base64.b64decode(body.challenge)
         # The SAM signed sha256(challenge) with INTERNAL AUTHENTICATE: verify over the challenge itself.
         if not signing.verify(entry[1], raw, body.signature):

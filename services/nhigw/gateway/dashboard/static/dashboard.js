@@ -57,7 +57,9 @@ async function call(method, path, body) {
   const text = await r.text();
   let data;
   try { data = text ? JSON.parse(text) : {}; } catch (e) { data = text; }
-  return { status: r.status, ok: r.ok, data };
+  // A coded answer is HTTP 200 even when refused: success is HTTP 2xx and statusCode 0 (or none).
+  const coded = data && typeof data === "object" && typeof data.statusCode === "number";
+  return { status: r.status, ok: r.ok && (!coded || data.statusCode === 0), data };
 }
 
 function showLogin(on) {
