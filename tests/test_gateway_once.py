@@ -34,7 +34,7 @@ from nhigw.contracts.cloud import Fault
 from nhigw.gateway.auth import Clients
 from nhigw.gateway.upstream import HandlerTransport, UpstreamResponse, UpstreamSettings
 from tests.stack import running_stack
-from tests.helpers import Proc, free_port, ok
+from tests.helpers import Proc, eventually, free_port, ok
 from tests.test_gateway_service import HOSP, PASS_BODY, call, gateway_on
 
 WRITE = "/api/v1/EmergentTel/Write"
@@ -183,4 +183,78 @@ async def test_dead_letters_are_scoped_by_the_operators_hospital_and_an_unreadab
         assert ok(await call(http, "DELETE", url + f"/api/ops/dead-letters/{b_id}", headers=auth(ops_all)))
         records = (await call(http, "GET", url + "/api/audit", headers=auth(ops_all)))[1]["records"]
         assert [(r["route"], r["client"]) for r in records if r["eventType"] == "ops"] == [("ops/dead-letters/discard", "ops-all")] * 2
+    await bus.close()
+
+
+async def test_breaker_and_oldest_pending_metrics_move_without_traffic() -> None:
+    """Issue 17 item 6: an idle replica's metrics follow time (no request has to pass to move them)."""
+    release = asyncio.Event()
+
+    async def transport(base: str, req) -> UpstreamResponse:  # type: ignore[no-untyped-def]
+        if req.path.endswith("BasicData/Query"):
+            return UpstreamResponse(503, b'{"statusCode": 9402}')
+        await release.wait()  # a write held inside the cloud: its entry stays pending
+        return UpstreamResponse(200, b'{"statusCode": 0}')
+
+    settings = UpstreamSettings(backoff_base_s=0.001, breaker_failures=2, breaker_cooldown_s=0.5)
+    async with gateway_on("http://cloud.invalid", transport=HandlerTransport(transport), upstream=settings) as (url, _gw), aiohttp.ClientSession() as http:
+
+        async def metric(name: str) -> float:
+            async with http.get(url + "/metrics") as r:
+                text = await r.text()
+            return float(next(ln.split()[-1] for ln in text.splitlines() if ln.startswith(name + " ")))
+
+        held = asyncio.create_task(call(http, "POST", url + WRITE, json={**PASS_BODY, "tel": "0255556666"}, headers={"Idempotency-Key": "held-1"}))
+        st, body, _ = await call(http, "POST", url + "/api/v1/BasicData/Query", json=PASS_BODY, headers={"Idempotency-Key": "down-1"})
+        assert body["statusCode"] == 9402
+        assert await metric("nhigw_gateway_breaker_state") == 1  # open
+
+        async def half_open() -> bool:
+            return await metric("nhigw_gateway_breaker_state") == 2
+
+        assert await eventually(half_open, 5.0)  # past its cool-down, with no call in between: the next call probes
+        first = await metric("nhigw_gateway_queue_oldest_pending_seconds")
+
+        async def older() -> bool:
+            return await metric("nhigw_gateway_queue_oldest_pending_seconds") > first > 0
+
+        assert await eventually(older, 5.0)
+        release.set()
+        assert (await held)[1]["statusCode"] == 0
+
+
+@pytest.mark.redis
+async def test_a_replica_started_while_its_agent_is_online_answers_no_false_9400(redis_server: str, bus_prefix: str, tmp_path: Path) -> None:
+    """Issue 17 item 4: a burst the moment a new replica says it is up: none is told "workstation offline"."""
+    key = os.urandom(32)
+    bus = RedisBus(redis_server)
+    async with running_stack(bus=bus, prefix=bus_prefix, gateway_key=key, upstream=UpstreamSettings(rate_per_s=1e6, rate_burst=1e6)) as s:
+        await s.ready()
+        port = free_port()
+        url = f"http://127.0.0.1:{port}"
+        p = Proc("gw-new", ["gateway", "--port", str(port), "--cloud", s.sim_url, "--redis", redis_server, "--bus-key", base64.b64encode(key).decode(), "--bus-prefix", bus_prefix,
+                            "--rate-per-s", "100000", "--rate-burst", "100000"], tmp_path)
+        try:
+            await asyncio.to_thread(p.wait_ready)
+            h = {"X-Workstation": "ws-01", "X-Deadline-Ms": "10000"}
+            readyz = asyncio.create_task(call(s.http, "GET", url + "/readyz"))
+            burst = await asyncio.gather(*(call(s.http, "POST", url + "/api/v1/BasicData/Register", json={}, headers={**h, "Idempotency-Key": f"burst-{i}"}) for i in range(30)))
+            answers = [b["statusCode"] for _st, b, _ in burst]
+            assert 9400 not in answers, answers
+            assert set(answers) <= {0, 9415}, answers  # done, or "not ready yet, retry" (never a false offline)
+            assert answers.count(0) >= 1
+            _, first, _ = await readyz
+            assert "registry" in first["checks"], first
+
+            async def ready() -> bool:
+                return (await call(s.http, "GET", url + "/readyz"))[0] == 200
+
+            assert await eventually(ready, 10.0)
+            st, body, _ = await call(s.http, "POST", url + "/api/v1/BasicData/Register", json={}, headers={**h, "Idempotency-Key": "after"})
+            assert (st, body["statusCode"]) == (200, 0), body
+            st, body, _ = await call(s.http, "POST", url + "/api/v1/BasicData/Register", json={}, headers={"X-Workstation": "ws-99", "Idempotency-Key": "nobody"})
+            assert body["statusCode"] == 9400, body  # caught up: a workstation nobody runs is offline, at once
+        finally:
+            p.stop()
+        assert "Traceback" not in p.log(), p.log()[-3000:]
     await bus.close()

@@ -282,7 +282,7 @@ async def test_writes_on_the_real_simulator_through_two_replicas_one_killed_none
                     if killed.is_set():
                         target = urls[1]
                     try:
-                        async with s.http.post(target + "/api/v1/EmergentTel/Write", json={"tel": "0912345678"},
+                        async with s.http.post(target + "/api/v1/EmergentTel/Write", json={"tel": f"09{i:08d}"},
                                                headers={"X-Workstation": "ws-01", "Idempotency-Key": k, "X-Deadline-Ms": "5000"}) as r:
                             status, body = r.status, await r.json()
                     except aiohttp.ClientError:
@@ -313,6 +313,7 @@ async def test_writes_on_the_real_simulator_through_two_replicas_one_killed_none
         assert len(answers) == n
         assert s.store.replays == {}  # the simulator never saw a key a second time
         assert set(s.store.writes_by_key.values()) == {1}
+        assert set(s.store.writes_by_content.values()) == {1} and len(s.store.writes_by_content) == len(s.store.writes_by_key)  # by content too
         ok = {k for k, v in answers.items() if v == (200, 0)}
         assert ok <= set(s.store.writes_by_key)
         assert {v for k, v in answers.items() if k not in ok} <= {(200, 9403)}, Counter(answers.values())

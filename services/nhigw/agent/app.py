@@ -58,7 +58,7 @@ def _record_middleware() -> Callable[..., Awaitable[web.StreamResponse]]:
     @web.middleware
     async def mw(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
         resp = await handler(request)
-        if request.path.startswith("/api/") and isinstance(resp, web.Response) and resp.content_type == "application/json":
+        if request.path.startswith("/api/") and not request.path.startswith("/api/swagger/") and isinstance(resp, web.Response) and resp.content_type == "application/json":
             code = 0
             if resp.body:  # every coded answer is HTTP 200: the code is in the body
                 try:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections import defaultdict
 
 import redis.asyncio as aioredis
@@ -34,6 +35,7 @@ class RedisBus(Bus):
         self._reader: asyncio.Task[None] | None = None
         self._ready = asyncio.Event()
         self._closed = False
+        self.live_since: float | None = None
 
     async def publish(self, channel: str, message: bytes) -> int:
         try:
@@ -88,6 +90,7 @@ class RedisBus(Bus):
                 # subscribe() either lands in the snapshot or subscribes on this pubsub itself.
                 self._pubsub = pubsub
                 await pubsub.subscribe("__nhigw_keepalive__", *list(self._subs))
+                self.live_since = time.monotonic()
                 self._ready.set()
                 delay = 0.05
                 while not self._closed:
@@ -104,6 +107,7 @@ class RedisBus(Bus):
                 level = log.warning if isinstance(exc, (RedisError, OSError)) else log.exception
                 level("redis_bus_reconnect", error=str(exc), retry_in_s=delay)
                 self._pubsub = None
+                self.live_since = None  # messages published meanwhile are lost
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 1.0)
             finally:

@@ -8,7 +8,9 @@ counted in ``rejected``). No reply of any size or shape stops the receiving task
 
 Outcomes, each defined: a reply (ok or a 6.0 error from the agent); workstation not
 enrolled or nobody subscribed to its channel (9400, at once); no reply before the
-deadline (9401).
+deadline (9401); the agent known gone while the call waits (``alive``, the gateway's registry:
+its presence stopped or it said it is leaving): 9400 "agent went offline during the call" at once,
+not after the full timeout.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from collections.abc import Callable
 from typing import Protocol
 
 from pydantic import BaseModel, ConfigDict
@@ -54,6 +57,8 @@ class RpcClient:
         self.receiver = receiver  # the task's name and the drops' label
         self._pending: dict[str, tuple[str, asyncio.Future[bytes]]] = {}
         self._sub: Subscription | None = None
+        self.alive: Callable[[str], bool] | None = None  # is this workstation's agent still there? (the gateway's registry)
+        self.check_every_s = 0.1
 
     @property
     def rejected(self) -> int:
@@ -93,10 +98,22 @@ class RpcClient:
                 raise StatusError(Code.UPSTREAM_UNAVAILABLE, "message bus unavailable") from exc
             if receivers == 0:
                 raise StatusError(Code.WORKSTATION_OFFLINE, f"workstation {workstation!r} is not connected", workstation=workstation)
-            try:
-                return await asyncio.wait_for(fut, timeout_s)
-            except TimeoutError as exc:
-                raise StatusError(Code.WORKSTATION_TIMEOUT, f"workstation {workstation!r} did not answer within {timeout_s:g} s", workstation=workstation) from exc
+            loop = asyncio.get_running_loop()
+            end = loop.time() + timeout_s
+            seen = self.alive is not None and self.alive(workstation)  # there during the call (one never seen waits for its timeout)
+            while True:  # the reply, the deadline, or the agent known gone (``alive``), whichever comes first
+                remaining = end - loop.time()
+                if remaining <= 0:
+                    raise StatusError(Code.WORKSTATION_TIMEOUT, f"workstation {workstation!r} did not answer within {timeout_s:g} s", workstation=workstation)
+                await asyncio.wait((fut,), timeout=min(self.check_every_s, remaining))
+                if fut.done():
+                    return fut.result()
+                if self.alive is None:
+                    continue
+                if self.alive(workstation):
+                    seen = True
+                elif seen:
+                    raise StatusError(Code.WORKSTATION_OFFLINE, f"agent went offline during the call (workstation {workstation!r})", workstation=workstation)
         finally:
             self._pending.pop(request_id, None)
 

@@ -45,6 +45,7 @@ AGENT: list[Endpoint] = [
     Endpoint("POST", "/api/hc/v1/Signature/HpcHc", "取得三卡驗證簽章 (SAM + HPC + HC)", m.SignatureRequest, m.SignatureResponse, "hc"),
     Endpoint("DELETE", "/api/hc/v1/Logout", "健保卡登出", None, m.StatusCodeBody, "hc"),
     Endpoint("GET", "/api/common/v1/Events", "卡片與狀態事件串流 (text/event-stream; event: status, data: StatusResponse)", None, m.StatusResponse, "common"),
+    Endpoint("GET", "/api/swagger/v1/swagger.json", "OpenAPI 文件 (Swagger UI: /api/swagger/index.html)", None, None, "swagger"),
     Endpoint("GET", "/api/common/v1/Record", "取得 API 執行記錄", None, m.RecordResponse, "common"),
     Endpoint("DELETE", "/api/common/v1/Record", "清除 API 執行記錄", None, m.StatusCodeBody, "common"),
     Endpoint("GET", "/api/common/v1/ServerDateTime", "取得讀卡機或伺服器日期時間", None, m.ServerDateTimeResponse, "common"),
@@ -131,6 +132,8 @@ SIM: list[Endpoint] = [
     Endpoint("DELETE", "/test/v1/Faults", "admin: clear every fault rule", None, c.FaultList, "admin"),
     Endpoint("POST", "/test/v1/Clock", "admin: shift the simulator's clock", c.ClockRequest, m.StatusCodeBody, "admin"),
     Endpoint("GET", "/test/v1/Stats", "calls, executed writes per route and per Idempotency-Key", None, c.StatsResponse, "admin"),
+    Endpoint("GET", "/api/swagger/v1/swagger.json", "雲端業務 API 的 OpenAPI 文件 (Swagger UI: /api/swagger/index.html)", None, None, "swagger"),
+    Endpoint("GET", "/test/swagger/v1/swagger.json", "測試卡 API 的 OpenAPI 文件 (Swagger UI: /test/swagger/index.html)", None, None, "swagger"),
 ]
 
 COMPAT: list[Endpoint] = []

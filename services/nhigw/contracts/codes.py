@@ -127,6 +127,7 @@ class Code(IntEnum):
     METHOD_NOT_ALLOWED = 9412
     BODY_TOO_LARGE = 9413
     NOT_JSON = 9414
+    NOT_READY = 9415
     INTERNAL = 9499
 
 
@@ -230,6 +231,7 @@ MESSAGES: dict[Code, tuple[str, str]] = {
     Code.METHOD_NOT_ALLOWED: ("不支援此 HTTP 方法", "method not allowed on this route"),
     Code.BODY_TOO_LARGE: ("請求內容過大", "request body too large"),
     Code.NOT_JSON: ("請求內容不是 JSON 物件", "request body is not a JSON object"),
+    Code.NOT_READY: ("閘道器尚未就緒，請稍後重試", "gateway not ready yet (it has not heard its agents yet); retry shortly"),
     Code.INTERNAL: ("內部錯誤", "internal error"),
 }
 

@@ -157,9 +157,7 @@ def create_app(gw: Gateway, *, workers: bool = True) -> web.Application:
         if workstation:
             if not client.may_use(workstation):
                 raise forbid(f"client {client.name!r} may not use workstation {workstation!r}")
-            if not gw.registry.online(workstation):
-                gw.metrics.admission.labels(str(int(Code.WORKSTATION_OFFLINE))).inc()
-                raise StatusError(Code.WORKSTATION_OFFLINE, f"workstation {workstation!r} is offline", workstation=workstation)
+            await gw.need_online(workstation)
         elif not client.may_act_for(hospital):
             raise forbid(f"client {client.name!r} may not act for hospital {hospital!r}")
         idem = req.headers.get("Idempotency-Key") or uuid.uuid4().hex
@@ -218,8 +216,7 @@ def create_app(gw: Gateway, *, workers: bool = True) -> web.Application:
         ws = req.match_info["ws"]
         if not client.may_use(ws):
             raise forbid(f"client {client.name!r} may not use workstation {ws!r}")
-        if not gw.registry.online(ws):
-            raise StatusError(Code.WORKSTATION_OFFLINE, f"workstation {ws!r} is offline", workstation=ws)
+        await gw.need_online(ws)
         path = "/api/" + req.match_info["rest"]
         reply = await gw.rpc.component(ws, req.method, path, (await req.read()).decode("utf-8", "replace"))
         return web.Response(body=reply.body.encode(), status=reply.httpStatus, content_type="application/json", charset="utf-8")

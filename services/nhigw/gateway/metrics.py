@@ -1,7 +1,8 @@
 """Prometheus metrics of one gateway replica (``GET /metrics``, text format).
 
 Counters and histograms are updated as requests run; queue depth, oldest pending age,
-dead letters, breaker state and agents online are read at scrape time. Each gateway
+dead letters, breaker state (as time has it: open past its cool-down reads half-open) and agents
+online are read at scrape time, so they move on an idle replica too. Each gateway
 has its own ``CollectorRegistry`` (several gateways can live in one test process).
 """
 
@@ -49,7 +50,7 @@ class Metrics:
         self.queue_pending.set(d.pending)
         self.oldest_pending.set(d.oldest_pending_age_s)
         self.dead.set(d.dead)
-        self.breaker.set(self.gw.cloud.breaker.state)
+        self.breaker.set(self.gw.cloud.breaker.current())
         self.agents.set(self.gw.registry.online_count())
         self.rejected.set(self.gw.registry.rejected + self.gw.rpc.rejected)
         return generate_latest(self.registry)

@@ -10,10 +10,18 @@ clock step back its presence is refused until its clock passes the last ``sentAt
 agent, with a new ``agentId``, starts afresh). Anything else is dropped without touching any
 state, counted (``rejected``; ``Drops`` by reason) and logged once per interval, not per message
 (``nhigw.bus.guard``); a flood of forgeries costs no Redis round trip each (``AgentKeys.open``).
+
+Caught up (issue 17): a replica that just started, or whose bus just reconnected (Redis restarted),
+has not yet heard the agents that are online. It trusts "offline" only once it has listened without
+a break for ``warmup_s`` (default 1.5 s: agents send a presence every second, and at once when they
+reconnect); until then ``caught_up`` is False (the ``registry`` readiness check fails, ``/readyz``
+503) and ``settled`` waits for it, so a workstation that is online is never answered 9400 by a
+replica that has not heard it yet.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -45,6 +53,7 @@ class Registry:
     keys: BusKeys
     agents: AgentKeys
     offline_after_s: float = 3.0
+    warmup_s: float = 1.5
     entries: dict[str, Entry] = field(default_factory=dict)
     _sub: Subscription | None = None
 
@@ -62,6 +71,24 @@ class Registry:
     def online(self, workstation: str) -> bool:
         e = self.entries.get(workstation)
         return e is not None and not e.presence.leaving and time.monotonic() - e.seen_at < self.offline_after_s
+
+    def caught_up(self) -> bool:
+        """Has this replica listened long enough, without a break, to know who is online?"""
+        since = self.bus.live_since
+        return since is not None and (since == 0.0 or time.monotonic() - since >= self.warmup_s) and self._sub is not None
+
+    async def settled(self, workstation: str, wait_s: float | None = None) -> bool | None:
+        """Is ``workstation`` online? Waits (at most ``wait_s``, default ``warmup_s`` + 0.5 s) while
+        it is not and the registry has not caught up; None: still not caught up (the bus is away)."""
+        loop = asyncio.get_running_loop()
+        end = loop.time() + (self.warmup_s + 0.5 if wait_s is None else wait_s)
+        while not self.online(workstation):
+            if self.caught_up():
+                return False
+            if loop.time() >= end:
+                return None
+            await asyncio.sleep(0.05)
+        return True
 
     def online_count(self) -> int:
         return sum(1 for ws in self.entries if self.online(ws))

@@ -181,6 +181,8 @@ class Gateway:
         self.agents = AgentKeys(bus, self.kv, keys, settings.gateway_key, drops=self.drops, supervisor=self.supervisor)
         self.registry = Registry(bus, keys, self.agents, settings.offline_after_s)
         self.rpc = RpcClient(bus, keys, self.agents, drops=self.drops, supervisor=self.supervisor)
+        self.rpc.alive = self.registry.online  # a waiting call fails as soon as its agent is known gone (9400)
+        self.readiness.add("registry", self.registry.caught_up)  # heard the agents online (after start, after a Redis restart)
         self.cloud = CloudClient(settings.cloud_url, settings.upstream, settings.transport)
         same = not settings.upload_url or settings.upload_url.rstrip("/") == settings.cloud_url.rstrip("/")
         self.upload_cloud = self.cloud if same else CloudClient(settings.upload_url or "", settings.upstream, settings.transport)
@@ -241,6 +243,19 @@ class Gateway:
             await self.upload_cloud.close()
 
     # ------------------------------------------------------------------ admission
+
+    async def need_online(self, workstation: str, *, admission: bool = True) -> None:
+        """The one decision "is this workstation there?": 9400 only when the registry knows; 9411 (503,
+        retry shortly) while this replica has not heard its agents yet (``Registry.settled``)."""
+        state = await self.registry.settled(workstation)
+        if state is None:
+            if admission:
+                self.metrics.admission.labels(str(int(Code.NOT_READY))).inc()
+            raise StatusError(Code.NOT_READY, "this gateway replica has not heard its agents yet (just started, or its Redis reconnected); retry in a second", workstation=workstation, retryAfter_s=1)
+        if not state:
+            if admission:
+                self.metrics.admission.labels(str(int(Code.WORKSTATION_OFFLINE))).inc()
+            raise StatusError(Code.WORKSTATION_OFFLINE, f"workstation {workstation!r} is offline", workstation=workstation)
 
     def answer_key(self, client: Client, idem_key: str) -> str:
         return hashlib.sha256(f"{client.name}|{idem_key}".encode()).hexdigest()[:40]
@@ -491,8 +506,7 @@ class Gateway:
                 body_fields = {**body_fields, **signed_fields(route, sig)}
                 body = json.dumps(body_fields, ensure_ascii=False)
             elif job.workstation:
-                if not self.registry.online(job.workstation):
-                    raise StatusError(Code.WORKSTATION_OFFLINE, f"workstation {job.workstation!r} is offline", workstation=job.workstation)
+                await self.need_online(job.workstation, admission=False)
                 reply = await self.rpc.sign(job.workstation, route.kind, route.serviceType, timeout_s=self.settings.sign_timeout_s)
                 agent_id = self.agents.agent_id(job.workstation)
                 if not reply.ok or reply.signature is None:

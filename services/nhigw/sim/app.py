@@ -3,14 +3,15 @@ test-card API (``testcards.py``), the upload host's ``/V2000/VNHI_Upload`` (``up
 
 A business call goes through, in order:
 
-1. the route table (unknown 9405 / 404; a row the seed marks 不支援 9406 / 400);
+1. the route table (unknown 9405, HTTP 404; a row the seed marks 不支援 9406, HTTP 200 as every
+   coded answer: ``nhigw.contracts.codes.HTTP_STATUS``);
 2. the fault layer (``POST /test/v1/Faults``; off unless the admin API is enabled); a rule
    with ``phase: "after"`` fires after step 6 instead: the call is done, its answer is lost;
 3. idempotency, only when asked for (``nhigw sim --dedupe-writes``, ``SimStore.dedupe_writes``):
    for write routes with an ``Idempotency-Key`` header, the same key with the same body
    (compared as canonical JSON) answers the first answer again (same HTTP status and body,
    header ``Idempotent-Replayed: true``) without executing the write again; the same key with
-   another body is refused (1706, HTTP 409). First answers are kept for the last 100 000 keys.
+   another body is refused (1706). First answers are kept for the last 100 000 keys.
    By default the simulator does what the real NHI cloud does: it ignores the header and
    executes every write that carries a valid, unused signature (a one-call gateway signs each
    delivery afresh, so a write sent twice *is* executed twice);
@@ -31,6 +32,7 @@ from aiohttp import web
 
 from nhigw.common.http import error_middleware, healthz, json_response, validate
 from nhigw.common.logging import get_logger
+from nhigw.common.swagger import add_swagger
 from nhigw.contracts.cloud import ROUTE_MODELS
 from nhigw.contracts.codes import Code, StatusError
 from nhigw.contracts.routes import lookup
@@ -66,6 +68,17 @@ def _parse(raw: bytes) -> Any:
         return json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
         raise StatusError(Code.NOT_JSON, "malformed JSON") from exc
+
+
+def openapi_part(prefix: str, title: str) -> dict[str, Any]:
+    """The part of the simulator's OpenAPI document under ``prefix``: the cloud's business API
+    (``/api/``) or its test API (``/test/``), each with its own Swagger UI as the cloud has."""
+    from nhigw.contracts.api import SIM
+    from nhigw.protogen import openapi
+
+    doc = openapi("sim", [e for e in SIM if e.path.startswith(prefix)])
+    doc["info"]["title"] = title
+    return doc
 
 
 def create_app(store: SimStore | None = None) -> web.Application:
@@ -130,6 +143,8 @@ def create_app(store: SimStore | None = None) -> web.Application:
     add_testcard_routes(app)
     add_upload_routes(app)
     add_admin_routes(app)
+    add_swagger(app.router, "/api/swagger", lambda: openapi_part("/api/", "健保署雲端業務 API (nhigw 模擬器)"), "健保署雲端業務 API — nhigw 模擬器")
+    add_swagger(app.router, "/test/swagger", lambda: openapi_part("/test/", "測試卡 API (nhigw 模擬器)"), "測試卡 API — nhigw 模擬器")
     vhc_key = getattr(_dc, "VHC", None)
     if vhc_key is not None and vhc_key in app:
         authority = app[vhc_key]
