@@ -311,6 +311,36 @@ async def test_a_captured_component_call_published_again_is_not_run_again(redis_
     await bus.close()
 
 
+async def test_a_captured_session_call_published_again_is_not_run_again(redis_server: str, bus_prefix: str) -> None:
+    bus = RedisBus(redis_server)
+    keys = BusKeys(bus_prefix)
+    async with running_stack(bus=bus, prefix=bus_prefix, gateway_key=os.urandom(32)) as s:
+        ws = s.workstation
+        sessions = DeviceSessions(s.agent)
+        handled: list[str] = []
+        handle = sessions.handle
+
+        async def spy(call):  # type: ignore[no-untyped-def]
+            handled.append(call.requestId)
+            return await handle(call)
+
+        sessions.handle = spy  # type: ignore[method-assign]
+        slink = SessionLink(sessions, bus, keys, s.link.identity)
+        await slink.start()
+        try:
+            sub = await bus.subscribe(keys.sessions(ws))
+            reply = await s.gateway.sessions.rpc.session(ws, "open", "ds-replay", timeout_s=5, device="bed-1")
+            ch, captured = await sub.get(5)
+            await sub.close()
+            assert handled == [reply.requestId]
+            await bus.publish(ch, captured)
+            assert await eventually(lambda: _true(slink.drops.counts[("sessions", "replayed")] == 1), 5)
+            assert handled == [reply.requestId]  # not run again
+        finally:
+            await slink.stop()
+    await bus.close()
+
+
 async def test_a_job_added_to_the_stream_again_is_not_run_again_and_keeps_its_stored_answer(redis_server: str, bus_prefix: str) -> None:
     bus = RedisBus(redis_server)
     keys = BusKeys(bus_prefix)
