@@ -198,8 +198,12 @@ async def test_fuzz_every_channel_and_stream_the_services_read_kills_nothing(red
                 # Nothing died: every supervised task runs, none was restarted; ready; registration works.
                 for sup in (gw.supervisor, s.link.supervisor, slink.supervisor):
                     assert sup.restarts == Counter() and all(not t.done() for t in sup.tasks.values()), sup.tasks
+                async def ready() -> bool:  # (the registry's own check waits out its warm-up after the bus connected)
+                    return (await s.call("GET", s.gateway_url + "/readyz"))[0] == 200
+
+                assert await eventually(ready, 10)
                 st, body = await s.call("GET", s.gateway_url + "/readyz")
-                assert st == 200 and {"bus", "task:registry", "task:replies", "task:done-listener", "task:enrolment", "task:worker"} <= set(body["checks"])
+                assert st == 200 and {"bus", "registry", "task:registry", "task:replies", "task:done-listener", "task:enrolment", "task:worker"} <= set(body["checks"]), body
                 assert gw.registry.online(ws)
                 st, body = await s.gw("/api/v1/BasicData/Register", workstation=ws)
                 assert st == 200 and body["name"] == "測試十", body
