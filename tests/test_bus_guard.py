@@ -198,8 +198,12 @@ async def test_fuzz_every_channel_and_stream_the_services_read_kills_nothing(red
                 # Nothing died: every supervised task runs, none was restarted; ready; registration works.
                 for sup in (gw.supervisor, s.link.supervisor, slink.supervisor):
                     assert sup.restarts == Counter() and all(not t.done() for t in sup.tasks.values()), sup.tasks
+                async def ready() -> bool:  # (the registry's own check waits out its warm-up after the bus connected)
+                    return (await s.call("GET", s.gateway_url + "/readyz"))[0] == 200
+
+                assert await eventually(ready, 10)
                 st, body = await s.call("GET", s.gateway_url + "/readyz")
-                assert st == 200 and {"bus", "task:registry", "task:replies", "task:done-listener", "task:enrolment", "task:worker"} <= set(body["checks"])
+                assert st == 200 and {"bus", "registry", "task:registry", "task:replies", "task:done-listener", "task:enrolment", "task:worker"} <= set(body["checks"]), body
                 assert gw.registry.online(ws)
                 st, body = await s.gw("/api/v1/BasicData/Register", workstation=ws)
                 assert st == 200 and body["name"] == "測試十", body
@@ -308,6 +312,36 @@ async def test_a_captured_component_call_published_again_is_not_run_again(redis_
         await bus.publish(ch, captured)  # the same sealed call, again, before its deadline
         assert await eventually(lambda: _true(s.link.drops.counts[("calls", "replayed")] == 1), 5)
         assert sum(1 for r in s.agent.records if "Verification/Hpc" in r.function or "Hpc" in r.function) == runs  # not run again
+    await bus.close()
+
+
+async def test_a_captured_session_call_published_again_is_not_run_again(redis_server: str, bus_prefix: str) -> None:
+    bus = RedisBus(redis_server)
+    keys = BusKeys(bus_prefix)
+    async with running_stack(bus=bus, prefix=bus_prefix, gateway_key=os.urandom(32)) as s:
+        ws = s.workstation
+        sessions = DeviceSessions(s.agent)
+        handled: list[str] = []
+        handle = sessions.handle
+
+        async def spy(call):  # type: ignore[no-untyped-def]
+            handled.append(call.requestId)
+            return await handle(call)
+
+        sessions.handle = spy  # type: ignore[method-assign]
+        slink = SessionLink(sessions, bus, keys, s.link.identity)
+        await slink.start()
+        try:
+            sub = await bus.subscribe(keys.sessions(ws))
+            reply = await s.gateway.sessions.rpc.session(ws, "open", "ds-replay", timeout_s=5, device="bed-1")
+            ch, captured = await sub.get(5)
+            await sub.close()
+            assert handled == [reply.requestId]
+            await bus.publish(ch, captured)
+            assert await eventually(lambda: _true(slink.drops.counts[("sessions", "replayed")] == 1), 5)
+            assert handled == [reply.requestId]  # not run again
+        finally:
+            await slink.stop()
     await bus.close()
 
 

@@ -139,6 +139,8 @@ async def test_registration(mode: str) -> None:
         for k in ("cardSn", "name", "idCardNum", "birthday", "sex", "dateIssue", "cancelTermination", "insurerCode", "insurerId", "cardValidity", "treatmentCounter"):
             assert k in reg, (k, reg)
         assert (reg["cardSn"], reg["name"], reg["idCardNum"], reg["birthday"]) == ("000073898381", "測試十", "Z299999929", "0920315")
+        again = await his.component("POST", "/api/common/v1/Initial", {})  # the HIS opens the port again: 1001, read as done
+        assert again["statusCode"] == 1001, again
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -153,7 +155,10 @@ async def test_visit_writes_the_treatment_and_two_prescriptions_and_gets_their_s
         fees = {"outpatientFee": 420, "costFee": 50, "inpatientFee": 0, "inpatient30Fee": 0, "inpatient180Fee": 0}
         codes = {"mainCode": "J00", "subCode1": "R05", "subCode2": "", "subCode3": "", "subCode4": "", "subCode5": ""}
         wcf = await his.business("Treatment/WriteCodeFee", "02", {"afterCheck": "1", "treatmentDateTime": when, **codes, **fees})
-        assert wcf["statusCode"] in (0, 3209), wcf
+        assert wcf["statusCode"] == 0, wcf
+        # the HIS sends it again (its answer was lost): 3209 「已寫入診斷碼」, which the client reads as done
+        again = await his.business("Treatment/WriteCodeFee", "02", {"afterCheck": "1", "treatmentDateTime": when, **codes, **fees})
+        assert again["statusCode"] == 3209, again
         pw = await his.business("Prescription/Write", "02", {"treatmentDateTime": when, "prescriptions": _drugs(when)})
         assert pw["statusCode"] == 0, pw
         assert all(len(h) == 40 for h in _signature_items(pw, 2))
@@ -163,7 +168,7 @@ async def test_visit_writes_the_treatment_and_two_prescriptions_and_gets_their_s
         rx = await his.business("Prescription/Query", "01", three_card=True)
         mine = {(p["treatmentItemCode"], p["totalQuantity"]) for p in rx["outpatientPrescriptions"] if p["treatmentDateTime"] == when}
         assert mine == {("AC12345100", "21.00"), ("33012B", "0000001")}
-        assert s.store.writes.get("Treatment/WriteCodeFee") == 1 and s.store.writes.get("Prescription/Write") == 1
+        assert s.store.writes.get("Treatment/WriteCodeFee") == 2 and s.store.writes.get("Prescription/Write") == 1
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -209,3 +214,19 @@ async def test_daily_upload_pre_check_then_formal(mode: str) -> None:
         sam = await his.component("GET", "/api/sam/v1/Basic")
         assert all(op[20:30] == sam["hospitalId"] and op[30:42].strip() == sam["samId"] for op in got)
         assert [(u.sType, u.root, u.opcode) for u in s.store.uploaded] == [("A2", "RECS", got[0]), ("A1", "RECS", got[1])]
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_card_update_and_retry_on_5003(mode: str) -> None:
+    async with his_on(mode, [SAM, HC]) as (his, s):
+        s.store.patients_by_id["Z299999929"].cardValidity = "1100101"  # the card's validity has passed
+        await his.open()
+        args = {"treatmentItem": "01", "babyTreatment": "", "afterCheck": "1"}
+        seq = await his.business("SequelNumber/Next", "03", args)
+        assert seq["statusCode"] == 5003, seq
+        upd = await his.business("HcContent/Update", "04")
+        assert upd["statusCode"] == 0, upd
+        seq = await his.business("SequelNumber/Next", "03", args)  # the retry, with a new signature
+        assert seq["statusCode"] == 0, seq
+        _visit_fields(seq)
+        assert s.store.patients_by_id["Z299999929"].cardValidity > s.store.today()
