@@ -222,6 +222,38 @@ async def test_fuzz_every_channel_and_stream_the_services_read_kills_nothing(red
     assert not [entry for entry in logs if entry["event"] in ("task_died", "task_ended")]
 
 
+async def test_forged_enrolment_replies_do_not_stop_an_agent_enrolling() -> None:
+    """The agent's one-shot receiver: a refusal or a key not wrapped with its token, sent by whoever saw its
+    request go by, is not the end; the gateway's real answer is."""
+    from nhigw.bus import MemoryBus
+    from nhigw.bus.enrol import enrol
+    from nhigw.contracts.models import EnrolReply, EnrolRequest, ErrorBody
+    from nhigw.gateway.service import Gateway, GatewaySettings
+
+    bus = MemoryBus()
+    keys = BusKeys("nhigw")
+    gw = Gateway(bus, GatewaySettings(cloud_url="http://cloud.invalid", gateway_key=os.urandom(32)))
+    token = await gw.agents.issue_token("ws-05")
+    spy = await bus.subscribe(keys.enrol)
+    forged_sent = asyncio.Event()
+
+    async def forger() -> None:
+        _ch, raw = await spy.get(5)
+        req = EnrolRequest.model_validate_json(raw)
+        err = ErrorBody(statusCode=9410, message="拒絕", messageEn="refused")
+        for reply in (EnrolReply(workstation=req.workstation, agentId=req.agentId, ok=False, error=err), EnrolReply(workstation=req.workstation, agentId=req.agentId, ok=True, wrappedKey="AAAA"), b"[" * 5000):
+            await bus.publish(keys.enrol_reply(req.agentId), reply if isinstance(reply, bytes) else reply.model_dump_json().encode())
+        forged_sent.set()
+        await gw.agents.start()  # the real gateway answers only after the forgeries
+
+    task = asyncio.create_task(forger())
+    ident = await enrol(bus, keys, "ws-05", token, timeout_s=5, resend_s=0.05)
+    await task
+    assert forged_sent.is_set() and ident.workstation == "ws-05" and (await gw.agents.get("ws-05")) == (ident.agentId, ident.key)
+    await gw.close()
+    await spy.close()
+
+
 # ------------------------------------------------------------------ presence (issue 16 item 8)
 
 
