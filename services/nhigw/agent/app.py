@@ -285,7 +285,15 @@ def create_app(agent: Agent, *, cors_hosts: list[str] | None = None) -> web.Appl
         await agent.vhc_import(body.token)
         return ok()
 
+    async def readyz(_req: web.Request) -> web.Response:
+        """Ready while every named check passes: the bus links' tasks run (``task:presence``, ``task:bus-calls``,
+        ``task:session-calls``...; none without a bus). A task that died fails its check until it is restarted."""
+        checks = await agent.readiness.run()
+        failing = [name for name, passed in checks.items() if not passed]
+        return web.json_response({"status": "ok" if not failing else "not ready: " + ", ".join(failing), "checks": checks}, status=503 if failing else 200)
+
     r.add_get("/healthz", healthz)
+    r.add_get("/readyz", readyz)
     r.add_get("/api/common/v1/Status", status)
     r.add_get("/api/common/v1/Name", name)
     r.add_get("/api/common/v1/Version", version)

@@ -69,6 +69,7 @@ from nhigw.agent.cloudsam import CloudSam, CloudSamStore
 from nhigw.agent.dc import DcClient
 from nhigw.agent.mobilehca import MobileHcaVerifier
 from nhigw.agent.settings import SettingsStore
+from nhigw.common.health import Readiness
 from nhigw.common.logging import get_logger
 from nhigw.common.roctime import roc_now
 from nhigw.contracts import signing
@@ -272,6 +273,7 @@ class Agent:
     settings: SettingsStore = field(init=False)
     cloud_sams: CloudSamStore = field(init=False)
     hca_verifier: Callable[[], MobileHcaVerifier] | None = None
+    readiness: Readiness = field(default_factory=Readiness)  # the agent's /readyz: its bus links' tasks (nhigw.bus.guard)
     _monitor: asyncio.Task[None] | None = None
     _retry_soon: bool = False
 
