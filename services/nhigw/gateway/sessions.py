@@ -190,6 +190,7 @@ class DeviceSessions:
         self.idle_s, self.per_device, self.per_hospital, self.call_timeout_s = idle_s, per_device, per_hospital, call_timeout_s
         self.keys = gw.keys
         self.rpc = SessionRpc(gw.bus, _SessionKeys(gw.keys.prefix), gw.agents, drops=gw.drops, supervisor=gw.supervisor, receiver="session-replies")
+        self.rpc.alive = gw.registry.online  # a session call waiting on an agent that goes away: 9400 at once
         client = getattr(gw.bus, "client", None)
         self.index: SessionIndex = RedisSessionIndex(client, 86400.0) if client is not None else SessionIndex()
         self.served: Counter[str] = Counter()  # this replica's opens per workstation: least-loaded first
