@@ -43,7 +43,7 @@ def build_from_args(args: argparse.Namespace, *, agent_url: str | None = None, c
 
 
 async def cmd_compat(args: argparse.Namespace, data_dir: Path) -> None:
-    from nhigw.cli import Site, serve
+    from nhigw.common.serve import Site, serve
     from nhigw.common.tls import server_context
 
     ctx = None if args.no_tls else server_context(data_dir)

@@ -1,0 +1,66 @@
+"""Running the services' aiohttp applications: the sites one process serves, until SIGINT/SIGTERM.
+
+Shared by ``nhigw.cli`` and the services' own command-line pieces (``nhigw.compat.cli``), so
+that no service's CLI imports the top-level one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import signal
+import ssl
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from aiohttp import web
+
+__all__ = ["Site", "data_dir", "serve"]
+
+
+def data_dir(args: argparse.Namespace, service: str) -> Path:
+    base = args.data_dir or os.environ.get("NHIGW_DATA_DIR") or str(Path.home() / ".local" / "share" / "nhigw")
+    return Path(base) / service
+
+
+@dataclass
+class Site:
+    app: web.Application
+    host: str
+    port: int
+    ssl_context: ssl.SSLContext | None = None
+    label: str = ""
+
+    @property
+    def url(self) -> str:
+        return f"{'https' if self.ssl_context else 'http'}://{self.host}:{self.port}"
+
+
+async def serve(sites: list[Site], *, on_started: Callable[[], Awaitable[None]] | None = None, on_stop: Callable[[], Awaitable[None]] | None = None) -> None:
+    """Run every site until SIGINT/SIGTERM, then shut down cleanly."""
+    runners = []
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    try:
+        for s in sites:
+            runner = web.AppRunner(s.app, access_log=None)
+            await runner.setup()
+            runners.append(runner)
+            await web.TCPSite(runner, s.host, s.port, ssl_context=s.ssl_context, reuse_address=True).start()
+            print(f"nhigw {s.label:8s} {s.url}", flush=True)
+        if on_started:
+            await on_started()
+        print("nhigw ready", flush=True)
+        await stop.wait()
+    finally:
+        if on_stop:
+            with contextlib.suppress(Exception):
+                await on_stop()
+        for r in reversed(runners):
+            await r.cleanup()
