@@ -3,7 +3,7 @@
 Routes, bodies and field names as the seed and real HIS code use them (public facts
 3.2). Each call is recorded (function and result code) for ``/api/common/v1/Record``,
 newest first, bounded (``Agent.max_records``). The states each call needs are in
-``nhigw.agent.core.NEEDS``.
+``nhigw.agent.rules.NEEDS``.
 
 CORS: only listed origins (default ``*.nhi.gov.tw``, seed Q7): the list comes from
 ``--cors`` or the persisted settings, and ``PUT /api/common/v1/Settings/Cors`` changes it at
@@ -27,6 +27,7 @@ from aiohttp import web
 from nhigw import __version__
 from nhigw.agent.console import add_console_routes
 from nhigw.agent.core import Agent
+from nhigw.agent.rules import com_index
 from nhigw.common.http import error_middleware, healthz, json_response, parse_body
 from nhigw.contracts.codes import Code, StatusError
 from nhigw.contracts.models import (
@@ -154,8 +155,9 @@ def create_app(agent: Agent, *, cors_hosts: list[str] | None = None) -> web.Appl
         body = await parse_body(req, ReaderSettingRequest, empty_ok=False)
         if body.reader is not None:
             readers = await agent._readers()
-            if body.reader.upper().startswith("COM") and body.reader[3:].isdigit() and 0 < int(body.reader[3:]) <= len(readers):
-                body.reader = readers[int(body.reader[3:]) - 1]
+            idx = com_index(body.reader)
+            if idx is not None and 0 <= idx < len(readers):
+                body.reader = readers[idx]
             if body.reader not in readers:
                 raise StatusError(Code.NO_READER_BY_NAME, f"no PC/SC reader named {body.reader!r}")
         agent.settings.update(defaultReader=body.reader)
