@@ -51,10 +51,10 @@ def bus_from(args: argparse.Namespace, *, gateway: bool = True) -> "Bus":
 # ------------------------------------------------------------------ builders (shared by the subcommands and `up`)
 
 
-def build_sim(store=None) -> web.Application:  # type: ignore[no-untyped-def]
+def build_sim(store=None, state=None) -> web.Application:  # type: ignore[no-untyped-def]
     from nhigw.sim.app import create_app
 
-    return create_app(store)
+    return create_app(store, state)
 
 
 async def build_agent(args: argparse.Namespace, *, bank=None):  # type: ignore[no-untyped-def]
@@ -172,7 +172,14 @@ async def cmd_sim(args: argparse.Namespace) -> None:
         os.environ["NHIGW_SIM_ADMIN"] = "1"
     store = SimStore.seeded()
     store.dedupe_writes = args.dedupe_writes
-    await serve([Site(build_sim(store), args.host, args.port, label="sim")])
+    state = None
+    if args.state:
+        from nhigw.sim.persist import StateFile
+
+        state = StateFile(args.state, reset=args.reset)
+    elif args.reset:
+        sys.exit("nhigw sim: --reset needs --state FILE")
+    await serve([Site(build_sim(store, state), args.host, args.port, label="sim")])
 
 
 async def cmd_vcard(args: argparse.Namespace) -> None:
@@ -329,6 +336,8 @@ def parser() -> argparse.ArgumentParser:
     sp.add_argument("--port", type=int, default=8068)
     sp.add_argument("--admin", action="store_true", help="enable the admin API: fault injection and clock (/test/v1/Faults, /Clock)")
     sp.add_argument("--dedupe-writes", action="store_true", help="answer a write sent again with the same Idempotency-Key from a cache instead of executing it (the real NHI cloud does not)")
+    sp.add_argument("--state", metavar="FILE", help="keep the simulator's state (patients, test cards, visits, numbers, uploads, used signatures, clock, counts) in this SQLite file across restarts (default: in memory)")
+    sp.add_argument("--reset", action="store_true", help="with --state: forget the saved state and start from the seed")
 
     sp = sub.add_parser("vcard", help="virtual cards into pcscd via vpcd")
     common(sp)
