@@ -11,6 +11,14 @@ Settings come from flags, then environment variables (``NHIGW_REDIS_URL``,
 ``NHIGW_BUS_KEY`` (gateway key), ``NHIGW_ENROL_TOKEN``, ``NHIGW_CLOUD_URL``, ``NHIGW_DATA_DIR``,
 ``NHIGW_WORKSTATION``). Agents enrol once with a one-time token (``nhigw gateway
 enrol-token``) and keep their own key; the gateway key stays on the gateway replicas.
+
+Secrets (``SECRETS``: the gateway key, the enrolment token, the HIS API key, the Redis URL
+with its password) are best not given as flags, which every local user sees in ``ps``: each
+is read, in this order, from its flag, its ``--…-file`` flag, ``NHIGW_<NAME>`` or the file
+named by ``NHIGW_<NAME>_FILE`` (a flag value is used, with a warning in the log).
+
+The agent and compat have no authentication: they refuse to listen on anything but a
+loopback address unless ``--allow-non-loopback`` says so.
 """
 
 from __future__ import annotations
@@ -26,10 +34,12 @@ import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from aiohttp import web
 
 from nhigw import __version__
+from nhigw.common.http import runner as http_runner
 from nhigw.common.logging import configure, get_logger
 
 log = get_logger("nhigw")
@@ -38,8 +48,14 @@ DEFAULT_SIM_URL = "http://127.0.0.1:8068"
 
 
 def data_dir(args: argparse.Namespace, service: str) -> Path:
-    base = args.data_dir or os.environ.get("NHIGW_DATA_DIR") or str(Path.home() / ".local" / "share" / "nhigw")
-    return Path(base) / service
+    """``<base>/<service>``, made private (0700) to the user the service runs as: it holds sealed keys."""
+    base = Path(getattr(args, "data_dir", None) or os.environ.get("NHIGW_DATA_DIR") or str(Path.home() / ".local" / "share" / "nhigw"))
+    path = base / service
+    from nhigw.common.secretbox import private_dir
+
+    private_dir(base)
+    private_dir(path)
+    return path
 
 
 @dataclass
@@ -65,7 +81,7 @@ async def serve(sites: list[Site], *, on_started: Callable[[], Awaitable[None]] 
             loop.add_signal_handler(sig, stop.set)
     try:
         for s in sites:
-            runner = web.AppRunner(s.app, access_log=None)
+            runner = http_runner(s.app)
             await runner.setup()
             runners.append(runner)
             await web.TCPSite(runner, s.host, s.port, ssl_context=s.ssl_context, reuse_address=True).start()
@@ -80,6 +96,37 @@ async def serve(sites: list[Site], *, on_started: Callable[[], Awaitable[None]] 
                 await on_stop()
         for r in reversed(runners):
             await r.cleanup()
+
+
+# attribute, environment name, flag: the secret settings (see the module docstring)
+SECRETS = (("bus_key", "NHIGW_BUS_KEY", "--bus-key"), ("enrol_token", "NHIGW_ENROL_TOKEN", "--enrol-token"), ("api_key", "NHIGW_API_KEY", "--api-key"), ("redis", "NHIGW_REDIS_URL", "--redis"))
+
+
+def resolve_secrets(args: argparse.Namespace) -> None:
+    """Fill each secret of ``SECRETS`` that ``args`` has from its flag, file flag, environment or file."""
+    for attr, env, flag in SECRETS:
+        if not hasattr(args, attr):
+            continue
+        value = getattr(args, attr)
+        if value:
+            if attr != "redis" or urlsplit(value).password:
+                log.warning("secret_on_command_line", option=flag, hint=f"use {flag}-file, {env} or {env}_FILE: a command line is visible to every local user")
+            continue
+        path = getattr(args, attr + "_file", None) or os.environ.get(env + "_FILE")
+        if path:
+            try:
+                value = Path(path).read_text(encoding="utf-8").strip()
+            except OSError as exc:
+                sys.exit(f"nhigw: cannot read {flag} from {path}: {exc.strerror}")
+        setattr(args, attr, value or os.environ.get(env) or None)
+
+
+def refuse_non_loopback(args: argparse.Namespace, service: str) -> None:
+    """The agent and compat have no authentication: loopback only unless told (``--allow-non-loopback``)."""
+    from nhigw.common.guard import is_loopback
+
+    if not is_loopback(args.host) and not getattr(args, "allow_non_loopback", False):
+        sys.exit(f"nhigw: the {service} has no authentication and serves loopback only; --host {args.host} needs --allow-non-loopback")
 
 
 def bus_from(args: argparse.Namespace, *, gateway: bool = True):  # type: ignore[no-untyped-def]
@@ -116,7 +163,9 @@ async def build_agent(args: argparse.Namespace, *, bank=None):  # type: ignore[n
     cloud = args.cloud or os.environ.get("NHIGW_CLOUD_URL") or DEFAULT_SIM_URL
     agent = Agent(backend=backend, dc=DcClient(cloud), workstation=args.workstation or os.environ.get("NHIGW_WORKSTATION") or socket.gethostname(), data_dir=data_dir(args, "agent"))
     cors = args.cors.split(",") if getattr(args, "cors", None) else None
-    return agent, create_app(agent, cors_hosts=cors)
+    from nhigw.common.guard import bind_hosts
+
+    return agent, create_app(agent, cors_hosts=cors, allowed_hosts=bind_hosts(args.host))
 
 
 _BACKGROUND: set[asyncio.Task[None]] = set()
@@ -236,6 +285,7 @@ async def cmd_vcard(args: argparse.Namespace) -> None:
 async def cmd_agent(args: argparse.Namespace) -> None:
     from nhigw.common.tls import server_context
 
+    refuse_non_loopback(args, "agent")
     bank = None
     if args.virtual:
         bank = _virtual_bank(args)
@@ -287,6 +337,7 @@ async def cmd_up(args: argparse.Namespace) -> None:
     from nhigw.sim.store import SimStore
     from nhigw.vcard.cards import SamCard
 
+    refuse_non_loopback(args, "agent and compat")
     store = SimStore.seeded()
     bank = None if args.pcsc else _virtual_bank(args)
     if bank is not None:
@@ -351,9 +402,13 @@ def parser() -> argparse.ArgumentParser:
         sp.add_argument("--data-dir", help="where keys, certificates and state live (default ~/.local/share/nhigw)")
         sp.add_argument("--host", default="127.0.0.1")
 
+    def unauthenticated(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("--allow-non-loopback", action="store_true", help="listen on a non-loopback --host although this service has no authentication")
+
     def busopts(sp: argparse.ArgumentParser) -> None:
         sp.add_argument("--redis", help="Redis URL (redis://[:password@]host:port/db); none = in-process bus")
         sp.add_argument("--bus-key", help="gateway key: 32-byte base64, sealing agent keys and enrolment tokens in Redis (`nhigw keygen`); gateway replicas only")
+        sp.add_argument("--bus-key-file", help="file holding the gateway key (or NHIGW_BUS_KEY / NHIGW_BUS_KEY_FILE): not visible in ps")
         sp.add_argument("--bus-prefix", default=os.environ.get("NHIGW_BUS_PREFIX", "nhigw"), help="key/channel prefix on the bus")
 
     def agentopts(sp: argparse.ArgumentParser) -> None:
@@ -363,6 +418,7 @@ def parser() -> argparse.ArgumentParser:
         sp.add_argument("--no-tls", action="store_true", help="serve plain HTTP (tests only)")
         sp.add_argument("--identities", help="virtual card identities JSON (default: the seeded test cards)")
         sp.add_argument("--enrol-token", help="one-time enrolment token (`nhigw gateway enrol-token`); needed once, the agent keeps its key")
+        sp.add_argument("--enrol-token-file", help="file holding the enrolment token (or NHIGW_ENROL_TOKEN / NHIGW_ENROL_TOKEN_FILE)")
 
     sp = sub.add_parser("sim", help="NHI cloud simulator")
     common(sp)
@@ -380,6 +436,7 @@ def parser() -> argparse.ArgumentParser:
 
     sp = sub.add_parser("agent", help="reader agent (6.0 component API)")
     common(sp)
+    unauthenticated(sp)
     busopts(sp)
     agentopts(sp)
     sp.add_argument("--port", type=int, default=5066)
@@ -403,6 +460,7 @@ def parser() -> argparse.ArgumentParser:
 
     sp = sub.add_parser("up", help="the whole stack in one process")
     common(sp)
+    unauthenticated(sp)
     busopts(sp)
     agentopts(sp)
     sp.add_argument("--pcsc", action="store_true", help="use real PC/SC readers instead of in-process cards")
@@ -414,7 +472,7 @@ def parser() -> argparse.ArgumentParser:
 
     from nhigw.compat.cli import add_compat_parser
 
-    add_compat_parser(sub, common)
+    add_compat_parser(sub, common, unauthenticated)
 
     from nhigw.agent.samcli import add_sam_parser
 
@@ -430,6 +488,7 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> None:
     args = parser().parse_args(argv)
     configure(args.log_level)
+    resolve_secrets(args)
     if args.cmd == "keygen":
         cmd_keygen(args)
         return

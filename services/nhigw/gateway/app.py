@@ -12,14 +12,23 @@ Outcomes, each defined:
 - one-call, workstation offline: 9400 at once (503); agent silent: 9401 (504);
   the agent refused (wrong state, no card): the agent's 6.0 code (409);
 - the cloud unreachable, breaker open: 9402 (502/503/504); a write that may have
-  landed: 9403 (504) with ``idempotencyKey``; hospital over its rate: 9407 (429);
+  landed: 9403 (504) with ``idempotencyKey``; client over its rate: 9407 (429);
 - still running at the HIS's deadline: 9408 (202) with ``idempotencyKey``.
 
 Also: ``GET /api/workstations``; component calls forwarded to a workstation's agent
-(``/api/workstations/{id}/{common,sam,hpc,hc}/v1/...``); dead letters for ops
+(``/api/workstations/{id}/{common,sam,hpc,hc}/v1/...`` with GET, POST, PUT or DELETE: an HIS
+client may make the calls of ``HIS_COMPONENT_CALLS``, the rest (settings, cloud SAM files,
+clearing the record) need an operator key, 9404 / 403); dead letters for ops
 (``GET /api/ops/dead-letters``, ``POST .../{id}/retry``, ``DELETE .../{id}``); the audit
 trail of the client's hospital (``GET /api/audit``, ``GET /api/audit/verify``);
 ``/metrics``, ``/healthz``, ``/readyz``.
+
+Every request: at most ``MAX_BODY_BYTES`` of body (413, 1704), and one token of its
+client's rate bucket (``--rate-per-s``/``--rate-burst``, per replica; 429, 9407): the bucket
+of the client its key names, or of the peer address for a request without a valid key. A
+gateway without client keys (open on loopback) answers loopback ``Host`` names only and
+refuses requests with a foreign ``Origin`` (``nhigw.common.guard``: DNS rebinding, cross-site
+pages).
 """
 
 from __future__ import annotations
@@ -33,7 +42,8 @@ from typing import Any
 from aiohttp import web
 
 from nhigw.bus.base import BusError
-from nhigw.common.http import error_middleware, healthz, json_response
+from nhigw.common.guard import Guard, guard_middleware
+from nhigw.common.http import error_middleware, healthz, json_response, loads_json
 from nhigw.common.logging import get_logger
 from nhigw.contracts.codes import Code, StatusError
 from nhigw.contracts.routes import lookup
@@ -51,6 +61,32 @@ IDEM_RE = re.compile(r"^[\x21-\x7e]{1,200}$")
 
 
 DEAD_ID_RE = re.compile(r"^\d{1,20}-\d{1,20}$")
+CLIENT = web.RequestKey("client", Client)
+MAX_BODY_BYTES = 1024 * 1024  # the largest 6.0 business body (a full upload batch) is a few tens of KB
+COMPONENT_METHODS = ("GET", "POST", "PUT", "DELETE")
+
+# The component calls an HIS client may forward to a workstation's agent: the 6.0 calls HIS code
+# makes (cards, PINs, signatures, Initial/Finalize, status). The others — Settings (CORS list,
+# default reader, cloud SAM files) and clearing the call record — change how the agent works for
+# everyone and need an operator key. Device sessions (``/api/sessions/...``) offer only HIS calls.
+HIS_COMPONENT_CALLS = frozenset(
+    {
+        ("GET", "common/v1/Status"), ("GET", "common/v1/Name"), ("GET", "common/v1/Version"), ("GET", "common/v1/ServerDateTime"),
+        ("GET", "common/v1/Record"), ("POST", "common/v1/Initial"), ("POST", "common/v1/Finalize"),
+        ("POST", "sam/v1/Verification"), ("POST", "sam/v1/Logout"), ("GET", "sam/v1/Basic"), ("POST", "sam/v1/Signature"),
+        ("POST", "hpc/v1/Verification/Hpc"), ("POST", "hpc/v1/Verification/MobileHca"), ("GET", "hpc/v1/Basic"),
+        ("POST", "hpc/v1/Pin"), ("PUT", "hpc/v1/Pin"), ("POST", "hpc/v1/Signature"), ("DELETE", "hpc/v1/Logout"),
+        ("GET", "hc/v1/Basic"), ("GET", "hc/v1/Pin"), ("POST", "hc/v1/Pin"), ("PUT", "hc/v1/Pin"), ("DELETE", "hc/v1/Pin"),
+        ("GET", "hc/v1/OrganDonate"), ("PUT", "hc/v1/OrganDonate"), ("POST", "hc/v1/Verification/VirtualHc"),
+        ("POST", "hc/v1/VirtualHc/ReadBasic"), ("GET", "hc/v1/VirtualHc/Import"), ("POST", "hc/v1/VirtualHc/Import"),
+        ("POST", "hc/v1/Signature/Hc"), ("POST", "hc/v1/Signature/HpcHc"), ("DELETE", "hc/v1/Logout"),
+    }
+)  # fmt: skip
+
+
+def his_may_call(method: str, rest: str) -> bool:
+    """Pure: may an HIS client (no operator key) forward ``method`` ``/api/{rest}`` to an agent?"""
+    return (method, rest) in HIS_COMPONENT_CALLS
 
 
 @web.middleware
@@ -69,8 +105,33 @@ def dead_id(req: web.Request) -> str:
     return i
 
 
+def rate_middleware(gw: Gateway) -> Any:
+    """One token of the client's bucket per request (business routes take theirs in ``business``, with the key)."""
+
+    @web.middleware
+    async def mw(request: web.Request, handler: Any) -> web.StreamResponse:
+        try:
+            client = gw.settings.clients.authenticate(request)
+        except StatusError:
+            bucket = f"peer:{request.remote}"
+        else:
+            request[CLIENT] = client
+            bucket = f"client:{client.name}"
+        if not request.path.startswith("/api/v1/"):
+            try:
+                gw.cloud.admit(bucket)
+            except RateLimited as exc:
+                raise StatusError(Code.RATE_LIMITED, str(exc), http_status=429) from exc
+        return await handler(request)
+
+    return mw
+
+
 def create_app(gw: Gateway, *, workers: bool = True) -> web.Application:
-    app = web.Application(middlewares=[error_middleware, bus_error_middleware], client_max_size=32 * 1024 * 1024)
+    middlewares: list[Any] = [error_middleware, rate_middleware(gw), bus_error_middleware]
+    if gw.settings.clients.open:  # open on loopback: no key stops a rebound host name or a web page
+        middlewares.insert(0, guard_middleware(Guard(check_host=True, refuse_foreign_origin=True, csrf=False)))
+    app = web.Application(middlewares=middlewares, client_max_size=MAX_BODY_BYTES)
     app[GATEWAY] = gw
 
     async def lifecycle(_a: web.Application):  # type: ignore[no-untyped-def]
@@ -81,7 +142,8 @@ def create_app(gw: Gateway, *, workers: bool = True) -> web.Application:
     app.cleanup_ctx.append(lifecycle)
 
     def client_of(req: web.Request) -> Client:
-        return gw.settings.clients.authenticate(req)
+        known = req.get(CLIENT)
+        return known if known is not None else gw.settings.clients.authenticate(req)
 
     def need_ops(c: Client) -> None:
         if not c.ops:
@@ -97,10 +159,7 @@ def create_app(gw: Gateway, *, workers: bool = True) -> web.Application:
         if not route.supported:
             raise StatusError(Code.UNSUPPORTED, f"{route.path} is not supported by 6.0 (不支援)")
         raw = await req.read()
-        try:
-            fields: Any = json.loads(raw) if raw.strip() else {}
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise StatusError(Code.PARAM_FORMAT, "malformed JSON body") from exc
+        fields: Any = loads_json(raw) if raw.strip() else {}
         if not isinstance(fields, dict):
             raise StatusError(Code.PARAM_FORMAT, "the body must be a JSON object")
         workstation = req.headers.get("X-Workstation") or None
@@ -126,12 +185,12 @@ def create_app(gw: Gateway, *, workers: bool = True) -> web.Application:
             except ValueError as exc:
                 raise StatusError(Code.PARAM_VALUE, "X-Deadline-Ms must be an integer (milliseconds)") from exc
         try:
-            gw.cloud.admit(client.hospitalId or hospital or "-")
+            gw.cloud.admit(f"client:{client.name}")
         except RateLimited as exc:
             gw.metrics.admission.labels(str(int(Code.RATE_LIMITED))).inc()
             raise StatusError(Code.RATE_LIMITED, str(exc), http_status=429, idempotencyKey=idem) from exc
         try:
-            ans, replayed, phases = await gw.submit(client=client, route=route, path=path, body=raw, workstation=workstation, idem_key=idem, deadline_s=deadline_s, hospital=client.hospitalId or hospital, device_session=dsession.sessionId if dsession else None)
+            ans, replayed, phases = await gw.submit(client=client, route=route, path=path, body=raw, workstation=workstation, idem_key=idem, deadline_s=deadline_s, hospital=client.hospitalId or (dsession.hospitalId if dsession else None), device_session=dsession.sessionId if dsession else None)
         except BusError:
             # Redis failed or did not answer: the request may or may not be queued (a lost reply). Nothing reached
             # the cloud yet; the key (ours if the HIS sent none) lets a retry join the run or start it, never repeat it.
@@ -152,9 +211,11 @@ def create_app(gw: Gateway, *, workers: bool = True) -> web.Application:
 
     async def component(req: web.Request) -> web.Response:
         client = client_of(req)
-        ws = req.match_info["ws"]
+        ws, rest = req.match_info["ws"], req.match_info["rest"]
         if not client.may_use(ws):
             raise forbid(f"client {client.name!r} may not use workstation {ws!r}")
+        if not client.ops and not his_may_call(req.method, rest):
+            raise forbid(f"{req.method} /api/{rest} changes the agent's settings: it needs an operator key (HIS clients may make the calls listed in README)")
         if not gw.registry.online(ws):
             raise StatusError(Code.WORKSTATION_OFFLINE, f"workstation {ws!r} is offline", http_status=503, workstation=ws)
         path = "/api/" + req.match_info["rest"]
@@ -209,7 +270,8 @@ def create_app(gw: Gateway, *, workers: bool = True) -> web.Application:
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/api/workstations", workstations)
-    app.router.add_route("*", r"/api/workstations/{ws}/{rest:(common|sam|hpc|hc)/v1/.+}", component)
+    for method in COMPONENT_METHODS:  # no HEAD, PATCH, TRACE...: those are 405 here, never forwarded
+        app.router.add_route(method, r"/api/workstations/{ws}/{rest:(common|sam|hpc|hc)/v1/.+}", component)
     app.router.add_get("/api/ops/dead-letters", dead_letters)
     app.router.add_post("/api/ops/dead-letters/{id}/retry", dead_retry)
     app.router.add_delete("/api/ops/dead-letters/{id}", dead_discard)

@@ -16,13 +16,14 @@ from __future__ import annotations
 
 import argparse
 import base64
-import ipaddress
 import json
 import os
 import sys
 from pathlib import Path
 
 from aiohttp import web
+
+from nhigw.common.guard import is_loopback
 
 
 def gateway_key(args: argparse.Namespace) -> bytes | None:
@@ -35,8 +36,8 @@ def add_gateway_options(sp: argparse.ArgumentParser) -> None:
     sp.add_argument("--site", default=os.environ.get("NHIGW_SITE", "clinic"), help="site name in audit records")
     sp.add_argument("--max-deliveries", type=int, default=3, help="deliveries before a job is dead-lettered")
     sp.add_argument("--claim-idle-s", type=float, default=10.0, help="reclaim another replica's job after it is idle this long")
-    sp.add_argument("--rate-per-s", type=float, default=50.0, help="per-hospital rate limit (requests/s, per replica)")
-    sp.add_argument("--rate-burst", type=float, default=100.0, help="per-hospital burst")
+    sp.add_argument("--rate-per-s", type=float, default=50.0, help="rate limit per HIS client, every endpoint (requests/s, per replica)")
+    sp.add_argument("--rate-burst", type=float, default=100.0, help="burst per HIS client")
 
 
 def add_admin_parsers(sub: argparse._SubParsersAction, gw: argparse.ArgumentParser, busopts, common) -> None:  # type: ignore[no-untyped-def,type-arg]
@@ -61,15 +62,6 @@ def add_admin_parsers(sub: argparse._SubParsersAction, gw: argparse.ArgumentPars
     sp.add_argument("--until", help="ISO date/time (exclusive)")
 
 
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def build_gateway_app(args: argparse.Namespace, bus, *, cloud: str, audit_path: Path | None = None) -> web.Application:  # type: ignore[no-untyped-def]
     from nhigw.gateway.app import create_app
     from nhigw.gateway.auth import Clients
@@ -79,6 +71,8 @@ def build_gateway_app(args: argparse.Namespace, bus, *, cloud: str, audit_path: 
     if getattr(args, "clients", None) and not Path(args.clients).is_file():
         sys.exit(f"nhigw: clients file {args.clients} not found (a gateway told to use API keys never falls back to open)")
     clients = Clients.load(Path(args.clients)) if getattr(args, "clients", None) else Clients()
+    if getattr(args, "clients", None) and clients.open:
+        sys.exit(f"nhigw: clients file {args.clients} lists no client (a gateway told to use API keys never runs open; `nhigw gateway add-client`)")
     host = getattr(args, "gateway_host", None) or args.host
     if clients.open and not is_loopback(host):
         sys.exit(f"nhigw: a gateway on {host} needs HIS API keys (--clients FILE; `nhigw gateway add-client`); without them it serves loopback only")

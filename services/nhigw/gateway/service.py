@@ -440,6 +440,7 @@ class Gateway:
         attempts: list[Any] = []
         body_fields: dict[str, Any] = {}
         agent_id = None
+        signed_hospital: str | None = None  # the hospital of the SAM that signed for us (one call, device session)
         try:
             route = lookup(job.path)
             if route is None:
@@ -453,7 +454,7 @@ class Gateway:
             if job.deviceSession:
                 # A device session: the signature comes from that session's cards on its serving agent.
                 sig, srec = await self.sessions.sign(job.deviceSession, route.kind, route.serviceType)
-                agent_id = srec.agentId
+                agent_id, signed_hospital = srec.agentId, sig.hospitalId
                 body_fields = {**body_fields, **sig.model_dump(exclude_none=True)}
                 body_fields.pop("serviceType", None)
                 body = json.dumps(body_fields, ensure_ascii=False)
@@ -466,6 +467,7 @@ class Gateway:
                     err = reply.error
                     raise StatusError(err.statusCode if err else Code.INTERNAL, err.detail if err else "agent failed", http_status=409, workstation=job.workstation)
                 body_fields = {**body_fields, **reply.signature.model_dump(exclude_none=True)}
+                signed_hospital = reply.signature.hospitalId
                 body_fields.pop("serviceType", None)
                 body = json.dumps(body_fields, ensure_ascii=False)
             if job.deviceSession or job.workstation:
@@ -506,7 +508,9 @@ class Gateway:
             statusCode=code,
             httpStatus=status,
             client=job.client,
-            hospitalId=job.hospitalId or _s(body_fields.get("hospitalId")),
+            # A client without a hospital cannot put invented hospital ids into the audit: a pass-through
+            # body's hospitalId counts only once the NHI cloud accepted that hospital's SAM signature.
+            hospitalId=job.hospitalId or signed_hospital or (_s(body_fields.get("hospitalId")) if status < 400 else None),
             workstation=job.workstation,
             agentId=agent_id,
             deviceSession=job.deviceSession,
