@@ -13,10 +13,11 @@ Three checks, each a pure function below, put together by ``guard_middleware``:
   the pattern names its scheme, e.g. ``http://his.clinic.lan``). The open gateway refuses
   every request with another Origin.
 - **CSRF** (agent, compat): a state-changing request (any method but GET, HEAD, OPTIONS)
-  must say ``Content-Type: application/json`` (which a page can send cross-site only after a
-  CORS preflight the service refuses) and, when it carries an Origin, an acceptable one. A
-  DELETE without a body needs no Content-Type (HIS code sends ``DELETE /api/hc/v1/Logout``
-  bare, and a page cannot send a DELETE cross-site without a preflight). A GET
+  with a body must say ``Content-Type: application/json`` (which a page can send cross-site
+  only after a CORS preflight the service refuses), and any state-changing request that
+  carries an Origin needs an acceptable one. A request without a body needs no Content-Type:
+  HIS code sends ``DELETE /api/hc/v1/Logout`` and legacy SDK calls (``POST /VHC/VHCcsOpenCom``)
+  bare, and a browser's body-less cross-site POST always carries its page's Origin. A GET
   that a browser sends from another site (``Sec-Fetch-Site: cross-site`` / ``same-site``,
   e.g. an ``<img>``) without an acceptable Origin is refused too — except a top-level
   navigation to a page the service serves (``navigable``: the console, Swagger UI) — since
@@ -133,7 +134,7 @@ class Guard:
             return None
         if request.method not in SAFE_METHODS:
             ctype = request.headers.get("Content-Type", "").split(";")[0].strip().lower()
-            if ctype != "application/json" and (request.method != "DELETE" or request.body_exists):
+            if ctype != "application/json" and request.body_exists:
                 return "a state-changing request must be sent with Content-Type: application/json"
             if origin is not None and not acceptable:
                 return f"requests from the web page {origin!r} are not accepted (not a listed origin)"
