@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import signal
@@ -10,7 +11,7 @@ import ssl
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import IO
 
@@ -100,3 +101,23 @@ class Proc:
                 self.proc.wait(5)
         self._log.close()
         return int(self.proc.returncode)
+
+
+async def eventually(fn: Callable[[], Awaitable[bool]], timeout_s: float = 5.0) -> bool:
+    """Poll ``fn`` every 50 ms until it is true (True) or ``timeout_s`` passes (False): wait on conditions, not sleeps."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if await fn():
+            return True
+        await asyncio.sleep(0.05)
+    return False
+
+
+def ok(answer: tuple[object, ...]) -> bool:
+    """A 6.0 answer ``(http_status, body, ...)`` that succeeded: HTTP 200 *and* statusCode 0.
+
+    Every 6.0-coded answer is HTTP 200, refusals included (nhigw.contracts.codes), so the
+    HTTP status alone says nothing about success.
+    """
+    status, body = answer[0], answer[1]
+    return status == 200 and isinstance(body, dict) and body.get("statusCode", 0) == 0

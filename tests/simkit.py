@@ -76,9 +76,10 @@ class Sim:
 
 
 @contextlib.asynccontextmanager
-async def running_sim(store: SimStore | None = None, *, admin: bool = True) -> AsyncIterator[Sim]:
+async def running_sim(store: SimStore | None = None, *, admin: bool = True, dedupe_writes: bool = False) -> AsyncIterator[Sim]:
     store = store or SimStore.seeded()
     store.admin_enabled = admin
+    store.dedupe_writes = dedupe_writes
     signer = Signer()
     store.register_sam(signer.samId, signer.hospitalId, signer.public_pem())
     async with serving(create_app(store)) as url, aiohttp.ClientSession() as http:

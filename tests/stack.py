@@ -46,6 +46,7 @@ class Stack:
     http: aiohttp.ClientSession
     workstation: str
     gateway: Gateway
+    link: BusLink
 
     async def call(self, method: str, url: str, **kw: object) -> tuple[int, dict]:  # type: ignore[type-arg]
         async with self.http.request(method, url, **kw) as r:  # type: ignore[arg-type]
@@ -103,7 +104,7 @@ async def running_stack(
         await asyncio.sleep(0.02)
     http = aiohttp.ClientSession()
     try:
-        yield Stack(sim_url, f"http://127.0.0.1:{agent_port}", f"http://127.0.0.1:{gw_port}", store, agent, bank, factory, http, workstation, gw)
+        yield Stack(sim_url, f"http://127.0.0.1:{agent_port}", f"http://127.0.0.1:{gw_port}", store, agent, bank, factory, http, workstation, gw, link)
     finally:
         await http.close()
         await link.stop()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from tests.agent_stack import SAM, agent_stack
+from tests.helpers import ok
 
 TEST10 = {"cardSn": "000073898381", "name": "測試十", "idCardNum": "Z299999929", "birthday": "0920315", "sex": "F"}
 
@@ -25,9 +26,8 @@ async def test_virtual_hc_verify_sign_and_a_business_call_accepted_by_the_cloud(
         assert status == 200, body
         assert {k: body[k] for k in TEST10} == TEST10
 
-        # The same QR code a second time: refused by the DC (3244), the state unchanged.
-        status, body = await s.a("POST", "/api/hc/v1/Verification/VirtualHc", {"token": token})
-        assert status == 400 and body["statusCode"] == 3244
+        # The same QR code again, as 6.0 HIS code verifies it for each step of a visit: accepted.
+        assert await s.code("POST", "/api/hc/v1/Verification/VirtualHc", {"token": token}) == 0
 
         # A virtual HC cannot call PIN functions.
         for method, body in (("GET", None), ("POST", {"pin": "1234"}), ("PUT", {"newPin": "1234"}), ("DELETE", None)):
@@ -40,7 +40,7 @@ async def test_virtual_hc_verify_sign_and_a_business_call_accepted_by_the_cloud(
         assert await s.code("POST", "/api/hc/v1/Signature/Hc", {"serviceType": "01"}) == 1501
 
 
-async def test_read_basic_uses_the_token_up_and_reports_data_issue_null() -> None:
+async def test_read_basic_does_not_verify_and_reports_data_issue_null() -> None:
     async with agent_stack([SAM]) as s:
         await s.ready()
         token = await s.qr("000073898382")
@@ -52,7 +52,7 @@ async def test_read_basic_uses_the_token_up_and_reports_data_issue_null() -> Non
         }
         _, st = await s.a("GET", "/api/common/v1/Status")
         assert st["status"]["hc"]["status"] == 0  # ReadBasic reads; it does not verify a card
-        assert await s.code("POST", "/api/hc/v1/Verification/VirtualHc", {"token": token}) == 3244
+        assert await s.code("POST", "/api/hc/v1/Verification/VirtualHc", {"token": token}) == 0  # the same token verifies
 
 
 async def test_expired_forged_and_malformed_tokens_are_refused() -> None:
@@ -77,7 +77,8 @@ async def test_expired_forged_and_malformed_tokens_are_refused() -> None:
 async def test_exporting_the_transfer_code_logs_the_card_out_here_and_it_imports_elsewhere() -> None:
     async with agent_stack([SAM]) as s:
         await s.ready()
-        assert await s.code("POST", "/api/hc/v1/Verification/VirtualHc", {"token": await s.qr()}) == 0
+        first = await s.qr()
+        assert await s.code("POST", "/api/hc/v1/Verification/VirtualHc", {"token": first}) == 0
         status, exp = await s.a("GET", "/api/hc/v1/VirtualHc/Import")
         assert status == 200 and exp["token"].startswith("NHIVHC1.") and exp["expiresAt"] > 0
         _, st = await s.a("GET", "/api/common/v1/Status")
@@ -86,8 +87,10 @@ async def test_exporting_the_transfer_code_logs_the_card_out_here_and_it_imports
         # Another workstation (here: the same agent after Finalize/Initial) takes the transfer code.
         assert await s.code("POST", "/api/hc/v1/VirtualHc/Import", {"token": exp["token"]}) == 0
         _, sig = await s.a("POST", "/api/hc/v1/Signature/Hc", {"serviceType": "01"})
-        assert (await s.sim("/api/v1/BasicData/Query", sig))[0] == 200
+        assert ok(await s.sim("/api/v1/BasicData/Query", sig))
         assert await s.code("POST", "/api/hc/v1/VirtualHc/Import", {"token": exp["token"]}) == 3244
+        # The card moved: its QR code logs in nowhere any more, the origin included.
+        assert await s.code("POST", "/api/hc/v1/Verification/VirtualHc", {"token": first}) == 1525
 
 
 async def test_dc_requests_must_carry_a_valid_sam_signature() -> None:
@@ -95,7 +98,7 @@ async def test_dc_requests_must_carry_a_valid_sam_signature() -> None:
         token = await s.qr()
         body = {"token": token, "purpose": "verify", "samId": "001000000103", "hospitalId": "3501200000", "clientRandom": "AAAAAAAAAAA=", "signature": "AAAA"}
         status, resp = await s.sim("/dc/v1/VirtualHc/Verify", body)
-        assert status == 400 and resp["statusCode"] == 3100
+        assert status == 200 and resp["statusCode"] == 3100
         # The refused request did not use the token up.
         await s.ready()
         assert await s.code("POST", "/api/hc/v1/Verification/VirtualHc", {"token": token}) == 0

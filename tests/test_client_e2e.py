@@ -45,7 +45,7 @@ async def test_component_and_business_calls_are_typed() -> None:
         assert isinstance(status, StatusResponse) and status.status.sam.status == 1
         with pytest.raises(StatusCodeError) as ei:
             await agent.hc_signature("01")
-        assert ei.value.code == 1301 and ei.value.http_status >= 400  # SAM not verified
+        assert ei.value.code == 1301 and ei.value.http_status == 200  # SAM not verified: a 6.0 code, HTTP 200
         assert isinstance(ei.value, ComponentError) and ei.value.status is Code.SAM_MODE2
 
         await agent.sam_verify()

@@ -186,14 +186,15 @@ def test_prescription_record_61_bytes_and_the_seven_digit_total_quantity() -> No
     (rec,) = B.parse_prescriptions(prescription("1234525"))
     assert rec.as_json() == {
         "treatmentDateTime": "1130615093000", "treatmentItem": "1", "treatmentItemCode": "AC12345100", "treatmentPosition": "",
-        "usage": "TID", "days": "03", "totalQuantity": "1234525", "deliveryNotes": "01",
+        "usage": "TID", "days": "03", "totalQuantity": "12345.25", "deliveryNotes": "01",
     }
     two = B.parse_prescriptions(prescription("0000900") + prescription("0002800", "BC23456100", "QD"), 2)
     assert [r.treatmentItemCode for r in two] == ["AC12345100", "BC23456100"]
 
 
-@pytest.mark.parametrize(("given", "sent"), [("1234525", "1234525"), ("900", "0000900"), ("00012.5", "0001250"), ("12345.25", "1234525"), ("", "0000000")])
-def test_total_quantity_is_5_integer_and_2_decimal_digits(given: str, sent: str) -> None:
+@pytest.mark.parametrize(("given", "sent"), [("1234525", "12345.25"), ("900", "9.00"), ("0000001", "0.01"), ("00012.5", "12.50"), ("12345.25", "12345.25"), ("", "0.00")])
+def test_total_quantity_buffer_digits_become_the_6_0_decimal(given: str, sent: str) -> None:
+    """Buffers carry 5 integer + 2 decimal digits; 6.0 JSON a decimal string (public facts 3.3a)."""
     assert B.total_quantity(given) == sent
 
 
@@ -256,4 +257,4 @@ def test_big5_text_inside_an_input_buffer_keeps_the_byte_layout() -> None:
     usage = "飯後".encode("big5")  # 2 characters, 4 bytes of the 18-byte 用法 field
     raw = vec(61, (0, b"1130615093000"), (13, b"1"), (14, b"AC12345100"), (32, usage), (50, b"07"), (52, b"0001400"), (59, b"02"))
     (rec,) = B.parse_prescriptions(raw.decode("big5"))  # as it arrives over HTTP: Unicode text
-    assert (rec.usage, rec.days, rec.totalQuantity, rec.deliveryNotes) == ("飯後", "07", "0001400", "02")
+    assert (rec.usage, rec.days, rec.totalQuantity, rec.deliveryNotes) == ("飯後", "07", "14.00", "02")

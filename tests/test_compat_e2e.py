@@ -246,10 +246,10 @@ async def test_treatment_and_prescription_writes(tmp_path: Path) -> None:
         multi = await c.post("/VHC/VHChisWriteMultiPrescriptSign", {**who, "pDataWrite": rec, "iWriteCount": 2})
         assert multi["ERRORCODE"] == 0 and len(multi["pBuffer"]) == 80 and len(multi["signatures"]) == 2
 
-        # The 7-digit total quantity reached the cloud as the card stores it (5 integer + 2 decimal digits).
+        # The buffers' 7-digit total quantity (5 integer + 2 decimal digits) reached the cloud as 6.0 JSON's decimal.
         read = await c.cs("hisReadPrescriptMain", iStartPos=1, iEndPos=10)
         totals = {(p["treatmentItemCode"], p["totalQuantity"]) for p in read["data"]["outpatientPrescriptions"] if p["treatmentDateTime"] == when}
-        assert ("AC12345100", "1234525") in totals and ("BC23456100", "0002800") in totals
+        assert ("AC12345100", "12345.25") in totals and ("BC23456100", "28.00") in totals
 
         # Another patient's ID: 5020 and nothing is sent.
         writes = c.stack.store.calls.get("Prescription/Write", 0)
@@ -276,8 +276,12 @@ async def test_virtual_hc_through_uploadqrcode(tmp_path: Path) -> None:
         assert basic["ERRORCODE"] == 0
         assert b5(basic["pBuffer"])[:49] == vec(49, (0, b"000073898382"), (12, b5("歐陽測試")), (32, b"A234567890"), (42, b"1000101"))
         assert (await c.cs("csISSetPIN"))["ERRORCODE"] == 9005  # 6.0 1526: a virtual HC cannot call PIN functions
+        again = await c.post("/QRCodeReader/uploadqrcode", {"QRCodeString": token})  # a token verifies again within its bound
+        assert again["ERRORCODE"] == 0, again
+        for _ in range(8):  # 10 verifications in all (proto/dc-protocol.md), then 1525
+            await c.post("/QRCodeReader/uploadqrcode", {"QRCodeString": token})
         reused = await c.post("/QRCodeReader/uploadqrcode", {"QRCodeString": token})
-        assert reused["ERRORCODE"] == 4071 and reused["statusCode"] in (1020, 1023, 3244)
+        assert reused["ERRORCODE"] == 4071 and reused["statusCode"] == 1525, reused
         missing = await c.post("/QRCodeReader/uploadqrcode", {})
         assert missing["ERRORCODE"] == 6018
         assert (await c.post("/QRCodeReader/VHCcleanQRCode"))["ERRORCODE"] == 0
@@ -345,11 +349,25 @@ async def test_swagger_ui_and_every_documented_route_is_served(tmp_path: Path) -
         assert mapping_table <= names
 
 
+async def test_cs_upload_data_goes_to_the_upload_host_as_6_0_sends_it(tmp_path: Path) -> None:
+    """csUploadData posts ``/V2000/VNHI_Upload`` (through the gateway); the out buffer comes from the Opcode."""
+    async with compat_stack(tmp_path, cards=[SAM]) as c:
+        await c.ready()
+        done = await c.cs("csUploadData", pUploadData="<RECS><REC><MSH/></REC></RECS>", sType="A2")
+        assert done["ERRORCODE"] == 0, done
+        (kept,) = c.stack.store.uploaded
+        assert (kept.sType, kept.root) == ("A2", "RECS")
+        out = b5(done["pBuffer"])
+        assert len(out) == 50 and out[:12] == kept.samId.encode() and out[12:22] == kept.hospitalId.encode() and out[22:36] == kept.opcode[:14].encode()
+        refused = await c.cs("csUploadData", pUploadData="<RECS/>", sType="B9")
+        assert refused["ERRORCODE"] == 5003, refused  # the upload host's RtnCode (wrong type)
+        assert len(c.stack.store.uploaded) == 1
+
+
 async def test_every_cshis_function_answers_through_the_real_stack(tmp_path: Path) -> None:
     """Each legacy function, in a visit's order, against sim + agent + gateway: the legacy code expected.
 
-    Not here: ``csUploadData`` (its signing time comes from the agent's Taiwan-time clock, which the
-    simulator compares with its own local clock) — see the report of issue 6.
+    Not here: ``csUploadData`` (``test_cs_upload_data_goes_to_the_upload_host_as_6_0_sends_it``).
     """
     from nhigw.compat.cshis import FUNCTIONS
 
@@ -393,7 +411,7 @@ async def test_every_cshis_function_answers_through_the_real_stack(tmp_path: Pat
             ("hpcGetHPCStatus", {}, 0), ("hpcGetHPCSN", {}, 0), ("hpcGetHPCSSN", {}, 0), ("hpcGetHPCCNAME", {}, 0), ("hpcGetHPCENAME", {}, 0),
             ("hpcVerifyHPCPIN", {"pin": "12345678"}, 0), ("hpcInputHPCPIN", {"newPin": "12345678"}, 0),
             ("hpcUnlockHPC", {"puk": "87654321", "newPin": "12345678"}, 0), ("hpcVerifyHPCPIN", {"pin": "12345678"}, 0), ("hpcVHPCLogout", {}, 0),
-            ("csUnGetSeqNumber", {"pUnTreatDate": when}, 5154),  # 3219: treatment data already written
+            ("csUnGetSeqNumber", {"pUnTreatDate": when}, 5154),  # 3209: treatment data already written (a success for writes, a refusal here)
             ("csSoftwareReset", {"Device": 3}, 0), ("csSoftwareReset", {"Device": 0}, 0), ("csOpenCom", {"ComPort": 0}, 0), ("csCloseCom", {}, 0),
         ]
         got = [(name, (await c.cs(name, **params))["ERRORCODE"], code) for name, params, code in calls]

@@ -1,4 +1,4 @@
-"""compat's Swagger UI in a real headless Chromium: the bundled UI renders the OpenAPI document (no CDN)."""
+"""Swagger UI in a real headless Chromium (compat, the agent, the simulator): the bundled UI renders the OpenAPI documents (no CDN)."""
 
 from __future__ import annotations
 
@@ -29,3 +29,18 @@ async def test_swagger_ui_renders_every_compat_route(browser: Any, artifacts_dir
             await p.shot("compat-swagger")
         finally:
             await runner.cleanup()
+
+
+async def test_swagger_ui_renders_the_agents_and_the_simulators_documents(browser: Any, artifacts_dir: Path) -> None:  # noqa: F811
+    p = Page(browser, artifacts_dir / "screenshots")
+    async with running_stack() as s:
+        for name, url, must, at_least in (
+            ("agent", s.agent_url + "/api/swagger/index.html", "/api/hpc/v1/Verification/Hpc", 30),
+            ("sim-cloud", s.sim_url + "/api/swagger/index.html", "/api/v1/Treatment/WriteCodeFee", 40),
+            ("sim-test", s.sim_url + "/test/swagger/index.html", "/test/v1/ApplyVirtualHc/Apply", 8),
+        ):
+            await p.get(url)
+            await p.wait("return document.querySelectorAll('.opblock').length >= arguments[0];", 15, at_least)
+            paths = await p.js("return Array.from(document.querySelectorAll('.opblock-summary-path')).map(e => e.textContent);")
+            assert must in paths, (name, paths)
+            await p.shot(f"{name}-swagger")

@@ -106,7 +106,7 @@ async def test_replica_killed_inside_an_upstream_call_its_entry_is_finished_by_t
             else:
                 status, body = await his
             if write:
-                assert (status, body["statusCode"], body["idempotencyKey"]) == (504, 9403, "his-key-1")
+                assert (status, body["statusCode"], body["idempotencyKey"]) == (200, 9403, "his-key-1")
                 assert len(cloud.calls) == 1  # never sent twice
             else:
                 assert (status, body["statusCode"]) == (200, 0)
@@ -225,7 +225,7 @@ async def test_killed_agent_is_offline_at_once_and_comes_back_with_its_kept_iden
             procs["agent"].stop(signal.SIGKILL)
             t0 = time.monotonic()
             status, body = await register(http)
-            assert (status, body["statusCode"]) == (503, 9400) and time.monotonic() - t0 < 1.0  # at once, no timeout
+            assert (status, body["statusCode"]) == (200, 9400) and time.monotonic() - t0 < 1.0  # at once, no timeout
             gone_after_s = await until(lambda: _offline(workstation(http)), 5)
             print(f"registry offline {gone_after_s:.2f} s after SIGKILL")
             # The agent restarts with no token: it uses the identity it kept (sealed) in its data directory.
@@ -282,7 +282,7 @@ async def test_writes_on_the_real_simulator_through_two_replicas_one_killed_none
                     if killed.is_set():
                         target = urls[1]
                     try:
-                        async with s.http.post(target + "/api/v1/EmergentTel/Write", json={"tel": "0912345678"},
+                        async with s.http.post(target + "/api/v1/EmergentTel/Write", json={"tel": f"09{i:08d}"},
                                                headers={"X-Workstation": "ws-01", "Idempotency-Key": k, "X-Deadline-Ms": "5000"}) as r:
                             status, body = r.status, await r.json()
                     except aiohttp.ClientError:
@@ -313,8 +313,9 @@ async def test_writes_on_the_real_simulator_through_two_replicas_one_killed_none
         assert len(answers) == n
         assert s.store.replays == {}  # the simulator never saw a key a second time
         assert set(s.store.writes_by_key.values()) == {1}
+        assert set(s.store.writes_by_content.values()) == {1} and len(s.store.writes_by_content) == len(s.store.writes_by_key)  # by content too
         ok = {k for k, v in answers.items() if v == (200, 0)}
         assert ok <= set(s.store.writes_by_key)
-        assert {v for k, v in answers.items() if k not in ok} <= {(504, 9403)}, Counter(answers.values())
+        assert {v for k, v in answers.items() if k not in ok} <= {(200, 9403)}, Counter(answers.values())
         print(f"{n} one-call writes on the simulator: {len(ok)} done, {n - len(ok)} outcome unknown, {len(s.store.writes_by_key)} executed")
     await bus.close()

@@ -28,6 +28,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from tests.helpers import ok
 from tests.test_e2e_processes import Urls, call, eventually, http, sam_verified_and_online, stack  # noqa: F401  (fixtures)
 
 pytestmark = [pytest.mark.pcsc, pytest.mark.redis]
@@ -145,7 +146,7 @@ async def test_no_pin_id_or_signature_in_logs_redis_or_files(stack: Urls, http: 
     signatures.append(sig3["signature"])
 
     # The HC with a PIN (測試一, B123456780, PIN 1234) replaces the first HC; verify its PIN, register.
-    assert (await call(http, "PUT", v + "/slots/1", json={"card": "hc:000073898383"}))[0] == 200
+    assert ok(await call(http, "PUT", v + "/slots/1", json={"card": "hc:000073898383"}))
 
     async def new_hc() -> bool:
         st, b = await call(http, "GET", a + "/api/hc/v1/Basic")

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import csv as csvlib
+import io
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -25,6 +27,7 @@ from nhigw.bus.enrol import enrol
 from nhigw.gateway.auth import Clients
 from nhigw.gateway.upstream import AiohttpTransport, Transport, UpstreamRequest, UpstreamResponse, UpstreamSettings
 from nhigw.vcard.bank import VirtualReaderBank
+from tests.helpers import ok
 from tests.stack import Stack, running_stack
 from tests.web_browser import Page, browser  # noqa: F401  (fixture)
 
@@ -104,7 +107,7 @@ async def test_operator_logs_in_retries_a_dead_letter_and_reads_the_masked_audit
     p = Page(browser, artifacts_dir / "screenshots")
     cfile = tmp_path / "clients.json"
     his_key = Clients.add(cfile, "his-front-desk", "3501200000", ["ws-*"])
-    ops_key = Clients.add(cfile, "ops-alice", None, ["*"], ops=True)
+    ops_key = Clients.add(cfile, "ops-alice", None, ["*"], ops=True, all_hospitals=True)
     settings = dict(clients=Clients.load(cfile), transport=CrashOnce(), max_deliveries=1, claim_idle_s=0.3, claim_every_s=0.1)
     async with running_stack(**settings) as s:
         await s.ready()
@@ -139,6 +142,10 @@ async def test_operator_logs_in_retries_a_dead_letter_and_reads_the_masked_audit
                 break
         assert status == 200 and body["name"] == "測試十", body
         assert s.store.calls["BasicData/Register"] == calls_before + 1  # ran once, not twice
+        # A value the HIS chose (its Idempotency-Key) that a spreadsheet would run as a formula.
+        formula = '=HYPERLINK("https://evil.example")'
+        headers = {**his, "X-Workstation": "ws-01", "Idempotency-Key": formula, "X-Deadline-Ms": "5000"}
+        assert (await s.call("POST", s.gateway_url + "/api/v1/BasicData/Register", json={}, headers=headers))[0] == 200
 
         # The audit viewer: filtered by workstation and route, the patient masked, no full ID in the page.
         await goto(p, "audit")
@@ -167,12 +174,14 @@ async def test_operator_logs_in_retries_a_dead_letter_and_reads_the_masked_audit
         assert csv_files, "no CSV downloaded"
         csv = csv_files[0].read_text(encoding="utf-8-sig")
         assert csv.splitlines()[0].startswith("seq,recorded,route") and "Z29*****29" in csv and "Z299999929" not in csv
+        cells = [c for row in list(csvlib.reader(io.StringIO(csv)))[1:] for c in row]
+        assert "'" + formula in cells and not any(c[:1] in ("=", "+", "-", "@") for c in cells if c)  # neutralised, as text
         # Overview: the latency / error-rate chart from /metrics samples (every 0.3 s here) while HIS calls run.
         await p.get(s.gateway_url + "/dashboard/?sample_s=0.3#overview")
         await p.wait("return document.body.dataset.ready === '1';", 10)
         for i in range(4):
             headers = {"Authorization": f"Bearer {his_key}", "X-Workstation": "ws-01", "Idempotency-Key": f"web-test-1{i:03d}"}
-            assert (await s.call("POST", s.gateway_url + "/api/v1/BasicData/Register", json={}, headers=headers))[0] == 200
+            assert ok(await s.call("POST", s.gateway_url + "/api/v1/BasicData/Register", json={}, headers=headers))
             await p.wait("return Number(document.getElementById('chart').dataset.points || 0) >= arguments[0];", 5, i + 1)
         await p.wait("return Number(document.getElementById('chart').dataset.latPoints || 0) >= 1;", 5)
         assert await p.text("#m-dead") == "0"

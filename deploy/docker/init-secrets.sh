@@ -52,7 +52,7 @@ user agent on >$agent_password resetkeys resetchannels $channels -@all +publish 
 chmod 0644 "$dir/redis/redis.conf"
 chmod 0755 "$dir/redis"
 if [ ! -s "$dir/gateway/clients.json" ]; then
-  put "$dir/gateway/his_api_key" "$(nhigw gateway add-client --clients "$dir/gateway/clients.json" --name demo-his --workstations '*' --ops)"
+  put "$dir/gateway/his_api_key" "$(nhigw gateway add-client --clients "$dir/gateway/clients.json" --name demo-his --workstations '*' --ops --all-hospitals)"
   put "$dir/compat/his_api_key" "$(nhigw gateway add-client --clients "$dir/gateway/clients.json" --name ws-01-compat --workstations ws-01)"
 fi
 echo "nhigw-init-secrets: ready in $dir"

@@ -252,16 +252,20 @@ def build_gateway(args: argparse.Namespace, bus, sealer) -> web.Application:  # 
 
     cloud = args.cloud or os.environ.get("NHIGW_CLOUD_URL") or DEFAULT_SIM_URL
     memory = not (args.redis or os.environ.get("NHIGW_REDIS_URL"))
-    return build_gateway_app(args, bus, cloud=cloud, audit_path=data_dir(args, "gateway") / "audit.jsonl" if memory else None)
+    return build_gateway_app(args, bus, cloud=cloud, data_dir=data_dir(args, "gateway"), audit_file=memory)
 
 
 # ------------------------------------------------------------------ subcommands
 
 
 async def cmd_sim(args: argparse.Namespace) -> None:
+    from nhigw.sim.store import SimStore
+
     if args.admin:
         os.environ["NHIGW_SIM_ADMIN"] = "1"
-    await serve([Site(build_sim(), args.host, args.port, label="sim")])
+    store = SimStore.seeded()
+    store.dedupe_writes = args.dedupe_writes
+    await serve([Site(build_sim(store), args.host, args.port, label="sim")])
 
 
 async def cmd_vcard(args: argparse.Namespace) -> None:
@@ -424,6 +428,7 @@ def parser() -> argparse.ArgumentParser:
     common(sp)
     sp.add_argument("--port", type=int, default=8068)
     sp.add_argument("--admin", action="store_true", help="enable the admin API: fault injection and clock (/test/v1/Faults, /Clock)")
+    sp.add_argument("--dedupe-writes", action="store_true", help="answer a write sent again with the same Idempotency-Key from a cache instead of executing it (the real NHI cloud does not)")
 
     sp = sub.add_parser("vcard", help="virtual cards into pcscd via vpcd")
     common(sp)

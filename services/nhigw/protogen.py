@@ -28,10 +28,12 @@ from pydantic.json_schema import models_json_schema
 from nhigw import __version__
 from nhigw.contracts import api
 from nhigw.contracts import models as m
+from nhigw.contracts.codes import HTTP_STATUS, message
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 OPENAPI_DIR = "proto/openapi"
 SCHEMA_DIR = "proto/schemas"
+CODED = ("agent", "gateway", "sim")  # documents on the 6.0 HTTP contract (``http_status_rule``)
 TITLES = {
     "agent": "nhigw reader agent: the 6.0 component API",
     "gateway": "nhigw gateway",
@@ -61,13 +63,14 @@ def _op_id(method: str, path: str) -> str:
 
 def openapi(name: str, rows: list[api.Endpoint]) -> dict[str, Any]:
     error_model = api.ERROR_MODELS.get(name, m.ErrorBody)
+    coded = name in CODED  # compat answers in the legacy shapes, with its own statuses
     models: set[type[BaseModel]] = {error_model}
     for r in rows:
         models.update(x for x in (r.request, r.response) if x is not None)
     ordered = sorted(models, key=lambda c: (c.__name__, c.__module__))
     keys, defs = models_json_schema([(c, "validation") for c in ordered], ref_template="#/components/schemas/{model}")
     ref = {c: keys[(c, "validation")] for c in ordered}
-    err = {"description": "error: a 6.0 statusCode with zh / en messages", "content": {"application/json": {"schema": ref[error_model]}}}
+    err = {"description": "a refusal before any 6.0 rule ran (see the document's description): a statusCode with zh / en messages" if coded else "error: a 6.0 statusCode with zh / en messages", "content": {"application/json": {"schema": ref[error_model]}}}
     paths: dict[str, dict[str, Any]] = {}
     for r in rows:
         op: dict[str, Any] = {"summary": r.summary, "operationId": _op_id(r.method, r.path)}
@@ -78,16 +81,30 @@ def openapi(name: str, rows: list[api.Endpoint]) -> dict[str, Any]:
             op["parameters"] = [{"name": p, "in": "path", "required": True, "schema": {"type": "string"}} for p in params]
         if r.request is not None:
             op["requestBody"] = {"required": True, "content": {"application/json": {"schema": ref[r.request]}}}
-        ok: dict[str, Any] = {"description": "OK"}
-        ok["content"] = {"application/json": {"schema": ref[r.response] if r.response is not None else {"type": "object"}}}
+        answer = ref[r.response] if r.response is not None else {"type": "object"}
+        if coded:
+            ok: dict[str, Any] = {"description": "the answer: statusCode 0 and its fields, or a 6.0 refusal (non-zero statusCode, zh / en messages)"}
+            ok["content"] = {"application/json": {"schema": {"anyOf": [answer, ref[error_model]]}}}
+        else:
+            ok = {"description": "OK", "content": {"application/json": {"schema": answer}}}
         op["responses"] = {"200": ok, "default": err}
         paths.setdefault(r.path, {})[r.method.lower()] = op
     return {
         "openapi": "3.1.0",
-        "info": {"title": TITLES.get(name, name), "version": __version__},
+        "info": {"title": TITLES.get(name, name), "version": __version__, **({"description": http_status_rule()} if coded else {})},
         "paths": paths,
         "components": {"schemas": defs.get("$defs", {})},
     }
+
+
+def http_status_rule() -> str:
+    """The HTTP status contract of every document, from ``nhigw.contracts.codes.HTTP_STATUS``."""
+    others = "; ".join(f"HTTP {s}: {int(c)} {message(c)[1]}" for c, s in sorted(HTTP_STATUS.items(), key=lambda cs: cs[1]))
+    return (
+        "Every answer that carries a 6.0 statusCode is HTTP 200, refusals included (statusCode non-zero, with message, messageEn"
+        " and any detail such as triesLeft), as the real 6.0 component and cloud answer: HIS code calls raise_for_status() and reads"
+        f" statusCode only from 2xx bodies. The only other statuses: {others}."
+    )
 
 
 def _dump(doc: dict[str, Any]) -> str:

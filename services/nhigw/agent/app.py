@@ -61,12 +61,13 @@ def _record_middleware() -> Callable[..., Awaitable[web.StreamResponse]]:
     @web.middleware
     async def mw(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
         resp = await handler(request)
-        if request.path.startswith("/api/") and isinstance(resp, web.Response) and resp.content_type == "application/json":
+        if request.path.startswith("/api/") and not request.path.startswith("/api/swagger/") and isinstance(resp, web.Response) and resp.content_type == "application/json":
             code = 0
-            if resp.status >= 400 and resp.body:
+            if resp.body:  # every coded answer is HTTP 200: the code is in the body
                 try:
-                    code = int(json.loads(resp.body).get("statusCode", 0))  # type: ignore[arg-type]
-                except (ValueError, AttributeError):
+                    data = json.loads(resp.body)  # type: ignore[arg-type]
+                    code = int(data.get("statusCode", 0)) if isinstance(data, dict) else 0
+                except (ValueError, TypeError):
                     code = Code.INTERNAL
             request.app[AGENT].record(f"{request.method} {request.path}", code)
         return resp

@@ -5,7 +5,11 @@ a ``SealedEnvelope`` under its own agent key, so no other host can speak for it 
 
 Presence goes out on start, every ``interval_s`` and at once on any state change;
 ``leaving=True`` on a clean stop, so the gateway marks the workstation offline at
-once rather than after the 3-second silence. A call past its deadline is dropped.
+once rather than after the 3-second silence. A call past its deadline is dropped, and so is a
+call whose ``requestId`` already ran (a sealed call captured on the bus and published again:
+ids are remembered until their deadline, ``nhigw.bus.guard.Seen``). No message of any size or
+shape stops the receiving task; a task that dies anyway is restarted with backoff
+(``nhigw.bus.guard``). Drops are counted in ``drops`` and logged once per interval.
 
 Component calls (``ComponentCall``: the gateway forwards an HIS's
 ``/api/workstations/{id}/hpc/v1/...``) are run against the agent's own HTTP(S)
@@ -32,14 +36,16 @@ from nhigw import __version__
 from nhigw.agent.core import Agent
 from nhigw.bus.base import Bus, BusError, Subscription
 from nhigw.bus.enrol import AgentIdentity
+from nhigw.bus.guard import MAX_CALL_BYTES, Drop, Drops, Seen, Supervisor, serve
 from nhigw.bus.seal import SealError, open_envelope, seal_envelope
 from nhigw.common.logging import get_logger
 from nhigw.contracts.buskeys import BusKeys
-from nhigw.contracts.codes import Code, StatusError, message
+from nhigw.contracts.codes import Code, StatusError, http_status, message
 from nhigw.contracts.models import (
     ComponentCall,
     ComponentReply,
     ErrorBody,
+    HpcState,
     Presence,
     SignatureObject,
     SignCall,
@@ -60,7 +66,10 @@ class BusLink:
         self.interval_s = interval_s
         self.component_url = component_url.rstrip("/") if component_url else None
         self.agent_id = identity.agentId
-        self._tasks: list[asyncio.Task[None]] = []
+        self.drops = Drops()
+        self.supervisor = Supervisor()
+        self.seen = Seen()
+        self._calls: set[asyncio.Task[None]] = set()
         self._kick = asyncio.Event()
         self._http: aiohttp.ClientSession | None = None
         self._sub: Subscription | None = None
@@ -80,9 +89,10 @@ class BusLink:
         return seal_envelope(self.identity.key, channel, self.agent.workstation, data)
 
     async def start(self) -> None:
-        self._sub = await self.bus.subscribe(self.keys.calls(self.agent.workstation))
+        sub = self._sub = await self.bus.subscribe(self.keys.calls(self.agent.workstation))
         self.agent.listeners.append(self._kick.set)
-        self._tasks = [asyncio.create_task(self._heartbeat(), name="presence"), asyncio.create_task(self._serve(self._sub), name="bus-calls")]
+        self.supervisor.start("presence", self._heartbeat)
+        self.supervisor.start("bus-calls", lambda: serve(sub, "calls", self._serve_one, self.drops, max_bytes=MAX_CALL_BYTES))
 
     async def _heartbeat(self) -> None:
         while True:
@@ -94,23 +104,21 @@ class BusLink:
             with contextlib.suppress(asyncio.TimeoutError, TimeoutError):
                 await asyncio.wait_for(self._kick.wait(), self.interval_s)
 
-    async def _serve(self, sub: Subscription) -> None:
+    async def _serve_one(self, channel: str, data: bytes) -> None:
         ws = self.agent.workstation
-        async for channel, data in sub:
-            try:
-                _ws, plain = open_envelope(lambda w: self.identity.key if w == ws else None, channel, data)
-                head = _CALLS.validate_json(plain)
-            except (ValueError, SealError):
-                log.warning("bad_bus_call")  # forged, unsealed or malformed: dropped
-                continue
-            if head.workstation != ws:
-                continue
-            asyncio.create_task(self._answer(head))
+        try:
+            _ws, plain = open_envelope(lambda w: self.identity.key if w == ws else None, channel, data)
+        except SealError as exc:
+            raise Drop("forged") from exc
+        call = _CALLS.validate_json(plain)
+        if call.workstation != ws:
+            raise Drop("wrong_workstation")
+        self.seen.first(call.requestId, call.deadline)  # Drop: expired, replayed
+        t = asyncio.create_task(self._answer(call))
+        self._calls.add(t)
+        t.add_done_callback(self._calls.discard)
 
     async def _answer(self, call: SignCall | ComponentCall) -> None:
-        if call.deadline < time.time():
-            log.info("bus_call_expired", requestId=call.requestId)
-            return
         reply = await (self._sign(call) if isinstance(call, SignCall) else self._component(call))
         try:
             await self.bus.publish(call.replyTo, self._seal(call.replyTo, reply.model_dump_json().encode()))
@@ -120,7 +128,11 @@ class BusLink:
     async def _sign(self, call: SignCall) -> SignReply:
         try:
             sig = await self.agent.sign(call.kind, call.serviceType)
-            reply = SignReply(requestId=call.requestId, workstation=self.agent.workstation, ok=True, signature=SignatureObject.model_validate(sig.model_dump(exclude={"statusCode"})))
+            hpc = self.agent.hpc_cache if self.agent.hpc_state == HpcState.VERIFIED else None
+            reply = SignReply(
+                requestId=call.requestId, workstation=self.agent.workstation, ok=True, signature=SignatureObject.model_validate(sig.model_dump(exclude={"statusCode"})),
+                hpcId=sig.hpcId or (hpc.cardId if hpc else None),
+            )
         except StatusError as err:
             zh, en = message(err.code)
             reply = SignReply(requestId=call.requestId, workstation=self.agent.workstation, ok=False, error=ErrorBody(statusCode=err.code, message=zh, messageEn=en, detail=err.detail))
@@ -128,13 +140,13 @@ class BusLink:
         return reply
 
     async def _component(self, call: ComponentCall) -> ComponentReply:
-        def refuse(code: Code, detail: str, status: int) -> ComponentReply:
-            return ComponentReply(requestId=call.requestId, workstation=self.agent.workstation, httpStatus=status, body=_error_json(code, detail))
+        def refuse(code: Code, detail: str) -> ComponentReply:
+            return ComponentReply(requestId=call.requestId, workstation=self.agent.workstation, httpStatus=http_status(code), body=_error_json(code, detail))
 
         if not COMPONENT_PATH.match(call.path):
-            return refuse(Code.NOT_FOUND, f"not a component API path: {call.path}", 404)
+            return refuse(Code.NOT_FOUND, f"not a component API path: {call.path}")
         if self.component_url is None:
-            return refuse(Code.UNSUPPORTED, "this agent does not forward component calls", 501)
+            return refuse(Code.UNSUPPORTED, "this agent does not forward component calls")
         if self._http is None:
             ctx = ssl.create_default_context()
             ctx.check_hostname = False
@@ -146,13 +158,14 @@ class BusLink:
                 body = await r.text()
                 return ComponentReply(requestId=call.requestId, workstation=self.agent.workstation, httpStatus=r.status, body=body)
         except (aiohttp.ClientError, TimeoutError) as exc:
-            return refuse(Code.INTERNAL, f"local component API unreachable: {type(exc).__name__}", 502)
+            return refuse(Code.WORKSTATION_TIMEOUT, f"local component API unreachable: {type(exc).__name__}")
 
     async def stop(self) -> None:
-        for t in self._tasks:
+        await self.supervisor.close()
+        for t in list(self._calls):
             t.cancel()
-        for t in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
+        for t in list(self._calls):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
                 await t
         with contextlib.suppress(BusError):
             await self.bus.publish(self.keys.presence, self._seal(self.keys.presence, self.presence(leaving=True).model_dump_json().encode()))

@@ -28,8 +28,9 @@ Choices (the seed is silent):
   data, read once at insertion (HIS code calls Logout before every HC read, public facts 6);
   on a virtual HC it drops the card (state 0). A verified virtual HC takes precedence over
   a physical HC in a reader until it is logged out.
-- A virtual HC QR code is used up by ``Verification/VirtualHc`` and by ``VirtualHc/ReadBasic``
-  alike (the press: single use). ``GET VirtualHc/Import`` exports the transfer code and logs
+- A virtual HC QR code may be resolved again for the steps of a visit: ``Verification/VirtualHc``
+  and ``VirtualHc/ReadBasic`` alike ask the DC each time, which bounds the count (1525, see
+  ``proto/dc-protocol.md``) and the institution. ``GET VirtualHc/Import`` exports the transfer code and logs
   the virtual HC out here (seed: 匯出轉移碼會自動將原設備改為狀態 0); ``POST VirtualHc/Import``
   takes a transfer code on the receiving workstation (0 -> 2).
 - The HC's "PIN set" is learnt lazily (``GET /api/hc/v1/Pin`` or any PIN call), so reading

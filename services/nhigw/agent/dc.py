@@ -46,16 +46,16 @@ class DcClient:
                 try:
                     data = await r.json(content_type=None)
                 except ValueError as exc:
-                    raise StatusError(Code.DC_HTTP, f"DC answered HTTP {r.status} without JSON", http_status=502) from exc
+                    raise StatusError(Code.DC_HTTP, f"DC answered HTTP {r.status} without JSON") from exc
         except aiohttp.ClientError as exc:
-            raise StatusError(Code.DC_CONNECTION, f"cannot reach the NHI DC at {self.base_url}", http_status=502) from exc
+            raise StatusError(Code.DC_CONNECTION, f"cannot reach the NHI DC at {self.base_url}") from exc
         except TimeoutError as exc:
-            raise StatusError(Code.DC_CONNECTION, "NHI DC timed out", http_status=504) from exc
+            raise StatusError(Code.DC_CONNECTION, "NHI DC timed out") from exc
         if not isinstance(data, dict):
-            raise StatusError(Code.DC_HTTP, "DC answered an unexpected body", http_status=502)
+            raise StatusError(Code.DC_HTTP, "DC answered an unexpected body")
         code = int(data.get("statusCode", 0) or 0)  # type: ignore[arg-type]
         if code:
-            raise StatusError(code, f"DC refused: {data.get('messageEn') or data.get('message') or code}")
+            raise StatusError(code, f"DC refused: {data.get('detail') or data.get('messageEn') or data.get('message') or code}")
         return data
 
     async def challenge(self, sam_id: str, hospital_id: str) -> SamAuthChallengeResponse:

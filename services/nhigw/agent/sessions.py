@@ -25,9 +25,10 @@ Choices (the seed is silent):
   them per device and per hospital as well.
 - Transfer (seed: 匯出轉移碼會自動將原設備改為狀態 0): ``export`` gets the transfer code from
   the DC and logs the virtual HC out of that session at once; any other session, on this
-  agent or another, may ``import`` it. The DC refuses a second transfer (1525) and a QR
-  token or transfer code already used anywhere (3244), so the rule holds across sessions and
-  agents without any state shared between agents.
+  agent or another, may ``import`` it. The DC refuses a second transfer and, after it, the
+  card's QR token (1525), a transfer code already used (3244) and a QR token first shown at
+  another institution (3244), so the rule holds across sessions and agents without any
+  state shared between agents.
 - ID numbers stay here: replies carry states and signatures (which the NHI cloud needs),
   never the patient's basic data; logs mask card numbers and IDs (``nhigw.common.logging``).
 """
@@ -46,6 +47,7 @@ from nhigw.agent.cloudsam import CloudSam
 from nhigw.agent.core import Agent, VirtualHc, sam_signature
 from nhigw.bus.base import Bus, BusError, Subscription
 from nhigw.bus.enrol import AgentIdentity
+from nhigw.bus.guard import MAX_CALL_BYTES, Drop, Drops, Seen, Supervisor, serve
 from nhigw.bus.seal import SealError, open_envelope, seal_envelope
 from nhigw.common.logging import get_logger
 from nhigw.contracts import signing
@@ -147,7 +149,7 @@ class DeviceSessions:
             log.info("device_session_expired", sessionId=sid)
             s = None
         if s is None:
-            raise StatusError(Code.SESSION_GONE, "device session closed, expired or unknown here", http_status=410, sessionId=sid)
+            raise StatusError(Code.SESSION_GONE, "device session closed, expired or unknown here", sessionId=sid)
         s.last_used = now
         return s
 
@@ -180,10 +182,10 @@ class DeviceSessions:
     def open(self, sid: str, device: str, hospital_id: str | None, idle_s: float | None) -> SessionStates:
         sam = self._cloud()
         if hospital_id and hospital_id != sam.hospital_id:
-            raise StatusError(Code.UNAUTHORIZED, "this agent's cloud SAM belongs to another hospital", http_status=403)
+            raise StatusError(Code.FORBIDDEN, "this agent's cloud SAM belongs to another hospital")
         if sid not in self._s:
             if len(self) >= self.max_sessions:
-                raise StatusError(Code.SESSION_LIMIT, f"this agent serves at most {self.max_sessions} device sessions", http_status=429)
+                raise StatusError(Code.SESSION_LIMIT, f"this agent serves at most {self.max_sessions} device sessions")
             idle = min(self.max_idle_s, idle_s or self.max_idle_s)
             self._s[sid] = DeviceCards(sid, device, sam.hospital_id, idle, time.monotonic())
             log.info("device_session_opened", sessionId=sid, device=device)
@@ -221,7 +223,7 @@ class DeviceSessions:
         try:
             res = await self.agent.dc.vhc_transfer(VirtualHcTransferRequest(sessionId=dc_sid, **signed))
         except StatusError as err:
-            if err.code == Code.VHC_TRANSFERRED:
+            if err.code == Code.VHC_TOKEN_COUNT:
                 s.vhc = None  # already moved elsewhere: not usable here either
             raise
         s.vhc = None
@@ -284,6 +286,8 @@ class DeviceSessions:
                 if call.kind is None or call.serviceType is None:
                     raise StatusError(Code.PARAM_VALUE, "kind and serviceType are required")
                 reply.signature = await self.sign(sid, call.kind, call.serviceType)
+                hpc = self._get(sid).hpc
+                reply.hpcId = hpc.cardId if hpc else None
             elif call.op == "status":
                 reply.states = self.states(sid)
             elif call.op == "close":
@@ -303,7 +307,9 @@ class SessionLink:
 
     Kept apart from ``BusLink`` (signatures and component calls of the workstation itself):
     its own channel and subscription, so the workstation path is unchanged. A call past its
-    deadline is dropped; a forged or unsealed one is dropped and logged.
+    deadline, a replayed one (its ``requestId`` already ran), a forged, unsealed, malformed or
+    oversized one is dropped, counted in ``drops`` and logged once per interval; no message stops
+    the receiver, and a task that dies anyway is restarted with backoff (``nhigw.bus.guard``).
     """
 
     def __init__(self, sessions: DeviceSessions, bus: Bus, keys: BusKeys, identity: AgentIdentity, *, sweep_s: float = 5.0) -> None:
@@ -311,8 +317,10 @@ class SessionLink:
             raise ValueError(f"bus identity is for {identity.workstation!r}, agent is {sessions.agent.workstation!r}")
         self.sessions, self.bus, self.keys, self.identity = sessions, bus, keys, identity
         self.sweep_s = sweep_s
+        self.drops = Drops()
+        self.supervisor = Supervisor()
+        self.seen = Seen()
         self._sub: Subscription | None = None
-        self._tasks: list[asyncio.Task[None]] = []
         self._calls: set[asyncio.Task[None]] = set()
 
     @property
@@ -320,33 +328,30 @@ class SessionLink:
         return self.identity.workstation
 
     async def start(self) -> None:
-        self._sub = await self.bus.subscribe(self.keys.sessions(self.workstation))
-        self._tasks = [asyncio.create_task(self._serve(self._sub), name="session-calls"), asyncio.create_task(self._sweep(), name="session-sweep")]
+        sub = self._sub = await self.bus.subscribe(self.keys.sessions(self.workstation))
+        self.supervisor.start("session-calls", lambda: serve(sub, "sessions", self._serve_one, self.drops, max_bytes=MAX_CALL_BYTES))
+        self.supervisor.start("session-sweep", self._sweep)
 
     async def _sweep(self) -> None:
         while True:
             await asyncio.sleep(self.sweep_s)
             self.sessions.sweep()
 
-    async def _serve(self, sub: Subscription) -> None:
+    async def _serve_one(self, channel: str, data: bytes) -> None:
         ws = self.workstation
-        async for channel, data in sub:
-            try:
-                _ws, plain = open_envelope(lambda w: self.identity.key if w == ws else None, channel, data)
-                call = SessionCall.model_validate_json(plain)
-            except (ValueError, SealError):
-                log.warning("bad_session_call")
-                continue
-            if call.workstation != ws:
-                continue
-            t = asyncio.create_task(self._answer(call))
-            self._calls.add(t)
-            t.add_done_callback(self._calls.discard)
+        try:
+            _ws, plain = open_envelope(lambda w: self.identity.key if w == ws else None, channel, data)
+        except SealError as exc:
+            raise Drop("forged") from exc
+        call = SessionCall.model_validate_json(plain)
+        if call.workstation != ws:
+            raise Drop("wrong_workstation")
+        self.seen.first(call.requestId, call.deadline)  # Drop: expired, replayed
+        t = asyncio.create_task(self._answer(call))
+        self._calls.add(t)
+        t.add_done_callback(self._calls.discard)
 
     async def _answer(self, call: SessionCall) -> None:
-        if call.deadline < time.time():
-            log.info("session_call_expired", requestId=call.requestId)
-            return
         reply = await self.sessions.handle(call)
         try:
             await self.bus.publish(call.replyTo, seal_envelope(self.identity.key, call.replyTo, self.workstation, reply.model_dump_json().encode()))
@@ -354,10 +359,11 @@ class SessionLink:
             log.warning("session_reply_failed", error=str(exc))
 
     async def stop(self) -> None:
-        for t in [*self._tasks, *self._calls]:
+        await self.supervisor.close()
+        for t in list(self._calls):
             t.cancel()
-        for t in [*self._tasks, *self._calls]:
-            with contextlib.suppress(asyncio.CancelledError):
+        for t in list(self._calls):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
                 await t
         if self._sub:
             await self._sub.close()

@@ -43,6 +43,11 @@ class Subscription:
 
 
 class Bus(abc.ABC):
+    # Since when (``time.monotonic()``) the bus has received without a break: None while it is
+    # disconnected. 0.0: always (an in-process bus loses nothing). The gateway's registry counts
+    # from here before it trusts "offline" (``Registry.caught_up``).
+    live_since: float | None = 0.0
+
     @abc.abstractmethod
     async def publish(self, channel: str, message: bytes) -> int:
         """Send to every current subscriber of ``channel``.

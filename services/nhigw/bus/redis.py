@@ -4,13 +4,16 @@ One receiver task per bus feeds per-subscription queues. Subscribing and
 unsubscribing happen under a lock. When the connection drops, the receiver
 reconnects with capped backoff and re-subscribes every live channel; messages
 published while it was away are lost (pub/sub semantics: presence is re-sent every
-second, and signature calls time out and are reported, never silently repeated).
+second, and signature calls time out and are reported, never silently repeated). The reader
+hands every message on as bytes, whatever it holds; what a message may be is each receiver's
+business (``nhigw.bus.guard``), and no failure ends the reader, only a ``close``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections import defaultdict
 
 import redis.asyncio as aioredis
@@ -32,6 +35,7 @@ class RedisBus(Bus):
         self._reader: asyncio.Task[None] | None = None
         self._ready = asyncio.Event()
         self._closed = False
+        self.live_since: float | None = None
 
     async def publish(self, channel: str, message: bytes) -> int:
         try:
@@ -86,6 +90,7 @@ class RedisBus(Bus):
                 # subscribe() either lands in the snapshot or subscribes on this pubsub itself.
                 self._pubsub = pubsub
                 await pubsub.subscribe("__nhigw_keepalive__", *list(self._subs))
+                self.live_since = time.monotonic()
                 self._ready.set()
                 delay = 0.05
                 while not self._closed:
@@ -98,9 +103,11 @@ class RedisBus(Bus):
                         sub.queue.put_nowait((channel, data))
             except asyncio.CancelledError:
                 raise
-            except (RedisError, OSError) as exc:
-                log.warning("redis_bus_reconnect", error=str(exc), retry_in_s=delay)
+            except Exception as exc:  # noqa: BLE001 -- Redis away, or anything else: reconnect, never a dead reader
+                level = log.warning if isinstance(exc, (RedisError, OSError)) else log.exception
+                level("redis_bus_reconnect", error=str(exc), retry_in_s=delay)
                 self._pubsub = None
+                self.live_since = None  # messages published meanwhile are lost
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 1.0)
             finally:

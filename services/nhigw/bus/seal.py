@@ -72,19 +72,27 @@ def seal_envelope(key: bytes, channel: str, workstation: str, data: bytes) -> by
     return SealedEnvelope(workstation=workstation, payload=base64.b64encode(blob).decode()).model_dump_json().encode()
 
 
+def parse_envelope(raw: bytes) -> tuple[str, bytes]:
+    """A ``SealedEnvelope``'s (workstation, sealed blob), not yet opened; ``SealError`` if it is not one."""
+    from nhigw.contracts.models import SealedEnvelope
+
+    try:
+        env = SealedEnvelope.model_validate_json(raw)
+        return env.workstation, base64.b64decode(env.payload, validate=True)
+    except ValueError as exc:  # pydantic refuses deep nesting, huge numbers and bad UTF-8 as ValueError too
+        raise SealError("not a sealed envelope") from exc
+
+
 def open_envelope(key_for: Callable[[str], bytes | None], channel: str, raw: bytes) -> tuple[str, bytes]:
     """Open a ``SealedEnvelope``: ``key_for(workstation)`` gives that workstation's key (None: not enrolled).
 
     Raises ``SealError`` for anything not sealed by the named workstation's current key.
     """
-    from nhigw.contracts.models import SealedEnvelope
+    ws, blob = parse_envelope(raw)
+    return ws, open_blob(key_for(ws), channel, ws, blob)
 
-    try:
-        env = SealedEnvelope.model_validate_json(raw)
-        blob = base64.b64decode(env.payload, validate=True)
-    except ValueError as exc:
-        raise SealError("not a sealed envelope") from exc
-    key = key_for(env.workstation)
+
+def open_blob(key: bytes | None, channel: str, workstation: str, blob: bytes) -> bytes:
     if key is None:
-        raise SealError(f"workstation {env.workstation!r} is not enrolled")
-    return env.workstation, Sealer(key).open(blob, envelope_aad(channel, env.workstation))
+        raise SealError(f"workstation {workstation!r} is not enrolled")
+    return Sealer(key).open(blob, envelope_aad(channel, workstation))

@@ -19,7 +19,7 @@ from pydantic import BaseModel
 from nhigw.client.transport import Transport, parse
 from nhigw.contracts import cloud as c
 from nhigw.contracts.models import BasicDataResponse, RegisterResponse, SignatureObject
-from nhigw.contracts.routes import lookup
+from nhigw.contracts.routes import VNHI_UPLOAD, lookup
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -80,6 +80,20 @@ class CloudClient:
         if r is None:
             raise ValueError(f"no business route {route!r}")
         return await self.typed(c.ROUTE_MODELS[r.path][1], r.path, signature, extras, **kw)
+
+    async def vnhi_upload(self, signature: SignatureObject | None, s_type: str, pat_data_b64: str, upload_dt: str, *, idempotency_key: str | None = None) -> c.VnhiUploadResponse:
+        """IC-data upload in 6.0 mode: ``POST /V2000/VNHI_Upload`` (the upload host; the gateway serves it too).
+
+        Answers the host's ``RtnCode`` / ``Opcode`` (``RtnCode`` other than 0000 is returned, not raised).
+        ``upload_dt``: ROC date-time + 3 digits of ms, as 6.0 sends it.
+        """
+        body: dict[str, Any] = {"sType": s_type, "sPatData": pat_data_b64, "sUploadDT": upload_dt}
+        if signature is not None:
+            body |= {"sSamId": signature.samId, "sHospId": signature.hospitalId, "sClientRandom": signature.clientRandom, "sSignature": signature.signature}
+        elif self.workstation is None:
+            raise ValueError("a signature object is needed unless the client names a workstation (gateway one-call mode)")
+        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
+        return parse(c.VnhiUploadResponse, await self.t.request("POST", VNHI_UPLOAD.url, body, headers=headers), url=VNHI_UPLOAD.url)
 
     # ------------------------------------------------------------------ typed helpers for the common routes
 

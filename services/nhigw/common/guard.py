@@ -23,7 +23,7 @@ Three checks, each a pure function below, put together by ``guard_middleware``:
   navigation to a page the service serves (``navigable``: the console, Swagger UI) — since
   some legacy GET routes change state.
 
-Refusals are JSON, HTTP 403, 9404 (``nhigw.contracts.codes``), with the reason in ``detail``.
+Refusals are JSON, HTTP 403, 9411 (``nhigw.contracts.codes``), with the reason in ``detail``.
 HIS programs send no ``Origin`` and no ``Sec-Fetch-*`` headers; they pass as before.
 """
 
@@ -150,7 +150,7 @@ def guard_middleware(guard: Guard) -> Callable[..., Awaitable[web.StreamResponse
     async def mw(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
         why = guard.refusal(request)
         if why is not None:
-            return error_response(StatusError(Code.UNAUTHORIZED, why, http_status=403, **guard.extra))
+            return error_response(StatusError(Code.FORBIDDEN, why, **guard.extra))
         return await handler(request)
 
     return mw

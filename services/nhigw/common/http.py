@@ -1,13 +1,14 @@
 """aiohttp glue shared by the services: JSON errors with 6.0 codes, pydantic bodies, health, the runner.
 
 Every error leaves a service as ``{"statusCode", "message", "messageEn"[, "detail"]}``
-with a 4xx/5xx HTTP status: a malformed body is 1704, a missing field 1705, an
-unknown route 9405, and any unexpected exception 9499 (logged with its trace, which
-never reaches the client).
+with the HTTP status ``nhigw.contracts.codes.http_status`` gives its code (200 for every
+6.0 code): a missing field is 1705, a wrong value 1706, a body that is not JSON 9414
+(HTTP 400), an unknown route 9405 (404), a method a route does not take 9412 (405), and
+any unexpected exception 9499 (500; logged with its trace, which never reaches the client).
 
 Request bodies are parsed by one function, ``loads_json``: UTF-8 only (a UTF-16 or Latin-1
-body is 1704, never guessed), at most ``MAX_JSON_DEPTH`` levels of nesting and numbers of
-at most 4,300 digits (Python's limit); anything else is 1704 with HTTP 400, never a 500.
+body is 9414, never guessed), at most ``MAX_JSON_DEPTH`` levels of nesting and numbers of
+at most 4,300 digits (Python's limit); anything else is 9414 (HTTP 400), never a 500.
 
 ``runner(app)`` is the ``web.AppRunner`` every service is served with (``nhigw.cli.serve``):
 what aiohttp answers before any middleware runs (a request line it cannot parse, an
@@ -28,7 +29,7 @@ from aiohttp.web_server import Server
 from pydantic import BaseModel, ValidationError
 
 from nhigw.common.logging import get_logger
-from nhigw.contracts.codes import Code, StatusError
+from nhigw.contracts.codes import Code, StatusError, code_for_http_status
 
 log = get_logger("nhigw.http")
 M = TypeVar("M", bound=BaseModel)
@@ -66,13 +67,13 @@ def loads_json(raw: bytes | str) -> Any:
     try:
         data = json.loads(raw.decode("utf-8") if isinstance(raw, bytes) else raw)
     except UnicodeDecodeError as exc:
-        raise StatusError(Code.PARAM_FORMAT, "the body must be JSON in UTF-8") from exc
+        raise StatusError(Code.NOT_JSON, "the body must be JSON in UTF-8") from exc
     except RecursionError as exc:
-        raise StatusError(Code.PARAM_FORMAT, f"JSON nested deeper than {MAX_JSON_DEPTH} levels") from exc
+        raise StatusError(Code.NOT_JSON, f"JSON nested deeper than {MAX_JSON_DEPTH} levels") from exc
     except ValueError as exc:  # JSONDecodeError, and an integer longer than Python converts
-        raise StatusError(Code.PARAM_FORMAT, f"malformed JSON: {exc.msg if isinstance(exc, json.JSONDecodeError) else 'number too long'}") from exc
+        raise StatusError(Code.NOT_JSON, f"malformed JSON: {exc.msg if isinstance(exc, json.JSONDecodeError) else 'number too long'}") from exc
     if isinstance(data, (list, dict)) and json_depth(data) > MAX_JSON_DEPTH:
-        raise StatusError(Code.PARAM_FORMAT, f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
+        raise StatusError(Code.NOT_JSON, f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
     return data
 
 
@@ -105,15 +106,15 @@ async def error_middleware(request: web.Request, handler: Any) -> web.StreamResp
         return error_response(err)
     except web.HTTPException as exc:
         if exc.status == 404:
-            return error_response(StatusError(Code.NOT_FOUND, f"no route {request.method} {request.path}", http_status=404))
+            return error_response(StatusError(Code.NOT_FOUND, f"no route {request.method} {request.path}"))
         if exc.status == 405:
-            return error_response(StatusError(Code.NOT_FOUND, f"method {request.method} not allowed on {request.path}", http_status=405))
+            return error_response(StatusError(Code.METHOD_NOT_ALLOWED, f"method {request.method} not allowed on {request.path}"))
         if exc.status < 400:
             raise
-        return error_response(StatusError(Code.PARAM_FORMAT, exc.reason, http_status=exc.status))
+        return error_response(StatusError(code_for_http_status(exc.status), exc.reason))
     except Exception:  # the one place an unexpected error is turned into a clean 500
         log.exception("unhandled_error", path=request.path, method=request.method)
-        return error_response(StatusError(Code.INTERNAL, "unexpected error; see the service log", http_status=500))
+        return error_response(StatusError(Code.INTERNAL, "unexpected error; see the service log"))
 
 
 async def healthz(_request: web.Request) -> web.Response:
@@ -153,12 +154,12 @@ class _JsonRequestHandler(RequestHandler):  # type: ignore[misc]
     def handle_error(self, request: Any, status: int = 500, exc: BaseException | None = None, message: str | None = None) -> web.StreamResponse:
         if status >= 500:
             log.error("http_protocol_error", status=status, error=type(exc).__name__ if exc else None)
-            err = StatusError(Code.INTERNAL, "unexpected error; see the service log", http_status=status)
+            err = StatusError(Code.INTERNAL, "unexpected error; see the service log")
         else:
-            err = StatusError(Code.PARAM_FORMAT, f"malformed HTTP request ({type(exc).__name__ if exc else status})", http_status=status)
+            err = StatusError(code_for_http_status(status), f"malformed HTTP request ({type(exc).__name__ if exc else status})")
         if request.writer.output_size > 0:
             raise ConnectionError("response already started")
-        resp = json_response(err.body(), status=status)
+        resp = json_response(err.body(), status=err.http_status)
         resp.force_close()
         return resp
 

@@ -7,13 +7,12 @@
   ``pBufferHex`` the exact bytes); ``GET /cshis`` lists the functions;
 - Swagger UI at ``/swagger/index.html`` over ``/swagger/v1/swagger.json`` (as the seed's
   screenshot of ``https://localhost:5067/swagger/index.html``), served from the
-  ``swagger-ui-bundle-v2`` package (Swagger UI 5: the documents are OpenAPI 3.1): no CDN.
+  ``swagger-ui-bundle-v2`` package (``nhigw.common.swagger``, as the agent and the simulator): no CDN.
 """
 
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -24,6 +23,7 @@ from nhigw.client.errors import NhigwError, StatusCodeError
 from nhigw.common.guard import Guard, guard_middleware
 from nhigw.common.http import error_middleware, healthz, json_response, loads_json
 from nhigw.common.logging import get_logger
+from nhigw.common.swagger import add_swagger
 from nhigw.compat import vhc
 from nhigw.compat.cshis import FUNCTIONS, CsHis, LegacyResult
 from nhigw.compat.errors import AGENT_UNREACHABLE, BAD_PARAMETER, UNSUPPORTED, legacy_code, legacy_message
@@ -114,33 +114,10 @@ def openapi() -> dict[str, Any]:
     return doc
 
 
-SWAGGER_INDEX = """<!doctype html>
-<html lang="zh-Hant"><head><meta charset="utf-8"><title>虛擬健保卡相容性 SDK — nhigw compat</title>
-<link rel="stylesheet" href="swagger-ui.css"><link rel="icon" href="favicon-32x32.png"></head>
-<body><div id="swagger-ui"></div>
-<script src="swagger-ui-bundle.js"></script><script src="swagger-ui-standalone-preset.js"></script>
-<script src="init.js"></script></body></html>
-"""
-
-SWAGGER_INIT = """window.onload = function () {
-  window.ui = SwaggerUIBundle({url: "v1/swagger.json", dom_id: "#swagger-ui", deepLinking: true,
-    presets: [SwaggerUIBundle.presets.apis, SwaggerUIStandalonePreset], layout: "StandaloneLayout"});
-};
-"""
-
-
-def _swagger_dir() -> Path | None:
-    try:
-        import swagger_ui_bundle  # type: ignore[import-untyped]
-    except ImportError:
-        return None
-    return Path(swagger_ui_bundle.swagger_ui_path)
-
-
 def create_app(cs: CsHis, *, allowed_hosts: tuple[str, ...] = ()) -> web.Application:
     """``allowed_hosts``: Host names served besides loopback ones (``nhigw.common.guard``: compat
     has no authentication, so it answers loopback names only and refuses cross-site requests)."""
-    guard = Guard(check_host=True, allowed_hosts=allowed_hosts, csrf=True, navigable=("/swagger",), extra={"ERRORCODE": legacy_code(Code.UNAUTHORIZED)})
+    guard = Guard(check_host=True, allowed_hosts=allowed_hosts, csrf=True, navigable=("/swagger",), extra={"ERRORCODE": legacy_code(Code.FORBIDDEN)})
     app = web.Application(middlewares=[guard_middleware(guard), error_middleware])
     app[CSHIS] = cs
 
@@ -202,30 +179,11 @@ def create_app(cs: CsHis, *, allowed_hosts: tuple[str, ...] = ()) -> web.Applica
         res = await cs.call(route.function, params)
         return _respond(_vhc_body(route, res), big5=big5)
 
-    async def swagger_json(_req: web.Request) -> web.Response:
-        return json_response(openapi())
-
-    async def swagger_index(_req: web.Request) -> web.Response:
-        return web.Response(text=SWAGGER_INDEX, content_type="text/html")
-
-    async def swagger_init(_req: web.Request) -> web.Response:
-        return web.Response(text=SWAGGER_INIT, content_type="application/javascript")
-
-    async def swagger_redirect(_req: web.Request) -> web.Response:
-        raise web.HTTPFound("/swagger/index.html")
-
     r = app.router
     r.add_get("/healthz", healthz)
     r.add_get("/cshis", cshis_list)
     r.add_post("/cshis/{function}", cshis_call)
-    r.add_get("/swagger/v1/swagger.json", swagger_json)
-    r.add_get("/swagger/index.html", swagger_index)
-    r.add_get("/swagger/init.js", swagger_init)
-    r.add_get("/swagger", swagger_redirect)
-    r.add_get("/swagger/", swagger_redirect)
-    static = _swagger_dir()
-    if static is not None:
-        r.add_static("/swagger/", static, show_index=False)
+    add_swagger(r, "/swagger", openapi, "虛擬健保卡相容性 SDK — nhigw compat")
     pattern = "/{prefix:(?i:" + "|".join(vhc.PREFIXES) + ")}/{name}"
     r.add_post(pattern, vhc_call)
     r.add_get(pattern, vhc_call)

@@ -247,24 +247,24 @@ def parse_treatment_fee(text: str | bytes) -> dict[str, int]:
 
 
 def total_quantity(field: str) -> str:
-    """The 7-byte 總量 as the card stores it: 5 integer + 2 decimal digits ("1234525" = 12345.25, the seed's rule).
+    """The 7-byte 總量 of a csHis / VHC SDK buffer (5 integer + 2 decimal digits, "1234525" = 12345.25, the
+    seed's rule) as 6.0 JSON sends it: a decimal string with 2 decimals ("12345.25", public facts 3.3a).
 
-    Sent to the 6.0 cloud as those 7 digits. A value with a decimal point (pyMedical formats
-    "00000.0") is converted ("12.5" -> "0001250"); blank is "0000000"; anything else, or
-    more than 99999.99, is a ``ValueError``.
+    A buffer value with a decimal point (pyMedical formats "00000.0") is read as that number
+    ("12.5" -> "12.50"); blank is "0.00"; anything else, or more than 99999.99, is a ``ValueError``.
     """
     f = field.strip()
     if not f:
-        return "0000000"
+        return "0.00"
     if f.isdigit() and len(f) <= 7:
-        return f.zfill(7)
+        return f"{Decimal(int(f)) / 100:.2f}"
     try:
         hundredths = (Decimal(f) * 100).to_integral_exact()
     except (InvalidOperation, ArithmeticError) as exc:
         raise ValueError(f"總量 {field!r} is not 7 digits (5 integer + 2 decimal)") from exc
     if hundredths < 0 or hundredths > 9_999_999:
         raise ValueError(f"總量 {field!r} is out of range (0 .. 99999.99)")
-    return f"{int(hundredths):07d}"
+    return f"{Decimal(int(hundredths)) / 100:.2f}"
 
 
 @dataclass(frozen=True)

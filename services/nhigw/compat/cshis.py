@@ -54,7 +54,7 @@ from typing import Any
 from nhigw.client import AgentClient, CloudClient
 from nhigw.client.errors import DecodingError, RequestTimeout, StatusCodeError, TransportError
 from nhigw.common.logging import get_logger
-from nhigw.common.roctime import TAIWAN
+from nhigw.common.roctime import TAIWAN, taiwan_now
 from nhigw.common.roctime import roc_datetime as format_roc
 from nhigw.compat import buffers as B
 from nhigw.compat.errors import (
@@ -62,13 +62,14 @@ from nhigw.compat.errors import (
     BAD_PARAMETER,
     CLOUD_UNREACHABLE,
     NOT_SAME_PERSON,
+    ROLLBACK_WRITTEN,
     UNSUPPORTED,
     legacy_code,
     legacy_message,
 )
 from nhigw.contracts.codes import Code
 from nhigw.contracts.models import SignatureKind, SignatureObject
-from nhigw.contracts.routes import lookup
+from nhigw.contracts.routes import VNHI_UPLOAD, lookup
 
 log = get_logger("nhigw.compat")
 
@@ -241,7 +242,7 @@ class CsHis:
             SignatureKind.HPC: self.agent.hpc_signature,
             SignatureKind.HC: self.agent.hc_signature,
             SignatureKind.HPCHC: self.agent.hpchc_signature,
-        }[route.kind]
+        }[route.legacy_kind]
         return await sign(st)
 
     async def _business(self, route: str, extras: dict[str, Any] | None = None, *, patient_id: str = "", ok_codes: tuple[int, ...] = (0,)) -> tuple[dict[str, Any], SignatureObject]:
@@ -543,7 +544,12 @@ class CsHis:
     async def csUnGetSeqNumber(self, pUnTreatDate: str = "") -> LegacyResult:
         if len(_s(pUnTreatDate)) != 13:
             raise LegacyFailure(BAD_PARAMETER, "pUnTreatDate is the 13-digit ROC treatment date-time")
-        return await self._json("SequelNumber/Rollback", {"treatmentDateTime": _s(pUnTreatDate)})
+        try:
+            return await self._json("SequelNumber/Rollback", {"treatmentDateTime": _s(pUnTreatDate)})
+        except StatusCodeError as exc:  # 3209 means "already written": success for a write, a refusal here
+            if exc.code == Code.DIAGNOSIS_WRITTEN:
+                return LegacyResult(ROLLBACK_WRITTEN, statusCode=exc.code, detail="treatment data already written: the visit cannot be rolled back")
+            raise
 
     @legacy("1.54", "異常時取得就醫識別碼 (layout not public: 6.0 fields in data)", card="sam")
     async def hisGetTreatNumNoICCard(self, pPatientID: str = "", pDateTime: str = "") -> LegacyResult:
@@ -631,8 +637,11 @@ class CsHis:
 
     # ================================================================== 3.x: upload
 
-    @legacy("3.1", "資料上傳 (pUploadData: the XML, as text or base64; sType A1 / A2 / ZZ; out 50 bytes)", card="sam")
+    @legacy("3.1", "資料上傳 (pUploadData: the XML, as text or base64; sType A1 / A2 / ZZ; out 50 bytes; via /V2000/VNHI_Upload)", card="sam")
     async def csUploadData(self, pUploadFileName: str = "", fFileSize: Any = "", pNumber: Any = "", pUploadData: str = "", sType: str = "A1") -> LegacyResult:
+        """Sent as 6.0 does: ``POST /V2000/VNHI_Upload`` (the upload host, or the gateway that serves it), SAM
+        signature 30. A refusal's ``RtnCode`` (5003, 8203, 9002 ...) is returned as the ERRORCODE, with the
+        host's message; the out buffer's receive time is when the host's answer arrived."""
         content = str(pUploadData or "")
         if not content:
             raise LegacyFailure(6017, "pass the file content as pUploadData (compat cannot read the HIS's files)")
@@ -641,8 +650,16 @@ class CsHis:
         except ValueError:
             b64 = base64.b64encode(B.encode(content)).decode()
         signed_at = roc_datetime((await self.agent.server_datetime()).serverDateTime)  # the reader's (or the DC's) clock
-        extras = {"sType": _s(sType) or "A1", "sPatData": b64, "sUploadDT": signed_at}
-        data, _ = await self._business("UploadData/Upload", extras)
+        sig = await self._signature(VNHI_UPLOAD.url)
+        key = uuid.uuid4().hex
+        try:
+            res = await self.cloud.vnhi_upload(sig, _s(sType) or "A1", b64, signed_at + "000", idempotency_key=key)
+        except RequestTimeout as exc:  # never repeated: the file may have been taken
+            raise LegacyFailure(9003, f"upload outcome unknown (no answer in time); reconcile with Idempotency-Key {key}") from exc
+        if res.RtnCode not in ("0000", "0"):
+            raise LegacyFailure(int(res.RtnCode) if res.RtnCode.isdigit() else 9999, f"upload host RtnCode {res.RtnCode}: {res.messageEn} {res.detail or ''}".strip())
+        op = res.Opcode
+        data = {**res.model_dump(), "samId": op[30:42].strip(), "hospitalId": op[20:30].strip(), "uploadDateTime": op[:14], "receiveDateTime": f"{taiwan_now():%Y%m%d%H%M%S}"}
         return LegacyResult(0, B.upload_result(data), data)
 
     # ================================================================== 4.x: HPC

@@ -145,6 +145,7 @@ AGENT_UNREACHABLE = 4000
 CLOUD_UNREACHABLE = 4061
 BAD_PARAMETER = 6018
 NOT_SAME_PERSON = 5020
+ROLLBACK_WRITTEN = 5154  # 退掛: the visit's treatment data are written
 
 # THE table: 6.0 statusCode -> legacy error code.
 FROM_60: dict[int, int] = {
@@ -212,14 +213,14 @@ FROM_60: dict[int, int] = {
     Code.INTERNAL: 9005,
     # virtual HC QR codes and tokens (1018-1023, 1521-1525, 3244): the HC could not be authenticated
     1018: 4071, 1019: 4071, 1020: 4071, 1021: 4071, 1022: 4071, 1023: 4071,
-    1521: 4071, 1522: 4071, 1525: 4013,  # transferred to another device: no HC here any more
+    1521: 4071, 1522: 4071, 1525: 4071,  # token verified too often, or the card was transferred away
     3244: 4071,
     3204: 5174,  # treatment number could not be issued (取就醫識別碼失敗)
     3205: 4029,  # restricted
     3210: 6018,  # ICD-10 encoding failed
     3214: 5083,  # preventive-care rule
     3216: 5083,  # prenatal-check rule
-    3219: 5154,  # treatment data already written: cannot roll back
+    3219: 5154,  # only numeric visit types can be rolled back (a written visit is 3209: ROLLBACK_WRITTEN, by csUnGetSeqNumber)
     3220: 5153,  # already rolled back
     3236: 6015,  # duplicate upload
     3237: 9005, 3238: 9005,  # telemedicine access token

@@ -14,7 +14,7 @@ from pydantic import BaseModel
 
 from nhigw.contracts import cloud as c
 from nhigw.contracts import models as m
-from nhigw.contracts.routes import ROUTES
+from nhigw.contracts.routes import ROUTES, VNHI_UPLOAD
 
 
 @dataclass(frozen=True)
@@ -45,6 +45,7 @@ AGENT: list[Endpoint] = [
     Endpoint("POST", "/api/hc/v1/Signature/HpcHc", "取得三卡驗證簽章 (SAM + HPC + HC)", m.SignatureRequest, m.SignatureResponse, "hc"),
     Endpoint("DELETE", "/api/hc/v1/Logout", "健保卡登出", None, m.StatusCodeBody, "hc"),
     Endpoint("GET", "/api/common/v1/Events", "卡片與狀態事件串流 (text/event-stream; event: status, data: StatusResponse)", None, m.StatusResponse, "common"),
+    Endpoint("GET", "/api/swagger/v1/swagger.json", "OpenAPI 文件 (Swagger UI: /api/swagger/index.html)", None, None, "swagger"),
     Endpoint("GET", "/api/common/v1/Record", "取得 API 執行記錄", None, m.RecordResponse, "common"),
     Endpoint("DELETE", "/api/common/v1/Record", "清除 API 執行記錄", None, m.StatusCodeBody, "common"),
     Endpoint("GET", "/api/common/v1/ServerDateTime", "取得讀卡機或伺服器日期時間", None, m.ServerDateTimeResponse, "common"),
@@ -73,13 +74,16 @@ AGENT: list[Endpoint] = [
 GATEWAY: list[Endpoint] = [
     Endpoint("GET", "/api/workstations", "工作站清單與卡片狀態 (list workstations and their states)", None, None, "gateway"),
     Endpoint("POST", "/api/v1/{path}", "業務邏輯 (business route; pass-through or one-call with X-Workstation; Idempotency-Key, X-Deadline-Ms)", None, None, "business"),
+    Endpoint("POST", "/test/v1/{path}", "測試卡 API 轉送至雲端 (the cloud's test-card API passed through, e.g. ApplyVirtualHc/Apply; not the simulator's admin API)", None, None, "business"),
+    Endpoint("POST", "/V2000/VNHI_Upload", "IC 資料上傳 (6.0 mode; queued and audited as a write, sent to --upload-cloud; pass-through or one-call with X-Workstation: no sSamId/sHospId/sClientRandom/sSignature)", None, None, "business"),
     Endpoint("GET", "/api/workstations/{ws}/{component}", "轉送元件 API 至工作站 (forward a component GET to a workstation's agent)", None, None, "gateway"),
     Endpoint("POST", "/api/workstations/{ws}/{component}", "轉送元件 API 至工作站 (forward a component POST, e.g. hpc/v1/Verification/Hpc)", None, None, "gateway"),
     Endpoint("DELETE", "/api/workstations/{ws}/{component}", "轉送元件 API 至工作站 (forward a component DELETE, e.g. hpc/v1/Logout)", None, None, "gateway"),
     Endpoint("GET", "/api/ops/dead-letters", "死信佇列 (dead letters; ops)", None, None, "ops"),
-    Endpoint("POST", "/api/ops/dead-letters/{id}/retry", "重送死信 (requeue a dead letter; ops)", None, None, "ops"),
+    Endpoint("POST", "/api/ops/dead-letters/{id}/retry", "重送死信 (requeue a dead letter that never reached the NHI cloud; ops)", None, None, "ops"),
+    Endpoint("POST", "/api/ops/dead-letters/{id}/resend", "確認後重送可能已送達之寫入 (resend a write that may have landed, after reconciling; audited; ops)", m.DeadLetterResendRequest, m.StatusCodeBody, "ops"),
     Endpoint("DELETE", "/api/ops/dead-letters/{id}", "捨棄死信 (discard a dead letter; ops)", None, None, "ops"),
-    Endpoint("GET", "/api/audit", "稽核紀錄 (audit records of the client's hospital; ?since=&until=)", None, None, "audit"),
+    Endpoint("GET", "/api/audit", "稽核紀錄 (audit records of the client's hospital, paged; ?since=&until=&limit=&order=asc|desc&cursor=)", None, None, "audit"),
     Endpoint("GET", "/api/audit/verify", "驗證稽核雜湊鏈 (verify the audit hash chain; ops)", None, None, "audit"),
     Endpoint("GET", "/metrics", "Prometheus metrics", None, None, "ops"),
     Endpoint("GET", "/healthz", "liveness", None, None, "ops"),
@@ -100,17 +104,20 @@ def _business_rows() -> list[Endpoint]:
     rows = []
     for r in ROUTES.values():
         req, resp = c.ROUTE_MODELS[r.path]
-        kind = {"sam": "SAM", "hc": "SAM+HC", "hpc": "SAM+HPC", "hpchc": "SAM+HPC+HC"}[r.kind.value]
+        kind = " or ".join({"sam": "SAM", "hc": "SAM+HC", "hpc": "SAM+HPC", "hpchc": "SAM+HPC+HC"}[k.value] for k in r.accepts)
         note = f" [{kind} signature, serviceType {r.serviceType}{', write: honours Idempotency-Key' if r.write else ''}]"
         rows.append(Endpoint("POST", f"/api/v1/{r.path}", r.summary + note, req, resp, "business"))
     return rows
 
 
+_UPLOAD_SUMMARY = "IC 資料上傳 (6.0 模式; real host medvpndti.nhi.gov.tw) [SAM signature, serviceType 30, as sSamId/sHospId/sClientRandom/sSignature; HTTP 200 with RtnCode]"
+
 SIM: list[Endpoint] = [
     *_business_rows(),
+    Endpoint("POST", VNHI_UPLOAD.url, _UPLOAD_SUMMARY, c.VnhiUploadRequest, c.VnhiUploadResponse, "upload"),
     Endpoint("POST", "/dc/v1/SamAuth/Challenge", "SAM 與 DC 認證: challenge", m.SamAuthChallengeRequest, m.SamAuthChallengeResponse, "dc"),
     Endpoint("POST", "/dc/v1/SamAuth/Verify", "SAM 與 DC 認證: verify", m.SamAuthVerifyRequest, m.SamAuthVerifyResponse, "dc"),
-    Endpoint("POST", "/dc/v1/VirtualHc/Verify", "虛擬健保卡 QR token 驗證 (SAM-signed; single use)", m.VirtualHcVerifyRequest, m.VirtualHcVerifyResponse, "dc"),
+    Endpoint("POST", "/dc/v1/VirtualHc/Verify", "虛擬健保卡 QR token 驗證 (SAM-signed; at most 10 times, at one institution)", m.VirtualHcVerifyRequest, m.VirtualHcVerifyResponse, "dc"),
     Endpoint("POST", "/dc/v1/VirtualHc/Transfer", "虛擬健保卡轉移碼 (closes the session)", m.VirtualHcTransferRequest, m.VirtualHcQrResponse, "dc"),
     Endpoint("GET", "/dc/v1/ServerDateTime", "中心端日期時間", None, m.DcServerDateTimeResponse, "dc"),
     Endpoint("POST", "/test/v1/Sam/Register", "測試: 登錄虛擬 SAM 公鑰 (provision a virtual SAM)", m.SamRegistration, m.StatusCodeBody, "test"),
@@ -125,6 +132,8 @@ SIM: list[Endpoint] = [
     Endpoint("DELETE", "/test/v1/Faults", "admin: clear every fault rule", None, c.FaultList, "admin"),
     Endpoint("POST", "/test/v1/Clock", "admin: shift the simulator's clock", c.ClockRequest, m.StatusCodeBody, "admin"),
     Endpoint("GET", "/test/v1/Stats", "calls, executed writes per route and per Idempotency-Key", None, c.StatsResponse, "admin"),
+    Endpoint("GET", "/api/swagger/v1/swagger.json", "雲端業務 API 的 OpenAPI 文件 (Swagger UI: /api/swagger/index.html)", None, None, "swagger"),
+    Endpoint("GET", "/test/swagger/v1/swagger.json", "測試卡 API 的 OpenAPI 文件 (Swagger UI: /test/swagger/index.html)", None, None, "swagger"),
 ]
 
 COMPAT: list[Endpoint] = []

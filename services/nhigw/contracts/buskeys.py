@@ -5,7 +5,11 @@
 
 from __future__ import annotations
 
+import hashlib
+import re
 from dataclasses import dataclass
+
+_PLAIN = re.compile(r"[0-9A-Za-z_-]{1,32}")  # a hospital id used as is in a key name; others are hashed
 
 
 @dataclass(frozen=True)
@@ -93,6 +97,14 @@ class BusKeys:
     def audit_head(self) -> str:
         """``seq hash`` of the last audit record (detects removal of the tail)."""
         return f"{self.prefix}:audit:head"
+
+    def audit_index(self, hospital: str | None = None) -> str:
+        """Sorted set: the audit records of one hospital (None: of all), score = ``recorded`` in ms
+        since the epoch, member = the record's position in ``audit_log`` (12 digits)."""
+        if hospital is None:
+            return f"{self.prefix}:audit:idx"
+        name = hospital if _PLAIN.fullmatch(hospital) else "h-" + hashlib.sha256(hospital.encode()).hexdigest()[:16]
+        return f"{self.prefix}:audit:idx:{name}"
 
     # ---------------------------------------------------------------- device sessions (gateway KV)
 

@@ -36,6 +36,15 @@ def _real_roc(value: str) -> str:
     return value
 
 
+def _quantity(value: str) -> str:
+    """總量 in 6.0 JSON: a decimal string, 0 .. 99999.99, at most 2 decimals ("42.00", "0000001" = 1)."""
+    if value and (value.count(".") > 1 or int(value.split(".")[0] or "0") > 99_999):
+        raise ValueError("totalQuantity is out of range (0 .. 99999.99)")
+    return value
+
+
+Quantity = Annotated[str, StringConstraints(pattern=r"^(\d{1,7}(\.\d{1,2})?)?$"), AfterValidator(_quantity)]
+
 RocDate = Annotated[str, StringConstraints(pattern=r"^\d{7}$"), AfterValidator(_real_roc)]
 RocDateTime = Annotated[str, StringConstraints(pattern=r"^\d{13}$"), AfterValidator(_real_roc)]
 
@@ -127,7 +136,10 @@ class PrescriptionItem(Model):
     treatmentPosition: str = Field("", max_length=6)
     usage: str = Field("", max_length=18)
     days: str = Field("", pattern=r"^\d{0,2}$")
-    totalQuantity: str = Field("", pattern=r"^\d{0,7}$", description="7 digits, 5 integer + 2 decimals (1234525 = 12345.25)")
+    totalQuantity: Quantity = Field(
+        "", description='總量, a decimal string as 6.0 HIS code sends it ("42.00"; "0000001" means 1), at most 99999.99; '
+        "the 7-digit 5 integer + 2 decimal form (1234525 = 12345.25) is the csHis / VHC SDK buffers' (compat converts)",
+    )
     deliveryNotes: str = Field("01", pattern=r"^0[1-3]$", description="01 self-dispensed, 02 handed over, 03 self-performed")
 
 
@@ -159,6 +171,33 @@ class UploadRequest(SignatureObject):
     sType: Literal["A1", "A2", "ZZ"] = Field(description="A1 formal, A2 pre-check, ZZ interface test")
     sPatData: str = Field(min_length=1, description="base64 of the IC-data XML")
     sUploadDT: Annotated[str, AfterValidator(_real_roc)] = Field(pattern=r"^\d{13}(\d{3})?$", description="ROC date-time the upload was signed (+ optional ms); older than 1 h -> 8203")
+
+
+class VnhiUploadRequest(OpenModel):
+    """``POST /V2000/VNHI_Upload`` (public facts 3.3): the SAM signature (serviceType 30) under the upload host's own names."""
+
+    sSamId: str = Field(min_length=1, max_length=12)
+    sHospId: str = Field(min_length=1, max_length=10)
+    sClientRandom: str = Field(min_length=1)
+    sSignature: str = Field(min_length=1)
+    sType: str = Field(description="A1 formal, A2 pre-check, ZZ interface test; anything else RtnCode 5003")
+    sPatData: str = Field(min_length=1, description="base64 of the IC-data XML")
+    sUploadDT: Annotated[str, AfterValidator(_real_roc)] = Field(pattern=r"^\d{13}(\d{3})?$", description="ROC date-time the upload was signed + 3 digits of ms; older than 1 h -> RtnCode 8203")
+
+
+# The upload host's RtnCode table (public facts 3.3, pyMedical ``classes/cshisx_win32.py``).
+UPLOAD_RTN: dict[str, tuple[str, str]] = {
+    "0000": ("上傳成功", "accepted"),
+    "5003": ("上傳類別錯誤", "wrong upload type (sType)"),
+    "5004": ("安全模組與院所代碼不符", "the SAM does not belong to this hospital"),
+    "8201": ("驗證服務錯誤", "verification service error"),
+    "8202": ("驗證服務錯誤", "verification service error"),
+    "8203": ("簽章已逾 1 小時", "signature older than one hour"),
+    "8205": ("安全模組已註銷", "SAM cancelled"),
+    "9002": ("驗證失敗", "signature verification failed"),
+    "9005": ("院所代碼不存在", "unknown hospital ID"),
+    "9999": ("其他錯誤", "other error"),
+}
 
 
 class IcdEncodeRequest(SignatureObject):
@@ -386,6 +425,21 @@ class UploadResponse(CloudResponse):
     receiveDateTime: str = Field(description="yyyyMMddHHmmss")
 
 
+class VnhiUploadResponse(Model):
+    """What the upload host answers (HTTP 200): ``RtnCode`` (``UPLOAD_RTN``) and, when accepted, ``Opcode``."""
+
+    RtnCode: str = Field(description="0000 accepted; the others: UPLOAD_RTN")
+    Opcode: str = Field("", description="upload time 14 · receive number 6 · hospital ID 10 · SAM ID 12 (empty when refused)")
+    message: str = ""
+    messageEn: str = ""
+    detail: str | None = None
+
+    @classmethod
+    def of(cls, rtn: str, opcode: str = "", detail: str | None = None) -> VnhiUploadResponse:
+        zh, en = UPLOAD_RTN.get(rtn, UPLOAD_RTN["9999"])
+        return cls(RtnCode=rtn, Opcode=opcode, message=zh, messageEn=en, detail=detail)
+
+
 class IcdEncodeResponse(CloudResponse):
     encodedCode: str
 
@@ -478,7 +532,9 @@ class StatsResponse(CloudResponse):
     calls: dict[str, int] = Field(description="business calls per route (after the fault layer)")
     writes: dict[str, int] = Field(description="executed writes per route (a replayed idempotent answer is not a write)")
     writesByKey: dict[str, int] = Field(description="executed writes per Idempotency-Key")
-    replays: dict[str, int] = Field(description="answers served from the idempotency cache, per key")
+    replays: dict[str, int] = Field(description="answers served from the idempotency cache, per key (only with --dedupe-writes)")
+    writesByContent: dict[str, int] = Field(default_factory=dict, description="executed writes per content (a hash of route, institution, patient and business fields; not the signature or key)")
+    writesTwice: list[str] = Field(default_factory=list, description="content hashes executed more than once")
 
 
 # --------------------------------------------------------------------------- route -> (request, response)

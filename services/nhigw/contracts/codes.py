@@ -1,9 +1,24 @@
 """6.0 status codes (``statusCode``) with messages in Chinese and English.
 
 Numbers and meanings follow the 6.0 error table as real HIS programs know it
-(shared/reference/nhi-public-facts.md section 3.4). Only codes this project emits
-are listed; ``StatusError`` carries one of them to the HTTP boundary, where it is
+(shared/reference/nhi-public-facts.md section 3.4). Where that table names a range but not
+each number, or has no code for a rule, the nearest code it has is used and the choice is
+noted beside the member: 1525 is 「Token 已超過驗證次數」 (the public client's table); a visit whose treatment data are
+written cannot be rolled back: 3209 「已寫入診斷碼」 (3219 is 「就醫類別為數值才可退掛」, its own
+rule); 8203 (upload signature older than one hour) is the upload host's RtnCode, which
+``UploadData/Upload`` answers as its statusCode too. The 94xx codes are this gateway's own;
+the 6.0 table leaves 9400-9499 unused. Only codes this project emits are listed; ``StatusError`` carries one of them to the HTTP boundary, where it is
 rendered as ``{"statusCode": n, "message": "...", "messageEn": "..."}``.
+
+HTTP status: ``HTTP_STATUS`` below is the one place that decides it. Every answer that
+carries a 6.0 code (0 or not) is HTTP 200, as the real 6.0 component and cloud answer:
+real HIS code calls ``raise_for_status()`` and reads ``statusCode`` only from 2xx bodies
+(facts section 3.3a), so a 4xx would reach its user as -1 「不明的錯誤」. The gateway's
+own outcomes (9400-9410) are 200 too, for the same reason (9408 "still running" is 202).
+Only refusals that no 6.0 program provokes stay non-2xx: a body that is not JSON (400),
+no or unknown HIS key (401), a refused client, Origin or Host (403), no such route (404),
+a method a route does not take (405), a body over the size cap (413), and an unexpected
+failure (500, which the tests show never happens).
 """
 
 from __future__ import annotations
@@ -55,7 +70,7 @@ class Code(IntEnum):
     VHC_TOKEN = 1520
     VHC_FORMAT = 1521
     VHC_SIGNATURE = 1522
-    VHC_TRANSFERRED = 1525
+    VHC_TOKEN_COUNT = 1525
     VHC_NO_PIN_FUNCS = 1526
     VHC_ONLY = 1527
     NO_READER_BY_NAME = 1600
@@ -71,7 +86,6 @@ class Code(IntEnum):
     DC_UNDEFINED = 1799
     SIGNATURE_INVALID = 3100
     HC_PIN_REQUIRED = 3200
-    CARD_EXPIRED = 3201
     CARD_CANCELLED = 3203
     TREATMENT_NUMBER_FAILED = 3204
     RESTRICTED = 3205
@@ -84,7 +98,7 @@ class Code(IntEnum):
     PREVENT_RULE = 3214
     PREGNANT_RULE = 3216
     ROLLBACK_TOO_LATE = 3218
-    ROLLBACK_WRITTEN = 3219
+    ROLLBACK_NUMERIC_ONLY = 3219  # 「就醫類別為數值才可退掛」 (facts 3.3a); a written visit is 3209
     ROLLBACK_DONE = 3220
     NOT_INSURED = 3228
     DUPLICATE_UPLOAD = 3236
@@ -94,6 +108,7 @@ class Code(IntEnum):
     SIGNATURE_REUSED = 3245
     MISSING_KEY = 3300
     ICD_NOT_ENCODABLE = 3501
+    CARD_UPDATE_NEEDED = 5003  # legacy-range: what SequelNumber/Next answers for an expired card (facts 3.3a)
     UPLOAD_SIGNATURE_EXPIRED = 8203
     CLOUD_SAM_OTHER_HOST = 9202
     # Gateway-specific (this project; 9xxx range left free by the 6.0 table is not used):
@@ -108,6 +123,11 @@ class Code(IntEnum):
     IN_PROGRESS = 9408
     SESSION_LIMIT = 9409
     SESSION_GONE = 9410
+    FORBIDDEN = 9411
+    METHOD_NOT_ALLOWED = 9412
+    BODY_TOO_LARGE = 9413
+    NOT_JSON = 9414
+    NOT_READY = 9415
     INTERNAL = 9499
 
 
@@ -155,7 +175,7 @@ MESSAGES: dict[Code, tuple[str, str]] = {
     Code.VHC_TOKEN: ("虛擬健保卡憑證錯誤", "virtual HC token invalid"),
     Code.VHC_FORMAT: ("虛擬健保卡 QRCode 格式錯誤", "virtual HC QR code format error"),
     Code.VHC_SIGNATURE: ("虛擬健保卡 QRCode 簽章錯誤", "virtual HC QR code signature invalid"),
-    Code.VHC_TRANSFERRED: ("虛擬健保卡已轉移至其他設備", "the virtual HC was transferred to another device"),
+    Code.VHC_TOKEN_COUNT: ("Token 已超過驗證次數", "token verification count exceeded"),
     Code.VHC_NO_PIN_FUNCS: ("虛擬健保卡無法呼叫 PIN 相關功能", "a virtual HC cannot call PIN functions"),
     Code.VHC_ONLY: ("此功能僅限虛擬健保卡", "this function is for virtual HCs only"),
     Code.NO_READER_BY_NAME: ("找不到該名稱的 PC/SC 讀卡機", "no PC/SC reader by that name"),
@@ -171,7 +191,6 @@ MESSAGES: dict[Code, tuple[str, str]] = {
     Code.DC_UNDEFINED: ("中心端未定義錯誤", "undefined data-centre error"),
     Code.SIGNATURE_INVALID: ("簽章驗證錯誤", "signature verification failed"),
     Code.HC_PIN_REQUIRED: ("健保卡 PIN 尚未驗證", "HC PIN not verified"),
-    Code.CARD_EXPIRED: ("已超過卡片有效期限", "past the card's validity date"),
     Code.CARD_CANCELLED: ("健保卡已註銷", "the card is cancelled"),
     Code.TREATMENT_NUMBER_FAILED: ("就醫識別碼編碼失敗", "treatment number could not be issued"),
     Code.RESTRICTED: ("受限制", "restricted"),
@@ -184,7 +203,7 @@ MESSAGES: dict[Code, tuple[str, str]] = {
     Code.PREVENT_RULE: ("預防保健資料錯誤", "preventive-care rule violated"),
     Code.PREGNANT_RULE: ("產前檢查資料錯誤", "prenatal-check rule violated"),
     Code.ROLLBACK_TOO_LATE: ("退掛已超過 24 小時", "rollback more than 24 hours after the visit"),
-    Code.ROLLBACK_WRITTEN: ("已寫入就醫資料，不可退掛", "treatment data already written; cannot roll back"),
+    Code.ROLLBACK_NUMERIC_ONLY: ("就醫類別為數值才可退掛", "only visits of a numeric visit type (就醫類別) can be rolled back"),
     Code.ROLLBACK_DONE: ("已退掛", "already rolled back"),
     Code.NOT_INSURED: ("非在保狀態", "not insured"),
     Code.DUPLICATE_UPLOAD: ("重複上傳", "duplicate upload"),
@@ -195,6 +214,7 @@ MESSAGES: dict[Code, tuple[str, str]] = {
     Code.CLOUD_SAM_OTHER_HOST: ("雲端安全模組檔案已於其他電腦或使用者使用，請重新匯入", "cloud SAM file sealed for another machine or user: import it again on this one"),
     Code.MISSING_KEY: ("缺少必要鍵值", "missing key"),
     Code.ICD_NOT_ENCODABLE: ("診斷碼不可押碼", "diagnosis code cannot be encoded"),
+    Code.CARD_UPDATE_NEEDED: ("卡片已逾有效期限，請更新卡片內容", "card expired: update the card (HcContent/Update) and retry"),
     Code.UPLOAD_SIGNATURE_EXPIRED: ("簽章已逾 1 小時", "upload signature older than one hour"),
     Code.WORKSTATION_OFFLINE: ("工作站離線", "workstation offline"),
     Code.WORKSTATION_TIMEOUT: ("工作站未在時限內回應", "workstation did not answer in time"),
@@ -207,8 +227,37 @@ MESSAGES: dict[Code, tuple[str, str]] = {
     Code.IN_PROGRESS: ("請求已受理，處理中；請以相同冪等鍵重試取得結果", "accepted and still in progress; retry with the same Idempotency-Key for the answer"),
     Code.SESSION_LIMIT: ("裝置工作階段數已達上限", "too many device sessions (per device, hospital or agent)"),
     Code.SESSION_GONE: ("裝置工作階段不存在、已關閉或已逾時", "no such device session: closed, expired or never opened"),
+    Code.FORBIDDEN: ("拒絕存取", "forbidden"),
+    Code.METHOD_NOT_ALLOWED: ("不支援此 HTTP 方法", "method not allowed on this route"),
+    Code.BODY_TOO_LARGE: ("請求內容過大", "request body too large"),
+    Code.NOT_JSON: ("請求內容不是 JSON 物件", "request body is not a JSON object"),
+    Code.NOT_READY: ("閘道器尚未就緒，請稍後重試", "gateway not ready yet (it has not heard its agents yet); retry shortly"),
     Code.INTERNAL: ("內部錯誤", "internal error"),
 }
+
+# The HTTP status of every answer, by its code; a code not listed is answered HTTP 200
+# (see the module docstring for why). Nothing else in the project picks an HTTP status
+# for a coded answer.
+HTTP_STATUS: dict[Code, int] = {
+    Code.IN_PROGRESS: 202,
+    Code.NOT_JSON: 400,
+    Code.UNAUTHORIZED: 401,
+    Code.FORBIDDEN: 403,
+    Code.NOT_FOUND: 404,
+    Code.METHOD_NOT_ALLOWED: 405,
+    Code.BODY_TOO_LARGE: 413,
+    Code.INTERNAL: 500,
+}
+
+
+def http_status(code: int) -> int:
+    """The HTTP status an answer with this ``statusCode`` goes out with."""
+    return HTTP_STATUS.get(code, 200)  # type: ignore[call-overload]
+
+
+def code_for_http_status(status: int) -> Code:
+    """The refusal code for an HTTP error raised below the handlers (aiohttp's own 404, 405, 413...)."""
+    return next((c for c, s in HTTP_STATUS.items() if s == status and s >= 400), Code.NOT_JSON)
 
 
 def message(code: int) -> tuple[str, str]:
@@ -225,12 +274,15 @@ class StatusError(Exception):
     ``detail`` is extra English context; it must never hold a PIN, key or full ID number.
     """
 
-    def __init__(self, code: int, detail: str | None = None, *, http_status: int = 400, **extra: object) -> None:
+    def __init__(self, code: int, detail: str | None = None, **extra: object) -> None:
         self.code = int(code)
         self.detail = detail
-        self.http_status = http_status
         self.extra = extra
         super().__init__(f"{self.code}: {detail or message(self.code)[1]}")
+
+    @property
+    def http_status(self) -> int:
+        return http_status(self.code)
 
     def body(self) -> dict[str, object]:
         zh, en = message(self.code)

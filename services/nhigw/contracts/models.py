@@ -282,6 +282,7 @@ class SignReply(Model):
     ok: bool
     signature: SignatureObject | None = None
     error: ErrorBody | None = None
+    hpcId: str | None = Field(None, description="the HPC verified at this workstation when it signed (for the audit; not part of the signature)")
 
 
 # --------------------------------------------------------------------------- bus messages: enrolment, sealed envelopes, component calls, queue
@@ -666,6 +667,7 @@ class SessionReply(Model):
     signature: SignatureObject | None = None
     transfer: VirtualHcExportResponse | None = None
     error: ErrorBody | None = None
+    hpcId: str | None = Field(None, description="with a signature: the HCA logged in to this session (for the audit; not part of the signature)")
 
 
 class DeviceSessionOpenRequest(Model):
@@ -703,3 +705,10 @@ class DeviceSessionRecord(Model):
     idle_s: float
     openedAt: float
     expiresAt: float
+
+
+class DeadLetterResendRequest(Model):
+    """``POST /api/ops/dead-letters/{id}/resend``: the operator checked that the write did not land."""
+
+    reconciled: bool = Field(description="true: checked with the reconciliation query (the dead letter's `reconcile`) that the write did not land")
+    note: str = Field("", max_length=500, description="what the operator checked (kept in the audit record)")

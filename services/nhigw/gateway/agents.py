@@ -1,23 +1,28 @@
 """The gateway's side of enrolment and agent keys (see ``nhigw.bus.enrol`` for the flow).
 
 ``AgentKeys`` issues one-time tokens, answers ``EnrolRequest`` messages, and keeps the
-per-workstation keys: stored in the shared store sealed with the gateway key, cached
-in memory, re-read when a message does not open with the cached key (another replica
-may have enrolled a new agent for that workstation).
+per-workstation keys: stored in the shared store sealed with the gateway key (bound to their
+workstation: AAD ``agent-key:<workstation>``), cached in memory, re-read when a message does not
+open with the cached key (another replica may have enrolled a new agent for that workstation).
+That re-read is rate-limited (once per ``refresh_every_s`` per workstation named, and at most
+``refreshes_per_s`` in all for names with no cached key): a flood of forged messages costs no Redis
+round trip each and changes no state (the key cache follows Redis only). Known limit: while a flood
+under ever-new names lasts, a workstation this replica has no key cached for yet (just after the
+replica started, before any HIS call to it) may wait for its key's first read.
 """
 
 from __future__ import annotations
 
-import asyncio
 import base64
-import contextlib
 import hmac
 import json
 import os
+import time
 
 from nhigw.bus.base import Bus, BusError, Subscription
 from nhigw.bus.enrol import new_token, request_mac, token_id, wrap_key
-from nhigw.bus.seal import Sealer, SealError, open_envelope, seal_envelope
+from nhigw.bus.guard import MAX_SMALL_BYTES, Drop, Drops, Supervisor, serve
+from nhigw.bus.seal import Sealer, SealError, open_blob, parse_envelope, seal_envelope
 from nhigw.common.logging import get_logger
 from nhigw.contracts.buskeys import BusKeys
 from nhigw.contracts.codes import Code, message
@@ -30,18 +35,23 @@ ENROL_TOKEN_TTL_S = 24 * 3600.0
 
 
 class AgentKeys:
-    def __init__(self, bus: Bus, kv: KV, keys: BusKeys, gateway_key: bytes) -> None:
+    def __init__(self, bus: Bus, kv: KV, keys: BusKeys, gateway_key: bytes | None, *, drops: Drops | None = None, supervisor: Supervisor | None = None,
+                 refresh_every_s: float = 1.0, refreshes_per_s: float = 20.0) -> None:
         self.bus, self.kv, self.keys = bus, kv, keys
         self.box = Sealer(gateway_key)
+        self.drops = drops or Drops()
+        self.supervisor = supervisor or Supervisor()
+        self.refresh_every_s, self.refreshes_per_s = refresh_every_s, refreshes_per_s
         self._cache: dict[str, tuple[str, bytes]] = {}  # workstation -> (agentId, key)
+        self._refreshed: dict[str, float] = {}  # workstation named by a message that did not open -> when its key was re-read
+        self._budget, self._budget_at = refreshes_per_s, time.monotonic()
         self._sub: Subscription | None = None
-        self._task: asyncio.Task[None] | None = None
 
     # ------------------------------------------------------------ tokens and keys
 
     async def issue_token(self, workstation: str, ttl_s: float = ENROL_TOKEN_TTL_S) -> str:
         token = new_token()
-        blob = self.box.seal(json.dumps({"workstation": workstation, "token": token}).encode(), "enrol-token")
+        blob = self.box.seal(json.dumps({"workstation": workstation, "token": token}).encode(), _token_aad(token_id(token)))
         await self.kv.set(self.keys.enrol_token(token_id(token)), blob, ttl_s=ttl_s)
         return token
 
@@ -55,10 +65,10 @@ class AgentKeys:
             return None
         try:
             d = json.loads(self.box.open(blob, f"agent-key:{workstation}"))
-        except (SealError, ValueError):
+            entry = (str(d["agentId"]), base64.b64decode(d["key"]))
+        except (SealError, ValueError, KeyError, TypeError):
             log.warning("agent_key_unreadable", workstation=workstation)
             return None
-        entry = (d["agentId"], base64.b64decode(d["key"]))
         self._cache[workstation] = entry
         return entry
 
@@ -76,33 +86,46 @@ class AgentKeys:
         return seal_envelope(entry[1], channel, workstation, data) if entry else None
 
     async def open(self, channel: str, raw: bytes) -> tuple[str, bytes]:
-        """Open an agent's envelope; on failure re-read that workstation's key once (re-enrolment)."""
+        """Open an agent's envelope; on failure re-read that workstation's key (re-enrolment), rate-limited."""
+        ws, blob = parse_envelope(raw)
+        entry = self._cache.get(ws)
         try:
-            return open_envelope(lambda ws: (self._cache.get(ws) or (None, None))[1], channel, raw)
+            return ws, open_blob(entry[1] if entry else None, channel, ws, blob)
         except SealError:
-            with contextlib.suppress(ValueError):
-                ws = json.loads(raw).get("workstation")
-                if isinstance(ws, str) and await self.refresh(ws):
-                    return open_envelope(lambda w: (self._cache.get(w) or (None, None))[1], channel, raw)
-            raise
+            if not self._may_refresh(ws):
+                raise
+            fresh = await self.refresh(ws)
+            if fresh is None or fresh == entry:
+                raise
+            return ws, open_blob(fresh[1], channel, ws, blob)
+
+    def _may_refresh(self, workstation: str) -> bool:
+        now = time.monotonic()
+        if now - self._refreshed.get(workstation, -1e9) < self.refresh_every_s:
+            return False
+        if workstation not in self._cache:  # names this replica knows no key for share one budget (forged names)
+            self._budget = min(self.refreshes_per_s, self._budget + (now - self._budget_at) * self.refreshes_per_s)
+            self._budget_at = now
+            if self._budget < 1:
+                return False
+            self._budget -= 1
+        if len(self._refreshed) > 10_000:  # forged names: forget those past their interval
+            self._refreshed = {w: t for w, t in self._refreshed.items() if now - t < self.refresh_every_s}
+        self._refreshed[workstation] = now
+        return True
 
     # ------------------------------------------------------------ enrolment service
 
     async def start(self) -> None:
-        self._sub = await self.bus.subscribe(self.keys.enrol)
-        self._task = asyncio.create_task(self._serve(), name="enrolment")
+        sub = self._sub = await self.bus.subscribe(self.keys.enrol)
+        self.supervisor.start("enrolment", lambda: serve(sub, "enrol", self._serve_one, self.drops, max_bytes=MAX_SMALL_BYTES))
 
-    async def _serve(self) -> None:
-        assert self._sub is not None
-        async for _ch, data in self._sub:
-            try:
-                req = EnrolRequest.model_validate_json(data)
-            except ValueError:
-                continue
-            try:
-                await self._handle(req)
-            except BusError as exc:
-                log.warning("enrol_failed", error=str(exc))
+    async def _serve_one(self, _channel: str, data: bytes) -> None:
+        req = EnrolRequest.model_validate_json(data)
+        try:
+            await self._handle(req)
+        except BusError as exc:
+            log.warning("enrol_failed", error=str(exc))
 
     async def _handle(self, req: EnrolRequest) -> None:
         key_name = self.keys.enrol_token(req.tokenId)
@@ -110,13 +133,12 @@ class AgentKeys:
         if blob is None:
             return  # unknown or used token (maybe another replica won): stay silent, the agent resends or times out
         try:
-            d = json.loads(self.box.open(blob, "enrol-token"))
-        except (SealError, ValueError):
-            return
-        token, ws = d["token"], d["workstation"]
+            d = json.loads(self.box.open(blob, _token_aad(req.tokenId)))
+            token, ws = str(d["token"]), str(d["workstation"])
+        except (SealError, ValueError, KeyError, TypeError) as exc:
+            raise Drop("token_unreadable") from exc
         if not hmac.compare_digest(request_mac(token, req.workstation, req.agentId, req.nonce), req.mac):
-            log.warning("enrol_bad_mac", workstation=req.workstation)
-            return
+            raise Drop("bad_mac")
         if ws != req.workstation:
             zh, en = message(Code.UNAUTHORIZED)
             err = ErrorBody(statusCode=Code.UNAUTHORIZED, message=zh, messageEn=en, detail=f"this token is for workstation {ws!r}")
@@ -133,9 +155,11 @@ class AgentKeys:
         await self.bus.publish(self.keys.enrol_reply(req.agentId), reply.model_dump_json().encode())
 
     async def close(self) -> None:
-        if self._task:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await self.supervisor.stop("enrolment")
         if self._sub:
             await self._sub.close()
+
+
+def _token_aad(tid: str) -> str:
+    """An enrolment token's record is bound to its own id (a copy under another id does not open)."""
+    return f"enrol-token:{tid}"

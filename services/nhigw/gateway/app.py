@@ -12,19 +12,25 @@ Outcomes, each defined:
 - one-call, workstation offline: 9400 at once (503); agent silent: 9401 (504);
   the agent refused (wrong state, no card): the agent's 6.0 code (409);
 - the cloud unreachable, breaker open: 9402 (502/503/504); a write that may have
-  landed: 9403 (504) with ``idempotencyKey``; client over its rate: 9407 (429);
+  landed (no answer, or a 5xx after it reached the cloud, or dead-lettered after an earlier
+  delivery was sent): 9403 (504) with ``idempotencyKey``; client over its rate: 9407 (429);
 - still running at the HIS's deadline: 9408 (202) with ``idempotencyKey``.
+
+The upload host's ``POST /V2000/VNHI_Upload`` is queued and audited like a business write and
+sent to the upload host (``--upload-cloud``, default the business cloud); the cloud's test-card
+API (``POST /test/v1/...``) is passed through to the cloud.
 
 Also: ``GET /api/workstations``; component calls forwarded to a workstation's agent
 (``/api/workstations/{id}/{common,sam,hpc,hc}/v1/...`` with GET, POST, PUT or DELETE: an HIS
 client may make the calls of ``HIS_COMPONENT_CALLS``, the rest (settings, cloud SAM files,
-clearing the record) need an operator key, 9404 / 403); dead letters for ops
-(``GET /api/ops/dead-letters``, ``POST .../{id}/retry``, ``DELETE .../{id}``); the audit
-trail of the client's hospital (``GET /api/audit``, ``GET /api/audit/verify``);
+clearing the record) need an operator key, 9411 / HTTP 403); dead letters for ops
+(``GET /api/ops/dead-letters``, ``POST .../{id}/retry``, ``POST .../{id}/resend``,
+``DELETE .../{id}``; ``nhigw.gateway.deadletters``, scoped by the operator's hospital); the audit
+trail of the client's hospital (``GET /api/audit``, paged: ``audit_params``; ``GET /api/audit/verify``);
 ``/metrics``, ``/healthz``, ``/readyz``.
 
-Every request: at most ``MAX_BODY_BYTES`` of body (413, 1704), and one token of its
-client's rate bucket (``--rate-per-s``/``--rate-burst``, per replica; 429, 9407): the bucket
+Every request: at most ``MAX_BODY_BYTES`` of body (9413, HTTP 413), and one token of its
+client's rate bucket (``--rate-per-s``/``--rate-burst``, per replica; 9407): the bucket
 of the client its key names, or of the peer address for a request without a valid key. A
 gateway without client keys (open on loopback) answers loopback ``Host`` names only and
 refuses requests with a foreign ``Origin`` (``nhigw.common.guard``: DNS rebinding, cross-site
@@ -33,7 +39,6 @@ pages).
 
 from __future__ import annotations
 
-import json
 import re
 import time
 import uuid
@@ -43,10 +48,13 @@ from aiohttp import web
 
 from nhigw.bus.base import BusError
 from nhigw.common.guard import Guard, guard_middleware
-from nhigw.common.http import error_middleware, healthz, json_response, loads_json
+from nhigw.common.http import error_middleware, healthz, json_response, loads_json, parse_body
 from nhigw.common.logging import get_logger
+from nhigw.contracts import api
 from nhigw.contracts.codes import Code, StatusError
-from nhigw.contracts.routes import lookup
+from nhigw.contracts.models import DeadLetterResendRequest
+from nhigw.contracts.routes import VNHI_UPLOAD, Route, lookup
+from nhigw.gateway.audit import PAGE_MAX, parse_cursor, to_ms
 from nhigw.gateway.auth import Client, forbid
 from nhigw.gateway.dashboard import add_dashboard_routes
 from nhigw.gateway.service import Gateway
@@ -54,6 +62,7 @@ from nhigw.gateway.sessions import HEADER as SESSION_HEADER
 from nhigw.gateway.sessions import add_session_routes
 from nhigw.gateway.upstream import RateLimited
 
+SIM_ADMIN = {e.path.lower() for e in api.SIM if e.tag == "admin"}
 log = get_logger("nhigw.gateway")
 
 GATEWAY = web.AppKey("gateway", Gateway)
@@ -62,7 +71,9 @@ IDEM_RE = re.compile(r"^[\x21-\x7e]{1,200}$")
 
 DEAD_ID_RE = re.compile(r"^\d{1,20}-\d{1,20}$")
 CLIENT = web.RequestKey("client", Client)
-MAX_BODY_BYTES = 1024 * 1024  # the largest 6.0 business body (a full upload batch) is a few tens of KB
+# A 6.0 business body is a few KB; the largest real one, an IC-data upload (base64 XML, one batch of
+# visits), stays well under 1 MB. 4 MiB leaves room for an unusually large batch.
+MAX_BODY_BYTES = 4 * 1024 * 1024
 COMPONENT_METHODS = ("GET", "POST", "PUT", "DELETE")
 
 # The component calls an HIS client may forward to a workstation's agent: the 6.0 calls HIS code
@@ -89,19 +100,46 @@ def his_may_call(method: str, rest: str) -> bool:
     return (method, rest) in HIS_COMPONENT_CALLS
 
 
+def audit_params(q: Any) -> dict[str, Any]:
+    """``GET /api/audit`` query: ``since`` (inclusive) and ``until`` (exclusive) as ISO dates or
+    date-times (no zone: UTC), ``limit`` (1-1000, default 1000), ``order`` (``asc`` oldest first,
+    default, or ``desc``) and ``cursor`` (the last page's ``next``)."""
+    out: dict[str, Any] = {}
+    for name in ("since", "until"):
+        if q.get(name):
+            try:
+                out[name] = to_ms(q[name])
+            except ValueError as exc:
+                raise StatusError(Code.PARAM_VALUE, f"{name} must be an ISO date or date-time (2026-11-01, 2026-11-01T08:00:00+08:00)") from exc
+    limit = q.get("limit", str(PAGE_MAX))
+    if not limit.isdigit() or not 1 <= int(limit) <= PAGE_MAX:
+        raise StatusError(Code.PARAM_VALUE, f"limit must be an integer from 1 to {PAGE_MAX}")
+    out["limit"] = int(limit)
+    if q.get("order", "asc") not in ("asc", "desc"):
+        raise StatusError(Code.PARAM_VALUE, "order must be asc or desc")
+    out["newest_first"] = q.get("order") == "desc"
+    if q.get("cursor"):
+        try:
+            parse_cursor(q["cursor"])
+        except ValueError as exc:
+            raise StatusError(Code.PARAM_VALUE, "cursor must be the next value of the previous page") from exc
+        out["cursor"] = q["cursor"]
+    return out
+
+
 @web.middleware
 async def bus_error_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
-    """Redis unreachable anywhere in a handler: 503 with 9402 (nothing was accepted), never a 500."""
+    """Redis unreachable anywhere in a handler: 9402 (nothing was accepted), never a 500."""
     try:
         return await handler(request)
     except BusError as exc:
-        raise StatusError(Code.UPSTREAM_UNAVAILABLE, "the gateway's Redis is unavailable", http_status=503) from exc
+        raise StatusError(Code.UPSTREAM_UNAVAILABLE, "the gateway's Redis is unavailable") from exc
 
 
 def dead_id(req: web.Request) -> str:
     i = req.match_info["id"]
     if not DEAD_ID_RE.match(i):
-        raise StatusError(Code.NOT_FOUND, "no such dead letter", http_status=404)
+        raise StatusError(Code.NOT_FOUND, "no such dead letter")
     return i
 
 
@@ -117,11 +155,11 @@ def rate_middleware(gw: Gateway) -> Any:
         else:
             request[CLIENT] = client
             bucket = f"client:{client.name}"
-        if not request.path.startswith("/api/v1/"):
+        if not (request.path.startswith("/api/v1/") or request.path == VNHI_UPLOAD.url):
             try:
                 gw.cloud.admit(bucket)
             except RateLimited as exc:
-                raise StatusError(Code.RATE_LIMITED, str(exc), http_status=429) from exc
+                raise StatusError(Code.RATE_LIMITED, str(exc)) from exc
         return await handler(request)
 
     return mw
@@ -155,24 +193,31 @@ def create_app(gw: Gateway, *, workers: bool = True) -> web.Application:
         path = "/api/v1/" + req.match_info["path"]
         route = lookup(path)
         if route is None:
-            raise StatusError(Code.NOT_FOUND, f"no business route {path}", http_status=404)
+            raise StatusError(Code.NOT_FOUND, f"no business route {path}")
         if not route.supported:
             raise StatusError(Code.UNSUPPORTED, f"{route.path} is not supported by 6.0 (不支援)")
+        return await queued(req, t0, client, route, path)
+
+    async def upload(req: web.Request) -> web.StreamResponse:
+        """The upload host's ``/V2000/VNHI_Upload``: queued and audited like a business write, sent to ``--upload-cloud``."""
+        t0 = time.perf_counter()
+        return await queued(req, t0, client_of(req), VNHI_UPLOAD, VNHI_UPLOAD.url)
+
+    async def queued(req: web.Request, t0: float, client: Client, route: Route, path: str) -> web.StreamResponse:
         raw = await req.read()
         fields: Any = loads_json(raw) if raw.strip() else {}
         if not isinstance(fields, dict):
-            raise StatusError(Code.PARAM_FORMAT, "the body must be a JSON object")
+            raise StatusError(Code.NOT_JSON, "the body must be a JSON object")
         workstation = req.headers.get("X-Workstation") or None
-        hospital = fields.get("hospitalId") if isinstance(fields.get("hospitalId"), str) else None
+        hospital_field = "sHospId" if route is VNHI_UPLOAD else "hospitalId"
+        hospital = fields.get(hospital_field) if isinstance(fields.get(hospital_field), str) else None
         dsession = await gw.sessions.resolve(req, client) if SESSION_HEADER in req.headers else None  # nhigw.gateway.sessions
         if dsession is not None:
             workstation, hospital = dsession.workstation, dsession.hospitalId
         if workstation:
             if not client.may_use(workstation):
                 raise forbid(f"client {client.name!r} may not use workstation {workstation!r}")
-            if not gw.registry.online(workstation):
-                gw.metrics.admission.labels(str(int(Code.WORKSTATION_OFFLINE))).inc()
-                raise StatusError(Code.WORKSTATION_OFFLINE, f"workstation {workstation!r} is offline", http_status=503, workstation=workstation)
+            await gw.need_online(workstation)
         elif not client.may_act_for(hospital):
             raise forbid(f"client {client.name!r} may not act for hospital {hospital!r}")
         idem = req.headers.get("Idempotency-Key") or uuid.uuid4().hex
@@ -188,22 +233,36 @@ def create_app(gw: Gateway, *, workers: bool = True) -> web.Application:
             gw.cloud.admit(f"client:{client.name}")
         except RateLimited as exc:
             gw.metrics.admission.labels(str(int(Code.RATE_LIMITED))).inc()
-            raise StatusError(Code.RATE_LIMITED, str(exc), http_status=429, idempotencyKey=idem) from exc
+            raise StatusError(Code.RATE_LIMITED, str(exc), idempotencyKey=idem) from exc
         try:
             ans, replayed, phases = await gw.submit(client=client, route=route, path=path, body=raw, workstation=workstation, idem_key=idem, deadline_s=deadline_s, hospital=client.hospitalId or (dsession.hospitalId if dsession else None), device_session=dsession.sessionId if dsession else None)
         except BusError:
             # Redis failed or did not answer: the request may or may not be queued (a lost reply). Nothing reached
             # the cloud yet; the key (ours if the HIS sent none) lets a retry join the run or start it, never repeat it.
-            err = StatusError(Code.UPSTREAM_UNAVAILABLE, "the gateway's queue did not confirm the request (Redis unavailable); retry with the same Idempotency-Key", http_status=503, idempotencyKey=idem)
-            return json_response(err.body(), status=503, headers={"Idempotency-Key": idem})
+            err = StatusError(Code.UPSTREAM_UNAVAILABLE, "the gateway's queue did not confirm the request (Redis unavailable); retry with the same Idempotency-Key", idempotencyKey=idem)
+            return json_response(err.body(), status=err.http_status, headers={"Idempotency-Key": idem})
         headers = {"Idempotency-Key": idem, "Server-Timing": phases.header((time.perf_counter() - t0) * 1000)}
         if ans is None:
-            err = StatusError(Code.IN_PROGRESS, f"not finished within {deadline_s:g} s; it stays queued", http_status=202, idempotencyKey=idem)
-            return json_response(err.body(), status=202, headers=headers)
+            err = StatusError(Code.IN_PROGRESS, f"not finished within {deadline_s:g} s; it stays queued", idempotencyKey=idem)
+            return json_response(err.body(), status=err.http_status, headers=headers)
         headers["X-Request-Id"] = ans.requestId
         if replayed:
             headers["Idempotent-Replayed"] = "true"
         return web.Response(body=ans.body.encode(), status=ans.httpStatus, content_type="application/json", charset="utf-8", headers=headers)
+
+    async def test_api(req: web.Request) -> web.Response:
+        """``POST /test/v1/...``: the cloud's test-card API (e.g. ``ApplyVirtualHc/Apply``), passed through for the
+        client's hospital. The simulator's own admin endpoints (faults, clock, stats) are not passed."""
+        client = client_of(req)
+        if req.path.lower() in SIM_ADMIN:
+            raise web.HTTPNotFound()  # the simulator's admin API: not the cloud's, not passed
+        raw = await req.read()
+        fields: Any = loads_json(raw) if raw.strip() else {}
+        hospital = fields.get("hospitalId") if isinstance(fields, dict) and isinstance(fields.get("hospitalId"), str) else None
+        if not client.may_act_for(hospital):
+            raise forbid(f"client {client.name!r} may not act for hospital {hospital!r}")
+        status, body = await gw.test_api(req.path, raw)
+        return web.Response(body=body, status=status, content_type="application/json", charset="utf-8")
 
     async def workstations(req: web.Request) -> web.Response:
         client = client_of(req)
@@ -216,46 +275,38 @@ def create_app(gw: Gateway, *, workers: bool = True) -> web.Application:
             raise forbid(f"client {client.name!r} may not use workstation {ws!r}")
         if not client.ops and not his_may_call(req.method, rest):
             raise forbid(f"{req.method} /api/{rest} changes the agent's settings: it needs an operator key (HIS clients may make the calls listed in README)")
-        if not gw.registry.online(ws):
-            raise StatusError(Code.WORKSTATION_OFFLINE, f"workstation {ws!r} is offline", http_status=503, workstation=ws)
+        await gw.need_online(ws)
         path = "/api/" + req.match_info["rest"]
         reply = await gw.rpc.component(ws, req.method, path, (await req.read()).decode("utf-8", "replace"))
         return web.Response(body=reply.body.encode(), status=reply.httpStatus, content_type="application/json", charset="utf-8")
 
     async def dead_letters(req: web.Request) -> web.Response:
-        need_ops(client_of(req))
-        out = []
-        for d in await gw.queue.dead():
-            try:
-                j = json.loads(d.raw)
-                summary = {k: j.get(k) for k in ("requestId", "idempotencyKey", "path", "workstation", "client", "write", "enqueuedAt")}
-            except ValueError:
-                summary = {"unreadable": True}
-            out.append({"id": d.id, "deliveries": d.deliveries, "originalId": d.originalId, "job": summary})
-        return json_response({"deadLetters": out, "statusCode": 0})
+        return json_response({"deadLetters": await gw.dead_letters.list(client_of(req)), "statusCode": 0})
 
     async def dead_retry(req: web.Request) -> web.Response:
+        new_id = await gw.dead_letters.retry(client_of(req), dead_id(req))
+        return json_response({"requeuedAs": new_id, "statusCode": 0})
+
+    async def dead_resend(req: web.Request) -> web.Response:
         client = client_of(req)
-        need_ops(client)
-        new_id = await gw.retry_dead(client, dead_id(req))
-        if new_id is None:
-            raise StatusError(Code.NOT_FOUND, "no such dead letter", http_status=404)
+        body = await parse_body(req, DeadLetterResendRequest, empty_ok=False)
+        new_id = await gw.dead_letters.resend(client, dead_id(req), body)
         return json_response({"requeuedAs": new_id, "statusCode": 0})
 
     async def dead_discard(req: web.Request) -> web.Response:
-        client = client_of(req)
-        need_ops(client)
-        if not await gw.discard_dead(client, dead_id(req)):
-            raise StatusError(Code.NOT_FOUND, "no such dead letter", http_status=404)
+        await gw.dead_letters.discard(client_of(req), dead_id(req))
         return json_response({"statusCode": 0})
 
     async def audit(req: web.Request) -> web.Response:
         client = client_of(req)
-        recs = await gw.audit.records(since=req.query.get("since"), until=req.query.get("until"), hospital=client.hospitalId)
-        return json_response({"records": [r.model_dump(mode="json") for r in recs], "statusCode": 0})
+        page = await gw.audit.query(hospital=client.hospitalId, **audit_params(req.query))
+        return json_response(page.model_dump(mode="json"))  # None fields kept (next: null on the last page)
 
     async def audit_verify(req: web.Request) -> web.Response:
-        need_ops(client_of(req))
+        c = client_of(req)
+        need_ops(c)
+        if not c.allHospitals:  # one chain holds every hospital's records
+            raise forbid("verifying the audit chain (every hospital's records) is for an allHospitals operator")
         res = await gw.audit.verify()
         return json_response({**res.model_dump(), "statusCode": 0}, status=200 if res.ok else 409)
 
@@ -263,8 +314,11 @@ def create_app(gw: Gateway, *, workers: bool = True) -> web.Application:
         return web.Response(body=await gw.metrics.render(), content_type="text/plain", charset="utf-8")
 
     async def readyz(_req: web.Request) -> web.Response:
-        ok = await gw.bus.ping()
-        return web.json_response({"status": "ok" if ok else "bus unavailable", "instance": gw.instance}, status=200 if ok else 503)
+        checks = await gw.readiness.run()  # named checks (nhigw.common.health): bus, task:<name>, ...
+        ok = all(checks.values())
+        failing = [name for name, passed in checks.items() if not passed]
+        status = "ok" if ok else "not ready: " + ", ".join(failing)
+        return web.json_response({"status": status, "checks": checks, "instance": gw.instance}, status=200 if ok else 503)
 
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
@@ -274,10 +328,13 @@ def create_app(gw: Gateway, *, workers: bool = True) -> web.Application:
         app.router.add_route(method, r"/api/workstations/{ws}/{rest:(common|sam|hpc|hc)/v1/.+}", component)
     app.router.add_get("/api/ops/dead-letters", dead_letters)
     app.router.add_post("/api/ops/dead-letters/{id}/retry", dead_retry)
+    app.router.add_post("/api/ops/dead-letters/{id}/resend", dead_resend)
     app.router.add_delete("/api/ops/dead-letters/{id}", dead_discard)
     app.router.add_get("/api/audit", audit)
     app.router.add_get("/api/audit/verify", audit_verify)
     app.router.add_post("/api/v1/{path:.+}", business)
+    app.router.add_post(VNHI_UPLOAD.url, upload)
+    app.router.add_post("/test/v1/{path:.+}", test_api)
     add_dashboard_routes(app)
     add_session_routes(app, gw)
     return app

@@ -10,10 +10,12 @@ appends the entry and prints the key once. A request carries the key as
 ``Authorization: Bearer <key>`` or ``X-Api-Key: <key>``. A client reaches only
 workstations matching its patterns (fnmatch), only pass-through bodies of its own
 ``hospitalId``, only its own hospital's audit records; ``ops`` clients may also use the
-dead-letter endpoints and the full workstation list.
+ops endpoints (dead letters), for their own hospital's requests only. An operator of every
+hospital is explicit: ``"allHospitals": true`` (``add-client --ops --all-hospitals``); an ops
+client with neither a hospital nor ``allHospitals`` is refused the ops endpoints (403).
 
 Zero-config (``nhigw up`` and a gateway started without ``--clients``): *open on loopback* —
-every request is the built-in client ``local`` (all workstations, ops). The CLI refuses
+every request is the built-in client ``local`` (all workstations, ops, all hospitals). The CLI refuses
 to bind a gateway without clients to anything but a loopback address.
 """
 
@@ -39,6 +41,7 @@ class Client:
     workstations: tuple[str, ...] = ("*",)
     ops: bool = False
     keySha256: str = ""
+    allHospitals: bool = False  # an operator of every hospital (explicit; see the module docstring)
 
     def may_use(self, workstation: str) -> bool:
         return any(fnmatch.fnmatchcase(workstation, p) for p in self.workstations)
@@ -46,8 +49,12 @@ class Client:
     def may_act_for(self, hospital_id: str | None) -> bool:
         return self.hospitalId is None or hospital_id is None or hospital_id == self.hospitalId
 
+    def operates_for(self, hospital_id: str | None) -> bool:
+        """Ops scope: may this operator see and act on a request of ``hospital_id`` (None: unknown)?"""
+        return self.ops and (self.allHospitals or (self.hospitalId is not None and hospital_id == self.hospitalId))
 
-OPEN = Client("local", None, ("*",), True)
+
+OPEN = Client("local", None, ("*",), True, allHospitals=True)
 
 
 def key_hash(key: str) -> str:
@@ -67,15 +74,18 @@ class Clients:
         if path is None or not Path(path).exists():
             return cls([])
         data = json.loads(Path(path).read_text())
-        return cls([Client(c["name"], c.get("hospitalId"), tuple(c.get("workstations", ["*"])), bool(c.get("ops", False)), c["keySha256"]) for c in data.get("clients", [])])
+        return cls([Client(c["name"], c.get("hospitalId"), tuple(c.get("workstations", ["*"])), bool(c.get("ops", False)), c["keySha256"], bool(c.get("allHospitals", False))) for c in data.get("clients", [])])
 
     @staticmethod
-    def add(path: Path, name: str, hospital_id: str | None, workstations: list[str], ops: bool = False) -> str:
+    def add(path: Path, name: str, hospital_id: str | None, workstations: list[str], ops: bool = False, *, all_hospitals: bool = False) -> str:
         """Append a client to ``path``; returns its new key (shown once, stored only as a hash)."""
         key = "nhigw_" + secrets.token_urlsafe(32)
         data = json.loads(Path(path).read_text()) if Path(path).exists() else {"clients": []}
         data["clients"] = [c for c in data["clients"] if c["name"] != name]
-        data["clients"].append({"name": name, "keySha256": key_hash(key), "hospitalId": hospital_id, "workstations": workstations, "ops": ops})
+        entry: dict[str, object] = {"name": name, "keySha256": key_hash(key), "hospitalId": hospital_id, "workstations": workstations, "ops": ops}
+        if all_hospitals:
+            entry["allHospitals"] = True
+        data["clients"].append(entry)
         Path(path).write_text(json.dumps(data, indent=2, ensure_ascii=False))
         return key
 
@@ -89,8 +99,8 @@ class Clients:
             for c in self.clients:
                 if hmac.compare_digest(h, c.keySha256):
                     return c
-        raise StatusError(Code.UNAUTHORIZED, "missing or unknown API key (Authorization: Bearer <key>)", http_status=401)
+        raise StatusError(Code.UNAUTHORIZED, "missing or unknown API key (Authorization: Bearer <key>)")
 
 
 def forbid(detail: str) -> StatusError:
-    return StatusError(Code.UNAUTHORIZED, detail, http_status=403)
+    return StatusError(Code.FORBIDDEN, detail)

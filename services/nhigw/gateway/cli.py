@@ -3,7 +3,7 @@
     nhigw gateway [--clients FILE] ...             run a replica
     nhigw gateway enrol-token --workstation ws-03  print a one-time agent enrolment token
     nhigw gateway add-client --name his-a --hospital 3501200000 --workstations 'ws-0*'
-    nhigw audit verify                              check the audit chain (exit 1 if broken)
+    nhigw audit verify [--checkpoints FILE]         check the audit chain and its checkpoints (exit 1 if broken)
     nhigw audit export --since 2026-11-01 --until 2026-12-01
 
 ``enrol-token`` and ``audit`` work on the same Redis (``--redis``, ``--bus-prefix``) and
@@ -38,6 +38,10 @@ def add_gateway_options(sp: argparse.ArgumentParser) -> None:
     sp.add_argument("--claim-idle-s", type=float, default=10.0, help="reclaim another replica's job after it is idle this long")
     sp.add_argument("--rate-per-s", type=float, default=50.0, help="rate limit per HIS client, every endpoint (requests/s, per replica)")
     sp.add_argument("--rate-burst", type=float, default=100.0, help="burst per HIS client")
+    sp.add_argument(
+        "--upload-cloud", default=os.environ.get("NHIGW_UPLOAD_CLOUD_URL"),
+        help="base URL of the IC-data upload host that /V2000/VNHI_Upload goes to (real: https://medvpndti.nhi.gov.tw); default: the business cloud (--cloud)",
+    )
 
 
 def add_admin_parsers(sub: argparse._SubParsersAction, gw: argparse.ArgumentParser, busopts, common) -> None:  # type: ignore[no-untyped-def,type-arg]
@@ -51,18 +55,23 @@ def add_admin_parsers(sub: argparse._SubParsersAction, gw: argparse.ArgumentPars
     sp.add_argument("--name", required=True)
     sp.add_argument("--hospital", help="hospitalId the client is scoped to")
     sp.add_argument("--workstations", default="*", help="comma-separated workstation patterns (fnmatch)")
-    sp.add_argument("--ops", action="store_true", help="may use the ops endpoints (dead letters, audit verify)")
+    sp.add_argument("--ops", action="store_true", help="may use the ops endpoints (dead letters, audit verify) for its --hospital")
+    sp.add_argument("--all-hospitals", action="store_true", help="with --ops: an operator of every hospital's requests")
 
     sp = sub.add_parser("audit", help="verify or export the gateway's audit trail")
     common(sp)
     busopts(sp)
     sp.add_argument("action", choices=["verify", "export"])
     sp.add_argument("--file", help="audit file of a single-process gateway")
+    sp.add_argument("--checkpoints", action="append", default=[], metavar="FILE",
+                    help="more signed checkpoints to check (another replica's audit-checkpoints.jsonl, or a gateway log); repeatable")
     sp.add_argument("--since", help="ISO date/time (inclusive)")
     sp.add_argument("--until", help="ISO date/time (exclusive)")
+    sp.add_argument("--hospital", help="export only this hospital's records")
 
 
-def build_gateway_app(args: argparse.Namespace, bus, *, cloud: str, audit_path: Path | None = None) -> web.Application:  # type: ignore[no-untyped-def]
+def build_gateway_app(args: argparse.Namespace, bus, *, cloud: str, data_dir: Path, audit_file: bool) -> web.Application:  # type: ignore[no-untyped-def]
+    """``data_dir``: the gateway's (audit checkpoints; with ``audit_file``, the audit itself: one process)."""
     from nhigw.gateway.app import create_app
     from nhigw.gateway.auth import Clients
     from nhigw.gateway.service import Gateway, GatewaySettings
@@ -78,13 +87,15 @@ def build_gateway_app(args: argparse.Namespace, bus, *, cloud: str, audit_path: 
         sys.exit(f"nhigw: a gateway on {host} needs HIS API keys (--clients FILE; `nhigw gateway add-client`); without them it serves loopback only")
     settings = GatewaySettings(
         cloud_url=cloud,
+        upload_url=getattr(args, "upload_cloud", None),
         prefix=args.bus_prefix,
         gateway_key=gateway_key(args),
         site=getattr(args, "site", "clinic"),
         clients=clients,
         max_deliveries=getattr(args, "max_deliveries", 3),
         claim_idle_s=getattr(args, "claim_idle_s", 10.0),
-        audit_path=audit_path,
+        audit_path=data_dir / "audit.jsonl" if audit_file else None,
+        audit_checkpoints=data_dir / "audit-checkpoints.jsonl",
         upstream=UpstreamSettings(rate_per_s=getattr(args, "rate_per_s", 50.0), rate_burst=getattr(args, "rate_burst", 100.0)),
     )
     return create_app(Gateway(bus, settings))
@@ -119,29 +130,51 @@ async def cmd_enrol_token(args: argparse.Namespace) -> None:
 def cmd_add_client(args: argparse.Namespace) -> None:
     from nhigw.gateway.auth import Clients
 
-    print(Clients.add(Path(args.clients), args.name, args.hospital, [w.strip() for w in args.workstations.split(",") if w.strip()], args.ops))
+    print(Clients.add(Path(args.clients), args.name, args.hospital, [w.strip() for w in args.workstations.split(",") if w.strip()], args.ops, all_hospitals=args.all_hospitals))
 
 
 async def cmd_audit(args: argparse.Namespace, data_dir: Path) -> int:
+    """``verify``: the chain under the audit key (from ``--bus-key``, or the audit file's ``audit.key``)
+    and the signed checkpoints (``<data-dir>/gateway/audit-checkpoints.jsonl`` and ``--checkpoints``);
+    exit 1 on any problem. ``export``: JSON lines by time; unreadable records are counted on stderr."""
     from nhigw.contracts.buskeys import BusKeys
-    from nhigw.gateway.audit import FileAudit, RedisAudit
+    from nhigw.gateway.audit import AuditLog, FileAudit, RedisAudit, audit_key, to_ms
 
+    path = Path(args.file) if args.file else data_dir / "audit.jsonl"
+    try:
+        key = audit_key(gateway_key(args), None if gateway_key(args) else path.with_name("audit.key"), create=False)
+    except FileNotFoundError as exc:
+        sys.exit(f"nhigw: {exc}")
+    client = None
     if args.redis or os.environ.get("NHIGW_REDIS_URL"):
+        if gateway_key(args) is None:
+            sys.exit("nhigw: the gateway key is required (--bus-key or NHIGW_BUS_KEY, the same as the gateway's): the audit chain is keyed with it")
         client = _store(args)
-        keys = BusKeys(args.bus_prefix)
-        log = RedisAudit(client, keys.audit_log, keys.audit_head)
+        log: AuditLog = RedisAudit(client, BusKeys(args.bus_prefix), key)
     else:
-        client = None
-        log = FileAudit(Path(args.file) if args.file else data_dir / "audit.jsonl")  # type: ignore[assignment]
+        log = FileAudit(path, key)
     try:
         if args.action == "verify":
-            res = await log.verify()
+            own = data_dir / "audit-checkpoints.jsonl"
+            res = await log.verify([*([own] if own.exists() else []), *map(Path, args.checkpoints)])
+            if not res.checkpoints:
+                res.warnings.append("no checkpoints of this chain were found: records removed at the end, or the whole log, cannot be seen")
             print(json.dumps(res.model_dump(), ensure_ascii=False, indent=2))
             return 0 if res.ok else 1
-        for r in await log.records(since=args.since, until=args.until):
-            print(r.model_dump_json())
+        try:
+            since, until = (to_ms(v) if v else None for v in (args.since, args.until))
+        except ValueError:
+            sys.exit("nhigw: --since and --until take ISO dates or date-times (2026-11-01, 2026-11-01T08:00:00+08:00)")
+        unreadable = 0
+        async for page in log.pages(since=since, until=until, hospital=args.hospital):
+            for r in page.records:
+                print(r.model_dump_json())
+            unreadable += page.unreadable
+        if unreadable:
+            print(f"nhigw: {unreadable} audit record(s) could not be read and were left out (run `nhigw audit verify`)", file=sys.stderr)
         return 0
     finally:
+        await log.close()
         if client is not None:
             await client.aclose()
 

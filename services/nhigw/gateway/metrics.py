@@ -1,7 +1,8 @@
 """Prometheus metrics of one gateway replica (``GET /metrics``, text format).
 
 Counters and histograms are updated as requests run; queue depth, oldest pending age,
-dead letters, breaker state and agents online are read at scrape time. Each gateway
+dead letters, breaker state (as time has it: open past its cool-down reads half-open) and agents
+online are read at scrape time, so they move on an idle replica too. Each gateway
 has its own ``CollectorRegistry`` (several gateways can live in one test process).
 """
 
@@ -10,6 +11,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily
+from prometheus_client.registry import Collector
 
 if TYPE_CHECKING:
     from nhigw.gateway.service import Gateway
@@ -33,6 +36,7 @@ class Metrics:
         self.breaker = Gauge("nhigw_gateway_breaker_state", "NHI cloud circuit breaker: 0 closed, 1 open, 2 half-open", registry=r)
         self.agents = Gauge("nhigw_gateway_agents_online", "workstations online", registry=r)
         self.rejected = Gauge("nhigw_gateway_bus_messages_rejected", "bus messages dropped: not sealed by an enrolled agent", registry=r)
+        r.register(_DropsCollector(gw))
 
     def observe(self, route: str, code: int, seconds: float, retries: int) -> None:
         self.requests.labels(route, str(code)).inc()
@@ -46,7 +50,26 @@ class Metrics:
         self.queue_pending.set(d.pending)
         self.oldest_pending.set(d.oldest_pending_age_s)
         self.dead.set(d.dead)
-        self.breaker.set(self.gw.cloud.breaker.state)
+        self.breaker.set(self.gw.cloud.breaker.current())
         self.agents.set(self.gw.registry.online_count())
         self.rejected.set(self.gw.registry.rejected + self.gw.rpc.rejected)
         return generate_latest(self.registry)
+
+
+class _DropsCollector(Collector):
+    """``nhigw_gateway_bus_messages_dropped_total{receiver, reason}`` from the gateway's ``Drops``
+    (``nhigw.bus.guard``: malformed, oversized, forged, replayed ... bus messages and stream entries),
+    and ``nhigw_gateway_task_restarts_total{task}`` from its ``Supervisor``."""
+
+    def __init__(self, gw: "Gateway") -> None:
+        self.gw = gw
+
+    def collect(self):  # type: ignore[no-untyped-def]
+        dropped = CounterMetricFamily("nhigw_gateway_bus_messages_dropped", "bus messages and stream entries dropped, by receiver and reason", labels=["receiver", "reason"])
+        for (receiver, reason), n in sorted(self.gw.drops.counts.items()):
+            dropped.add_metric([receiver, reason], n)
+        yield dropped
+        restarts = CounterMetricFamily("nhigw_gateway_task_restarts", "background tasks restarted after they died, by task", labels=["task"])
+        for task, n in sorted(self.gw.supervisor.restarts.items()):
+            restarts.add_metric([task], n)
+        yield restarts

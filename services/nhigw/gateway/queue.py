@@ -10,8 +10,11 @@ Semantics (both implementations, one contract test suite ``tests/test_gateway_qu
 - ``claim_stale`` takes entries idle for ``min_idle_s`` (XAUTOCLAIM), counting a
   delivery each time; an entry delivered more than ``max_deliveries`` times is moved
   to the dead-letter stream instead (XADD dead + XACK + XDEL).
-- dead letters: ``dead`` lists them; ``retry`` puts one back as a new entry;
-  ``discard`` drops it.
+- dead letters: ``dead`` lists them, ``dead_one`` reads one; ``retry`` puts one back as a new
+  entry; ``discard`` drops it. A ``DeadHook`` (the gateway's ``DeadLetters``) gives each
+  dead-lettered job its final answer *in the same step* (Redis: one MULTI with the move): a
+  dead-lettered request is answered (9403 if it may have reached the cloud), never left at
+  9408 "still queued"; the entry records whether it may have been sent (``maybeSent``).
 
 In Redis a job (a body with signatures and national IDs) is stored sealed with the gateway
 key (AES-GCM, ``Sealer``); an entry that does not open (tampered) is handed out empty and so
@@ -24,7 +27,9 @@ import abc
 import asyncio
 import itertools
 import time
+import uuid
 from dataclasses import dataclass
+from typing import Protocol
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError, ResponseError
@@ -73,6 +78,27 @@ class DeadLetter:
     raw: bytes
     deliveries: int
     originalId: str
+    maybeSent: bool = False  # a write whose earlier delivery may have reached the NHI cloud
+
+
+@dataclass
+class DeadAnswer:
+    """A dead-lettered job's final answer: stored under its key (unless one is stored) and announced."""
+
+    key: str  # the answer's KV key
+    sealed: bytes
+    ttl_s: float
+    channel: str | None  # the admitting replica's done channel
+    message: bytes
+    maybeSent: bool
+
+
+class DeadHook(Protocol):
+    async def answer(self, raw: bytes, entry_id: str, deliveries: int) -> DeadAnswer | None:
+        """The final answer for a job about to be dead-lettered (None: unreadable, or already answered)."""
+
+    async def deliver(self, a: DeadAnswer) -> None:
+        """Store and announce it (queues with no shared store of their own: ``MemoryQueue``)."""
 
 
 @dataclass
@@ -85,6 +111,7 @@ class Depth:
 
 class WorkQueue(abc.ABC):
     max_deliveries: int = 3
+    dead_hook: DeadHook | None = None
 
     async def start(self) -> None:
         return None
@@ -126,6 +153,9 @@ class WorkQueue(abc.ABC):
     async def dead(self) -> list[DeadLetter]: ...
 
     @abc.abstractmethod
+    async def dead_one(self, dead_id: str) -> DeadLetter | None: ...
+
+    @abc.abstractmethod
     async def retry(self, dead_id: str) -> str | None: ...
 
     @abc.abstractmethod
@@ -133,6 +163,12 @@ class WorkQueue(abc.ABC):
 
     @abc.abstractmethod
     async def depth(self) -> Depth: ...
+
+
+def rerun(raw: bytes) -> QueuedJob:
+    """A dead letter put back by an operator: the same job under a new ``requestId`` (a new run, which the
+    workers' replay check, ``Gateway._replayed``, must not take for the old one published again)."""
+    return QueuedJob.model_validate_json(raw).model_copy(update={"requestId": uuid.uuid4().hex})
 
 
 redis_errors = (RedisError, OSError)  # what a Redis call raises when Redis is away
@@ -147,12 +183,13 @@ class RedisQueue(WorkQueue):
         self.client, self.stream, self.group, self.dead_stream = client, stream, group, dead_stream
         self.max_deliveries, self.maxlen = max_deliveries, maxlen
         self.box = box or Sealer(None)
+        self.aad = f"job:{stream}"  # a job is bound to its stream; its answer key and client are inside, sealed
         self._admit_script = lean_script(client, self._ADMIT)  # on the hot path: a lean connection of its own (nhigw.bus.resp)
         self._admitters: dict[str, GroupCommit[Admission, Admitted]] = {}
 
     def _open(self, sealed: bytes) -> bytes:
         try:
-            return self.box.open(sealed, "job")
+            return self.box.open(sealed, self.aad)
         except SealError:
             return b""
 
@@ -217,7 +254,7 @@ class RedisQueue(WorkQueue):
         args: list[object] = [self.group, consumer, self.maxlen, int(max(a.wait_s for a in items) * 1000) + 1000]
         for a in items:
             keys += [a.marker, a.waiters]
-            args += [a.fingerprint, int(a.ttl_s * 1000), self.box.seal(a.job.model_dump_json().encode(), "job"), "1" if a.take else "0"]
+            args += [a.fingerprint, int(a.ttl_s * 1000), self.box.seal(a.job.model_dump_json().encode(), self.aad), "1" if a.take else "0"]
         try:
             added, got = await self._admit_script(keys=keys, args=args)
         except (RedisError, OSError) as exc:
@@ -244,7 +281,7 @@ class RedisQueue(WorkQueue):
 
     async def add(self, job: QueuedJob) -> str:
         try:
-            sealed = self.box.seal(job.model_dump_json().encode(), "job")
+            sealed = self.box.seal(job.model_dump_json().encode(), self.aad)
             return (await self.client.xadd(self.stream, {"job": sealed}, maxlen=self.maxlen, approximate=True)).decode()
         except (RedisError, OSError) as exc:
             raise _wrap(exc) from exc
@@ -280,10 +317,15 @@ class RedisQueue(WorkQueue):
                     n = int(info[0]["times_delivered"]) if info else self.max_deliveries + 1
                     raw = fields.get(b"job", b"")
                     if n > self.max_deliveries:
+                        fa = await self.dead_hook.answer(self._open(raw), eid_s, n - 1) if self.dead_hook else None
                         async with self.client.pipeline(transaction=True) as p:
-                            p.xadd(self.dead_stream, {"job": raw, "deliveries": str(n - 1), "originalId": eid_s})
+                            p.xadd(self.dead_stream, {"job": raw, "deliveries": str(n - 1), "originalId": eid_s, "maybeSent": "1" if fa and fa.maybeSent else "0"})
                             p.xack(self.stream, self.group, eid_s)
                             p.xdel(self.stream, eid_s)
+                            if fa is not None:
+                                p.set(fa.key, fa.sealed, px=int(fa.ttl_s * 1000), nx=True)
+                                if fa.channel:
+                                    p.publish(fa.channel, fa.message)
                             await p.execute()
                         continue
                     out.append(Delivery(eid_s, self._open(raw), n))
@@ -321,7 +363,17 @@ class RedisQueue(WorkQueue):
             entries = await self.client.xrange(self.dead_stream, "-", "+")
         except (RedisError, OSError) as exc:
             raise _wrap(exc) from exc
-        return [DeadLetter(eid.decode(), self._open(f[b"job"]), int(f.get(b"deliveries", b"0")), f.get(b"originalId", b"").decode()) for eid, f in entries]
+        return [self._dead_letter(eid, f) for eid, f in entries]
+
+    def _dead_letter(self, eid: bytes, f: dict[bytes, bytes]) -> DeadLetter:
+        return DeadLetter(eid.decode(), self._open(f.get(b"job", b"")), int(f.get(b"deliveries", b"0")), f.get(b"originalId", b"").decode(), f.get(b"maybeSent") == b"1")
+
+    async def dead_one(self, dead_id: str) -> DeadLetter | None:
+        try:
+            entries = await self.client.xrange(self.dead_stream, dead_id, dead_id)
+        except (RedisError, OSError) as exc:
+            raise _wrap(exc) from exc
+        return self._dead_letter(*entries[0]) if entries else None
 
     async def _take_dead(self, dead_id: str) -> DeadLetter | None:
         try:
@@ -330,14 +382,13 @@ class RedisQueue(WorkQueue):
                 return None  # unknown, or another operator/replica took it first
         except (RedisError, OSError) as exc:
             raise _wrap(exc) from exc
-        eid, f = entries[0]
-        return DeadLetter(eid.decode(), self._open(f[b"job"]), int(f.get(b"deliveries", b"0")), f.get(b"originalId", b"").decode())
+        return self._dead_letter(*entries[0])
 
     async def retry(self, dead_id: str) -> str | None:
         d = await self._take_dead(dead_id)
         if d is None:
             return None
-        return await self.add(QueuedJob.model_validate_json(d.raw))
+        return await self.add(rerun(d.raw))
 
     async def discard(self, dead_id: str) -> DeadLetter | None:
         return await self._take_dead(dead_id)
@@ -416,7 +467,10 @@ class MemoryQueue(WorkQueue):
             if e.deliveries > self.max_deliveries:
                 del self._entries[eid]
                 did = self._id()
-                self._dead[did] = DeadLetter(did, e.raw, e.deliveries - 1, eid)
+                fa = await self.dead_hook.answer(e.raw, eid, e.deliveries - 1) if self.dead_hook else None
+                self._dead[did] = DeadLetter(did, e.raw, e.deliveries - 1, eid, bool(fa and fa.maybeSent))
+                if fa is not None and self.dead_hook is not None:
+                    await self.dead_hook.deliver(fa)
                 continue
             e.owner, e.last = consumer, now
             out.append(Delivery(eid, e.raw, e.deliveries))
@@ -434,9 +488,12 @@ class MemoryQueue(WorkQueue):
     async def dead(self) -> list[DeadLetter]:
         return list(self._dead.values())
 
+    async def dead_one(self, dead_id: str) -> DeadLetter | None:
+        return self._dead.get(dead_id)
+
     async def retry(self, dead_id: str) -> str | None:
         d = self._dead.pop(dead_id, None)
-        return await self.add(QueuedJob.model_validate_json(d.raw)) if d else None
+        return await self.add(rerun(d.raw)) if d else None
 
     async def discard(self, dead_id: str) -> DeadLetter | None:
         return self._dead.pop(dead_id, None)

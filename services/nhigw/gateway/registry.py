@@ -3,20 +3,31 @@
 A workstation is online while its last presence is younger than ``offline_after_s``
 (default 3 s, three missed 1-second heartbeats) and it has not said it is leaving.
 A presence counts only when it opens with that workstation's enrolled agent key, names
-the same workstation and agent inside, and is not older than the last one (a replayed old
-heartbeat cannot keep a dead workstation "online"); the agent's clock may be off by minutes. Anything else is dropped and counted
-in ``rejected``.
+the same workstation and agent inside, and its ``sentAt`` is strictly later than that agent's
+last accepted one (a captured heartbeat published again, even the latest, cannot keep a frozen or
+dead workstation "online"); the agent's clock may be off by minutes, but must not go back (after a
+clock step back its presence is refused until its clock passes the last ``sentAt``; a re-enrolled
+agent, with a new ``agentId``, starts afresh). Anything else is dropped without touching any
+state, counted (``rejected``; ``Drops`` by reason) and logged once per interval, not per message
+(``nhigw.bus.guard``); a flood of forgeries costs no Redis round trip each (``AgentKeys.open``).
+
+Caught up (issue 17): a replica that just started, or whose bus just reconnected (Redis restarted),
+has not yet heard the agents that are online. It trusts "offline" only once it has listened without
+a break for ``warmup_s`` (default 1.5 s: agents send a presence every second, and at once when they
+reconnect); until then ``caught_up`` is False (the ``registry`` readiness check fails, ``/readyz``
+503) and ``settled`` waits for it, so a workstation that is online is never answered 9400 by a
+replica that has not heard it yet.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from nhigw.bus.base import Bus, Subscription
+from nhigw.bus.guard import MAX_SMALL_BYTES, Drop, Drops, reason_of, serve
 from nhigw.bus.seal import SealError
 from nhigw.common.logging import get_logger
 from nhigw.contracts.buskeys import BusKeys
@@ -25,8 +36,8 @@ from nhigw.gateway.agents import AgentKeys
 
 log = get_logger("nhigw.gateway.registry")
 
-# Presence times come from the agent's clock: only a wildly old one is refused outright (a replay
-# within a run is caught by ``sentAt`` going backwards; liveness uses the gateway's own clock).
+# Presence times come from the agent's clock: only one more than this far from the gateway's is refused outright
+# (a replay is caught by ``sentAt`` not increasing; liveness uses the gateway's own clock).
 MAX_CLOCK_SKEW_S = 300.0
 
 
@@ -42,14 +53,42 @@ class Registry:
     keys: BusKeys
     agents: AgentKeys
     offline_after_s: float = 3.0
+    warmup_s: float = 1.5
     entries: dict[str, Entry] = field(default_factory=dict)
-    rejected: int = 0
-    _task: asyncio.Task[None] | None = None
     _sub: Subscription | None = None
+
+    RECEIVER = "presence"
+
+    @property
+    def drops(self) -> Drops:
+        return self.agents.drops
+
+    @property
+    def rejected(self) -> int:
+        """Presence messages dropped (forged, replayed, stale, malformed, oversized)."""
+        return self.drops.total(self.RECEIVER)
 
     def online(self, workstation: str) -> bool:
         e = self.entries.get(workstation)
         return e is not None and not e.presence.leaving and time.monotonic() - e.seen_at < self.offline_after_s
+
+    def caught_up(self) -> bool:
+        """Has this replica listened long enough, without a break, to know who is online?"""
+        since = self.bus.live_since
+        return since is not None and (since == 0.0 or time.monotonic() - since >= self.warmup_s) and self._sub is not None
+
+    async def settled(self, workstation: str, wait_s: float | None = None) -> bool | None:
+        """Is ``workstation`` online? Waits (at most ``wait_s``, default ``warmup_s`` + 0.5 s) while
+        it is not and the registry has not caught up; None: still not caught up (the bus is away)."""
+        loop = asyncio.get_running_loop()
+        end = loop.time() + (self.warmup_s + 0.5 if wait_s is None else wait_s)
+        while not self.online(workstation):
+            if self.caught_up():
+                return False
+            if loop.time() >= end:
+                return None
+            await asyncio.sleep(0.05)
+        return True
 
     def online_count(self) -> int:
         return sum(1 for ws in self.entries if self.online(ws))
@@ -72,34 +111,38 @@ class Registry:
         return out
 
     async def start(self) -> None:
-        self._sub = await self.bus.subscribe(self.keys.presence)
-        self._task = asyncio.create_task(self._run(self._sub), name="registry")
+        sub = self._sub = await self.bus.subscribe(self.keys.presence)
+        self.agents.supervisor.start("registry", lambda: serve(sub, self.RECEIVER, self._accept, self.drops, max_bytes=MAX_SMALL_BYTES))
 
     async def accept(self, channel: str, data: bytes) -> Presence | None:
+        """One presence message: the accepted ``Presence``, or None (dropped and counted)."""
+        if len(data) > MAX_SMALL_BYTES:
+            self.drops.drop(self.RECEIVER, "oversized")
+            return None
+        try:
+            return await self._accept(channel, data)
+        except Exception as exc:  # noqa: BLE001 -- as ``serve`` does: that message only
+            self.drops.drop(self.RECEIVER, reason_of(exc))
+            return None
+
+    async def _accept(self, channel: str, data: bytes) -> Presence:
         try:
             ws, plain = await self.agents.open(channel, data)
-            p = Presence.model_validate_json(plain)
-        except (SealError, ValueError):
-            self.rejected += 1
-            log.warning("presence_rejected")
-            return None
+        except SealError as exc:
+            raise Drop("forged") from exc
+        p = Presence.model_validate_json(plain)
+        if p.workstation != ws or p.agentId != self.agents.agent_id(ws):
+            raise Drop("forged")
         prev = self.entries.get(ws)
-        stale = p.sentAt < time.time() - MAX_CLOCK_SKEW_S
-        if p.workstation != ws or p.agentId != self.agents.agent_id(ws) or (prev and p.sentAt < prev.presence.sentAt) or stale:
-            self.rejected += 1
-            log.warning("presence_rejected", workstation=ws)
-            return None
+        if prev is not None and prev.presence.agentId == p.agentId and p.sentAt <= prev.presence.sentAt:
+            raise Drop("replayed")
+        now = time.time()
+        if not now - MAX_CLOCK_SKEW_S <= p.sentAt <= now + MAX_CLOCK_SKEW_S:  # (NaN too) one far ahead would block the next ones
+            raise Drop("stale")
         self.entries[ws] = Entry(p, time.monotonic())
         return p
 
-    async def _run(self, sub: Subscription) -> None:
-        async for channel, data in sub:
-            await self.accept(channel, data)
-
     async def close(self) -> None:
-        if self._task:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await self.agents.supervisor.stop("registry")
         if self._sub:
             await self._sub.close()

@@ -72,16 +72,19 @@ from typing import Any
 import structlog
 
 from nhigw.bus.base import Bus, BusError
+from nhigw.bus.guard import MAX_ANSWER_BYTES, Drop, Drops, Seen, Supervisor, serve
 from nhigw.bus.rpc import RpcClient
 from nhigw.bus.seal import Sealer, SealError
+from nhigw.common.health import Readiness
 from nhigw.common.logging import get_logger
 from nhigw.contracts.buskeys import BusKeys
-from nhigw.contracts.codes import Code, StatusError
-from nhigw.contracts.models import JobAnswer, QueuedJob
-from nhigw.contracts.routes import Route, lookup
+from nhigw.contracts.codes import Code, StatusError, http_status
+from nhigw.contracts.models import JobAnswer, QueuedJob, SignatureObject
+from nhigw.contracts.routes import VNHI_UPLOAD, Route, lookup
 from nhigw.gateway.agents import AgentKeys
-from nhigw.gateway.audit import AuditAttempt, AuditLog, AuditRecord, FileAudit, JobEnd, JobStream, MemoryAudit, RedisAudit, mask_card, mask_patient, outcome_of
+from nhigw.gateway.audit import AuditAttempt, AuditLog, AuditRecord, FileAudit, JobEnd, JobStream, MemoryAudit, RedisAudit, audit_key, mask_card, mask_patient, outcome_of
 from nhigw.gateway.auth import Client, Clients
+from nhigw.gateway.deadletters import DeadLetters
 from nhigw.gateway.metrics import Metrics
 from nhigw.gateway.queue import Admission, Delivery, MemoryQueue, RedisQueue, WorkQueue
 from nhigw.gateway.registry import Registry
@@ -123,6 +126,7 @@ def _instance() -> str:
 @dataclass
 class GatewaySettings:
     cloud_url: str
+    upload_url: str | None = None  # the upload host (/V2000/VNHI_Upload); None: the business cloud
     prefix: str = "nhigw"
     gateway_key: bytes | None = None  # seals agent keys and enrolment tokens at rest
     instance: str = field(default_factory=_instance)
@@ -140,6 +144,8 @@ class GatewaySettings:
     drain_s: float = 5.0
     upstream: UpstreamSettings = field(default_factory=UpstreamSettings)
     audit_path: Path | None = None
+    audit_checkpoints: Path | None = None  # the audit's signed checkpoints (nhigw.gateway.audit); None: logged only
+    audit_checkpoint_s: float = 5.0
     transport: Transport | None = None
     session_idle_s: float = 900.0  # device sessions (nhigw.gateway.sessions)
     sessions_per_device: int = 2
@@ -158,20 +164,34 @@ class Gateway:
             self.kv: KV = RedisKV(client)
             self.queue: WorkQueue = RedisQueue(client, keys.jobs, keys.jobs_group, keys.dead, max_deliveries=settings.max_deliveries, box=self.box)
             jobs = JobStream(keys.jobs, keys.jobs_group, int(settings.idempotency_window_s * 1000), keys.done(""), self.instance)
-            self.audit: AuditLog = RedisAudit(client, keys.audit_log, keys.audit_head, jobs)
+            self.audit: AuditLog = RedisAudit(client, keys, audit_key(settings.gateway_key), jobs)
         else:
             self.kv = MemoryKV()
             self.queue = MemoryQueue(max_deliveries=settings.max_deliveries)
-            self.audit = FileAudit(settings.audit_path) if settings.audit_path else MemoryAudit()
-        self.agents = AgentKeys(bus, self.kv, keys, settings.gateway_key)
+            akey = audit_key(settings.gateway_key, settings.audit_path.with_name("audit.key") if settings.audit_path else None)
+            self.audit = FileAudit(settings.audit_path, akey) if settings.audit_path else MemoryAudit(akey)
+        self.audit.keep_checkpoints(settings.audit_checkpoints, self.instance, settings.audit_checkpoint_s)
+        # Readiness as named checks (``/readyz``); every background task supervised (restarted with
+        # backoff, its check failing until it runs again); every bus message that is dropped counted.
+        self.readiness = Readiness()
+        self.readiness.add("bus", bus.ping)
+        self.drops = Drops()
+        self.supervisor = Supervisor(self.readiness)
+        self._ran = Seen()  # ids of jobs run here, until their deadline (a re-added entry is not run twice)
+        self.agents = AgentKeys(bus, self.kv, keys, settings.gateway_key, drops=self.drops, supervisor=self.supervisor)
         self.registry = Registry(bus, keys, self.agents, settings.offline_after_s)
-        self.rpc = RpcClient(bus, keys, self.agents)
+        self.rpc = RpcClient(bus, keys, self.agents, drops=self.drops, supervisor=self.supervisor)
+        self.rpc.alive = self.registry.online  # a waiting call fails as soon as its agent is known gone (9400)
+        self.readiness.add("registry", self.registry.caught_up)  # heard the agents online (after start, after a Redis restart)
         self.cloud = CloudClient(settings.cloud_url, settings.upstream, settings.transport)
+        same = not settings.upload_url or settings.upload_url.rstrip("/") == settings.cloud_url.rstrip("/")
+        self.upload_cloud = self.cloud if same else CloudClient(settings.upload_url or "", settings.upstream, settings.transport)
         self.metrics = Metrics(self)
         from nhigw.gateway.sessions import DeviceSessions  # device sessions (issue 10): one-call per device session
 
         self.sessions = DeviceSessions(self, idle_s=settings.session_idle_s, per_device=settings.sessions_per_device, per_hospital=settings.sessions_per_hospital)
-        self._tasks: list[asyncio.Task[None]] = []
+        self.dead_letters = DeadLetters(self)  # a dead-lettered job's final answer; the operators' actions
+        self.queue.dead_hook = self.dead_letters
         self._working: set[str] = set()
         self._jobs: set[asyncio.Task[None]] = set()
         self._slots = asyncio.Semaphore(settings.worker_concurrency)  # jobs running here (worker loop and admission)
@@ -179,28 +199,26 @@ class Gateway:
         # answer key -> waiting requests here: future -> the requestId it waits for (None: any run's answer)
         self._waiters: dict[str, dict[asyncio.Future[tuple[JobAnswer, Phases | None]], str | None]] = {}
         self.done_channel = keys.done(self.instance)  # this replica's own: answers for requests waiting here
-        self._done_task: asyncio.Task[None] | None = None
+        self._done_sub: Any = None
 
     # ------------------------------------------------------------------ lifecycle
 
     async def start(self, *, workers: bool = True) -> None:
         await self.queue.start()
+        await self.audit.start(self.supervisor)
         await self.agents.start()
         await self.registry.start()
         await self.rpc.start()
         await self.sessions.start()
-        sub = await self.bus.subscribe(self.done_channel)
-        self._done_task = asyncio.create_task(self._done_loop(sub), name="done-listener")
+        sub = self._done_sub = await self.bus.subscribe(self.done_channel)
+        self.supervisor.start("done-listener", lambda: serve(sub, "done", self._on_done, self.drops, max_bytes=MAX_ANSWER_BYTES))
         self._workers = workers
         if workers:
-            self._tasks = [asyncio.create_task(self._work_loop(), name="worker"), asyncio.create_task(self._keepalive(), name="worker-keepalive")]
+            self.supervisor.start("worker", self._work_loop)
+            self.supervisor.start("worker-keepalive", self._keepalive)
 
     async def close(self) -> None:
-        for t in self._tasks:
-            t.cancel()
-        for t in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await t
+        await self.supervisor.stop("worker", "worker-keepalive")
         # A clean stop drains: jobs in flight get ``drain_s`` to finish (answer stored, XACK).
         # Past it they are cancelled; their entries stay pending and another replica (or this
         # one after a restart) reclaims them. A write already sent keeps its marker (9403).
@@ -211,10 +229,9 @@ class Gateway:
         for t in list(self._jobs):
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await t
-        if self._done_task is not None:
-            self._done_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._done_task
+        await self.supervisor.stop("done-listener")
+        if self._done_sub is not None:
+            await self._done_sub.close()
         await self.queue.close()
         await self.audit.close()
         await self.rpc.close()
@@ -222,8 +239,23 @@ class Gateway:
         await self.registry.close()
         await self.agents.close()
         await self.cloud.close()
+        if self.upload_cloud is not self.cloud:
+            await self.upload_cloud.close()
 
     # ------------------------------------------------------------------ admission
+
+    async def need_online(self, workstation: str, *, admission: bool = True) -> None:
+        """The one decision "is this workstation there?": 9400 only when the registry knows; 9411 (503,
+        retry shortly) while this replica has not heard its agents yet (``Registry.settled``)."""
+        state = await self.registry.settled(workstation)
+        if state is None:
+            if admission:
+                self.metrics.admission.labels(str(int(Code.NOT_READY))).inc()
+            raise StatusError(Code.NOT_READY, "this gateway replica has not heard its agents yet (just started, or its Redis reconnected); retry in a second", workstation=workstation, retryAfter_s=1)
+        if not state:
+            if admission:
+                self.metrics.admission.labels(str(int(Code.WORKSTATION_OFFLINE))).inc()
+            raise StatusError(Code.WORKSTATION_OFFLINE, f"workstation {workstation!r} is offline", workstation=workstation)
 
     def answer_key(self, client: Client, idem_key: str) -> str:
         return hashlib.sha256(f"{client.name}|{idem_key}".encode()).hexdigest()[:40]
@@ -233,13 +265,13 @@ class Gateway:
         if not raw:
             return None
         try:
-            return JobAnswer.model_validate_json(self.box.open(raw, "answer"))
+            return JobAnswer.model_validate_json(self.box.open(raw, answer_aad(answer_key)))
         except (SealError, ValueError):
             log.error("answer_unreadable", answerKey=answer_key)
             return None
 
     async def store_answer(self, answer_key: str, ans: JobAnswer, origin: str | None = None) -> None:
-        sealed = self.box.seal(ans.model_dump_json().encode(), "answer")
+        sealed = self.box.seal(ans.model_dump_json().encode(), answer_aad(answer_key))
         await self.kv.set(self.keys.answer(answer_key), sealed, ttl_s=self.settings.idempotency_window_s)
         if origin and origin != self.instance:  # (waiters elsewhere that joined the run find it by polling)
             await self.bus.publish(self.keys.done(origin), answer_key.encode() + b" " + sealed)
@@ -252,22 +284,19 @@ class Gateway:
             if not fut.done() and want in (None, ans.requestId):
                 fut.set_result((ans, phases if want is not None else None))
 
-    async def _done_loop(self, sub: Any) -> None:
-        """The replica's one subscription: answers finished by any replica, for the requests waiting here."""
+    async def _on_done(self, _channel: str, data: bytes) -> None:
+        """One message on the replica's own channel: an answer finished by any replica, for requests waiting here."""
+        akey_b, sep, sealed = data.partition(b" ")
+        if not sep:
+            raise Drop("malformed")
+        akey = akey_b.decode("ascii")
+        if not self._waiters.get(akey):
+            return  # nobody waits for it on this replica (or already answered in process)
         try:
-            async for _channel, data in sub:
-                akey_b, _, sealed = data.partition(b" ")
-                akey = akey_b.decode("ascii", "replace")
-                if not self._waiters.get(akey):
-                    continue  # nobody waits for it on this replica (or already answered in process)
-                try:
-                    ans = JobAnswer.model_validate_json(self.box.open(sealed, "answer"))
-                except (SealError, ValueError):
-                    log.error("done_message_unreadable", answerKey=akey)
-                    continue
-                self._resolve(akey, ans)
-        finally:
-            await sub.close()
+            ans = JobAnswer.model_validate_json(self.box.open(sealed, answer_aad(akey)))
+        except SealError as exc:
+            raise Drop("forged") from exc  # not sealed by a gateway, or another key's answer
+        self._resolve(akey, ans)
 
     async def submit(self, *, client: Client, route: Route, path: str, body: bytes, workstation: str | None, idem_key: str, deadline_s: float, hospital: str | None, device_session: str | None = None) -> tuple[JobAnswer | None, bool, Phases]:
         """Queue (or join) the request and wait for its answer. Returns (answer or None at the deadline, replayed, where the time went)."""
@@ -315,7 +344,7 @@ class Gateway:
             if not first:
                 waiting[fut] = None  # joined a run queued by an earlier request: its answer, whatever its requestId
                 if await self.kv.get(inflight) not in (fingerprint, None):
-                    raise StatusError(Code.PARAM_VALUE, "Idempotency-Key already used for a different request", http_status=409, idempotencyKey=idem_key)
+                    raise StatusError(Code.PARAM_VALUE, "Idempotency-Key already used for a different request", idempotencyKey=idem_key)
                 ans = await self.stored_answer(akey)
                 if ans is not None:
                     return ans, True, phases
@@ -377,10 +406,12 @@ class Gateway:
         try:
             job = d.job()
         except ValueError:
-            log.error("poison_job", entry=d.id)  # left pending: dead-lettered after max_deliveries
+            self.drops.drop("jobs", "malformed")  # left pending: dead-lettered after max_deliveries
             return
         structlog.contextvars.bind_contextvars(request_id=job.requestId, workstation=job.workstation, client=job.client)  # this task's own context
         try:
+            if await self._replayed(d, job):
+                return
             ans, final, rec, phases = await self.process(job, d.deliveries)
             # The log line and metrics run while the job's end is on its way to Redis (the first
             # thing the loop does once ``_finish`` waits), not between the cloud's answer and the HIS.
@@ -392,6 +423,23 @@ class Gateway:
             self.metrics.job_failures.inc()
             log.exception("job_failed", requestId=job.requestId, entry=d.id, deliveries=d.deliveries)
 
+    async def _replayed(self, d: Delivery, job: QueuedJob) -> bool:
+        """A sealed entry captured and added to the stream again is not run again: acknowledged and dropped.
+
+        Known by its ``requestId`` run here before (remembered until its deadline), or, for an entry
+        read from the stream (not the one this replica admitted just now), by its answer already
+        stored. A redelivery (``deliveries > 1``, a reclaimed entry) is the same entry, not a replay:
+        ``process`` answers it from the stored answer or with 9403, as before.
+        """
+        if d.deliveries > 1:
+            return False
+        first = self._ran.remember(job.requestId, max(job.deadline, time.time()) + 60.0)
+        if first and (d.known is not None or await self.stored_answer(job.answerKey) is None):
+            return False
+        self.drops.drop("jobs", "replayed")
+        await self.queue.ack(d.id)
+        return True
+
     def _job_done(self, job: QueuedJob, ans: JobAnswer, final: bool, rec: AuditRecord | None, deliveries: int) -> None:
         if rec is not None:
             self.metrics.observe(rec.route, rec.statusCode, rec.latency_ms / 1000, max(0, len(rec.attempts) - 1))
@@ -401,7 +449,7 @@ class Gateway:
         """Audit, store (or release) the key, announce the answer, XACK: one script on Redis, batched."""
         t0 = time.perf_counter()
         akey = job.answerKey
-        sealed = self.box.seal(ans.model_dump_json().encode(), "answer")
+        sealed = self.box.seal(ans.model_dump_json().encode(), answer_aad(akey))
         message = akey.encode() + b" " + sealed
         window = self.settings.idempotency_window_s
         if isinstance(self.queue, RedisQueue) and isinstance(self.audit, RedisAudit):
@@ -412,7 +460,7 @@ class Gateway:
             if rec is not None:
                 await self.audit.append(rec)
             if final:
-                await self.kv.set(self.keys.answer(akey), sealed, ttl_s=window)
+                await self.kv.set(self.keys.answer(akey), sealed, ttl_s=window, nx=True)  # never over a stored answer
             else:
                 await self.kv.delete(self.keys.inflight(akey))
                 await self.kv.delete(self.keys.attempted(akey))
@@ -435,41 +483,40 @@ class Gateway:
                 return existing, True, None, Phases()  # finished (and audited) before a crash prevented the XACK
         final = True
         phases = Phases()
-        route_path = job.path.removeprefix("/api/v1/")
+        route_path = job.path.removeprefix("/api/v1/").lstrip("/")
         t0 = time.monotonic()
         attempts: list[Any] = []
         body_fields: dict[str, Any] = {}
         agent_id = None
         signed_hospital: str | None = None  # the hospital of the SAM that signed for us (one call, device session)
+        signer_hpc: str | None = None  # the HPC verified at the signing workstation, signature with it or not
         try:
             route = lookup(job.path)
             if route is None:
-                raise StatusError(Code.NOT_FOUND, f"no business route {job.path}", http_status=404)
+                raise StatusError(Code.NOT_FOUND, f"no business route {job.path}")
             attempted_key = self.keys.attempted(job.answerKey)
             if job.write and deliveries > 1 and await self.kv.get(attempted_key) is not None:
-                raise StatusError(Code.OUTCOME_UNKNOWN, "a previous delivery of this write may have reached the NHI cloud; not sent again", http_status=504, idempotencyKey=job.idempotencyKey)
+                raise StatusError(Code.OUTCOME_UNKNOWN, "a previous delivery of this write may have reached the NHI cloud; not sent again", idempotencyKey=job.idempotencyKey)
             body = job.body
             body_fields = json.loads(body) if body.strip() else {}
             t_sign = time.perf_counter()
             if job.deviceSession:
                 # A device session: the signature comes from that session's cards on its serving agent.
-                sig, srec = await self.sessions.sign(job.deviceSession, route.kind, route.serviceType)
+                sig, srec, signer_hpc = await self.sessions.sign(job.deviceSession, route.kind, route.serviceType)
                 agent_id, signed_hospital = srec.agentId, sig.hospitalId
-                body_fields = {**body_fields, **sig.model_dump(exclude_none=True)}
-                body_fields.pop("serviceType", None)
+                body_fields = {**body_fields, **signed_fields(route, sig)}
                 body = json.dumps(body_fields, ensure_ascii=False)
             elif job.workstation:
-                if not self.registry.online(job.workstation):
-                    raise StatusError(Code.WORKSTATION_OFFLINE, f"workstation {job.workstation!r} is offline", http_status=503, workstation=job.workstation)
+                await self.need_online(job.workstation, admission=False)
                 reply = await self.rpc.sign(job.workstation, route.kind, route.serviceType, timeout_s=self.settings.sign_timeout_s)
                 agent_id = self.agents.agent_id(job.workstation)
                 if not reply.ok or reply.signature is None:
                     err = reply.error
-                    raise StatusError(err.statusCode if err else Code.INTERNAL, err.detail if err else "agent failed", http_status=409, workstation=job.workstation)
-                body_fields = {**body_fields, **reply.signature.model_dump(exclude_none=True)}
+                    raise StatusError(err.statusCode if err else Code.INTERNAL, err.detail if err else "agent failed", workstation=job.workstation)
+                body_fields = {**body_fields, **signed_fields(route, reply.signature)}
                 signed_hospital = reply.signature.hospitalId
-                body_fields.pop("serviceType", None)
                 body = json.dumps(body_fields, ensure_ascii=False)
+                signer_hpc = reply.hpcId
             if job.deviceSession or job.workstation:
                 phases.sign = (time.perf_counter() - t_sign) * 1000
 
@@ -481,13 +528,18 @@ class Gateway:
             t_cloud = time.perf_counter()
             try:
                 try:
-                    result = await self.cloud.call(UpstreamRequest("/api/v1/" + route_path, body.encode(), job.write, headers), before_send=before_send)
+                    upload = route is VNHI_UPLOAD
+                    cloud, url = (self.upload_cloud, route.url) if upload else (self.cloud, "/api/v1/" + route_path)
+                    result = await cloud.call(UpstreamRequest(url, body.encode(), job.write, headers), before_send=before_send)
                 finally:
                     phases.cloud = (time.perf_counter() - t_cloud) * 1000
                 attempts = result.attempts
                 status, payload = result.response.status, result.response.body
             except UpstreamError as exc:
                 attempts = list(getattr(exc, "attempts", []) or [])
+                if isinstance(exc, BadStatus) and job.write:
+                    # The write reached the cloud and got a 5xx: it may have been executed (issue 17).
+                    raise StatusError(Code.OUTCOME_UNKNOWN, f"the NHI cloud answered HTTP {exc.response.status} to the write: it may have been executed; not repeated", idempotencyKey=job.idempotencyKey) from exc
                 if isinstance(exc, BadStatus):
                     status, payload = exc.response.status, exc.response.body
                 else:
@@ -497,24 +549,25 @@ class Gateway:
             status, payload = err.http_status, json.dumps(err.body(), ensure_ascii=False).encode()
         except ValueError:
             final = False
-            err = StatusError(Code.PARAM_FORMAT, "malformed JSON body")
+            err = StatusError(Code.NOT_JSON, "malformed JSON body")
             status, payload = err.http_status, json.dumps(err.body(), ensure_ascii=False).encode()
         latency_ms = (time.monotonic() - t0) * 1000
-        code = _status_code(payload, status)
+        code, payload = _coded(payload, status)
+        status = http_status(code)  # the cloud's 4xx/5xx too: an HIS reads the code (nhigw.contracts.codes)
         rec = AuditRecord(
             action=("C" if job.write else "R"),
             route=route_path,
-            outcome=outcome_of(status),
+            outcome=outcome_of(code, status),
             statusCode=code,
             httpStatus=status,
             client=job.client,
             # A client without a hospital cannot put invented hospital ids into the audit: a pass-through
-            # body's hospitalId counts only once the NHI cloud accepted that hospital's SAM signature.
-            hospitalId=job.hospitalId or signed_hospital or (_s(body_fields.get("hospitalId")) if status < 400 else None),
+            # body's hospital id counts only once the NHI cloud accepted that hospital's SAM signature.
+            hospitalId=job.hospitalId or signed_hospital or ((_s(body_fields.get("hospitalId")) or _s(body_fields.get("sHospId"))) if code == 0 else None),
             workstation=job.workstation,
             agentId=agent_id,
             deviceSession=job.deviceSession,
-            hpc=mask_card(_s(body_fields.get("hpcId"))),
+            hpc=mask_card(_s(body_fields.get("hpcId")) or signer_hpc),
             patient=mask_patient(_s(body_fields.get("hcIdNo")) or _s(body_fields.get("idCardNum"))),
             instance=self.instance,
             site=self.settings.site,
@@ -526,76 +579,66 @@ class Gateway:
         ans = JobAnswer(requestId=job.requestId, idempotencyKey=job.idempotencyKey, httpStatus=status, body=payload.decode("utf-8", "replace"), attempts=len(attempts), instance=self.instance)
         return ans, final, rec, phases
 
+    async def test_api(self, path: str, body: bytes) -> tuple[int, bytes]:
+        """The cloud's test-card API (``/test/v1/...``) passed through: HIS code points one base URL at the
+        cloud for everything (public facts 3.3a). Not queued and not audited (test cards, no patient's
+        business); sent with the write policy (never repeated once it may have landed)."""
+        try:
+            res = await self.cloud.call(UpstreamRequest(path, body, True, {"X-Nhigw-Instance": self.instance}))
+            status, payload = res.response.status, res.response.body
+        except BadStatus as exc:
+            status, payload = exc.response.status, exc.response.body
+        except UpstreamError as exc:
+            if isinstance(exc, MaybeSent):
+                err = StatusError(Code.OUTCOME_UNKNOWN, f"the test API call may have reached the NHI cloud ({exc}); not repeated")
+            else:
+                err = StatusError(Code.UPSTREAM_UNAVAILABLE, f"NHI cloud test API unavailable ({exc}); not sent")
+            return err.http_status, json.dumps(err.body(), ensure_ascii=False).encode()
+        code, payload = _coded(payload, status)
+        return http_status(code), payload
+
     def _upstream_status(self, exc: UpstreamError, job: QueuedJob) -> StatusError:
         if isinstance(exc, CircuitOpen):
-            return StatusError(Code.UPSTREAM_UNAVAILABLE, "NHI cloud circuit open; not sent", http_status=503)
+            return StatusError(Code.UPSTREAM_UNAVAILABLE, "NHI cloud circuit open; not sent")
         if isinstance(exc, RateLimited):
-            return StatusError(Code.RATE_LIMITED, str(exc), http_status=429)
+            return StatusError(Code.RATE_LIMITED, str(exc))
         if isinstance(exc, NotSent):
-            return StatusError(Code.UPSTREAM_UNAVAILABLE, f"NHI cloud unreachable ({exc}); not sent", http_status=502)
+            return StatusError(Code.UPSTREAM_UNAVAILABLE, f"NHI cloud unreachable ({exc}); not sent")
         if isinstance(exc, MaybeSent) and job.write:
-            return StatusError(Code.OUTCOME_UNKNOWN, f"the write may have reached the NHI cloud ({exc}); not repeated", http_status=504, idempotencyKey=job.idempotencyKey)
-        return StatusError(Code.UPSTREAM_UNAVAILABLE, f"NHI cloud did not answer ({exc})", http_status=504)
+            return StatusError(Code.OUTCOME_UNKNOWN, f"the write may have reached the NHI cloud ({exc}); not repeated", idempotencyKey=job.idempotencyKey)
+        return StatusError(Code.UPSTREAM_UNAVAILABLE, f"NHI cloud did not answer ({exc})")
 
-    # ------------------------------------------------------------------ ops
 
-    async def audit_ops(self, client: Client, action: str, dead_id: str, raw: bytes | None) -> None:
-        """Operators' dead-letter actions go into the same chain (eventType "ops")."""
-        job = None
-        with contextlib.suppress(ValueError, TypeError):
-            job = QueuedJob.model_validate_json(raw or b"")
-        await self.audit.append(
-            AuditRecord(
-                eventType="ops",
-                action="E" if action == "retry" else "D",
-                route=f"ops/dead-letters/{action}",
-                outcome=0,
-                statusCode=0,
-                httpStatus=200,
-                client=client.name,
-                hospitalId=job.hospitalId if job else client.hospitalId,
-                workstation=job.workstation if job else None,
-                instance=self.instance,
-                site=self.settings.site,
-                requestId=job.requestId if job else dead_id,
-                idempotencyKey=job.idempotencyKey if job else "",
-            )
-        )
-
-    async def retry_dead(self, client: Client, dead_id: str) -> str | None:
-        raw = next((d.raw for d in await self.queue.dead() if d.id == dead_id), None)
-        new_id = await self.queue.retry(dead_id)
-        if new_id is not None:
-            await self.audit_ops(client, "retry", dead_id, raw)
-        return new_id
-
-    async def discard_dead(self, client: Client, dead_id: str) -> bool:
-        d = await self.queue.discard(dead_id)
-        if d is None:
-            return False
-        await self.audit_ops(client, "discard", dead_id, d.raw)
-        with contextlib.suppress(ValueError):
-            job = QueuedJob.model_validate_json(d.raw)
-            maybe = job.write and await self.kv.get(self.keys.attempted(job.answerKey)) is not None
-            err = (
-                StatusError(Code.OUTCOME_UNKNOWN, "discarded by an operator after it may have reached the NHI cloud", http_status=504, idempotencyKey=job.idempotencyKey)
-                if maybe
-                else StatusError(Code.UPSTREAM_UNAVAILABLE, "discarded by an operator; never sent", http_status=502)
-            )
-            ans = JobAnswer(requestId=job.requestId, idempotencyKey=job.idempotencyKey, httpStatus=err.http_status, body=json.dumps(err.body(), ensure_ascii=False), instance=self.instance)
-            await self.store_answer(job.answerKey, ans, job.origin)
-        return True
+def answer_aad(answer_key: str) -> str:
+    """A stored answer is bound to its answer key (client + Idempotency-Key): a copy under another key does not open."""
+    return f"answer:{answer_key}"
 
 
 def _s(v: Any) -> str | None:
     return v if isinstance(v, str) else None
 
 
-def _status_code(payload: bytes, http_status: int) -> int:
+def signed_fields(route: Route, sig: SignatureObject) -> dict[str, Any]:
+    """The signature an agent made, as the route's body carries it (the upload host has its own names)."""
+    if route is VNHI_UPLOAD:
+        return {"sSamId": sig.samId, "sHospId": sig.hospitalId, "sClientRandom": sig.clientRandom, "sSignature": sig.signature}
+    out = sig.model_dump(exclude_none=True)
+    out.pop("serviceType", None)
+    return out
+
+
+def _coded(payload: bytes, status: int) -> tuple[int, bytes]:
+    """An answer's 6.0 ``statusCode`` (the upload host's ``RtnCode`` as a number) and its body;
+    an HTTP error without a code (a proxy's 502 page) becomes 1702."""
     try:
         d = json.loads(payload)
         if isinstance(d, dict) and isinstance(d.get("statusCode"), int):
-            return int(d["statusCode"])
+            return int(d["statusCode"]), payload
+        if isinstance(d, dict) and str(d.get("RtnCode", "")).isdigit():
+            return int(d["RtnCode"]), payload
     except ValueError:
         pass
-    return 0 if http_status < 400 else Code.DC_HTTP
+    if status < 400:
+        return 0, payload
+    err = StatusError(Code.DC_HTTP, f"the NHI cloud answered HTTP {status} without a 6.0 statusCode")
+    return err.code, json.dumps(err.body(), ensure_ascii=False).encode()

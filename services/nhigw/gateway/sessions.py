@@ -49,7 +49,7 @@ from nhigw.bus.seal import SealError
 from nhigw.common.http import json_response, parse_body
 from nhigw.common.logging import get_logger
 from nhigw.contracts.buskeys import BusKeys
-from nhigw.contracts.codes import Code, StatusError
+from nhigw.contracts.codes import Code, StatusError, http_status
 from nhigw.contracts.models import (
     DeviceSessionOpenRequest,
     DeviceSessionRecord,
@@ -63,7 +63,7 @@ from nhigw.contracts.models import (
     TokenRequest,
     VirtualHcExportResponse,
 )
-from nhigw.gateway.audit import AuditRecord
+from nhigw.gateway.audit import AuditRecord, outcome_of
 from nhigw.gateway.auth import Client, forbid
 
 if TYPE_CHECKING:
@@ -173,6 +173,11 @@ return 0
 # --------------------------------------------------------------------------- the manager
 
 
+def _record_aad(session_id: str) -> str:
+    """A session's record is bound to its id: a copy under another session's key does not open."""
+    return f"device-session:{session_id}"
+
+
 def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
@@ -184,7 +189,7 @@ class DeviceSessions:
         self.gw = gw
         self.idle_s, self.per_device, self.per_hospital, self.call_timeout_s = idle_s, per_device, per_hospital, call_timeout_s
         self.keys = gw.keys
-        self.rpc = SessionRpc(gw.bus, _SessionKeys(gw.keys.prefix), gw.agents)
+        self.rpc = SessionRpc(gw.bus, _SessionKeys(gw.keys.prefix), gw.agents, drops=gw.drops, supervisor=gw.supervisor, receiver="session-replies")
         client = getattr(gw.bus, "client", None)
         self.index: SessionIndex = RedisSessionIndex(client, 86400.0) if client is not None else SessionIndex()
         self.served: Counter[str] = Counter()  # this replica's opens per workstation: least-loaded first
@@ -202,7 +207,7 @@ class DeviceSessions:
 
     async def _store(self, rec: DeviceSessionRecord) -> None:
         ttl = max(0.05, rec.expiresAt - time.time())
-        await self.gw.kv.set(self.keys.device_session(rec.sessionId), self.gw.box.seal(rec.model_dump_json().encode(), "device-session"), ttl_s=ttl)
+        await self.gw.kv.set(self.keys.device_session(rec.sessionId), self.gw.box.seal(rec.model_dump_json().encode(), _record_aad(rec.sessionId)), ttl_s=ttl)
         await self.gw.kv.set(self.keys.device_token(rec.tokenHash), rec.sessionId.encode(), ttl_s=ttl)
 
     async def record(self, session_id: str, *, touch: bool = True) -> DeviceSessionRecord:
@@ -211,11 +216,11 @@ class DeviceSessions:
         rec = None
         if raw:
             try:
-                rec = DeviceSessionRecord.model_validate_json(self.gw.box.open(raw, "device-session"))
+                rec = DeviceSessionRecord.model_validate_json(self.gw.box.open(raw, _record_aad(session_id)))
             except (SealError, ValueError):
                 log.error("device_session_unreadable", sessionId=session_id)
         if rec is None or rec.expiresAt <= time.time():
-            raise StatusError(Code.SESSION_GONE, "device session closed, expired or unknown", http_status=410)
+            raise StatusError(Code.SESSION_GONE, "device session closed, expired or unknown")
         if touch:
             rec.expiresAt = time.time() + rec.idle_s
             await self._store(rec)
@@ -226,33 +231,34 @@ class DeviceSessions:
         """The session named by the request's ``X-Device-Session`` token, for this client only."""
         token = req.headers.get(HEADER, "")
         if not token or len(token) > 200:
-            raise StatusError(Code.SESSION_GONE, f"{HEADER} is missing or malformed", http_status=410)
+            raise StatusError(Code.SESSION_GONE, f"{HEADER} is missing or malformed")
         sid = await self.gw.kv.get(self.keys.device_token(token_hash(token)))
         if sid is None:
-            raise StatusError(Code.SESSION_GONE, "device session closed, expired or unknown", http_status=410)
+            raise StatusError(Code.SESSION_GONE, "device session closed, expired or unknown")
         rec = await self.record(sid.decode())
         if rec.client != client.name or rec.tokenHash != token_hash(token):
-            raise StatusError(Code.SESSION_GONE, "device session closed, expired or unknown", http_status=410)
+            raise StatusError(Code.SESSION_GONE, "device session closed, expired or unknown")
         return rec
 
     # ------------------------------------------------------------------ agent calls
 
     async def call(self, rec: DeviceSessionRecord, op: str, **fields: Any) -> SessionReply:
         if not self.gw.registry.online(rec.workstation):
-            raise StatusError(Code.WORKSTATION_OFFLINE, f"the serving agent {rec.workstation!r} is offline", http_status=503)
+            raise StatusError(Code.WORKSTATION_OFFLINE, f"the serving agent {rec.workstation!r} is offline")
         reply = await self.rpc.session(rec.workstation, op, rec.sessionId, timeout_s=self.call_timeout_s, **fields)
         if not reply.ok:
             err = reply.error
             code = err.statusCode if err else Code.INTERNAL
-            raise StatusError(code, err.detail if err else "agent failed", http_status=410 if code == Code.SESSION_GONE else 409)
+            raise StatusError(code, err.detail if err else "agent failed")
         return reply
 
-    async def sign(self, session_id: str, kind: SignatureKind, service_type: str) -> tuple[SignatureObject, DeviceSessionRecord]:
-        """For the gateway's worker: a one-call signature from this session's cards on its serving agent."""
+    async def sign(self, session_id: str, kind: SignatureKind, service_type: str) -> tuple[SignatureObject, DeviceSessionRecord, str | None]:
+        """For the gateway's worker: a one-call signature from this session's cards on its serving agent,
+        the session's record and the HCA logged in to the session (signature with it or not)."""
         rec = await self.record(session_id)
         reply = await self.call(rec, "sign", kind=kind, serviceType=service_type)
         assert reply.signature is not None
-        return reply.signature, rec
+        return reply.signature, rec, reply.hpcId
 
     async def open(self, client: Client, req: DeviceSessionOpenRequest) -> DeviceSessionResponse:
         hospital = req.hospitalId or client.hospitalId
@@ -265,13 +271,13 @@ class DeviceSessions:
         else:
             candidates = sorted((str(w["workstation"]) for w in self.gw.registry.snapshot(client.may_use) if w["online"]), key=lambda w: (self.served[w], w))
         if not candidates:
-            raise StatusError(Code.WORKSTATION_OFFLINE, "no agent online serves device sessions for this client", http_status=503)
+            raise StatusError(Code.WORKSTATION_OFFLINE, "no agent online serves device sessions for this client")
         idle = min(self.idle_s, req.idle_s or self.idle_s)
         sid = "ds-" + secrets.token_hex(8)
         last: StatusError | None = None
         for ws in candidates:
             if not self.gw.registry.online(ws):
-                last = StatusError(Code.WORKSTATION_OFFLINE, f"workstation {ws!r} is offline", http_status=503)
+                last = StatusError(Code.WORKSTATION_OFFLINE, f"workstation {ws!r} is offline")
                 continue
             self.served[ws] += 1  # counted before the call, so concurrent opens spread over the agents
             try:
@@ -284,10 +290,10 @@ class DeviceSessions:
                 break
             self.served[ws] -= 1
             err_body = reply.error
-            last = StatusError(err_body.statusCode if err_body else Code.INTERNAL, err_body.detail if err_body else None, http_status=409)
+            last = StatusError(err_body.statusCode if err_body else Code.INTERNAL, err_body.detail if err_body else None)
         else:
             assert last is not None  # the last refusal, as a plain error body (no extra fields)
-            raise StatusError(last.code, f"no agent took the device session: {last.detail or 'refused'}", http_status=last.http_status)
+            raise StatusError(last.code, f"no agent took the device session: {last.detail or 'refused'}")
         states = reply.states
         now = time.time()
         token = "dst_" + secrets.token_urlsafe(32)
@@ -299,7 +305,7 @@ class DeviceSessions:
         if full:
             await self._agent_close(rec)
             what = "hospital" if full == 1 else "device"
-            raise StatusError(Code.SESSION_LIMIT, f"too many device sessions for this {what}", http_status=429)
+            raise StatusError(Code.SESSION_LIMIT, f"too many device sessions for this {what}")
         await self._store(rec)
         await self.audit(rec, "open", "E")
         log.info("device_session_opened", sessionId=sid, device=req.device, workstation=ws)
@@ -327,9 +333,9 @@ class DeviceSessions:
                 eventType="session",
                 action=action,
                 route=f"sessions/{op}",
-                outcome=0 if status_code == 0 else 4,
+                outcome=outcome_of(status_code),
                 statusCode=status_code,
-                httpStatus=200 if status_code == 0 else 409,
+                httpStatus=http_status(status_code),
                 client=rec.client,
                 hospitalId=rec.hospitalId,
                 workstation=rec.workstation,

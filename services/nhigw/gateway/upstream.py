@@ -161,6 +161,13 @@ class Breaker:
         self._probe = False
         self.opened_count = 0
 
+    def current(self) -> int:
+        """The state as time has it, without a call: an open breaker past its cool-down is half-open
+        (the next call probes). For the metric, which must not stay "open" on an idle replica."""
+        if self.state == self.OPEN and self.clock() - self.opened_at >= self.cooldown_s:
+            return self.HALF_OPEN
+        return self.state
+
     def allow(self) -> bool:
         if self.state == self.OPEN and self.clock() - self.opened_at >= self.cooldown_s:
             self.state, self._probe = self.HALF_OPEN, False

@@ -3,8 +3,10 @@
 - ``POST /test/v1/Faults`` (a ``Fault`` rule), ``GET`` (the rules left), ``DELETE`` (clear all);
 - ``POST /test/v1/Clock`` ``{"offset_s"}``: shift the simulator's clock (24-hour rollback rule,
   1-hour upload rule);
-- ``GET /test/v1/Stats``: business calls per route, executed writes per route and per
-  ``Idempotency-Key``, idempotent replays per key (always readable: no personal data).
+- ``GET /test/v1/Stats``: business calls per route, executed writes per route, per
+  ``Idempotency-Key`` and per content (``writesByContent``: hashes of ``store.write_content_key``;
+  ``writesTwice`` lists those executed more than once), idempotent replays per key (only with
+  ``--dedupe-writes``); always readable: no personal data.
 
 Faults and the clock are off unless enabled (``nhigw sim --admin``, ``NHIGW_SIM_ADMIN=1`` or
 ``SimStore.admin_enabled``): otherwise they answer 9404 / HTTP 403. Fault semantics are in
@@ -53,7 +55,7 @@ async def fire(req: web.Request, f: Fault, route: str) -> web.StreamResponse | N
         _reset(req)
         return web.Response(status=500)  # never reaches the client: the connection is gone
     if f.status is not None:
-        err = StatusError(f.statusCode, f"injected fault on {route}", http_status=f.status)
+        err = StatusError(f.statusCode, f"injected fault on {route}")
         return json_response(err.body(), status=f.status)
     return None
 
@@ -61,7 +63,7 @@ async def fire(req: web.Request, f: Fault, route: str) -> web.StreamResponse | N
 def _admin(req: web.Request) -> SimStore:
     st = req.app[STORE]
     if not st.admin_enabled:
-        raise StatusError(Code.UNAUTHORIZED, "the simulator's admin API is off (nhigw sim --admin or NHIGW_SIM_ADMIN=1)", http_status=403)
+        raise StatusError(Code.FORBIDDEN, "the simulator's admin API is off (nhigw sim --admin or NHIGW_SIM_ADMIN=1)")
     return st
 
 
@@ -90,7 +92,10 @@ def add_admin_routes(app: web.Application) -> None:
 
     async def stats(req: web.Request) -> web.Response:
         st = req.app[STORE]
-        return json_response(StatsResponse(calls=dict(st.calls), writes=dict(st.writes), writesByKey=dict(st.writes_by_key), replays=dict(st.replays)))
+        return json_response(StatsResponse(
+            calls=dict(st.calls), writes=dict(st.writes), writesByKey=dict(st.writes_by_key), replays=dict(st.replays),
+            writesByContent=dict(st.writes_by_content), writesTwice=sorted(k for k, n in st.writes_by_content.items() if n > 1),
+        ))
 
     app.router.add_post("/test/v1/Faults", add_fault)
     app.router.add_get("/test/v1/Faults", list_faults)

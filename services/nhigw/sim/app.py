@@ -1,20 +1,25 @@
 """The simulator's HTTP app: the business routes (``/api/v1/...``), the DC (``dc.py``), the
-test-card API (``testcards.py``) and the admin API (faults, clock, stats; ``admin.py``).
+test-card API (``testcards.py``), the upload host's ``/V2000/VNHI_Upload`` (``upload.py``) and the admin API (faults, clock, stats; ``admin.py``).
 
 A business call goes through, in order:
 
-1. the route table (unknown 9405 / 404; a row the seed marks 不支援 9406 / 400);
+1. the route table (unknown 9405, HTTP 404; a row the seed marks 不支援 9406, HTTP 200 as every
+   coded answer: ``nhigw.contracts.codes.HTTP_STATUS``);
 2. the fault layer (``POST /test/v1/Faults``; off unless the admin API is enabled); a rule
    with ``phase: "after"`` fires after step 6 instead: the call is done, its answer is lost;
-3. idempotency, for write routes with an ``Idempotency-Key`` header: the same key with the
-   same body (compared as canonical JSON) answers the first answer again (same HTTP status
-   and body, header ``Idempotent-Replayed: true``) without executing the write again; the
-   same key with another body is refused (1706, HTTP 409). First answers are kept for the
-   last 100 000 keys;
+3. idempotency, only when asked for (``nhigw sim --dedupe-writes``, ``SimStore.dedupe_writes``):
+   for write routes with an ``Idempotency-Key`` header, the same key with the same body
+   (compared as canonical JSON) answers the first answer again (same HTTP status and body,
+   header ``Idempotent-Replayed: true``) without executing the write again; the same key with
+   another body is refused (1706). First answers are kept for the last 100 000 keys.
+   By default the simulator does what the real NHI cloud does: it ignores the header and
+   executes every write that carries a valid, unused signature (a one-call gateway signs each
+   delivery afresh, so a write sent twice *is* executed twice);
 4. the body, validated against the route's model (``contracts.cloud.ROUTE_MODELS``);
 5. the signature check (``auth.check_signature``);
-6. the handler (``business.py``); an executed write is counted per route and per key
-   (``GET /test/v1/Stats``).
+6. the handler (``business.py``); an executed write is counted per route, per key and per
+   content (``store.write_content_key``: route, institution, patient, business fields; not the
+   signature), ``GET /test/v1/Stats``: a ``writesByContent`` count above 1 is a write executed twice.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from aiohttp import web
 
 from nhigw.common.http import error_middleware, healthz, json_response, loads_json, validate
 from nhigw.common.logging import get_logger
+from nhigw.common.swagger import add_swagger
 from nhigw.contracts.cloud import ROUTE_MODELS
 from nhigw.contracts.codes import Code, StatusError
 from nhigw.contracts.routes import lookup
@@ -36,8 +42,9 @@ from nhigw.sim.admin import add_admin_routes, fire, take_fault
 from nhigw.sim.auth import check_signature
 from nhigw.sim.dc import STORE, add_dc_routes
 from nhigw.sim.registry import HANDLERS
-from nhigw.sim.store import IdemEntry, SimStore
+from nhigw.sim.store import IdemEntry, SimStore, write_content_key
 from nhigw.sim.testcards import add_testcard_routes
+from nhigw.sim.upload import add_upload_routes
 
 __all__ = ["STORE", "check_signature", "create_app"]
 
@@ -60,6 +67,17 @@ def _parse(raw: bytes) -> Any:
     return loads_json(raw)
 
 
+def openapi_part(prefix: str, title: str) -> dict[str, Any]:
+    """The part of the simulator's OpenAPI document under ``prefix``: the cloud's business API
+    (``/api/``) or its test API (``/test/``), each with its own Swagger UI as the cloud has."""
+    from nhigw.contracts.api import SIM
+    from nhigw.protogen import openapi
+
+    doc = openapi("sim", [e for e in SIM if e.path.startswith(prefix)])
+    doc["info"]["title"] = title
+    return doc
+
+
 def create_app(store: SimStore | None = None) -> web.Application:
     app = web.Application(middlewares=[error_middleware], client_max_size=32 * 1024 * 1024)
     st0 = app[STORE] = store or SimStore.seeded()
@@ -73,7 +91,7 @@ def create_app(store: SimStore | None = None) -> web.Application:
             st.calls[route.path] = st.calls.get(route.path, 0) + 1
             check_signature(st, req, route)  # type: ignore[arg-type]
             if route.write:
-                st.count_write(route.path, key)
+                st.count_write(route.path, key, write_content_key(route.path, req.model_dump(mode="json", exclude_none=True)))
             out = await HANDLERS[route.path.lower()](st, req, route)
         except StatusError as err:
             return err.http_status, err.body()
@@ -84,11 +102,11 @@ def create_app(store: SimStore | None = None) -> web.Application:
         st = req.app[STORE]
         route = lookup(req.match_info["path"])
         if route is None:
-            raise StatusError(Code.NOT_FOUND, f"no business route {req.path}", http_status=404)
+            raise StatusError(Code.NOT_FOUND, f"no business route {req.path}")
         if not route.supported:
-            raise StatusError(Code.UNSUPPORTED, f"{route.path} is not supported by 6.0 (不支援)", http_status=400)
+            raise StatusError(Code.UNSUPPORTED, f"{route.path} is not supported by 6.0 (不支援)")
         if route.path.lower() not in HANDLERS:
-            raise StatusError(Code.UNSUPPORTED, f"{route.path} is not implemented by this simulator", http_status=501)
+            raise StatusError(Code.UNSUPPORTED, f"{route.path} is not implemented by this simulator")
         fault = take_fault(st, route.path)
         if fault is not None and fault.phase == "before":
             faulted = await fire(req, fault, route.path)
@@ -96,16 +114,17 @@ def create_app(store: SimStore | None = None) -> web.Application:
                 return faulted
         raw = await req.read()
         key = req.headers.get(IDEM_HEADER) if route.write else None
-        if key:
+        dedupe = bool(key) and st.dedupe_writes
+        if dedupe and key:
             h = _body_hash(raw)
             entry = st.idem.get(key)
             if entry is not None:
                 if entry.body_hash != h:
-                    raise StatusError(Code.PARAM_VALUE, f"{IDEM_HEADER} already used with another body", http_status=409)
+                    raise StatusError(Code.PARAM_VALUE, f"{IDEM_HEADER} already used with another body")
                 st.replays[key] = st.replays.get(key, 0) + 1
                 return json_response(entry.body, status=entry.status, headers={"Idempotent-Replayed": "true"})
         status, body = await execute(st, route.path, raw, key)
-        if key:
+        if dedupe and key:
             st.idem[key] = IdemEntry(h, status, body)
             while len(st.idem) > IDEM_MAX:
                 del st.idem[next(iter(st.idem))]
@@ -119,7 +138,10 @@ def create_app(store: SimStore | None = None) -> web.Application:
     app.router.add_post("/api/v1/{path:.+}", business_call)
     add_dc_routes(app)
     add_testcard_routes(app)
+    add_upload_routes(app)
     add_admin_routes(app)
+    add_swagger(app.router, "/api/swagger", lambda: openapi_part("/api/", "健保署雲端業務 API (nhigw 模擬器)"), "健保署雲端業務 API — nhigw 模擬器")
+    add_swagger(app.router, "/test/swagger", lambda: openapi_part("/test/", "測試卡 API (nhigw 模擬器)"), "測試卡 API — nhigw 模擬器")
     vhc_key = getattr(_dc, "VHC", None)
     if vhc_key is not None and vhc_key in app:
         authority = app[vhc_key]

@@ -3,8 +3,10 @@
 The body must carry the signature object; the SAM must be registered and its
 institution in contract (1302/1303/1304 otherwise); the signature must verify for the
 route's ``serviceType`` (3100 otherwise, also when the body names another
-``serviceType``); HC routes need ``hcId`` and ``hcIdNo``, HPC routes ``hpcId`` and
-``hpcIdNo`` (3300); a ``clientRandom`` is accepted once (3245 on reuse).
+``serviceType``); a route takes any of the signatures in ``route.accepts``: the fields
+every one of them has are required (``hcId`` and ``hcIdNo`` for HC routes, ``hpcId`` and
+``hpcIdNo`` for HPC-only ones; 3300), so ``Treatment/WriteCodeFee`` takes the HC signature
+and the three-card one; a ``clientRandom`` is accepted once (3245 on reuse).
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ from nhigw.contracts.models import SignatureKind, SignatureObject
 from nhigw.contracts.routes import Route
 from nhigw.sim.store import SimStore
 
+_WITH_HC = (SignatureKind.HC, SignatureKind.HPCHC)
+_WITH_HPC = (SignatureKind.HPC, SignatureKind.HPCHC)
 CONTRACT_CODES = {"over": Code.SAM_CONTRACT_OVER, "suspended": Code.SAM_SUSPENDED, "cancelled": Code.SAM_CANCELLED}
 
 
@@ -27,9 +31,9 @@ def check_signature(store: SimStore, sig: SignatureObject, route: Route) -> None
     inst = store.institutions.get(sig.hospitalId)
     if inst and inst.contract != "active":
         raise StatusError(CONTRACT_CODES[inst.contract])
-    if route.kind in (SignatureKind.HC, SignatureKind.HPCHC) and not (sig.hcId and sig.hcIdNo):
+    if all(k in _WITH_HC for k in route.accepts) and not (sig.hcId and sig.hcIdNo):
         raise StatusError(Code.MISSING_KEY, "hcId and hcIdNo are required for this route")
-    if route.kind in (SignatureKind.HPC, SignatureKind.HPCHC) and not (sig.hpcId and sig.hpcIdNo):
+    if all(k in _WITH_HPC for k in route.accepts) and not (sig.hpcId and sig.hpcIdNo):
         raise StatusError(Code.MISSING_KEY, "hpcId and hpcIdNo are required for this route")
     try:
         msg = signing.canonical_message(

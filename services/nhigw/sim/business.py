@@ -9,13 +9,16 @@ Rules and their codes (public facts 3.4; where the table only names a range, the
 is ours and listed here):
 
 - the card: unknown card or ID 3203; cancelled card (``cancelTermination`` '2') 3203 on
-  writes and number requests; not insured 3228; past ``cardValidity`` 3201; no visits
+  writes and number requests; not insured 3228; past ``cardValidity`` 5003 on a sequence
+  number (the legacy-range code production 6.0 HIS code handles there by updating the card
+  and retrying, public facts 3.3a; the table's 3201 has no such handler); no visits
   left 3213 (就醫類別 01-09 only);
 - a write that names a visit (``treatmentDateTime``) needs that visit at this institution:
   none 3208, the visit is at another institution 3211; diagnosis written twice 3209;
 - rollback (退掛, ``SequelNumber/Rollback``): none 3208, another institution 3211, more than
-  24 hours after the number was taken 3218, treatment data already written 3219, already
-  rolled back 3220; a rollback gives the visit back, the number is not reused;
+  24 hours after the number was taken 3218, a visit type (就醫類別) that is not numeric
+  (``AC``, ...) 3219 「就醫類別為數值才可退掛」, treatment data already written 3209 (the 6.0
+  table's 「已寫入診斷碼」: it has no code of its own for this), already rolled back 3220; a rollback gives the visit back, the number is not reused;
 - preventive care: the same item on the same date twice 3214; prenatal check: the same
   item on the same date twice, or a male insured, 3216; newborn mark: a birthday in the
   future or more than 60 days ago 3206;
@@ -33,6 +36,7 @@ import base64
 import binascii
 import datetime as dt
 import hashlib
+import re
 import secrets
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Sequence
@@ -46,7 +50,7 @@ from nhigw.contracts.codes import Code, StatusError
 from nhigw.contracts.models import BasicDataResponse, RegisterResponse, SignatureObject
 from nhigw.contracts.routes import Route
 from nhigw.sim.registry import handles
-from nhigw.sim.store import B36, COUNTING_ITEMS, Patient, SimStore, Treatment
+from nhigw.sim.store import B36, COUNTING_ITEMS, Patient, SimStore, Treatment, UploadedFile
 
 T = TypeVar("T")
 ACCESS_TOKEN_TTL_S = 300
@@ -468,7 +472,7 @@ async def seq_next(store: SimStore, req: c.SeqNextRequest, _r: Route) -> BaseMod
     active_card(p)
     today = store.today()
     if p.cardValidity < today:
-        raise StatusError(Code.CARD_EXPIRED, "card validity date passed: update the card (HcContent/Update)")
+        raise StatusError(Code.CARD_UPDATE_NEEDED, "card validity date passed: update the card (HcContent/Update)")
     counting = req.treatmentItem in COUNTING_ITEMS
     if counting and int(p.treatmentCounter or "0") <= 0:
         raise StatusError(Code.NO_VISITS_LEFT, "no available visits: update the card (HcContent/Update)")
@@ -499,8 +503,10 @@ async def rollback(store: SimStore, req: c.RollbackRequest, _r: Route) -> BaseMo
     t = find_visit(p, req.hospitalId, req.treatmentDateTime)
     if store.now_s() - t.created_s > ROLLBACK_WINDOW_S:
         raise StatusError(Code.ROLLBACK_TOO_LATE)
+    if not t.treatmentItem.isdigit():
+        raise StatusError(Code.ROLLBACK_NUMERIC_ONLY, f"visit type {t.treatmentItem!r} is not numeric")
     if t.written:
-        raise StatusError(Code.ROLLBACK_WRITTEN)
+        raise StatusError(Code.DIAGNOSIS_WRITTEN, "treatment data already written: the visit cannot be rolled back")
     t.rolledBack = True
     if t.counting:
         p.treatmentCounter = f"{int(p.treatmentCounter) + 1:02d}"
@@ -538,33 +544,51 @@ async def treatment_number_nocard(store: SimStore, req: c.TreatmentNumberNoCardR
 
 @handles("UploadData/Upload")
 async def upload(store: SimStore, req: c.UploadRequest, _r: Route) -> BaseModel:
+    return take_upload(store, req.hospitalId, req.samId, req.sType, req.sPatData, req.sUploadDT)
+
+
+_XML_DECL = re.compile(rb"^\s*<\?xml[^>]*?encoding\s*=\s*[\"']([A-Za-z0-9._-]+)[\"'][^>]*\?>")
+
+
+def _parse_xml(xml: bytes) -> ET.Element:
+    """The upload's XML. IC-data files are Big5 (``<?xml ... encoding="Big5"?>``), which expat cannot read:
+    a declared encoding other than UTF-8 is decoded here first."""
+    decl = _XML_DECL.match(xml)
     try:
-        xml = base64.b64decode(req.sPatData, validate=True)
+        if decl and decl.group(1).decode().lower().replace("_", "-") not in ("utf-8", "utf8", "us-ascii", "ascii"):
+            return ET.fromstring(xml[decl.end() :].decode(decl.group(1).decode()))
+        return ET.fromstring(xml)
+    except (ET.ParseError, LookupError, UnicodeDecodeError, ValueError) as exc:
+        raise StatusError(Code.PARAM_FORMAT, f"sPatData is not well-formed XML ({type(exc).__name__})") from exc
+
+
+def take_upload(store: SimStore, hospital_id: str, sam_id: str, s_type: str, pat_data: str, upload_dt: str) -> c.UploadResponse:
+    """An IC-data upload (``UploadData/Upload`` and the upload host's ``VNHI_Upload``): the XML parsed and
+    kept (``store.uploaded``); raises the rule's StatusError."""
+    try:
+        xml = base64.b64decode(pat_data, validate=True)
     except (binascii.Error, ValueError) as exc:
         raise StatusError(Code.PARAM_FORMAT, "sPatData is not base64") from exc
     if b"<!DOCTYPE" in xml.upper() or b"<!ENTITY" in xml.upper():
         raise StatusError(Code.PARAM_FORMAT, "sPatData: DOCTYPE / ENTITY not allowed")
-    try:
-        ET.fromstring(xml)
-    except ET.ParseError as exc:
-        raise StatusError(Code.PARAM_FORMAT, "sPatData is not well-formed XML") from exc
-    signed = parse_roc(req.sUploadDT)
+    root = _parse_xml(xml)
+    signed = parse_roc(upload_dt)
     now = store.now()
     age_s = (now - signed).total_seconds()
     if age_s > UPLOAD_MAX_AGE_S or age_s < -UPLOAD_MAX_AHEAD_S:
         raise StatusError(Code.UPLOAD_SIGNATURE_EXPIRED, RtnCode="8203")
     digest = hashlib.sha256(xml).hexdigest()
-    if req.sType == "A1":
-        if (req.hospitalId, digest) in store.uploads:
+    if s_type == "A1":
+        if (hospital_id, digest) in store.uploads:
             raise StatusError(Code.DUPLICATE_UPLOAD, RtnCode="3236")
-        store.uploads.add((req.hospitalId, digest))
+        store.uploads.add((hospital_id, digest))
     store.upload_counter += 1
     up = f"{signed:%Y%m%d%H%M%S}"
     rcv = f"{now:%Y%m%d%H%M%S}"
-    return c.UploadResponse(
-        Opcode=f"{up}{store.upload_counter % 1_000_000:06d}{req.hospitalId:<10.10}{req.samId:<12.12}",
-        samId=req.samId, hospitalId=req.hospitalId, uploadDateTime=up, receiveDateTime=rcv,
-    )
+    opcode = f"{up}{store.upload_counter % 1_000_000:06d}{hospital_id:<10.10}{sam_id:<12.12}"
+    store.uploaded.append(UploadedFile(opcode, hospital_id, sam_id, s_type, root.tag, xml))
+    del store.uploaded[: -store.uploaded_max]
+    return c.UploadResponse(Opcode=opcode, samId=sam_id, hospitalId=hospital_id, uploadDateTime=up, receiveDateTime=rcv)
 
 
 # --------------------------------------------------------------------------- ICD-10 押碼

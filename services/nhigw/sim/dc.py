@@ -5,8 +5,15 @@ DC (what an agent calls):
 - ``/dc/v1/SamAuth/Challenge`` and ``/Verify``: SAM verification (challenge-response).
 - ``/dc/v1/VirtualHc/Verify``: resolve a virtual HC QR token (or transfer code) to the card's
   data. Authenticated by the SAM (``DcSamSigned``: a signature over ``signing.dc_message``).
-  A token is used once (3244 on reuse) and expires (1018); a malformed token is 1521, a forged
-  one 1522. Every successful use opens a DC-side *session* for the virtual HC.
+  A QR token is good for ``MAX_VERIFICATIONS`` (10) resolutions (``VirtualHc/ReadBasic`` and
+  ``Verification/VirtualHc`` alike) within its lifetime, all at the institution it was first
+  shown to: 6.0 HIS code logs the virtual HC out before every HC read and verifies the one
+  scanned token again for each step of a visit (public facts 3.3a), and the 6.0 error table
+  has 1525 「Token 已超過驗證次數」 for the bound. Beyond it 1525; after its expiry 1018; at
+  another institution 3244 (used there). Once the card was transferred away (below), the QR
+  token is finished too (1525). A transfer code is used once (3244 on reuse). A malformed
+  token is 1521, a forged one 1522. Every successful use opens a DC-side *session* for the
+  virtual HC.
 - ``/dc/v1/VirtualHc/Transfer``: the workstation holding a virtual HC session asks for its
   transfer code (a new single-use token); the session is closed (1525 afterwards).
 - ``GET /dc/v1/ServerDateTime``: the DC's clock (a cloud SAM's ``ServerDateTime``).
@@ -79,17 +86,23 @@ def _unb64u(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
+MAX_VERIFICATIONS = 10  # per QR token, at one institution, within its lifetime
+
+
 @dataclass
 class _Token:
     cardNo: str
     exp: float
-    used: bool = False
+    uses: int = 0
+    hospitalId: str | None = None  # where it was first shown
+    closed: bool = False  # the card was transferred away
 
 
 @dataclass
 class _Session:
     cardNo: str
     samId: str
+    token: bytes = b""  # the QR token's jti the session was opened with
     transferred: bool = False
 
 
@@ -102,6 +115,7 @@ class VhcAuthority:
     tokens: dict[bytes, _Token] = field(default_factory=dict)
     sessions: dict[str, _Session] = field(default_factory=dict)
     max_tokens: int = 100_000
+    max_verifications: int = MAX_VERIFICATIONS
 
     def issue(self, card_no: str, ttl_s: float, kind: bytes = KIND_QR) -> tuple[str, float]:
         now = self.clock()
@@ -115,8 +129,9 @@ class VhcAuthority:
         self.tokens[jti] = _Token(card_no, exp)
         return f"{TOKEN_PREFIX}.{_b64u(body)}.{_b64u(mac)}", exp
 
-    def take(self, token: str) -> str:
-        """The card number a token stands for; it is used up. Raises the matching StatusError."""
+    def take(self, token: str, hospital_id: str) -> tuple[str, bytes]:
+        """The card number a token stands for and the token's id; one verification is counted
+        (a transfer code is used up). Raises the matching StatusError."""
         parts = token.strip().split(".")
         if len(parts) != 3 or parts[0] != TOKEN_PREFIX:
             raise StatusError(Code.VHC_FORMAT, "not a virtual HC QR code of this DC")
@@ -126,20 +141,28 @@ class VhcAuthority:
             raise StatusError(Code.VHC_FORMAT, "QR code is not base64url") from exc
         if len(body) != 25 or not hmac.compare_digest(hmac.new(self.key, body, hashlib.sha256).digest()[:16], mac):
             raise StatusError(Code.VHC_SIGNATURE, "QR code signature does not verify")
-        jti, (exp,) = body[:16], struct.unpack(">d", body[16:24])
+        jti, (exp,), kind = body[:16], struct.unpack(">d", body[16:24]), body[24:]
         entry = self.tokens.get(jti)
         if entry is None:
             raise StatusError(Code.VHC_TOKEN, "QR code unknown to the DC")
-        if entry.used:
-            raise StatusError(Code.VHC_QR_USED, "QR code already used")
+        limit = 1 if kind == KIND_TRANSFER else self.max_verifications
+        if entry.uses and entry.hospitalId != hospital_id:
+            raise StatusError(Code.VHC_QR_USED, "QR code already used at another institution")
+        if entry.uses and kind == KIND_TRANSFER:
+            raise StatusError(Code.VHC_QR_USED, "transfer code already used")
         if exp < self.clock():
             raise StatusError(Code.QRCODE_EXPIRED, "QR code expired")
-        entry.used = True
-        return entry.cardNo
+        if entry.closed:
+            raise StatusError(Code.VHC_TOKEN_COUNT, "this virtual HC was transferred to another device; scan a new QR code")
+        if entry.uses >= limit:
+            raise StatusError(Code.VHC_TOKEN_COUNT, f"QR code verified {entry.uses} times (at most {limit}); scan a new one")
+        entry.uses += 1
+        entry.hospitalId = hospital_id
+        return entry.cardNo, jti
 
-    def open_session(self, card_no: str, sam_id: str) -> str:
+    def open_session(self, card_no: str, sam_id: str, token: bytes = b"") -> str:
         sid = secrets.token_urlsafe(18)
-        self.sessions[sid] = _Session(card_no, sam_id)
+        self.sessions[sid] = _Session(card_no, sam_id, token)
         return sid
 
     def transfer(self, session_id: str, sam_id: str, ttl_s: float = 300.0) -> tuple[str, float]:
@@ -147,12 +170,22 @@ class VhcAuthority:
         if s is None or s.samId != sam_id:
             raise StatusError(Code.VHC_TOKEN, "no such virtual HC session for this SAM")
         if s.transferred:
-            raise StatusError(Code.VHC_TRANSFERRED, "this virtual HC was already transferred")
+            raise StatusError(Code.VHC_TOKEN_COUNT, "this virtual HC was already transferred")
         s.transferred = True
+        origin = self.tokens.get(s.token)
+        if origin is not None:  # the card moved: its QR token logs in nowhere any more
+            origin.closed = True
         return self.issue(s.cardNo, ttl_s, KIND_TRANSFER)
 
 
 VHC = web.AppKey("vhc", VhcAuthority)
+
+
+def unknown_sam(sam_id: str, hospital_id: str | None = None) -> str:
+    """Say what failed when the data centre does not know a SAM (not "1300 SAM must be in state 1",
+    which points at the card): e.g. a simulator started separately from the virtual SAM's process."""
+    where = f" for institution {hospital_id}" if hospital_id else ""
+    return f"unknown SAM {sam_id} at the data centre{where}: its key is not registered there (simulator: POST /test/v1/Sam/Register, or start it with the virtual cards)"
 
 
 def check_sam_signed(st: SimStore, body: DcSamSigned, kind: str, *fields: str) -> None:
@@ -194,15 +227,17 @@ def add_dc_routes(app: web.Application) -> None:
         body = await parse_body(req, SamAuthChallengeRequest, empty_ok=False)
         st = req.app[STORE]
         if body.samId not in st.sam_keys:
-            raise StatusError(Code.SAM_MODE1, "SAM not known to the DC")
+            raise StatusError(Code.SIGNATURE_INVALID, unknown_sam(body.samId))
         return json_response(SamAuthChallengeResponse(challenge=st.new_challenge(body.samId)))
 
     async def sam_verify(req: web.Request) -> web.Response:
         body = await parse_body(req, SamAuthVerifyRequest, empty_ok=False)
         st = req.app[STORE]
         entry = st.sam_keys.get(body.samId)
-        if entry is None or entry[0] != body.hospitalId or not st.take_challenge(body.challenge, body.samId):
-            raise StatusError(Code.SAM_MODE1, "unknown SAM or stale challenge")
+        if entry is None or entry[0] != body.hospitalId:
+            raise StatusError(Code.SIGNATURE_INVALID, unknown_sam(body.samId, body.hospitalId))
+        if not st.take_challenge(body.challenge, body.samId):
+            raise StatusError(Code.SIGNATURE_INVALID, "the SAM's challenge is unknown or expired at the data centre: verify again")
         raw = base64.b64decode(body.challenge)
         # The SAM signed sha256(challenge) with INTERNAL AUTHENTICATE: verify over the challenge itself.
         if not signing.verify(entry[1], raw, body.signature):
@@ -217,10 +252,11 @@ def add_dc_routes(app: web.Application) -> None:
         body = await parse_body(req, VirtualHcVerifyRequest, empty_ok=False)
         st, vhc = req.app[STORE], req.app[VHC]
         check_sam_signed(st, body, "VirtualHc/Verify", body.purpose, body.token)
-        p = _patient_by_card(st, vhc.take(body.token))
+        card_no, jti = vhc.take(body.token, body.hospitalId)
+        p = _patient_by_card(st, card_no)
         return json_response(VirtualHcVerifyResponse(
             cardId=p.cardSn, idNo=p.idCardNum, name=p.name, birthday=p.birthday, sex=p.sex, identityStatus=p.identityStatus,
-            sessionId=vhc.open_session(p.cardSn, body.samId),
+            sessionId=vhc.open_session(p.cardSn, body.samId, jti),
         ))
 
     async def vhc_transfer(req: web.Request) -> web.Response:

@@ -22,6 +22,7 @@ tests of the 24-hour rollback and 1-hour upload rules need not wait.
 from __future__ import annotations
 
 import base64
+import hashlib
 import datetime as dt
 import json
 import os
@@ -45,6 +46,22 @@ from nhigw.vcard.identities import Identities
 B36 = string.digits + string.ascii_uppercase
 SEQ_MAX = 999
 COUNTING_ITEMS = {f"0{i}" for i in range(1, 10)}  # 就醫類別 01-09 take a sequence number and a visit
+SIGNATURE_FIELDS = frozenset({"signature", "clientRandom", "samId", "serviceType", "hcId", "hpcId", "hpcIdNo"})
+
+
+def write_content_key(route: str, body: dict[str, Any]) -> str:
+    """What makes two executions of a write "the same write", whatever their signatures and keys.
+
+    The real cloud executes a write again when it comes again with a fresh, valid signature (a
+    one-call gateway re-signs on every delivery), so the simulator counts executions by content:
+    the route, the institution (``hospitalId``), the patient (``hcIdNo`` / ``patientId``) and every
+    business field the HIS sent (treatment date-time, sequence number, the upload file, the
+    phone number ...), i.e. the body without its signature object. A hash, so that the counts
+    (``GET /test/v1/Stats``, ``writesByContent``) hold no personal data.
+    """
+    fields = {k: v for k, v in body.items() if k not in SIGNATURE_FIELDS}
+    canon = json.dumps([route.lower(), fields], sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(canon.encode()).hexdigest()[:24]
 
 
 @dataclass
@@ -106,6 +123,18 @@ class Patient:
     treatments: list[Treatment] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class UploadedFile:
+    """An accepted IC-data upload, its XML parsed (``root``: the document's root element) and kept."""
+
+    opcode: str
+    hospitalId: str
+    samId: str
+    sType: str
+    root: str
+    xml: bytes
+
+
 @dataclass
 class IdemEntry:
     body_hash: str
@@ -146,12 +175,16 @@ class SimStore:
     calls: dict[str, int] = field(default_factory=dict)  # route -> count (tests count upstream calls)
     writes: dict[str, int] = field(default_factory=dict)  # route -> executed writes
     writes_by_key: dict[str, int] = field(default_factory=dict)  # Idempotency-Key -> executed writes
+    writes_by_content: dict[str, int] = field(default_factory=dict)  # content key (``write_content_key``) -> executed writes
+    dedupe_writes: bool = False  # opt-in (``nhigw sim --dedupe-writes``): answer a write again by its Idempotency-Key
     replays: dict[str, int] = field(default_factory=dict)  # Idempotency-Key -> cached answers served
     idem: dict[str, IdemEntry] = field(default_factory=dict)
     seq_counters: dict[tuple[str, str], int] = field(default_factory=dict)  # (hospitalId, ROC date) -> last W number
     tn_counters: dict[tuple[str, str], int] = field(default_factory=dict)  # (hospitalId, ROC date) -> last treatment-number counter
     uploads: set[tuple[str, str]] = field(default_factory=set)  # (hospitalId, sha256 of the XML) of formal (A1) uploads
     upload_counter: int = 0
+    uploaded: list[UploadedFile] = field(default_factory=list)  # accepted uploads, oldest first (the last ``uploaded_max``)
+    uploaded_max: int = 1000
     access_tokens: dict[str, tuple[str, str, float]] = field(default_factory=dict)  # accessToken -> (idNo, hospitalId, expiry)
     faults: list[FaultState] = field(default_factory=list)
     admin_enabled: bool = field(default_factory=lambda: os.environ.get("NHIGW_SIM_ADMIN", "") not in ("", "0"))  # faults, clock
@@ -240,10 +273,12 @@ class SimStore:
 
     # ------------------------------------------------------------------ write accounting
 
-    def count_write(self, route: str, key: str | None) -> None:
+    def count_write(self, route: str, key: str | None, content: str | None = None) -> None:
         self.writes[route] = self.writes.get(route, 0) + 1
         if key:
             self.writes_by_key[key] = self.writes_by_key.get(key, 0) + 1
+        if content:
+            self.writes_by_content[content] = self.writes_by_content.get(content, 0) + 1
 
     # ------------------------------------------------------------------ faults
 

@@ -86,7 +86,7 @@ def create_app(service: VcardService) -> web.Application:
         except UnknownCard as exc:
             raise StatusError(Code.PARAM_VALUE, str(exc)) from exc
         except TimeoutError as exc:
-            raise StatusError(Code.NO_READER, "vpcd slot not reachable (is pcscd with vpcd running?)", http_status=503) from exc
+            raise StatusError(Code.NO_READER, "vpcd slot not reachable (is pcscd with vpcd running?)") from exc
         return json_response({"statusCode": 0})
 
     async def delete_slot(r: web.Request) -> web.Response:

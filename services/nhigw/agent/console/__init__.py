@@ -9,11 +9,10 @@
   one ``status`` event at once (a ``StatusResponse``), then one on every state change
   (``Agent.listeners``: card inserted or removed, SAM verified, PIN verified, ...).
   A comment line every ``heartbeat_s`` keeps proxies from closing it.
-- ``GET /console/openapi.json`` — the agent's OpenAPI document for the Swagger page:
-  ``proto/openapi/agent.json`` when the checkout has it, else a minimal document built
-  from ``nhigw.contracts.api.AGENT`` (the same table the generator reads). When the
-  agent also serves a Swagger UI (``/api/swagger/index.html``), the header
-  ``X-Swagger-UI`` names it and the page links to it.
+- ``GET /api/swagger/index.html`` — Swagger UI (files served locally, ``nhigw.common.swagger``)
+  over ``GET /api/swagger/v1/swagger.json``, the agent's OpenAPI document (generated from
+  ``nhigw.contracts.api.AGENT``, as ``proto/openapi/agent.json``), where the seed says the
+  6.0 component serves them; the console's Swagger page lists the same document.
 
 Choices (the seed is silent): events carry the whole status, not a diff, so a client
 that missed one is right again at the next; a burst of changes is coalesced (the
@@ -24,19 +23,18 @@ browser left open never holds the server's shutdown.
 from __future__ import annotations
 
 import asyncio
-import json
 from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
 from nhigw.agent.core import Agent
+from nhigw.common.swagger import add_swagger
 from nhigw.contracts.models import StatusResponse
 
 STATIC = Path(__file__).resolve().parent / "static"
-OPENAPI_FILE = Path(__file__).resolve().parents[4] / "proto" / "openapi" / "agent.json"
 EVENTS_PATH = "/api/common/v1/Events"
-SWAGGER_UI = "/api/swagger/index.html"
+SWAGGER = "/api/swagger"
 
 
 class EventHub:
@@ -67,27 +65,11 @@ def _sse(event: str, data: str) -> bytes:
 
 
 def openapi_document() -> dict[str, Any]:
-    if OPENAPI_FILE.is_file():
-        try:
-            doc = json.loads(OPENAPI_FILE.read_text(encoding="utf-8"))
-            if isinstance(doc, dict):
-                return doc
-        except (OSError, ValueError):
-            pass
-    from nhigw import __version__
+    """The agent's OpenAPI document, as ``nhigw proto`` writes it to ``proto/openapi/agent.json``."""
     from nhigw.contracts.api import AGENT
+    from nhigw.protogen import openapi
 
-    paths: dict[str, dict[str, Any]] = {}
-    for ep in AGENT:
-        op: dict[str, Any] = {"summary": ep.summary, "tags": [ep.tag] if ep.tag else []}
-        if ep.request is not None:
-            op["requestBody"] = {"content": {"application/json": {"schema": ep.request.model_json_schema()}}}
-        if ep.response is not None:
-            op["responses"] = {"200": {"description": "OK", "content": {"application/json": {"schema": ep.response.model_json_schema()}}}}
-        else:
-            op["responses"] = {"200": {"description": "OK"}}
-        paths.setdefault(ep.path, {})[ep.method.lower()] = op
-    return {"openapi": "3.1.0", "info": {"title": "nhigw reader agent (6.0 component API)", "version": __version__}, "paths": paths}
+    return openapi("agent", AGENT)
 
 
 def add_console_routes(app: web.Application, agent: Agent, *, heartbeat_s: float = 15.0) -> None:
@@ -104,12 +86,6 @@ def add_console_routes(app: web.Application, agent: Agent, *, heartbeat_s: float
 
     async def to_index(_req: web.Request) -> web.StreamResponse:
         raise web.HTTPFound("/console/")
-
-    async def openapi(req: web.Request) -> web.Response:
-        resp = web.json_response(openapi_document())
-        if any(getattr(res, "canonical", "") == SWAGGER_UI for res in req.app.router.resources()):
-            resp.headers["X-Swagger-UI"] = SWAGGER_UI
-        return resp
 
     async def events(req: web.Request) -> web.StreamResponse:
         resp = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
@@ -135,6 +111,6 @@ def add_console_routes(app: web.Application, agent: Agent, *, heartbeat_s: float
     r = app.router
     r.add_get("/console", to_index)
     r.add_get("/console/", index)
-    r.add_get("/console/openapi.json", openapi)
+    add_swagger(r, SWAGGER, openapi_document, "讀卡機控制軟體 6.0 元件端 API — nhigw agent")
     r.add_static("/console/static/", STATIC, show_index=False, append_version=False)
     r.add_get(EVENTS_PATH, events)

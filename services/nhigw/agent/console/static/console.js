@@ -16,7 +16,7 @@ const PATHS = {
   settings: "/api/common/v1/Settings", readerSetting: "/api/common/v1/Settings/Reader", corsSetting: "/api/common/v1/Settings/Cors",
   cloudSam: "/api/common/v1/Settings/CloudSam",
 };
-const OPENAPI_URL = "/console/openapi.json";  // the agent's own document (see console/__init__.py)
+const OPENAPI_URL = "/api/swagger/v1/swagger.json";  // the agent's own document, where the seed says 6.0 serves it
 const HIDDEN_IN_RECORD = new Set(["GET /api/common/v1/Record"]);  // the console's own refreshes
 
 let STATE = null;            // last AgentStatus
@@ -185,11 +185,7 @@ async function loadOpenApi() {
   if (openapi) return openapi;
   try {
     const r = await fetch(OPENAPI_URL);
-    if (r.ok) {
-      openapi = await r.json();
-      const ui = r.headers.get("X-Swagger-UI");
-      if (ui) { $("sw-full").href = ui; $("sw-full").hidden = false; }
-    }
+    if (r.ok) openapi = await r.json();
   } catch (e) { /* no document: the Swagger page stays empty */ }
   if (openapi) discoverPaths(openapi);
   return openapi;
@@ -207,6 +203,7 @@ function discoverPaths(doc) {
 function schemaName(s) {
   if (!s) return "";
   if (s.$ref) return s.$ref.split("/").pop();
+  if (s.anyOf) return schemaName(s.anyOf[0]);  // the answer, or a 6.0 refusal (ErrorBody) with HTTP 200 too
   return s.title || s.type || "";
 }
 

@@ -57,7 +57,9 @@ async function call(method, path, body) {
   const text = await r.text();
   let data;
   try { data = text ? JSON.parse(text) : {}; } catch (e) { data = text; }
-  return { status: r.status, ok: r.ok, data };
+  // A coded answer is HTTP 200 even when refused: success is HTTP 2xx and statusCode 0 (or none).
+  const coded = data && typeof data === "object" && typeof data.statusCode === "number";
+  return { status: r.status, ok: r.ok && (!coded || data.statusCode === 0), data };
 }
 
 function showLogin(on) {
@@ -249,10 +251,11 @@ async function loadAudit() {
   if (f.ws) qs.set("workstation", f.ws);
   if (f.route) qs.set("route", f.route);
   if (f.outcome) qs.set("outcome", f.outcome);
-  const r = await call("GET", `${EP.audit}${qs.toString() ? "?" + qs : ""}`);
+  qs.set("order", "desc");  // the newest page (the gateway pages its audit: 1,000 records at most per call)
+  const r = await call("GET", `${EP.audit}?${qs}`);
   if (r.status === 404) { $("audit-msg").textContent = t("waiting"); return; }
   // Filter here as well: the page shows what was asked even if the server ignores a filter.
-  auditRows = firstArray(r.data, ["records", "audit"]).filter((a) => {
+  auditRows = firstArray(r.data, ["records", "audit"]).slice().reverse().filter((a) => {
     const at = new Date(a.recorded || a.time || 0);
     if (f.since && at < f.since) return false;
     if (f.until && at > f.until) return false;
@@ -276,7 +279,12 @@ async function loadAudit() {
 
 function exportAudit() {
   const cols = ["seq", "recorded", "route", "action", "workstation", "client", "hospitalId", "patient", "hpc", "outcome", "statusCode", "httpStatus", "requestId", "idempotencyKey", "latency_ms", "hash"];
-  const esc = (v) => { const s = v === undefined || v === null ? "" : String(mask(v)); return /[",\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s; };
+  // A cell a spreadsheet would run as a formula (= + - @, or a tab / CR before one) gets a leading ' (OWASP CSV injection).
+  const esc = (v) => {
+    let s = v === undefined || v === null ? "" : String(mask(v));
+    if (/^[=+\-@\t\r]/.test(s)) s = "'" + s;
+    return /[",\n\r]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
+  };
   const csv = [cols.join(","), ...auditRows.map((a) => cols.map((c) => esc(a[c])).join(","))].join("\n");
   const a = document.createElement("a");
   a.href = URL.createObjectURL(new Blob(["\ufeff" + csv], { type: "text/csv;charset=utf-8" }));

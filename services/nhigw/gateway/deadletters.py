@@ -1,0 +1,244 @@
+"""Dead letters: the final answer of a dead-lettered request, and the operators' actions on them.
+
+A queue entry that failed ``max_deliveries`` deliveries goes to the dead-letter stream
+(``nhigw.gateway.queue``). In the same step its key gets a final answer (``answer``), so the
+HIS asking with its ``Idempotency-Key`` is told something final instead of 9408 "still queued"
+for ever (an answer already stored for the key is kept):
+
+- a write whose earlier delivery may have reached the NHI cloud (its ``attempted`` marker is
+  set): 9403 "outcome unknown" with the key and the reconciliation hint (which NHI query shows
+  whether it landed);
+- anything else (a read, a write that provably never left): 9402 "dead-lettered, not sent",
+  with the key; an operator may retry it.
+
+Operators (``ops`` clients; each sees and acts on its own hospital's dead letters only, an
+``allHospitals`` operator on all; ``Client.operates_for``):
+
+- ``GET /api/ops/dead-letters``: each entry with ``mayHaveLanded``, ``reconcile`` (the hint)
+  and the action that applies (``retry`` or ``resend``);
+- ``POST .../{id}/retry``: puts back a request that provably never reached the cloud. A write
+  that may have landed is *refused* (9403, HTTP 200 as every coded answer) naming the explicit path: it is never sent
+  again by a plain retry;
+- ``POST .../{id}/resend`` ``{"reconciled": true, "note": "..."}``: the operator checked (the
+  hint's query) that the write did not land and sends it again; audited as its own action
+  (``ops/dead-letters/resend``) with the hint;
+- ``DELETE .../{id}``: discards; the key's answer becomes the operator's recorded decision
+  (9403 if it may have landed, else 9402 "never sent").
+
+A retried or resent request runs under its key again: its dead-letter answer is removed and its
+in-flight marker set, so the HIS asking with the key waits for the new run's answer. An entry
+that does not open or parse (tampered, another gateway key) cannot be retried: it is kept
+(1706) and can only be discarded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+import uuid
+from typing import TYPE_CHECKING, Any
+
+from nhigw.common.logging import get_logger
+from nhigw.contracts.codes import Code, StatusError
+from nhigw.contracts.models import DeadLetterResendRequest, JobAnswer, QueuedJob
+from nhigw.gateway.audit import AuditRecord
+from nhigw.gateway.auth import Client, forbid
+from nhigw.gateway.queue import DeadAnswer, DeadLetter
+
+if TYPE_CHECKING:
+    from nhigw.gateway.service import Gateway
+
+log = get_logger("nhigw.gateway.deadletters")
+
+
+def answer_aad(answer_key: str) -> str:
+    from nhigw.gateway.service import answer_aad as aad  # (service imports this module)
+
+    return aad(answer_key)
+
+# Which NHI query shows whether a write landed (the reconciliation hint), by route family.
+_QUERY_OF = {
+    "PreventData": "PreventData/Query (the patient's preventive-care records)",
+    "PregnantData": "PregnantData/Query (the patient's prenatal checks)",
+    "Inoculate": "Inoculate/Query (the patient's inoculations)",
+    "EmergentTel": "EmergentTel/Query (the patient's emergency phone number)",
+    "HcContent": "BasicData/Register2 (card validity and visits left)",
+    "NewBorn": "BasicData/Query (the newborn mark)",
+    "AllergicMedicines": "AllergicMedicines/Query (the patient's allergy slots)",
+    "Treatment": "Treatment/NeedHPC and Treatment/NoNeedHPC (the patient's treatment records of that date-time)",
+    "Prescription": "Prescription/Query (the patient's prescriptions of that treatment)",
+    "SeqNumber": "Treatment/NoNeedHPC and SequalNumber/Last (the patient's sequence numbers of the day)",
+    "SequelNumber": "Treatment/NoNeedHPC and SequalNumber/Last (the patient's sequence numbers of the day)",
+    "TreatmentNumber": "Treatment/NoNeedHPC (the patient's treatment numbers of the day)",
+    "UploadData": "the NHI's upload results for that file (a formal A1 upload sent twice is refused 3236)",
+}
+
+
+def reconcile_hint(path: str) -> str:
+    family = path.removeprefix("/api/v1/").split("/", 1)[0]
+    query = _QUERY_OF.get(family, "the patient's records for this route")
+    return f"check with {query} whether it landed before sending it again"
+
+
+def _job(raw: bytes) -> QueuedJob | None:
+    try:
+        return QueuedJob.model_validate_json(raw)
+    except ValueError:
+        return None
+
+
+def fingerprint(job: QueuedJob) -> bytes:
+    """The request's fingerprint, as admission computes it (``Gateway.submit``)."""
+    return hashlib.sha256(b"|".join([job.path.lower().encode(), (job.workstation or "").encode(), (job.deviceSession or "").encode(), job.body.encode("utf-8")])).hexdigest().encode()
+
+
+class DeadLetters:
+    """The gateway's ``DeadHook`` and the operators' dead-letter actions."""
+
+    def __init__(self, gw: "Gateway") -> None:
+        self.gw = gw
+
+    # ------------------------------------------------------------------ the final answer (DeadHook)
+
+    async def answer(self, raw: bytes, entry_id: str, deliveries: int) -> DeadAnswer | None:
+        gw = self.gw
+        job = _job(raw)
+        if job is None:
+            log.error("dead_letter_unreadable", entry=entry_id)
+            return None
+        maybe = job.write and await gw.kv.get(gw.keys.attempted(job.answerKey)) is not None
+        if maybe:
+            err = StatusError(Code.OUTCOME_UNKNOWN, f"dead-lettered after {deliveries} failed deliveries; an earlier delivery may have reached the NHI cloud, so it is not sent again; {reconcile_hint(job.path)}", idempotencyKey=job.idempotencyKey, entryId=entry_id)
+        else:
+            err = StatusError(Code.UPSTREAM_UNAVAILABLE, f"dead-lettered after {deliveries} failed deliveries; never sent to the NHI cloud (an operator may retry it)", idempotencyKey=job.idempotencyKey, entryId=entry_id)
+        log.warning("dead_lettered", entry=entry_id, requestId=job.requestId, deliveries=deliveries, maybeSent=maybe)
+        return self._final(job, err, maybe)
+
+    def _final(self, job: QueuedJob, err: StatusError, maybe: bool) -> DeadAnswer:
+        gw = self.gw
+        ans = JobAnswer(requestId=job.requestId, idempotencyKey=job.idempotencyKey, httpStatus=err.http_status, body=json.dumps(err.body(), ensure_ascii=False), instance=gw.instance)
+        sealed = gw.box.seal(ans.model_dump_json().encode(), answer_aad(job.answerKey))
+        channel = gw.keys.done(job.origin) if job.origin else None
+        return DeadAnswer(gw.keys.answer(job.answerKey), sealed, gw.settings.idempotency_window_s, channel, job.answerKey.encode() + b" " + sealed, maybe)
+
+    async def deliver(self, a: DeadAnswer) -> None:
+        """In one process (``MemoryQueue``): store unless answered, and answer the waiters here."""
+        gw = self.gw
+        if await gw.kv.set(a.key, a.sealed, ttl_s=a.ttl_s, nx=True):
+            akey = a.message.partition(b" ")[0].decode()
+            gw._resolve(akey, JobAnswer.model_validate_json(gw.box.open(a.sealed, answer_aad(akey))))
+
+    # ------------------------------------------------------------------ operators
+
+    def _need_ops(self, client: Client) -> None:
+        if not client.ops:
+            raise forbid("this endpoint is for operators")
+        if client.hospitalId is None and not client.allHospitals:
+            raise forbid("an operator needs a hospitalId, or allHospitals: true for every hospital")
+
+    async def _mine(self, client: Client, dead_id: str) -> tuple[DeadLetter, QueuedJob | None]:
+        """The dead letter if this operator may see it (404 otherwise: another hospital's is not shown)."""
+        self._need_ops(client)
+        d = await self.gw.queue.dead_one(dead_id)
+        job = _job(d.raw) if d is not None else None
+        if d is None or not client.operates_for(job.hospitalId if job else None):
+            raise StatusError(Code.NOT_FOUND, "no such dead letter")
+        return d, job
+
+    def view(self, d: DeadLetter, job: QueuedJob | None) -> dict[str, Any]:
+        if job is None:
+            return {"id": d.id, "deliveries": d.deliveries, "originalId": d.originalId, "job": {"unreadable": True}, "actions": ["discard"]}
+        summary = {k: getattr(job, k) for k in ("requestId", "idempotencyKey", "path", "workstation", "client", "hospitalId", "write", "enqueuedAt")}
+        out: dict[str, Any] = {"id": d.id, "deliveries": d.deliveries, "originalId": d.originalId, "job": summary, "mayHaveLanded": d.maybeSent}
+        if d.maybeSent:
+            out["reconcile"] = reconcile_hint(job.path)
+            out["actions"] = ["resend", "discard"]
+        else:
+            out["actions"] = ["retry", "discard"]
+        return out
+
+    async def list(self, client: Client) -> list[dict[str, Any]]:
+        self._need_ops(client)
+        out = []
+        for d in await self.gw.queue.dead():
+            job = _job(d.raw)
+            if client.operates_for(job.hospitalId if job else None):
+                out.append(self.view(d, job))
+        return out
+
+    async def retry(self, client: Client, dead_id: str) -> str:
+        d, job = await self._mine(client, dead_id)
+        if job is None:
+            raise StatusError(Code.PARAM_VALUE, "this dead letter does not open or parse: it cannot be sent again, only discarded (DELETE)")
+        if d.maybeSent:
+            raise StatusError(
+                Code.OUTCOME_UNKNOWN,
+                f"this write may have reached the NHI cloud: a plain retry could execute it twice. {reconcile_hint(job.path)}; "
+                f"if it did not land: POST /api/ops/dead-letters/{dead_id}/resend with {{\"reconciled\": true}}", idempotencyKey=job.idempotencyKey, resend=f"/api/ops/dead-letters/{dead_id}/resend",
+            )
+        return await self._requeue(client, d, job, "retry")
+
+    async def resend(self, client: Client, dead_id: str, req: DeadLetterResendRequest) -> str:
+        d, job = await self._mine(client, dead_id)
+        if job is None:
+            raise StatusError(Code.PARAM_VALUE, "this dead letter does not open or parse: it cannot be sent again, only discarded (DELETE)")
+        if not req.reconciled:
+            raise StatusError(Code.PARAM_VALUE, f"resend needs \"reconciled\": true: {reconcile_hint(job.path)}")
+        return await self._requeue(client, d, job, "resend", note=req.note)
+
+    async def _requeue(self, client: Client, d: DeadLetter, job: QueuedJob, action: str, note: str = "") -> str:
+        gw = self.gw
+        taken = await gw.queue.discard(d.id)  # taken once: another operator or replica may have been first
+        if taken is None:
+            raise StatusError(Code.NOT_FOUND, "no such dead letter")
+        window = gw.settings.idempotency_window_s
+        await gw.kv.delete(gw.keys.answer(job.answerKey))  # the dead-letter answer: the new run answers the key
+        await gw.kv.set(gw.keys.inflight(job.answerKey), fingerprint(job), ttl_s=window)
+        # A new run of the request (a new requestId: the workers' replay check knows the old one),
+        # under the same key; whoever asks with the key waits for its answer.
+        now = time.time()
+        rerun = job.model_copy(update={"requestId": uuid.uuid4().hex, "enqueuedAt": now, "deadline": now + gw.settings.default_deadline_s})
+        new_id = await gw.queue.add(rerun)
+        await self.audit(client, action, d.id, job, note)
+        return new_id
+
+    async def discard(self, client: Client, dead_id: str) -> None:
+        gw = self.gw
+        d, job = await self._mine(client, dead_id)
+        if await gw.queue.discard(dead_id) is None:
+            raise StatusError(Code.NOT_FOUND, "no such dead letter")
+        await self.audit(client, "discard", dead_id, job)
+        if job is None:
+            return
+        maybe = d.maybeSent or (job.write and await gw.kv.get(gw.keys.attempted(job.answerKey)) is not None)
+        err = (
+            StatusError(Code.OUTCOME_UNKNOWN, f"discarded by an operator after it may have reached the NHI cloud; {reconcile_hint(job.path)}", idempotencyKey=job.idempotencyKey)
+            if maybe
+            else StatusError(Code.UPSTREAM_UNAVAILABLE, "discarded by an operator; never sent", idempotencyKey=job.idempotencyKey)
+        )
+        ans = JobAnswer(requestId=job.requestId, idempotencyKey=job.idempotencyKey, httpStatus=err.http_status, body=json.dumps(err.body(), ensure_ascii=False), instance=gw.instance)
+        await gw.store_answer(job.answerKey, ans, job.origin)
+
+    async def audit(self, client: Client, action: str, dead_id: str, job: QueuedJob | None, note: str = "") -> None:
+        """Operators' dead-letter actions go into the same chain (eventType "ops")."""
+        gw = self.gw
+        detail = reconcile_hint(job.path) if job is not None and action == "resend" else None
+        await gw.audit.append(
+            AuditRecord(
+                eventType="ops",
+                action={"retry": "E", "resend": "E", "discard": "D"}[action],
+                route=f"ops/dead-letters/{action}",
+                outcome=0,
+                statusCode=0,
+                httpStatus=200,
+                client=client.name,
+                hospitalId=job.hospitalId if job else client.hospitalId,
+                workstation=job.workstation if job else None,
+                instance=gw.instance,
+                site=gw.settings.site,
+                requestId=job.requestId if job else dead_id,
+                idempotencyKey=job.idempotencyKey if job else "",
+                note=" ".join(x for x in (detail, note) if x) or None,
+            )
+        )
