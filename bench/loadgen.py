@@ -26,6 +26,15 @@ from pathlib import Path
 import aiohttp
 
 
+def _code(payload: bytes) -> int | None:
+    """The answer's statusCode (0 when it has none), None when it is not a JSON object."""
+    try:
+        d = json.loads(payload)
+    except ValueError:
+        return None
+    return d.get("statusCode", 0) if isinstance(d, dict) else None
+
+
 def pct(values: list[float], p: float) -> float:
     if not values:
         return 0.0
@@ -68,6 +77,8 @@ async def run(url: str, bodies: list[bytes], rate: float, duration_s: float, war
             except (aiohttp.ClientError, TimeoutError) as exc:
                 st, payload, timing = type(exc).__name__, b"", ""
             end = time.perf_counter()
+            if st == "200" and _code(payload) not in (0, None):
+                st = "200 refused"  # a 6.0 refusal is HTTP 200 too (its code is counted below)
             if due >= t_measure:
                 counted_done += 1
                 lat_ms.append((end - due) * 1000)
@@ -77,10 +88,8 @@ async def run(url: str, bodies: list[bytes], rate: float, duration_s: float, war
                         name, _, dur = part.strip().partition(";dur=")
                         phases.setdefault(name, []).append(float(dur))
                 if st != "200" and payload:
-                    try:
-                        codes[str(json.loads(payload).get("statusCode"))] += 1
-                    except (ValueError, AttributeError):
-                        codes["?"] += 1
+                    code = _code(payload)
+                    codes["?" if code is None else str(code)] += 1
             return True
 
         if rate > 0:

@@ -198,8 +198,12 @@ async def test_fuzz_every_channel_and_stream_the_services_read_kills_nothing(red
                 # Nothing died: every supervised task runs, none was restarted; ready; registration works.
                 for sup in (gw.supervisor, s.link.supervisor, slink.supervisor):
                     assert sup.restarts == Counter() and all(not t.done() for t in sup.tasks.values()), sup.tasks
+                async def ready() -> bool:  # (the registry's own check waits out its warm-up after the bus connected)
+                    return (await s.call("GET", s.gateway_url + "/readyz"))[0] == 200
+
+                assert await eventually(ready, 10)
                 st, body = await s.call("GET", s.gateway_url + "/readyz")
-                assert st == 200 and {"bus", "task:registry", "task:replies", "task:done-listener", "task:enrolment", "task:worker"} <= set(body["checks"])
+                assert st == 200 and {"bus", "registry", "task:registry", "task:replies", "task:done-listener", "task:enrolment", "task:worker"} <= set(body["checks"]), body
                 assert gw.registry.online(ws)
                 st, body = await s.gw("/api/v1/BasicData/Register", workstation=ws)
                 assert st == 200 and body["name"] == "測試十", body
@@ -216,6 +220,38 @@ async def test_fuzz_every_channel_and_stream_the_services_read_kills_nothing(red
     per_receiver = Counter(entry["receiver"] for entry in logs if entry["event"] == "bus_messages_dropped")
     assert per_receiver and max(per_receiver.values()) <= 10, per_receiver  # once per 10 s, not once per message
     assert not [entry for entry in logs if entry["event"] in ("task_died", "task_ended")]
+
+
+async def test_forged_enrolment_replies_do_not_stop_an_agent_enrolling() -> None:
+    """The agent's one-shot receiver: a refusal or a key not wrapped with its token, sent by whoever saw its
+    request go by, is not the end; the gateway's real answer is."""
+    from nhigw.bus import MemoryBus
+    from nhigw.bus.enrol import enrol
+    from nhigw.contracts.models import EnrolReply, EnrolRequest, ErrorBody
+    from nhigw.gateway.service import Gateway, GatewaySettings
+
+    bus = MemoryBus()
+    keys = BusKeys("nhigw")
+    gw = Gateway(bus, GatewaySettings(cloud_url="http://cloud.invalid", gateway_key=os.urandom(32)))
+    token = await gw.agents.issue_token("ws-05")
+    spy = await bus.subscribe(keys.enrol)
+    forged_sent = asyncio.Event()
+
+    async def forger() -> None:
+        _ch, raw = await spy.get(5)
+        req = EnrolRequest.model_validate_json(raw)
+        err = ErrorBody(statusCode=9410, message="拒絕", messageEn="refused")
+        for reply in (EnrolReply(workstation=req.workstation, agentId=req.agentId, ok=False, error=err), EnrolReply(workstation=req.workstation, agentId=req.agentId, ok=True, wrappedKey="AAAA"), b"[" * 5000):
+            await bus.publish(keys.enrol_reply(req.agentId), reply if isinstance(reply, bytes) else reply.model_dump_json().encode())
+        forged_sent.set()
+        await gw.agents.start()  # the real gateway answers only after the forgeries
+
+    task = asyncio.create_task(forger())
+    ident = await enrol(bus, keys, "ws-05", token, timeout_s=5, resend_s=0.05)
+    await task
+    assert forged_sent.is_set() and ident.workstation == "ws-05" and (await gw.agents.get("ws-05")) == (ident.agentId, ident.key)
+    await gw.close()
+    await spy.close()
 
 
 # ------------------------------------------------------------------ presence (issue 16 item 8)
@@ -308,6 +344,36 @@ async def test_a_captured_component_call_published_again_is_not_run_again(redis_
         await bus.publish(ch, captured)  # the same sealed call, again, before its deadline
         assert await eventually(lambda: _true(s.link.drops.counts[("calls", "replayed")] == 1), 5)
         assert sum(1 for r in s.agent.records if "Verification/Hpc" in r.function or "Hpc" in r.function) == runs  # not run again
+    await bus.close()
+
+
+async def test_a_captured_session_call_published_again_is_not_run_again(redis_server: str, bus_prefix: str) -> None:
+    bus = RedisBus(redis_server)
+    keys = BusKeys(bus_prefix)
+    async with running_stack(bus=bus, prefix=bus_prefix, gateway_key=os.urandom(32)) as s:
+        ws = s.workstation
+        sessions = DeviceSessions(s.agent)
+        handled: list[str] = []
+        handle = sessions.handle
+
+        async def spy(call):  # type: ignore[no-untyped-def]
+            handled.append(call.requestId)
+            return await handle(call)
+
+        sessions.handle = spy  # type: ignore[method-assign]
+        slink = SessionLink(sessions, bus, keys, s.link.identity)
+        await slink.start()
+        try:
+            sub = await bus.subscribe(keys.sessions(ws))
+            reply = await s.gateway.sessions.rpc.session(ws, "open", "ds-replay", timeout_s=5, device="bed-1")
+            ch, captured = await sub.get(5)
+            await sub.close()
+            assert handled == [reply.requestId]
+            await bus.publish(ch, captured)
+            assert await eventually(lambda: _true(slink.drops.counts[("sessions", "replayed")] == 1), 5)
+            assert handled == [reply.requestId]  # not run again
+        finally:
+            await slink.stop()
     await bus.close()
 
 

@@ -83,6 +83,30 @@ async def test_redis_restarted_the_call_fails_cleanly_and_the_next_one_reconnect
         proc.wait(5)
 
 
+async def test_after_a_redis_restart_while_idle_the_first_call_reconnects_instead_of_failing(tmp_path: Path) -> None:
+    """Issue 17 item 7: stored answers asked again after a recovery came back 503 once each (a stale connection)."""
+    proc, port = start_redis(tmp_path)
+    r = aioredis.Redis(port=port)
+    s = lean_script(r, ECHO)
+    try:
+        assert isinstance(s, LeanScript)
+        assert await s(keys=["k"], args=["before", 0]) == [b"before", b"before", 1]
+        proc.kill()
+        proc.wait(5)
+        proc, _ = start_redis(tmp_path, port=port)
+        for _ in range(100):  # the old connection's close reaches this process
+            if s.conn._stale():
+                break
+            await asyncio.sleep(0.02)
+        assert s.conn._stale()
+        assert await s(keys=["k"], args=["after", 0]) == [b"after", b"after", 1]  # the first call works
+    finally:
+        await s.aclose()
+        await r.aclose()
+        proc.kill()
+        proc.wait(5)
+
+
 async def test_a_call_cancelled_before_its_reply_does_not_answer_the_next_call(redis_server: str, bus_prefix: str) -> None:
     r = aioredis.Redis.from_url(redis_server)
     s = lean_script(r, ECHO)

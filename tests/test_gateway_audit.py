@@ -404,3 +404,39 @@ async def test_an_index_entry_moved_to_another_hospital_shows_nothing_there(redi
         assert [r.requestId for r in page.records] == ["req-0"] and page.unreadable == 1
     finally:
         await c.aclose()
+
+
+async def test_a_gateway_log_is_a_checkpoint_file(tmp_path: Path) -> None:
+    """A process that keeps no checkpoint file (a container's data dir is gone with it) still logs each
+    checkpoint as a JSON line; ``nhigw audit verify --checkpoints <that log>`` catches a dropped tail."""
+    data = tmp_path / "data"
+    script = f"""
+import asyncio
+from pathlib import Path
+from nhigw.common.logging import configure
+from nhigw.gateway.audit import AuditRecord, FileAudit
+configure("INFO")  # as every nhigw process: JSON lines on stderr
+
+async def main():
+    log = FileAudit(Path({str(data / "gateway" / "audit.jsonl")!r}))
+    log.keep_checkpoints(None, "gw-1")
+    for n in range(3):
+        await log.append(AuditRecord(action="R", route="BasicData/Register", outcome=0, statusCode=0, httpStatus=200, client="his-a",
+                                     instance="gw-1", site="t", requestId=f"req-{{n}}", idempotencyKey=f"k-{{n}}"))
+    await log.close()
+
+asyncio.run(main())
+"""
+    proc = await run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    (tmp_path / "gateway.log").write_text(proc.stderr)
+    assert '"event": "audit_checkpoint"' in proc.stderr
+    env = {k: v for k, v in os.environ.items() if k not in ("NHIGW_REDIS_URL", "NHIGW_BUS_KEY")}
+    cli = [sys.executable, "-m", "nhigw", "audit", "--data-dir", str(data), "verify", "--checkpoints", str(tmp_path / "gateway.log")]
+    ok = await run(cli, capture_output=True, text=True, check=False, env=env)
+    assert ok.returncode == 0 and json.loads(ok.stdout)["checkpoints"] == 1, ok.stdout + ok.stderr
+    path = data / "gateway" / "audit.jsonl"
+    lines = path.read_bytes().splitlines(keepends=True)
+    path.write_bytes(lines[0])
+    path.with_suffix(".head").write_text(f"1 {json.loads(lines[0])['hash']}")
+    bad = await run(cli, capture_output=True, text=True, check=False, env=env)
+    assert bad.returncode == 1 and "seq 3, the chain ends at 1" in bad.stdout

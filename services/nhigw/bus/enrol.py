@@ -19,7 +19,10 @@ Flow (all over the bus, so an agent needs nothing but Redis):
    no new token.
 
 A forged request (wrong MAC, unknown or used token, workstation mismatch) gets no key
-and burns nothing.
+and burns nothing. A forged reply (anyone who may publish on the agents' channels sees the
+``agentId`` go by) does not end the agent's wait either: only a key that unwraps with the token
+does; a refusal (unauthenticated, so possibly forged) is what the agent reports if no key came
+by its deadline.
 """
 
 from __future__ import annotations
@@ -99,6 +102,7 @@ async def enrol(bus: Bus, keys: BusKeys, workstation: str, token: str, *, timeou
     nonce = secrets.token_hex(16)
     req = EnrolRequest(workstation=workstation, agentId=agent_id, tokenId=token_id(token), nonce=nonce, mac=request_mac(token, workstation, agent_id, nonce))
     sub = await bus.subscribe(keys.enrol_reply(agent_id))
+    refused: str | None = None
     try:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout_s
@@ -111,6 +115,9 @@ async def enrol(bus: Bus, keys: BusKeys, workstation: str, token: str, *, timeou
                 _ch, data = await sub.get(min(resend_s, max(0.01, deadline - loop.time())))
             except TimeoutError:
                 continue
+            # Anyone who may publish on the agents' channels can answer here (the agentId is on the enrolment
+            # channel): only a key wrapped with our token ends the wait; a refusal or anything else is kept as
+            # the reason to report if no gateway gives a key before the deadline.
             try:
                 reply = EnrolReply.model_validate_json(data)
             except ValueError:
@@ -118,12 +125,14 @@ async def enrol(bus: Bus, keys: BusKeys, workstation: str, token: str, *, timeou
             if reply.agentId != agent_id or reply.workstation != workstation:
                 continue
             if not reply.ok or not reply.wrappedKey:
-                raise EnrolError(reply.error.messageEn + (f": {reply.error.detail}" if reply.error and reply.error.detail else "") if reply.error else "refused")
+                refused = reply.error.messageEn + (f": {reply.error.detail}" if reply.error.detail else "") if reply.error else "refused"
+                continue
             try:
                 return AgentIdentity(workstation, agent_id, unwrap_key(token, nonce, agent_id, reply.wrappedKey))
-            except Exception as exc:  # InvalidTag: not wrapped with our token
-                raise EnrolError("enrolment reply not wrapped with this token") from exc
-        raise EnrolError(f"no gateway answered the enrolment within {timeout_s:g} s")
+            except Exception:  # noqa: BLE001 -- InvalidTag, bad base64: not wrapped with our token (a forgery)
+                refused = refused or "enrolment reply not wrapped with this token"
+                continue
+        raise EnrolError(refused or f"no gateway answered the enrolment within {timeout_s:g} s")
     finally:
         await sub.close()
 

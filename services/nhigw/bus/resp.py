@@ -13,7 +13,10 @@ What it is: one asyncio connection; RESP2 requests framed here, replies parsed b
 (the C parser redis-py uses too); EVALSHA, with SCRIPT LOAD after NOSCRIPT (Redis restarted
 or flushed its scripts); AUTH and SELECT from the redis-py client's own settings. After a
 connection error (or a call cancelled before its reply) the connection is dropped and the
-next call opens a new one. Errors are redis-py's types (``ResponseError``,
+next call opens a new one; a connection the server closed while it was idle (Redis restarted)
+is seen before the call is sent and replaced at once, so the first request after a Redis
+restart does not fail on it (a failure while a call is on the wire is never retried here: the
+script may have run). Errors are redis-py's types (``ResponseError``,
 ``ConnectionError``, both ``RedisError``), so callers handle both clients alike.
 
 Plain TCP or a Unix socket with password or ACL-user authentication; for anything else
@@ -75,8 +78,14 @@ class LeanConnection:
                 raise RedisConnectionError("connection closed by the Redis server")
             self._parser.feed(data)
 
+    def _stale(self) -> bool:
+        """Closed by the server while idle (Redis restarted): known before anything is sent."""
+        return self._writer is not None and (self._writer.is_closing() or (self._reader is not None and self._reader.at_eof()))
+
     async def execute(self, *args: Any) -> Any:
         async with self._lock:
+            if self._stale():
+                self.close()  # reopen rather than fail the call on a connection the server has closed (issue 17 item 7)
             try:
                 if self._writer is None:
                     await self._open()

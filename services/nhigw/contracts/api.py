@@ -87,7 +87,7 @@ GATEWAY: list[Endpoint] = [
     Endpoint("GET", "/api/audit/verify", "驗證稽核雜湊鏈 (verify the audit hash chain; ops)", None, None, "audit"),
     Endpoint("GET", "/metrics", "Prometheus metrics", None, None, "ops"),
     Endpoint("GET", "/healthz", "liveness", None, None, "ops"),
-    Endpoint("GET", "/readyz", "readiness (bus reachable)", None, None, "ops"),
+    Endpoint("GET", "/readyz", "readiness: named checks (bus, registry caught up, background tasks)", None, None, "ops"),
     Endpoint("POST", "/api/sessions", "開啟裝置工作階段 (open a device session: token for X-Device-Session)", m.DeviceSessionOpenRequest, m.DeviceSessionResponse, "sessions"),
     Endpoint("GET", "/api/sessions", "裝置工作階段狀態 (the X-Device-Session's card states)", None, m.DeviceSessionResponse, "sessions"),
     Endpoint("DELETE", "/api/sessions", "關閉裝置工作階段 (close the X-Device-Session)", None, m.StatusCodeBody, "sessions"),

@@ -3,18 +3,19 @@
 Numbers and meanings follow the 6.0 error table as real HIS programs know it
 (shared/reference/nhi-public-facts.md section 3.4). Where that table names a range but not
 each number, or has no code for a rule, the nearest code it has is used and the choice is
-noted beside the member: 1525 is 「Token 已超過驗證次數」 (the public client's table); a visit whose treatment data are
-written cannot be rolled back: 3209 「已寫入診斷碼」 (3219 is 「就醫類別為數值才可退掛」, its own
-rule); 8203 (upload signature older than one hour) is the upload host's RtnCode, which
-``UploadData/Upload`` answers as its statusCode too. The 94xx codes are this gateway's own;
-the 6.0 table leaves 9400-9499 unused. Only codes this project emits are listed; ``StatusError`` carries one of them to the HTTP boundary, where it is
+noted beside the member: 1525 is 「Token 已超過驗證次數」 (the public client's table); a visit
+whose treatment data are written cannot be rolled back: 3209 「已寫入診斷碼」 (3219 is
+「就醫類別為數值才可退掛」, its own rule); 8203 (upload signature older than one hour) is the
+upload host's RtnCode, which ``UploadData/Upload`` answers as its statusCode too. The 94xx
+codes are this gateway's own; the 6.0 table leaves 9400-9499 unused. Only codes this project
+emits are listed; ``StatusError`` carries one of them to the HTTP boundary, where it is
 rendered as ``{"statusCode": n, "message": "...", "messageEn": "..."}``.
 
 HTTP status: ``HTTP_STATUS`` below is the one place that decides it. Every answer that
 carries a 6.0 code (0 or not) is HTTP 200, as the real 6.0 component and cloud answer:
 real HIS code calls ``raise_for_status()`` and reads ``statusCode`` only from 2xx bodies
 (facts section 3.3a), so a 4xx would reach its user as -1 「不明的錯誤」. The gateway's
-own outcomes (9400-9410) are 200 too, for the same reason (9408 "still running" is 202).
+own outcomes (9400-9410, 9415) are 200 too, for the same reason (9408 "still running" is 202).
 Only refusals that no 6.0 program provokes stay non-2xx: a body that is not JSON (400),
 no or unknown HIS key (401), a refused client, Origin or Host (403), no such route (404),
 a method a route does not take (405), a body over the size cap (413), and an unexpected

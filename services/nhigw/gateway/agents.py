@@ -5,7 +5,8 @@ per-workstation keys: stored in the shared store sealed with the gateway key (bo
 workstation: AAD ``agent-key:<workstation>``), cached in memory, re-read when a message does not
 open with the cached key (another replica may have enrolled a new agent for that workstation).
 That re-read is rate-limited (once per ``refresh_every_s`` per workstation named, and at most
-``refreshes_per_s`` in all for names with no cached key): a flood of forged messages costs no Redis
+``refreshes_per_s``, 200, in all for names with no cached key: a replica that just started learns
+200 workstations' keys a second): a flood of forged messages costs no Redis
 round trip each and changes no state (the key cache follows Redis only). Known limit: while a flood
 under ever-new names lasts, a workstation this replica has no key cached for yet (just after the
 replica started, before any HIS call to it) may wait for its key's first read.
@@ -36,7 +37,7 @@ ENROL_TOKEN_TTL_S = 24 * 3600.0
 
 class AgentKeys:
     def __init__(self, bus: Bus, kv: KV, keys: BusKeys, gateway_key: bytes | None, *, drops: Drops | None = None, supervisor: Supervisor | None = None,
-                 refresh_every_s: float = 1.0, refreshes_per_s: float = 20.0) -> None:
+                 refresh_every_s: float = 1.0, refreshes_per_s: float = 200.0) -> None:
         self.bus, self.kv, self.keys = bus, kv, keys
         self.box = Sealer(gateway_key)
         self.drops = drops or Drops()

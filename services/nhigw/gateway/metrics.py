@@ -35,7 +35,7 @@ class Metrics:
         self.dead = Gauge("nhigw_gateway_dead_letters", "entries in the dead-letter stream", registry=r)
         self.breaker = Gauge("nhigw_gateway_breaker_state", "NHI cloud circuit breaker: 0 closed, 1 open, 2 half-open", registry=r)
         self.agents = Gauge("nhigw_gateway_agents_online", "workstations online", registry=r)
-        self.rejected = Gauge("nhigw_gateway_bus_messages_rejected", "bus messages dropped: not sealed by an enrolled agent", registry=r)
+        self.rejected = Gauge("nhigw_gateway_bus_messages_rejected", "presence and reply messages dropped (every receiver, by reason: nhigw_gateway_bus_messages_dropped_total)", registry=r)
         r.register(_DropsCollector(gw))
 
     def observe(self, route: str, code: int, seconds: float, retries: int) -> None:

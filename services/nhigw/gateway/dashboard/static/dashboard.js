@@ -210,7 +210,9 @@ async function loadDead() {
     const tr = document.createElement("tr");
     tr.dataset.id = d.id;
     const act = document.createElement("td");
-    for (const [label, fn, cls] of [[t("retry"), () => deadAction(d.id, "retry"), "retry"], [t("discard"), () => deadAction(d.id, "discard"), "discard"]]) {
+    // A write that may have landed offers no plain retry (the API refuses it and names the audited resend).
+    const acts = Array.isArray(d.actions) ? d.actions : ["retry", "discard"];
+    for (const [label, fn, cls] of [[t("retry"), () => deadAction(d.id, "retry"), "retry"], [t("discard"), () => deadAction(d.id, "discard"), "discard"]].filter(([, , c]) => acts.includes(c))) {
       const b = document.createElement("button"); b.type = "button"; b.className = cls; b.textContent = label; b.addEventListener("click", fn); act.appendChild(b);
     }
     tr.append(td(d.id, "mono"), td(d.route || d.path || job.path), td(d.workstation || job.workstation || "—"), td(d.deliveries, "num"), td(fmtTime(d.deadAt || d.enqueuedAt || job.enqueuedAt)), act);
