@@ -36,8 +36,9 @@ def up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     tmp = tmp_path_factory.mktemp("up")
     data = tmp / "data"  # not there yet: `nhigw up` makes it
     ports = {k: free_port() for k in ("sim", "agent", "gateway", "compat")}
-    p = Proc("up", ["up", "--data-dir", str(data), *[a for k, v in ports.items() for a in (f"--{k}-port", str(v))]], tmp).wait_ready(60)
+    p = Proc("up", ["up", "--data-dir", str(data), *[a for k, v in ports.items() for a in (f"--{k}-port", str(v))]], tmp)
     try:
+        p.wait_ready(60)
         yield {
             "data": data,
             "ports": ports,
@@ -98,7 +99,7 @@ async def test_a_web_page_cannot_change_state_on_the_agent_or_compat(up: dict[st
     assert status == 200 and "ERRORCODE" in body
     # A cross-site link to the console still opens it.
     async with http.get(agent + "/console/", headers={"Sec-Fetch-Site": "cross-site", "Sec-Fetch-Mode": "navigate"}) as r:
-        assert r.status == 200
+        assert r.status == 200 and b"<html" in (await r.read()).lower()
 
 
 async def test_the_agents_cors_list_checks_the_scheme(up: dict[str, Any], http: aiohttp.ClientSession) -> None:
