@@ -89,6 +89,34 @@ async def _check(ready: Readiness, name: str, want: bool) -> bool:
     return (await ready.run())[name] is want
 
 
+async def test_the_agents_readyz_fails_while_a_bus_task_is_down_and_passes_once_it_runs_again() -> None:
+    async with running_stack() as s:
+        assert await eventually(lambda: _ready_code(s, 200), 5)
+        st, body = await s.agent_call("GET", "/readyz")
+        assert {"task:presence", "task:bus-calls"} <= set(body["checks"])
+        link = s.link
+        real = link.presence
+
+        def broken(leaving: bool = False) -> Presence:
+            raise RuntimeError("a bug in the heartbeat")
+
+        link.supervisor.first_backoff_s = link.supervisor.max_backoff_s = 1.0
+        with capture_logs() as logs:
+            link.presence = broken  # type: ignore[method-assign]
+            link._kick.set()
+            assert await eventually(lambda: _ready_code(s, 503), 5)
+            st, body = await s.agent_call("GET", "/readyz")
+            assert body["checks"]["task:presence"] is False and body["checks"]["task:bus-calls"] is True
+            link.presence = real  # type: ignore[method-assign]
+            assert await eventually(lambda: _ready_code(s, 200), 5)
+        assert link.supervisor.restarts["presence"] >= 1 and any(entry["event"] == "task_died" for entry in logs)
+        assert await eventually(lambda: _true(s.gateway.registry.online(s.workstation)), 5)  # heartbeats again
+
+
+async def _ready_code(s, want: int) -> bool:  # type: ignore[no-untyped-def]
+    return (await s.agent_call("GET", "/readyz"))[0] == want
+
+
 async def test_serve_drops_any_message_and_keeps_reading() -> None:
     from nhigw.bus import MemoryBus
 

@@ -26,7 +26,7 @@ from aiohttp import web
 from nhigw.common.tls import server_context
 from nhigw.compat import vhc
 from nhigw.compat.app import build
-from nhigw.contracts.api import COMPAT
+from nhigw.compat.endpoints import COMPAT
 from tests.helpers import free_port, insecure_ssl, serving
 from tests.stack import Stack, running_stack
 

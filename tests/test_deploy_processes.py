@@ -424,6 +424,11 @@ def test_healthcheck_fails_on_a_dead_or_unready_service(tmp_path: Path) -> None:
     gw = Proc("gateway", ["gateway", "--port", str(port)], tmp_path, env).wait_ready()
     ready = {**os.environ, "NHIGW_HEALTH_URL": f"http://127.0.0.1:{port}/readyz"}
     try:
+        # Ready once its registry has heard the agents for a presence interval (1.5 s after start), as a
+        # readiness probe polls it: not at the first instant.
+        deadline = time.monotonic() + 15
+        while subprocess.run([check], env=ready, capture_output=True, check=False).returncode != 0 and time.monotonic() < deadline:
+            time.sleep(0.2)
         assert subprocess.run([check], env=ready, check=False).returncode == 0
         redis.terminate()
         redis.wait(5)
@@ -501,6 +506,21 @@ class Pod:
                 args[i + 1] = str(self.port)
         return args if self.container.get("command") else [str(entrypoint), *args]
 
+    def probe_until_pass(self, kind: str, timeout_s: float = 15.0) -> int:
+        """As Kubernetes polls a probe: its first pass within ``timeout_s`` (a gateway is ready once its
+        registry has caught up, 1.5 s after start), else the last result."""
+        import urllib.error
+
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                res = self.probe(kind)
+            except urllib.error.HTTPError as exc:
+                res = exc.code
+            if res == 0 or time.monotonic() >= deadline:
+                return res
+            time.sleep(0.2)
+
     def probe(self, kind: str) -> int:
         """The container's probe: HTTP status, or an exec probe's exit code (0 = pass)."""
         probe = self.container[kind]
@@ -559,7 +579,7 @@ def test_kubernetes_containers_run_as_processes(tmp_path: Path) -> None:
             procs.append(Cmd(f"k8s-{name}", pods[name].argv(entry / "nhigw-entrypoint"), tmp_path, pods[name].env).wait_ready())
             for probe in ("livenessProbe", "readinessProbe", "startupProbe"):
                 if probe in pods[name].container:
-                    assert pods[name].probe(probe) == 0, (name, probe)
+                    assert pods[name].probe_until_pass(probe) == 0, (name, probe)
         # The gateway is on Redis with the password (readyz pings it) and wants HIS keys.
         import urllib.error
         import urllib.request

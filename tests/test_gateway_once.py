@@ -258,3 +258,58 @@ async def test_a_replica_started_while_its_agent_is_online_answers_no_false_9400
             p.stop()
         assert "Traceback" not in p.log(), p.log()[-3000:]
     await bus.close()
+
+
+async def test_after_a_redis_restart_readiness_waits_for_the_registry_to_catch_up(tmp_path: Path) -> None:
+    """Issue 17 item 4, the Redis half: while Redis is away and for the presence window after it is back,
+    the replica's ``registry`` check fails (it cannot know who is online); then /readyz is 200 again."""
+    from tests.conftest import start_redis
+
+    proc, port = start_redis(tmp_path)
+    bus = RedisBus(f"redis://127.0.0.1:{port}/0")
+    try:
+        async with gateway_on("http://cloud.invalid", bus=bus, gateway_key=os.urandom(32)) as (url, gw), aiohttp.ClientSession() as http:
+
+            async def checks() -> dict[str, bool]:
+                return (await call(http, "GET", url + "/readyz"))[1]["checks"]  # type: ignore[no-any-return]
+
+            async def ready() -> bool:
+                return (await call(http, "GET", url + "/readyz"))[0] == 200
+
+            assert await eventually(ready, 10.0)
+            proc.kill()
+            proc.wait(5)
+
+            async def registry_down() -> bool:
+                return (await checks()).get("registry") is False
+
+            assert await eventually(registry_down, 10.0)
+            proc, _ = start_redis(tmp_path, port=port)
+
+            async def reconnected() -> bool:
+                return bus.live_since is not None
+
+            assert await eventually(reconnected, 10.0)
+            assert not gw.registry.caught_up()  # just back: it has not listened for a presence interval yet
+            assert (await checks())["registry"] is False
+            assert await eventually(ready, 10.0)
+            assert gw.registry.caught_up()
+    finally:
+        await bus.close()
+        proc.kill()
+        proc.wait(5)
+
+
+async def test_in_one_process_a_dead_lettered_request_is_answered_too() -> None:
+    """``nhigw up`` (in-memory queue): the waiting HIS gets the dead-letter answer, not 9408 at its deadline."""
+
+    async def transport(base: str, req) -> UpstreamResponse:  # type: ignore[no-untyped-def]
+        raise RuntimeError("unexpected failure inside the worker")
+
+    async with gateway_on("http://cloud.invalid", transport=HandlerTransport(transport), claim_idle_s=0.2, claim_every_s=0.05, max_deliveries=1) as (url, _gw), aiohttp.ClientSession() as http:
+        st, body, _ = await call(http, "POST", url + "/api/v1/BasicData/Query", json=PASS_BODY, headers={"Idempotency-Key": "mem-1", "X-Deadline-Ms": "20000"})
+        assert (body["statusCode"], body["idempotencyKey"]) == (9402, "mem-1") and "dead-lettered" in body["detail"], body
+        st, again, headers = await call(http, "POST", url + "/api/v1/BasicData/Query", json=PASS_BODY, headers={"Idempotency-Key": "mem-1"})
+        assert again == body and headers.get("Idempotent-Replayed") == "true"
+        dead = (await call(http, "GET", url + "/api/ops/dead-letters"))[1]["deadLetters"]
+        assert [d["job"]["idempotencyKey"] for d in dead] == ["mem-1"] and dead[0]["mayHaveLanded"] is False

@@ -27,7 +27,7 @@ from nhigw.gateway.app import create_app
 from nhigw.gateway.auth import Clients
 from nhigw.gateway.service import Gateway, GatewaySettings
 from nhigw.gateway.upstream import HandlerTransport, UpstreamResponse, UpstreamSettings
-from tests.helpers import free_port, ok, serving
+from tests.helpers import eventually, free_port, ok, serving
 from tests.stack import running_stack
 
 HOSP = "3501200000"
@@ -460,7 +460,12 @@ async def test_gateway_rides_out_a_redis_restart(tmp_path: Path, bus_prefix: str
                 if ok((st, body)):
                     break
                 await asyncio.sleep(0.1)
-            assert ok((st, body)) and (await http.get(gw_url + "/readyz")).status == 200
+            assert ok((st, body))
+
+            async def ready() -> bool:  # once its registry has caught up with the agents (1.5 s after the bus is back)
+                return (await http.get(gw_url + "/readyz")).status == 200
+
+            assert await eventually(ready, 10.0)
             assert (await gw.audit.verify()).count == 2
     finally:
         await bus.close()

@@ -27,75 +27,24 @@ import argparse
 import asyncio
 import contextlib
 import os
-import signal
 import socket
-import ssl
 import sys
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from aiohttp import web
 
 from nhigw import __version__
-from nhigw.common.http import runner as http_runner
 from nhigw.common.logging import configure, get_logger
+from nhigw.common.serve import Site, data_dir, refuse_non_loopback, serve
+
+if TYPE_CHECKING:
+    from nhigw.bus.base import Bus
 
 log = get_logger("nhigw")
 
 DEFAULT_SIM_URL = "http://127.0.0.1:8068"
-
-
-def data_dir(args: argparse.Namespace, service: str) -> Path:
-    """``<base>/<service>``, made private (0700) to the user the service runs as: it holds sealed keys."""
-    base = Path(getattr(args, "data_dir", None) or os.environ.get("NHIGW_DATA_DIR") or str(Path.home() / ".local" / "share" / "nhigw"))
-    path = base / service
-    from nhigw.common.secretbox import private_dir
-
-    private_dir(base)
-    private_dir(path)
-    return path
-
-
-@dataclass
-class Site:
-    app: web.Application
-    host: str
-    port: int
-    ssl_context: ssl.SSLContext | None = None
-    label: str = ""
-
-    @property
-    def url(self) -> str:
-        return f"{'https' if self.ssl_context else 'http'}://{self.host}:{self.port}"
-
-
-async def serve(sites: list[Site], *, on_started: Callable[[], Awaitable[None]] | None = None, on_stop: Callable[[], Awaitable[None]] | None = None) -> None:
-    """Run every site until SIGINT/SIGTERM, then shut down cleanly."""
-    runners = []
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError):
-            loop.add_signal_handler(sig, stop.set)
-    try:
-        for s in sites:
-            runner = http_runner(s.app)
-            await runner.setup()
-            runners.append(runner)
-            await web.TCPSite(runner, s.host, s.port, ssl_context=s.ssl_context, reuse_address=True).start()
-            print(f"nhigw {s.label:8s} {s.url}", flush=True)
-        if on_started:
-            await on_started()
-        print("nhigw ready", flush=True)
-        await stop.wait()
-    finally:
-        if on_stop:
-            with contextlib.suppress(Exception):
-                await on_stop()
-        for r in reversed(runners):
-            await r.cleanup()
 
 
 # attribute, environment name, flag: the secret settings (see the module docstring)
@@ -121,31 +70,23 @@ def resolve_secrets(args: argparse.Namespace) -> None:
         setattr(args, attr, value or os.environ.get(env) or None)
 
 
-def refuse_non_loopback(args: argparse.Namespace, service: str) -> None:
-    """The agent and compat have no authentication: loopback only unless told (``--allow-non-loopback``)."""
-    from nhigw.common.guard import is_loopback
-
-    if not is_loopback(args.host) and not getattr(args, "allow_non_loopback", False):
-        sys.exit(f"nhigw: the {service} has no authentication and serves loopback only; --host {args.host} needs --allow-non-loopback")
-
-
-def bus_from(args: argparse.Namespace, *, gateway: bool = True):  # type: ignore[no-untyped-def]
+def bus_from(args: argparse.Namespace, *, gateway: bool = True) -> "Bus":
     from nhigw.bus import make_bus
 
     url = args.redis or os.environ.get("NHIGW_REDIS_URL")
     key = args.bus_key or os.environ.get("NHIGW_BUS_KEY")
     if gateway and url and not url.startswith("memory://") and not key:
         sys.exit("nhigw: a gateway on Redis needs the gateway key (--bus-key or NHIGW_BUS_KEY; make one with `nhigw keygen`)")
-    return make_bus(url), None
+    return make_bus(url)
 
 
 # ------------------------------------------------------------------ builders (shared by the subcommands and `up`)
 
 
-def build_sim(store=None) -> web.Application:  # type: ignore[no-untyped-def]
+def build_sim(store=None, state=None) -> web.Application:  # type: ignore[no-untyped-def]
     from nhigw.sim.app import create_app
 
-    return create_app(store)
+    return create_app(store, state)
 
 
 async def build_agent(args: argparse.Namespace, *, bank=None):  # type: ignore[no-untyped-def]
@@ -204,7 +145,7 @@ async def _auto_verify_sam(agent) -> None:  # type: ignore[no-untyped-def]
         agent.unsubscribe(events)
 
 
-async def start_agent(agent, args: argparse.Namespace, bus, sealer):  # type: ignore[no-untyped-def]
+async def start_agent(agent, args: argparse.Namespace, bus):  # type: ignore[no-untyped-def]
     from nhigw.agent.buslink import BusLink
     from nhigw.contracts.buskeys import BusKeys
     from nhigw.contracts.codes import StatusError
@@ -247,7 +188,7 @@ async def start_agent(agent, args: argparse.Namespace, bus, sealer):  # type: ig
     return link
 
 
-def build_gateway(args: argparse.Namespace, bus, sealer) -> web.Application:  # type: ignore[no-untyped-def]
+def build_gateway(args: argparse.Namespace, bus) -> web.Application:  # type: ignore[no-untyped-def]
     from nhigw.gateway.cli import build_gateway_app
 
     cloud = args.cloud or os.environ.get("NHIGW_CLOUD_URL") or DEFAULT_SIM_URL
@@ -265,7 +206,14 @@ async def cmd_sim(args: argparse.Namespace) -> None:
         os.environ["NHIGW_SIM_ADMIN"] = "1"
     store = SimStore.seeded()
     store.dedupe_writes = args.dedupe_writes
-    await serve([Site(build_sim(store), args.host, args.port, label="sim")])
+    state = None
+    if args.state:
+        from nhigw.sim.persist import StateFile
+
+        state = StateFile(args.state, reset=args.reset)
+    elif args.reset:
+        sys.exit("nhigw sim: --reset needs --state FILE")
+    await serve([Site(build_sim(store, state), args.host, args.port, label="sim")])
 
 
 async def cmd_vcard(args: argparse.Namespace) -> None:
@@ -293,14 +241,14 @@ async def cmd_agent(args: argparse.Namespace) -> None:
     bank = None
     if args.virtual:
         bank = _virtual_bank(args)
-    bus, sealer = bus_from(args, gateway=False) if (args.redis or os.environ.get("NHIGW_REDIS_URL")) else (None, None)
+    bus = bus_from(args, gateway=False) if (args.redis or os.environ.get("NHIGW_REDIS_URL")) else None
     agent, app = await build_agent(args, bank=bank)
     ctx = None if args.no_tls else server_context(data_dir(args, "agent"))
     link = None
 
     async def started() -> None:
         nonlocal link
-        link = await start_agent(agent, args, bus, sealer)
+        link = await start_agent(agent, args, bus)
 
     async def stopping() -> None:
         if link:
@@ -314,8 +262,8 @@ async def cmd_agent(args: argparse.Namespace) -> None:
 
 
 async def cmd_gateway(args: argparse.Namespace) -> None:
-    bus, sealer = bus_from(args)
-    app = build_gateway(args, bus, sealer)
+    bus = bus_from(args)
+    app = build_gateway(args, bus)
 
     async def stopping() -> None:
         await bus.close()
@@ -352,9 +300,9 @@ async def cmd_up(args: argparse.Namespace) -> None:
     args.workstation = args.workstation or "ws-01"
     args.auto_init = True
     args.auto_verify_sam = True
-    bus, sealer = bus_from(args)
+    bus = bus_from(args)
     agent, agent_app = await build_agent(args, bank=bank)
-    gw_app = build_gateway(args, bus, sealer)
+    gw_app = build_gateway(args, bus)
     ctx = None if args.no_tls else server_context(data_dir(args, "agent"))
     from nhigw.compat.cli import build_from_args as build_compat
 
@@ -369,7 +317,7 @@ async def cmd_up(args: argparse.Namespace) -> None:
 
         if not getattr(args, "enrol_token", None):  # one process: the gateway issues the agent its token
             args.enrol_token = await gw_app[GATEWAY].agents.issue_token(args.workstation)
-        link = await start_agent(agent, args, bus, sealer)
+        link = await start_agent(agent, args, bus)
 
     async def stopping() -> None:
         if link:
@@ -429,6 +377,8 @@ def parser() -> argparse.ArgumentParser:
     sp.add_argument("--port", type=int, default=8068)
     sp.add_argument("--admin", action="store_true", help="enable the admin API: fault injection and clock (/test/v1/Faults, /Clock)")
     sp.add_argument("--dedupe-writes", action="store_true", help="answer a write sent again with the same Idempotency-Key from a cache instead of executing it (the real NHI cloud does not)")
+    sp.add_argument("--state", metavar="FILE", help="keep the simulator's state (patients, test cards, visits, numbers, uploads, used signatures, clock, counts) in this SQLite file across restarts (default: in memory)")
+    sp.add_argument("--reset", action="store_true", help="with --state: forget the saved state and start from the seed")
 
     sp = sub.add_parser("vcard", help="virtual cards into pcscd via vpcd")
     common(sp)

@@ -26,6 +26,7 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from nhigw import __version__
+from nhigw.compat.endpoints import COMPAT
 from nhigw.contracts import api
 from nhigw.contracts import models as m
 from nhigw.contracts.codes import HTTP_STATUS, message
@@ -43,7 +44,7 @@ TITLES = {
 
 
 def services() -> dict[str, list[api.Endpoint]]:
-    return {"agent": api.AGENT, "gateway": api.GATEWAY, "sim": api.SIM, "compat": api.COMPAT}
+    return {"agent": api.AGENT, "gateway": api.GATEWAY, "sim": api.SIM, "compat": COMPAT}
 
 
 def bus_messages() -> list[type[BaseModel]]:

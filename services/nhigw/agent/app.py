@@ -3,7 +3,7 @@
 Routes, bodies and field names as the seed and real HIS code use them (public facts
 3.2). Each call is recorded (function and result code) for ``/api/common/v1/Record``,
 newest first, bounded (``Agent.max_records``). The states each call needs are in
-``nhigw.agent.core.NEEDS``.
+``nhigw.agent.rules.NEEDS``.
 
 CORS: only listed origins (default ``*.nhi.gov.tw``, seed Q7; ``https`` only unless a pattern
 names its scheme, ``nhigw.common.guard.origin_allowed``): the list comes from ``--cors`` or the
@@ -30,6 +30,7 @@ from nhigw import __version__
 from nhigw.agent.console import add_console_routes
 from nhigw.agent.core import Agent
 from nhigw.common.guard import Guard, guard_middleware, origin_allowed
+from nhigw.agent.rules import com_index
 from nhigw.common.http import error_middleware, healthz, json_response, parse_body
 from nhigw.contracts.codes import Code, StatusError
 from nhigw.contracts.models import (
@@ -151,8 +152,9 @@ def create_app(agent: Agent, *, cors_hosts: list[str] | None = None, allowed_hos
         body = await parse_body(req, ReaderSettingRequest, empty_ok=False)
         if body.reader is not None:
             readers = await agent._readers()
-            if body.reader.upper().startswith("COM") and body.reader[3:].isdigit() and 0 < int(body.reader[3:]) <= len(readers):
-                body.reader = readers[int(body.reader[3:]) - 1]
+            idx = com_index(body.reader)
+            if idx is not None and 0 <= idx < len(readers):
+                body.reader = readers[idx]
             if body.reader not in readers:
                 raise StatusError(Code.NO_READER_BY_NAME, f"no PC/SC reader named {body.reader!r}")
         agent.settings.update(defaultReader=body.reader)
@@ -282,7 +284,15 @@ def create_app(agent: Agent, *, cors_hosts: list[str] | None = None, allowed_hos
         await agent.vhc_import(body.token)
         return ok()
 
+    async def readyz(_req: web.Request) -> web.Response:
+        """Ready while every named check passes: the bus links' tasks run (``task:presence``, ``task:bus-calls``,
+        ``task:session-calls``...; none without a bus). A task that died fails its check until it is restarted."""
+        checks = await agent.readiness.run()
+        failing = [name for name, passed in checks.items() if not passed]
+        return web.json_response({"status": "ok" if not failing else "not ready: " + ", ".join(failing), "checks": checks}, status=503 if failing else 200)
+
     r.add_get("/healthz", healthz)
+    r.add_get("/readyz", readyz)
     r.add_get("/api/common/v1/Status", status)
     r.add_get("/api/common/v1/Name", name)
     r.add_get("/api/common/v1/Version", version)

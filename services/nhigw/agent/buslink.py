@@ -67,7 +67,7 @@ class BusLink:
         self.component_url = component_url.rstrip("/") if component_url else None
         self.agent_id = identity.agentId
         self.drops = Drops()
-        self.supervisor = Supervisor()
+        self.supervisor = Supervisor(agent.readiness)  # each task a check of the agent's /readyz
         self.seen = Seen()
         self._calls: set[asyncio.Task[None]] = set()
         self._kick = asyncio.Event()

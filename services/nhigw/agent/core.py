@@ -11,7 +11,7 @@ States (``nhigw.contracts.models``):
 - HC: 0 none · 1 inserted · 2 ready (physical HC with the SAM verified, or a virtual HC
   verified with the DC: 0 -> 2).
 
-Every operation names the states it needs in ``NEEDS`` (the seed's table columns 初始化 /
+Every operation names the states it needs in ``NEEDS`` (``nhigw.agent.rules``) (the seed's table columns 初始化 /
 SAM / HCA / HC) and fails with the matching 6.0 code: 1000 not initialised; 1300 / 1301 SAM
 state 1 / 2; 1400 / 1401 / 1402 HPC state 1 / 2 / 3; 1501 HC not ready. Card I/O runs under
 one lock (PC/SC readers are not re-entrant); a card that vanishes mid-call is dropped from
@@ -68,7 +68,10 @@ from nhigw.agent.cards import (
 from nhigw.agent.cloudsam import CloudSam, CloudSamStore
 from nhigw.agent.dc import DcClient
 from nhigw.agent.mobilehca import MobileHcaVerifier
+from nhigw.agent.rules import SIGN_NEED, States, choose_device, com_name, fallback_cloud
+from nhigw.agent.rules import check as check_states
 from nhigw.agent.settings import SettingsStore
+from nhigw.common.health import Readiness
 from nhigw.common.logging import get_logger
 from nhigw.common.roctime import roc_now
 from nhigw.contracts import signing
@@ -102,51 +105,6 @@ from nhigw.contracts.models import (
 )
 
 log = get_logger("nhigw.agent")
-
-
-# --------------------------------------------------------------------------- the seed's state table
-
-
-@dataclass(frozen=True)
-class Need:
-    """The states a call needs: the columns 初始化 / SAM / HCA / HC of the seed's tables."""
-
-    init: bool = True
-    sam: SamState | None = None
-    hpc: HpcState | None = None
-    hc: HcState | None = None
-
-
-_S2 = SamState.VERIFIED
-NEEDS: dict[str, Need] = {
-    "server_date_time": Need(),
-    "sam_verify": Need(sam=SamState.PRESENT),
-    "sam_logout": Need(sam=_S2),
-    "sam_basic": Need(sam=SamState.PRESENT),
-    "sam_sign": Need(sam=_S2),
-    "hpc_verify": Need(sam=_S2, hpc=HpcState.READY),
-    "hpc_mobile": Need(sam=_S2),
-    "hpc_basic": Need(sam=_S2, hpc=HpcState.VERIFIED),
-    "hpc_change_pin": Need(sam=_S2, hpc=HpcState.VERIFIED),
-    "hpc_unlock": Need(sam=_S2, hpc=HpcState.READY),
-    "hpc_sign": Need(sam=_S2, hpc=HpcState.VERIFIED),
-    "hpc_logout": Need(sam=_S2, hpc=HpcState.VERIFIED),
-    # Choice (issue 2, over the seed's console table): a physical HC's public basic profile
-    # needs no SAM, as real cards allow (SELECT + READ 00 CA 11 00); a virtual HC only
-    # reaches a state at all through verification, which needs SAM 2.
-    "hc_basic": Need(hc=HcState.PRESENT),
-    "hc_pin": Need(sam=_S2, hc=HcState.READY),
-    "hc_sign": Need(sam=_S2, hc=HcState.READY),
-    "hpchc_sign": Need(sam=_S2, hpc=HpcState.VERIFIED, hc=HcState.READY),
-    "hc_logout": Need(sam=_S2),
-    "hc_organ_read": Need(sam=_S2, hc=HcState.READY),
-    "hc_organ_write": Need(sam=_S2, hpc=HpcState.VERIFIED, hc=HcState.READY),
-    "vhc_verify": Need(sam=_S2),
-    "vhc_read": Need(sam=_S2),
-    "vhc_export": Need(sam=_S2, hc=HcState.READY),
-    "vhc_import": Need(sam=_S2),
-}
-SIGN_NEED = {SignatureKind.SAM: "sam_sign", SignatureKind.HPC: "hpc_sign", SignatureKind.HC: "hc_sign", SignatureKind.HPCHC: "hpchc_sign"}
 
 
 # --------------------------------------------------------------------------- SAM devices
@@ -272,6 +230,7 @@ class Agent:
     settings: SettingsStore = field(init=False)
     cloud_sams: CloudSamStore = field(init=False)
     hca_verifier: Callable[[], MobileHcaVerifier] | None = None
+    readiness: Readiness = field(default_factory=Readiness)  # the agent's /readyz: its bus links' tasks (nhigw.bus.guard)
     _monitor: asyncio.Task[None] | None = None
     _retry_soon: bool = False
 
@@ -386,20 +345,8 @@ class Agent:
     # ------------------------------------------------------------------ state checks
 
     def check(self, op: str) -> None:
-        """Check the states ``op`` needs (``NEEDS``); raise the matching 6.0 code."""
-        need = NEEDS[op]
-        if need.init and not self.initialized:
-            raise StatusError(Code.NOT_INITIALIZED)
-        if need.sam is not None and self.sam_state < need.sam:
-            code = Code.SAM_MODE2 if need.sam == SamState.VERIFIED else Code.SAM_MODE1
-            raise StatusError(code, f"SAM state is {int(self.sam_state)}, needs {int(need.sam)}")
-        if need.hpc is not None and self.hpc_state < need.hpc:
-            code = {HpcState.PRESENT: Code.HPC_MODE1, HpcState.READY: Code.HPC_MODE2}.get(need.hpc, Code.HPC_MODE3)
-            raise StatusError(code, f"HPC state is {int(self.hpc_state)}, needs {int(need.hpc)}")
-        if need.hc is not None and self.hc_state < need.hc:
-            if self.hc_state == HcState.NONE:
-                raise StatusError(Code.NO_CARD if need.hc == HcState.PRESENT else Code.HC_MODE2, "no health card inserted")
-            raise StatusError(Code.HC_MODE2, f"HC state is {int(self.hc_state)}, needs {int(need.hc)}")
+        """Check the states ``op`` needs (``nhigw.agent.rules.NEEDS``); raise the matching 6.0 code."""
+        check_states(States(self.initialized, self.sam_state, self.hpc_state, self.hc_state), op)
 
     # ------------------------------------------------------------------ discovery
 
@@ -536,7 +483,7 @@ class Agent:
         if self.phys_sam_ids and self.phys_sam_ids[0] not in names:
             names.append(self.phys_sam_ids[0])
         names.extend(readers)
-        names.extend(f"COM{i + 1}" for i in range(len(readers)))
+        names.extend(com_name(i) for i in range(len(readers)))
         return names
 
     async def initial(self, name: str | None) -> None:
@@ -544,37 +491,11 @@ class Agent:
             raise StatusError(Code.ALREADY_INITIALIZED)
         name = (name or "").strip() or None
         readers = await self._readers()
-        cloud: CloudSam | None = None
-        chosen = readers
-        want_sam: str | None = None
-        if name:
-            if name in self.cloud_sams.ids():
-                cloud = self.cloud_sams.get(name)  # 9202 if sealed on another host
-            elif name.upper().startswith("COM") and name[3:].isdigit():
-                idx = int(name[3:]) - 1
-                if not 0 <= idx < len(readers):
-                    raise StatusError(Code.NO_DEVICE, f"{name} does not exist ({len(readers)} readers)")
-                chosen = [readers[idx]]
-            elif name in readers:
-                chosen = [name]
-            elif name.isdigit():
-                want_sam = name
-            else:
-                raise StatusError(Code.NO_READER_BY_NAME, f"no reader named {name!r}")
-        else:
-            last = self.settings.settings.lastDevice
-            usable = [i for i in self.cloud_sams.ids() if self.cloud_sams.usable(i)]
-            if last and last in usable:
-                cloud = self.cloud_sams.get(last)
-            elif last and (last in readers or (last.isdigit() and readers)):
-                pass  # a reader, or a physical SAM: decided after the scan below
-            elif usable:
-                cloud = self.cloud_sams.get(usable[0])
-        if cloud is not None:
-            default = self.settings.settings.defaultReader
-            chosen = [default] if default and default in readers else readers
-        elif not readers:
-            raise StatusError(Code.NO_READER, "no PC/SC reader found")
+        usable = [i for i in self.cloud_sams.ids() if self.cloud_sams.usable(i)]
+        last = self.settings.settings.lastDevice
+        choice = choose_device(name, readers, self.cloud_sams.ids(), usable, last, self.settings.settings.defaultReader)
+        cloud: CloudSam | None = self.cloud_sams.get(choice.cloud) if choice.cloud else None  # 9202 if sealed on another host
+        chosen, want_sam = list(choice.readers), choice.want_sam
         presence: dict[str, bytes | None] = {}
         with contextlib.suppress(CardIOError):
             presence = await self.backend.presence()
@@ -594,13 +515,9 @@ class Agent:
             if want_sam is not None and (self.phys_sam_ids is None or self.phys_sam_ids[0] != want_sam):
                 await self._finalize_locked()
                 raise StatusError(Code.NO_DEVICE, f"no SAM or cloud SAM {want_sam}")
-            if cloud is None and not name:
-                last = self.settings.settings.lastDevice
-                if last and last.isdigit() and self.phys_sam_ids is None and self.cloud_sams.ids():
-                    # the last device was a physical SAM that is not here: fall back to a cloud SAM
-                    usable = [i for i in self.cloud_sams.ids() if self.cloud_sams.usable(i)]
-                    if usable:
-                        self.cloud = cloud = self.cloud_sams.get(usable[0])
+            fallback = None if cloud is not None else fallback_cloud(name, last, self.phys_sam_ids is not None, usable)
+            if fallback is not None:
+                self.cloud = cloud = self.cloud_sams.get(fallback)
             if cloud is not None:
                 self.device = cloud.sam_id
             elif self.phys_sam_ids is not None:

@@ -318,7 +318,7 @@ class SessionLink:
         self.sessions, self.bus, self.keys, self.identity = sessions, bus, keys, identity
         self.sweep_s = sweep_s
         self.drops = Drops()
-        self.supervisor = Supervisor()
+        self.supervisor = Supervisor(sessions.agent.readiness)
         self.seen = Seen()
         self._sub: Subscription | None = None
         self._calls: set[asyncio.Task[None]] = set()

@@ -3,7 +3,8 @@
 Anyone who may publish on a channel (the agents' shared Redis ACL user ``agent`` may publish on
 presence, enrolment, calls, sessions and reply channels) can send any bytes there. So every
 receiver of the gateway and of the agent (registry, reply and done channels, enrolment, agent
-calls and sessions, the job stream) reads through one loop, ``serve``:
+calls and sessions) reads through one loop, ``serve`` (the job stream's entries that do not open
+or parse, and replayed ones, are counted the same way, receiver ``jobs``):
 
 - a message longer than the receiver's ``max_bytes`` is dropped before it is parsed;
 - a handler that raises anything (a forgery, bad JSON, ``RecursionError`` from deep nesting,
@@ -42,7 +43,7 @@ log = get_logger("nhigw.bus.guard")
 # a ``done`` message carries a whole NHI cloud answer, sealed.
 MAX_SMALL_BYTES = 16 * 1024  # presence, enrolment
 MAX_CALL_BYTES = 256 * 1024  # calls, session calls, replies
-MAX_ANSWER_BYTES = 4 * 1024 * 1024  # done (a stored answer), a job
+MAX_ANSWER_BYTES = 4 * 1024 * 1024  # done (a stored answer)
 
 
 class Drop(Exception):

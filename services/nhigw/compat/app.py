@@ -104,8 +104,8 @@ def unsupported_body(u: vhc.VhcUnsupported) -> dict[str, Any]:
 
 
 def openapi() -> dict[str, Any]:
-    """OpenAPI document of the COMPAT rows of ``nhigw.contracts.api`` (the generator ``nhigw proto`` uses)."""
-    from nhigw.contracts.api import COMPAT
+    """OpenAPI document of the rows of ``nhigw.compat.endpoints`` (the generator ``nhigw proto`` uses)."""
+    from nhigw.compat.endpoints import COMPAT
     from nhigw.protogen import openapi as generate
 
     doc = generate("compat", COMPAT)

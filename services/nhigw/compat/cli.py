@@ -49,7 +49,7 @@ def build_from_args(args: argparse.Namespace, *, agent_url: str | None = None, c
 
 
 async def cmd_compat(args: argparse.Namespace, data_dir: Path) -> None:
-    from nhigw.cli import Site, refuse_non_loopback, serve
+    from nhigw.common.serve import Site, refuse_non_loopback, serve
     from nhigw.common.tls import server_context
 
     refuse_non_loopback(args, "compat")

@@ -136,25 +136,7 @@ SIM: list[Endpoint] = [
     Endpoint("GET", "/test/swagger/v1/swagger.json", "測試卡 API 的 OpenAPI 文件 (Swagger UI: /test/swagger/index.html)", None, None, "swagger"),
 ]
 
-COMPAT: list[Endpoint] = []
-
-
-def _compat_rows() -> list[Endpoint]:
-    """The compat service (issue 6): the VHC SDK 2.x routes, the csHis functions, Swagger."""
-    from nhigw.compat import models as cm
-    from nhigw.compat.vhc import ROUTES, UNSUPPORTED
-
-    rows = [
-        Endpoint("GET", "/cshis", "列出 csHis 相容函式 (list the legacy functions)", None, None, "cshis"),
-        Endpoint("POST", "/cshis/{function}", "呼叫 csHis 相容函式 (legacy parameters by name)", cm.LegacyRequest, cm.LegacyResponse, "cshis"),
-        Endpoint("GET", "/swagger/v1/swagger.json", "OpenAPI 文件", None, None, "swagger"),
-    ]
-    rows += [Endpoint("POST", r.path, r.summary, r.request, cm.VhcResponse, r.path.split("/")[1]) for r in ROUTES]
-    rows += [Endpoint("POST", u.path, f"{u.summary} — 不支援: {u.reason}", None, cm.UnsupportedResponse, u.path.split("/")[1]) for u in UNSUPPORTED]
-    return rows
-
-
-COMPAT.extend(_compat_rows())
+# The compat service's rows live beside it (``nhigw.compat.endpoints.COMPAT``): contracts imports nothing else of the project.
 
 
 # The error body each service documents (``default`` response); ErrorBody unless listed.

@@ -336,5 +336,5 @@ def create_app(gw: Gateway, *, workers: bool = True) -> web.Application:
     app.router.add_post(VNHI_UPLOAD.url, upload)
     app.router.add_post("/test/v1/{path:.+}", test_api)
     add_dashboard_routes(app)
-    add_session_routes(app, gw)
+    add_session_routes(app, gw.sessions, gw.settings.clients)
     return app

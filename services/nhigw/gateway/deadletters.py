@@ -45,17 +45,20 @@ from nhigw.contracts.models import DeadLetterResendRequest, JobAnswer, QueuedJob
 from nhigw.gateway.audit import AuditRecord
 from nhigw.gateway.auth import Client, forbid
 from nhigw.gateway.queue import DeadAnswer, DeadLetter
+from nhigw.gateway.store import answer_aad
 
 if TYPE_CHECKING:
-    from nhigw.gateway.service import Gateway
+    from collections.abc import Awaitable, Callable
+
+    from nhigw.bus.seal import Sealer
+    from nhigw.contracts.buskeys import BusKeys
+    from nhigw.gateway.audit import AuditLog
+    from nhigw.gateway.queue import WorkQueue
+    from nhigw.gateway.store import KV
 
 log = get_logger("nhigw.gateway.deadletters")
 
 
-def answer_aad(answer_key: str) -> str:
-    from nhigw.gateway.service import answer_aad as aad  # (service imports this module)
-
-    return aad(answer_key)
 
 # Which NHI query shows whether a write landed (the reconciliation hint), by route family.
 _QUERY_OF = {
@@ -96,18 +99,25 @@ def fingerprint(job: QueuedJob) -> bytes:
 class DeadLetters:
     """The gateway's ``DeadHook`` and the operators' dead-letter actions."""
 
-    def __init__(self, gw: "Gateway") -> None:
-        self.gw = gw
+    def __init__(
+        self, *, kv: "KV", keys: "BusKeys", box: "Sealer", queue: "WorkQueue", audit: "AuditLog", instance: str, site: str,
+        window_s: float, deadline_s: float,
+        store_answer: "Callable[[str, JobAnswer, str | None], Awaitable[None]]", resolve: "Callable[[str, JobAnswer], None]",
+    ) -> None:
+        """``store_answer`` stores a final answer and tells its waiters (every replica);
+        ``resolve`` answers the requests waiting in this process (the in-memory deployment)."""
+        self.kv, self.keys, self.box, self.queue, self.audit_log = kv, keys, box, queue, audit
+        self.instance, self.site, self.window_s, self.deadline_s = instance, site, window_s, deadline_s
+        self.store_answer, self.resolve = store_answer, resolve
 
     # ------------------------------------------------------------------ the final answer (DeadHook)
 
     async def answer(self, raw: bytes, entry_id: str, deliveries: int) -> DeadAnswer | None:
-        gw = self.gw
         job = _job(raw)
         if job is None:
             log.error("dead_letter_unreadable", entry=entry_id)
             return None
-        maybe = job.write and await gw.kv.get(gw.keys.attempted(job.answerKey)) is not None
+        maybe = job.write and await self.kv.get(self.keys.attempted(job.answerKey)) is not None
         if maybe:
             err = StatusError(Code.OUTCOME_UNKNOWN, f"dead-lettered after {deliveries} failed deliveries; an earlier delivery may have reached the NHI cloud, so it is not sent again; {reconcile_hint(job.path)}", idempotencyKey=job.idempotencyKey, entryId=entry_id)
         else:
@@ -116,18 +126,16 @@ class DeadLetters:
         return self._final(job, err, maybe)
 
     def _final(self, job: QueuedJob, err: StatusError, maybe: bool) -> DeadAnswer:
-        gw = self.gw
-        ans = JobAnswer(requestId=job.requestId, idempotencyKey=job.idempotencyKey, httpStatus=err.http_status, body=json.dumps(err.body(), ensure_ascii=False), instance=gw.instance)
-        sealed = gw.box.seal(ans.model_dump_json().encode(), answer_aad(job.answerKey))
-        channel = gw.keys.done(job.origin) if job.origin else None
-        return DeadAnswer(gw.keys.answer(job.answerKey), sealed, gw.settings.idempotency_window_s, channel, job.answerKey.encode() + b" " + sealed, maybe)
+        ans = JobAnswer(requestId=job.requestId, idempotencyKey=job.idempotencyKey, httpStatus=err.http_status, body=json.dumps(err.body(), ensure_ascii=False), instance=self.instance)
+        sealed = self.box.seal(ans.model_dump_json().encode(), answer_aad(job.answerKey))
+        channel = self.keys.done(job.origin) if job.origin else None
+        return DeadAnswer(self.keys.answer(job.answerKey), sealed, self.window_s, channel, job.answerKey.encode() + b" " + sealed, maybe)
 
     async def deliver(self, a: DeadAnswer) -> None:
         """In one process (``MemoryQueue``): store unless answered, and answer the waiters here."""
-        gw = self.gw
-        if await gw.kv.set(a.key, a.sealed, ttl_s=a.ttl_s, nx=True):
+        if await self.kv.set(a.key, a.sealed, ttl_s=a.ttl_s, nx=True):
             akey = a.message.partition(b" ")[0].decode()
-            gw._resolve(akey, JobAnswer.model_validate_json(gw.box.open(a.sealed, answer_aad(akey))))
+            self.resolve(akey, JobAnswer.model_validate_json(self.box.open(a.sealed, answer_aad(akey))))
 
     # ------------------------------------------------------------------ operators
 
@@ -140,7 +148,7 @@ class DeadLetters:
     async def _mine(self, client: Client, dead_id: str) -> tuple[DeadLetter, QueuedJob | None]:
         """The dead letter if this operator may see it (404 otherwise: another hospital's is not shown)."""
         self._need_ops(client)
-        d = await self.gw.queue.dead_one(dead_id)
+        d = await self.queue.dead_one(dead_id)
         job = _job(d.raw) if d is not None else None
         if d is None or not client.operates_for(job.hospitalId if job else None):
             raise StatusError(Code.NOT_FOUND, "no such dead letter")
@@ -161,7 +169,7 @@ class DeadLetters:
     async def list(self, client: Client) -> list[dict[str, Any]]:
         self._need_ops(client)
         out = []
-        for d in await self.gw.queue.dead():
+        for d in await self.queue.dead():
             job = _job(d.raw)
             if client.operates_for(job.hospitalId if job else None):
                 out.append(self.view(d, job))
@@ -188,43 +196,40 @@ class DeadLetters:
         return await self._requeue(client, d, job, "resend", note=req.note)
 
     async def _requeue(self, client: Client, d: DeadLetter, job: QueuedJob, action: str, note: str = "") -> str:
-        gw = self.gw
-        taken = await gw.queue.discard(d.id)  # taken once: another operator or replica may have been first
+        taken = await self.queue.discard(d.id)  # taken once: another operator or replica may have been first
         if taken is None:
             raise StatusError(Code.NOT_FOUND, "no such dead letter")
-        window = gw.settings.idempotency_window_s
-        await gw.kv.delete(gw.keys.answer(job.answerKey))  # the dead-letter answer: the new run answers the key
-        await gw.kv.set(gw.keys.inflight(job.answerKey), fingerprint(job), ttl_s=window)
+        window = self.window_s
+        await self.kv.delete(self.keys.answer(job.answerKey))  # the dead-letter answer: the new run answers the key
+        await self.kv.set(self.keys.inflight(job.answerKey), fingerprint(job), ttl_s=window)
         # A new run of the request (a new requestId: the workers' replay check knows the old one),
         # under the same key; whoever asks with the key waits for its answer.
         now = time.time()
-        rerun = job.model_copy(update={"requestId": uuid.uuid4().hex, "enqueuedAt": now, "deadline": now + gw.settings.default_deadline_s})
-        new_id = await gw.queue.add(rerun)
+        rerun = job.model_copy(update={"requestId": uuid.uuid4().hex, "enqueuedAt": now, "deadline": now + self.deadline_s})
+        new_id = await self.queue.add(rerun)
         await self.audit(client, action, d.id, job, note)
         return new_id
 
     async def discard(self, client: Client, dead_id: str) -> None:
-        gw = self.gw
         d, job = await self._mine(client, dead_id)
-        if await gw.queue.discard(dead_id) is None:
+        if await self.queue.discard(dead_id) is None:
             raise StatusError(Code.NOT_FOUND, "no such dead letter")
         await self.audit(client, "discard", dead_id, job)
         if job is None:
             return
-        maybe = d.maybeSent or (job.write and await gw.kv.get(gw.keys.attempted(job.answerKey)) is not None)
+        maybe = d.maybeSent or (job.write and await self.kv.get(self.keys.attempted(job.answerKey)) is not None)
         err = (
             StatusError(Code.OUTCOME_UNKNOWN, f"discarded by an operator after it may have reached the NHI cloud; {reconcile_hint(job.path)}", idempotencyKey=job.idempotencyKey)
             if maybe
             else StatusError(Code.UPSTREAM_UNAVAILABLE, "discarded by an operator; never sent", idempotencyKey=job.idempotencyKey)
         )
-        ans = JobAnswer(requestId=job.requestId, idempotencyKey=job.idempotencyKey, httpStatus=err.http_status, body=json.dumps(err.body(), ensure_ascii=False), instance=gw.instance)
-        await gw.store_answer(job.answerKey, ans, job.origin)
+        ans = JobAnswer(requestId=job.requestId, idempotencyKey=job.idempotencyKey, httpStatus=err.http_status, body=json.dumps(err.body(), ensure_ascii=False), instance=self.instance)
+        await self.store_answer(job.answerKey, ans, job.origin)
 
     async def audit(self, client: Client, action: str, dead_id: str, job: QueuedJob | None, note: str = "") -> None:
         """Operators' dead-letter actions go into the same chain (eventType "ops")."""
-        gw = self.gw
         detail = reconcile_hint(job.path) if job is not None and action == "resend" else None
-        await gw.audit.append(
+        await self.audit_log.append(
             AuditRecord(
                 eventType="ops",
                 action={"retry": "E", "resend": "E", "discard": "D"}[action],
@@ -235,8 +240,8 @@ class DeadLetters:
                 client=client.name,
                 hospitalId=job.hospitalId if job else client.hospitalId,
                 workstation=job.workstation if job else None,
-                instance=gw.instance,
-                site=gw.settings.site,
+                instance=self.instance,
+                site=self.site,
                 requestId=job.requestId if job else dead_id,
                 idempotencyKey=job.idempotencyKey if job else "",
                 note=" ".join(x for x in (detail, note) if x) or None,

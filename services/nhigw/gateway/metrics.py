@@ -15,12 +15,18 @@ from prometheus_client.core import CounterMetricFamily
 from prometheus_client.registry import Collector
 
 if TYPE_CHECKING:
-    from nhigw.gateway.service import Gateway
+    from nhigw.bus.guard import Drops, Supervisor
+    from nhigw.bus.rpc import RpcClient
+    from nhigw.gateway.queue import WorkQueue
+    from nhigw.gateway.registry import Registry
+    from nhigw.gateway.upstream import Breaker
 
 
 class Metrics:
-    def __init__(self, gw: "Gateway") -> None:
-        self.gw = gw
+    """The replica's metrics; its collaborators (read at scrape time) are passed in, not the whole gateway."""
+
+    def __init__(self, *, queue: "WorkQueue", breaker: "Breaker", registry: "Registry", rpc: "RpcClient", drops: "Drops", supervisor: "Supervisor") -> None:
+        self._queue, self._breaker, self._registry, self._rpc = queue, breaker, registry, rpc
         r = self.registry = CollectorRegistry()
         self.requests = Counter("nhigw_gateway_requests", "business requests run, by route and 6.0 statusCode", ["route", "statusCode"], registry=r)
         self.latency = Histogram("nhigw_gateway_request_seconds", "business request latency (worker: sign + upstream + audit)", ["route"], registry=r,
@@ -36,7 +42,7 @@ class Metrics:
         self.breaker = Gauge("nhigw_gateway_breaker_state", "NHI cloud circuit breaker: 0 closed, 1 open, 2 half-open", registry=r)
         self.agents = Gauge("nhigw_gateway_agents_online", "workstations online", registry=r)
         self.rejected = Gauge("nhigw_gateway_bus_messages_rejected", "presence and reply messages dropped (every receiver, by reason: nhigw_gateway_bus_messages_dropped_total)", registry=r)
-        r.register(_DropsCollector(gw))
+        r.register(_DropsCollector(drops, supervisor))
 
     def observe(self, route: str, code: int, seconds: float, retries: int) -> None:
         self.requests.labels(route, str(code)).inc()
@@ -45,14 +51,14 @@ class Metrics:
             self.retries.inc(retries)
 
     async def render(self) -> bytes:
-        d = await self.gw.queue.depth()
+        d = await self._queue.depth()
         self.queue_length.set(d.length)
         self.queue_pending.set(d.pending)
         self.oldest_pending.set(d.oldest_pending_age_s)
         self.dead.set(d.dead)
-        self.breaker.set(self.gw.cloud.breaker.current())
-        self.agents.set(self.gw.registry.online_count())
-        self.rejected.set(self.gw.registry.rejected + self.gw.rpc.rejected)
+        self.breaker.set(self._breaker.current())
+        self.agents.set(self._registry.online_count())
+        self.rejected.set(self._registry.rejected + self._rpc.rejected)
         return generate_latest(self.registry)
 
 
@@ -61,15 +67,15 @@ class _DropsCollector(Collector):
     (``nhigw.bus.guard``: malformed, oversized, forged, replayed ... bus messages and stream entries),
     and ``nhigw_gateway_task_restarts_total{task}`` from its ``Supervisor``."""
 
-    def __init__(self, gw: "Gateway") -> None:
-        self.gw = gw
+    def __init__(self, drops: "Drops", supervisor: "Supervisor") -> None:
+        self.drops, self.supervisor = drops, supervisor
 
     def collect(self):  # type: ignore[no-untyped-def]
         dropped = CounterMetricFamily("nhigw_gateway_bus_messages_dropped", "bus messages and stream entries dropped, by receiver and reason", labels=["receiver", "reason"])
-        for (receiver, reason), n in sorted(self.gw.drops.counts.items()):
+        for (receiver, reason), n in sorted(self.drops.counts.items()):
             dropped.add_metric([receiver, reason], n)
         yield dropped
         restarts = CounterMetricFamily("nhigw_gateway_task_restarts", "background tasks restarted after they died, by task", labels=["task"])
-        for task, n in sorted(self.gw.supervisor.restarts.items()):
+        for task, n in sorted(self.supervisor.restarts.items()):
             restarts.add_metric([task], n)
         yield restarts

@@ -88,7 +88,7 @@ from nhigw.gateway.deadletters import DeadLetters
 from nhigw.gateway.metrics import Metrics
 from nhigw.gateway.queue import Admission, Delivery, MemoryQueue, RedisQueue, WorkQueue
 from nhigw.gateway.registry import Registry
-from nhigw.gateway.store import KV, MemoryKV, RedisKV
+from nhigw.gateway.store import KV, MemoryKV, RedisKV, answer_aad
 from nhigw.gateway.upstream import (
     BadStatus,
     CircuitOpen,
@@ -186,11 +186,18 @@ class Gateway:
         self.cloud = CloudClient(settings.cloud_url, settings.upstream, settings.transport)
         same = not settings.upload_url or settings.upload_url.rstrip("/") == settings.cloud_url.rstrip("/")
         self.upload_cloud = self.cloud if same else CloudClient(settings.upload_url or "", settings.upstream, settings.transport)
-        self.metrics = Metrics(self)
+        self.metrics = Metrics(queue=self.queue, breaker=self.cloud.breaker, registry=self.registry, rpc=self.rpc, drops=self.drops, supervisor=self.supervisor)
         from nhigw.gateway.sessions import DeviceSessions  # device sessions (issue 10): one-call per device session
 
-        self.sessions = DeviceSessions(self, idle_s=settings.session_idle_s, per_device=settings.sessions_per_device, per_hospital=settings.sessions_per_hospital)
-        self.dead_letters = DeadLetters(self)  # a dead-lettered job's final answer; the operators' actions
+        self.sessions = DeviceSessions(
+            bus=bus, keys=keys, agents=self.agents, registry=self.registry, kv=self.kv, box=self.box, audit=self.audit,
+            drops=self.drops, supervisor=self.supervisor, instance=self.instance, site=settings.site,
+            idle_s=settings.session_idle_s, per_device=settings.sessions_per_device, per_hospital=settings.sessions_per_hospital,
+        )
+        self.dead_letters = DeadLetters(
+            kv=self.kv, keys=keys, box=self.box, queue=self.queue, audit=self.audit, instance=self.instance, site=settings.site,
+            window_s=settings.idempotency_window_s, deadline_s=settings.default_deadline_s, store_answer=self.store_answer, resolve=self._resolve,
+        )  # a dead-lettered job's final answer; the operators' actions
         self.queue.dead_hook = self.dead_letters
         self._working: set[str] = set()
         self._jobs: set[asyncio.Task[None]] = set()
@@ -607,11 +614,6 @@ class Gateway:
         if isinstance(exc, MaybeSent) and job.write:
             return StatusError(Code.OUTCOME_UNKNOWN, f"the write may have reached the NHI cloud ({exc}); not repeated", idempotencyKey=job.idempotencyKey)
         return StatusError(Code.UPSTREAM_UNAVAILABLE, f"NHI cloud did not answer ({exc})")
-
-
-def answer_aad(answer_key: str) -> str:
-    """A stored answer is bound to its answer key (client + Idempotency-Key): a copy under another key does not open."""
-    return f"answer:{answer_key}"
 
 
 def _s(v: Any) -> str | None:

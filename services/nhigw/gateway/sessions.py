@@ -67,7 +67,14 @@ from nhigw.gateway.audit import AuditRecord, outcome_of
 from nhigw.gateway.auth import Client, forbid
 
 if TYPE_CHECKING:
-    from nhigw.gateway.service import Gateway
+    from nhigw.bus.base import Bus
+    from nhigw.bus.guard import Drops, Supervisor
+    from nhigw.bus.seal import Sealer
+    from nhigw.gateway.agents import AgentKeys
+    from nhigw.gateway.audit import AuditLog
+    from nhigw.gateway.auth import Clients
+    from nhigw.gateway.registry import Registry
+    from nhigw.gateway.store import KV
 
 log = get_logger("nhigw.gateway.sessions")
 
@@ -185,12 +192,18 @@ def token_hash(token: str) -> str:
 class DeviceSessions:
     """Opens, finds, renews and closes device sessions; forwards their card operations."""
 
-    def __init__(self, gw: "Gateway", *, idle_s: float = 900.0, per_device: int = 2, per_hospital: int = 200, call_timeout_s: float = 10.0) -> None:
-        self.gw = gw
+    def __init__(
+        self, *, bus: "Bus", keys: BusKeys, agents: "AgentKeys", registry: "Registry", kv: "KV", box: "Sealer", audit: "AuditLog",
+        drops: "Drops", supervisor: "Supervisor", instance: str, site: str,
+        idle_s: float = 900.0, per_device: int = 2, per_hospital: int = 200, call_timeout_s: float = 10.0,
+    ) -> None:
+        self.kv, self.box, self.audit_log, self.registry, self.agents = kv, box, audit, registry, agents
+        self.instance, self.site = instance, site
         self.idle_s, self.per_device, self.per_hospital, self.call_timeout_s = idle_s, per_device, per_hospital, call_timeout_s
-        self.keys = gw.keys
-        self.rpc = SessionRpc(gw.bus, _SessionKeys(gw.keys.prefix), gw.agents, drops=gw.drops, supervisor=gw.supervisor, receiver="session-replies")
-        client = getattr(gw.bus, "client", None)
+        self.keys = keys
+        self.rpc = SessionRpc(bus, _SessionKeys(keys.prefix), agents, drops=drops, supervisor=supervisor, receiver="session-replies")
+        self.rpc.alive = registry.online  # a session call waiting on an agent that goes away: 9400 at once
+        client = getattr(bus, "client", None)
         self.index: SessionIndex = RedisSessionIndex(client, 86400.0) if client is not None else SessionIndex()
         self.served: Counter[str] = Counter()  # this replica's opens per workstation: least-loaded first
 
@@ -207,16 +220,16 @@ class DeviceSessions:
 
     async def _store(self, rec: DeviceSessionRecord) -> None:
         ttl = max(0.05, rec.expiresAt - time.time())
-        await self.gw.kv.set(self.keys.device_session(rec.sessionId), self.gw.box.seal(rec.model_dump_json().encode(), _record_aad(rec.sessionId)), ttl_s=ttl)
-        await self.gw.kv.set(self.keys.device_token(rec.tokenHash), rec.sessionId.encode(), ttl_s=ttl)
+        await self.kv.set(self.keys.device_session(rec.sessionId), self.box.seal(rec.model_dump_json().encode(), _record_aad(rec.sessionId)), ttl_s=ttl)
+        await self.kv.set(self.keys.device_token(rec.tokenHash), rec.sessionId.encode(), ttl_s=ttl)
 
     async def record(self, session_id: str, *, touch: bool = True) -> DeviceSessionRecord:
         """The live session named ``session_id`` (renewed when ``touch``), or 9410."""
-        raw = await self.gw.kv.get(self.keys.device_session(session_id))
+        raw = await self.kv.get(self.keys.device_session(session_id))
         rec = None
         if raw:
             try:
-                rec = DeviceSessionRecord.model_validate_json(self.gw.box.open(raw, _record_aad(session_id)))
+                rec = DeviceSessionRecord.model_validate_json(self.box.open(raw, _record_aad(session_id)))
             except (SealError, ValueError):
                 log.error("device_session_unreadable", sessionId=session_id)
         if rec is None or rec.expiresAt <= time.time():
@@ -232,7 +245,7 @@ class DeviceSessions:
         token = req.headers.get(HEADER, "")
         if not token or len(token) > 200:
             raise StatusError(Code.SESSION_GONE, f"{HEADER} is missing or malformed")
-        sid = await self.gw.kv.get(self.keys.device_token(token_hash(token)))
+        sid = await self.kv.get(self.keys.device_token(token_hash(token)))
         if sid is None:
             raise StatusError(Code.SESSION_GONE, "device session closed, expired or unknown")
         rec = await self.record(sid.decode())
@@ -243,7 +256,7 @@ class DeviceSessions:
     # ------------------------------------------------------------------ agent calls
 
     async def call(self, rec: DeviceSessionRecord, op: str, **fields: Any) -> SessionReply:
-        if not self.gw.registry.online(rec.workstation):
+        if not self.registry.online(rec.workstation):
             raise StatusError(Code.WORKSTATION_OFFLINE, f"the serving agent {rec.workstation!r} is offline")
         reply = await self.rpc.session(rec.workstation, op, rec.sessionId, timeout_s=self.call_timeout_s, **fields)
         if not reply.ok:
@@ -269,14 +282,14 @@ class DeviceSessions:
                 raise forbid(f"client {client.name!r} may not use workstation {req.workstation!r}")
             candidates = [req.workstation]
         else:
-            candidates = sorted((str(w["workstation"]) for w in self.gw.registry.snapshot(client.may_use) if w["online"]), key=lambda w: (self.served[w], w))
+            candidates = sorted((str(w["workstation"]) for w in self.registry.snapshot(client.may_use) if w["online"]), key=lambda w: (self.served[w], w))
         if not candidates:
             raise StatusError(Code.WORKSTATION_OFFLINE, "no agent online serves device sessions for this client")
         idle = min(self.idle_s, req.idle_s or self.idle_s)
         sid = "ds-" + secrets.token_hex(8)
         last: StatusError | None = None
         for ws in candidates:
-            if not self.gw.registry.online(ws):
+            if not self.registry.online(ws):
                 last = StatusError(Code.WORKSTATION_OFFLINE, f"workstation {ws!r} is offline")
                 continue
             self.served[ws] += 1  # counted before the call, so concurrent opens spread over the agents
@@ -299,7 +312,7 @@ class DeviceSessions:
         token = "dst_" + secrets.token_urlsafe(32)
         rec = DeviceSessionRecord(
             sessionId=sid, tokenHash=token_hash(token), device=req.device, hospitalId=states.hospitalId or hospital or "-", client=client.name,
-            workstation=ws, agentId=self.gw.agents.agent_id(ws), idle_s=idle, openedAt=now, expiresAt=now + idle,
+            workstation=ws, agentId=self.agents.agent_id(ws), idle_s=idle, openedAt=now, expiresAt=now + idle,
         )
         full = await self.index.reserve([(self._scopes(rec)[0], self.per_hospital), (self._scopes(rec)[1], self.per_device)], sid, rec.expiresAt)
         if full:
@@ -318,8 +331,8 @@ class DeviceSessions:
             log.warning("device_session_close_not_delivered", sessionId=rec.sessionId, statusCode=err.code)
 
     async def close_session(self, rec: DeviceSessionRecord) -> None:
-        await self.gw.kv.delete(self.keys.device_session(rec.sessionId))
-        await self.gw.kv.delete(self.keys.device_token(rec.tokenHash))
+        await self.kv.delete(self.keys.device_session(rec.sessionId))
+        await self.kv.delete(self.keys.device_token(rec.tokenHash))
         await self.index.remove(self._scopes(rec), rec.sessionId)
         await self._agent_close(rec)
         if self.served[rec.workstation] > 0:
@@ -328,7 +341,7 @@ class DeviceSessions:
         log.info("device_session_closed", sessionId=rec.sessionId)
 
     async def audit(self, rec: DeviceSessionRecord, op: str, action: str, status_code: int = 0) -> None:
-        await self.gw.audit.append(
+        await self.audit_log.append(
             AuditRecord(
                 eventType="session",
                 action=action,
@@ -341,8 +354,8 @@ class DeviceSessions:
                 workstation=rec.workstation,
                 agentId=rec.agentId,
                 deviceSession=rec.sessionId,
-                instance=self.gw.instance,
-                site=self.gw.settings.site,
+                instance=self.instance,
+                site=self.site,
                 requestId=uuid.uuid4().hex,
                 idempotencyKey="",
             )
@@ -357,11 +370,10 @@ def _states_body(rec: DeviceSessionRecord, states: SessionStates | None) -> dict
     return body.model_dump(mode="json", exclude_none=True)
 
 
-def add_session_routes(app: web.Application, gw: "Gateway") -> None:
-    ds = gw.sessions
+def add_session_routes(app: web.Application, ds: DeviceSessions, clients: "Clients") -> None:
 
     def client_of(req: web.Request) -> Client:
-        return gw.settings.clients.authenticate(req)
+        return clients.authenticate(req)
 
     async def open_(req: web.Request) -> web.Response:
         client = client_of(req)

@@ -15,6 +15,11 @@ from redis.exceptions import RedisError
 from nhigw.bus.base import BusError
 
 
+def answer_aad(answer_key: str) -> str:
+    """A stored answer is bound to its answer key (client + Idempotency-Key): a copy under another key does not open."""
+    return f"answer:{answer_key}"
+
+
 class KV(abc.ABC):
     @abc.abstractmethod
     async def get(self, key: str) -> bytes | None: ...

@@ -1,0 +1,81 @@
+"""Running the services' aiohttp applications: the sites one process serves, until SIGINT/SIGTERM.
+
+Shared by ``nhigw.cli`` and the services' own command-line pieces (``nhigw.compat.cli``), so
+that no service's CLI imports the top-level one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import signal
+import ssl
+import sys
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from aiohttp import web
+
+from nhigw.common.guard import is_loopback
+from nhigw.common.http import runner as http_runner
+from nhigw.common.secretbox import private_dir
+
+__all__ = ["Site", "data_dir", "refuse_non_loopback", "serve"]
+
+
+def data_dir(args: argparse.Namespace, service: str) -> Path:
+    """``<base>/<service>``, made private (0700) to the user the service runs as: it holds sealed keys."""
+    base = Path(getattr(args, "data_dir", None) or os.environ.get("NHIGW_DATA_DIR") or str(Path.home() / ".local" / "share" / "nhigw"))
+    path = base / service
+    private_dir(base)
+    private_dir(path)
+    return path
+
+
+def refuse_non_loopback(args: argparse.Namespace, service: str) -> None:
+    """The agent and compat have no authentication: loopback only unless told (``--allow-non-loopback``)."""
+    if not is_loopback(args.host) and not getattr(args, "allow_non_loopback", False):
+        sys.exit(f"nhigw: the {service} has no authentication and serves loopback only; --host {args.host} needs --allow-non-loopback")
+
+
+@dataclass
+class Site:
+    app: web.Application
+    host: str
+    port: int
+    ssl_context: ssl.SSLContext | None = None
+    label: str = ""
+
+    @property
+    def url(self) -> str:
+        return f"{'https' if self.ssl_context else 'http'}://{self.host}:{self.port}"
+
+
+async def serve(sites: list[Site], *, on_started: Callable[[], Awaitable[None]] | None = None, on_stop: Callable[[], Awaitable[None]] | None = None) -> None:
+    """Run every site until SIGINT/SIGTERM, then shut down cleanly."""
+    runners = []
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    try:
+        for s in sites:
+            runner = http_runner(s.app)  # JSON for aiohttp's own errors, request-head timeout (nhigw.common.http)
+            await runner.setup()
+            runners.append(runner)
+            await web.TCPSite(runner, s.host, s.port, ssl_context=s.ssl_context, reuse_address=True).start()
+            print(f"nhigw {s.label:8s} {s.url}", flush=True)
+        if on_started:
+            await on_started()
+        print("nhigw ready", flush=True)
+        await stop.wait()
+    finally:
+        if on_stop:
+            with contextlib.suppress(Exception):
+                await on_stop()
+        for r in reversed(runners):
+            await r.cleanup()

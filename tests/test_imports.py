@@ -1,0 +1,113 @@
+"""The import graph of ``services/nhigw``, read from the source (AST, nothing imported).
+
+No module may reach itself through imports (every import counts: top level, inside a function,
+under ``TYPE_CHECKING``), and ``nhigw.contracts`` imports nothing of the project outside itself.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+PKG = Path(__file__).resolve().parents[1] / "services" / "nhigw"
+
+
+def module_name(path: Path, root: Path = PKG) -> str:
+    parts = ["nhigw", *path.relative_to(root).with_suffix("").parts]
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def imports_of(path: Path, modules: set[str], root: Path = PKG) -> set[str]:
+    """The project modules a file imports (``from a import b`` names module ``a.b`` when that is one)."""
+    me = module_name(path, root)
+    package = me if path.name == "__init__.py" else me.rpartition(".")[0]
+    out: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):
+        if isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                up = package.split(".")[: len(package.split(".")) - (node.level - 1)]
+                base = ".".join([*up, *([base] if base else [])])
+            names = [f"{base}.{a.name}" if f"{base}.{a.name}" in modules else base for a in node.names]
+        else:
+            continue
+        for name in names:
+            while name and name not in modules:  # `import nhigw.a.b` of a name inside a module
+                name = name.rpartition(".")[0]
+            if name and name != me and name != "nhigw":  # the package's face (__version__) is no edge
+                out.add(name)
+    return out
+
+
+def graph(root: Path = PKG) -> dict[str, set[str]]:
+    files = sorted(root.rglob("*.py"))
+    modules = {module_name(f, root) for f in files}
+    return {module_name(f, root): imports_of(f, modules, root) for f in files}
+
+
+def cycles(g: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected components of more than one module (Tarjan), each sorted."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on: set[str] = set()
+    out: list[list[str]] = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on.add(v)
+        for w in sorted(g.get(v, ())):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            comp = []
+            while True:
+                w = stack.pop()
+                on.discard(w)
+                comp.append(w)
+                if w == v:
+                    break
+            if len(comp) > 1:
+                out.append(sorted(comp))
+
+    for v in sorted(g):
+        if v not in index:
+            visit(v)
+    return out
+
+
+def test_cycles_finds_a_circle_and_only_it() -> None:
+    g = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}, "e": set()}
+    assert cycles(g) == [["a", "b", "c"]]
+    assert cycles({"a": {"b"}, "b": set()}) == []
+
+
+def test_imports_of_reads_every_kind_of_import(tmp_path: Path) -> None:
+    pkg = tmp_path / "p"
+    (pkg / "sub").mkdir(parents=True)
+    for name in ("__init__.py", "a.py", "sub/__init__.py", "sub/b.py", "sub/c.py"):
+        (pkg / name).write_text("")
+    (pkg / "sub" / "b.py").write_text(
+        "from typing import TYPE_CHECKING\nfrom . import c\nif TYPE_CHECKING:\n    from nhigw.a import X\n"
+        "def f():\n    import nhigw.sub.c\n    from nhigw import __version__\n"
+    )
+    files = sorted(pkg.rglob("*.py"))
+    modules = {module_name(f, pkg) for f in files}
+    assert imports_of(pkg / "sub" / "b.py", modules, pkg) == {"nhigw.a", "nhigw.sub.c"}
+
+
+def test_no_import_cycle_in_the_package() -> None:
+    g = graph()
+    assert len(g) > 50 and "nhigw.gateway.service" in g["nhigw.gateway.app"]  # the graph is really read
+    assert cycles(g) == []
+
+
+def test_contracts_import_nothing_else_of_the_project() -> None:
+    outside = {(m, dep) for m, deps in graph().items() if m.startswith("nhigw.contracts") for dep in deps if not dep.startswith("nhigw.contracts")}
+    assert outside == set()
