@@ -24,7 +24,8 @@ import aiohttp
 import pytest
 from cryptography.hazmat.primitives import serialization
 
-from nhigw.contracts.api import AGENT, COMPAT, GATEWAY, SIM
+from nhigw.compat.endpoints import COMPAT
+from nhigw.contracts.api import AGENT, GATEWAY, SIM
 from nhigw.gateway.auth import Client, Clients, key_hash
 from nhigw.gateway.upstream import UpstreamSettings
 from tests.helpers import ROOT, Proc, free_port, insecure_ssl
