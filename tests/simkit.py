@@ -21,6 +21,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from nhigw.contracts import signing
 from nhigw.contracts.routes import lookup
 from nhigw.sim.app import create_app
+from nhigw.sim.persist import StateFile
 from nhigw.sim.store import SimStore
 from tests.helpers import serving
 
@@ -76,11 +77,12 @@ class Sim:
 
 
 @contextlib.asynccontextmanager
-async def running_sim(store: SimStore | None = None, *, admin: bool = True, dedupe_writes: bool = False) -> AsyncIterator[Sim]:
+async def running_sim(store: SimStore | None = None, *, admin: bool = True, dedupe_writes: bool = False, state: StateFile | None = None) -> AsyncIterator[Sim]:
+    """A simulator on loopback; with ``state`` it saves to that SQLite file as ``nhigw sim --state`` does."""
     store = store or SimStore.seeded()
     store.admin_enabled = admin
     store.dedupe_writes = dedupe_writes
     signer = Signer()
     store.register_sam(signer.samId, signer.hospitalId, signer.public_pem())
-    async with serving(create_app(store)) as url, aiohttp.ClientSession() as http:
+    async with serving(create_app(store, state)) as url, aiohttp.ClientSession() as http:
         yield Sim(url, store, http, signer)

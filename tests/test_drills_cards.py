@@ -17,25 +17,15 @@
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import Awaitable, Callable
 
 import pytest
 
 from nhigw.vcard.bank import VirtualReaderBank
 from nhigw.vcard.cards import SamCard
+from tests.helpers import eventually
 from tests.stack import running_stack
 
 INS_GET_CHALLENGE, INS_INTERNAL_AUTH = 0x84, 0x88
-
-
-async def eventually(fn: Callable[[], Awaitable[bool]], timeout_s: float = 5.0) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if await fn():
-            return True
-        await asyncio.sleep(0.05)
-    return False
 
 
 class VanishingSam(SamCard):

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
-import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,7 +14,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from tests.helpers import Proc, free_port, insecure_ssl, ok
+from tests.helpers import Proc, eventually, free_port, insecure_ssl, ok
 
 pytestmark = [pytest.mark.pcsc, pytest.mark.redis]
 
@@ -69,15 +68,6 @@ async def http() -> AsyncIterator[aiohttp.ClientSession]:
 async def call(http: aiohttp.ClientSession, method: str, url: str, **kw: object) -> tuple[int, dict]:  # type: ignore[type-arg]
     async with http.request(method, url, **kw) as r:  # type: ignore[arg-type]
         return r.status, await r.json(content_type=None)
-
-
-async def eventually(fn, timeout_s: float = 5.0):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout_s
-    while True:
-        result = await fn()
-        if result or time.monotonic() > deadline:
-            return result
-        await asyncio.sleep(0.05)
 
 
 async def ws03_online(http: aiohttp.ClientSession, gateway: str) -> bool:

@@ -8,9 +8,15 @@ from __future__ import annotations
 import asyncio
 import base64
 import datetime as dt
+from pathlib import Path
+
+import pytest
 
 from nhigw.common.roctime import roc_datetime
 from nhigw.contracts.routes import ROUTES
+from nhigw.sim.dc import VhcAuthority
+from nhigw.sim.persist import StateFile
+from nhigw.sim.store import SimStore
 from tests.helpers import ok
 from tests.simkit import DOCTOR, HOSPITAL_ID, TEST10, Signer, running_sim
 
@@ -68,8 +74,10 @@ async def test_sequence_numbers_are_w_numbers_per_institution_per_day_and_visits
         assert (last["sequenceNumber"], last["treatmentDateTime"], last["hospitalId"]) == ("W001", d["treatmentDateTime"], "3501288888")
 
 
-async def test_fifty_concurrent_next_calls_give_w001_to_w050_without_gaps_or_duplicates() -> None:
-    async with running_sim() as s:
+@pytest.mark.parametrize("on_file", [False, True], ids=["memory", "state-file"])
+async def test_fifty_concurrent_next_calls_give_w001_to_w050_without_gaps_or_duplicates(on_file: bool, tmp_path: Path) -> None:
+    state = StateFile(tmp_path / "sim.db") if on_file else None
+    async with running_sim(state=state) as s:
         s.store.patients_by_id["Z299999929"].treatmentCounter = "99"
         results = await asyncio.gather(*(s.call("SequelNumber/Next", treatmentItem="01") for _ in range(50)))
         assert all(status == 200 for status, _ in results), results
@@ -78,6 +86,12 @@ async def test_fifty_concurrent_next_calls_give_w001_to_w050_without_gaps_or_dup
         assert len({body["treatmentNumber"] for _, body in results}) == 50
         assert len({body["treatmentDateTime"] for _, body in results}) == 50
         assert s.store.patients_by_id["Z299999929"].treatmentCounter == "49"
+    if state is not None:  # the file holds the same 50 visits
+        again = SimStore.seeded()
+        assert StateFile(tmp_path / "sim.db").load_into(again, VhcAuthority())
+        assert again.seq_counters == s.store.seq_counters and max(again.seq_counters.values()) == 50
+        assert again.patients_by_id["Z299999929"] == s.store.patients_by_id["Z299999929"]
+        assert state.saves == 50  # one transaction per answered call
 
 
 async def test_card_rules_on_next() -> None:

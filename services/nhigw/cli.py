@@ -22,6 +22,7 @@ import os
 import socket
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 
@@ -29,12 +30,15 @@ from nhigw import __version__
 from nhigw.common.logging import configure, get_logger
 from nhigw.common.serve import Site, data_dir, serve
 
+if TYPE_CHECKING:
+    from nhigw.bus.base import Bus
+
 log = get_logger("nhigw")
 
 DEFAULT_SIM_URL = "http://127.0.0.1:8068"
 
 
-def bus_from(args: argparse.Namespace, *, gateway: bool = True):  # type: ignore[no-untyped-def]
+def bus_from(args: argparse.Namespace, *, gateway: bool = True) -> "Bus":
     from nhigw.bus import make_bus
 
     url = args.redis or os.environ.get("NHIGW_REDIS_URL")
@@ -42,7 +46,7 @@ def bus_from(args: argparse.Namespace, *, gateway: bool = True):  # type: ignore
     if gateway and url and not url.startswith("memory://") and not key:
         sys.exit("nhigw: a gateway on Redis needs the gateway key (--bus-key or NHIGW_BUS_KEY; make one with `nhigw keygen`)")
     try:
-        return make_bus(url), None
+        return make_bus(url)
     except ValueError as exc:  # a malformed Sentinel URL (nhigw.bus.redisurl)
         sys.exit(f"nhigw: {exc}")
 
@@ -50,10 +54,10 @@ def bus_from(args: argparse.Namespace, *, gateway: bool = True):  # type: ignore
 # ------------------------------------------------------------------ builders (shared by the subcommands and `up`)
 
 
-def build_sim(store=None) -> web.Application:  # type: ignore[no-untyped-def]
+def build_sim(store=None, state=None) -> web.Application:  # type: ignore[no-untyped-def]
     from nhigw.sim.app import create_app
 
-    return create_app(store)
+    return create_app(store, state)
 
 
 async def build_agent(args: argparse.Namespace, *, bank=None):  # type: ignore[no-untyped-def]
@@ -110,7 +114,7 @@ async def _auto_verify_sam(agent) -> None:  # type: ignore[no-untyped-def]
         agent.unsubscribe(events)
 
 
-async def start_agent(agent, args: argparse.Namespace, bus, sealer):  # type: ignore[no-untyped-def]
+async def start_agent(agent, args: argparse.Namespace, bus):  # type: ignore[no-untyped-def]
     from nhigw.agent.buslink import BusLink
     from nhigw.contracts.buskeys import BusKeys
     from nhigw.contracts.codes import StatusError
@@ -153,7 +157,7 @@ async def start_agent(agent, args: argparse.Namespace, bus, sealer):  # type: ig
     return link
 
 
-def build_gateway(args: argparse.Namespace, bus, sealer) -> web.Application:  # type: ignore[no-untyped-def]
+def build_gateway(args: argparse.Namespace, bus) -> web.Application:  # type: ignore[no-untyped-def]
     from nhigw.gateway.cli import build_gateway_app
 
     cloud = args.cloud or os.environ.get("NHIGW_CLOUD_URL") or DEFAULT_SIM_URL
@@ -171,7 +175,14 @@ async def cmd_sim(args: argparse.Namespace) -> None:
         os.environ["NHIGW_SIM_ADMIN"] = "1"
     store = SimStore.seeded()
     store.dedupe_writes = args.dedupe_writes
-    await serve([Site(build_sim(store), args.host, args.port, label="sim")])
+    state = None
+    if args.state:
+        from nhigw.sim.persist import StateFile
+
+        state = StateFile(args.state, reset=args.reset)
+    elif args.reset:
+        sys.exit("nhigw sim: --reset needs --state FILE")
+    await serve([Site(build_sim(store, state), args.host, args.port, label="sim")])
 
 
 async def cmd_vcard(args: argparse.Namespace) -> None:
@@ -198,14 +209,14 @@ async def cmd_agent(args: argparse.Namespace) -> None:
     bank = None
     if args.virtual:
         bank = _virtual_bank(args)
-    bus, sealer = bus_from(args, gateway=False) if (args.redis or os.environ.get("NHIGW_REDIS_URL")) else (None, None)
+    bus = bus_from(args, gateway=False) if (args.redis or os.environ.get("NHIGW_REDIS_URL")) else None
     agent, app = await build_agent(args, bank=bank)
     ctx = None if args.no_tls else server_context(data_dir(args, "agent"))
     link = None
 
     async def started() -> None:
         nonlocal link
-        link = await start_agent(agent, args, bus, sealer)
+        link = await start_agent(agent, args, bus)
 
     async def stopping() -> None:
         if link:
@@ -219,8 +230,8 @@ async def cmd_agent(args: argparse.Namespace) -> None:
 
 
 async def cmd_gateway(args: argparse.Namespace) -> None:
-    bus, sealer = bus_from(args)
-    app = build_gateway(args, bus, sealer)
+    bus = bus_from(args)
+    app = build_gateway(args, bus)
 
     async def stopping() -> None:
         await bus.close()
@@ -256,9 +267,9 @@ async def cmd_up(args: argparse.Namespace) -> None:
     args.workstation = args.workstation or "ws-01"
     args.auto_init = True
     args.auto_verify_sam = True
-    bus, sealer = bus_from(args)
+    bus = bus_from(args)
     agent, agent_app = await build_agent(args, bank=bank)
-    gw_app = build_gateway(args, bus, sealer)
+    gw_app = build_gateway(args, bus)
     ctx = None if args.no_tls else server_context(data_dir(args, "agent"))
     from nhigw.compat.cli import build_from_args as build_compat
 
@@ -273,7 +284,7 @@ async def cmd_up(args: argparse.Namespace) -> None:
 
         if not getattr(args, "enrol_token", None):  # one process: the gateway issues the agent its token
             args.enrol_token = await gw_app[GATEWAY].agents.issue_token(args.workstation)
-        link = await start_agent(agent, args, bus, sealer)
+        link = await start_agent(agent, args, bus)
 
     async def stopping() -> None:
         if link:
@@ -328,6 +339,8 @@ def parser() -> argparse.ArgumentParser:
     sp.add_argument("--port", type=int, default=8068)
     sp.add_argument("--admin", action="store_true", help="enable the admin API: fault injection and clock (/test/v1/Faults, /Clock)")
     sp.add_argument("--dedupe-writes", action="store_true", help="answer a write sent again with the same Idempotency-Key from a cache instead of executing it (the real NHI cloud does not)")
+    sp.add_argument("--state", metavar="FILE", help="keep the simulator's state (patients, test cards, visits, numbers, uploads, used signatures, clock, counts) in this SQLite file across restarts (default: in memory)")
+    sp.add_argument("--reset", action="store_true", help="with --state: forget the saved state and start from the seed")
 
     sp = sub.add_parser("vcard", help="virtual cards into pcscd via vpcd")
     common(sp)

@@ -153,10 +153,6 @@ class HcSession(Session):
     async def read_basic(self) -> HcBasic:
         return parse_hc_basic(await self._ok(APDU_HC_BASIC, "READ basic"))
 
-    async def pin_set(self) -> bool:
-        _data, sw = await self.conn.transmit(bytes.fromhex("0020000100"))
-        return sw != SW_NO_DATA
-
     async def change_pin(self, new_pin: str) -> None:
         body = new_pin.encode("ascii")
         await self._ok(bytes([0x00, 0x24, 0x01, 0x01, len(body)]) + body, "CHANGE REFERENCE DATA")
@@ -178,9 +174,6 @@ class SamSession(Session):
     async def read_ids(self) -> tuple[str, str]:
         data = await self.read_binary_sfi(1, 22)
         return data[:12].decode("ascii"), data[12:22].decode("ascii")
-
-    async def public_key_der(self) -> bytes:
-        return await self.read_binary_sfi(2)
 
 
 class HpcSession(Session):

@@ -171,9 +171,6 @@ def rerun(raw: bytes) -> QueuedJob:
     return QueuedJob.model_validate_json(raw).model_copy(update={"requestId": uuid.uuid4().hex})
 
 
-redis_errors = (RedisError, OSError)  # what a Redis call raises when Redis is away
-
-
 def _wrap(exc: Exception) -> BusError:
     return BusError(f"redis stream operation failed: {exc}")
 

@@ -41,6 +41,7 @@ from nhigw.sim import dc as _dc
 from nhigw.sim.admin import add_admin_routes, fire, take_fault
 from nhigw.sim.auth import check_signature
 from nhigw.sim.dc import STORE, add_dc_routes
+from nhigw.sim.persist import StateFile, persist_middleware
 from nhigw.sim.registry import HANDLERS
 from nhigw.sim.store import IdemEntry, SimStore, write_content_key
 from nhigw.sim.testcards import add_testcard_routes
@@ -81,9 +82,19 @@ def openapi_part(prefix: str, title: str) -> dict[str, Any]:
     return doc
 
 
-def create_app(store: SimStore | None = None) -> web.Application:
-    app = web.Application(middlewares=[error_middleware], client_max_size=32 * 1024 * 1024)
-    st0 = app[STORE] = store or SimStore.seeded()
+def create_app(store: SimStore | None = None, state: StateFile | None = None) -> web.Application:
+    """The simulator; with ``state`` (``nhigw sim --state FILE``) its state is loaded from and
+    saved to that file after every request that may change it (``persist.py``)."""
+    st0 = store or SimStore.seeded()
+    vhc = _dc.VhcAuthority()
+    middlewares: list[Any] = [error_middleware]
+    if state is not None:
+        if state.load_into(st0, vhc):
+            log.info("sim_state_loaded", file=str(state.path))
+        middlewares.append(persist_middleware(lambda: state.save(st0, vhc)))
+    app = web.Application(middlewares=middlewares, client_max_size=32 * 1024 * 1024)
+    app[STORE] = st0
+    app[_dc.VHC] = vhc
 
     async def execute(st: SimStore, path: str, raw: bytes, key: str | None) -> tuple[int, dict[str, Any]]:
         route = lookup(path)
