@@ -79,7 +79,7 @@ class Transport:
             data = json.dumps(payload, ensure_ascii=False).encode()
             hdrs["Content-Type"] = "application/json"
         try:
-            async with self._s().request(method, url, data=data, headers=hdrs, ssl=self._ssl if url.startswith("https") else None) as r:
+            async with self._s().request(method, url, data=data, headers=hdrs, ssl=self._ssl if url.startswith("https") and self._ssl is not None else True) as r:
                 raw = await r.read()
                 status = r.status
         except aiohttp.ClientConnectionError as exc:

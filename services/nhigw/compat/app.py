@@ -117,7 +117,7 @@ def create_app(cs: CsHis) -> web.Application:
     app = web.Application(middlewares=[error_middleware])
     app[CSHIS] = cs
 
-    async def lifecycle(_a: web.Application):  # type: ignore[no-untyped-def]
+    async def lifecycle(_a: web.Application):
         yield
         await cs.agent.close()
         await cs.cloud.close()

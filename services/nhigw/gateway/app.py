@@ -110,7 +110,7 @@ def create_app(gw: Gateway, *, workers: bool = True) -> web.Application:
     app = web.Application(middlewares=[error_middleware, bus_error_middleware], client_max_size=32 * 1024 * 1024)
     app[GATEWAY] = gw
 
-    async def lifecycle(_a: web.Application):  # type: ignore[no-untyped-def]
+    async def lifecycle(_a: web.Application):
         await gw.start(workers=workers)
         yield
         await gw.close()
