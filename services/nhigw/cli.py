@@ -47,7 +47,10 @@ def bus_from(args: argparse.Namespace, *, gateway: bool = True) -> "Bus":
     key = args.bus_key or os.environ.get("NHIGW_BUS_KEY")
     if gateway and url and not url.startswith("memory://") and not key:
         sys.exit("nhigw: a gateway on Redis needs the gateway key (--bus-key or NHIGW_BUS_KEY; make one with `nhigw keygen`)")
-    return make_bus(url)
+    try:
+        return make_bus(url)
+    except ValueError as exc:  # a malformed Sentinel URL (nhigw.bus.redisurl)
+        sys.exit(f"nhigw: {exc}")
 
 
 # ------------------------------------------------------------------ builders (shared by the subcommands and `up`)
@@ -321,7 +324,7 @@ def parser() -> argparse.ArgumentParser:
         sp.add_argument("--host", default="127.0.0.1")
 
     def busopts(sp: argparse.ArgumentParser) -> None:
-        sp.add_argument("--redis", help="Redis URL (redis://[:password@]host:port/db); none = in-process bus")
+        sp.add_argument("--redis", help="Redis URL (redis://[:password@]host:port/db, or Sentinel: redis+sentinel://[:password@]host1:26379,host2:26379/<service>/<db>); none = in-process bus")
         sp.add_argument("--bus-key", help="gateway key: 32-byte base64, sealing agent keys and enrolment tokens in Redis (`nhigw keygen`); gateway replicas only")
         sp.add_argument("--bus-prefix", default=os.environ.get("NHIGW_BUS_PREFIX", "nhigw"), help="key/channel prefix on the bus")
 

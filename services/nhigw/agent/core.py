@@ -198,6 +198,7 @@ class VirtualHc:
     basic: HcBasic
     identityStatus: str | None
     sessionId: str
+    pinSet: bool = False  # the DC's answer: the holder has a PIN, and entered it in the app (pinVerified)
 
 
 @dataclass
@@ -281,7 +282,7 @@ class Agent:
             reader=", ".join(self.readers_in_use) or None,
             sam=CardStatus(status=int(self.sam_state)),
             hpc=CardStatus(status=int(self.hpc_state)),
-            hc=HcCardStatus(status=int(self.hc_state), pinSet=None if virtual else self.hc_pin_set, pinVerified=self.hc_pin_verified, virtual=virtual),
+            hc=HcCardStatus(status=int(self.hc_state), pinSet=self.vhc.pinSet if self.vhc is not None else self.hc_pin_set, pinVerified=self.hc_pin_verified, virtual=virtual),
         )
 
     def card_states(self) -> CardStates:
@@ -782,8 +783,8 @@ class Agent:
             return await self.dc.vhc_verify(VirtualHcVerifyRequest(token=token, purpose=purpose, **signed))
 
     def _vhc_take(self, res: VirtualHcVerifyResponse) -> None:
-        self.vhc = VirtualHc(HcBasic(cardNo=res.cardId, name=res.name, idNo=res.idNo, birthday=res.birthday, sex=res.sex, dateIssue=""), res.identityStatus, res.sessionId)
-        self.hc_pin_verified = False
+        self.vhc = VirtualHc(HcBasic(cardNo=res.cardId, name=res.name, idNo=res.idNo, birthday=res.birthday, sex=res.sex, dateIssue=""), res.identityStatus, res.sessionId, res.pinSet)
+        self.hc_pin_verified = res.pinVerified
         log.info("virtual_hc_verified", cardId=res.cardId)
         self._emit("inserted", "virtual-hc")
         self._changed()

@@ -469,13 +469,35 @@ class ApplyVirtualHcRequest(SignatureObject):
     name: str | None = Field(None, max_length=10)
 
 
-class ApplyVirtualHcResponse(CloudResponse):
+class TestCard(Model):
+    """A virtual test card (虛擬健保卡測試卡) as Apply and List answer it."""
+
     cardSn: str
     idCardNum: str
     name: str
     birthday: str
     sex: str
     isForeigner: bool
+
+
+class ApplyVirtualHcResponse(TestCard, CloudResponse):
+    pass
+
+
+class TestCardListRequest(SignatureObject):
+    """``/test/v1/ApplyVirtualHc/List`` (SAM signature, serviceType 06): the calling institution's test cards."""
+
+
+class TestCardList(CloudResponse):
+    cards: list[TestCard] = Field(default_factory=list)
+    remaining: int = Field(description="how many more test cards this institution may apply for (at most 10 at a time)")
+
+
+class TestCardDeleteRequest(SignatureObject):
+    """``/test/v1/ApplyVirtualHc/Delete`` (SAM signature, serviceType 06): give back one of the institution's test cards."""
+
+    cardSn: str = Field(pattern=r"^\d{12}$")
+    birthday: RocDate
 
 
 class TestCardRef(Model):

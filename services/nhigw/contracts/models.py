@@ -566,6 +566,8 @@ class VirtualHcQrRequest(Model):
     idNo: str | None = None
     birthday: str | None = None
     ttl_s: Annotated[float, Field(gt=0, le=3600)] = 300.0
+    hasPin: bool = Field(False, description="是否有PIN: the card holder has set a PIN on the card")
+    verifyPin: bool = Field(False, description="是否驗PIN: the holder entered it when opening the virtual card in the app (only with hasPin)")
 
 
 class VirtualHcQrResponse(Model):
@@ -596,6 +598,8 @@ class VirtualHcVerifyResponse(Model):
     sex: str
     identityStatus: str | None = None
     sessionId: str
+    pinSet: bool = False
+    pinVerified: bool = False
     statusCode: int = 0
 
 

@@ -56,7 +56,7 @@ from redis.exceptions import RedisError
 
 from nhigw.bus.base import BusError
 from nhigw.bus.batch import GroupCommit
-from nhigw.bus.resp import lean_script
+from nhigw.bus.resp import ReplicaWait, lean_script
 from nhigw.common.logging import get_logger, mask_id
 from nhigw.contracts.buskeys import BusKeys
 from nhigw.contracts.codes import Code
@@ -676,7 +676,7 @@ class RedisAudit(AuditLog):
     return out
     """
 
-    def __init__(self, client: aioredis.Redis, keys: BusKeys, key: bytes, jobs: JobStream | None = None) -> None:
+    def __init__(self, client: aioredis.Redis, keys: BusKeys, key: bytes, jobs: JobStream | None = None, wait: ReplicaWait | None = None) -> None:
         self.client, self.keys, self.key = client, keys, key
         self.log_key, self.head_key = keys.audit_log, keys.audit_head
         self.name = self.log_key
@@ -686,7 +686,7 @@ class RedisAudit(AuditLog):
         self._lock = asyncio.Lock()
         self._cas = client.register_script(self._CAS)
         self._page_script = client.register_script(self._PAGE)
-        self._cas_finish = lean_script(client, self._CAS_FINISH)  # on the hot path: a lean connection of its own (nhigw.bus.resp)
+        self._cas_finish = lean_script(client, self._CAS_FINISH, wait)  # on the hot path: a lean connection of its own (nhigw.bus.resp)
         self._finishing: GroupCommit[tuple[AuditRecord | None, JobEnd], AuditRecord | None] = GroupCommit(self._finish_batch)
         self._head: str | None = None  # the head after this replica's last append (a guess; the script checks it)
 

@@ -37,6 +37,9 @@ def add_gateway_options(sp: argparse.ArgumentParser) -> None:
     sp.add_argument("--claim-idle-s", type=float, default=10.0, help="reclaim another replica's job after it is idle this long")
     sp.add_argument("--rate-per-s", type=float, default=50.0, help="per-hospital rate limit (requests/s, per replica)")
     sp.add_argument("--rate-burst", type=float, default=100.0, help="per-hospital burst")
+    sp.add_argument("--replica-wait", type=int, default=None, metavar="N",
+                    help="acknowledge admission and a job's end only once N Redis replicas have it (WAIT); default 1 under Sentinel, 0 (off) on one Redis")
+    sp.add_argument("--replica-wait-ms", type=int, default=1000, help="how long to wait for those replicas before answering 9402")
     sp.add_argument(
         "--upload-cloud", default=os.environ.get("NHIGW_UPLOAD_CLOUD_URL"),
         help="base URL of the IC-data upload host that /V2000/VNHI_Upload goes to (real: https://medvpndti.nhi.gov.tw); default: the business cloud (--cloud)",
@@ -103,17 +106,22 @@ def build_gateway_app(args: argparse.Namespace, bus, *, cloud: str, data_dir: Pa
         audit_path=data_dir / "audit.jsonl" if audit_file else None,
         audit_checkpoints=data_dir / "audit-checkpoints.jsonl",
         upstream=UpstreamSettings(rate_per_s=getattr(args, "rate_per_s", 50.0), rate_burst=getattr(args, "rate_burst", 100.0)),
+        replica_wait=getattr(args, "replica_wait", None),
+        replica_wait_ms=getattr(args, "replica_wait_ms", 1000),
     )
     return create_app(Gateway(bus, settings))
 
 
 def _store(args: argparse.Namespace):
-    import redis.asyncio as aioredis
+    from nhigw.bus.redisurl import redis_client
 
     url = args.redis or os.environ.get("NHIGW_REDIS_URL")
     if not url:
         sys.exit("nhigw: --redis (or NHIGW_REDIS_URL) is required")
-    return aioredis.Redis.from_url(url)
+    try:
+        return redis_client(url)
+    except ValueError as exc:
+        sys.exit(f"nhigw: {exc}")
 
 
 async def cmd_enrol_token(args: argparse.Namespace) -> None:

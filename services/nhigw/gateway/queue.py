@@ -36,7 +36,7 @@ from redis.exceptions import RedisError, ResponseError
 
 from nhigw.bus.base import BusError
 from nhigw.bus.batch import GroupCommit
-from nhigw.bus.resp import lean_script
+from nhigw.bus.resp import ReplicaWait, lean_script
 from nhigw.bus.seal import Sealer, SealError
 from nhigw.contracts.models import QueuedJob
 from nhigw.gateway.store import KV
@@ -176,12 +176,12 @@ def _wrap(exc: Exception) -> BusError:
 
 
 class RedisQueue(WorkQueue):
-    def __init__(self, client: aioredis.Redis, stream: str, group: str, dead_stream: str, *, max_deliveries: int = 3, maxlen: int = 100_000, box: Sealer | None = None) -> None:
+    def __init__(self, client: aioredis.Redis, stream: str, group: str, dead_stream: str, *, max_deliveries: int = 3, maxlen: int = 100_000, box: Sealer | None = None, wait: ReplicaWait | None = None) -> None:
         self.client, self.stream, self.group, self.dead_stream = client, stream, group, dead_stream
         self.max_deliveries, self.maxlen = max_deliveries, maxlen
         self.box = box or Sealer(None)
         self.aad = f"job:{stream}"  # a job is bound to its stream; its answer key and client are inside, sealed
-        self._admit_script = lean_script(client, self._ADMIT)  # on the hot path: a lean connection of its own (nhigw.bus.resp)
+        self._admit_script = lean_script(client, self._ADMIT, wait)  # on the hot path: a lean connection of its own (nhigw.bus.resp)
         self._admitters: dict[str, GroupCommit[Admission, Admitted]] = {}
 
     def _open(self, sealed: bytes) -> bytes:

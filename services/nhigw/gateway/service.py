@@ -73,6 +73,8 @@ import structlog
 
 from nhigw.bus.base import Bus, BusError
 from nhigw.bus.guard import MAX_ANSWER_BYTES, Drop, Drops, Seen, Supervisor, serve
+from nhigw.bus.redisurl import is_sentinel
+from nhigw.bus.resp import ReplicaWait
 from nhigw.bus.rpc import RpcClient
 from nhigw.bus.seal import Sealer, SealError
 from nhigw.common.health import Readiness
@@ -163,6 +165,10 @@ class GatewaySettings:
     session_idle_s: float = 900.0  # device sessions (nhigw.gateway.sessions)
     sessions_per_device: int = 2
     sessions_per_hospital: int = 200
+    # Replica waiting (``WAIT N timeout``, README "Redis Sentinel"): after admission, a write's
+    # ``attempted`` marker and the job's end. None: 1 replica under Sentinel, off (0) on one Redis.
+    replica_wait: int | None = None
+    replica_wait_ms: int = 1000
 
 
 class Gateway:
@@ -174,10 +180,12 @@ class Gateway:
         self.box = Sealer(settings.gateway_key)
         client = getattr(bus, "client", None)
         if client is not None:  # RedisBus: everything shared through the same Redis
-            self.kv: KV = RedisKV(client)
-            self.queue: WorkQueue = RedisQueue(client, keys.jobs, keys.jobs_group, keys.dead, max_deliveries=settings.max_deliveries, box=self.box)
+            n = settings.replica_wait if settings.replica_wait is not None else (1 if is_sentinel(getattr(bus, "url", None)) else 0)
+            wait = ReplicaWait(n, settings.replica_wait_ms) if n > 0 else None
+            self.kv: KV = RedisKV(client, wait=wait)
+            self.queue: WorkQueue = RedisQueue(client, keys.jobs, keys.jobs_group, keys.dead, max_deliveries=settings.max_deliveries, box=self.box, wait=wait)
             jobs = JobStream(keys.jobs, keys.jobs_group, int(settings.idempotency_window_s * 1000), keys.done(""), self.instance)
-            self.audit: AuditLog = RedisAudit(client, keys, audit_key(settings.gateway_key), jobs)
+            self.audit: AuditLog = RedisAudit(client, keys, audit_key(settings.gateway_key), jobs, wait=wait)
         else:
             self.kv = MemoryKV()
             self.queue = MemoryQueue(max_deliveries=settings.max_deliveries)
