@@ -40,6 +40,8 @@ from nhigw.common.logging import configure, get_logger
 from nhigw.common.serve import Site, data_dir, refuse_non_loopback, serve
 
 if TYPE_CHECKING:
+    from nhigw.agent.buslink import BusLink
+    from nhigw.agent.sessions import LinkGroup
     from nhigw.bus.base import Bus
 
 log = get_logger("nhigw")
@@ -86,22 +88,22 @@ def bus_from(args: argparse.Namespace, *, gateway: bool = True) -> "Bus":
 # ------------------------------------------------------------------ builders (shared by the subcommands and `up`)
 
 
-def build_sim(store=None, state=None) -> web.Application:  # type: ignore[no-untyped-def]
+def build_sim(store=None, state=None) -> web.Application:
     from nhigw.sim.app import create_app
 
     return create_app(store, state)
 
 
-async def build_agent(args: argparse.Namespace, *, bank=None):  # type: ignore[no-untyped-def]
+async def build_agent(args: argparse.Namespace, *, bank=None):
     from nhigw.agent.app import create_app
-    from nhigw.agent.cardio import InProcessBackend, PcscBackend
+    from nhigw.agent.cardio import InProcessBackend, PcscBackend, ReaderBackend
     from nhigw.agent.core import Agent
     from nhigw.agent.dc import DcClient
 
     if getattr(args, "no_pcsc", False):
         from nhigw.agent.sessions import NoReaderBackend
 
-        backend = NoReaderBackend()  # a cloud SAM only: serves device sessions (nhigw.agent.sessions)
+        backend: ReaderBackend = NoReaderBackend()  # a cloud SAM only: serves device sessions (nhigw.agent.sessions)
     else:
         backend = InProcessBackend(bank) if bank is not None else PcscBackend()
     cloud = args.cloud or os.environ.get("NHIGW_CLOUD_URL") or DEFAULT_SIM_URL
@@ -123,7 +125,7 @@ async def _stop_background() -> None:
     _BACKGROUND.clear()
 
 
-async def _auto_verify_sam(agent) -> None:  # type: ignore[no-untyped-def]
+async def _auto_verify_sam(agent) -> None:
     """``--auto-verify-sam`` (virtual and test SAMs): verify each SAM once when it is present, unverified.
 
     One attempt per insertion: a failure is logged and not retried until the SAM is removed and
@@ -148,7 +150,7 @@ async def _auto_verify_sam(agent) -> None:  # type: ignore[no-untyped-def]
         agent.unsubscribe(events)
 
 
-async def start_agent(agent, args: argparse.Namespace, bus):  # type: ignore[no-untyped-def]
+async def start_agent(agent, args: argparse.Namespace, bus):
     from nhigw.agent.buslink import BusLink
     from nhigw.contracts.buskeys import BusKeys
     from nhigw.contracts.codes import StatusError
@@ -162,7 +164,7 @@ async def start_agent(agent, args: argparse.Namespace, bus):  # type: ignore[no-
         if args.auto_verify_sam:
             # pcscd may report a card a moment after Initial: verify the SAM whenever one appears.
             _BACKGROUND.add(asyncio.create_task(_auto_verify_sam(agent), name="auto-verify-sam"))
-    link = None
+    link: BusLink | LinkGroup | None = None
     if bus is not None:
         from nhigw.bus.enrol import EnrolError, agent_identity
 
@@ -191,7 +193,7 @@ async def start_agent(agent, args: argparse.Namespace, bus):  # type: ignore[no-
     return link
 
 
-def build_gateway(args: argparse.Namespace, bus) -> web.Application:  # type: ignore[no-untyped-def]
+def build_gateway(args: argparse.Namespace, bus) -> web.Application:
     from nhigw.gateway.cli import build_gateway_app
 
     cloud = args.cloud or os.environ.get("NHIGW_CLOUD_URL") or DEFAULT_SIM_URL
@@ -274,7 +276,7 @@ async def cmd_gateway(args: argparse.Namespace) -> None:
     await serve([Site(app, args.host, args.port, label="gateway")], on_stop=stopping)
 
 
-def _virtual_bank(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+def _virtual_bank(args: argparse.Namespace):
     from nhigw.vcard.bank import CardFactory, VirtualReaderBank
     from nhigw.vcard.identities import Identities, KeyStore
 

@@ -49,7 +49,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from nhigw.agent.cardio import CardConnection, CardIOError, NoCardError, ReaderBackend
 from nhigw.agent.cards import (
@@ -130,7 +130,7 @@ async def sam_signature(sam: SamDevice, service_type: str, hc: HcBasic | None, h
     """A 6.0 signature object's fields: a fresh clientRandom from ``sam``, the SAM's and the cards' ids
     (an absent card's left out), and ``signature``, the SAM's over their canonical message
     (``nhigw.contracts.signing``). The agent's own cards and a device session's both sign here."""
-    fields = dict(
+    fields: dict[str, Any] = dict(
         serviceType=service_type,
         clientRandom=base64.b64encode(await sam.client_random()).decode(),
         samId=sam.sam_id,
@@ -299,7 +299,7 @@ class Agent:
     def _emit(self, type_: str, kind: str | None = None, reader: str | None = None) -> None:
         if not self.event_listeners:
             return
-        ev = CardEvent(type=type_, kind=kind, reader=reader, states=self.card_states(), at=time.time())  # type: ignore[arg-type]
+        ev = CardEvent(type=type_, kind=kind, reader=reader, states=self.card_states(), at=time.time())
         for fn in list(self.event_listeners):
             with contextlib.suppress(Exception):
                 fn(ev)
@@ -572,7 +572,7 @@ class Agent:
     # ------------------------------------------------------------------ card I/O guard
 
     @contextlib.asynccontextmanager
-    async def _io(self, kind: str):  # type: ignore[no-untyped-def]
+    async def _io(self, kind: str):
         """Run card I/O on the ``kind`` slot; a vanished card becomes 1102 and leaves the state."""
         slot = self.slots.get(kind)
         if slot is None:
@@ -680,7 +680,7 @@ class Agent:
         self.hc_pin_verified = sw == SW_OK
 
     @contextlib.asynccontextmanager
-    async def _hc_session(self):  # type: ignore[no-untyped-def]
+    async def _hc_session(self):
         async with self._io("hc") as conn:
             sess = HcSession(conn)
             if not await sess.select():
@@ -780,7 +780,7 @@ class Agent:
             raise StatusError(Code.QRCODE_MISSING)
         async with self.lock:
             signed = await self._dc_signed("VirtualHc/Verify", purpose, token)
-            return await self.dc.vhc_verify(VirtualHcVerifyRequest(token=token, purpose=purpose, **signed))  # type: ignore[arg-type]
+            return await self.dc.vhc_verify(VirtualHcVerifyRequest(token=token, purpose=purpose, **signed))
 
     def _vhc_take(self, res: VirtualHcVerifyResponse) -> None:
         self.vhc = VirtualHc(HcBasic(cardNo=res.cardId, name=res.name, idNo=res.idNo, birthday=res.birthday, sex=res.sex, dateIssue=""), res.identityStatus, res.sessionId, res.pinSet)

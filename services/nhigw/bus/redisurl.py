@@ -33,11 +33,11 @@ _TLS_PARAMS = ("ssl_ca_certs", "ssl_certfile", "ssl_keyfile")
 
 
 def is_sentinel(url: str | None) -> bool:
-    return bool(url) and urlsplit(url).scheme in SENTINEL_SCHEMES  # type: ignore[arg-type]
+    return bool(url) and urlsplit(url).scheme in SENTINEL_SCHEMES
 
 
 def is_redis(url: str | None) -> bool:
-    return bool(url) and urlsplit(url).scheme in ("redis", "rediss", "unix", *SENTINEL_SCHEMES)  # type: ignore[arg-type]
+    return bool(url) and urlsplit(url).scheme in ("redis", "rediss", "unix", *SENTINEL_SCHEMES)
 
 
 class SentinelURL:
@@ -74,11 +74,11 @@ class SentinelURL:
 class SentinelRedis(aioredis.Redis):
     """``master_for``'s client; closing it closes the connections to the sentinels too."""
 
-    sentinel: Sentinel | None = None
+    owner: Sentinel | None = None  # the Sentinel it came from (not `sentinel`: a Redis command of that name)
 
     async def aclose(self, close_connection_pool: bool | None = None) -> None:
         await super().aclose(close_connection_pool)
-        for s in self.sentinel.sentinels if self.sentinel is not None else ():
+        for s in self.owner.sentinels if self.owner is not None else ():
             await s.aclose()
 
 
@@ -91,5 +91,5 @@ def redis_client(url: str, **kw: Any) -> aioredis.Redis:
     sentinel_kw = {"username": s.sentinel_username, "password": s.sentinel_password, "socket_connect_timeout": kw.get("socket_connect_timeout", 2), "socket_timeout": 2, **tls}
     sentinel = Sentinel(s.sentinels, sentinel_kwargs=sentinel_kw)
     client = sentinel.master_for(s.service, redis_class=SentinelRedis, username=s.username, password=s.password, db=s.db, **tls, **kw)
-    client.sentinel = sentinel
+    client.owner = sentinel
     return client

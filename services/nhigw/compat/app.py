@@ -121,7 +121,7 @@ def create_app(cs: CsHis, *, allowed_hosts: tuple[str, ...] = ()) -> web.Applica
     app = web.Application(middlewares=[guard_middleware(guard), error_middleware])
     app[CSHIS] = cs
 
-    async def lifecycle(_a: web.Application):  # type: ignore[no-untyped-def]
+    async def lifecycle(_a: web.Application):
         yield
         await cs.agent.close()
         await cs.cloud.close()

@@ -30,7 +30,8 @@ from nhigw.contracts.models import Model, OpenModel, SignatureObject
 def _real_roc(value: str) -> str:
     """A ROC date / date-time that exists (month 13 or 30 February are refused: 1706)."""
     try:
-        dt.datetime(int(value[:3]) + 1911, int(value[3:5]), int(value[5:7]), *(int(value[i : i + 2]) for i in range(7, min(len(value), 13), 2)))
+        hh, mm, ss = ([int(value[i : i + 2]) for i in range(7, min(len(value), 13), 2)] + [0, 0, 0])[:3]
+        dt.datetime(int(value[:3]) + 1911, int(value[3:5]), int(value[5:7]), hh, mm, ss)
     except ValueError as exc:
         raise ValueError("not a real ROC date / date-time") from exc
     return value

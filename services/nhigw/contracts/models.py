@@ -282,7 +282,7 @@ class SignReply(Model):
     ok: bool
     signature: SignatureObject | None = None
     error: ErrorBody | None = None
-    hpcId: str | None = Field(None, description="the HPC verified at this workstation when it signed (for the audit; not part of the signature)")
+    hpcId: str | None = Field(default=None, description="the HPC verified at this workstation when it signed (for the audit; not part of the signature)")
 
 
 # --------------------------------------------------------------------------- bus messages: enrolment, sealed envelopes, component calls, queue
@@ -671,7 +671,7 @@ class SessionReply(Model):
     signature: SignatureObject | None = None
     transfer: VirtualHcExportResponse | None = None
     error: ErrorBody | None = None
-    hpcId: str | None = Field(None, description="with a signature: the HCA logged in to this session (for the audit; not part of the signature)")
+    hpcId: str | None = Field(default=None, description="with a signature: the HCA logged in to this session (for the audit; not part of the signature)")
 
 
 class DeviceSessionOpenRequest(Model):

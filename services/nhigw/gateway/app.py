@@ -172,7 +172,7 @@ def create_app(gw: Gateway, *, workers: bool = True) -> web.Application:
     app = web.Application(middlewares=middlewares, client_max_size=MAX_BODY_BYTES)
     app[GATEWAY] = gw
 
-    async def lifecycle(_a: web.Application):  # type: ignore[no-untyped-def]
+    async def lifecycle(_a: web.Application):
         await gw.start(workers=workers)
         yield
         await gw.close()

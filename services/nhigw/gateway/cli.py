@@ -47,7 +47,7 @@ def add_gateway_options(sp: argparse.ArgumentParser) -> None:
     )
 
 
-def add_admin_parsers(sub: argparse._SubParsersAction, gw: argparse.ArgumentParser, busopts, common) -> None:  # type: ignore[no-untyped-def,type-arg]
+def add_admin_parsers(sub: argparse._SubParsersAction, gw: argparse.ArgumentParser, busopts, common) -> None:
     gsub = gw.add_subparsers(dest="gwcmd", required=False)
     sp = gsub.add_parser("enrol-token", help="print a one-time enrolment token for a workstation's agent")
     busopts(sp)
@@ -73,7 +73,7 @@ def add_admin_parsers(sub: argparse._SubParsersAction, gw: argparse.ArgumentPars
     sp.add_argument("--hospital", help="export only this hospital's records")
 
 
-def build_gateway_app(args: argparse.Namespace, bus, *, cloud: str, data_dir: Path, audit_file: bool) -> web.Application:  # type: ignore[no-untyped-def]
+def build_gateway_app(args: argparse.Namespace, bus, *, cloud: str, data_dir: Path, audit_file: bool) -> web.Application:
     """``data_dir``: the gateway's (audit checkpoints; with ``audit_file``, the audit itself: one process)."""
     from nhigw.gateway.app import create_app
     from nhigw.gateway.auth import Clients
@@ -106,7 +106,7 @@ def build_gateway_app(args: argparse.Namespace, bus, *, cloud: str, data_dir: Pa
     return create_app(Gateway(bus, settings))
 
 
-def _store(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+def _store(args: argparse.Namespace):
     from nhigw.bus.redisurl import redis_client
 
     url = args.redis or os.environ.get("NHIGW_REDIS_URL")
@@ -187,7 +187,7 @@ async def cmd_audit(args: argparse.Namespace, data_dir: Path) -> int:
             await client.aclose()
 
 
-async def self_issued_token(bus, prefix: str, args: argparse.Namespace, workstation: str) -> str | None:  # type: ignore[no-untyped-def]
+async def self_issued_token(bus, prefix: str, args: argparse.Namespace, workstation: str) -> str | None:
     """The ``--bus-key`` path for trusted hosts (demo containers): an agent holding the *gateway* key
     issues its own enrolment token in Redis. Whoever holds that key can act as any workstation, so
     real workstations enrol with a token from ``nhigw gateway enrol-token`` instead."""

@@ -72,9 +72,9 @@ from typing import Any
 import structlog
 
 from nhigw.bus.base import Bus, BusError
+from nhigw.bus.guard import MAX_ANSWER_BYTES, Drop, Drops, Seen, Supervisor, serve
 from nhigw.bus.redisurl import is_sentinel
 from nhigw.bus.resp import ReplicaWait
-from nhigw.bus.guard import MAX_ANSWER_BYTES, Drop, Drops, Seen, Supervisor, serve
 from nhigw.bus.rpc import RpcClient
 from nhigw.bus.seal import Sealer, SealError
 from nhigw.common.health import Readiness
@@ -84,7 +84,20 @@ from nhigw.contracts.codes import Code, StatusError, http_status
 from nhigw.contracts.models import JobAnswer, QueuedJob, SignatureObject
 from nhigw.contracts.routes import VNHI_UPLOAD, Route, lookup
 from nhigw.gateway.agents import AgentKeys
-from nhigw.gateway.audit import AuditAttempt, AuditLog, AuditRecord, FileAudit, JobEnd, JobStream, MemoryAudit, RedisAudit, audit_key, mask_card, mask_patient, outcome_of
+from nhigw.gateway.audit import (
+    AuditAttempt,
+    AuditLog,
+    AuditRecord,
+    FileAudit,
+    JobEnd,
+    JobStream,
+    MemoryAudit,
+    RedisAudit,
+    audit_key,
+    mask_card,
+    mask_patient,
+    outcome_of,
+)
 from nhigw.gateway.auth import Client, Clients
 from nhigw.gateway.deadletters import DeadLetters
 from nhigw.gateway.metrics import Metrics
@@ -409,7 +422,13 @@ class Gateway:
         self._working.add(d.id)
         t = asyncio.create_task(self._run(d))
         self._jobs.add(t)
-        t.add_done_callback(lambda t: (self._slots.release(), self._working.discard(d.id), self._jobs.discard(t)))
+
+        def ended(t: asyncio.Task[None]) -> None:
+            self._slots.release()
+            self._working.discard(d.id)
+            self._jobs.discard(t)
+
+        t.add_done_callback(ended)
 
     async def _keepalive(self) -> None:
         while True:
@@ -564,8 +583,8 @@ class Gateway:
             status, payload = err.http_status, json.dumps(err.body(), ensure_ascii=False).encode()
         except ValueError:
             final = False
-            err = StatusError(Code.NOT_JSON, "malformed JSON body")
-            status, payload = err.http_status, json.dumps(err.body(), ensure_ascii=False).encode()
+            bad = StatusError(Code.NOT_JSON, "malformed JSON body")
+            status, payload = bad.http_status, json.dumps(bad.body(), ensure_ascii=False).encode()
         latency_ms = (time.monotonic() - t0) * 1000
         code, payload = _coded(payload, status)
         status = http_status(code)  # the cloud's 4xx/5xx too: an HIS reads the code (nhigw.contracts.codes)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import abc
 import time
+from typing import cast
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
@@ -73,7 +74,9 @@ class RedisKV(KV):
 
     async def get(self, key: str) -> bytes | None:
         try:
-            return await self.client.get(key)  # type: ignore[no-any-return]
+            # redis-py types every reply as bytes | str; this client never decodes (decode_responses off): bytes.
+            value = cast("bytes | None", await self.client.get(key))
+            return value
         except (RedisError, OSError) as exc:
             raise BusError(f"redis get failed: {exc}") from exc
 
@@ -92,7 +95,8 @@ class RedisKV(KV):
 
     async def getdel(self, key: str) -> bytes | None:
         try:
-            return await self.client.getdel(key)  # type: ignore[no-any-return]
+            value = cast("bytes | None", await self.client.getdel(key))
+            return value
         except (RedisError, OSError) as exc:
             raise BusError(f"redis getdel failed: {exc}") from exc
 
