@@ -33,8 +33,8 @@ from nhigw.contracts.buskeys import BusKeys
 from nhigw.contracts.cloud import Fault
 from nhigw.gateway.auth import Clients
 from nhigw.gateway.upstream import HandlerTransport, UpstreamResponse, UpstreamSettings
-from tests.stack import running_stack
 from tests.helpers import Proc, eventually, free_port, ok
+from tests.stack import running_stack
 from tests.test_gateway_service import HOSP, PASS_BODY, call, gateway_on
 
 WRITE = "/api/v1/EmergentTel/Write"

@@ -4,8 +4,8 @@ On first start a service makes, in its data directory, its own certificate autho
 (``ca.crt``, named for nhigw and the workstation; its key sealed with
 :class:`~nhigw.common.secretbox.SecretBox` in ``ca.key.sealed``) and a server certificate
 for ``localhost``, ``127.0.0.1`` and ``::1`` signed by it (``tls.crt``: the server
-certificate then the CA; ``tls.key``: PKCS#8 encrypted with a random password kept sealed
-in ``tls.key.pass.sealed``). Nothing private is shared between installs. Browsers trust the
+certificate then the CA; ``tls.key``: PKCS#8 encrypted with the ``SecretBox`` password, bound
+to this machine and user like the other keys). Nothing private is shared between installs. Browsers trust the
 agent once ``nhigw agent trust`` has put ``ca.crt`` where they look (:mod:`nhigw.common.trust`).
 
 The server certificate lives :data:`SERVER_DAYS` days and is renewed at
@@ -28,12 +28,13 @@ import ssl
 from pathlib import Path
 
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from nhigw.common.logging import get_logger
-from nhigw.common.secretbox import SecretBox, SecretBoxError
+from nhigw.common.secretbox import SecretBox, SecretBoxError, private_dir
 
 log = get_logger("nhigw.tls")
 
@@ -73,13 +74,12 @@ class LocalCA:
     """The CA and server certificate files of one data directory."""
 
     def __init__(self, data_dir: Path, workstation: str | None = None) -> None:
-        self.data_dir = Path(data_dir)
+        self.data_dir = private_dir(Path(data_dir))
         self.workstation = workstation or socket.gethostname()
         self.ca_path = self.data_dir / "ca.crt"
         self.ca_key_path = self.data_dir / "ca.key.sealed"
         self.cert_path = self.data_dir / "tls.crt"
         self.key_path = self.data_dir / "tls.key"
-        self.pass_path = self.data_dir / "tls.key.pass.sealed"
 
     # ---------------------------------------------------------------- the CA
 
@@ -98,7 +98,6 @@ class LocalCA:
         loaded = self._load_ca()
         if loaded and not _due(loaded[0], now):
             return loaded
-        self.data_dir.mkdir(parents=True, exist_ok=True)
         key = ec.generate_private_key(ec.SECP256R1())
         name = x509.Name(
             [
@@ -141,20 +140,17 @@ class LocalCA:
         except (OSError, ValueError):
             return None
 
-    def _password(self) -> bytes | None:
-        try:
-            return SecretBox(self.data_dir, KEY_PURPOSE).read(self.pass_path)
-        except (OSError, SecretBoxError):
-            return None
+    def _password(self) -> bytes:
+        return SecretBox(self.data_dir, KEY_PURPOSE).password()
 
     def _server_ok(self, ca: x509.Certificate, now: dt.datetime) -> bool:
         cert, pw = self.server_cert(), self._password()
-        if cert is None or pw is None or _due(cert, now):
+        if cert is None or _due(cert, now):
             return False
         try:
             cert.verify_directly_issued_by(ca)  # a self-signed one from before the CA, or another CA's: not ours
             key = serialization.load_pem_private_key(self.key_path.read_bytes(), pw)
-        except (OSError, ValueError, TypeError, x509.InvalidSignature):
+        except (OSError, ValueError, TypeError, InvalidSignature):
             return False
         return key.public_key() == cert.public_key()
 
@@ -186,8 +182,7 @@ class LocalCA:
             .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
             .sign(ca_key, hashes.SHA256())
         )
-        pw = os.urandom(32).hex().encode()
-        SecretBox(self.data_dir, KEY_PURPOSE).write(self.pass_path, pw)
+        pw = self._password()
         _write_private(self.key_path, key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.BestAvailableEncryption(pw)))
         _write_public(self.cert_path, cert.public_bytes(serialization.Encoding.PEM) + ca.public_bytes(serialization.Encoding.PEM))
         log.info(
