@@ -414,6 +414,9 @@ def parser() -> argparse.ArgumentParser:
     sp.add_argument("--max-sessions", type=int, default=500, help="device sessions this agent serves at most (with --no-pcsc)")
     sp.add_argument("--auto-init", action="store_true", help="call Initial at start")
     sp.add_argument("--auto-verify-sam", action="store_true", help="verify the SAM at start (virtual/test SAMs; a physical SAM should be verified on purpose)")
+    from nhigw.agent.trust import add_trust_parser
+
+    add_trust_parser(sp, common)
 
     sp = sub.add_parser("gateway", help="clinic gateway")
     common(sp)
@@ -463,6 +466,10 @@ def main(argv: list[str] | None = None) -> None:
         from nhigw.agent.samcli import cmd_sam
 
         sys.exit(cmd_sam(args, data_dir(args, "agent")))
+    if args.cmd == "agent" and getattr(args, "agentcmd", None) == "trust":
+        from nhigw.agent.trust import cmd_trust
+
+        sys.exit(cmd_trust(args, data_dir(args, "agent")))
     if args.cmd == "proto":
         from nhigw import protogen
 
