@@ -6,5 +6,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/bootstrap.sh --test
+# Static checks first: lint (ruff) and types (mypy, settings in pyproject.toml) over the package, its tests and benchmarks.
+.venv/bin/ruff check services tests bench
+.venv/bin/mypy
 export NHIGW_ARTIFACTS=${NHIGW_ARTIFACTS:-$PWD/test-artifacts}
 exec .venv/bin/python -m pytest "$@"

@@ -51,6 +51,8 @@ class AgentStack:
     async def a(self, method: str, path: str, body: Any = None, **kw: Any) -> tuple[int, dict[str, Any]]:
         if body is not None:
             kw["json"] = body
+        elif method in ("POST", "PUT"):  # as HIS code sends them (the agent refuses other content types)
+            kw.setdefault("headers", {}).setdefault("Content-Type", "application/json")
         return await self.call(method, self.agent_url + path, **kw)
 
     async def code(self, method: str, path: str, body: Any = None) -> int:

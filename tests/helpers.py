@@ -17,6 +17,8 @@ from typing import IO
 
 from aiohttp import web
 
+from nhigw.common.http import runner as http_runner
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -28,7 +30,7 @@ def free_port() -> int:
 
 async def start_site(app: web.Application, port: int, *, shutdown_timeout: float = 60.0) -> web.AppRunner:
     """``app`` served on 127.0.0.1:``port``; the caller cleans the runner up."""
-    runner = web.AppRunner(app, access_log=None, shutdown_timeout=shutdown_timeout)
+    runner = http_runner(app, shutdown_timeout=shutdown_timeout)  # the services' own runner (nhigw.cli.serve)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", port).start()
     return runner

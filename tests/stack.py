@@ -53,6 +53,8 @@ class Stack:
             return r.status, await r.json(content_type=None)
 
     async def agent_call(self, method: str, path: str, **kw: object) -> tuple[int, dict]:  # type: ignore[type-arg]
+        if method in ("POST", "PUT") and "json" not in kw:  # as HIS code sends them (the agent refuses other content types)
+            kw["headers"] = {"Content-Type": "application/json", **kw.get("headers", {})}  # type: ignore[dict-item]
         return await self.call(method, self.agent_url + path, **kw)
 
     async def gw(self, path: str, body: object = None, workstation: str | None = None, **kw: object) -> tuple[int, dict]:  # type: ignore[type-arg]

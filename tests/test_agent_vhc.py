@@ -16,7 +16,7 @@ async def test_virtual_hc_verify_sign_and_a_business_call_accepted_by_the_cloud(
         token = await s.qr(birthday="0920315")
         assert await s.code("POST", "/api/hc/v1/Verification/VirtualHc", {"token": token}) == 0
         _, st = await s.a("GET", "/api/common/v1/Status")
-        assert st["status"]["hc"] == {"status": 2, "pinVerified": False, "virtual": True}
+        assert st["status"]["hc"] == {"status": 2, "pinSet": False, "pinVerified": False, "virtual": True}  # the DC says whether the card has a PIN (test QR option hasPin)
         status, basic = await s.a("GET", "/api/hc/v1/Basic")
         assert status == 200 and basic["cardId"] == "000073898381" and basic["identityStatus"] == "3" and "dateIssue" not in basic
 

@@ -307,7 +307,7 @@ async def test_unsupported_cshis_functions_and_unknown_names(tmp_path: Path) -> 
         assert (await c.cs("csGetCardNo", Bogus=1))["ERRORCODE"] == 6018
         status, raw, _ = await c.raw("/VHC/NoSuchRoute")
         assert status == 404 and json.loads(raw)["statusCode"] == 9405
-        async with c.http.post(c.url + "/VHC/VHChisGetBasicData", data=b"{nope", ssl=c.ctx) as r:
+        async with c.http.post(c.url + "/VHC/VHChisGetBasicData", data=b"{nope", headers={"Content-Type": "application/json"}, ssl=c.ctx) as r:
             assert r.status == 400 and (await r.json())["ERRORCODE"] == 6018
 
 

@@ -33,8 +33,8 @@ from nhigw.contracts.buskeys import BusKeys
 from nhigw.contracts.cloud import Fault
 from nhigw.gateway.auth import Clients
 from nhigw.gateway.upstream import HandlerTransport, UpstreamResponse, UpstreamSettings
-from tests.stack import running_stack
 from tests.helpers import Proc, eventually, free_port, ok
+from tests.stack import running_stack
 from tests.test_gateway_service import HOSP, PASS_BODY, call, gateway_on
 
 WRITE = "/api/v1/EmergentTel/Write"
@@ -298,3 +298,18 @@ async def test_after_a_redis_restart_readiness_waits_for_the_registry_to_catch_u
         await bus.close()
         proc.kill()
         proc.wait(5)
+
+
+async def test_in_one_process_a_dead_lettered_request_is_answered_too() -> None:
+    """``nhigw up`` (in-memory queue): the waiting HIS gets the dead-letter answer, not 9408 at its deadline."""
+
+    async def transport(base: str, req) -> UpstreamResponse:  # type: ignore[no-untyped-def]
+        raise RuntimeError("unexpected failure inside the worker")
+
+    async with gateway_on("http://cloud.invalid", transport=HandlerTransport(transport), claim_idle_s=0.2, claim_every_s=0.05, max_deliveries=1) as (url, _gw), aiohttp.ClientSession() as http:
+        st, body, _ = await call(http, "POST", url + "/api/v1/BasicData/Query", json=PASS_BODY, headers={"Idempotency-Key": "mem-1", "X-Deadline-Ms": "20000"})
+        assert (body["statusCode"], body["idempotencyKey"]) == (9402, "mem-1") and "dead-lettered" in body["detail"], body
+        st, again, headers = await call(http, "POST", url + "/api/v1/BasicData/Query", json=PASS_BODY, headers={"Idempotency-Key": "mem-1"})
+        assert again == body and headers.get("Idempotent-Replayed") == "true"
+        dead = (await call(http, "GET", url + "/api/ops/dead-letters"))[1]["deadLetters"]
+        assert [d["job"]["idempotencyKey"] for d in dead] == ["mem-1"] and dead[0]["mayHaveLanded"] is False

@@ -211,13 +211,16 @@ async def test_retry_budget_keeps_retries_near_ten_percent_of_calls() -> None:
         assert gw.cloud.retries >= 2
 
 
-async def test_per_hospital_rate_limit_refuses_with_9407_before_queueing() -> None:
+async def test_rate_limit_is_per_client_and_a_claimed_hospitalId_does_not_escape_it() -> None:
     async with gateway_on("http://127.0.0.1:9", upstream=UpstreamSettings(rate_per_s=0.001, rate_burst=2)) as (gw_url, gw), aiohttp.ClientSession() as http:
         codes = [(await call(http, "POST", gw_url + "/api/v1/Icd/Encode", json={**PASS_BODY, "hospitalId": HOSP}, headers={"X-Deadline-Ms": "100"}))[1]["statusCode"] for _ in range(3)]
         assert codes[2] == 9407 and 9407 not in codes[:2]
-        # another hospital has its own bucket
+        # the bucket is the client's (here the open gateway's one client): another hospitalId in the body is no way out
         st, body, _ = await call(http, "POST", gw_url + "/api/v1/Icd/Encode", json={**PASS_BODY, "hospitalId": "1111111111"}, headers={"X-Deadline-Ms": "100"})
-        assert body["statusCode"] != 9407
+        assert body["statusCode"] == 9407
+        # and every endpoint spends from it, not only business routes
+        st, body, _ = await call(http, "GET", gw_url + "/api/workstations")
+        assert body["statusCode"] == 9407
 
 
 # ------------------------------------------------------------------ HIS clients, scopes

@@ -14,7 +14,7 @@ import pytest
 from nhigw.common.roctime import roc_datetime
 from nhigw.contracts.codes import Code, StatusError
 from nhigw.sim.dc import MAX_VERIFICATIONS, VhcAuthority
-from tests.simkit import DOCTOR, HOSPITAL_ID, TEST10, Sim, Signer, running_sim
+from tests.simkit import DOCTOR, HOSPITAL_ID, TEST10, Signer, Sim, running_sim
 
 
 async def _visit(s: Sim) -> str:
@@ -143,6 +143,6 @@ async def test_vnhi_upload_reads_big5_xml_as_ic_data_files_are() -> None:
         status, ok = await s.post("/V2000/VNHI_Upload", _upload(s, "A2", xml))
         assert (status, ok["RtnCode"]) == (200, "0000"), ok
         assert s.store.uploaded[-1].root == "RECS"
-        for bad in ("<?xml version='1.0' encoding='nonesuch'?><a/>".encode(), "<?xml version='1.0' encoding='Big5'?><a>".encode()):
+        for bad in (b"<?xml version='1.0' encoding='nonesuch'?><a/>", b"<?xml version='1.0' encoding='Big5'?><a>"):
             status, body = await s.post("/V2000/VNHI_Upload", _upload(s, "A2", bad))
             assert (status, body["RtnCode"]) == (200, "9999") and "XML" in body["detail"], body

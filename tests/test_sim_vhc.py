@@ -34,6 +34,25 @@ async def test_an_applied_test_card_is_used_as_a_virtual_hc() -> None:
         assert status == 200, qr
         basic = await _basic_with_virtual_card(s, qr["token"])
         assert (basic["cardSn"], basic["idCardNum"], basic["sex"]) == (card["cardSn"], card["idCardNum"], "M")
+        hc = (await s.agent_call("GET", "/api/common/v1/Status"))[1]["status"]["hc"]
+        assert (hc["virtual"], hc["pinSet"], hc["pinVerified"]) == (True, False, False)
+        # ... and registers through the gateway (the agent signs with the virtual HC, the gateway calls the cloud)
+        status, reg = await s.gw("/api/v1/BasicData/Register", workstation=s.workstation)
+        assert status == 200 and reg["statusCode"] == 0 and reg["cardSn"] == card["cardSn"], reg
+        # the QR options 是否有PIN / 是否驗PIN reach the agent's card status through the DC
+        status, qr = await s.call("POST", f"{s.sim_url}/test/v1/VirtualHc/QrCode", json={"cardNo": card["cardSn"], "birthday": "0850505", "hasPin": True})
+        assert status == 200, qr
+        await _basic_with_virtual_card(s, qr["token"])
+        hc = (await s.agent_call("GET", "/api/common/v1/Status"))[1]["status"]["hc"]
+        assert (hc["pinSet"], hc["pinVerified"]) == (True, False)
+        status, qr = await s.call("POST", f"{s.sim_url}/test/v1/VirtualHc/QrCode", json={"cardNo": card["cardSn"], "birthday": "0850505", "hasPin": True, "verifyPin": True})
+        await _basic_with_virtual_card(s, qr["token"])
+        hc = (await s.agent_call("GET", "/api/common/v1/Status"))[1]["status"]["hc"]
+        assert (hc["pinSet"], hc["pinVerified"]) == (True, True)
+        status, err = await s.call("POST", f"{s.sim_url}/test/v1/VirtualHc/QrCode", json={"cardNo": card["cardSn"], "birthday": "0850505", "verifyPin": True})
+        assert err["statusCode"] == 1706, err  # a PIN cannot be verified on a card without one
+        status, err = await s.call("POST", f"{s.sim_url}/test/v1/VirtualHc/QrCode", json={"cardNo": card["cardSn"], "birthday": "0850506"})
+        assert err["statusCode"] == 1706, err  # wrong birthday
 
 
 async def test_telemedicine_response_token_is_a_virtual_hc_qr_code() -> None:

@@ -11,6 +11,14 @@ Settings come from flags, then environment variables (``NHIGW_REDIS_URL``,
 ``NHIGW_BUS_KEY`` (gateway key), ``NHIGW_ENROL_TOKEN``, ``NHIGW_CLOUD_URL``, ``NHIGW_DATA_DIR``,
 ``NHIGW_WORKSTATION``). Agents enrol once with a one-time token (``nhigw gateway
 enrol-token``) and keep their own key; the gateway key stays on the gateway replicas.
+
+Secrets (``SECRETS``: the gateway key, the enrolment token, the HIS API key, the Redis URL
+with its password) are best not given as flags, which every local user sees in ``ps``: each
+is read, in this order, from its flag, its ``--…-file`` flag, ``NHIGW_<NAME>`` or the file
+named by ``NHIGW_<NAME>_FILE`` (a flag value is used, with a warning in the log).
+
+The agent and compat have no authentication: they refuse to listen on anything but a
+loopback address unless ``--allow-non-loopback`` says so.
 """
 
 from __future__ import annotations
@@ -23,19 +31,45 @@ import socket
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 from aiohttp import web
 
 from nhigw import __version__
 from nhigw.common.logging import configure, get_logger
-from nhigw.common.serve import Site, data_dir, serve
+from nhigw.common.serve import Site, data_dir, refuse_non_loopback, serve
 
 if TYPE_CHECKING:
+    from nhigw.agent.buslink import BusLink
+    from nhigw.agent.sessions import LinkGroup
     from nhigw.bus.base import Bus
 
 log = get_logger("nhigw")
 
 DEFAULT_SIM_URL = "http://127.0.0.1:8068"
+
+
+# attribute, environment name, flag: the secret settings (see the module docstring)
+SECRETS = (("bus_key", "NHIGW_BUS_KEY", "--bus-key"), ("enrol_token", "NHIGW_ENROL_TOKEN", "--enrol-token"), ("api_key", "NHIGW_API_KEY", "--api-key"), ("redis", "NHIGW_REDIS_URL", "--redis"))
+
+
+def resolve_secrets(args: argparse.Namespace) -> None:
+    """Fill each secret of ``SECRETS`` that ``args`` has from its flag, file flag, environment or file."""
+    for attr, env, flag in SECRETS:
+        if not hasattr(args, attr):
+            continue
+        value = getattr(args, attr)
+        if value:
+            if attr != "redis" or urlsplit(value).password:
+                log.warning("secret_on_command_line", option=flag, hint=f"use {flag}-file, {env} or {env}_FILE: a command line is visible to every local user")
+            continue
+        path = getattr(args, attr + "_file", None) or os.environ.get(env + "_FILE")
+        if path:
+            try:
+                value = Path(path).read_text(encoding="utf-8").strip()
+            except OSError as exc:
+                sys.exit(f"nhigw: cannot read {flag} from {path}: {exc.strerror}")
+        setattr(args, attr, value or os.environ.get(env) or None)
 
 
 def bus_from(args: argparse.Namespace, *, gateway: bool = True) -> "Bus":
@@ -45,34 +79,39 @@ def bus_from(args: argparse.Namespace, *, gateway: bool = True) -> "Bus":
     key = args.bus_key or os.environ.get("NHIGW_BUS_KEY")
     if gateway and url and not url.startswith("memory://") and not key:
         sys.exit("nhigw: a gateway on Redis needs the gateway key (--bus-key or NHIGW_BUS_KEY; make one with `nhigw keygen`)")
-    return make_bus(url)
+    try:
+        return make_bus(url)
+    except ValueError as exc:  # a malformed Sentinel URL (nhigw.bus.redisurl)
+        sys.exit(f"nhigw: {exc}")
 
 
 # ------------------------------------------------------------------ builders (shared by the subcommands and `up`)
 
 
-def build_sim(store=None, state=None) -> web.Application:  # type: ignore[no-untyped-def]
+def build_sim(store=None, state=None) -> web.Application:
     from nhigw.sim.app import create_app
 
     return create_app(store, state)
 
 
-async def build_agent(args: argparse.Namespace, *, bank=None):  # type: ignore[no-untyped-def]
+async def build_agent(args: argparse.Namespace, *, bank=None):
     from nhigw.agent.app import create_app
-    from nhigw.agent.cardio import InProcessBackend, PcscBackend
+    from nhigw.agent.cardio import InProcessBackend, PcscBackend, ReaderBackend
     from nhigw.agent.core import Agent
     from nhigw.agent.dc import DcClient
 
     if getattr(args, "no_pcsc", False):
         from nhigw.agent.sessions import NoReaderBackend
 
-        backend = NoReaderBackend()  # a cloud SAM only: serves device sessions (nhigw.agent.sessions)
+        backend: ReaderBackend = NoReaderBackend()  # a cloud SAM only: serves device sessions (nhigw.agent.sessions)
     else:
         backend = InProcessBackend(bank) if bank is not None else PcscBackend()
     cloud = args.cloud or os.environ.get("NHIGW_CLOUD_URL") or DEFAULT_SIM_URL
     agent = Agent(backend=backend, dc=DcClient(cloud), workstation=args.workstation or os.environ.get("NHIGW_WORKSTATION") or socket.gethostname(), data_dir=data_dir(args, "agent"))
     cors = args.cors.split(",") if getattr(args, "cors", None) else None
-    return agent, create_app(agent, cors_hosts=cors)
+    from nhigw.common.guard import bind_hosts
+
+    return agent, create_app(agent, cors_hosts=cors, allowed_hosts=bind_hosts(args.host))
 
 
 _BACKGROUND: set[asyncio.Task[None]] = set()
@@ -86,7 +125,7 @@ async def _stop_background() -> None:
     _BACKGROUND.clear()
 
 
-async def _auto_verify_sam(agent) -> None:  # type: ignore[no-untyped-def]
+async def _auto_verify_sam(agent) -> None:
     """``--auto-verify-sam`` (virtual and test SAMs): verify each SAM once when it is present, unverified.
 
     One attempt per insertion: a failure is logged and not retried until the SAM is removed and
@@ -111,7 +150,7 @@ async def _auto_verify_sam(agent) -> None:  # type: ignore[no-untyped-def]
         agent.unsubscribe(events)
 
 
-async def start_agent(agent, args: argparse.Namespace, bus):  # type: ignore[no-untyped-def]
+async def start_agent(agent, args: argparse.Namespace, bus):
     from nhigw.agent.buslink import BusLink
     from nhigw.contracts.buskeys import BusKeys
     from nhigw.contracts.codes import StatusError
@@ -125,7 +164,7 @@ async def start_agent(agent, args: argparse.Namespace, bus):  # type: ignore[no-
         if args.auto_verify_sam:
             # pcscd may report a card a moment after Initial: verify the SAM whenever one appears.
             _BACKGROUND.add(asyncio.create_task(_auto_verify_sam(agent), name="auto-verify-sam"))
-    link = None
+    link: BusLink | LinkGroup | None = None
     if bus is not None:
         from nhigw.bus.enrol import EnrolError, agent_identity
 
@@ -154,7 +193,7 @@ async def start_agent(agent, args: argparse.Namespace, bus):  # type: ignore[no-
     return link
 
 
-def build_gateway(args: argparse.Namespace, bus) -> web.Application:  # type: ignore[no-untyped-def]
+def build_gateway(args: argparse.Namespace, bus) -> web.Application:
     from nhigw.gateway.cli import build_gateway_app
 
     cloud = args.cloud or os.environ.get("NHIGW_CLOUD_URL") or DEFAULT_SIM_URL
@@ -203,6 +242,7 @@ async def cmd_vcard(args: argparse.Namespace) -> None:
 async def cmd_agent(args: argparse.Namespace) -> None:
     from nhigw.common.tls import server_context
 
+    refuse_non_loopback(args, "agent")
     bank = None
     if args.virtual:
         bank = _virtual_bank(args)
@@ -236,7 +276,7 @@ async def cmd_gateway(args: argparse.Namespace) -> None:
     await serve([Site(app, args.host, args.port, label="gateway")], on_stop=stopping)
 
 
-def _virtual_bank(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+def _virtual_bank(args: argparse.Namespace):
     from nhigw.vcard.bank import CardFactory, VirtualReaderBank
     from nhigw.vcard.identities import Identities, KeyStore
 
@@ -254,6 +294,7 @@ async def cmd_up(args: argparse.Namespace) -> None:
     from nhigw.sim.store import SimStore
     from nhigw.vcard.cards import SamCard
 
+    refuse_non_loopback(args, "agent and compat")
     store = SimStore.seeded()
     bank = None if args.pcsc else _virtual_bank(args)
     if bank is not None:
@@ -318,9 +359,13 @@ def parser() -> argparse.ArgumentParser:
         sp.add_argument("--data-dir", help="where keys, certificates and state live (default ~/.local/share/nhigw)")
         sp.add_argument("--host", default="127.0.0.1")
 
+    def unauthenticated(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("--allow-non-loopback", action="store_true", help="listen on a non-loopback --host although this service has no authentication")
+
     def busopts(sp: argparse.ArgumentParser) -> None:
-        sp.add_argument("--redis", help="Redis URL (redis://[:password@]host:port/db); none = in-process bus")
+        sp.add_argument("--redis", help="Redis URL (redis://[:password@]host:port/db, or Sentinel: redis+sentinel://[:password@]host1:26379,host2:26379/<service>/<db>); none = in-process bus")
         sp.add_argument("--bus-key", help="gateway key: 32-byte base64, sealing agent keys and enrolment tokens in Redis (`nhigw keygen`); gateway replicas only")
+        sp.add_argument("--bus-key-file", help="file holding the gateway key (or NHIGW_BUS_KEY / NHIGW_BUS_KEY_FILE): not visible in ps")
         sp.add_argument("--bus-prefix", default=os.environ.get("NHIGW_BUS_PREFIX", "nhigw"), help="key/channel prefix on the bus")
 
     def agentopts(sp: argparse.ArgumentParser) -> None:
@@ -330,6 +375,7 @@ def parser() -> argparse.ArgumentParser:
         sp.add_argument("--no-tls", action="store_true", help="serve plain HTTP (tests only)")
         sp.add_argument("--identities", help="virtual card identities JSON (default: the seeded test cards)")
         sp.add_argument("--enrol-token", help="one-time enrolment token (`nhigw gateway enrol-token`); needed once, the agent keeps its key")
+        sp.add_argument("--enrol-token-file", help="file holding the enrolment token (or NHIGW_ENROL_TOKEN / NHIGW_ENROL_TOKEN_FILE)")
 
     sp = sub.add_parser("sim", help="NHI cloud simulator")
     common(sp)
@@ -350,6 +396,7 @@ def parser() -> argparse.ArgumentParser:
 
     sp = sub.add_parser("agent", help="reader agent (6.0 component API)")
     common(sp)
+    unauthenticated(sp)
     busopts(sp)
     agentopts(sp)
     sp.add_argument("--port", type=int, default=5066)
@@ -373,6 +420,7 @@ def parser() -> argparse.ArgumentParser:
 
     sp = sub.add_parser("up", help="the whole stack in one process")
     common(sp)
+    unauthenticated(sp)
     busopts(sp)
     agentopts(sp)
     sp.add_argument("--pcsc", action="store_true", help="use real PC/SC readers instead of in-process cards")
@@ -384,7 +432,7 @@ def parser() -> argparse.ArgumentParser:
 
     from nhigw.compat.cli import add_compat_parser
 
-    add_compat_parser(sub, common)
+    add_compat_parser(sub, common, unauthenticated)
 
     from nhigw.agent.samcli import add_sam_parser
 
@@ -400,6 +448,7 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> None:
     args = parser().parse_args(argv)
     configure(args.log_level)
+    resolve_secrets(args)
     if args.cmd == "keygen":
         cmd_keygen(args)
         return

@@ -5,9 +5,13 @@ Routes, bodies and field names as the seed and real HIS code use them (public fa
 newest first, bounded (``Agent.max_records``). The states each call needs are in
 ``nhigw.agent.rules.NEEDS``.
 
-CORS: only listed origins (default ``*.nhi.gov.tw``, seed Q7): the list comes from
-``--cors`` or the persisted settings, and ``PUT /api/common/v1/Settings/Cors`` changes it at
-once. A browser request from an unlisted origin gets no CORS headers (a preflight gets 403).
+CORS: only listed origins (default ``*.nhi.gov.tw``, seed Q7; ``https`` only unless a pattern
+names its scheme, ``nhigw.common.guard.origin_allowed``): the list comes from ``--cors`` or the
+persisted settings, and ``PUT /api/common/v1/Settings/Cors`` changes it at once. A browser
+request from an unlisted origin gets no CORS headers (a preflight gets 403). Every request
+passes ``nhigw.common.guard`` first: loopback ``Host`` names only (plus the address the agent
+was explicitly bound to), and a state-changing request needs ``Content-Type: application/json``
+and, with an ``Origin``, this agent's own (the console) or a listed one (JSON 403, 9404).
 
 Settings endpoints (this project's; the seed's console page 設定 as JSON): see
 ``nhigw.agent.settings``. Importing a cloud SAM: ``POST /api/common/v1/Settings/CloudSam``
@@ -16,17 +20,16 @@ with the file's JSON as the body (``nhigw.agent.cloudsam``).
 
 from __future__ import annotations
 
-import fnmatch
 import json
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from urllib.parse import urlparse
 
 from aiohttp import web
 
 from nhigw import __version__
 from nhigw.agent.console import add_console_routes
 from nhigw.agent.core import Agent
+from nhigw.common.guard import Guard, guard_middleware, origin_allowed
 from nhigw.agent.rules import com_index
 from nhigw.common.http import error_middleware, healthz, json_response, parse_body
 from nhigw.contracts.codes import Code, StatusError
@@ -73,14 +76,6 @@ def _record_middleware() -> Callable[..., Awaitable[web.StreamResponse]]:
     return mw
 
 
-def origin_allowed(origin: str | None, hosts: list[str]) -> bool:
-    """Pure: does a browser ``Origin`` match one of the host patterns (``*.nhi.gov.tw``)?"""
-    if not origin:
-        return False
-    host = (urlparse(origin).hostname or "").lower()
-    return bool(host) and any(fnmatch.fnmatchcase(host, h.lower()) for h in hosts)
-
-
 def _cors_middleware(hosts: list[str]) -> Callable[..., Awaitable[web.StreamResponse]]:
     @web.middleware
     async def mw(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
@@ -104,9 +99,11 @@ def ok() -> web.Response:
     return json_response(StatusCodeBody(statusCode=0))
 
 
-def create_app(agent: Agent, *, cors_hosts: list[str] | None = None) -> web.Application:
+def create_app(agent: Agent, *, cors_hosts: list[str] | None = None, allowed_hosts: tuple[str, ...] = ()) -> web.Application:
+    """``allowed_hosts``: Host names served besides loopback ones (the address given to ``--host``)."""
     hosts: list[str] = list(cors_hosts) if cors_hosts is not None else list(agent.settings.settings.corsHosts)
-    app = web.Application(middlewares=[_cors_middleware(hosts), _record_middleware(), error_middleware])
+    guard = Guard(check_host=True, allowed_hosts=allowed_hosts, csrf=True, listed=lambda: hosts, navigable=("/console",))
+    app = web.Application(middlewares=[guard_middleware(guard), _cors_middleware(hosts), _record_middleware(), error_middleware])
     app[AGENT] = agent
     app[CORS_HOSTS] = hosts
     r = app.router

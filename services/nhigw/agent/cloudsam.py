@@ -26,6 +26,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 from pydantic import ValidationError
 
+from nhigw.common.http import loads_json
 from nhigw.common.logging import get_logger
 from nhigw.common.secretbox import SecretBox, SecretBoxError
 from nhigw.contracts.codes import Code, StatusError
@@ -65,8 +66,8 @@ class CloudSam:
 def parse_cloud_sam(raw: bytes) -> CloudSam:
     """Check a cloud SAM file (pure: no I/O). Anything wrong is 1610."""
     try:
-        f = CloudSamFile.model_validate(json.loads(raw))
-    except (ValueError, ValidationError, UnicodeDecodeError) as exc:
+        f = CloudSamFile.model_validate(loads_json(raw))
+    except (ValueError, ValidationError, StatusError) as exc:
         fields = ", ".join(".".join(str(p) for p in e["loc"]) for e in exc.errors()) if isinstance(exc, ValidationError) else "not JSON"
         raise StatusError(Code.CLOUD_SAM_FORMAT, f"not a cloud SAM file ({fields})") from None
     try:

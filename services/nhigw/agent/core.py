@@ -49,7 +49,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from nhigw.agent.cardio import CardConnection, CardIOError, NoCardError, ReaderBackend
 from nhigw.agent.cards import (
@@ -130,7 +130,7 @@ async def sam_signature(sam: SamDevice, service_type: str, hc: HcBasic | None, h
     """A 6.0 signature object's fields: a fresh clientRandom from ``sam``, the SAM's and the cards' ids
     (an absent card's left out), and ``signature``, the SAM's over their canonical message
     (``nhigw.contracts.signing``). The agent's own cards and a device session's both sign here."""
-    fields = dict(
+    fields: dict[str, Any] = dict(
         serviceType=service_type,
         clientRandom=base64.b64encode(await sam.client_random()).decode(),
         samId=sam.sam_id,
@@ -198,6 +198,7 @@ class VirtualHc:
     basic: HcBasic
     identityStatus: str | None
     sessionId: str
+    pinSet: bool = False  # the DC's answer: the holder has a PIN, and entered it in the app (pinVerified)
 
 
 @dataclass
@@ -281,7 +282,7 @@ class Agent:
             reader=", ".join(self.readers_in_use) or None,
             sam=CardStatus(status=int(self.sam_state)),
             hpc=CardStatus(status=int(self.hpc_state)),
-            hc=HcCardStatus(status=int(self.hc_state), pinSet=None if virtual else self.hc_pin_set, pinVerified=self.hc_pin_verified, virtual=virtual),
+            hc=HcCardStatus(status=int(self.hc_state), pinSet=self.vhc.pinSet if self.vhc is not None else self.hc_pin_set, pinVerified=self.hc_pin_verified, virtual=virtual),
         )
 
     def card_states(self) -> CardStates:
@@ -298,7 +299,7 @@ class Agent:
     def _emit(self, type_: str, kind: str | None = None, reader: str | None = None) -> None:
         if not self.event_listeners:
             return
-        ev = CardEvent(type=type_, kind=kind, reader=reader, states=self.card_states(), at=time.time())  # type: ignore[arg-type]
+        ev = CardEvent(type=type_, kind=kind, reader=reader, states=self.card_states(), at=time.time())
         for fn in list(self.event_listeners):
             with contextlib.suppress(Exception):
                 fn(ev)
@@ -571,7 +572,7 @@ class Agent:
     # ------------------------------------------------------------------ card I/O guard
 
     @contextlib.asynccontextmanager
-    async def _io(self, kind: str):  # type: ignore[no-untyped-def]
+    async def _io(self, kind: str):
         """Run card I/O on the ``kind`` slot; a vanished card becomes 1102 and leaves the state."""
         slot = self.slots.get(kind)
         if slot is None:
@@ -679,7 +680,7 @@ class Agent:
         self.hc_pin_verified = sw == SW_OK
 
     @contextlib.asynccontextmanager
-    async def _hc_session(self):  # type: ignore[no-untyped-def]
+    async def _hc_session(self):
         async with self._io("hc") as conn:
             sess = HcSession(conn)
             if not await sess.select():
@@ -779,11 +780,11 @@ class Agent:
             raise StatusError(Code.QRCODE_MISSING)
         async with self.lock:
             signed = await self._dc_signed("VirtualHc/Verify", purpose, token)
-            return await self.dc.vhc_verify(VirtualHcVerifyRequest(token=token, purpose=purpose, **signed))  # type: ignore[arg-type]
+            return await self.dc.vhc_verify(VirtualHcVerifyRequest(token=token, purpose=purpose, **signed))
 
     def _vhc_take(self, res: VirtualHcVerifyResponse) -> None:
-        self.vhc = VirtualHc(HcBasic(cardNo=res.cardId, name=res.name, idNo=res.idNo, birthday=res.birthday, sex=res.sex, dateIssue=""), res.identityStatus, res.sessionId)
-        self.hc_pin_verified = False
+        self.vhc = VirtualHc(HcBasic(cardNo=res.cardId, name=res.name, idNo=res.idNo, birthday=res.birthday, sex=res.sex, dateIssue=""), res.identityStatus, res.sessionId, res.pinSet)
+        self.hc_pin_verified = res.pinVerified
         log.info("virtual_hc_verified", cardId=res.cardId)
         self._emit("inserted", "virtual-hc")
         self._changed()

@@ -53,7 +53,7 @@ class DcClient:
             raise StatusError(Code.DC_CONNECTION, "NHI DC timed out") from exc
         if not isinstance(data, dict):
             raise StatusError(Code.DC_HTTP, "DC answered an unexpected body")
-        code = int(data.get("statusCode", 0) or 0)  # type: ignore[arg-type]
+        code = int(data.get("statusCode", 0) or 0)
         if code:
             raise StatusError(code, f"DC refused: {data.get('detail') or data.get('messageEn') or data.get('message') or code}")
         return data

@@ -19,7 +19,7 @@ from pathlib import Path
 from nhigw.contracts.codes import StatusError
 
 
-def add_sam_parser(sub: argparse._SubParsersAction, common: Callable[[argparse.ArgumentParser], None]) -> None:  # type: ignore[type-arg]
+def add_sam_parser(sub: argparse._SubParsersAction, common: Callable[[argparse.ArgumentParser], None]) -> None:
     sp = sub.add_parser("sam", help="cloud SAMs of this workstation (import, list, remove)")
     ss = sp.add_subparsers(dest="samcmd", required=True)
     imp = ss.add_parser("import", help="import a cloud SAM file")

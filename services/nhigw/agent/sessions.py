@@ -40,7 +40,10 @@ import base64
 import contextlib
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
+if TYPE_CHECKING:
+    from nhigw.agent.buslink import BusLink
 from nhigw.agent.cardio import ReaderGoneError
 from nhigw.agent.cards import HcBasic, HpcBasic
 from nhigw.agent.cloudsam import CloudSam
@@ -83,7 +86,7 @@ class NoReaderBackend:
     async def readers(self) -> list[str]:
         return []
 
-    async def connect(self, reader: str):  # type: ignore[no-untyped-def]
+    async def connect(self, reader: str):
         raise ReaderGoneError(reader)
 
     async def presence(self) -> dict[str, bytes | None]:
@@ -207,7 +210,7 @@ class DeviceSessions:
         if not token.strip():
             raise StatusError(Code.QRCODE_MISSING)
         signed = await self._dc_signed(sam, "VirtualHc/Verify", purpose, token)
-        res = await self.agent.dc.vhc_verify(VirtualHcVerifyRequest(token=token, purpose=purpose, **signed))  # type: ignore[arg-type]
+        res = await self.agent.dc.vhc_verify(VirtualHcVerifyRequest(token=token, purpose=purpose, **signed))
         s.vhc = VirtualHc(HcBasic(cardNo=res.cardId, name=res.name, idNo=res.idNo, birthday=res.birthday, sex=res.sex, dateIssue=""), res.identityStatus, res.sessionId)
         log.info("device_session_vhc_verified", sessionId=sid, cardId=res.cardId)
         return self.states(sid)
@@ -372,9 +375,9 @@ class SessionLink:
 class LinkGroup:
     """Several bus links stopped together (the CLI keeps one handle)."""
 
-    def __init__(self, *links: SessionLink | object) -> None:
+    def __init__(self, *links: SessionLink | BusLink) -> None:
         self.links = links
 
     async def stop(self) -> None:
         for link in self.links:
-            await link.stop()  # type: ignore[attr-defined]
+            await link.stop()

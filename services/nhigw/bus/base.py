@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import abc
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 
 class BusError(Exception):
@@ -18,7 +18,7 @@ class Subscription:
     has no delivery guarantee; queued work uses Redis Streams instead).
     """
 
-    def __init__(self, channels: tuple[str, ...], on_close: "callable[[Subscription], object]") -> None:  # type: ignore[valid-type]
+    def __init__(self, channels: tuple[str, ...], on_close: Callable[[Subscription], object]) -> None:
         self.channels = channels
         self.queue: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue()
         self._on_close = on_close

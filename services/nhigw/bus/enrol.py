@@ -162,7 +162,7 @@ async def agent_identity(bus: Bus, keys: BusKeys, workstation: str, *, data_dir:
         if data_dir is not None:
             save_identity(data_dir, keys.prefix, ident)
         return ident
-    ident = load_identity(data_dir, keys.prefix) if data_dir is not None else None
-    if ident is not None and ident.workstation == workstation:
-        return ident
+    kept = load_identity(data_dir, keys.prefix) if data_dir is not None else None
+    if kept is not None and kept.workstation == workstation:
+        return kept
     raise EnrolError(f"agent {workstation!r} is not enrolled: start it once with --enrol-token (from `nhigw gateway enrol-token --workstation {workstation}`)")

@@ -20,6 +20,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from nhigw.bus.base import Bus, BusError, Subscription
+from nhigw.bus.redisurl import redis_client
 from nhigw.common.logging import get_logger
 
 log = get_logger("nhigw.bus.redis")
@@ -28,7 +29,7 @@ log = get_logger("nhigw.bus.redis")
 class RedisBus(Bus):
     def __init__(self, url: str) -> None:
         self.url = url
-        self.client = aioredis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=None, health_check_interval=10)
+        self.client = redis_client(url, socket_connect_timeout=2, socket_timeout=None, health_check_interval=10)
         self._subs: dict[str, set[Subscription]] = defaultdict(set)
         self._lock = asyncio.Lock()
         self._pubsub: aioredis.client.PubSub | None = None

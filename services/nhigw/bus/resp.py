@@ -20,20 +20,42 @@ script may have run). Errors are redis-py's types (``ResponseError``,
 ``ConnectionError``, both ``RedisError``), so callers handle both clients alike.
 
 Plain TCP or a Unix socket with password or ACL-user authentication; for anything else
-(TLS ``rediss://``, a credential provider) ``lean_script`` returns redis-py's own script.
+(TLS ``rediss://``, a credential provider, Sentinel: ``nhigw.bus.redisurl``) ``lean_script``
+returns redis-py's own script.
+
+Replica waiting (``ReplicaWait``): with it, every call is followed by ``WAIT replicas timeout`` on
+the same connection (the script's writes are then on that many replicas, or the call fails with
+``ReplicaTimeout``, a ``RedisError``: the caller answers as when Redis did not confirm).
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+from dataclasses import dataclass
 from typing import Any
 
 import hiredis
 import redis.asyncio as aioredis
 from redis.asyncio.connection import Connection, UnixDomainSocketConnection
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import ResponseError
+from redis.exceptions import NoScriptError, RedisError, ResponseError
+
+
+@dataclass(frozen=True)
+class ReplicaWait:
+    """After a write: ``WAIT replicas timeout_ms``; fewer replicas confirming -> ``ReplicaTimeout``."""
+
+    replicas: int
+    timeout_ms: int = 1000
+
+    def check(self, acked: Any) -> None:
+        if int(acked) < self.replicas:
+            raise ReplicaTimeout(f"the write reached {int(acked)} of {self.replicas} replica(s) in {self.timeout_ms} ms")
+
+
+class ReplicaTimeout(RedisError):
+    """The replicas did not confirm a write in time (it is on the primary, maybe not after a failover)."""
 
 
 def pack(args: tuple[Any, ...]) -> bytes:
@@ -82,14 +104,18 @@ class LeanConnection:
         """Closed by the server while idle (Redis restarted): known before anything is sent."""
         return self._writer is not None and (self._writer.is_closing() or (self._reader is not None and self._reader.at_eof()))
 
-    async def execute(self, *args: Any) -> Any:
+    async def execute(self, *args: Any, wait: ReplicaWait | None = None) -> Any:
+        """One command; with ``wait``, then ``WAIT`` on the same connection (under the same lock)."""
         async with self._lock:
             if self._stale():
                 self.close()  # reopen rather than fail the call on a connection the server has closed (issue 17 item 7)
             try:
                 if self._writer is None:
                     await self._open()
-                return await self._roundtrip(args)
+                reply = await self._roundtrip(args)
+                if wait is not None:
+                    wait.check(await self._roundtrip(("WAIT", wait.replicas, wait.timeout_ms)))
+                return reply
             except ResponseError:
                 raise  # a whole reply (the script's error): the connection is in step
             except (OSError, TimeoutError, RedisConnectionError) as exc:
@@ -108,30 +134,57 @@ class LeanConnection:
 class LeanScript:
     """``await script(keys=[...], args=[...])``, as redis-py's ``AsyncScript``."""
 
-    def __init__(self, conn: LeanConnection, source: str) -> None:
-        self.conn, self.source = conn, source
+    def __init__(self, conn: LeanConnection, source: str, wait: ReplicaWait | None = None) -> None:
+        self.conn, self.source, self.wait = conn, source, wait
         self.sha = hashlib.sha1(source.encode()).hexdigest()
 
     async def __call__(self, keys: list[Any], args: list[Any]) -> Any:
         try:
-            return await self.conn.execute("EVALSHA", self.sha, len(keys), *keys, *args)
+            return await self.conn.execute("EVALSHA", self.sha, len(keys), *keys, *args, wait=self.wait)
         except ResponseError as exc:
             if not str(exc).startswith("NOSCRIPT"):
                 raise
         await self.conn.execute("SCRIPT", "LOAD", self.source)
-        return await self.conn.execute("EVALSHA", self.sha, len(keys), *keys, *args)
+        return await self.conn.execute("EVALSHA", self.sha, len(keys), *keys, *args, wait=self.wait)
 
     async def aclose(self) -> None:
         self.conn.close()
 
 
-def lean_script(client: aioredis.Redis, source: str) -> Any:
+class WaitedScript:
+    """redis-py's connection (TLS, Sentinel, ...) with replica waiting: EVALSHA and WAIT in one pipeline
+    (one connection, so ``WAIT`` counts the script's writes)."""
+
+    def __init__(self, client: aioredis.Redis, source: str, wait: ReplicaWait) -> None:
+        self.client, self.source, self.wait = client, source, wait
+        self.sha = hashlib.sha1(source.encode()).hexdigest()
+
+    async def __call__(self, keys: list[Any], args: list[Any]) -> Any:
+        for _ in range(2):
+            async with self.client.pipeline(transaction=False) as p:
+                p.evalsha(self.sha, len(keys), *keys, *args)
+                p.execute_command("WAIT", self.wait.replicas, self.wait.timeout_ms)
+                reply, acked = await p.execute(raise_on_error=False)
+            if isinstance(reply, NoScriptError) or (isinstance(reply, ResponseError) and str(reply).startswith("NOSCRIPT")):
+                await self.client.script_load(self.source)  # nothing ran: load it and send again
+                continue
+            if isinstance(reply, Exception):
+                raise reply
+            if isinstance(acked, Exception):
+                raise acked
+            self.wait.check(acked)
+            return reply
+        raise NoScriptError("the script could not be loaded")
+
+
+def lean_script(client: aioredis.Redis, source: str, wait: ReplicaWait | None = None) -> Any:
     """``source`` as a ``LeanScript`` on a connection of its own with ``client``'s settings,
-    or ``client.register_script(source)`` where this module does not cover them (TLS, ...)."""
+    or redis-py's own where this module does not cover them (TLS, Sentinel, ...); with ``wait``,
+    every call waits for that many replicas."""
     pool = client.connection_pool
     kw = pool.connection_kwargs
     if kw.get("credential_provider") is not None or pool.connection_class not in (Connection, UnixDomainSocketConnection):
-        return client.register_script(source)
+        return WaitedScript(client, source, wait) if wait is not None else client.register_script(source)
     conn = LeanConnection(
         host=kw.get("host", "localhost"),
         port=int(kw.get("port", 6379)),
@@ -141,4 +194,4 @@ def lean_script(client: aioredis.Redis, source: str) -> Any:
         db=int(kw.get("db", 0) or 0),
         connect_timeout_s=kw.get("socket_connect_timeout") or 2.0,
     )
-    return LeanScript(conn, source)
+    return LeanScript(conn, source, wait)

@@ -132,7 +132,7 @@ class RpcClient:
         req = ComponentCall(
             requestId=uuid.uuid4().hex,
             workstation=workstation,
-            method=method,  # type: ignore[arg-type]
+            method=method,
             path=path,
             body=body,
             replyTo=self.keys.replies(self.node_id),

@@ -77,9 +77,10 @@ class Transport:
         if body is not None:
             payload = body.model_dump(mode="json", exclude_none=True) if isinstance(body, BaseModel) else body
             data = json.dumps(payload, ensure_ascii=False).encode()
-            hdrs["Content-Type"] = "application/json"
+        if body is not None or method.upper() not in ("GET", "HEAD", "OPTIONS"):
+            hdrs["Content-Type"] = "application/json"  # the agent and compat refuse a state-changing request without it (nhigw.common.guard)
         try:
-            async with self._s().request(method, url, data=data, headers=hdrs, ssl=self._ssl if url.startswith("https") else None) as r:
+            async with self._s().request(method, url, data=data, headers=hdrs, ssl=self._ssl if url.startswith("https") and self._ssl is not None else True) as r:
                 raw = await r.read()
                 status = r.status
         except aiohttp.ClientConnectionError as exc:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import re
 import sys
+from collections.abc import MutableMapping
 from typing import Any
 
 import structlog
@@ -41,7 +42,7 @@ def _mask_value(key: str, value: Any) -> Any:
     return value
 
 
-def mask_event(_logger: Any, _method: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+def mask_event(_logger: Any, _method: str, event_dict: MutableMapping[str, Any]) -> dict[str, Any]:
     return {k: _mask_value(k, v) for k, v in event_dict.items()}
 
 

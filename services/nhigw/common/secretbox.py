@@ -8,6 +8,7 @@ stable). A copy of the encrypted file on another machine or user does not open.
 
 from __future__ import annotations
 
+import base64
 import os
 from pathlib import Path
 
@@ -20,6 +21,18 @@ MAGIC = b"NHIGWBOX1"
 
 class SecretBoxError(Exception):
     pass
+
+
+def private_dir(path: Path) -> Path:
+    """Create ``path`` (and missing parents) 0700; an existing directory of this user is made 0700 too."""
+    path = Path(path)
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    try:
+        if hasattr(os, "getuid") and path.stat().st_uid == os.getuid():
+            path.chmod(0o700)
+    except OSError:
+        pass
+    return path
 
 
 def _machine_id() -> bytes:
@@ -51,7 +64,7 @@ class SecretBox:
         if env:
             seed = env.encode()
         else:
-            self.data_dir.mkdir(parents=True, exist_ok=True)
+            private_dir(self.data_dir)
             f = self.data_dir / ".box.key"
             if not f.exists():
                 fd = os.open(f, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -59,6 +72,10 @@ class SecretBox:
                     fh.write(os.urandom(32))
             seed = f.read_bytes() + _machine_id() + _user_id()
         return HKDF(algorithm=hashes.SHA256(), length=32, salt=b"nhigw", info=self.purpose.encode()).derive(seed)
+
+    def password(self) -> bytes:
+        """A password for formats that encrypt themselves (the TLS key's PKCS#8 PEM), bound like ``seal``."""
+        return base64.b64encode(self._key)
 
     def seal(self, plaintext: bytes) -> bytes:
         nonce = os.urandom(12)

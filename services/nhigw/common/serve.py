@@ -12,18 +12,33 @@ import contextlib
 import os
 import signal
 import ssl
+import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from aiohttp import web
 
-__all__ = ["Site", "data_dir", "serve"]
+from nhigw.common.guard import is_loopback
+from nhigw.common.http import runner as http_runner
+from nhigw.common.secretbox import private_dir
+
+__all__ = ["Site", "data_dir", "refuse_non_loopback", "serve"]
 
 
 def data_dir(args: argparse.Namespace, service: str) -> Path:
-    base = args.data_dir or os.environ.get("NHIGW_DATA_DIR") or str(Path.home() / ".local" / "share" / "nhigw")
-    return Path(base) / service
+    """``<base>/<service>``, made private (0700) to the user the service runs as: it holds sealed keys."""
+    base = Path(getattr(args, "data_dir", None) or os.environ.get("NHIGW_DATA_DIR") or str(Path.home() / ".local" / "share" / "nhigw"))
+    path = base / service
+    private_dir(base)
+    private_dir(path)
+    return path
+
+
+def refuse_non_loopback(args: argparse.Namespace, service: str) -> None:
+    """The agent and compat have no authentication: loopback only unless told (``--allow-non-loopback``)."""
+    if not is_loopback(args.host) and not getattr(args, "allow_non_loopback", False):
+        sys.exit(f"nhigw: the {service} has no authentication and serves loopback only; --host {args.host} needs --allow-non-loopback")
 
 
 @dataclass
@@ -49,7 +64,7 @@ async def serve(sites: list[Site], *, on_started: Callable[[], Awaitable[None]] 
             loop.add_signal_handler(sig, stop.set)
     try:
         for s in sites:
-            runner = web.AppRunner(s.app, access_log=None)
+            runner = http_runner(s.app)  # JSON for aiohttp's own errors, request-head timeout (nhigw.common.http)
             await runner.setup()
             runners.append(runner)
             await web.TCPSite(runner, s.host, s.port, ssl_context=s.ssl_context, reuse_address=True).start()

@@ -40,7 +40,7 @@ INIT = """window.onload = function () {
 def swagger_files() -> Path | None:
     """The Swagger UI files of the ``swagger-ui-bundle-v2`` package (None when it is not installed)."""
     try:
-        import swagger_ui_bundle  # type: ignore[import-untyped]
+        import swagger_ui_bundle
     except ImportError:
         return None
     return Path(swagger_ui_bundle.swagger_ui_path)

@@ -1,8 +1,12 @@
 """Self-signed TLS for the loopback HTTPS services (agent 5066, compat 5067).
 
-Generated on first start and kept in the service's data directory (key 0600), as
-the 6.0 software ships its own ``cshis6.pfx``. HIS clients either trust the
-certificate file or, as real HIS code does, skip verification for localhost.
+Generated on first start and kept in the service's data directory, as the 6.0 software
+ships its own ``cshis6.pfx``. The private key (``tls.key``, 0600) is sealed like the other
+keys: an encrypted PKCS#8 PEM whose password comes from ``nhigw.common.secretbox``
+(bound to this machine and user, or ``NHIGW_MASTER_KEY``), so a copy of the data directory
+does not give the key away. A key left in clear by an older version is sealed on the next
+start. HIS clients either trust the certificate file or, as real HIS code does, skip
+verification for localhost.
 """
 
 from __future__ import annotations
@@ -18,12 +22,28 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from nhigw.common.secretbox import SecretBox, private_dir
+
+PURPOSE = "nhigw-tls-key"
+
+
+def _write_key(path: Path, pem: bytes) -> None:
+    tmp = path.with_suffix(".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(pem)
+    os.replace(tmp, path)
+
 
 def ensure_cert(data_dir: Path, common_name: str = "localhost") -> tuple[Path, Path]:
-    data_dir = Path(data_dir)
-    data_dir.mkdir(parents=True, exist_ok=True)
+    data_dir = private_dir(Path(data_dir))
     cert_path, key_path = data_dir / "tls.crt", data_dir / "tls.key"
+    sealed = serialization.BestAvailableEncryption(SecretBox(data_dir, PURPOSE).password())
     if cert_path.exists() and key_path.exists():
+        pem = key_path.read_bytes()
+        if b"ENCRYPTED" not in pem:  # left in clear by an older version: seal it now
+            old = serialization.load_pem_private_key(pem, password=None)
+            _write_key(key_path, old.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, sealed))
         return cert_path, key_path
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
@@ -44,9 +64,7 @@ def ensure_cert(data_dir: Path, common_name: str = "localhost") -> tuple[Path, P
         )
         .sign(key, hashes.SHA256())
     )
-    fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    _write_key(key_path, key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, sealed))
     cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     return cert_path, key_path
 
@@ -54,5 +72,5 @@ def ensure_cert(data_dir: Path, common_name: str = "localhost") -> tuple[Path, P
 def server_context(data_dir: Path) -> ssl.SSLContext:
     cert, key = ensure_cert(data_dir)
     ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ctx.load_cert_chain(cert, key)
+    ctx.load_cert_chain(cert, key, password=SecretBox(Path(data_dir), PURPOSE).password())
     return ctx

@@ -20,13 +20,14 @@ from aiohttp import web
 from nhigw import __version__
 from nhigw.client import AgentClient, CloudClient
 from nhigw.client.errors import NhigwError, StatusCodeError
-from nhigw.common.http import error_middleware, healthz, json_response
+from nhigw.common.guard import Guard, guard_middleware
+from nhigw.common.http import error_middleware, healthz, json_response, loads_json
 from nhigw.common.logging import get_logger
 from nhigw.common.swagger import add_swagger
 from nhigw.compat import vhc
 from nhigw.compat.cshis import FUNCTIONS, CsHis, LegacyResult
 from nhigw.compat.errors import AGENT_UNREACHABLE, BAD_PARAMETER, UNSUPPORTED, legacy_code, legacy_message
-from nhigw.contracts.codes import Code, message
+from nhigw.contracts.codes import Code, StatusError, message
 
 log = get_logger("nhigw.compat")
 
@@ -37,12 +38,12 @@ def _body_json(raw: bytes) -> dict[str, Any]:
     if not raw.strip():
         return {}
     try:
-        data = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError):
+        data = loads_json(raw)
+    except StatusError as err:
         try:
-            data = json.loads(raw.decode("big5hkscs"))  # HIS code of the Big5 era may post Big5 JSON
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise ValueError("the body is not JSON") from exc
+            data = loads_json(raw.decode("big5hkscs"))  # HIS code of the Big5 era may post Big5 JSON
+        except (StatusError, UnicodeDecodeError):
+            raise ValueError(err.detail or "the body is not JSON") from err
     if not isinstance(data, dict):
         raise ValueError("the body must be a JSON object")
     return data
@@ -113,11 +114,14 @@ def openapi() -> dict[str, Any]:
     return doc
 
 
-def create_app(cs: CsHis) -> web.Application:
-    app = web.Application(middlewares=[error_middleware])
+def create_app(cs: CsHis, *, allowed_hosts: tuple[str, ...] = ()) -> web.Application:
+    """``allowed_hosts``: Host names served besides loopback ones (``nhigw.common.guard``: compat
+    has no authentication, so it answers loopback names only and refuses cross-site requests)."""
+    guard = Guard(check_host=True, allowed_hosts=allowed_hosts, csrf=True, navigable=("/swagger",), extra={"ERRORCODE": legacy_code(Code.FORBIDDEN)})
+    app = web.Application(middlewares=[guard_middleware(guard), error_middleware])
     app[CSHIS] = cs
 
-    async def lifecycle(_a: web.Application):  # type: ignore[no-untyped-def]
+    async def lifecycle(_a: web.Application):
         yield
         await cs.agent.close()
         await cs.cloud.close()
@@ -215,8 +219,8 @@ async def _special(cs: CsHis, route: vhc.VhcRoute, body: dict[str, Any]) -> dict
     raise AssertionError(route.function)  # pragma: no cover
 
 
-def build(agent_url: str, cloud_url: str, *, api_key: str | None = None, close_com_finalizes: bool = False, timeout_s: float = 20.0) -> web.Application:
+def build(agent_url: str, cloud_url: str, *, api_key: str | None = None, close_com_finalizes: bool = False, timeout_s: float = 20.0, allowed_hosts: tuple[str, ...] = ()) -> web.Application:
     """The compat app for one workstation's agent and a cloud URL (the NHI cloud, the gateway or the simulator)."""
     cloud = CloudClient(cloud_url, api_key=api_key, timeout_s=timeout_s, verify_tls=True)
     cs = CsHis(AgentClient(agent_url, timeout_s=timeout_s), cloud, close_com_finalizes=close_com_finalizes)
-    return create_app(cs)
+    return create_app(cs, allowed_hosts=allowed_hosts)

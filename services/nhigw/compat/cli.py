@@ -3,7 +3,9 @@
 Settings: ``--agent`` (the workstation's agent, default ``https://127.0.0.1:5066``),
 ``--cloud`` (where business calls go: the gateway for pass-through and audit, the NHI
 cloud, or the simulator; default the simulator ``http://127.0.0.1:8068``), ``--api-key``
-(a gateway HIS-client key), ``--close-com-finalizes``. Environment: ``NHIGW_AGENT_URL``,
+(a gateway HIS-client key; better ``--api-key-file`` or ``NHIGW_API_KEY[_FILE]``, not shown in
+``ps``), ``--close-com-finalizes``, ``--allow-non-loopback`` (compat has no authentication: it
+refuses a non-loopback ``--host`` without it). Environment: ``NHIGW_AGENT_URL``,
 ``NHIGW_CLOUD_URL``, ``NHIGW_API_KEY``. The TLS certificate is self-signed, made on first
 start in the data directory (``nhigw.common.tls``).
 """
@@ -20,18 +22,21 @@ DEFAULT_AGENT_URL = "https://127.0.0.1:5066"
 DEFAULT_CLOUD_URL = "http://127.0.0.1:8068"
 
 
-def add_compat_parser(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> None:
+def add_compat_parser(sub: Any, common: Callable[[argparse.ArgumentParser], None], unauthenticated: Callable[[argparse.ArgumentParser], None]) -> None:
     sp = sub.add_parser("compat", help="csHis / VHC SDK 2.x compatibility service (HTTPS 5067)")
     common(sp)
+    unauthenticated(sp)
     sp.add_argument("--port", type=int, default=5067)
     sp.add_argument("--agent", help=f"the workstation's agent URL (default {DEFAULT_AGENT_URL})")
     sp.add_argument("--cloud", help=f"business API URL: gateway, NHI cloud or simulator (default {DEFAULT_CLOUD_URL})")
     sp.add_argument("--api-key", help="HIS client key for a gateway started with --clients")
+    sp.add_argument("--api-key-file", help="file holding the HIS client key (or NHIGW_API_KEY / NHIGW_API_KEY_FILE): not visible in ps")
     sp.add_argument("--close-com-finalizes", action="store_true", help="csCloseCom calls Finalize (default: keep the device and SAM verification)")
     sp.add_argument("--no-tls", action="store_true", help="serve plain HTTP (tests only)")
 
 
 def build_from_args(args: argparse.Namespace, *, agent_url: str | None = None, cloud_url: str | None = None) -> Any:
+    from nhigw.common.guard import bind_hosts
     from nhigw.compat.app import build
 
     return build(
@@ -39,12 +44,14 @@ def build_from_args(args: argparse.Namespace, *, agent_url: str | None = None, c
         cloud_url or getattr(args, "cloud", None) or os.environ.get("NHIGW_CLOUD_URL") or DEFAULT_CLOUD_URL,
         api_key=getattr(args, "api_key", None) or os.environ.get("NHIGW_API_KEY"),
         close_com_finalizes=bool(getattr(args, "close_com_finalizes", False)),
+        allowed_hosts=bind_hosts(getattr(args, "host", "127.0.0.1")),
     )
 
 
 async def cmd_compat(args: argparse.Namespace, data_dir: Path) -> None:
-    from nhigw.common.serve import Site, serve
+    from nhigw.common.serve import Site, refuse_non_loopback, serve
     from nhigw.common.tls import server_context
 
+    refuse_non_loopback(args, "compat")
     ctx = None if args.no_tls else server_context(data_dir)
     await serve([Site(build_from_args(args), args.host, args.port, ctx, label="compat")])

@@ -22,6 +22,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from pydantic import BaseModel
+
 from nhigw.compat import models as cm
 
 
@@ -30,7 +32,7 @@ class VhcRoute:
     path: str
     function: str  # csHis function name, or a special handler: "@uploadqrcode", "@cleanqrcode", "@export", "@import", "@version"
     summary: str
-    request: type | None = None
+    request: type[BaseModel] | None = None
     variant: str = "layout"  # layout | big5 | json | jsonbig5
 
     @property

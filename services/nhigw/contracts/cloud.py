@@ -30,7 +30,8 @@ from nhigw.contracts.models import Model, OpenModel, SignatureObject
 def _real_roc(value: str) -> str:
     """A ROC date / date-time that exists (month 13 or 30 February are refused: 1706)."""
     try:
-        dt.datetime(int(value[:3]) + 1911, int(value[3:5]), int(value[5:7]), *(int(value[i : i + 2]) for i in range(7, min(len(value), 13), 2)))
+        hh, mm, ss = ([int(value[i : i + 2]) for i in range(7, min(len(value), 13), 2)] + [0, 0, 0])[:3]
+        dt.datetime(int(value[:3]) + 1911, int(value[3:5]), int(value[5:7]), hh, mm, ss)
     except ValueError as exc:
         raise ValueError("not a real ROC date / date-time") from exc
     return value
@@ -468,13 +469,35 @@ class ApplyVirtualHcRequest(SignatureObject):
     name: str | None = Field(None, max_length=10)
 
 
-class ApplyVirtualHcResponse(CloudResponse):
+class TestCard(Model):
+    """A virtual test card (虛擬健保卡測試卡) as Apply and List answer it."""
+
     cardSn: str
     idCardNum: str
     name: str
     birthday: str
     sex: str
     isForeigner: bool
+
+
+class ApplyVirtualHcResponse(TestCard, CloudResponse):
+    pass
+
+
+class TestCardListRequest(SignatureObject):
+    """``/test/v1/ApplyVirtualHc/List`` (SAM signature, serviceType 06): the calling institution's test cards."""
+
+
+class TestCardList(CloudResponse):
+    cards: list[TestCard] = Field(default_factory=list)
+    remaining: int = Field(description="how many more test cards this institution may apply for (at most 10 at a time)")
+
+
+class TestCardDeleteRequest(SignatureObject):
+    """``/test/v1/ApplyVirtualHc/Delete`` (SAM signature, serviceType 06): give back one of the institution's test cards."""
+
+    cardSn: str = Field(pattern=r"^\d{12}$")
+    birthday: RocDate
 
 
 class TestCardRef(Model):

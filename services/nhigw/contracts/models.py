@@ -282,7 +282,7 @@ class SignReply(Model):
     ok: bool
     signature: SignatureObject | None = None
     error: ErrorBody | None = None
-    hpcId: str | None = Field(None, description="the HPC verified at this workstation when it signed (for the audit; not part of the signature)")
+    hpcId: str | None = Field(default=None, description="the HPC verified at this workstation when it signed (for the audit; not part of the signature)")
 
 
 # --------------------------------------------------------------------------- bus messages: enrolment, sealed envelopes, component calls, queue
@@ -566,6 +566,8 @@ class VirtualHcQrRequest(Model):
     idNo: str | None = None
     birthday: str | None = None
     ttl_s: Annotated[float, Field(gt=0, le=3600)] = 300.0
+    hasPin: bool = Field(False, description="是否有PIN: the card holder has set a PIN on the card")
+    verifyPin: bool = Field(False, description="是否驗PIN: the holder entered it when opening the virtual card in the app (only with hasPin)")
 
 
 class VirtualHcQrResponse(Model):
@@ -596,6 +598,8 @@ class VirtualHcVerifyResponse(Model):
     sex: str
     identityStatus: str | None = None
     sessionId: str
+    pinSet: bool = False
+    pinVerified: bool = False
     statusCode: int = 0
 
 
@@ -667,7 +671,7 @@ class SessionReply(Model):
     signature: SignatureObject | None = None
     transfer: VirtualHcExportResponse | None = None
     error: ErrorBody | None = None
-    hpcId: str | None = Field(None, description="with a signature: the HCA logged in to this session (for the audit; not part of the signature)")
+    hpcId: str | None = Field(default=None, description="with a signature: the HCA logged in to this session (for the audit; not part of the signature)")
 
 
 class DeviceSessionOpenRequest(Model):

@@ -13,7 +13,7 @@ Outcomes, each defined:
   the agent refused (wrong state, no card): the agent's 6.0 code (409);
 - the cloud unreachable, breaker open: 9402 (502/503/504); a write that may have
   landed (no answer, or a 5xx after it reached the cloud, or dead-lettered after an earlier
-  delivery was sent): 9403 (504) with ``idempotencyKey``; hospital over its rate: 9407 (429);
+  delivery was sent): 9403 (504) with ``idempotencyKey``; client over its rate: 9407 (429);
 - still running at the HIS's deadline: 9408 (202) with ``idempotencyKey``.
 
 The upload host's ``POST /V2000/VNHI_Upload`` is queued and audited like a business write and
@@ -21,16 +21,24 @@ sent to the upload host (``--upload-cloud``, default the business cloud); the cl
 API (``POST /test/v1/...``) is passed through to the cloud.
 
 Also: ``GET /api/workstations``; component calls forwarded to a workstation's agent
-(``/api/workstations/{id}/{common,sam,hpc,hc}/v1/...``); dead letters for ops
+(``/api/workstations/{id}/{common,sam,hpc,hc}/v1/...`` with GET, POST, PUT or DELETE: an HIS
+client may make the calls of ``HIS_COMPONENT_CALLS``, the rest (settings, cloud SAM files,
+clearing the record) need an operator key, 9411 / HTTP 403); dead letters for ops
 (``GET /api/ops/dead-letters``, ``POST .../{id}/retry``, ``POST .../{id}/resend``,
 ``DELETE .../{id}``; ``nhigw.gateway.deadletters``, scoped by the operator's hospital); the audit
 trail of the client's hospital (``GET /api/audit``, paged: ``audit_params``; ``GET /api/audit/verify``);
 ``/metrics``, ``/healthz``, ``/readyz``.
+
+Every request: at most ``MAX_BODY_BYTES`` of body (9413, HTTP 413), and one token of its
+client's rate bucket (``--rate-per-s``/``--rate-burst``, per replica; 9407): the bucket
+of the client its key names, or of the peer address for a request without a valid key. A
+gateway without client keys (open on loopback) answers loopback ``Host`` names only and
+refuses requests with a foreign ``Origin`` (``nhigw.common.guard``: DNS rebinding, cross-site
+pages).
 """
 
 from __future__ import annotations
 
-import json
 import re
 import time
 import uuid
@@ -39,7 +47,8 @@ from typing import Any
 from aiohttp import web
 
 from nhigw.bus.base import BusError
-from nhigw.common.http import error_middleware, healthz, json_response, parse_body
+from nhigw.common.guard import Guard, guard_middleware
+from nhigw.common.http import error_middleware, healthz, json_response, loads_json, parse_body
 from nhigw.common.logging import get_logger
 from nhigw.contracts import api
 from nhigw.contracts.codes import Code, StatusError
@@ -61,6 +70,34 @@ IDEM_RE = re.compile(r"^[\x21-\x7e]{1,200}$")
 
 
 DEAD_ID_RE = re.compile(r"^\d{1,20}-\d{1,20}$")
+CLIENT = web.RequestKey("client", Client)
+# A 6.0 business body is a few KB; the largest real one, an IC-data upload (base64 XML, one batch of
+# visits), stays well under 1 MB. 4 MiB leaves room for an unusually large batch.
+MAX_BODY_BYTES = 4 * 1024 * 1024
+COMPONENT_METHODS = ("GET", "POST", "PUT", "DELETE")
+
+# The component calls an HIS client may forward to a workstation's agent: the 6.0 calls HIS code
+# makes (cards, PINs, signatures, Initial/Finalize, status). The others — Settings (CORS list,
+# default reader, cloud SAM files) and clearing the call record — change how the agent works for
+# everyone and need an operator key. Device sessions (``/api/sessions/...``) offer only HIS calls.
+HIS_COMPONENT_CALLS = frozenset(
+    {
+        ("GET", "common/v1/Status"), ("GET", "common/v1/Name"), ("GET", "common/v1/Version"), ("GET", "common/v1/ServerDateTime"),
+        ("GET", "common/v1/Record"), ("POST", "common/v1/Initial"), ("POST", "common/v1/Finalize"),
+        ("POST", "sam/v1/Verification"), ("POST", "sam/v1/Logout"), ("GET", "sam/v1/Basic"), ("POST", "sam/v1/Signature"),
+        ("POST", "hpc/v1/Verification/Hpc"), ("POST", "hpc/v1/Verification/MobileHca"), ("GET", "hpc/v1/Basic"),
+        ("POST", "hpc/v1/Pin"), ("PUT", "hpc/v1/Pin"), ("POST", "hpc/v1/Signature"), ("DELETE", "hpc/v1/Logout"),
+        ("GET", "hc/v1/Basic"), ("GET", "hc/v1/Pin"), ("POST", "hc/v1/Pin"), ("PUT", "hc/v1/Pin"), ("DELETE", "hc/v1/Pin"),
+        ("GET", "hc/v1/OrganDonate"), ("PUT", "hc/v1/OrganDonate"), ("POST", "hc/v1/Verification/VirtualHc"),
+        ("POST", "hc/v1/VirtualHc/ReadBasic"), ("GET", "hc/v1/VirtualHc/Import"), ("POST", "hc/v1/VirtualHc/Import"),
+        ("POST", "hc/v1/Signature/Hc"), ("POST", "hc/v1/Signature/HpcHc"), ("DELETE", "hc/v1/Logout"),
+    }
+)  # fmt: skip
+
+
+def his_may_call(method: str, rest: str) -> bool:
+    """Pure: may an HIS client (no operator key) forward ``method`` ``/api/{rest}`` to an agent?"""
+    return (method, rest) in HIS_COMPONENT_CALLS
 
 
 def audit_params(q: Any) -> dict[str, Any]:
@@ -106,11 +143,36 @@ def dead_id(req: web.Request) -> str:
     return i
 
 
+def rate_middleware(gw: Gateway) -> Any:
+    """One token of the client's bucket per request (business routes take theirs in ``business``, with the key)."""
+
+    @web.middleware
+    async def mw(request: web.Request, handler: Any) -> web.StreamResponse:
+        try:
+            client = gw.settings.clients.authenticate(request)
+        except StatusError:
+            bucket = f"peer:{request.remote}"
+        else:
+            request[CLIENT] = client
+            bucket = f"client:{client.name}"
+        if not (request.path.startswith("/api/v1/") or request.path == VNHI_UPLOAD.url):
+            try:
+                gw.cloud.admit(bucket)
+            except RateLimited as exc:
+                raise StatusError(Code.RATE_LIMITED, str(exc)) from exc
+        return await handler(request)
+
+    return mw
+
+
 def create_app(gw: Gateway, *, workers: bool = True) -> web.Application:
-    app = web.Application(middlewares=[error_middleware, bus_error_middleware], client_max_size=32 * 1024 * 1024)
+    middlewares: list[Any] = [error_middleware, rate_middleware(gw), bus_error_middleware]
+    if gw.settings.clients.open:  # open on loopback: no key stops a rebound host name or a web page
+        middlewares.insert(0, guard_middleware(Guard(check_host=True, refuse_foreign_origin=True, csrf=False)))
+    app = web.Application(middlewares=middlewares, client_max_size=MAX_BODY_BYTES)
     app[GATEWAY] = gw
 
-    async def lifecycle(_a: web.Application):  # type: ignore[no-untyped-def]
+    async def lifecycle(_a: web.Application):
         await gw.start(workers=workers)
         yield
         await gw.close()
@@ -118,7 +180,8 @@ def create_app(gw: Gateway, *, workers: bool = True) -> web.Application:
     app.cleanup_ctx.append(lifecycle)
 
     def client_of(req: web.Request) -> Client:
-        return gw.settings.clients.authenticate(req)
+        known = req.get(CLIENT)
+        return known if known is not None else gw.settings.clients.authenticate(req)
 
     def need_ops(c: Client) -> None:
         if not c.ops:
@@ -142,10 +205,7 @@ def create_app(gw: Gateway, *, workers: bool = True) -> web.Application:
 
     async def queued(req: web.Request, t0: float, client: Client, route: Route, path: str) -> web.StreamResponse:
         raw = await req.read()
-        try:
-            fields: Any = json.loads(raw) if raw.strip() else {}
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise StatusError(Code.NOT_JSON, "malformed JSON body") from exc
+        fields: Any = loads_json(raw) if raw.strip() else {}
         if not isinstance(fields, dict):
             raise StatusError(Code.NOT_JSON, "the body must be a JSON object")
         workstation = req.headers.get("X-Workstation") or None
@@ -170,12 +230,12 @@ def create_app(gw: Gateway, *, workers: bool = True) -> web.Application:
             except ValueError as exc:
                 raise StatusError(Code.PARAM_VALUE, "X-Deadline-Ms must be an integer (milliseconds)") from exc
         try:
-            gw.cloud.admit(client.hospitalId or hospital or "-")
+            gw.cloud.admit(f"client:{client.name}")
         except RateLimited as exc:
             gw.metrics.admission.labels(str(int(Code.RATE_LIMITED))).inc()
             raise StatusError(Code.RATE_LIMITED, str(exc), idempotencyKey=idem) from exc
         try:
-            ans, replayed, phases = await gw.submit(client=client, route=route, path=path, body=raw, workstation=workstation, idem_key=idem, deadline_s=deadline_s, hospital=client.hospitalId or hospital, device_session=dsession.sessionId if dsession else None)
+            ans, replayed, phases = await gw.submit(client=client, route=route, path=path, body=raw, workstation=workstation, idem_key=idem, deadline_s=deadline_s, hospital=client.hospitalId or (dsession.hospitalId if dsession else None), device_session=dsession.sessionId if dsession else None)
         except BusError:
             # Redis failed or did not answer: the request may or may not be queued (a lost reply). Nothing reached
             # the cloud yet; the key (ours if the HIS sent none) lets a retry join the run or start it, never repeat it.
@@ -197,10 +257,7 @@ def create_app(gw: Gateway, *, workers: bool = True) -> web.Application:
         if req.path.lower() in SIM_ADMIN:
             raise web.HTTPNotFound()  # the simulator's admin API: not the cloud's, not passed
         raw = await req.read()
-        try:
-            fields: Any = json.loads(raw) if raw.strip() else {}
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise StatusError(Code.NOT_JSON, "malformed JSON body") from exc
+        fields: Any = loads_json(raw) if raw.strip() else {}
         hospital = fields.get("hospitalId") if isinstance(fields, dict) and isinstance(fields.get("hospitalId"), str) else None
         if not client.may_act_for(hospital):
             raise forbid(f"client {client.name!r} may not act for hospital {hospital!r}")
@@ -213,9 +270,11 @@ def create_app(gw: Gateway, *, workers: bool = True) -> web.Application:
 
     async def component(req: web.Request) -> web.Response:
         client = client_of(req)
-        ws = req.match_info["ws"]
+        ws, rest = req.match_info["ws"], req.match_info["rest"]
         if not client.may_use(ws):
             raise forbid(f"client {client.name!r} may not use workstation {ws!r}")
+        if not client.ops and not his_may_call(req.method, rest):
+            raise forbid(f"{req.method} /api/{rest} changes the agent's settings: it needs an operator key (HIS clients may make the calls listed in README)")
         await gw.need_online(ws)
         path = "/api/" + req.match_info["rest"]
         reply = await gw.rpc.component(ws, req.method, path, (await req.read()).decode("utf-8", "replace"))
@@ -265,7 +324,8 @@ def create_app(gw: Gateway, *, workers: bool = True) -> web.Application:
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/api/workstations", workstations)
-    app.router.add_route("*", r"/api/workstations/{ws}/{rest:(common|sam|hpc|hc)/v1/.+}", component)
+    for method in COMPONENT_METHODS:  # no HEAD, PATCH, TRACE...: those are 405 here, never forwarded
+        app.router.add_route(method, r"/api/workstations/{ws}/{rest:(common|sam|hpc|hc)/v1/.+}", component)
     app.router.add_get("/api/ops/dead-letters", dead_letters)
     app.router.add_post("/api/ops/dead-letters/{id}/retry", dead_retry)
     app.router.add_post("/api/ops/dead-letters/{id}/resend", dead_resend)

@@ -44,11 +44,11 @@ import hashlib
 import hmac
 import json
 import os
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import redis.asyncio as aioredis
 from pydantic import BaseModel, Field
@@ -56,7 +56,7 @@ from redis.exceptions import RedisError
 
 from nhigw.bus.base import BusError
 from nhigw.bus.batch import GroupCommit
-from nhigw.bus.resp import lean_script
+from nhigw.bus.resp import ReplicaWait, lean_script
 from nhigw.common.logging import get_logger, mask_id
 from nhigw.contracts.buskeys import BusKeys
 from nhigw.contracts.codes import Code
@@ -315,7 +315,7 @@ class VerifyResult(BaseModel):
     warnings: list[str] = Field(default_factory=list)  # what could not be checked (not a failure)
 
 
-def verify_records(lines: list[bytes | str], head: str | None, key: bytes, checkpoints: Iterable[Checkpoint] = (), *, log_name: str | None = None) -> VerifyResult:
+def verify_records(lines: Sequence[bytes | str], head: str | None, key: bytes, checkpoints: Iterable[Checkpoint] = (), *, log_name: str | None = None) -> VerifyResult:
     """Pure: check a stored chain (JSON lines), its head (``seq hash``; None = not kept) and the
     checkpoints of ``log_name`` (others are ignored) against it."""
     problems: list[str] = []
@@ -582,7 +582,7 @@ class FileAudit(AuditLog):
 
     async def _page(self, hospital: str | None, w: Window) -> list[tuple[int, bytes]]:
         out = []
-        with open(self.path, "rb") as f:
+        with open(self.path, "rb") as f:  # noqa: ASYNC230 - one page of local reads (nhigw up's file backend; its appends are synchronous too)
             for score, pos in self._index.page(hospital, w):
                 off, n = self._where[pos]
                 f.seek(off)
@@ -676,7 +676,7 @@ class RedisAudit(AuditLog):
     return out
     """
 
-    def __init__(self, client: aioredis.Redis, keys: BusKeys, key: bytes, jobs: JobStream | None = None) -> None:
+    def __init__(self, client: aioredis.Redis, keys: BusKeys, key: bytes, jobs: JobStream | None = None, wait: ReplicaWait | None = None) -> None:
         self.client, self.keys, self.key = client, keys, key
         self.log_key, self.head_key = keys.audit_log, keys.audit_head
         self.name = self.log_key
@@ -686,7 +686,7 @@ class RedisAudit(AuditLog):
         self._lock = asyncio.Lock()
         self._cas = client.register_script(self._CAS)
         self._page_script = client.register_script(self._PAGE)
-        self._cas_finish = lean_script(client, self._CAS_FINISH)  # on the hot path: a lean connection of its own (nhigw.bus.resp)
+        self._cas_finish = lean_script(client, self._CAS_FINISH, wait)  # on the hot path: a lean connection of its own (nhigw.bus.resp)
         self._finishing: GroupCommit[tuple[AuditRecord | None, JobEnd], AuditRecord | None] = GroupCommit(self._finish_batch)
         self._head: str | None = None  # the head after this replica's last append (a guess; the script checks it)
 
@@ -765,10 +765,12 @@ class RedisAudit(AuditLog):
         return [(int(float(flat[i])), flat[i + 1] if isinstance(flat[i + 1], bytes) else str(flat[i + 1]).encode()) for i in range(0, len(flat), 2)]
 
     async def lines(self) -> list[bytes]:
-        return list(await self.client.lrange(self.log_key, 0, -1))
+        # redis-py types every reply as bytes | str; this client never decodes (decode_responses off): bytes.
+        lines = cast("list[bytes]", await self.client.lrange(self.log_key, 0, -1))
+        return lines
 
     async def head(self) -> str | None:
-        h = await self.client.get(self.head_key)
+        h = cast("bytes | None", await self.client.get(self.head_key))
         return h.decode() if h else None
 
 

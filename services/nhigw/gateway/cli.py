@@ -16,13 +16,14 @@ from __future__ import annotations
 
 import argparse
 import base64
-import ipaddress
 import json
 import os
 import sys
 from pathlib import Path
 
 from aiohttp import web
+
+from nhigw.common.guard import is_loopback
 
 
 def gateway_key(args: argparse.Namespace) -> bytes | None:
@@ -35,15 +36,18 @@ def add_gateway_options(sp: argparse.ArgumentParser) -> None:
     sp.add_argument("--site", default=os.environ.get("NHIGW_SITE", "clinic"), help="site name in audit records")
     sp.add_argument("--max-deliveries", type=int, default=3, help="deliveries before a job is dead-lettered")
     sp.add_argument("--claim-idle-s", type=float, default=10.0, help="reclaim another replica's job after it is idle this long")
-    sp.add_argument("--rate-per-s", type=float, default=50.0, help="per-hospital rate limit (requests/s, per replica)")
-    sp.add_argument("--rate-burst", type=float, default=100.0, help="per-hospital burst")
+    sp.add_argument("--rate-per-s", type=float, default=50.0, help="rate limit per HIS client, every endpoint (requests/s, per replica)")
+    sp.add_argument("--rate-burst", type=float, default=100.0, help="burst per HIS client")
+    sp.add_argument("--replica-wait", type=int, default=None, metavar="N",
+                    help="acknowledge admission and a job's end only once N Redis replicas have it (WAIT); default 1 under Sentinel, 0 (off) on one Redis")
+    sp.add_argument("--replica-wait-ms", type=int, default=1000, help="how long to wait for those replicas before answering 9402")
     sp.add_argument(
         "--upload-cloud", default=os.environ.get("NHIGW_UPLOAD_CLOUD_URL"),
         help="base URL of the IC-data upload host that /V2000/VNHI_Upload goes to (real: https://medvpndti.nhi.gov.tw); default: the business cloud (--cloud)",
     )
 
 
-def add_admin_parsers(sub: argparse._SubParsersAction, gw: argparse.ArgumentParser, busopts, common) -> None:  # type: ignore[no-untyped-def,type-arg]
+def add_admin_parsers(sub: argparse._SubParsersAction, gw: argparse.ArgumentParser, busopts, common) -> None:
     gsub = gw.add_subparsers(dest="gwcmd", required=False)
     sp = gsub.add_parser("enrol-token", help="print a one-time enrolment token for a workstation's agent")
     busopts(sp)
@@ -69,16 +73,7 @@ def add_admin_parsers(sub: argparse._SubParsersAction, gw: argparse.ArgumentPars
     sp.add_argument("--hospital", help="export only this hospital's records")
 
 
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def build_gateway_app(args: argparse.Namespace, bus, *, cloud: str, data_dir: Path, audit_file: bool) -> web.Application:  # type: ignore[no-untyped-def]
+def build_gateway_app(args: argparse.Namespace, bus, *, cloud: str, data_dir: Path, audit_file: bool) -> web.Application:
     """``data_dir``: the gateway's (audit checkpoints; with ``audit_file``, the audit itself: one process)."""
     from nhigw.gateway.app import create_app
     from nhigw.gateway.auth import Clients
@@ -88,6 +83,8 @@ def build_gateway_app(args: argparse.Namespace, bus, *, cloud: str, data_dir: Pa
     if getattr(args, "clients", None) and not Path(args.clients).is_file():
         sys.exit(f"nhigw: clients file {args.clients} not found (a gateway told to use API keys never falls back to open)")
     clients = Clients.load(Path(args.clients)) if getattr(args, "clients", None) else Clients()
+    if getattr(args, "clients", None) and clients.open:
+        sys.exit(f"nhigw: clients file {args.clients} lists no client (a gateway told to use API keys never runs open; `nhigw gateway add-client`)")
     host = getattr(args, "gateway_host", None) or args.host
     if clients.open and not is_loopback(host):
         sys.exit(f"nhigw: a gateway on {host} needs HIS API keys (--clients FILE; `nhigw gateway add-client`); without them it serves loopback only")
@@ -103,17 +100,22 @@ def build_gateway_app(args: argparse.Namespace, bus, *, cloud: str, data_dir: Pa
         audit_path=data_dir / "audit.jsonl" if audit_file else None,
         audit_checkpoints=data_dir / "audit-checkpoints.jsonl",
         upstream=UpstreamSettings(rate_per_s=getattr(args, "rate_per_s", 50.0), rate_burst=getattr(args, "rate_burst", 100.0)),
+        replica_wait=getattr(args, "replica_wait", None),
+        replica_wait_ms=getattr(args, "replica_wait_ms", 1000),
     )
     return create_app(Gateway(bus, settings))
 
 
-def _store(args: argparse.Namespace):  # type: ignore[no-untyped-def]
-    import redis.asyncio as aioredis
+def _store(args: argparse.Namespace):
+    from nhigw.bus.redisurl import redis_client
 
     url = args.redis or os.environ.get("NHIGW_REDIS_URL")
     if not url:
         sys.exit("nhigw: --redis (or NHIGW_REDIS_URL) is required")
-    return aioredis.Redis.from_url(url)
+    try:
+        return redis_client(url)
+    except ValueError as exc:
+        sys.exit(f"nhigw: {exc}")
 
 
 async def cmd_enrol_token(args: argparse.Namespace) -> None:
@@ -185,7 +187,7 @@ async def cmd_audit(args: argparse.Namespace, data_dir: Path) -> int:
             await client.aclose()
 
 
-async def self_issued_token(bus, prefix: str, args: argparse.Namespace, workstation: str) -> str | None:  # type: ignore[no-untyped-def]
+async def self_issued_token(bus, prefix: str, args: argparse.Namespace, workstation: str) -> str | None:
     """The ``--bus-key`` path for trusted hosts (demo containers): an agent holding the *gateway* key
     issues its own enrolment token in Redis. Whoever holds that key can act as any workstation, so
     real workstations enrol with a token from ``nhigw gateway enrol-token`` instead."""

@@ -70,7 +70,7 @@ class _DropsCollector(Collector):
     def __init__(self, drops: "Drops", supervisor: "Supervisor") -> None:
         self.drops, self.supervisor = drops, supervisor
 
-    def collect(self):  # type: ignore[no-untyped-def]
+    def collect(self):
         dropped = CounterMetricFamily("nhigw_gateway_bus_messages_dropped", "bus messages and stream entries dropped, by receiver and reason", labels=["receiver", "reason"])
         for (receiver, reason), n in sorted(self.drops.counts.items()):
             dropped.add_metric([receiver, reason], n)

@@ -29,14 +29,14 @@ import itertools
 import time
 import uuid
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, cast
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError, ResponseError
 
 from nhigw.bus.base import BusError
 from nhigw.bus.batch import GroupCommit
-from nhigw.bus.resp import lean_script
+from nhigw.bus.resp import ReplicaWait, lean_script
 from nhigw.bus.seal import Sealer, SealError
 from nhigw.contracts.models import QueuedJob
 from nhigw.gateway.store import KV
@@ -176,12 +176,12 @@ def _wrap(exc: Exception) -> BusError:
 
 
 class RedisQueue(WorkQueue):
-    def __init__(self, client: aioredis.Redis, stream: str, group: str, dead_stream: str, *, max_deliveries: int = 3, maxlen: int = 100_000, box: Sealer | None = None) -> None:
+    def __init__(self, client: aioredis.Redis, stream: str, group: str, dead_stream: str, *, max_deliveries: int = 3, maxlen: int = 100_000, box: Sealer | None = None, wait: ReplicaWait | None = None) -> None:
         self.client, self.stream, self.group, self.dead_stream = client, stream, group, dead_stream
         self.max_deliveries, self.maxlen = max_deliveries, maxlen
         self.box = box or Sealer(None)
         self.aad = f"job:{stream}"  # a job is bound to its stream; its answer key and client are inside, sealed
-        self._admit_script = lean_script(client, self._ADMIT)  # on the hot path: a lean connection of its own (nhigw.bus.resp)
+        self._admit_script = lean_script(client, self._ADMIT, wait)  # on the hot path: a lean connection of its own (nhigw.bus.resp)
         self._admitters: dict[str, GroupCommit[Admission, Admitted]] = {}
 
     def _open(self, sealed: bytes) -> bytes:
@@ -279,13 +279,15 @@ class RedisQueue(WorkQueue):
     async def add(self, job: QueuedJob) -> str:
         try:
             sealed = self.box.seal(job.model_dump_json().encode(), self.aad)
-            return (await self.client.xadd(self.stream, {"job": sealed}, maxlen=self.maxlen, approximate=True)).decode()
+            # redis-py types every reply as bytes | str; this client never decodes (decode_responses off): bytes.
+            eid = cast("bytes", await self.client.xadd(self.stream, {"job": sealed}, maxlen=self.maxlen, approximate=True))
+            return eid.decode()
         except (RedisError, OSError) as exc:
             raise _wrap(exc) from exc
 
     async def read(self, consumer: str, *, count: int = 10, block_s: float = 1.0) -> list[Delivery]:
         try:
-            res = await self.client.xreadgroup(self.group, consumer, {self.stream: ">"}, count=count, block=int(block_s * 1000))
+            res = cast("list[tuple[bytes, list[tuple[bytes, dict[bytes, bytes]]]]] | None", await self.client.xreadgroup(self.group, consumer, {self.stream: ">"}, count=count, block=int(block_s * 1000)))
         except ResponseError as exc:
             if "NOGROUP" in str(exc):  # Redis restarted without persistence: recreate and carry on
                 await self.start()
@@ -342,7 +344,7 @@ class RedisQueue(WorkQueue):
         if not ids:
             return
         try:
-            await self.client.xclaim(self.stream, self.group, consumer, 0, ids, justid=True)
+            await self.client.xclaim(self.stream, self.group, consumer, 0, cast("list[int | bytes | str | memoryview[int]]", ids), justid=True)
         except (RedisError, OSError) as exc:
             raise _wrap(exc) from exc
 
@@ -357,7 +359,7 @@ class RedisQueue(WorkQueue):
 
     async def dead(self) -> list[DeadLetter]:
         try:
-            entries = await self.client.xrange(self.dead_stream, "-", "+")
+            entries = cast("list[tuple[bytes, dict[bytes, bytes]]]", await self.client.xrange(self.dead_stream, "-", "+"))
         except (RedisError, OSError) as exc:
             raise _wrap(exc) from exc
         return [self._dead_letter(eid, f) for eid, f in entries]
@@ -367,14 +369,14 @@ class RedisQueue(WorkQueue):
 
     async def dead_one(self, dead_id: str) -> DeadLetter | None:
         try:
-            entries = await self.client.xrange(self.dead_stream, dead_id, dead_id)
+            entries = cast("list[tuple[bytes, dict[bytes, bytes]]]", await self.client.xrange(self.dead_stream, dead_id, dead_id))
         except (RedisError, OSError) as exc:
             raise _wrap(exc) from exc
         return self._dead_letter(*entries[0]) if entries else None
 
     async def _take_dead(self, dead_id: str) -> DeadLetter | None:
         try:
-            entries = await self.client.xrange(self.dead_stream, dead_id, dead_id)
+            entries = cast("list[tuple[bytes, dict[bytes, bytes]]]", await self.client.xrange(self.dead_stream, dead_id, dead_id))
             if not entries or not await self.client.xdel(self.dead_stream, dead_id):
                 return None  # unknown, or another operator/replica took it first
         except (RedisError, OSError) as exc:

@@ -73,6 +73,8 @@ import structlog
 
 from nhigw.bus.base import Bus, BusError
 from nhigw.bus.guard import MAX_ANSWER_BYTES, Drop, Drops, Seen, Supervisor, serve
+from nhigw.bus.redisurl import is_sentinel
+from nhigw.bus.resp import ReplicaWait
 from nhigw.bus.rpc import RpcClient
 from nhigw.bus.seal import Sealer, SealError
 from nhigw.common.health import Readiness
@@ -82,7 +84,20 @@ from nhigw.contracts.codes import Code, StatusError, http_status
 from nhigw.contracts.models import JobAnswer, QueuedJob, SignatureObject
 from nhigw.contracts.routes import VNHI_UPLOAD, Route, lookup
 from nhigw.gateway.agents import AgentKeys
-from nhigw.gateway.audit import AuditAttempt, AuditLog, AuditRecord, FileAudit, JobEnd, JobStream, MemoryAudit, RedisAudit, audit_key, mask_card, mask_patient, outcome_of
+from nhigw.gateway.audit import (
+    AuditAttempt,
+    AuditLog,
+    AuditRecord,
+    FileAudit,
+    JobEnd,
+    JobStream,
+    MemoryAudit,
+    RedisAudit,
+    audit_key,
+    mask_card,
+    mask_patient,
+    outcome_of,
+)
 from nhigw.gateway.auth import Client, Clients
 from nhigw.gateway.deadletters import DeadLetters
 from nhigw.gateway.metrics import Metrics
@@ -150,6 +165,10 @@ class GatewaySettings:
     session_idle_s: float = 900.0  # device sessions (nhigw.gateway.sessions)
     sessions_per_device: int = 2
     sessions_per_hospital: int = 200
+    # Replica waiting (``WAIT N timeout``, README "Redis Sentinel"): after admission, a write's
+    # ``attempted`` marker and the job's end. None: 1 replica under Sentinel, off (0) on one Redis.
+    replica_wait: int | None = None
+    replica_wait_ms: int = 1000
 
 
 class Gateway:
@@ -161,10 +180,12 @@ class Gateway:
         self.box = Sealer(settings.gateway_key)
         client = getattr(bus, "client", None)
         if client is not None:  # RedisBus: everything shared through the same Redis
-            self.kv: KV = RedisKV(client)
-            self.queue: WorkQueue = RedisQueue(client, keys.jobs, keys.jobs_group, keys.dead, max_deliveries=settings.max_deliveries, box=self.box)
+            n = settings.replica_wait if settings.replica_wait is not None else (1 if is_sentinel(getattr(bus, "url", None)) else 0)
+            wait = ReplicaWait(n, settings.replica_wait_ms) if n > 0 else None
+            self.kv: KV = RedisKV(client, wait=wait)
+            self.queue: WorkQueue = RedisQueue(client, keys.jobs, keys.jobs_group, keys.dead, max_deliveries=settings.max_deliveries, box=self.box, wait=wait)
             jobs = JobStream(keys.jobs, keys.jobs_group, int(settings.idempotency_window_s * 1000), keys.done(""), self.instance)
-            self.audit: AuditLog = RedisAudit(client, keys, audit_key(settings.gateway_key), jobs)
+            self.audit: AuditLog = RedisAudit(client, keys, audit_key(settings.gateway_key), jobs, wait=wait)
         else:
             self.kv = MemoryKV()
             self.queue = MemoryQueue(max_deliveries=settings.max_deliveries)
@@ -401,7 +422,13 @@ class Gateway:
         self._working.add(d.id)
         t = asyncio.create_task(self._run(d))
         self._jobs.add(t)
-        t.add_done_callback(lambda t: (self._slots.release(), self._working.discard(d.id), self._jobs.discard(t)))
+
+        def ended(t: asyncio.Task[None]) -> None:
+            self._slots.release()
+            self._working.discard(d.id)
+            self._jobs.discard(t)
+
+        t.add_done_callback(ended)
 
     async def _keepalive(self) -> None:
         while True:
@@ -495,6 +522,7 @@ class Gateway:
         attempts: list[Any] = []
         body_fields: dict[str, Any] = {}
         agent_id = None
+        signed_hospital: str | None = None  # the hospital of the SAM that signed for us (one call, device session)
         signer_hpc: str | None = None  # the HPC verified at the signing workstation, signature with it or not
         try:
             route = lookup(job.path)
@@ -509,7 +537,7 @@ class Gateway:
             if job.deviceSession:
                 # A device session: the signature comes from that session's cards on its serving agent.
                 sig, srec, signer_hpc = await self.sessions.sign(job.deviceSession, route.kind, route.serviceType)
-                agent_id = srec.agentId
+                agent_id, signed_hospital = srec.agentId, sig.hospitalId
                 body_fields = {**body_fields, **signed_fields(route, sig)}
                 body = json.dumps(body_fields, ensure_ascii=False)
             elif job.workstation:
@@ -520,6 +548,7 @@ class Gateway:
                     err = reply.error
                     raise StatusError(err.statusCode if err else Code.INTERNAL, err.detail if err else "agent failed", workstation=job.workstation)
                 body_fields = {**body_fields, **signed_fields(route, reply.signature)}
+                signed_hospital = reply.signature.hospitalId
                 body = json.dumps(body_fields, ensure_ascii=False)
                 signer_hpc = reply.hpcId
             if job.deviceSession or job.workstation:
@@ -554,8 +583,8 @@ class Gateway:
             status, payload = err.http_status, json.dumps(err.body(), ensure_ascii=False).encode()
         except ValueError:
             final = False
-            err = StatusError(Code.NOT_JSON, "malformed JSON body")
-            status, payload = err.http_status, json.dumps(err.body(), ensure_ascii=False).encode()
+            bad = StatusError(Code.NOT_JSON, "malformed JSON body")
+            status, payload = bad.http_status, json.dumps(bad.body(), ensure_ascii=False).encode()
         latency_ms = (time.monotonic() - t0) * 1000
         code, payload = _coded(payload, status)
         status = http_status(code)  # the cloud's 4xx/5xx too: an HIS reads the code (nhigw.contracts.codes)
@@ -566,7 +595,9 @@ class Gateway:
             statusCode=code,
             httpStatus=status,
             client=job.client,
-            hospitalId=job.hospitalId or _s(body_fields.get("hospitalId")) or _s(body_fields.get("sHospId")),
+            # A client without a hospital cannot put invented hospital ids into the audit: a pass-through
+            # body's hospital id counts only once the NHI cloud accepted that hospital's SAM signature.
+            hospitalId=job.hospitalId or signed_hospital or ((_s(body_fields.get("hospitalId")) or _s(body_fields.get("sHospId"))) if code == 0 else None),
             workstation=job.workstation,
             agentId=agent_id,
             deviceSession=job.deviceSession,

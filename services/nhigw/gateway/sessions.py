@@ -94,7 +94,7 @@ class SessionRpc(RpcClient):
             requestId=uuid.uuid4().hex,
             workstation=workstation,
             sessionId=session_id,
-            op=op,  # type: ignore[arg-type]
+            op=op,
             replyTo=self.keys.replies(self.node_id),
             deadline=time.time() + timeout_s,
             **fields,

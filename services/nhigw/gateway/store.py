@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import abc
 import time
+from typing import cast
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from nhigw.bus.base import BusError
+from nhigw.bus.resp import ReplicaWait
 
 
 def answer_aad(answer_key: str) -> str:
@@ -67,24 +69,34 @@ class MemoryKV(KV):
 
 
 class RedisKV(KV):
-    def __init__(self, client: aioredis.Redis) -> None:
-        self.client = client
+    def __init__(self, client: aioredis.Redis, wait: ReplicaWait | None = None) -> None:
+        self.client, self.wait = client, wait  # wait: ``set`` waits for replicas (nhigw.bus.resp)
 
     async def get(self, key: str) -> bytes | None:
         try:
-            return await self.client.get(key)  # type: ignore[no-any-return]
+            # redis-py types every reply as bytes | str; this client never decodes (decode_responses off): bytes.
+            value = cast("bytes | None", await self.client.get(key))
+            return value
         except (RedisError, OSError) as exc:
             raise BusError(f"redis get failed: {exc}") from exc
 
     async def set(self, key: str, value: bytes, *, ttl_s: float | None = None, nx: bool = False) -> bool:
         try:
-            return bool(await self.client.set(key, value, px=int(ttl_s * 1000) if ttl_s else None, nx=nx))
+            if self.wait is None:
+                return bool(await self.client.set(key, value, px=int(ttl_s * 1000) if ttl_s else None, nx=nx))
+            async with self.client.pipeline(transaction=False) as p:  # one connection: WAIT counts the SET
+                p.set(key, value, px=int(ttl_s * 1000) if ttl_s else None, nx=nx)
+                p.execute_command("WAIT", self.wait.replicas, self.wait.timeout_ms)
+                done, acked = await p.execute()
+            self.wait.check(acked)
+            return bool(done)
         except (RedisError, OSError) as exc:
             raise BusError(f"redis set failed: {exc}") from exc
 
     async def getdel(self, key: str) -> bytes | None:
         try:
-            return await self.client.getdel(key)  # type: ignore[no-any-return]
+            value = cast("bytes | None", await self.client.getdel(key))
+            return value
         except (RedisError, OSError) as exc:
             raise BusError(f"redis getdel failed: {exc}") from exc
 

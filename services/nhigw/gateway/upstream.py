@@ -30,7 +30,7 @@ Policy (``UpstreamSettings``):
 - breaker per upstream base URL: ``breaker_failures`` consecutive failures (transport
   errors or 5xx) open it for ``breaker_cooldown_s``; then one probe is let through
   (half-open): success closes it, failure re-opens it.
-- rate limit per hospital: token bucket of ``rate_per_s`` with ``rate_burst``.
+- rate limit per bucket (the gateway names one per HIS client, ``nhigw.gateway.app``): token bucket of ``rate_per_s`` with ``rate_burst``.
 """
 
 from __future__ import annotations
@@ -229,13 +229,16 @@ class CloudClient:
         self.calls = 0
         self.retries = 0
 
-    def admit(self, hospital: str) -> None:
-        """Per-hospital rate limit; raises ``RateLimited``. Called at admission, before queueing."""
-        b = self._buckets.get(hospital)
+    def admit(self, bucket: str) -> None:
+        """Rate limit per bucket (an HIS client, or a peer address); raises ``RateLimited``. Called at admission, before queueing."""
+        b = self._buckets.get(bucket)
         if b is None:
-            b = self._buckets[hospital] = TokenBucket(self.settings.rate_per_s, self.settings.rate_burst)
+            if len(self._buckets) >= 10_000:  # many peers: forget the buckets that refilled (nothing to remember)
+                for k in [k for k, v in self._buckets.items() if v.take(0) and v.tokens >= v.burst]:
+                    del self._buckets[k]
+            b = self._buckets[bucket] = TokenBucket(self.settings.rate_per_s, self.settings.rate_burst)
         if not b.take():
-            raise RateLimited(f"rate limit for hospital {hospital} reached")
+            raise RateLimited(f"rate limit reached ({bucket})")
 
     def backoff_s(self, attempt: int) -> float:
         return self.rng.uniform(0, min(self.settings.backoff_cap_s, self.settings.backoff_base_s * 2**attempt))

@@ -30,7 +30,7 @@ from typing import Any
 
 from aiohttp import web
 
-from nhigw.common.http import error_middleware, healthz, json_response, validate
+from nhigw.common.http import error_middleware, healthz, json_response, loads_json, validate
 from nhigw.common.logging import get_logger
 from nhigw.common.swagger import add_swagger
 from nhigw.contracts.cloud import ROUTE_MODELS
@@ -56,8 +56,8 @@ IDEM_MAX = 100_000
 
 def _body_hash(raw: bytes) -> str:
     try:
-        canon = json.dumps(json.loads(raw), sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode()
-    except (ValueError, UnicodeDecodeError):
+        canon = json.dumps(loads_json(raw), sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode()
+    except StatusError:
         canon = raw
     return hashlib.sha256(canon).hexdigest()
 
@@ -65,10 +65,7 @@ def _body_hash(raw: bytes) -> str:
 def _parse(raw: bytes) -> Any:
     if not raw.strip():
         raise StatusError(Code.PARAM_MISSING, "request body required")
-    try:
-        return json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise StatusError(Code.NOT_JSON, "malformed JSON") from exc
+    return loads_json(raw)
 
 
 def openapi_part(prefix: str, title: str) -> dict[str, Any]:

@@ -24,6 +24,10 @@ Test-card API (the seed's 測試卡 API, here for the simulator's own test insti
 - ``/test/v1/CloudSam/Issue``: issue a cloud SAM file (a fresh RSA key; its public key is registered).
 - ``/test/v1/VirtualHc/QrCode``: a QR token for a test patient (by ``cardNo`` or ``idNo``, checked
   against ``birthday`` when given), single use, 5-minute expiry by default (the press: 5 minutes).
+  The seed's options 是否有PIN / 是否驗PIN are ``hasPin`` / ``verifyPin``: the token stands for a
+  card with a PIN set, entered (or not) when the holder opened the virtual card in the app; the
+  DC's ``VirtualHc/Verify`` answers them as ``pinSet`` / ``pinVerified``, and the agent's card
+  status shows them for the virtual HC.
 
 Token format (opaque to agents and HIS; only this DC parses it): ``NHIVHC1.<b64url(jti 16 |
 exp 8 | kind 1)>.<b64url(HMAC-SHA256(key, body)[:16])>``. The card it stands for is kept on
@@ -96,6 +100,8 @@ class _Token:
     uses: int = 0
     hospitalId: str | None = None  # where it was first shown
     closed: bool = False  # the card was transferred away
+    pinSet: bool = False  # test-card QR option 是否有PIN
+    pinVerified: bool = False  # test-card QR option 是否驗PIN
 
 
 @dataclass
@@ -117,7 +123,7 @@ class VhcAuthority:
     max_tokens: int = 100_000
     max_verifications: int = MAX_VERIFICATIONS
 
-    def issue(self, card_no: str, ttl_s: float, kind: bytes = KIND_QR) -> tuple[str, float]:
+    def issue(self, card_no: str, ttl_s: float, kind: bytes = KIND_QR, *, pin: tuple[bool, bool] = (False, False)) -> tuple[str, float]:
         now = self.clock()
         if len(self.tokens) >= self.max_tokens:  # drop expired ones first
             for k in [k for k, t in self.tokens.items() if t.exp < now]:
@@ -126,7 +132,7 @@ class VhcAuthority:
         exp = now + ttl_s
         body = jti + struct.pack(">d", exp) + kind
         mac = hmac.new(self.key, body, hashlib.sha256).digest()[:16]
-        self.tokens[jti] = _Token(card_no, exp)
+        self.tokens[jti] = _Token(card_no, exp, pinSet=pin[0], pinVerified=pin[0] and pin[1])
         return f"{TOKEN_PREFIX}.{_b64u(body)}.{_b64u(mac)}", exp
 
     def take(self, token: str, hospital_id: str) -> tuple[str, bytes]:
@@ -175,7 +181,7 @@ class VhcAuthority:
         origin = self.tokens.get(s.token)
         if origin is not None:  # the card moved: its QR token logs in nowhere any more
             origin.closed = True
-        return self.issue(s.cardNo, ttl_s, KIND_TRANSFER)
+        return self.issue(s.cardNo, ttl_s, KIND_TRANSFER, pin=(origin.pinSet, origin.pinVerified) if origin else (False, False))
 
 
 VHC = web.AppKey("vhc", VhcAuthority)
@@ -254,9 +260,10 @@ def add_dc_routes(app: web.Application) -> None:
         check_sam_signed(st, body, "VirtualHc/Verify", body.purpose, body.token)
         card_no, jti = vhc.take(body.token, body.hospitalId)
         p = _patient_by_card(st, card_no)
+        tok = vhc.tokens[jti]
         return json_response(VirtualHcVerifyResponse(
             cardId=p.cardSn, idNo=p.idCardNum, name=p.name, birthday=p.birthday, sex=p.sex, identityStatus=p.identityStatus,
-            sessionId=vhc.open_session(p.cardSn, body.samId, jti),
+            sessionId=vhc.open_session(p.cardSn, body.samId, jti), pinSet=tok.pinSet, pinVerified=tok.pinVerified,
         ))
 
     async def vhc_transfer(req: web.Request) -> web.Response:
@@ -299,7 +306,9 @@ def add_dc_routes(app: web.Application) -> None:
             raise StatusError(Code.PARAM_MISSING, "cardNo or idNo required")
         if p is None or (body.cardNo and p.cardSn != body.cardNo) or (body.birthday and body.birthday != p.birthday):
             raise StatusError(Code.PARAM_VALUE, "no test patient with this card number / ID and birthday")
-        token, exp = req.app[VHC].issue(p.cardSn, body.ttl_s)
+        if body.verifyPin and not body.hasPin:
+            raise StatusError(Code.PARAM_VALUE, "verifyPin needs hasPin (a PIN can only be verified when the card has one)")
+        token, exp = req.app[VHC].issue(p.cardSn, body.ttl_s, pin=(body.hasPin, body.verifyPin))
         return json_response(VirtualHcQrResponse(token=token, expiresAt=exp))
 
     app.router.add_post("/dc/v1/SamAuth/Challenge", sam_challenge)

@@ -22,8 +22,8 @@ tests of the 24-hour rollback and 1-hour upload rules need not wait.
 from __future__ import annotations
 
 import base64
-import hashlib
 import datetime as dt
+import hashlib
 import json
 import os
 import random

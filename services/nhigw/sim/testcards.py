@@ -10,6 +10,15 @@
   critical-illness, identity and organ-donation / hospice marks of a test card, named by card
   number and birthday (seed: 輸入卡號、生日、註記資料). Only cards made by Apply (3205 otherwise);
   a wrong birthday is 3203.
+- ``POST /test/v1/ApplyVirtualHc/List`` (SAM signature, serviceType 06; path and fields are this
+  simulator's choice, the seed names no API for it): the calling institution's test cards, oldest
+  first, and how many more it may apply for (``remaining``).
+- ``POST /test/v1/ApplyVirtualHc/Delete`` (SAM signature, serviceType 06; ``cardSn`` and
+  ``birthday``): give one back; its place of the 10 is free again, its card number is never issued
+  again, its QR tokens no longer verify (the DC answers 3203). Another institution's card is 3205
+  (as a card that is not a test card); a wrong birthday 3203.
+- ``POST /test/v1/VirtualHc/QrCode`` (``dc.py``): a card's QR code by card number and birthday,
+  with the seed's 是否有PIN / 是否驗PIN options (``hasPin``, ``verifyPin``).
 """
 
 from __future__ import annotations
@@ -21,6 +30,10 @@ from nhigw.contracts.cloud import (
     ApplyVirtualHcRequest,
     ApplyVirtualHcResponse,
     CloudResponse,
+    TestCard,
+    TestCardDeleteRequest,
+    TestCardList,
+    TestCardListRequest,
     TestCardRef,
     TestCriticalIllnessRequest,
     TestIdentityRequest,
@@ -34,6 +47,8 @@ from nhigw.sim.dc import STORE
 from nhigw.sim.store import Patient, SimStore
 
 APPLY_ROUTE = Route("ApplyVirtualHc/Apply", SignatureKind.SAM, "06", True, "申請虛擬健保卡測試卡")
+LIST_ROUTE = Route("ApplyVirtualHc/List", SignatureKind.SAM, "06", False, "本院所的虛擬健保卡測試卡")
+DELETE_ROUTE = Route("ApplyVirtualHc/Delete", SignatureKind.SAM, "06", True, "刪除虛擬健保卡測試卡")
 _LETTERS = "ABCDEFGHJKLMNPQRSTUVXYWZIO"  # letter -> 10..35 of the ID check-digit rule
 
 
@@ -53,27 +68,52 @@ def _test_card(st: SimStore, ref: TestCardRef) -> Patient:
     return p
 
 
+def _card(p: Patient) -> TestCard:
+    return TestCard(cardSn=p.cardSn, idCardNum=p.idCardNum, name=p.name, birthday=p.birthday, sex=p.sex, isForeigner=p.isForeigner)
+
+
+def _cards_of(st: SimStore, hospital_id: str) -> list[Patient]:
+    return sorted((p for p in st.patients_by_id.values() if p.testCardOf == hospital_id), key=lambda p: p.cardSn)
+
+
 def add_testcard_routes(app: web.Application) -> None:
     async def apply(req: web.Request) -> web.Response:
         st = req.app[STORE]
         body = await parse_body(req, ApplyVirtualHcRequest, empty_ok=False)
         check_signature(st, body, APPLY_ROUTE)
-        mine = [p for p in st.patients_by_id.values() if p.testCardOf == body.hospitalId]
+        mine = _cards_of(st, body.hospitalId)
         if len(mine) >= st.test_cards_max:
             raise StatusError(Code.RESTRICTED, f"an institution may apply for at most {st.test_cards_max} test cards")
         st.test_card_counter += 1
         n = st.test_card_counter
         second = ("8" if body.sex == "M" else "9") if body.isForeigner else ("1" if body.sex == "M" else "2")
-        id_no = id_check_digit(f"T{second}{90000000 + n:08d}"[:9])
+        id_no = id_check_digit(f"T{second}{n:07d}")
         while id_no in st.patients_by_id:  # pragma: no cover - only with hand-made seeds
-            n += 1000
-            id_no = id_check_digit(f"T{second}{90000000 + n:08d}"[:9])
+            n = st.test_card_counter = n + 1
+            id_no = id_check_digit(f"T{second}{n:07d}")
         p = Patient(
             cardSn=f"0000{90000000 + n:08d}", name=body.name or f"虛擬測試{n}", idCardNum=id_no, birthday=body.birthday, sex=body.sex,
             dateIssue=st.today(), isForeigner=body.isForeigner, testCardOf=body.hospitalId,
         )
         st.patients_by_id[id_no] = p
         return json_response(ApplyVirtualHcResponse(cardSn=p.cardSn, idCardNum=p.idCardNum, name=p.name, birthday=p.birthday, sex=p.sex, isForeigner=p.isForeigner))
+
+    async def list_cards(req: web.Request) -> web.Response:
+        st = req.app[STORE]
+        body = await parse_body(req, TestCardListRequest, empty_ok=False)
+        check_signature(st, body, LIST_ROUTE)
+        mine = _cards_of(st, body.hospitalId)
+        return json_response(TestCardList(cards=[_card(p) for p in mine], remaining=max(0, st.test_cards_max - len(mine))))
+
+    async def delete_card(req: web.Request) -> web.Response:
+        st = req.app[STORE]
+        body = await parse_body(req, TestCardDeleteRequest, empty_ok=False)
+        check_signature(st, body, DELETE_ROUTE)
+        p = _test_card(st, TestCardRef(cardSn=body.cardSn, birthday=body.birthday))
+        if p.testCardOf != body.hospitalId:
+            raise StatusError(Code.RESTRICTED, "this test card belongs to another institution")
+        del st.patients_by_id[p.idCardNum]
+        return json_response(CloudResponse())
 
     async def critical(req: web.Request) -> web.Response:
         body = await parse_body(req, TestCriticalIllnessRequest, empty_ok=False)
@@ -93,6 +133,8 @@ def add_testcard_routes(app: web.Application) -> None:
         return json_response(CloudResponse())
 
     app.router.add_post("/test/v1/ApplyVirtualHc/Apply", apply)
+    app.router.add_post("/test/v1/ApplyVirtualHc/List", list_cards)
+    app.router.add_post("/test/v1/ApplyVirtualHc/Delete", delete_card)
     app.router.add_post("/test/v1/VirtualHc/CriticalIllness", critical)
     app.router.add_post("/test/v1/VirtualHc/Identity", identity)
     app.router.add_post("/test/v1/VirtualHc/OrganDonate", organ)

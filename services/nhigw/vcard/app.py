@@ -98,7 +98,7 @@ def create_app(service: VcardService) -> web.Application:
     app.router.add_put(r"/slots/{n:\d+}", put_slot)
     app.router.add_delete(r"/slots/{n:\d+}", delete_slot)
 
-    async def lifecycle(_app: web.Application):  # type: ignore[no-untyped-def]
+    async def lifecycle(_app: web.Application):
         yield
         await service.close()
 

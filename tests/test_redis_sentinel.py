@@ -1,0 +1,143 @@
+"""Redis Sentinel (issue 22): every Redis user on a ``redis+sentinel://`` URL, following a promotion,
+and replica waiting (``WAIT``) after the gateway's writes, on a real primary, replica and three sentinels."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import aiohttp
+import pytest
+import redis as redis_sync
+from aiohttp import web
+
+from nhigw.bus.base import BusError
+from nhigw.bus.redis import RedisBus
+from nhigw.bus.redisurl import SentinelURL, is_sentinel, redis_client
+from nhigw.bus.resp import LeanScript, ReplicaTimeout, ReplicaWait, WaitedScript, lean_script
+from nhigw.gateway.store import RedisKV
+from tests.helpers import eventually, ok
+from tests.sentinel import SentinelSet
+from tests.test_gateway_service import PASS_BODY, call, gateway_on, upstream
+
+pytestmark = pytest.mark.redis
+
+
+def test_sentinel_urls_parse_with_defaults_and_refuse_what_they_cannot_mean() -> None:
+    s = SentinelURL("redis+sentinel://app:s%40cret@10.0.0.1:26380,10.0.0.2,[::1]:26379/mymaster/3?sentinel_password=sp")
+    assert s.sentinels == [("10.0.0.1", 26380), ("10.0.0.2", 26379), ("::1", 26379)]
+    assert (s.service, s.db, s.username, s.password, s.sentinel_password, s.tls) == ("mymaster", 3, "app", "s@cret", "sp", False)
+    t = SentinelURL("rediss+sentinel://:pw@h:1/svc?ssl_ca_certs=/etc/ca.pem")
+    assert (t.db, t.username, t.password, t.tls, t.tls_kwargs) == (0, None, "pw", True, {"ssl_ca_certs": "/etc/ca.pem"})
+    for bad in ("redis+sentinel://h:1/", "redis+sentinel://h:1/svc/x", "redis+sentinel://h:port/svc", "redis://h:1/0"):
+        with pytest.raises(ValueError):
+            SentinelURL(bad)
+    assert is_sentinel("redis+sentinel://h/s") and not is_sentinel("redis://h:1/0") and not is_sentinel(None)
+
+
+@pytest.fixture
+def sentinels(tmp_path: Path) -> Iterator[SentinelSet]:
+    s = SentinelSet(tmp_path).start()
+    yield s
+    s.stop()
+
+
+async def test_the_bus_and_the_hot_path_follow_a_promotion_and_never_write_to_the_old_primary(sentinels: SentinelSet) -> None:
+    old = sentinels.primary_port
+    bus = RedisBus(sentinels.url)
+    script = lean_script(bus.client, "return redis.call('INCR', KEYS[1])", ReplicaWait(1, 2000))
+    assert isinstance(script, WaitedScript)  # under Sentinel the lean connection is bypassed for redis-py's
+    try:
+        sub = await bus.subscribe("ch")
+        assert await script(keys=["n"], args=[]) == 1  # on the primary, and confirmed by the replica
+        assert redis_sync.Redis(port=sentinels.replica_port).get("n") == b"1"
+        sentinels.kill(old)
+        new = sentinels.wait_promoted(old)
+        assert new == sentinels.replica_port
+
+        async def writes() -> bool:
+            try:
+                return bool(await bus.client.set("after", "1"))
+            except Exception:  # noqa: BLE001 -- the old primary's connections fail until the client follows
+                return False
+
+        assert await eventually(writes, 20.0)  # the client asked the sentinels again, by itself
+        assert redis_sync.Redis(port=new).get("after") == b"1"
+
+        async def heard() -> bool:  # re-subscribed on the new primary (pub/sub: a message sent meanwhile may be lost)
+            await bus.publish("ch", b"hello")
+            with contextlib.suppress(TimeoutError):
+                return await sub.get(0.2) == ("ch", b"hello")
+            return False
+
+        assert await eventually(heard, 10.0)
+        # The old primary comes back as a replica of the new one: nothing is written to it.
+        sentinels.procs[old] = sentinels._replica(old, sentinels.tmp / "p")
+        await bus.client.set("later", "2")
+        assert redis_sync.Redis(port=new).get("later") == b"2"
+        # WAIT counts replicas of the *new* primary: none linked yet at once, or the returned old one.
+        with pytest.raises(ReplicaTimeout):
+            await lean_script(bus.client, "return redis.call('INCR', KEYS[1])", ReplicaWait(2, 200))(keys=["n"], args=[])
+    finally:
+        await bus.close()
+
+
+async def test_replica_waiting_on_a_single_redis_connection_and_through_redis_py(sentinels: SentinelSet) -> None:
+    direct = redis_client(f"redis://127.0.0.1:{sentinels.primary_port}/0")
+    behind = redis_client(sentinels.url)
+    src = "return redis.call('INCR', KEYS[1])"
+    try:
+        lean = lean_script(direct, src, ReplicaWait(1, 2000))
+        assert isinstance(lean, LeanScript)
+        assert await lean(keys=["w"], args=[]) == 1
+        redis_sync.Redis(port=sentinels.primary_port).script_flush()
+        assert await lean(keys=["w"], args=[]) == 2  # NOSCRIPT: loaded again, waited again
+        assert await WaitedScript(behind, src, ReplicaWait(1, 2000))(keys=["w"], args=[]) == 3
+        assert await RedisKV(behind, wait=ReplicaWait(1, 2000)).set("k", b"v", nx=True)
+        assert redis_sync.Redis(port=sentinels.replica_port).get("w") == b"3"
+        # Two replicas asked for, one there: each way fails in time (the write is on the primary only).
+        lean.wait = ReplicaWait(2, 100)
+        with pytest.raises(ReplicaTimeout):
+            await lean(keys=["w"], args=[])
+        with pytest.raises(ReplicaTimeout):
+            await WaitedScript(behind, src, ReplicaWait(2, 100))(keys=["w"], args=[])
+        with pytest.raises(BusError, match="replica"):
+            await RedisKV(behind, wait=ReplicaWait(2, 100)).set("k2", b"v")
+    finally:
+        await direct.aclose()
+        await behind.aclose()
+        await lean.aclose()
+
+
+async def test_a_gateway_under_sentinel_waits_for_its_replica_and_answers_9402_when_it_does_not_confirm(sentinels: SentinelSet, bus_prefix: str) -> None:
+    """The default under Sentinel: WAIT 1. With the replica stopped, admission is not confirmed: the HIS
+    gets 9402 with its Idempotency-Key, as when Redis does not answer; with it back, the same key runs."""
+    hits: list[bytes] = []
+
+    async def answer_ok(req: web.Request) -> web.Response:
+        hits.append(await req.read())
+        return web.json_response({"statusCode": 0})
+
+    bus = RedisBus(sentinels.url)
+    try:
+        async with upstream(answer_ok) as url, gateway_on(url, bus=bus, prefix=bus_prefix, gateway_key=os.urandom(32), replica_wait_ms=300) as (gw_url, gw), aiohttp.ClientSession() as http:
+            assert gw.queue._admit_script.wait == ReplicaWait(1, 300)  # type: ignore[attr-defined]
+            assert ok(await call(http, "POST", gw_url + "/api/v1/BasicData/Query", json=PASS_BODY))
+            sentinels.procs[sentinels.replica_port].send_signal(19)  # SIGSTOP: the replica stops confirming
+            try:
+                st, body, hdr = await call(http, "POST", gw_url + "/api/v1/BasicData/Query", json=PASS_BODY, headers={"Idempotency-Key": "sentinel-0001"})
+                assert (st, body["statusCode"], body["idempotencyKey"]) == (200, 9402, "sentinel-0001")
+                assert len(hits) == 1  # not confirmed, not answered as done
+            finally:
+                sentinels.procs[sentinels.replica_port].send_signal(18)  # SIGCONT
+
+            async def again() -> bool:
+                st, body, _ = await call(http, "POST", gw_url + "/api/v1/BasicData/Query", json=PASS_BODY, headers={"Idempotency-Key": "sentinel-0001", "X-Deadline-Ms": "3000"})
+                return ok((st, body))
+
+            assert await eventually(again, 15.0)
+            assert (await gw.audit.verify()).ok
+    finally:
+        await bus.close()
