@@ -21,6 +21,8 @@ if [ $want_test = 1 ]; then
   [ -x /usr/bin/chromium ] || apt_pkgs+=(chromium)
   [ -x /usr/bin/chromedriver ] || apt_pkgs+=(chromium-driver)
   [ -d /usr/share/fonts/opentype/noto ] || apt_pkgs+=(fonts-noto-cjk)
+  # `nhigw agent trust` fills NSS databases (Chromium, Firefox) with certutil (tests/test_agent_trust.py).
+  need_cmd certutil || apt_pkgs+=(libnss3-tools)
 fi
 # pyscard builds from source where no wheel fits: it needs the PC/SC headers and swig.
 [ -f /usr/include/PCSC/winscard.h ] || apt_pkgs+=(libpcsclite-dev)

@@ -65,6 +65,15 @@ async def test_cors_grant_only_for_listed_hosts_and_settings_change_it_at_once(t
         assert await probe("https://his.clinic.example") == (204, "https://his.clinic.example", "https://his.clinic.example")
         assert await s.code("PUT", "/api/common/v1/Settings/Cors", {"hosts": ["bad host/"]}) == 1706
         assert (await s.a("GET", "/api/common/v1/Settings"))[1]["corsHosts"] == ["*.nhi.gov.tw", "his.clinic.example"]
+        # Chrome's Private Network Access preflight: granted, with Max-Age, to a listed origin only.
+        pna = {"Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "content-type", "Access-Control-Request-Private-Network": "true"}
+        async with s.http.options(s.agent_url + "/api/common/v1/Initial", headers={"Origin": "https://his.clinic.example", **pna}) as pre:
+            assert pre.status == 204 and pre.headers.get("Access-Control-Allow-Private-Network") == "true"
+            assert pre.headers.get("Access-Control-Max-Age") == "600" and "POST" in pre.headers["Access-Control-Allow-Methods"]
+        async with s.http.options(s.agent_url + "/api/common/v1/Initial", headers={"Origin": "https://evil.example", **pna}) as pre:
+            assert pre.status == 403 and not any(h.lower().startswith("access-control-") for h in pre.headers)
+        async with s.http.options(s.agent_url + "/api/common/v1/Status", headers={"Origin": "https://his.clinic.example", "Access-Control-Request-Method": "GET"}) as pre:
+            assert "Access-Control-Allow-Private-Network" not in pre.headers  # only when asked
     # Persisted: a new agent on the same data directory grants it too.
     async with agent_stack([SAM], data_dir=tmp_path) as s:
         async with s.http.get(s.agent_url + "/api/common/v1/Status", headers={"Origin": "https://his.clinic.example"}) as r:

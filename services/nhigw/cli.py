@@ -28,6 +28,7 @@ import asyncio
 import contextlib
 import os
 import socket
+import ssl
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -115,6 +116,15 @@ async def build_agent(args: argparse.Namespace, *, bank=None):
 
 
 _BACKGROUND: set[asyncio.Task[None]] = set()
+
+
+def _kept_tls(ddir: Path, workstation: str) -> "ssl.SSLContext":
+    """The server SSL context of a data directory's local CA, its certificate renewed while the process runs."""
+    from nhigw.common.tls import CHECK_S, CertKeeper
+
+    keeper = CertKeeper(ddir, workstation, check_s=float(os.environ.get("NHIGW_TLS_CHECK_S") or CHECK_S))
+    _BACKGROUND.add(asyncio.get_running_loop().create_task(keeper.run(), name=f"tls-renewal-{ddir.name}"))
+    return keeper.context
 
 
 async def _stop_background() -> None:
@@ -240,15 +250,13 @@ async def cmd_vcard(args: argparse.Namespace) -> None:
 
 
 async def cmd_agent(args: argparse.Namespace) -> None:
-    from nhigw.common.tls import server_context
-
     refuse_non_loopback(args, "agent")
     bank = None
     if args.virtual:
         bank = _virtual_bank(args)
     bus = bus_from(args, gateway=False) if (args.redis or os.environ.get("NHIGW_REDIS_URL")) else None
     agent, app = await build_agent(args, bank=bank)
-    ctx = None if args.no_tls else server_context(data_dir(args, "agent"))
+    ctx = None if args.no_tls else _kept_tls(data_dir(args, "agent"), agent.workstation)
     link = None
 
     async def started() -> None:
@@ -290,7 +298,6 @@ def _virtual_bank(args: argparse.Namespace):
 
 async def cmd_up(args: argparse.Namespace) -> None:
     """Sim + agent (ws-01, in-process cards or --pcsc) + gateway + compat in one process."""
-    from nhigw.common.tls import server_context
     from nhigw.sim.store import SimStore
     from nhigw.vcard.cards import SamCard
 
@@ -308,12 +315,12 @@ async def cmd_up(args: argparse.Namespace) -> None:
     bus = bus_from(args)
     agent, agent_app = await build_agent(args, bank=bank)
     gw_app = build_gateway(args, bus)
-    ctx = None if args.no_tls else server_context(data_dir(args, "agent"))
+    ctx = None if args.no_tls else _kept_tls(data_dir(args, "agent"), agent.workstation)
     from nhigw.compat.cli import build_from_args as build_compat
 
     gw_local = (args.gateway_host or args.host).replace("0.0.0.0", "127.0.0.1")
     compat_app = build_compat(args, agent_url=f"{'http' if args.no_tls else 'https'}://{args.host}:{args.agent_port}", cloud_url=f"http://{gw_local}:{args.gateway_port}")
-    compat_ctx = None if args.no_tls else server_context(data_dir(args, "compat"))
+    compat_ctx = None if args.no_tls else _kept_tls(data_dir(args, "compat"), agent.workstation)
     link = None
 
     async def started() -> None:
@@ -407,6 +414,9 @@ def parser() -> argparse.ArgumentParser:
     sp.add_argument("--max-sessions", type=int, default=500, help="device sessions this agent serves at most (with --no-pcsc)")
     sp.add_argument("--auto-init", action="store_true", help="call Initial at start")
     sp.add_argument("--auto-verify-sam", action="store_true", help="verify the SAM at start (virtual/test SAMs; a physical SAM should be verified on purpose)")
+    from nhigw.agent.trust import add_trust_parser
+
+    add_trust_parser(sp, common)
 
     sp = sub.add_parser("gateway", help="clinic gateway")
     common(sp)
@@ -456,6 +466,10 @@ def main(argv: list[str] | None = None) -> None:
         from nhigw.agent.samcli import cmd_sam
 
         sys.exit(cmd_sam(args, data_dir(args, "agent")))
+    if args.cmd == "agent" and getattr(args, "agentcmd", None) == "trust":
+        from nhigw.agent.trust import cmd_trust
+
+        sys.exit(cmd_trust(args, data_dir(args, "agent")))
     if args.cmd == "proto":
         from nhigw import protogen
 

@@ -8,7 +8,9 @@ newest first, bounded (``Agent.max_records``). The states each call needs are in
 CORS: only listed origins (default ``*.nhi.gov.tw``, seed Q7; ``https`` only unless a pattern
 names its scheme, ``nhigw.common.guard.origin_allowed``): the list comes from ``--cors`` or the
 persisted settings, and ``PUT /api/common/v1/Settings/Cors`` changes it at once. A browser
-request from an unlisted origin gets no CORS headers (a preflight gets 403). Every request
+request from an unlisted origin gets no CORS headers (a preflight gets 403). A granted preflight
+says ``Access-Control-Max-Age`` and answers Chrome's Private Network Access question
+(``Access-Control-Request-Private-Network: true`` -> ``Access-Control-Allow-Private-Network: true``). Every request
 passes ``nhigw.common.guard`` first: loopback ``Host`` names only (plus the address the agent
 was explicitly bound to), and a state-changing request needs ``Content-Type: application/json``
 and, with an ``Origin``, this agent's own (the console) or a listed one (JSON 403, 9404).
@@ -76,6 +78,11 @@ def _record_middleware() -> Callable[..., Awaitable[web.StreamResponse]]:
     return mw
 
 
+# How long a browser may keep a granted preflight (Chromium caps it at 7200 s): a changed list is
+# seen by pages within ten minutes.
+CORS_MAX_AGE_S = 600
+
+
 def _cors_middleware(hosts: list[str]) -> Callable[..., Awaitable[web.StreamResponse]]:
     @web.middleware
     async def mw(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
@@ -90,6 +97,11 @@ def _cors_middleware(hosts: list[str]) -> Callable[..., Awaitable[web.StreamResp
             resp.headers["Access-Control-Allow-Methods"] = "GET, POST, PUT, DELETE, OPTIONS"
             resp.headers["Access-Control-Allow-Headers"] = "Content-Type"
             resp.headers["Vary"] = "Origin"
+            if request.method == "OPTIONS":
+                resp.headers["Access-Control-Max-Age"] = str(CORS_MAX_AGE_S)
+                # Chrome's Private Network Access: a public page calling this loopback agent asks first.
+                if request.headers.get("Access-Control-Request-Private-Network", "").lower() == "true":
+                    resp.headers["Access-Control-Allow-Private-Network"] = "true"
         return resp
 
     return mw
