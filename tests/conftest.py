@@ -10,7 +10,6 @@ from __future__ import annotations
 import fcntl
 import os
 import shutil
-import signal
 import subprocess
 import time
 import uuid
@@ -22,25 +21,6 @@ import pytest
 from tests.helpers import free_port, wait_port
 
 VPCD_LIB = Path("/usr/lib/pcsc/drivers/serial/libifdvpcd.so")
-
-
-PCSCD_PID = Path("/tmp/nhigw-pcscd.pid")  # the test pcscd's pid, written and read under /tmp/nhigw-pcscd.lock
-
-
-def _stop_stale_pcscd() -> None:
-    """Stop the test pcscd a crashed run left behind, by the pid it recorded (never any other pcscd)."""
-    try:
-        pid = int(PCSCD_PID.read_text())
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-    except (OSError, ValueError):
-        PCSCD_PID.unlink(missing_ok=True)
-        return
-    if cmdline and Path(cmdline[0].decode()).name == "pcscd" and any(b"reader.conf.d" in a for a in cmdline):
-        os.kill(pid, signal.SIGTERM)
-        deadline = time.monotonic() + 5
-        while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
-            time.sleep(0.05)
-    PCSCD_PID.unlink(missing_ok=True)
 
 
 @pytest.fixture(scope="session")
@@ -61,18 +41,17 @@ def pcscd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, object
     shutil.copy(VPCD_LIB, lib2)
     (conf / "vpcd-a").write_text(f'FRIENDLYNAME "Virtual PCD"\nDEVICENAME /dev/null:0x8C7B\nLIBPATH {VPCD_LIB}\nCHANNELID 0x8C7B\n')
     (conf / "vpcd-b").write_text(f'FRIENDLYNAME "Virtual PCD B"\nDEVICENAME /dev/null:0x8C7D\nLIBPATH {lib2}\nCHANNELID 0x8C7D\n')
-    _stop_stale_pcscd()
+    subprocess.run(["pkill", "-x", "pcscd"], check=False)
+    time.sleep(0.3)
     log = open(conf.parent / "pcscd.log", "wb")
     proc = subprocess.Popen([exe, "--foreground", "--config", str(conf)], stdout=log, stderr=subprocess.STDOUT)
-    PCSCD_PID.write_text(str(proc.pid))
     # pcscd is ready once vpcd listens on all four ports.
     try:
         for port in range(35963, 35967):
             wait_port("127.0.0.1", port, timeout_s=10, proc=proc)
     except Exception:
         proc.kill()
-        PCSCD_PID.unlink(missing_ok=True)
-        pytest.fail(f"pcscd did not start (is another pcscd running? this fixture stops only its own); see {conf.parent / 'pcscd.log'}")
+        pytest.fail(f"pcscd did not start; see {conf.parent / 'pcscd.log'}")
     yield {"ports": [35963, 35964, 35965, 35966], "readers": ["Virtual PCD 00 00", "Virtual PCD 00 01", "Virtual PCD B 00 00", "Virtual PCD B 00 01"]}
     proc.terminate()
     try:
@@ -80,7 +59,6 @@ def pcscd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, object
     except subprocess.TimeoutExpired:
         proc.kill()
     log.close()
-    PCSCD_PID.unlink(missing_ok=True)
     fcntl.flock(lock, fcntl.LOCK_UN)
     lock.close()
 

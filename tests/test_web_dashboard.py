@@ -108,7 +108,7 @@ async def test_operator_logs_in_retries_a_dead_letter_and_reads_the_masked_audit
     cfile = tmp_path / "clients.json"
     his_key = Clients.add(cfile, "his-front-desk", "3501200000", ["ws-*"])
     ops_key = Clients.add(cfile, "ops-alice", None, ["*"], ops=True, all_hospitals=True)
-    settings = dict(clients=Clients.load(cfile), transport=CrashOnce(), max_deliveries=1, claim_idle_s=0.3, claim_every_s=0.1)
+    settings = dict(clients=Clients.load(cfile), transport=CrashOnce(), max_deliveries=1, claim_idle_s=1.0, claim_every_s=0.1)  # reclaimed after the 500 ms deadline: 202 first
     async with running_stack(**settings) as s:
         await s.ready()
         his = {"Authorization": f"Bearer {his_key}", "Idempotency-Key": "web-test-0001", "X-Deadline-Ms": "500"}
