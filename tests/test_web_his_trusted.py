@@ -7,6 +7,7 @@ certificate from a test CA put in the same database. Host names are mapped to 12
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import os
 import shutil
@@ -79,6 +80,14 @@ def site_cert(tmp: Path, names: list[str]) -> tuple[Path, Path, Path]:
     return paths
 
 
+def fill_nssdb(nss: Path, data: Path, site_ca: Path) -> None:
+    """The agent's CA through `nhigw agent trust --nssdb` (which makes the CA, as the agent's first start would); the page's test CA with certutil."""
+    r = subprocess.run([sys.executable, "-m", "nhigw", "agent", "trust", "--data-dir", str(data), "--workstation", "ws-web", "--nssdb", str(nss)],
+                       capture_output=True, text=True, cwd=ROOT, timeout=120, check=False)
+    assert r.returncode == 0, r.stderr
+    subprocess.run(["certutil", "-A", "-d", f"sql:{nss}", "-n", "web HIS test CA", "-t", "C,,", "-i", str(site_ca)], check=True)
+
+
 async def test_web_his_page_calls_the_agent_trusted_through_the_nss_db_and_an_unlisted_origin_gets_nothing(tmp_path: Path) -> None:
     import ssl
 
@@ -87,11 +96,8 @@ async def test_web_his_page_calls_the_agent_trusted_through_the_nss_db_and_an_un
 
     home = tmp_path / "home"
     nss = home / ".pki" / "nssdb"
-    r = subprocess.run([sys.executable, "-m", "nhigw", "agent", "trust", "--data-dir", str(tmp_path / "data"), "--workstation", "ws-web", "--nssdb", str(nss)],
-                       capture_output=True, text=True, cwd=ROOT, timeout=120, check=False)
-    assert r.returncode == 0, r.stderr
     site_ca, site_crt, site_key = site_cert(tmp_path, [LISTED, UNLISTED])
-    subprocess.run(["certutil", "-A", "-d", f"sql:{nss}", "-n", "web HIS test CA", "-t", "C,,", "-i", str(site_ca)], check=True)
+    await asyncio.to_thread(fill_nssdb, nss, tmp_path / "data", site_ca)
 
     async with agent_stack([SAM, HC_PIN]) as s:
         keeper = CertKeeper(tmp_path / "data" / "agent", "ws-web")  # the CA `nhigw agent trust` installed
