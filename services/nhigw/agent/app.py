@@ -31,8 +31,8 @@ from aiohttp import web
 from nhigw import __version__
 from nhigw.agent.console import add_console_routes
 from nhigw.agent.core import Agent
-from nhigw.common.guard import Guard, guard_middleware, origin_allowed
 from nhigw.agent.rules import com_index
+from nhigw.common.guard import Guard, guard_middleware, origin_allowed
 from nhigw.common.http import error_middleware, healthz, json_response, parse_body
 from nhigw.contracts.codes import Code, StatusError
 from nhigw.contracts.models import (

@@ -16,7 +16,6 @@ does not know which kind it has.
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path

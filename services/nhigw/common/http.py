@@ -121,7 +121,7 @@ async def healthz(_request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
 
 
-class _JsonRequestHandler(RequestHandler):  # type: ignore[misc]
+class _JsonRequestHandler(RequestHandler):
     """aiohttp's connection handler, with JSON for its own error answers and a header read timeout."""
 
     _head_timer: asyncio.TimerHandle | None = None
@@ -164,7 +164,7 @@ class _JsonRequestHandler(RequestHandler):  # type: ignore[misc]
         return resp
 
 
-class _JsonServer(Server):  # type: ignore[misc]
+class _JsonServer(Server):
     __slots__ = ()
     def __call__(self) -> RequestHandler:
         return _JsonRequestHandler(self, loop=self._loop, **self._kwargs)
