@@ -50,8 +50,8 @@ from nhigw.agent.cloudsam import CloudSam
 from nhigw.agent.core import Agent, VirtualHc, sam_signature
 from nhigw.bus.base import Bus, BusError, Subscription
 from nhigw.bus.enrol import AgentIdentity
-from nhigw.bus.guard import MAX_CALL_BYTES, Drop, Drops, Seen, Supervisor, serve
-from nhigw.bus.seal import SealError, open_envelope, seal_envelope
+from nhigw.bus.guard import MAX_CALL_BYTES, Drops, Seen, Supervisor, serve
+from nhigw.bus.seal import seal_envelope
 from nhigw.common.logging import get_logger
 from nhigw.contracts import signing
 from nhigw.contracts.buskeys import BusKeys
@@ -341,15 +341,7 @@ class SessionLink:
             self.sessions.sweep()
 
     async def _serve_one(self, channel: str, data: bytes) -> None:
-        ws = self.workstation
-        try:
-            _ws, plain = open_envelope(lambda w: self.identity.key if w == ws else None, channel, data)
-        except SealError as exc:
-            raise Drop("forged") from exc
-        call = SessionCall.model_validate_json(plain)
-        if call.workstation != ws:
-            raise Drop("wrong_workstation")
-        self.seen.first(call.requestId, call.deadline)  # Drop: expired, replayed
+        call = self.seen.open_call(self.identity.key, self.workstation, channel, data, SessionCall.model_validate_json)
         t = asyncio.create_task(self._answer(call))
         self._calls.add(t)
         t.add_done_callback(self._calls.discard)

@@ -31,8 +31,10 @@ import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Protocol, TypeVar
 
 from nhigw.bus.base import Subscription
+from nhigw.bus.seal import SealError, open_envelope
 from nhigw.common.health import Readiness
 from nhigw.common.logging import get_logger
 
@@ -104,6 +106,18 @@ async def serve(sub: Subscription, receiver: str, handle: Callable[[str, bytes],
             drops.drop(receiver, reason_of(exc))
 
 
+class _Call(Protocol):
+    @property
+    def workstation(self) -> str: ...
+    @property
+    def requestId(self) -> str: ...
+    @property
+    def deadline(self) -> float: ...
+
+
+C = TypeVar("C", bound=_Call)
+
+
 class Seen:
     """Ids already run, each remembered until its deadline (epoch seconds)."""
 
@@ -134,6 +148,19 @@ class Seen:
             return False
         self._until[request_id] = until
         return True
+
+    def open_call(self, key: bytes, workstation: str, channel: str, data: bytes, parse: Callable[[bytes], C]) -> C:
+        """A sealed call for ``workstation``, as the agent's receivers take it: opened under its ``key`` on
+        ``channel``, parsed, addressed to it and first seen before its deadline; raises ``Drop`` otherwise."""
+        try:
+            _ws, plain = open_envelope(lambda w: key if w == workstation else None, channel, data)
+        except SealError as exc:
+            raise Drop("forged") from exc
+        call = parse(plain)
+        if call.workstation != workstation:
+            raise Drop("wrong_workstation")
+        self.first(call.requestId, call.deadline)  # Drop: expired, replayed
+        return call
 
     def sweep(self, now: float) -> None:
         if now >= self._next_sweep:
