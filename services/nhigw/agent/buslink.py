@@ -83,6 +83,7 @@ class BusLink:
             interval_s=self.interval_s,
             states=self.agent.card_states(),
             leaving=leaving,
+            tls=self.agent.tls_expiry(),
         )
 
     def _seal(self, channel: str, data: bytes) -> bytes:
