@@ -457,6 +457,15 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> None:
+    from nhigw.common.secretbox import NoMachineIdentity
+
+    try:
+        _main(argv)
+    except NoMachineIdentity as exc:  # a clear refusal, not a stack trace (nhigw.common.secretbox)
+        sys.exit(f"nhigw: {exc}")
+
+
+def _main(argv: list[str] | None) -> None:
     args = parser().parse_args(argv)
     configure(args.log_level)
     resolve_secrets(args)
