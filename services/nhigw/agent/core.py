@@ -177,6 +177,40 @@ class PhysicalSam:
             return await (await self._session(conn)).internal_authenticate(digest)
 
 
+# --------------------------------------------------------------------------- the seam: a workstation's card backend
+
+
+class CardBackend(Protocol):
+    """A workstation's cards as its bus link (``nhigw.agent.buslink``) serves them to the gateway.
+
+    Two stand behind it: ``Agent`` below (this project's own card I/O: PC/SC or in-process readers,
+    a cloud SAM) and ``nhigw.agent.bridge.ComponentBridge`` (the official 6.0 component on the
+    workstation does the card I/O). ``listeners`` run on every change of ``card_states`` or
+    ``available``; a backend that is not ``available`` makes the workstation offline at the gateway.
+    """
+
+    workstation: str
+    listeners: list[Callable[[], None]]
+    readiness: Readiness
+
+    @property
+    def available(self) -> bool: ...
+
+    def card_states(self) -> CardStates: ...
+
+    def signer_hpc(self) -> str | None:
+        """The HPC verified here when a signature is made (for the audit; not part of the signature)."""
+        ...
+
+    def tls_expiry(self) -> TlsExpiry | None:
+        """When this workstation's HTTPS certificates that nhigw manages end (None: none)."""
+        ...
+
+    def record(self, function: str, result: int) -> None: ...
+
+    async def sign(self, kind: SignatureKind, service_type: str) -> SignatureResponse: ...
+
+
 # --------------------------------------------------------------------------- agent
 
 
@@ -290,6 +324,14 @@ class Agent:
 
     def tls_expiry(self) -> TlsExpiry | None:
         return self.tls.expiry if self.tls is not None else None
+
+    @property
+    def available(self) -> bool:
+        return True  # its readers are its own: a missing card is a state, not an absence
+
+    def signer_hpc(self) -> str | None:
+        hpc = self.hpc_cache if self.hpc_state == HpcState.VERIFIED else None
+        return hpc.cardId if hpc else None
 
     def card_states(self) -> CardStates:
         return CardStates(
