@@ -247,6 +247,7 @@ class ComponentBridge:
         self.problem: str | None = "not asked yet"
         self.polls = 0  # Status polls answered (tests wait on it)
         self._states = CardStates()
+        self._hpc_id: str | None = None
         self._lock = asyncio.Lock()  # the agent's own calls to the component, one at a time
         self._kick = asyncio.Event()
         self._http: aiohttp.ClientSession | None = None
@@ -258,7 +259,9 @@ class ComponentBridge:
         return self._states if self.available else CardStates()
 
     def signer_hpc(self) -> str | None:
-        return None  # the HPC's id is in the signature when the kind includes it (hpcId)
+        """The HPC verified here (for the audit of an HC-signed write), read from ``GET /api/hpc/v1/Basic`` when
+        the component's Status first shows it verified (3); an HPC-signed kind carries ``hpcId`` itself."""
+        return self._hpc_id if self.available and self._states.hpc == 3 else None
 
     def record(self, function: str, result: int) -> None:
         log.info("bridge_call", function=function, statusCode=result)
@@ -368,6 +371,12 @@ class ComponentBridge:
         if not self.available:
             log.info("component_available", component=self.url)
         self.available, self.problem, self._states = True, None, states
+        if states.hpc != 3:
+            self._hpc_id = None
+        elif self._hpc_id is None:
+            with contextlib.suppress(StatusError):
+                card = _field(await self._json("GET", "/api/hpc/v1/Basic", None), "cardId")
+                self._hpc_id = card if isinstance(card, str) and card else None
         if changed:
             self._notify()
 
