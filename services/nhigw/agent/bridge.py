@@ -177,6 +177,7 @@ class ComponentTrust:
         self.host, self.port = parts.hostname, parts.port or 443
         self.ca_file, self.pin_path = ca_file, (pin_dir / PIN_FILE if pin_dir else None)
         self._ctx: ssl.SSLContext | None = None
+        self._pin: str | None = None  # the pinned SHA-256, once read or made
         if ca_file is not None:
             try:
                 self._ctx = ssl.create_default_context(cafile=str(ca_file))
@@ -215,16 +216,17 @@ class ComponentTrust:
     async def ssl_for_request(self) -> ssl.SSLContext | aiohttp.Fingerprint:
         if self._ctx is not None:
             return self._ctx
-        pins = self._pins()
-        pin = pins.get(self.key)
-        if pin is None:
+        if self._pin is None:
+            self._pin = await asyncio.to_thread(lambda: self._pins().get(self.key))
+        if self._pin is None:
             pin = await self._peer_sha256()
-            pins[self.key] = pin
+            pins = {**self._pins(), self.key: pin}
             assert self.pin_path is not None
-            self.pin_path.write_text(json.dumps(pins, indent=1), encoding="utf-8")
+            await asyncio.to_thread(self.pin_path.write_text, json.dumps(pins, indent=1), encoding="utf-8")
+            self._pin = pin
             log.warning("component_certificate_pinned", component=self.key, sha256=pin, file=str(self.pin_path),
                         hint="trusted on first use: compare with the certificate of the 6.0 installation (cshis6.crt), or pass --component-ca")
-        return aiohttp.Fingerprint(bytes.fromhex(pin))
+        return aiohttp.Fingerprint(bytes.fromhex(self._pin))
 
 
 # --------------------------------------------------------------------------- the backend
