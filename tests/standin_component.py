@@ -6,7 +6,7 @@ not from this project's agent: its paths, bodies, answers, codes and quirks are 
 
 - Paths and bodies: facts 3.2 (``Status``, ``Initial``, ``Finalize``, ``sam/v1/Verification``,
   the four ``Signature`` endpoints with ``{"serviceType"}``, ``hpc/v1/Verification/Hpc {"pin"}``,
-  ``hpc/v1/Logout``, ``hc/v1/Basic``, ``hc/v1/Pin``, ``hc/v1/Logout``,
+  ``hpc/v1/Logout``, ``hpc/v1/Basic`` (the seed's HCA page: CardId, IdNo, CName, EName), ``hc/v1/Basic``, ``hc/v1/Pin``, ``hc/v1/Logout``,
   ``hc/v1/Verification/VirtualHc {"token"}``, ``hc/v1/VirtualHc/ReadBasic {"token"}``).
 - Status: ``{"status": {"initialized", "sam": {"status"}, "hpc": {"status"}, "hc": {"status"}}}``
   (facts 3.2: sam 2 = authenticated, hpc 3 = PIN verified, 0 = not inserted).
@@ -225,6 +225,11 @@ class Standin:
             self.hpc_verified, self.hpc_logged_out = False, True
             return self.coded(0)
 
+        async def hpc_basic(_req: web.Request) -> web.Response:
+            if (refused := self._need(sam=2, hpc=3)) is not None:
+                return refused
+            return self.coded(0, cardId=HPC["hpcId"], idNo=HPC["hpcIdNo"], cName="測試醫師", eName="")
+
         async def hc_basic(_req: web.Request) -> web.Response:
             if (refused := self._need(sam=2, hc=2)) is not None:
                 return refused
@@ -275,6 +280,7 @@ class Standin:
         r.add_post("/api/hpc/v1/Verification/Hpc", hpc_verify)
         r.add_post("/api/hpc/v1/Signature", signer(False, True))
         r.add_delete("/api/hpc/v1/Logout", hpc_logout)
+        r.add_get("/api/hpc/v1/Basic", hpc_basic)
         r.add_get("/api/hc/v1/Basic", hc_basic)
         r.add_delete("/api/hc/v1/Logout", hc_logout)
         r.add_post("/api/hc/v1/Verification/VirtualHc", vhc_verify)

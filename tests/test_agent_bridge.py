@@ -203,11 +203,14 @@ async def test_one_call_through_the_official_component(redis_server: str, bus_pr
             assert await eventually(lambda: s.online_with(hpc=3), 5)  # the dashboard's live states: noticed after the call
             status, body = await s.business("CriticalIllness/Query", {"format": "0"})  # three-card signature
             assert (status, body["statusCode"]) == (200, 0), body
+            status, body = await s.business("BasicData/Register")  # HC signature, the doctor verified: named in the audit
+            assert (status, body["statusCode"]) == (200, 0), body
             status, body = await s.forward("GET", "hc/v1/Basic")  # a component call forwarded, answered by the component
             assert (status, body["statusCode"], body["cardId"]) == (200, 0, HC["cardId"]), body
 
             records = [r for r in await s.gw.audit.records() if r.workstation == WS]
-            assert [(r.route, r.statusCode) for r in records if r.statusCode == 0] == [("BasicData/Register", 0), ("CriticalIllness/Query", 0)]
+            done = [(r.route, r.hpc) for r in records if r.statusCode == 0]
+            assert done == [("BasicData/Register", None), ("CriticalIllness/Query", "0000****9470"), ("BasicData/Register", "0000****9470")], done
             assert all(r.agentId == s.gw.agents.agent_id(WS) for r in records)
             assert all(HC["idNo"] not in r.model_dump_json() for r in records)  # masked
             assert "--component-ca" not in agent.log() and "component_unavailable" not in agent.log()

@@ -177,6 +177,7 @@ class ComponentTrust:
         self.host, self.port = parts.hostname, parts.port or 443
         self.ca_file, self.pin_path = ca_file, (pin_dir / PIN_FILE if pin_dir else None)
         self._ctx: ssl.SSLContext | None = None
+        self._pin: str | None = None  # the pinned SHA-256, once read or made
         if ca_file is not None:
             try:
                 self._ctx = ssl.create_default_context(cafile=str(ca_file))
@@ -215,16 +216,17 @@ class ComponentTrust:
     async def ssl_for_request(self) -> ssl.SSLContext | aiohttp.Fingerprint:
         if self._ctx is not None:
             return self._ctx
-        pins = self._pins()
-        pin = pins.get(self.key)
-        if pin is None:
+        if self._pin is None:
+            self._pin = await asyncio.to_thread(lambda: self._pins().get(self.key))
+        if self._pin is None:
             pin = await self._peer_sha256()
-            pins[self.key] = pin
+            pins = {**self._pins(), self.key: pin}
             assert self.pin_path is not None
-            self.pin_path.write_text(json.dumps(pins, indent=1), encoding="utf-8")
+            await asyncio.to_thread(self.pin_path.write_text, json.dumps(pins, indent=1), encoding="utf-8")
+            self._pin = pin
             log.warning("component_certificate_pinned", component=self.key, sha256=pin, file=str(self.pin_path),
                         hint="trusted on first use: compare with the certificate of the 6.0 installation (cshis6.crt), or pass --component-ca")
-        return aiohttp.Fingerprint(bytes.fromhex(pin))
+        return aiohttp.Fingerprint(bytes.fromhex(self._pin))
 
 
 # --------------------------------------------------------------------------- the backend
@@ -247,6 +249,7 @@ class ComponentBridge:
         self.problem: str | None = "not asked yet"
         self.polls = 0  # Status polls answered (tests wait on it)
         self._states = CardStates()
+        self._hpc_id: str | None = None
         self._lock = asyncio.Lock()  # the agent's own calls to the component, one at a time
         self._kick = asyncio.Event()
         self._http: aiohttp.ClientSession | None = None
@@ -258,7 +261,9 @@ class ComponentBridge:
         return self._states if self.available else CardStates()
 
     def signer_hpc(self) -> str | None:
-        return None  # the HPC's id is in the signature when the kind includes it (hpcId)
+        """The HPC verified here (for the audit of an HC-signed write), read from ``GET /api/hpc/v1/Basic`` when
+        the component's Status first shows it verified (3); an HPC-signed kind carries ``hpcId`` itself."""
+        return self._hpc_id if self.available and self._states.hpc == 3 else None
 
     def tls_expiry(self) -> TlsExpiry | None:
         return None  # the component's certificate is its installer's, not one nhigw renews
@@ -371,6 +376,12 @@ class ComponentBridge:
         if not self.available:
             log.info("component_available", component=self.url)
         self.available, self.problem, self._states = True, None, states
+        if states.hpc != 3:
+            self._hpc_id = None
+        elif self._hpc_id is None:
+            with contextlib.suppress(StatusError):
+                card = _field(await self._json("GET", "/api/hpc/v1/Basic", None), "cardId")
+                self._hpc_id = card if isinstance(card, str) and card else None
         if changed:
             self._notify()
 
