@@ -37,6 +37,7 @@ from urllib.parse import urlsplit
 from aiohttp import web
 
 from nhigw import __version__
+from nhigw.common.cloudtls import add_cloud_options
 from nhigw.common.logging import configure, get_logger
 from nhigw.common.serve import Site, data_dir, refuse_non_loopback, serve
 
@@ -107,8 +108,11 @@ async def build_agent(args: argparse.Namespace, *, bank=None):
         backend: ReaderBackend = NoReaderBackend()  # a cloud SAM only: serves device sessions (nhigw.agent.sessions)
     else:
         backend = InProcessBackend(bank) if bank is not None else PcscBackend()
+    from nhigw.common import cloudtls
+
     cloud = args.cloud or os.environ.get("NHIGW_CLOUD_URL") or DEFAULT_SIM_URL
-    agent = Agent(backend=backend, dc=DcClient(cloud), workstation=args.workstation or os.environ.get("NHIGW_WORKSTATION") or socket.gethostname(), data_dir=data_dir(args, "agent"))
+    dc = DcClient(cloud, tls=cloudtls.from_args(args), environment=getattr(args, "cloud_env", None))
+    agent = Agent(backend=backend, dc=dc, workstation=args.workstation or os.environ.get("NHIGW_WORKSTATION") or socket.gethostname(), data_dir=data_dir(args, "agent"))
     cors = args.cors.split(",") if getattr(args, "cors", None) else None
     from nhigw.common.guard import bind_hosts
 
@@ -378,6 +382,7 @@ def parser() -> argparse.ArgumentParser:
     def agentopts(sp: argparse.ArgumentParser) -> None:
         sp.add_argument("--workstation", help="workstation id (default: host name)")
         sp.add_argument("--cloud", help=f"NHI cloud / DC base URL (default {DEFAULT_SIM_URL}, the simulator)")
+        add_cloud_options(sp)
         sp.add_argument("--cors", help="comma-separated CORS host patterns (default *.nhi.gov.tw)")
         sp.add_argument("--no-tls", action="store_true", help="serve plain HTTP (tests only)")
         sp.add_argument("--identities", help="virtual card identities JSON (default: the seeded test cards)")
@@ -423,6 +428,7 @@ def parser() -> argparse.ArgumentParser:
     busopts(sp)
     sp.add_argument("--port", type=int, default=8066)
     sp.add_argument("--cloud", help=f"NHI cloud base URL (default {DEFAULT_SIM_URL}, the simulator)")
+    add_cloud_options(sp)
     from nhigw.gateway.cli import add_admin_parsers, add_gateway_options
 
     add_gateway_options(sp)

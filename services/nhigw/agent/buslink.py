@@ -83,6 +83,7 @@ class BusLink:
             interval_s=self.interval_s,
             states=self.agent.card_states(),
             leaving=leaving,
+            cloudEnv=getattr(self.agent.dc, "environment", None),
         )
 
     def _seal(self, channel: str, data: bytes) -> bytes:

@@ -261,6 +261,7 @@ class Presence(Model):
     interval_s: float
     states: CardStates = Field(default_factory=CardStates)
     leaving: bool = False
+    cloudEnv: Literal["production", "test"] | None = Field(default=None, description="the NHI cloud the agent verifies its SAM against (medvpndc production, medvpndct test); None: not known")
 
 
 class SignCall(Model):

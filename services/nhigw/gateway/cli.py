@@ -75,6 +75,7 @@ def add_admin_parsers(sub: argparse._SubParsersAction, gw: argparse.ArgumentPars
 
 def build_gateway_app(args: argparse.Namespace, bus, *, cloud: str, data_dir: Path, audit_file: bool) -> web.Application:
     """``data_dir``: the gateway's (audit checkpoints; with ``audit_file``, the audit itself: one process)."""
+    from nhigw.common import cloudtls
     from nhigw.gateway.app import create_app
     from nhigw.gateway.auth import Clients
     from nhigw.gateway.service import Gateway, GatewaySettings
@@ -99,7 +100,8 @@ def build_gateway_app(args: argparse.Namespace, bus, *, cloud: str, data_dir: Pa
         claim_idle_s=getattr(args, "claim_idle_s", 10.0),
         audit_path=data_dir / "audit.jsonl" if audit_file else None,
         audit_checkpoints=data_dir / "audit-checkpoints.jsonl",
-        upstream=UpstreamSettings(rate_per_s=getattr(args, "rate_per_s", 50.0), rate_burst=getattr(args, "rate_burst", 100.0)),
+        upstream=UpstreamSettings(rate_per_s=getattr(args, "rate_per_s", 50.0), rate_burst=getattr(args, "rate_burst", 100.0), tls=cloudtls.from_args(args)),
+        cloud_env=cloudtls.cloud_env(cloud, getattr(args, "cloud_env", None)),
         replica_wait=getattr(args, "replica_wait", None),
         replica_wait_ms=getattr(args, "replica_wait_ms", 1000),
     )
