@@ -38,9 +38,11 @@ def add_gateway_options(sp: argparse.ArgumentParser) -> None:
     sp.add_argument("--claim-idle-s", type=float, default=10.0, help="reclaim another replica's job after it is idle this long")
     sp.add_argument("--rate-per-s", type=float, default=50.0, help="rate limit per HIS client, every endpoint (requests/s, per replica)")
     sp.add_argument("--rate-burst", type=float, default=100.0, help="burst per HIS client")
-    sp.add_argument("--replica-wait", type=int, default=None, metavar="N",
-                    help="acknowledge admission and a job's end only once N Redis replicas have it (WAIT); default 1 under Sentinel, 0 (off) on one Redis")
-    sp.add_argument("--replica-wait-ms", type=int, default=1000, help="how long to wait for those replicas before answering 9402")
+    env_wait = os.environ.get("NHIGW_REPLICA_WAIT")
+    sp.add_argument("--replica-wait", type=int, default=int(env_wait) if env_wait else None, metavar="N",
+                    help="acknowledge admission and a job's end only once N Redis replicas have it (WAIT; or NHIGW_REPLICA_WAIT); default 1 under Sentinel, 0 (off) on one Redis")
+    sp.add_argument("--replica-wait-ms", type=int, default=int(os.environ.get("NHIGW_REPLICA_WAIT_MS", "1000")),
+                    help="how long to wait for those replicas before answering 9402 (or NHIGW_REPLICA_WAIT_MS)")
     sp.add_argument(
         "--upload-cloud", default=os.environ.get("NHIGW_UPLOAD_CLOUD_URL"),
         help="base URL of the IC-data upload host that /V2000/VNHI_Upload goes to (real: https://medvpndti.nhi.gov.tw); default: the business cloud (--cloud)",
@@ -193,12 +195,16 @@ async def self_issued_token(bus, prefix: str, args: argparse.Namespace, workstat
     """The ``--bus-key`` path for trusted hosts (demo containers): an agent holding the *gateway* key
     issues its own enrolment token in Redis. Whoever holds that key can act as any workstation, so
     real workstations enrol with a token from ``nhigw gateway enrol-token`` instead."""
+    from nhigw.bus.seal import Sealer
     from nhigw.contracts.buskeys import BusKeys
     from nhigw.gateway.agents import AgentKeys
-    from nhigw.gateway.store import RedisKV
+    from nhigw.gateway.backend import BackendSettings, make_backend
 
     key = gateway_key(args)
-    client = getattr(bus, "client", None)
-    if key is None or client is None:
+    if key is None:
         return None
-    return await AgentKeys(bus, RedisKV(client), BusKeys(prefix), key).issue_token(workstation, ttl_s=120)
+    keys = BusKeys(prefix)
+    backend = make_backend(bus, BackendSettings(keys=keys, box=Sealer(key), instance=workstation, gateway_key=key))
+    if not backend.shared:  # one process: the gateway there issues the token itself (`nhigw up`)
+        return None
+    return await AgentKeys(bus, backend.kv, keys, key).issue_token(workstation, ttl_s=120)
