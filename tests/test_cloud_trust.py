@@ -137,7 +137,7 @@ async def test_gateway_process_cloud_ca_flag_and_proxy_from_the_environment(tmp_
 
 async def test_test_sam_with_the_production_cloud_is_1003(tmp_path: Path) -> None:
     async with running_stack(cloud_env="production") as s:
-        s.agent.dc.environment = "test"  # its SAM verified against medvpndct (the agent's --cloud)
+        s.link.cloud_env = "test"  # its SAM verified against medvpndct (the agent's --cloud)
         await s.ready()
 
         async def announced(env: str) -> bool:
@@ -147,6 +147,6 @@ async def test_test_sam_with_the_production_cloud_is_1003(tmp_path: Path) -> Non
         status, body = await s.gw("/api/v1/BasicData/Register", workstation="ws-01")
         assert status == 200 and body["statusCode"] == 1003 and body["message"] == "正式卡與測試卡混用" and "medvpndct" in body["detail"]
         assert s.store.calls.get("BasicData/Register", 0) == 0
-        s.agent.dc.environment = "production"
+        s.link.cloud_env = "production"
         assert await eventually(lambda: announced("production"))
         assert ok(await s.gw("/api/v1/BasicData/Register", workstation="ws-01"))

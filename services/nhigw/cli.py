@@ -37,6 +37,7 @@ from urllib.parse import urlsplit
 from aiohttp import web
 
 from nhigw import __version__
+from nhigw.common import cloudtls
 from nhigw.common.cloudtls import add_cloud_options
 from nhigw.common.logging import configure, get_logger
 from nhigw.common.serve import Site, data_dir, refuse_non_loopback, serve
@@ -108,8 +109,6 @@ async def build_agent(args: argparse.Namespace, *, bank=None):
         backend: ReaderBackend = NoReaderBackend()  # a cloud SAM only: serves device sessions (nhigw.agent.sessions)
     else:
         backend = InProcessBackend(bank) if bank is not None else PcscBackend()
-    from nhigw.common import cloudtls
-
     cloud = args.cloud or os.environ.get("NHIGW_CLOUD_URL") or DEFAULT_SIM_URL
     dc = DcClient(cloud, tls=cloudtls.from_args(args), environment=getattr(args, "cloud_env", None))
     agent = Agent(backend=backend, dc=dc, workstation=args.workstation or os.environ.get("NHIGW_WORKSTATION") or socket.gethostname(), data_dir=data_dir(args, "agent"))
@@ -199,7 +198,7 @@ async def start_agent(agent, args: argparse.Namespace, bus):
         ident = await _enrolled(args, bus, keys, agent.workstation)
         port = getattr(args, "agent_port", None) or args.port
         component_url = f"{'http' if args.no_tls else 'https'}://127.0.0.1:{port}"
-        link = BusLink(agent, bus, keys, ident, component_url=component_url)
+        link = BusLink(agent, bus, keys, ident, component_url=component_url, cloud_env=agent.dc.environment)
         await link.start()
         if getattr(args, "no_pcsc", False):
             from nhigw.agent.sessions import DeviceSessions, LinkGroup, SessionLink
@@ -285,7 +284,7 @@ async def cmd_bridge(args: argparse.Namespace) -> None:
         keys = BusKeys(args.bus_prefix)
         ident = await _enrolled(args, bus, keys, workstation)
         await bridge.start()
-        link = BusLink(bridge, bus, keys, ident, forward=bridge.forward)
+        link = BusLink(bridge, bus, keys, ident, forward=bridge.forward, cloud_env=cloudtls.cloud_env(args.cloud or os.environ.get("NHIGW_CLOUD_URL"), args.cloud_env))
         await link.start()
         slink = SessionLink(RefusedSessions(bridge), bus, keys, ident)
         await slink.start()
