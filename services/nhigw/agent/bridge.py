@@ -79,7 +79,7 @@ from nhigw.bus.guard import Supervisor
 from nhigw.common.health import Readiness
 from nhigw.common.logging import get_logger
 from nhigw.contracts.codes import Code, StatusError, message
-from nhigw.contracts.models import CardStates, ErrorBody, SessionCall, SessionReply, SignatureKind, SignatureResponse
+from nhigw.contracts.models import CardStates, ErrorBody, SessionCall, SessionReply, SignatureKind, SignatureResponse, TlsExpiry
 
 log = get_logger("nhigw.agent.bridge")
 
@@ -264,6 +264,9 @@ class ComponentBridge:
         """The HPC verified here (for the audit of an HC-signed write), read from ``GET /api/hpc/v1/Basic`` when
         the component's Status first shows it verified (3); an HPC-signed kind carries ``hpcId`` itself."""
         return self._hpc_id if self.available and self._states.hpc == 3 else None
+
+    def tls_expiry(self) -> TlsExpiry | None:
+        return None  # the component's certificate is its installer's, not one nhigw renews
 
     def record(self, function: str, result: int) -> None:
         log.info("bridge_call", function=function, statusCode=result)
