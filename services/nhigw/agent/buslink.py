@@ -92,6 +92,7 @@ class BusLink:
             interval_s=self.interval_s,
             states=self.agent.card_states(),
             leaving=leaving or not self.agent.available,  # a backend that cannot serve: offline at the gateway at once
+            tls=self.agent.tls_expiry(),
             cloudEnv=self.cloud_env if self.cloud_env in ("production", "test") else None,
         )
 
