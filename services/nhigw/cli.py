@@ -68,6 +68,8 @@ ENVIRONMENT: tuple[tuple[str, str, object, Callable[[str], object], frozenset[st
     ("clients", "NHIGW_CLIENTS", None, str, frozenset({"gateway"})),
     ("site", "NHIGW_SITE", None, str, frozenset({"gateway"})),
     ("upload_cloud", "NHIGW_UPLOAD_CLOUD_URL", None, str, frozenset({"gateway"})),
+    ("replica_wait", "NHIGW_REPLICA_WAIT", None, int, frozenset({"gateway"})),
+    ("replica_wait_ms", "NHIGW_REPLICA_WAIT_MS", None, int, frozenset({"gateway"})),
     ("admin", "NHIGW_SIM_ADMIN", False, lambda v: v != "0", frozenset({"sim", "up"})),
     ("tls_check_s", "NHIGW_TLS_CHECK_S", None, float, frozenset({"agent", "up"})),  # certificate renewal checks (tests)
 )
@@ -122,10 +124,10 @@ def bus_from(args: argparse.Namespace, *, gateway: bool = True) -> "Bus":
 # ------------------------------------------------------------------ builders (shared by the subcommands and `up`)
 
 
-def build_sim(store=None, state=None) -> web.Application:
+def build_sim(store=None, state=None, console_requests: int = 200) -> web.Application:
     from nhigw.sim.app import create_app
 
-    return create_app(store, state)
+    return create_app(store, state, console_requests=console_requests)
 
 
 async def build_agent(args: argparse.Namespace, *, bank=None):
@@ -193,6 +195,21 @@ async def _auto_verify_sam(agent) -> None:
         agent.unsubscribe(events)
 
 
+async def _enrolled(args: argparse.Namespace, bus, keys, workstation: str):
+    """The agent's bus identity: kept in its data directory, or traded for its one-time enrolment token."""
+    from nhigw.bus.enrol import EnrolError, agent_identity, load_identity
+    from nhigw.gateway.cli import self_issued_token
+
+    token = getattr(args, "enrol_token", None)
+    ddir = None if getattr(args, "cmd", "") == "up" else data_dir(args, "agent")
+    if not token and (ddir is None or load_identity(ddir, keys.prefix) is None):
+        token = await self_issued_token(bus, keys.prefix, args, workstation)
+    try:
+        return await agent_identity(bus, keys, workstation, data_dir=ddir, token=token)
+    except EnrolError as exc:
+        sys.exit(f"nhigw: {exc}")
+
+
 async def start_agent(agent, args: argparse.Namespace, bus):
     from nhigw.agent.buslink import BusLink
     from nhigw.contracts.buskeys import BusKeys
@@ -209,20 +226,8 @@ async def start_agent(agent, args: argparse.Namespace, bus):
             _BACKGROUND.add(asyncio.create_task(_auto_verify_sam(agent), name="auto-verify-sam"))
     link: BusLink | LinkGroup | None = None
     if bus is not None:
-        from nhigw.bus.enrol import EnrolError, agent_identity
-
         keys = BusKeys(args.bus_prefix)
-        from nhigw.bus.enrol import load_identity
-        from nhigw.gateway.cli import self_issued_token
-
-        token = getattr(args, "enrol_token", None)
-        ddir = None if getattr(args, "cmd", "") == "up" else data_dir(args, "agent")
-        if not token and (ddir is None or load_identity(ddir, keys.prefix) is None):
-            token = await self_issued_token(bus, keys.prefix, args, agent.workstation)
-        try:
-            ident = await agent_identity(bus, keys, agent.workstation, data_dir=ddir, token=token)
-        except EnrolError as exc:
-            sys.exit(f"nhigw: {exc}")
+        ident = await _enrolled(args, bus, keys, agent.workstation)
         port = getattr(args, "agent_port", None) or args.port
         component_url = f"{'http' if args.no_tls else 'https'}://127.0.0.1:{port}"
         link = BusLink(agent, bus, keys, ident, component_url=component_url)
@@ -258,7 +263,7 @@ async def cmd_sim(args: argparse.Namespace) -> None:
         state = StateFile(args.state, reset=args.reset)
     elif args.reset:
         sys.exit("nhigw sim: --reset needs --state FILE")
-    await serve([Site(build_sim(store, state), args.host, args.port, label="sim")])
+    await serve([Site(build_sim(store, state, args.console_requests), args.host, args.port, label="sim")])
 
 
 async def cmd_vcard(args: argparse.Namespace) -> None:
@@ -279,8 +284,62 @@ async def cmd_vcard(args: argparse.Namespace) -> None:
     await serve([Site(create_app(svc), args.host, args.port, label="vcard")], on_started=started, on_stop=svc.close)
 
 
+async def cmd_bridge(args: argparse.Namespace) -> None:
+    """``nhigw agent --component URL``: the official 6.0 component as the card backend (``nhigw.agent.bridge``)."""
+    from nhigw.agent.bridge import ComponentBridge, ComponentTrust, RefusedSessions
+    from nhigw.agent.buslink import BusLink
+    from nhigw.agent.sessions import LinkGroup, SessionLink
+    from nhigw.common.http import healthz
+    from nhigw.contracts.buskeys import BusKeys
+
+    if not args.redis:
+        sys.exit("nhigw: an agent bridged to the official component serves the gateway only: it needs --redis (or NHIGW_REDIS_URL)")
+    ddir = data_dir(args, "agent")
+    try:
+        trust = ComponentTrust(args.component, ca_file=Path(args.component_ca) if args.component_ca else None, pin_dir=ddir)
+    except ValueError as exc:
+        sys.exit(f"nhigw: {exc}")
+    workstation = args.workstation or socket.gethostname()
+    bridge = ComponentBridge(args.component, workstation, trust, poll_s=args.component_poll_s, timeout_s=args.component_timeout_s)
+    bus = bus_from(args, gateway=False)
+    links: list = []
+
+    async def readyz(_req: web.Request) -> web.Response:
+        checks = await bridge.readiness.run()
+        failing = [n for n, passed in checks.items() if not passed]
+        return web.json_response({"status": "ok" if not failing else "not ready: " + ", ".join(failing), "checks": checks}, status=503 if failing else 200)
+
+    async def started() -> None:
+        keys = BusKeys(args.bus_prefix)
+        ident = await _enrolled(args, bus, keys, workstation)
+        await bridge.start()
+        link = BusLink(bridge, bus, keys, ident, forward=bridge.forward)
+        await link.start()
+        slink = SessionLink(RefusedSessions(bridge), bus, keys, ident)
+        await slink.start()
+        links.append(LinkGroup(slink, link))
+
+    async def stopping() -> None:
+        for link in links:
+            await link.stop()
+        await bridge.stop()
+        await bus.close()
+
+    sites = []
+    if args.port:  # its own API is off (5066 is the component's); --port serves /healthz and /readyz only
+        health = web.Application()
+        health.router.add_get("/healthz", healthz)
+        health.router.add_get("/readyz", readyz)
+        sites.append(Site(health, args.host, args.port, label="agent"))
+    await serve(sites, on_started=started, on_stop=stopping)
+
+
 async def cmd_agent(args: argparse.Namespace) -> None:
     refuse_non_loopback(args, "agent")
+    if args.component:
+        await cmd_bridge(args)
+        return
+    args.port = args.port or 5066
     bank = None
     if args.virtual:
         bank = _virtual_bank(args)
@@ -422,6 +481,7 @@ def parser() -> argparse.ArgumentParser:
     sp.add_argument("--dedupe-writes", action="store_true", help="answer a write sent again with the same Idempotency-Key from a cache instead of executing it (the real NHI cloud does not)")
     sp.add_argument("--state", metavar="FILE", help="keep the simulator's state (patients, test cards, visits, numbers, uploads, used signatures, clock, counts) in this SQLite file across restarts (default: in memory)")
     sp.add_argument("--reset", action="store_true", help="with --state: forget the saved state and start from the seed")
+    sp.add_argument("--console-requests", type=int, default=200, metavar="N", help="how many of the last requests the developer console (/console/, needs --admin) keeps in memory (default 200; not kept in --state)")
 
     sp = sub.add_parser("vcard", help="virtual cards into pcscd via vpcd")
     common(sp)
@@ -437,11 +497,15 @@ def parser() -> argparse.ArgumentParser:
     unauthenticated(sp)
     busopts(sp)
     agentopts(sp)
-    sp.add_argument("--port", type=int, default=5066)
+    sp.add_argument("--port", type=int, help="HTTPS port of its 6.0 component API (default 5066); with --component: plain HTTP /healthz and /readyz only (default: none)")
     mode = sp.add_mutually_exclusive_group()
     mode.add_argument("--pcsc", action="store_true", default=True, help="use PC/SC readers (default)")
     mode.add_argument("--virtual", action="store_true", help="use in-process virtual cards (no pcscd)")
     mode.add_argument("--no-pcsc", action="store_true", help="no reader at all: a cloud SAM serving device sessions (tablets, phones, kiosks) through the gateway")
+    mode.add_argument("--component", metavar="URL", help="bridge to the official 6.0 component on this workstation (e.g. https://localhost:5066): it does every card operation, this agent serves the gateway")
+    sp.add_argument("--component-ca", metavar="FILE", help="with --component: the certificate (or its CA) the component must present, e.g. the installer's cshis6.crt; default: pinned on first use")
+    sp.add_argument("--component-poll-s", type=float, default=1.0, help="with --component: how often its Status is read (also at once after each call of this agent)")
+    sp.add_argument("--component-timeout-s", type=float, default=5.0, help="with --component: a call it has not answered by then is 9401")
     sp.add_argument("--max-sessions", type=int, default=500, help="device sessions this agent serves at most (with --no-pcsc)")
     sp.add_argument("--auto-init", action="store_true", help="call Initial at start")
     sp.add_argument("--auto-verify-sam", action="store_true", help="verify the SAM at start (virtual/test SAMs; a physical SAM should be verified on purpose)")

@@ -44,8 +44,8 @@ def add_gateway_options(sp: argparse.ArgumentParser) -> None:
     sp.add_argument("--rate-per-s", type=float, help="rate limit per HIS client, every endpoint (requests/s, per replica; default 50)")
     sp.add_argument("--rate-burst", type=float, help="burst per HIS client (default 100)")
     sp.add_argument("--replica-wait", type=int, metavar="N",
-                    help="acknowledge admission and a job's end only once N Redis replicas have it (WAIT); default 1 under Sentinel, 0 (off) on one Redis")
-    sp.add_argument("--replica-wait-ms", type=int, help="how long to wait for those replicas before answering 9402 (default 1000)")
+                    help="acknowledge admission and a job's end only once N Redis replicas have it (WAIT; or NHIGW_REPLICA_WAIT); default 1 under Sentinel, 0 (off) on one Redis")
+    sp.add_argument("--replica-wait-ms", type=int, help="how long to wait for those replicas before answering 9402 (or NHIGW_REPLICA_WAIT_MS; default 1000)")
     sp.add_argument(
         "--upload-cloud",
         help="base URL of the IC-data upload host that /V2000/VNHI_Upload goes to (real: https://medvpndti.nhi.gov.tw); default: the business cloud (--cloud)",
