@@ -20,6 +20,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric import rsa
+from structlog.testing import capture_logs
 
 from nhigw.agent.app import create_app as agent_app
 from nhigw.agent.bridge import ComponentBridge, ComponentTrust, RefusedSessions, normalise_signature, parse_states, status_code
@@ -315,11 +316,24 @@ async def test_a_changed_component_certificate_is_refused(redis_server: str, bus
         other = self_signed(tmp_path)
         await s.standin.stop()
         s.standin.cert, s.standin.key_file = other
-        await s.standin.start()
-        assert await eventually(s.offline, 5)
-        status, body = await s.business("BasicData/Register")
+        with capture_logs() as logs:
+            await s.standin.start()
+            assert await eventually(s.offline, 5)
+            status, body = await s.business("BasicData/Register")
+            assert (status, body["statusCode"]) == (200, 9400), body
+            assert s.bridge.problem == "certificate changed"
+            polls = s.bridge.polls
+            assert await eventually(lambda: _true(s.bridge is not None and s.bridge.polls >= polls + 3), 5)  # refused again: logged once
+        assert [e["event"] for e in logs].count("component_certificate_changed") == 1
+
+        # A CA file that is not the component's: refused the same way, and said so
+        await s.bridge.stop()
+        s.bridge.trust = ComponentTrust(s.standin.url, ca_file=certs[0])
+        s.bridge.problem = None
+        await s.bridge.start()
+        assert await eventually(lambda: _true(s.bridge is not None and s.bridge.problem == "certificate not trusted"), 5)
+        status, body = await s.call("GET", f"{s.gateway_url}/api/workstations/{WS}/common/v1/Status")
         assert (status, body["statusCode"]) == (200, 9400), body
-        assert s.bridge.problem == "certificate changed"
 
 
 # ------------------------------------------------------------------ the same bridge against this project's own agent

@@ -29,7 +29,6 @@ import asyncio
 import contextlib
 import os
 import socket
-import ssl
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -46,6 +45,7 @@ if TYPE_CHECKING:
     from nhigw.agent.buslink import BusLink
     from nhigw.agent.sessions import LinkGroup
     from nhigw.bus.base import Bus
+    from nhigw.common.tls import CertKeeper
 
 log = get_logger("nhigw")
 
@@ -63,7 +63,7 @@ ENVIRONMENT: tuple[tuple[str, str, object, Callable[[str], object], frozenset[st
     ("data_dir", "NHIGW_DATA_DIR", str(Path.home() / ".local" / "share" / "nhigw"), str, None),
     ("bus_prefix", "NHIGW_BUS_PREFIX", "nhigw", str, None),
     ("cloud", "NHIGW_CLOUD_URL", None, str, frozenset({"agent", "gateway", "compat"})),
-    ("workstation", "NHIGW_WORKSTATION", None, str, frozenset({"agent"})),
+    ("workstation", "NHIGW_WORKSTATION", None, str, frozenset({"agent", "compat"})),
     ("agent", "NHIGW_AGENT_URL", None, str, frozenset({"compat"})),
     ("clients", "NHIGW_CLIENTS", None, str, frozenset({"gateway"})),
     ("site", "NHIGW_SITE", None, str, frozenset({"gateway"})),
@@ -153,13 +153,13 @@ async def build_agent(args: argparse.Namespace, *, bank=None):
 _BACKGROUND: set[asyncio.Task[None]] = set()
 
 
-def _kept_tls(args: argparse.Namespace, ddir: Path, workstation: str) -> "ssl.SSLContext":
-    """The server SSL context of a data directory's local CA, its certificate renewed while the process runs."""
+def _kept_tls(args: argparse.Namespace, ddir: Path, workstation: str, ca_dir: Path | None = None) -> "CertKeeper":
+    """A data directory's server certificate (signed by the CA of ``ca_dir``, default its own), renewed while the process runs."""
     from nhigw.common.tls import CHECK_S, CertKeeper
 
-    keeper = CertKeeper(ddir, workstation, check_s=args.tls_check_s or CHECK_S)
+    keeper = CertKeeper(ddir, workstation, check_s=args.tls_check_s or CHECK_S, ca_dir=ca_dir)
     _BACKGROUND.add(asyncio.get_running_loop().create_task(keeper.run(), name=f"tls-renewal-{ddir.name}"))
-    return keeper.context
+    return keeper
 
 
 async def _stop_background() -> None:
@@ -345,7 +345,8 @@ async def cmd_agent(args: argparse.Namespace) -> None:
         bank = _virtual_bank(args)
     bus = bus_from(args, gateway=False) if args.redis else None
     agent, app = await build_agent(args, bank=bank)
-    ctx = None if args.no_tls else _kept_tls(args, data_dir(args, "agent"), agent.workstation)
+    agent.tls = None if args.no_tls else _kept_tls(args, data_dir(args, "agent"), agent.workstation)
+    ctx = agent.tls.context if agent.tls else None
     link = None
 
     async def started() -> None:
@@ -405,12 +406,13 @@ async def cmd_up(args: argparse.Namespace) -> None:
     bus = bus_from(args)
     agent, agent_app = await build_agent(args, bank=bank)
     gw_app = build_gateway(args, bus)
-    ctx = None if args.no_tls else _kept_tls(args, data_dir(args, "agent"), agent.workstation)
+    agent.tls = None if args.no_tls else _kept_tls(args, data_dir(args, "agent"), agent.workstation)
+    ctx = agent.tls.context if agent.tls else None
     from nhigw.compat.cli import build_from_args as build_compat
 
     gw_local = (args.gateway_host or args.host).replace("0.0.0.0", "127.0.0.1")
     compat_app = build_compat(args, agent_url=f"{'http' if args.no_tls else 'https'}://{args.host}:{args.agent_port}", cloud_url=f"http://{gw_local}:{args.gateway_port}")
-    compat_ctx = None if args.no_tls else _kept_tls(args, data_dir(args, "compat"), agent.workstation)
+    compat_ctx = None if args.no_tls else _kept_tls(args, data_dir(args, "compat"), agent.workstation, ca_dir=data_dir(args, "agent")).context
     link = None
 
     async def started() -> None:
@@ -592,7 +594,7 @@ def _main(argv: list[str] | None) -> None:
     if args.cmd == "compat":
         from nhigw.compat.cli import cmd_compat
 
-        asyncio.run(cmd_compat(args, data_dir(args, "compat")))
+        asyncio.run(cmd_compat(args, data_dir(args, "compat"), ca_dir=data_dir(args, "agent")))
         return
     fn = {"sim": cmd_sim, "vcard": cmd_vcard, "agent": cmd_agent, "gateway": cmd_gateway, "up": cmd_up}[args.cmd]
     try:

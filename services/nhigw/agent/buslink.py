@@ -91,6 +91,7 @@ class BusLink:
             interval_s=self.interval_s,
             states=self.agent.card_states(),
             leaving=leaving or not self.agent.available,  # a backend that cannot serve: offline at the gateway at once
+            tls=self.agent.tls_expiry(),
         )
 
     def _seal(self, channel: str, data: bytes) -> bytes:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from prometheus_client.core import CounterMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 if TYPE_CHECKING:
@@ -43,6 +43,7 @@ class Metrics:
         self.agents = Gauge("nhigw_gateway_agents_online", "workstations online", registry=r)
         self.rejected = Gauge("nhigw_gateway_bus_messages_rejected", "presence and reply messages dropped (every receiver, by reason: nhigw_gateway_bus_messages_dropped_total)", registry=r)
         r.register(_DropsCollector(drops, supervisor))
+        r.register(_CertExpiryCollector(registry))
 
     def observe(self, route: str, code: int, seconds: float, retries: int) -> None:
         self.requests.labels(route, str(code)).inc()
@@ -79,3 +80,23 @@ class _DropsCollector(Collector):
         for task, n in sorted(self.supervisor.restarts.items()):
             restarts.add_metric([task], n)
         yield restarts
+
+
+class _CertExpiryCollector(Collector):
+    """``nhigw_agent_cert_expiry_seconds{workstation, kind}``: when an online agent's HTTPS certificate
+    (``kind="server"``) and local CA (``kind="ca"``) end, epoch seconds as agents report them in their
+    presence (``TlsExpiry``); an agent serving plain HTTP, or older than the field, has no series.
+    Alert on ``nhigw_agent_cert_expiry_seconds - time() < 14 * 86400``: the agent renews its server
+    certificate at two thirds of its life, so a near end there means renewal is failing."""
+
+    def __init__(self, registry: "Registry") -> None:
+        self.registry = registry
+
+    def collect(self):
+        g = GaugeMetricFamily("nhigw_agent_cert_expiry_seconds", "agent HTTPS certificate end (epoch seconds), by workstation and kind (server, ca)", labels=["workstation", "kind"])
+        for ws, e in sorted(self.registry.entries.items()):
+            tls = e.presence.tls
+            if tls is not None and self.registry.online(ws):
+                g.add_metric([ws, "server"], tls.serverNotAfter)
+                g.add_metric([ws, "ca"], tls.caNotAfter)
+        yield g
