@@ -385,3 +385,24 @@ async def test_the_bridge_agrees_with_this_projects_agent(redis_server: str, bus
             await bridge.stop()
             await agent.stop()
             await runner.cleanup()
+
+
+def test_the_command_refuses_what_it_cannot_trust(tmp_path: Path) -> None:
+    """Plain http, a CA file that is not one, no gateway: each a clear exit, never a bridge that skips verification."""
+    import subprocess
+    import sys
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("NHIGW_")}
+        return subprocess.run([sys.executable, "-m", "nhigw", "agent", "--data-dir", str(tmp_path), *args], capture_output=True, text=True, timeout=60, env=env)
+
+    junk = tmp_path / "junk.crt"
+    junk.write_text("not a certificate")
+    cases = {
+        ("--component", "http://127.0.0.1:5066", "--redis", "redis://127.0.0.1:1/0"): "https only",
+        ("--component", "https://127.0.0.1:5066", "--component-ca", str(junk), "--redis", "redis://127.0.0.1:1/0"): "not a readable PEM certificate",
+        ("--component", "https://127.0.0.1:5066"): "needs --redis",
+    }
+    for args, said in cases.items():
+        res = run(*args)
+        assert res.returncode != 0 and said in res.stderr, (args, res.returncode, res.stderr[-500:])

@@ -27,7 +27,6 @@ real cloud would refuse a test SAM's signature or, worse, record a test visit as
 from __future__ import annotations
 
 import argparse
-import os
 import ssl
 import sys
 from dataclasses import dataclass
@@ -75,8 +74,9 @@ def add_cloud_options(sp: argparse.ArgumentParser) -> None:
 
 
 def from_args(args: argparse.Namespace) -> CloudTls:
-    """The command line's trust (``--cloud-ca`` / ``NHIGW_CLOUD_CA``); proxies from the environment (``HTTPS_PROXY``, ``NO_PROXY``)."""
-    ca = getattr(args, "cloud_ca", None) or os.environ.get("NHIGW_CLOUD_CA")
+    """The command line's trust (``--cloud-ca``, or ``NHIGW_CLOUD_CA`` through ``nhigw.cli.ENVIRONMENT``); proxies from
+    the environment (``HTTPS_PROXY``, ``NO_PROXY``)."""
+    ca = getattr(args, "cloud_ca", None)
     if ca and not Path(ca).is_file():
         sys.exit(f"nhigw: --cloud-ca {ca}: no such file")
     if ca:

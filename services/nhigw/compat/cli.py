@@ -15,7 +15,6 @@ compat too; it is renewed while compat runs.
 from __future__ import annotations
 
 import argparse
-import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -44,9 +43,9 @@ def build_from_args(args: argparse.Namespace, *, agent_url: str | None = None, c
     from nhigw.compat.app import build
 
     return build(
-        agent_url or getattr(args, "agent", None) or os.environ.get("NHIGW_AGENT_URL") or DEFAULT_AGENT_URL,
-        cloud_url or getattr(args, "cloud", None) or os.environ.get("NHIGW_CLOUD_URL") or DEFAULT_CLOUD_URL,
-        api_key=getattr(args, "api_key", None) or os.environ.get("NHIGW_API_KEY"),
+        agent_url or getattr(args, "agent", None) or DEFAULT_AGENT_URL,  # flags over environment: resolved by ``nhigw.cli``
+        cloud_url or getattr(args, "cloud", None) or DEFAULT_CLOUD_URL,
+        api_key=getattr(args, "api_key", None),
         close_com_finalizes=bool(getattr(args, "close_com_finalizes", False)),
         allowed_hosts=bind_hosts(getattr(args, "host", "127.0.0.1")),
         cloud_tls=cloudtls.from_args(args),
@@ -62,7 +61,7 @@ async def cmd_compat(args: argparse.Namespace, data_dir: Path, *, ca_dir: Path |
     from nhigw.common.tls import CertKeeper
 
     refuse_non_loopback(args, "compat")
-    keeper = None if args.no_tls else CertKeeper(data_dir, os.environ.get("NHIGW_WORKSTATION"), ca_dir=ca_dir)
+    keeper = None if args.no_tls else CertKeeper(data_dir, getattr(args, "workstation", None), ca_dir=ca_dir)
     renewal: list[asyncio.Task[None]] = []
 
     async def started() -> None:
