@@ -74,6 +74,8 @@ async def test_console_shows_a_reused_signature_and_a_wrong_sam_with_their_reaso
         # The test card applied through the API, in the institution's table (the SAM's institution is chosen first).
         await p.wait("return document.querySelector(`#tc-table tr[data-card='${arguments[0]}']`) !== null;", 5, applied["cardSn"])
         assert await p.js("return document.getElementById('hosp').value;") == sam_sig["hospitalId"]
+        patient = await p.text("#pt-table tr[data-card='000073898381']")
+        assert "測試十" in patient and "Z29*****29" in patient
 
         await p.click(reused)
         await p.wait("return document.querySelector('#req-table tr.detail') !== null;", 5)
