@@ -1,7 +1,8 @@
-"""A small runner of ``.http`` files in VS Code REST Client's format, for CI (``tests/test_collection.py``).
+"""A small runner of ``.http`` files (VS Code REST Client's and JetBrains HTTP Client's), for CI
+(``tests/test_collection.py``).
 
-No well-kept PyPI runner of this format exists (the maintained ones, httpyac and JetBrains'
-ijhttp, are npm / JVM tools), so this reads the part of the format the collection uses:
+No well-kept PyPI runner of these formats exists (the maintained ones, httpyac and JetBrains'
+ijhttp, are npm / JVM tools), so this reads the part of the formats the collection uses:
 
 - file variables ``@name = value`` (values may use other variables), overridden by the caller;
 - ``###`` between requests (the rest of that line is the request's title);
@@ -9,7 +10,10 @@ ijhttp, are npm / JVM tools), so this reads the part of the format the collectio
   (a JSON path of dots and ``[i]``) in a later request is replaced by that value;
 - the request line ``METHOD URL``, header lines, a blank line, the body;
 - ``# @expect FIELD V1 V2 ...``: the answer's ``FIELD`` must be one of the values (compared as
-  text); without one, ``statusCode`` must be 0. The answer must be HTTP 2xx JSON in any case.
+  text); without one, ``statusCode`` must be 0. The answer must be HTTP 2xx JSON in any case;
+- JetBrains response handlers ``> {% ... %}`` after a request, of the two forms the generator
+  writes: ``client.assert([V1, V2].includes(response.body.FIELD), ...)`` (the expectation) and
+  ``client.global.set("VAR", response.body.PATH)`` (a variable for later requests, ``{{VAR}}``).
 
 An unresolved ``{{...}}`` is an error, never sent as text.
 """
@@ -28,6 +32,14 @@ VAR = re.compile(r"\{\{\s*([^}]+?)\s*\}\}")
 BODY_REF = re.compile(r"(\w+)\.response\.body\.\$\.?(.*)")
 PATH_PART = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
 METHODS = {"GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"}
+JS_EXPECT = re.compile(r"client\.assert\((\[[^\]]*\])\.includes\(response\.body\.(\w+)\)")
+JS_SET = re.compile(r'client\.global\.set\("(\w+)",\s*response\.body\.([\w.\[\]]+)\)')
+
+
+def _handler(req: HttpRequest, script: str) -> None:
+    for values, key in JS_EXPECT.findall(script):
+        req.expect = (key, [v if isinstance(v, str) else json.dumps(v) for v in json.loads(values)])
+    req.sets += JS_SET.findall(script)
 
 
 @dataclass
@@ -39,6 +51,7 @@ class HttpRequest:
     body: str | None = None
     name: str | None = None
     expect: tuple[str, list[str]] = ("statusCode", ["0"])
+    sets: list[tuple[str, str]] = field(default_factory=list)  # JetBrains: (variable, path in the answer)
 
 
 @dataclass
@@ -62,8 +75,16 @@ def parse(text: str) -> HttpFile:
         expect: tuple[str, list[str]] | None = None
         state = "pre"
         body: list[str] = []
+        script: list[str] = []
         for line in lines:
             stripped = line.strip()
+            if state == "script" or (state != "pre" and stripped.startswith("> {%")):
+                script.append(stripped)
+                state = "script"
+                if stripped.endswith("%}"):
+                    _handler(req, "\n".join(script))  # type: ignore[arg-type]
+                    script, state = [], "body"
+                continue
             if state == "pre":
                 if not stripped:
                     continue
@@ -165,4 +186,7 @@ async def run(text: str, http: aiohttp.ClientSession, overrides: dict[str, str] 
             break
         if req.name:
             answers[req.name] = answer
+        for var, fld in req.sets:
+            value = _walk(answer, fld)
+            variables[var] = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
     return out

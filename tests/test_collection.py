@@ -6,12 +6,14 @@
 - Every request of every file runs, in order, against a running stack (agent with the seeded
   SAM, HC and doctor card; simulator; gateway) through ``tests/httpfile.py``, with the cloud
   host set to the simulator and to the gateway (pass-through): each answer's ``statusCode``
-  (``RtnCode`` for the upload) is the expected one, and the simulator holds what was written.
+  (``RtnCode`` for the upload) is the expected one, and the simulator holds what was written;
+  both formats (VS Code REST Client's and JetBrains HTTP Client's, its response handlers too).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 
 import pytest
 
@@ -19,14 +21,16 @@ from nhigw.sim import collection
 from tests.httpfile import parse, run
 from tests.stack import running_stack
 
-FILES = sorted(collection.OUT.glob("*.http"))
-TEXTS = {p.name: p.read_text(encoding="utf-8") for p in FILES}
+FLAVOURS = {"rest-client": collection.OUT, "jetbrains": collection.OUT / "jetbrains"}
+TEXTS = {flavour: {p.name: p.read_text(encoding="utf-8") for p in sorted(d.glob("*.http"))} for flavour, d in FLAVOURS.items()}
+ENV = json.loads((collection.OUT / "jetbrains" / "http-client.env.json").read_text(encoding="utf-8"))
 CARDS = ["sam:001000000103", "hc:000073898381", "hpc:000000329470"]
 
 
 def test_the_committed_collection_is_what_the_generator_writes() -> None:
     assert collection.stale() == [], "docs/collection is out of date: run `python -m nhigw.sim.collection` and commit it"
-    assert [p.name for p in FILES] == ["01-registration.http", "02-visit-with-writes.http", "03-virtual-card-visit.http", "04-upload.http"]
+    for texts in TEXTS.values():
+        assert list(texts) == ["01-registration.http", "02-visit-with-writes.http", "03-virtual-card-visit.http", "04-upload.http"]
 
 
 def test_the_generator_refuses_steps_that_do_not_fit_the_openapi_documents() -> None:
@@ -45,25 +49,29 @@ def test_the_generator_refuses_steps_that_do_not_fit_the_openapi_documents() -> 
 
 
 def test_every_file_names_the_hosts_as_variables_and_each_cloud_call_reads_a_signature_taken_before_it() -> None:
-    for path, text in TEXTS.items():
-        f = parse(text)
-        assert set(f.variables) == {"agent", "cloud"}, path
-        names: list[str] = []
-        for req in f.requests:
-            assert req.url.startswith(("{{agent}}", "{{cloud}}")), (path, req.url)
-            if req.url.startswith("{{cloud}}/api/v1/") or "ApplyVirtualHc" in req.url or "VNHI_Upload" in req.url:
-                sig = names[-1] if names else ""
-                assert sig.startswith("sig") and f"{{{{{sig}.response.body.$.signature}}}}" in (req.body or ""), (path, req.title)
-            if req.name:
-                names.append(req.name)
+    assert all(set(env) == {"agent", "cloud"} for env in ENV.values()) and ENV["gateway"]["cloud"].endswith(":8066")
+    for flavour, texts in TEXTS.items():
+        for path, text in texts.items():
+            f = parse(text)
+            assert set(f.variables) == ({"agent", "cloud"} if flavour == "rest-client" else set()), path
+            sigs: list[str] = []  # the signatures taken so far, newest last
+            for req in f.requests:
+                assert req.url.startswith(("{{agent}}", "{{cloud}}")), (path, req.url)
+                if req.url.startswith("{{cloud}}/api/v1/") or "ApplyVirtualHc" in req.url or "VNHI_Upload" in req.url:
+                    sig = sigs[-1] if sigs else ""
+                    wanted = f"{{{{{sig}.response.body.$.signature}}}}" if flavour == "rest-client" else f"{{{{{sig}_signature}}}}"
+                    assert wanted in (req.body or ""), (flavour, path, req.title)
+                name = req.name or next((v.split("_")[0] for v, _ in req.sets if v.endswith("_signature")), None)
+                if name and name.startswith("sig"):
+                    sigs.append(name)
 
 
-@pytest.mark.parametrize("cloud", ["simulator", "gateway-pass-through"])
-async def test_every_request_of_the_collection_runs_against_a_running_stack(cloud: str) -> None:
+@pytest.mark.parametrize(("flavour", "cloud"), [("rest-client", "simulator"), ("rest-client", "gateway-pass-through"), ("jetbrains", "simulator"), ("jetbrains", "gateway-pass-through")])
+async def test_every_request_of_the_collection_runs_against_a_running_stack(flavour: str, cloud: str) -> None:
     async with running_stack(cards=CARDS) as s:
         hosts = {"agent": s.agent_url, "cloud": s.sim_url if cloud == "simulator" else s.gateway_url}
         sent = 0
-        for name, text in TEXTS.items():  # one after another on the same stack, as a developer runs them
+        for name, text in TEXTS[flavour].items():  # one after another on the same stack, as a developer runs them
             outcomes = await run(text, s.http, hosts)
             failed = [o for o in outcomes if not o.ok]
             assert not failed, f"{name}: {failed[0].request.title} {failed[0].url}: {failed[0].why}\n{failed[0].answer}"
@@ -79,7 +87,7 @@ async def test_every_request_of_the_collection_runs_against_a_running_stack(clou
 
 
 async def test_the_runner_fails_a_refused_call_and_an_unresolved_reference() -> None:
-    text = TEXTS["01-registration.http"]
+    text = TEXTS["rest-client"]["01-registration.http"]
     last = text[text.rindex("###"):]
     again = text + "\n" + last.replace("###", "### the same signature again", 1)  # 3245: a signature is good for one call
     async with running_stack(cards=CARDS) as s:

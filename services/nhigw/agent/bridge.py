@@ -247,7 +247,7 @@ class ComponentBridge:
         self.supervisor = Supervisor(self.readiness)
         self.available = False
         self.problem: str | None = "not asked yet"
-        self.polls = 0  # Status polls answered (tests wait on it)
+        self.polls = 0  # Status polls made, answered or not
         self._states = CardStates()
         self._hpc_id: str | None = None
         self._lock = asyncio.Lock()  # the agent's own calls to the component, one at a time
@@ -289,6 +289,8 @@ class ComponentBridge:
             status, raw = await self._request(method, path, body, timeout_s=min(timeout_s, self.timeout_s))
             try:
                 status_code(json.loads(raw))
+                if status >= 500:
+                    raise ValueError(status)
             except ValueError:
                 raise _error(Code.COMPONENT_FAILED, f"the component answered {method} {path} with HTTP {status} and no 6.0 answer") from None
             return status, raw.decode("utf-8", "replace")
@@ -313,13 +315,15 @@ class ComponentBridge:
             except TimeoutError:
                 raise _error(Code.WORKSTATION_TIMEOUT, f"the official component did not answer {method} {path} within {timeout.total:g} s") from None
             except aiohttp.ServerFingerprintMismatch:
+                if self.problem != "certificate changed":  # logged once, not at every poll
+                    log.error("component_certificate_changed", component=self.trust.key, file=str(self.trust.pin_path),
+                              hint="if the 6.0 component was reinstalled, check its new certificate, then delete its line from the file or pass --component-ca")
                 self._down("certificate changed")
-                log.error("component_certificate_changed", component=self.trust.key, file=str(self.trust.pin_path),
-                          hint="if the 6.0 component was reinstalled, check its new certificate, then delete its line from the file or pass --component-ca")
                 raise _error(Code.WORKSTATION_OFFLINE, "the official component's certificate is not the one pinned: see the agent's log") from None
             except aiohttp.ClientConnectorCertificateError as exc:
+                if self.problem != "certificate not trusted":
+                    log.error("component_certificate_untrusted", component=self.trust.key, error=str(exc.certificate_error), hint="see --component-ca")
                 self._down("certificate not trusted")
-                log.error("component_certificate_untrusted", component=self.trust.key, error=str(exc.certificate_error), hint="see --component-ca")
                 raise _error(Code.WORKSTATION_OFFLINE, "the official component's certificate is not trusted: see --component-ca") from None
             except (aiohttp.ClientError, OSError) as exc:
                 self._down(type(exc).__name__)
@@ -357,6 +361,7 @@ class ComponentBridge:
 
     async def poll(self) -> None:
         """Read the component's Status once; tell the listeners if anything changed."""
+        self.polls += 1
         try:
             status, raw = await self._request("GET", "/api/common/v1/Status", None)
         except StatusError as err:
@@ -371,7 +376,6 @@ class ComponentBridge:
             self._down(f"Status answered HTTP {status} without a 6.0 answer")
             return
         states = parse_states(data)  # whatever its statusCode: the states are what matters here
-        self.polls += 1
         changed = not self.available or states != self._states
         if not self.available:
             log.info("component_available", component=self.url)

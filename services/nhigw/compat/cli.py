@@ -15,7 +15,6 @@ compat too; it is renewed while compat runs.
 from __future__ import annotations
 
 import argparse
-import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -31,6 +30,7 @@ def add_compat_parser(sub: Any, common: Callable[[argparse.ArgumentParser], None
     sp.add_argument("--port", type=int, default=5067)
     sp.add_argument("--agent", help=f"the workstation's agent URL (default {DEFAULT_AGENT_URL})")
     sp.add_argument("--cloud", help=f"business API URL: gateway, NHI cloud or simulator (default {DEFAULT_CLOUD_URL})")
+    sp.add_argument("--cloud-ca", metavar="FILE", help="PEM CA bundle trusted for --cloud (or NHIGW_CLOUD_CA); default: the system's store")
     sp.add_argument("--api-key", help="HIS client key for a gateway started with --clients")
     sp.add_argument("--api-key-file", help="file holding the HIS client key (or NHIGW_API_KEY / NHIGW_API_KEY_FILE): not visible in ps")
     sp.add_argument("--close-com-finalizes", action="store_true", help="csCloseCom calls Finalize (default: keep the device and SAM verification)")
@@ -38,15 +38,17 @@ def add_compat_parser(sub: Any, common: Callable[[argparse.ArgumentParser], None
 
 
 def build_from_args(args: argparse.Namespace, *, agent_url: str | None = None, cloud_url: str | None = None) -> Any:
+    from nhigw.common import cloudtls
     from nhigw.common.guard import bind_hosts
     from nhigw.compat.app import build
 
     return build(
-        agent_url or getattr(args, "agent", None) or os.environ.get("NHIGW_AGENT_URL") or DEFAULT_AGENT_URL,
-        cloud_url or getattr(args, "cloud", None) or os.environ.get("NHIGW_CLOUD_URL") or DEFAULT_CLOUD_URL,
-        api_key=getattr(args, "api_key", None) or os.environ.get("NHIGW_API_KEY"),
+        agent_url or getattr(args, "agent", None) or DEFAULT_AGENT_URL,  # flags over environment: resolved by ``nhigw.cli``
+        cloud_url or getattr(args, "cloud", None) or DEFAULT_CLOUD_URL,
+        api_key=getattr(args, "api_key", None),
         close_com_finalizes=bool(getattr(args, "close_com_finalizes", False)),
         allowed_hosts=bind_hosts(getattr(args, "host", "127.0.0.1")),
+        cloud_tls=cloudtls.from_args(args),
     )
 
 
@@ -59,7 +61,7 @@ async def cmd_compat(args: argparse.Namespace, data_dir: Path, *, ca_dir: Path |
     from nhigw.common.tls import CertKeeper
 
     refuse_non_loopback(args, "compat")
-    keeper = None if args.no_tls else CertKeeper(data_dir, os.environ.get("NHIGW_WORKSTATION"), ca_dir=ca_dir)
+    keeper = None if args.no_tls else CertKeeper(data_dir, getattr(args, "workstation", None), ca_dir=ca_dir)
     renewal: list[asyncio.Task[None]] = []
 
     async def started() -> None:
