@@ -10,7 +10,8 @@ agent once ``nhigw agent trust`` has put ``ca.crt`` where they look (:mod:`nhigw
 
 The server certificate lives :data:`SERVER_DAYS` days and is renewed at
 :data:`RENEW_AT` of its life: checked at start and every :data:`CHECK_S` seconds while
-running (:class:`CertKeeper`); new connections get the new certificate, no restart. A
+running (:class:`CertKeeper`); new connections get the new certificate, no restart. One that
+is not yet valid by the clock (stepped back since it was issued) is replaced too. A
 certificate not signed by this data directory's CA (an install from before the CA, which
 had a self-signed one) is replaced at start. The CA lives :data:`CA_DAYS` days; it is
 made anew only when missing, unreadable (sealed on another machine or user) or past
@@ -191,7 +192,8 @@ class LocalCA:
 
     def _server_ok(self, ca: x509.Certificate, now: dt.datetime) -> bool:
         cert, pw = self.server_cert(), self._password()
-        if cert is None or _due(cert, now):
+        # Not yet valid by this clock (it was stepped back, e.g. a reset CMOS clock): this machine's browsers refuse it too.
+        if cert is None or _due(cert, now) or now < cert.not_valid_before_utc:
             return False
         try:
             cert.verify_directly_issued_by(ca)  # a self-signed one from before the CA, or another CA's: not ours

@@ -270,6 +270,7 @@ class Presence(Model):
     states: CardStates = Field(default_factory=CardStates)
     leaving: bool = False
     tls: TlsExpiry | None = Field(default=None, description="absent from agents before it, and from an agent serving plain HTTP")
+    cloudEnv: Literal["production", "test"] | None = Field(default=None, description="the NHI cloud the agent verifies its SAM against (medvpndc production, medvpndct test); None: not known")
 
 
 class SignCall(Model):

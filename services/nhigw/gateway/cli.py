@@ -97,6 +97,7 @@ def build_gateway_app(args: argparse.Namespace, bus, *, cloud: str, data_dir: Pa
 
 def gateway_settings(args: argparse.Namespace, *, cloud: str, data_dir: Path, audit_file: bool, clients: Clients | None = None) -> GatewaySettings:
     """A replica's settings from its resolved flags (``nhigw.cli``)."""
+    from nhigw.common import cloudtls
     from nhigw.gateway.auth import Clients
     from nhigw.gateway.service import GatewaySettings
     from nhigw.gateway.upstream import UpstreamSettings
@@ -112,7 +113,8 @@ def gateway_settings(args: argparse.Namespace, *, cloud: str, data_dir: Path, au
         clients=clients if clients is not None else Clients(),
         audit_path=data_dir / "audit.jsonl" if audit_file else None,
         audit_checkpoints=data_dir / "audit-checkpoints.jsonl",
-        upstream=UpstreamSettings(**given("rate_per_s", "rate_burst")),
+        upstream=UpstreamSettings(**given("rate_per_s", "rate_burst"), tls=cloudtls.from_args(args)),
+        cloud_env=cloudtls.cloud_env(cloud, getattr(args, "cloud_env", None)),
         **given("site", "max_deliveries", "claim_idle_s", "replica_wait", "replica_wait_ms"),
         upload_url=getattr(args, "upload_cloud", None),
     )

@@ -75,6 +75,7 @@ from nhigw.bus.base import Bus, BusError
 from nhigw.bus.guard import MAX_ANSWER_BYTES, Drop, Drops, Seen, Supervisor, serve
 from nhigw.bus.rpc import RpcClient
 from nhigw.bus.seal import Sealer, SealError
+from nhigw.common.cloudtls import untrusted_error
 from nhigw.common.health import Readiness
 from nhigw.common.logging import get_logger
 from nhigw.contracts.buskeys import BusKeys
@@ -98,6 +99,7 @@ from nhigw.gateway.upstream import (
     NotSent,
     RateLimited,
     Transport,
+    Untrusted,
     UpstreamError,
     UpstreamRequest,
     UpstreamSettings,
@@ -155,6 +157,7 @@ class GatewaySettings:
     # ``attempted`` marker and the job's end. None: 1 replica under Sentinel, off (0) on one Redis.
     replica_wait: int | None = None
     replica_wait_ms: int = 1000
+    cloud_env: str | None = None  # "production" / "test" (``nhigw.common.cloudtls.cloud_env``); None: not known
 
 
 class Gateway:
@@ -515,6 +518,7 @@ class Gateway:
                 body = json.dumps(body_fields, ensure_ascii=False)
             elif job.workstation:
                 await self.need_online(job.workstation, admission=False)
+                self._same_cloud(job.workstation)
                 reply = await self.rpc.sign(job.workstation, route.kind, route.serviceType, timeout_s=self.settings.sign_timeout_s)
                 agent_id = self.agents.agent_id(job.workstation)
                 if not reply.ok or reply.signature is None:
@@ -596,7 +600,10 @@ class Gateway:
         except BadStatus as exc:
             status, payload = exc.response.status, exc.response.body
         except UpstreamError as exc:
-            if isinstance(exc, MaybeSent):
+            cause = exc.last_failure if isinstance(exc, CircuitOpen) else exc
+            if isinstance(cause, Untrusted):
+                err = untrusted_error(Code.UPSTREAM_UNAVAILABLE, self.settings.cloud_url, cause)
+            elif isinstance(exc, MaybeSent):
                 err = StatusError(Code.OUTCOME_UNKNOWN, f"the test API call may have reached the NHI cloud ({exc}); not repeated")
             else:
                 err = StatusError(Code.UPSTREAM_UNAVAILABLE, f"NHI cloud test API unavailable ({exc}); not sent")
@@ -604,7 +611,22 @@ class Gateway:
         code, payload = _coded(payload, status)
         return http_status(code), payload
 
+    def _same_cloud(self, workstation: str) -> None:
+        """1003 when this workstation's SAM is verified against the other NHI cloud (test vs production; ``nhigw.common.cloudtls``)."""
+        entry = self.registry.entries.get(workstation)
+        theirs, ours = (entry.presence.cloudEnv if entry else None), self.settings.cloud_env
+        if theirs and ours and theirs != ours:
+            raise StatusError(
+                Code.PROD_TEST_MIXED,
+                f"workstation {workstation!r} verifies its SAM against the {theirs} NHI cloud; this gateway sends to the {ours} cloud: "
+                "point the agent's and the gateway's --cloud at the same one (medvpndc production, medvpndct test)",
+                workstation=workstation,
+            )
+
     def _upstream_status(self, exc: UpstreamError, job: QueuedJob) -> StatusError:
+        cause = exc.last_failure if isinstance(exc, CircuitOpen) else exc
+        if isinstance(cause, Untrusted):
+            return untrusted_error(Code.UPSTREAM_UNAVAILABLE, self.settings.cloud_url, cause)
         if isinstance(exc, CircuitOpen):
             return StatusError(Code.UPSTREAM_UNAVAILABLE, "NHI cloud circuit open; not sent")
         if isinstance(exc, RateLimited):
