@@ -80,7 +80,7 @@ from nhigw.bus.guard import Supervisor
 from nhigw.common.health import Readiness
 from nhigw.common.logging import get_logger
 from nhigw.contracts.codes import Code, StatusError, message
-from nhigw.contracts.models import CardStates, ErrorBody, SessionCall, SessionReply, SignatureKind, SignatureResponse, TlsExpiry
+from nhigw.contracts.models import CardStates, ErrorBody, SessionCall, SessionReply, SignatureKind, SignatureRequest, SignatureResponse, TlsExpiry
 
 log = get_logger("nhigw.agent.bridge")
 
@@ -279,7 +279,7 @@ class ComponentBridge:
 
     async def sign(self, kind: SignatureKind, service_type: str) -> SignatureResponse:
         try:
-            body = await self._json("POST", SIGNATURE_PATHS[kind], {"serviceType": service_type})
+            body = await self._json("POST", SIGNATURE_PATHS[kind], SignatureRequest(serviceType=service_type).model_dump_json())
         finally:
             self._kick.set()
         fields = normalise_signature(body)
@@ -335,9 +335,9 @@ class ComponentBridge:
                 self._down(f"not answering ({type(exc).__name__})")
                 raise _error(Code.WORKSTATION_OFFLINE, f"the official component is not answering ({type(exc).__name__})") from None
 
-    async def _json(self, method: str, path: str, body: dict[str, Any] | None) -> dict[str, Any]:
+    async def _json(self, method: str, path: str, body: str | None) -> dict[str, Any]:
         """A 6.0 answer that succeeded (2xx, ``statusCode`` 0); its code otherwise; 9416 if it is not a 6.0 answer."""
-        status, raw = await self._request(method, path, json.dumps(body) if body is not None else None)
+        status, raw = await self._request(method, path, body)
         try:
             data = json.loads(raw)
             code = status_code(data)
