@@ -54,8 +54,9 @@ async def test_doctor_all_green_then_each_fault_with_its_fix(tmp_path: Path, red
     port = free_port()
     cloud = f"https://127.0.0.1:{port}"
     base = ["--redis", url, "--bus-prefix", bus_prefix, "--data-dir", str(data), "--cloud", cloud]
+    bus = RedisBus(url)
     try:
-        async with running_stack(bus=RedisBus(url), prefix=bus_prefix, gateway_key=base64.b64decode(key), cloud_url=cloud) as s, https_cloud(s.store, tmp_path / "ca", port):
+        async with running_stack(bus=bus, prefix=bus_prefix, gateway_key=base64.b64decode(key), cloud_url=cloud) as s, https_cloud(s.store, tmp_path / "ca", port):
             await s.ready()
             rc, rows, _ = await doctor(*base, "--cloud-ca", str(ca.ca_path), key=key)
             assert rc == 0 and not failing(rows), failing(rows)
@@ -105,6 +106,7 @@ async def test_doctor_all_green_then_each_fault_with_its_fix(tmp_path: Path, red
             rc, rows, _ = await doctor("--agent", s.agent_url, "--data-dir", str(data), "--cloud", cloud, "--cloud-ca", str(ca.ca_path))
             assert rc == 0 and any(r["check"] == "SAM" and "verified" in r["result"] for r in rows), rows
     finally:
+        await bus.close()
         proc.terminate()
         proc.wait(5)
 

@@ -315,16 +315,12 @@ async def check_workstations(rep: Report, client: Any, args: argparse.Namespace,
 
 def check_files(rep: Report, hop: str, directory: Path) -> None:
     """Permissions of a data directory and its files (POSIX), expiry of its certificates."""
-    from nhigw.common.secretbox import NoMachineIdentity, machine_identity
+    from nhigw.common.secretbox import NoMachineIdentity, sealing_source
 
-    if os.environ.get("NHIGW_MASTER_KEY"):
-        rep.add(hop, "封存金鑰 sealing", "OK", "NHIGW_MASTER_KEY set")
-    else:
-        try:
-            machine_identity()
-            rep.add(hop, "封存金鑰 sealing", "OK", f"bound to this machine's identity ({sys.platform})")
-        except NoMachineIdentity as exc:
-            rep.add(hop, "封存金鑰 sealing", "FAIL", str(exc), "設定 NHIGW_MASTER_KEY（隨機值，與本機一同保存）", "set NHIGW_MASTER_KEY (a random secret kept with this machine)")
+    try:
+        rep.add(hop, "封存金鑰 sealing", "OK", f"bound to {sealing_source()}")
+    except NoMachineIdentity as exc:
+        rep.add(hop, "封存金鑰 sealing", "FAIL", str(exc), "設定 NHIGW_MASTER_KEY（隨機值，與本機一同保存）", "set NHIGW_MASTER_KEY (a random secret kept with this machine)")
     if not directory.exists():
         rep.add(hop, "資料目錄 data dir", "WARN", f"{directory} does not exist (nothing kept here yet)", "確認 --data-dir 與服務使用者相同", "check that --data-dir is the service's")
         return
