@@ -39,6 +39,7 @@ from nhigw.bus.enrol import AgentIdentity
 from nhigw.bus.guard import MAX_CALL_BYTES, Drops, Seen, Supervisor, serve
 from nhigw.bus.seal import seal_envelope
 from nhigw.common.logging import get_logger
+from nhigw.common.tls import not_after
 from nhigw.contracts.buskeys import BusKeys
 from nhigw.contracts.codes import Code, StatusError, http_status, message
 from nhigw.contracts.models import (
@@ -73,6 +74,7 @@ class BusLink:
         self._kick = asyncio.Event()
         self._http: aiohttp.ClientSession | None = None
         self._sub: Subscription | None = None
+        self._certs_at: tuple[float, dict[str, float]] | None = None
 
     def presence(self, leaving: bool = False) -> Presence:
         return Presence(
@@ -83,7 +85,15 @@ class BusLink:
             interval_s=self.interval_s,
             states=self.agent.card_states(),
             leaving=leaving,
+            certs=self._certs(),
         )
+
+    def _certs(self) -> dict[str, float]:
+        """The agent's certificates' expiry, read from its data directory at most once a minute (they change when renewed)."""
+        now = time.monotonic()
+        if self._certs_at is None or now - self._certs_at[0] >= 60.0:
+            self._certs_at = (now, not_after(self.agent.data_dir))
+        return self._certs_at[1]
 
     def _seal(self, channel: str, data: bytes) -> bytes:
         return seal_envelope(self.identity.key, channel, self.agent.workstation, data)

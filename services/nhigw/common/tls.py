@@ -223,6 +223,21 @@ class CertKeeper:
                 log.warning("tls_renewal_failed", error=type(exc).__name__)
 
 
+def not_after(data_dir: Path | None) -> dict[str, float]:
+    """When this data directory's certificates expire (epoch s): ``tls-ca`` (the local CA: browsers must
+    trust a new one, ``nhigw agent trust``) and ``tls-server``, those that exist. The agent reports them in
+    its presence for the gateway's metrics (``nhigw_gateway_workstation_cert_not_after_timestamp_seconds``)."""
+    out: dict[str, float] = {}
+    if data_dir is None:
+        return out
+    for name, path in (("tls-ca", Path(data_dir) / "ca.crt"), ("tls-server", Path(data_dir) / "tls.crt")):
+        try:
+            out[name] = x509.load_pem_x509_certificate(path.read_bytes()).not_valid_after_utc.timestamp()
+        except (OSError, ValueError):
+            continue
+    return out
+
+
 def ensure_cert(data_dir: Path, workstation: str | None = None) -> tuple[Path, Path]:
     ca = LocalCA(data_dir, workstation)
     ca.ensure()

@@ -261,6 +261,7 @@ class Presence(Model):
     interval_s: float
     states: CardStates = Field(default_factory=CardStates)
     leaving: bool = False
+    certs: dict[str, float] = Field(default_factory=dict, max_length=8)  # notAfter (epoch s) of the agent's certificates, by name
 
 
 class SignCall(Model):

@@ -93,6 +93,7 @@ from nhigw.gateway.audit import (
     JobStream,
     MemoryAudit,
     RedisAudit,
+    VerifyResult,
     audit_key,
     mask_card,
     mask_patient,
@@ -115,6 +116,7 @@ from nhigw.gateway.upstream import (
     UpstreamError,
     UpstreamRequest,
     UpstreamSettings,
+    tcp_reachable,
 )
 
 log = get_logger("nhigw.gateway.service")
@@ -161,6 +163,7 @@ class GatewaySettings:
     audit_path: Path | None = None
     audit_checkpoints: Path | None = None  # the audit's signed checkpoints (nhigw.gateway.audit); None: logged only
     audit_checkpoint_s: float = 5.0
+    audit_check_every_s: float = 3600.0  # the whole chain checked this often (metric nhigw_gateway_audit_chain_ok); 0: never
     transport: Transport | None = None
     session_idle_s: float = 900.0  # device sessions (nhigw.gateway.sessions)
     sessions_per_device: int = 2
@@ -207,7 +210,8 @@ class Gateway:
         self.cloud = CloudClient(settings.cloud_url, settings.upstream, settings.transport)
         same = not settings.upload_url or settings.upload_url.rstrip("/") == settings.cloud_url.rstrip("/")
         self.upload_cloud = self.cloud if same else CloudClient(settings.upload_url or "", settings.upstream, settings.transport)
-        self.metrics = Metrics(queue=self.queue, breaker=self.cloud.breaker, registry=self.registry, rpc=self.rpc, drops=self.drops, supervisor=self.supervisor)
+        self.metrics = Metrics(queue=self.queue, breaker=self.cloud.breaker, registry=self.registry, rpc=self.rpc, drops=self.drops, supervisor=self.supervisor,
+                               cloud_probe=lambda: tcp_reachable(settings.cloud_url))
         from nhigw.gateway.sessions import DeviceSessions  # device sessions (issue 10): one-call per device session
 
         self.sessions = DeviceSessions(
@@ -241,12 +245,27 @@ class Gateway:
         sub = self._done_sub = await self.bus.subscribe(self.done_channel)
         self.supervisor.start("done-listener", lambda: serve(sub, "done", self._on_done, self.drops, max_bytes=MAX_ANSWER_BYTES))
         self._workers = workers
+        if self.settings.audit_check_every_s > 0:
+            self.supervisor.start("audit-check", self._audit_check_loop)
         if workers:
             self.supervisor.start("worker", self._work_loop)
             self.supervisor.start("worker-keepalive", self._keepalive)
 
+    async def check_audit(self) -> VerifyResult:
+        """The whole audit chain and its checkpoints checked; the result goes to the metrics (and is logged if it fails)."""
+        res = await self.audit.verify()
+        self.metrics.audit_checked_now(res)
+        if not res.ok:
+            log.error("audit_chain_check_failed", problems=res.problems[:5], count=res.count)
+        return res
+
+    async def _audit_check_loop(self) -> None:
+        while True:
+            await self.check_audit()
+            await asyncio.sleep(self.settings.audit_check_every_s)
+
     async def close(self) -> None:
-        await self.supervisor.stop("worker", "worker-keepalive")
+        await self.supervisor.stop("worker", "worker-keepalive", "audit-check")
         # A clean stop drains: jobs in flight get ``drain_s`` to finish (answer stored, XACK).
         # Past it they are cancelled; their entries stay pending and another replica (or this
         # one after a restart) reclaims them. A write already sent keeps its marker (9403).
