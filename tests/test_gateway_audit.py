@@ -254,7 +254,7 @@ async def test_an_unreadable_record_in_the_file_is_counted_by_the_api_and_the_ex
         lines[2] = b"[" * 5000 + b"\n"
         path.write_bytes(b"".join(lines))
         await gw.audit.close()
-        gw.audit = FileAudit(path, gw.audit.key)
+        gw.backend.audit = FileAudit(path, gw.audit.key)
 
     async with gateway(MemoryBus(), audit_path=path) as (url, gw):
         await _unreadable_records_are_counted(url, gw.audit, corrupt, 1)

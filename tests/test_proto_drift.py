@@ -121,4 +121,5 @@ async def test_every_api_row_is_routed_by_its_service(monkeypatch: pytest.Monkey
     documented = {(r.method, _shape(r.path)) for r in api.SIM} | {("POST", "/api/v1/{}")}
     served = {(r.method, _shape(r.resource.canonical)) for r in services["sim"][0].router.routes() if r.resource is not None and r.method != "HEAD"}
     ui = {("GET", base + tail) for base in ("/api/swagger", "/test/swagger") for tail in ("", "/", "/index.html", "/init.js")}  # Swagger UI's page and files: not API
-    assert served - documented - ui == {("GET", "/healthz")}
+    console = {("GET", "/console"), ("GET", "/console/"), ("GET", "/console/static")}  # the developer console's page and files: not API
+    assert served - documented - ui - console == {("GET", "/healthz")}

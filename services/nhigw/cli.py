@@ -89,10 +89,10 @@ def bus_from(args: argparse.Namespace, *, gateway: bool = True) -> "Bus":
 # ------------------------------------------------------------------ builders (shared by the subcommands and `up`)
 
 
-def build_sim(store=None, state=None) -> web.Application:
+def build_sim(store=None, state=None, console_requests: int = 200) -> web.Application:
     from nhigw.sim.app import create_app
 
-    return create_app(store, state)
+    return create_app(store, state, console_requests=console_requests)
 
 
 async def build_agent(args: argparse.Namespace, *, bank=None):
@@ -228,7 +228,7 @@ async def cmd_sim(args: argparse.Namespace) -> None:
         state = StateFile(args.state, reset=args.reset)
     elif args.reset:
         sys.exit("nhigw sim: --reset needs --state FILE")
-    await serve([Site(build_sim(store, state), args.host, args.port, label="sim")])
+    await serve([Site(build_sim(store, state, args.console_requests), args.host, args.port, label="sim")])
 
 
 async def cmd_vcard(args: argparse.Namespace) -> None:
@@ -391,6 +391,7 @@ def parser() -> argparse.ArgumentParser:
     sp.add_argument("--dedupe-writes", action="store_true", help="answer a write sent again with the same Idempotency-Key from a cache instead of executing it (the real NHI cloud does not)")
     sp.add_argument("--state", metavar="FILE", help="keep the simulator's state (patients, test cards, visits, numbers, uploads, used signatures, clock, counts) in this SQLite file across restarts (default: in memory)")
     sp.add_argument("--reset", action="store_true", help="with --state: forget the saved state and start from the seed")
+    sp.add_argument("--console-requests", type=int, default=200, metavar="N", help="how many of the last requests the developer console (/console/, needs --admin) keeps in memory (default 200; not kept in --state)")
 
     sp = sub.add_parser("vcard", help="virtual cards into pcscd via vpcd")
     common(sp)
@@ -456,6 +457,15 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> None:
+    from nhigw.common.secretbox import NoMachineIdentity
+
+    try:
+        _main(argv)
+    except NoMachineIdentity as exc:  # a clear refusal, not a stack trace (nhigw.common.secretbox)
+        sys.exit(f"nhigw: {exc}")
+
+
+def _main(argv: list[str] | None) -> None:
     args = parser().parse_args(argv)
     configure(args.log_level)
     resolve_secrets(args)

@@ -17,8 +17,9 @@ from typing import Any
 
 import structlog
 
-SECRET_KEYS = {"pin", "puk", "newpin", "oldpin", "password", "private_key", "privatekey", "key_pem", "passphrase", "token", "qrcodestring"}
-TRUNCATE_KEYS = {"signature", "clientrandom"}
+SECRET_KEYS = {"pin", "puk", "newpin", "oldpin", "password", "private_key", "privatekey", "privatekeypem", "key_pem", "passphrase", "token", "accesstoken", "qrcodestring"}
+# the upload host names the signature sSignature; a written prescription answers its items' signatures
+TRUNCATE_KEYS = {"signature", "clientrandom", "ssignature", "sclientrandom", "signatureitems", "hexsignatureitems"}
 ID_RE = re.compile(r"\b([A-Z])([0-9A-Z])(\d{6})(\d{2})\b")
 
 

@@ -134,6 +134,8 @@ SIM: list[Endpoint] = [
     Endpoint("DELETE", "/test/v1/Faults", "admin: clear every fault rule", None, c.FaultList, "admin"),
     Endpoint("POST", "/test/v1/Clock", "admin: shift the simulator's clock", c.ClockRequest, m.StatusCodeBody, "admin"),
     Endpoint("GET", "/test/v1/Stats", "calls, executed writes per route and per Idempotency-Key", None, c.StatsResponse, "admin"),
+    Endpoint("GET", "/test/v1/Console/Requests", "admin: the last requests the simulator received, decoded and masked, with their signature checks and answers (console /console/)", None, c.ConsoleRequests, "admin"),
+    Endpoint("GET", "/test/v1/Console/Overview", "admin: institutions, an institution's test cards (?hospitalId=) and the test patients, IDs masked (console /console/)", None, c.ConsoleOverview, "admin"),
     Endpoint("GET", "/api/swagger/v1/swagger.json", "雲端業務 API 的 OpenAPI 文件 (Swagger UI: /api/swagger/index.html)", None, None, "swagger"),
     Endpoint("GET", "/test/swagger/v1/swagger.json", "測試卡 API 的 OpenAPI 文件 (Swagger UI: /test/swagger/index.html)", None, None, "swagger"),
 ]

@@ -19,7 +19,7 @@ ROC dates are ``yyyMMdd`` (7), ROC date-times ``yyyMMddHHmmss`` (13).
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, Field, StringConstraints
 
@@ -558,6 +558,72 @@ class StatsResponse(CloudResponse):
     replays: dict[str, int] = Field(description="answers served from the idempotency cache, per key (only with --dedupe-writes)")
     writesByContent: dict[str, int] = Field(default_factory=dict, description="executed writes per content (a hash of route, institution, patient and business fields; not the signature or key)")
     writesTwice: list[str] = Field(default_factory=list, description="content hashes executed more than once")
+
+
+class ConsoleCheck(Model):
+    """One check the simulator made of a request's signature (``sim/auth.py``), passed or failed."""
+
+    name: str = Field(description="serviceType, sam, contract, cardIds, challenge (SAM verification), signature or clientRandom")
+    ok: bool
+    detail: str = ""
+
+
+class ConsoleRequest(Model):
+    """A request the simulator received, as its developer console shows it: the decoded bodies
+    masked (national IDs cut to 3 + 2 characters, signatures to 8, tokens and keys hidden)."""
+
+    seq: int
+    at: str = Field(description="when it arrived, ISO 8601 in Taiwan time (the simulator's clock)")
+    method: str
+    path: str
+    status: int = Field(description="HTTP status of the answer (0: the connection was reset, no answer)")
+    statusCode: int | str | None = Field(None, description="the answer's statusCode (RtnCode for the upload host)")
+    idempotencyKey: str | None = None
+    ms: float = Field(description="time to answer, milliseconds")
+    body: dict[str, Any] | list[Any] | str | None = None
+    answer: dict[str, Any] | list[Any] | str | None = None
+    checks: list[ConsoleCheck] = Field(default_factory=list)
+
+
+class ConsoleRequests(CloudResponse):
+    requests: list[ConsoleRequest] = Field(default_factory=list, description="oldest first")
+    max: int = Field(description="how many of the last requests the simulator keeps")
+
+
+class ConsoleVisit(Model):
+    treatDateTime: str
+    sequenceNumber: str
+    treatmentItem: str
+    rolledBack: bool
+    mainCode: str = ""
+
+
+class ConsolePatient(Model):
+    cardSn: str
+    name: str
+    idCardNum: str = Field(description="masked (3 + 2 characters)")
+    birthday: str
+    sex: str
+    insuranceStatus: str
+    cardValidity: str
+    treatmentCounter: str
+    testCardOf: str | None = None
+    visits: list[ConsoleVisit] = Field(default_factory=list, description="at the chosen institution, newest first (the last 5)")
+
+
+class ConsoleInstitution(Model):
+    hospitalId: str
+    hospitalName: str
+    contract: str
+    samIds: list[str]
+
+
+class ConsoleOverview(CloudResponse):
+    hospitalId: str | None = Field(None, description="the institution shown")
+    institutions: list[ConsoleInstitution] = Field(default_factory=list)
+    testCards: list[ConsolePatient] = Field(default_factory=list, description="its virtual test cards (ApplyVirtualHc/Apply)")
+    remaining: int = 0
+    patients: list[ConsolePatient] = Field(default_factory=list, description="the seeded test patients")
 
 
 # --------------------------------------------------------------------------- route -> (request, response)

@@ -191,12 +191,16 @@ async def self_issued_token(bus, prefix: str, args: argparse.Namespace, workstat
     """The ``--bus-key`` path for trusted hosts (demo containers): an agent holding the *gateway* key
     issues its own enrolment token in Redis. Whoever holds that key can act as any workstation, so
     real workstations enrol with a token from ``nhigw gateway enrol-token`` instead."""
+    from nhigw.bus.seal import Sealer
     from nhigw.contracts.buskeys import BusKeys
     from nhigw.gateway.agents import AgentKeys
-    from nhigw.gateway.store import RedisKV
+    from nhigw.gateway.backend import BackendSettings, make_backend
 
     key = gateway_key(args)
-    client = getattr(bus, "client", None)
-    if key is None or client is None:
+    if key is None:
         return None
-    return await AgentKeys(bus, RedisKV(client), BusKeys(prefix), key).issue_token(workstation, ttl_s=120)
+    keys = BusKeys(prefix)
+    backend = make_backend(bus, BackendSettings(keys=keys, box=Sealer(key), instance=workstation, gateway_key=key))
+    if not backend.shared:  # one process: the gateway there issues the token itself (`nhigw up`)
+        return None
+    return await AgentKeys(bus, backend.kv, keys, key).issue_token(workstation, ttl_s=120)

@@ -73,8 +73,6 @@ import structlog
 
 from nhigw.bus.base import Bus, BusError
 from nhigw.bus.guard import MAX_ANSWER_BYTES, Drop, Drops, Seen, Supervisor, serve
-from nhigw.bus.redisurl import is_sentinel
-from nhigw.bus.resp import ReplicaWait
 from nhigw.bus.rpc import RpcClient
 from nhigw.bus.seal import Sealer, SealError
 from nhigw.common.health import Readiness
@@ -84,27 +82,14 @@ from nhigw.contracts.codes import Code, StatusError, http_status
 from nhigw.contracts.models import JobAnswer, QueuedJob, SignatureObject
 from nhigw.contracts.routes import VNHI_UPLOAD, Route, lookup
 from nhigw.gateway.agents import AgentKeys
-from nhigw.gateway.audit import (
-    AuditAttempt,
-    AuditLog,
-    AuditRecord,
-    FileAudit,
-    JobEnd,
-    JobStream,
-    MemoryAudit,
-    RedisAudit,
-    VerifyResult,
-    audit_key,
-    mask_card,
-    mask_patient,
-    outcome_of,
-)
+from nhigw.gateway.audit import AuditAttempt, AuditLog, AuditRecord, JobEnd, VerifyResult, mask_card, mask_patient, outcome_of
 from nhigw.gateway.auth import Client, Clients
+from nhigw.gateway.backend import BackendSettings, make_backend
 from nhigw.gateway.deadletters import DeadLetters
 from nhigw.gateway.metrics import Metrics
-from nhigw.gateway.queue import Admission, Delivery, MemoryQueue, RedisQueue, WorkQueue
+from nhigw.gateway.queue import Admission, Delivery, WorkQueue
 from nhigw.gateway.registry import Registry
-from nhigw.gateway.store import KV, MemoryKV, RedisKV, answer_aad
+from nhigw.gateway.store import KV, answer_aad
 from nhigw.gateway.upstream import (
     BadStatus,
     CircuitOpen,
@@ -181,19 +166,13 @@ class Gateway:
         self.instance = settings.instance
         # Jobs and answers carry signatures and personal data: sealed with the gateway key in Redis.
         self.box = Sealer(settings.gateway_key)
-        client = getattr(bus, "client", None)
-        if client is not None:  # RedisBus: everything shared through the same Redis
-            n = settings.replica_wait if settings.replica_wait is not None else (1 if is_sentinel(getattr(bus, "url", None)) else 0)
-            wait = ReplicaWait(n, settings.replica_wait_ms) if n > 0 else None
-            self.kv: KV = RedisKV(client, wait=wait)
-            self.queue: WorkQueue = RedisQueue(client, keys.jobs, keys.jobs_group, keys.dead, max_deliveries=settings.max_deliveries, box=self.box, wait=wait)
-            jobs = JobStream(keys.jobs, keys.jobs_group, int(settings.idempotency_window_s * 1000), keys.done(""), self.instance)
-            self.audit: AuditLog = RedisAudit(client, keys, audit_key(settings.gateway_key), jobs, wait=wait)
-        else:
-            self.kv = MemoryKV()
-            self.queue = MemoryQueue(max_deliveries=settings.max_deliveries)
-            akey = audit_key(settings.gateway_key, settings.audit_path.with_name("audit.key") if settings.audit_path else None)
-            self.audit = FileAudit(settings.audit_path, akey) if settings.audit_path else MemoryAudit(akey)
+        self.backend = make_backend(bus, BackendSettings(
+            keys=keys, box=self.box, instance=self.instance, gateway_key=settings.gateway_key, max_deliveries=settings.max_deliveries,
+            idempotency_window_s=settings.idempotency_window_s, audit_path=settings.audit_path,
+            replica_wait=settings.replica_wait, replica_wait_ms=settings.replica_wait_ms,
+        ))
+        self.kv: KV = self.backend.kv
+        self.queue: WorkQueue = self.backend.queue
         self.audit.keep_checkpoints(settings.audit_checkpoints, self.instance, settings.audit_checkpoint_s)
         # Readiness as named checks (``/readyz``); every background task supervised (restarted with
         # backoff, its check failing until it runs again); every bus message that is dropped counted.
@@ -215,7 +194,7 @@ class Gateway:
         from nhigw.gateway.sessions import DeviceSessions  # device sessions (issue 10): one-call per device session
 
         self.sessions = DeviceSessions(
-            bus=bus, keys=keys, agents=self.agents, registry=self.registry, kv=self.kv, box=self.box, audit=self.audit,
+            bus=bus, keys=keys, agents=self.agents, registry=self.registry, kv=self.kv, index=self.backend.sessions, box=self.box, audit=self.audit,
             drops=self.drops, supervisor=self.supervisor, instance=self.instance, site=settings.site,
             idle_s=settings.session_idle_s, per_device=settings.sessions_per_device, per_hospital=settings.sessions_per_hospital,
         )
@@ -232,6 +211,10 @@ class Gateway:
         self._waiters: dict[str, dict[asyncio.Future[tuple[JobAnswer, Phases | None]], str | None]] = {}
         self.done_channel = keys.done(self.instance)  # this replica's own: answers for requests waiting here
         self._done_sub: Any = None
+
+    @property
+    def audit(self) -> AuditLog:
+        return self.backend.audit
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -499,27 +482,14 @@ class Gateway:
         log.info("job_done", route=job.path, httpStatus=ans.httpStatus, attempts=ans.attempts, deliveries=deliveries, stored=final)
 
     async def _finish(self, entry_id: str, job: QueuedJob, ans: JobAnswer, final: bool, rec: AuditRecord | None, phases: Phases) -> None:
-        """Audit, store (or release) the key, announce the answer, XACK: one script on Redis, batched."""
+        """Audit, store (or release) the key, announce the answer, XACK (``Backend.end_job``: one script on Redis, batched)."""
         t0 = time.perf_counter()
         akey = job.answerKey
         sealed = self.box.seal(ans.model_dump_json().encode(), answer_aad(akey))
         message = akey.encode() + b" " + sealed
-        window = self.settings.idempotency_window_s
-        if isinstance(self.queue, RedisQueue) and isinstance(self.audit, RedisAudit):
-            k = self.keys
-            end = JobEnd(answer=k.answer(akey), inflight=k.inflight(akey), attempted=k.attempted(akey), waiters=k.waiters(akey), store=final, sealed=sealed, entry_id=entry_id, message=message, origin=job.origin)
-            await self.audit.finish_job(rec, end)
-        else:  # one process (in-memory bus): no other replica to tell
-            if rec is not None:
-                await self.audit.append(rec)
-            if final:
-                await self.kv.set(self.keys.answer(akey), sealed, ttl_s=window, nx=True)  # never over a stored answer
-            else:
-                await self.kv.delete(self.keys.inflight(akey))
-                await self.kv.delete(self.keys.attempted(akey))
-            if job.origin and job.origin != self.instance:
-                await self.bus.publish(self.keys.done(job.origin), message)
-            await self.queue.ack(entry_id)
+        k = self.keys
+        end = JobEnd(answer=k.answer(akey), inflight=k.inflight(akey), attempted=k.attempted(akey), waiters=k.waiters(akey), store=final, sealed=sealed, entry_id=entry_id, message=message, origin=job.origin)
+        await self.backend.end_job(rec, end)
         phases.audit = (time.perf_counter() - t0) * 1000
         self._resolve(akey, ans, phases)  # this replica's waiters: no round trip through Redis
 

@@ -193,7 +193,7 @@ class DeviceSessions:
     """Opens, finds, renews and closes device sessions; forwards their card operations."""
 
     def __init__(
-        self, *, bus: "Bus", keys: BusKeys, agents: "AgentKeys", registry: "Registry", kv: "KV", box: "Sealer", audit: "AuditLog",
+        self, *, bus: "Bus", keys: BusKeys, agents: "AgentKeys", registry: "Registry", kv: "KV", index: "SessionIndex", box: "Sealer", audit: "AuditLog",
         drops: "Drops", supervisor: "Supervisor", instance: str, site: str,
         idle_s: float = 900.0, per_device: int = 2, per_hospital: int = 200, call_timeout_s: float = 10.0,
     ) -> None:
@@ -203,8 +203,7 @@ class DeviceSessions:
         self.keys = keys
         self.rpc = SessionRpc(bus, _SessionKeys(keys.prefix), agents, drops=drops, supervisor=supervisor, receiver="session-replies")
         self.rpc.alive = registry.online  # a session call waiting on an agent that goes away: 9400 at once
-        client = getattr(bus, "client", None)
-        self.index: SessionIndex = RedisSessionIndex(client, 86400.0) if client is not None else SessionIndex()
+        self.index = index  # shared by the replicas on Redis (``nhigw.gateway.backend``)
         self.served: Counter[str] = Counter()  # this replica's opens per workstation: least-loaded first
 
     async def start(self) -> None:

@@ -9,7 +9,7 @@
   ``--dedupe-writes``); always readable: no personal data.
 
 Faults and the clock are off unless enabled (``nhigw sim --admin``, ``NHIGW_SIM_ADMIN=1`` or
-``SimStore.admin_enabled``): otherwise they answer 9404 / HTTP 403. Fault semantics are in
+``SimStore.admin_enabled``): otherwise they answer 9411 / HTTP 403. Fault semantics are in
 ``contracts.cloud.Fault``; a reset closes the TCP connection with RST (SO_LINGER 0) before any
 byte of an answer, so the client sees a connection reset / server disconnect.
 """
@@ -60,7 +60,8 @@ async def fire(req: web.Request, f: Fault, route: str) -> web.StreamResponse | N
     return None
 
 
-def _admin(req: web.Request) -> SimStore:
+def need_admin(req: web.Request) -> SimStore:
+    """The store, if the admin API is on; 9411 (HTTP 403) otherwise."""
     st = req.app[STORE]
     if not st.admin_enabled:
         raise StatusError(Code.FORBIDDEN, "the simulator's admin API is off (nhigw sim --admin or NHIGW_SIM_ADMIN=1)")
@@ -69,7 +70,7 @@ def _admin(req: web.Request) -> SimStore:
 
 def add_admin_routes(app: web.Application) -> None:
     async def add_fault(req: web.Request) -> web.Response:
-        st = _admin(req)
+        st = need_admin(req)
         rule = await parse_body(req, Fault, empty_ok=False)
         if rule.route is not None and lookup(rule.route) is None:
             raise StatusError(Code.PARAM_VALUE, f"no business route {rule.route!r}")
@@ -77,16 +78,16 @@ def add_admin_routes(app: web.Application) -> None:
         return json_response(FaultList(faults=[f.rule for f in st.faults]))
 
     async def list_faults(req: web.Request) -> web.Response:
-        st = _admin(req)
+        st = need_admin(req)
         return json_response(FaultList(faults=[f.rule for f in st.faults]))
 
     async def clear_faults(req: web.Request) -> web.Response:
-        st = _admin(req)
+        st = need_admin(req)
         st.faults.clear()
         return json_response(FaultList())
 
     async def set_clock(req: web.Request) -> web.Response:
-        st = _admin(req)
+        st = need_admin(req)
         st.clock_offset_s = (await parse_body(req, ClockRequest, empty_ok=False)).offset_s
         return json_response({"statusCode": 0, "offset_s": st.clock_offset_s})
 

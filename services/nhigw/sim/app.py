@@ -1,5 +1,6 @@
 """The simulator's HTTP app: the business routes (``/api/v1/...``), the DC (``dc.py``), the
-test-card API (``testcards.py``), the upload host's ``/V2000/VNHI_Upload`` (``upload.py``) and the admin API (faults, clock, stats; ``admin.py``).
+test-card API (``testcards.py``), the upload host's ``/V2000/VNHI_Upload`` (``upload.py``), the admin API (faults, clock, stats; ``admin.py``)
+and the developer console (``/console/``: the last requests with their signature checks and answers; ``console/``).
 
 A business call goes through, in order:
 
@@ -40,6 +41,7 @@ from nhigw.sim import business  # noqa: F401  (registers the handlers)
 from nhigw.sim import dc as _dc
 from nhigw.sim.admin import add_admin_routes, fire, take_fault
 from nhigw.sim.auth import check_signature
+from nhigw.sim.console import RequestLog, add_console_routes, record_middleware
 from nhigw.sim.dc import STORE, add_dc_routes
 from nhigw.sim.persist import StateFile, persist_middleware
 from nhigw.sim.registry import HANDLERS
@@ -79,12 +81,14 @@ def openapi_part(prefix: str, title: str) -> dict[str, Any]:
     return doc
 
 
-def create_app(store: SimStore | None = None, state: StateFile | None = None) -> web.Application:
+def create_app(store: SimStore | None = None, state: StateFile | None = None, *, console_requests: int = 200) -> web.Application:
     """The simulator; with ``state`` (``nhigw sim --state FILE``) its state is loaded from and
-    saved to that file after every request that may change it (``persist.py``)."""
+    saved to that file after every request that may change it (``persist.py``). The developer
+    console (``console/``) keeps the last ``console_requests`` requests in memory."""
     st0 = store or SimStore.seeded()
     vhc = _dc.VhcAuthority()
-    middlewares: list[Any] = [error_middleware]
+    requests = RequestLog(console_requests)
+    middlewares: list[Any] = [record_middleware(requests), error_middleware]
     if state is not None:
         if state.load_into(st0, vhc):
             log.info("sim_state_loaded", file=str(state.path))
@@ -151,6 +155,7 @@ def create_app(store: SimStore | None = None, state: StateFile | None = None) ->
     add_testcard_routes(app)
     add_upload_routes(app)
     add_admin_routes(app)
+    add_console_routes(app, requests)
     add_swagger(app.router, "/api/swagger", lambda: openapi_part("/api/", "健保署雲端業務 API (nhigw 模擬器)"), "健保署雲端業務 API — nhigw 模擬器")
     add_swagger(app.router, "/test/swagger", lambda: openapi_part("/test/", "測試卡 API (nhigw 模擬器)"), "測試卡 API — nhigw 模擬器")
     vhc_key = getattr(_dc, "VHC", None)

@@ -55,7 +55,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from nhigw.common.http import json_response, parse_body
-from nhigw.common.roctime import roc_now
+from nhigw.common.roctime import roc_datetime
 from nhigw.contracts import signing
 from nhigw.contracts.codes import Code, StatusError
 from nhigw.contracts.models import (
@@ -74,6 +74,7 @@ from nhigw.contracts.models import (
     VirtualHcVerifyRequest,
     VirtualHcVerifyResponse,
 )
+from nhigw.sim.checks import note, refuse
 from nhigw.sim.store import Institution, Patient, SimStore
 
 STORE = web.AppKey("store", SimStore)
@@ -195,17 +196,22 @@ def unknown_sam(sam_id: str, hospital_id: str | None = None) -> str:
 
 
 def check_sam_signed(st: SimStore, body: DcSamSigned, kind: str, *fields: str) -> None:
-    """A DC request must come from a registered SAM of an institution in contract (3100 / 130x)."""
+    """A DC request must come from a registered SAM of an institution in contract (3100 / 130x);
+    each check is noted for the developer console as ``auth.check_signature``'s are."""
     entry = st.sam_keys.get(body.samId)
     if entry is None or entry[0] != body.hospitalId:
-        raise StatusError(Code.SIGNATURE_INVALID, "unknown SAM for this institution")
+        raise refuse("sam", StatusError(Code.SIGNATURE_INVALID, "unknown SAM for this institution"))
+    note("sam", True, f"{body.samId} @ {body.hospitalId}")
     inst = st.institutions.get(body.hospitalId)
     if inst and inst.contract != "active":
-        raise StatusError({"over": Code.SAM_CONTRACT_OVER, "suspended": Code.SAM_SUSPENDED, "cancelled": Code.SAM_CANCELLED}[inst.contract])
+        raise refuse("contract", StatusError({"over": Code.SAM_CONTRACT_OVER, "suspended": Code.SAM_SUSPENDED, "cancelled": Code.SAM_CANCELLED}[inst.contract]))
+    note("contract", True)
     if not signing.verify(entry[1], signing.dc_message(kind, *fields, body.clientRandom, body.samId, body.hospitalId), body.signature):
-        raise StatusError(Code.SIGNATURE_INVALID, "SAM signature of the DC request does not verify")
+        raise refuse("signature", StatusError(Code.SIGNATURE_INVALID, "SAM signature of the DC request does not verify"))
+    note("signature", True)
     if not st.use_random(body.clientRandom):
-        raise StatusError(Code.SIGNATURE_REUSED)
+        raise refuse("clientRandom", StatusError(Code.SIGNATURE_REUSED, "this clientRandom was used before: a signature is good for one call"))
+    note("clientRandom", True)
 
 
 def _patient_by_card(st: SimStore, card_no: str) -> Patient:
@@ -241,18 +247,22 @@ def add_dc_routes(app: web.Application) -> None:
         st = req.app[STORE]
         entry = st.sam_keys.get(body.samId)
         if entry is None or entry[0] != body.hospitalId:
-            raise StatusError(Code.SIGNATURE_INVALID, unknown_sam(body.samId, body.hospitalId))
+            raise refuse("sam", StatusError(Code.SIGNATURE_INVALID, unknown_sam(body.samId, body.hospitalId)))
+        note("sam", True, f"{body.samId} @ {body.hospitalId}")
         if not st.take_challenge(body.challenge, body.samId):
-            raise StatusError(Code.SIGNATURE_INVALID, "the SAM's challenge is unknown or expired at the data centre: verify again")
+            raise refuse("challenge", StatusError(Code.SIGNATURE_INVALID, "the SAM's challenge is unknown or expired at the data centre: verify again"))
+        note("challenge", True)
         raw = base64.b64decode(body.challenge)
         # The SAM signed sha256(challenge) with INTERNAL AUTHENTICATE: verify over the challenge itself.
         if not signing.verify(entry[1], raw, body.signature):
-            raise StatusError(Code.SIGNATURE_INVALID, "SAM authentication failed")
+            raise refuse("signature", StatusError(Code.SIGNATURE_INVALID, "SAM authentication failed"))
+        note("signature", True)
         inst = st.institutions[body.hospitalId]
         if inst.contract != "active":
             code = {"over": Code.SAM_CONTRACT_OVER, "suspended": Code.SAM_SUSPENDED, "cancelled": Code.SAM_CANCELLED}[inst.contract]
-            raise StatusError(code)
-        return json_response(SamAuthVerifyResponse(hospitalName=inst.hospitalName, hospitalShortName=inst.hospitalShortName, serverDateTime=roc_now()))
+            raise refuse("contract", StatusError(code))
+        note("contract", True)
+        return json_response(SamAuthVerifyResponse(hospitalName=inst.hospitalName, hospitalShortName=inst.hospitalShortName, serverDateTime=roc_datetime(st.now())))
 
     async def vhc_verify(req: web.Request) -> web.Response:
         body = await parse_body(req, VirtualHcVerifyRequest, empty_ok=False)
@@ -274,7 +284,7 @@ def add_dc_routes(app: web.Application) -> None:
         return json_response(VirtualHcQrResponse(token=token, expiresAt=exp))
 
     async def server_date_time(_req: web.Request) -> web.Response:
-        return json_response(DcServerDateTimeResponse(serverDateTime=roc_now()))
+        return json_response(DcServerDateTimeResponse(serverDateTime=roc_datetime(_req.app[STORE].now())))
 
     async def test_register_sam(req: web.Request) -> web.Response:
         body = await parse_body(req, SamRegistration, empty_ok=False)

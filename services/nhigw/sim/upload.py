@@ -26,6 +26,7 @@ from nhigw.contracts.models import SignatureObject
 from nhigw.contracts.routes import VNHI_UPLOAD
 from nhigw.sim.auth import check_signature
 from nhigw.sim.business import take_upload
+from nhigw.sim.checks import note
 from nhigw.sim.dc import STORE
 
 _RTN: dict[int, str] = {Code.SIGNATURE_INVALID: "9002", Code.SIGNATURE_REUSED: "9002", Code.SAM_CANCELLED: "8205", Code.UPLOAD_SIGNATURE_EXPIRED: "8203"}
@@ -43,9 +44,11 @@ def add_upload_routes(app: web.Application) -> None:
         if body.sType not in ("A1", "A2", "ZZ"):
             return json_response(VnhiUploadResponse.of("5003", detail=f"sType {body.sType!r}: A1, A2 or ZZ"))
         if body.sHospId not in st.institutions:
+            note("sam", False, f"9005: no institution {body.sHospId}")
             return json_response(VnhiUploadResponse.of("9005"))
         entry = st.sam_keys.get(body.sSamId)
         if entry is None or entry[0] != body.sHospId:
+            note("sam", False, f"5004: SAM {body.sSamId} is not registered for institution {body.sHospId}")
             return json_response(VnhiUploadResponse.of("5004"))
         sig = SignatureObject(signature=body.sSignature, clientRandom=body.sClientRandom, samId=body.sSamId, hospitalId=body.sHospId)
         try:
