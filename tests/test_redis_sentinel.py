@@ -17,8 +17,10 @@ from nhigw.bus.base import BusError
 from nhigw.bus.redis import RedisBus
 from nhigw.bus.redisurl import SentinelURL, is_sentinel, redis_client
 from nhigw.bus.resp import LeanScript, ReplicaTimeout, ReplicaWait, WaitedScript, lean_script
+from nhigw.gateway.app import create_app
+from nhigw.gateway.service import Gateway, GatewaySettings
 from nhigw.gateway.store import RedisKV
-from tests.helpers import eventually, ok
+from tests.helpers import eventually, ok, serving
 from tests.sentinel import SentinelSet
 from tests.test_gateway_service import PASS_BODY, call, gateway_on, upstream
 
@@ -141,3 +143,40 @@ async def test_a_gateway_under_sentinel_waits_for_its_replica_and_answers_9402_w
             assert (await gw.audit.verify()).ok
     finally:
         await bus.close()
+
+
+async def test_a_jobs_end_the_replicas_did_not_confirm_is_not_given_to_the_his_by_any_replica(sentinels: SentinelSet, bus_prefix: str) -> None:
+    """The job's end waits too: the request is admitted on replica A (no workers) and run on B; the
+    replica stops confirming while the cloud answers. Neither B (its WAIT fails) nor A (B's ``done``
+    is sent only after the WAIT; A's read of the stored answer is confirmed first) gives the HIS that
+    answer: it gets 9402 with its key. With the replica back, the same key gets the answer, run once."""
+    replica = sentinels.procs[sentinels.replica_port]
+    hits: list[bytes] = []
+
+    async def answer_then_lose_the_replica(req: web.Request) -> web.Response:
+        hits.append(await req.read())
+        replica.send_signal(19)  # SIGSTOP: admission was confirmed, the job's end will not be
+        return web.json_response({"statusCode": 0, "n": len(hits)})
+
+    key = os.urandom(32)
+    bus_a, bus_b = RedisBus(sentinels.url), RedisBus(sentinels.url)
+    try:
+        async with upstream(answer_then_lose_the_replica) as url, gateway_on(url, bus=bus_b, prefix=bus_prefix, gateway_key=key, replica_wait_ms=300) as (_, gw_b):
+            gw_a = Gateway(bus_a, GatewaySettings(cloud_url=url, prefix=bus_prefix, gateway_key=key, replica_wait_ms=300))
+            async with serving(create_app(gw_a, workers=False)) as url_a, aiohttp.ClientSession() as http:
+                try:
+                    st, body, _ = await call(http, "POST", url_a + "/api/v1/BasicData/Query", json=PASS_BODY, headers={"Idempotency-Key": "end-0001", "X-Deadline-Ms": "5000"})
+                    assert (st, body["statusCode"], body.get("idempotencyKey")) == (200, 9402, "end-0001"), body
+                    assert len(hits) == 1
+                finally:
+                    replica.send_signal(18)  # SIGCONT
+
+                async def answered() -> bool:
+                    st, body, hdr = await call(http, "POST", url_a + "/api/v1/BasicData/Query", json=PASS_BODY, headers={"Idempotency-Key": "end-0001"})
+                    return st == 200 and body.get("n") == 1 and hdr.get("Idempotent-Replayed") == "true"
+
+                assert await eventually(answered, 15.0)
+                assert len(hits) == 1 and (await gw_b.audit.verify()).ok
+    finally:
+        await bus_a.close()
+        await bus_b.close()

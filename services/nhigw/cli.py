@@ -160,6 +160,21 @@ async def _auto_verify_sam(agent) -> None:
         agent.unsubscribe(events)
 
 
+async def _enrolled(args: argparse.Namespace, bus, keys, workstation: str):
+    """The agent's bus identity: kept in its data directory, or traded for its one-time enrolment token."""
+    from nhigw.bus.enrol import EnrolError, agent_identity, load_identity
+    from nhigw.gateway.cli import self_issued_token
+
+    token = getattr(args, "enrol_token", None) or os.environ.get("NHIGW_ENROL_TOKEN")
+    ddir = None if getattr(args, "cmd", "") == "up" else data_dir(args, "agent")
+    if not token and (ddir is None or load_identity(ddir, keys.prefix) is None):
+        token = await self_issued_token(bus, keys.prefix, args, workstation)
+    try:
+        return await agent_identity(bus, keys, workstation, data_dir=ddir, token=token)
+    except EnrolError as exc:
+        sys.exit(f"nhigw: {exc}")
+
+
 async def start_agent(agent, args: argparse.Namespace, bus):
     from nhigw.agent.buslink import BusLink
     from nhigw.contracts.buskeys import BusKeys
@@ -176,23 +191,11 @@ async def start_agent(agent, args: argparse.Namespace, bus):
             _BACKGROUND.add(asyncio.create_task(_auto_verify_sam(agent), name="auto-verify-sam"))
     link: BusLink | LinkGroup | None = None
     if bus is not None:
-        from nhigw.bus.enrol import EnrolError, agent_identity
-
         keys = BusKeys(args.bus_prefix)
-        from nhigw.bus.enrol import load_identity
-        from nhigw.gateway.cli import self_issued_token
-
-        token = getattr(args, "enrol_token", None) or os.environ.get("NHIGW_ENROL_TOKEN")
-        ddir = None if getattr(args, "cmd", "") == "up" else data_dir(args, "agent")
-        if not token and (ddir is None or load_identity(ddir, keys.prefix) is None):
-            token = await self_issued_token(bus, keys.prefix, args, agent.workstation)
-        try:
-            ident = await agent_identity(bus, keys, agent.workstation, data_dir=ddir, token=token)
-        except EnrolError as exc:
-            sys.exit(f"nhigw: {exc}")
+        ident = await _enrolled(args, bus, keys, agent.workstation)
         port = getattr(args, "agent_port", None) or args.port
         component_url = f"{'http' if args.no_tls else 'https'}://127.0.0.1:{port}"
-        link = BusLink(agent, bus, keys, ident, component_url=component_url)
+        link = BusLink(agent, bus, keys, ident, component_url=component_url, cert_dir=None if args.no_tls else data_dir(args, "agent"))
         await link.start()
         if getattr(args, "no_pcsc", False):
             from nhigw.agent.sessions import DeviceSessions, LinkGroup, SessionLink
@@ -249,8 +252,62 @@ async def cmd_vcard(args: argparse.Namespace) -> None:
     await serve([Site(create_app(svc), args.host, args.port, label="vcard")], on_started=started, on_stop=svc.close)
 
 
+async def cmd_bridge(args: argparse.Namespace) -> None:
+    """``nhigw agent --component URL``: the official 6.0 component as the card backend (``nhigw.agent.bridge``)."""
+    from nhigw.agent.bridge import ComponentBridge, ComponentTrust, RefusedSessions
+    from nhigw.agent.buslink import BusLink
+    from nhigw.agent.sessions import LinkGroup, SessionLink
+    from nhigw.common.http import healthz
+    from nhigw.contracts.buskeys import BusKeys
+
+    if not (args.redis or os.environ.get("NHIGW_REDIS_URL")):
+        sys.exit("nhigw: an agent bridged to the official component serves the gateway only: it needs --redis (or NHIGW_REDIS_URL)")
+    ddir = data_dir(args, "agent")
+    try:
+        trust = ComponentTrust(args.component, ca_file=Path(args.component_ca) if args.component_ca else None, pin_dir=ddir)
+    except ValueError as exc:
+        sys.exit(f"nhigw: {exc}")
+    workstation = args.workstation or os.environ.get("NHIGW_WORKSTATION") or socket.gethostname()
+    bridge = ComponentBridge(args.component, workstation, trust, poll_s=args.component_poll_s, timeout_s=args.component_timeout_s)
+    bus = bus_from(args, gateway=False)
+    links: list = []
+
+    async def readyz(_req: web.Request) -> web.Response:
+        checks = await bridge.readiness.run()
+        failing = [n for n, passed in checks.items() if not passed]
+        return web.json_response({"status": "ok" if not failing else "not ready: " + ", ".join(failing), "checks": checks}, status=503 if failing else 200)
+
+    async def started() -> None:
+        keys = BusKeys(args.bus_prefix)
+        ident = await _enrolled(args, bus, keys, workstation)
+        await bridge.start()
+        link = BusLink(bridge, bus, keys, ident, forward=bridge.forward)
+        await link.start()
+        slink = SessionLink(RefusedSessions(bridge), bus, keys, ident)
+        await slink.start()
+        links.append(LinkGroup(slink, link))
+
+    async def stopping() -> None:
+        for link in links:
+            await link.stop()
+        await bridge.stop()
+        await bus.close()
+
+    sites = []
+    if args.port:  # its own API is off (5066 is the component's); --port serves /healthz and /readyz only
+        health = web.Application()
+        health.router.add_get("/healthz", healthz)
+        health.router.add_get("/readyz", readyz)
+        sites.append(Site(health, args.host, args.port, label="agent"))
+    await serve(sites, on_started=started, on_stop=stopping)
+
+
 async def cmd_agent(args: argparse.Namespace) -> None:
     refuse_non_loopback(args, "agent")
+    if args.component:
+        await cmd_bridge(args)
+        return
+    args.port = args.port or 5066
     bank = None
     if args.virtual:
         bank = _virtual_bank(args)
@@ -407,11 +464,15 @@ def parser() -> argparse.ArgumentParser:
     unauthenticated(sp)
     busopts(sp)
     agentopts(sp)
-    sp.add_argument("--port", type=int, default=5066)
+    sp.add_argument("--port", type=int, help="HTTPS port of its 6.0 component API (default 5066); with --component: plain HTTP /healthz and /readyz only (default: none)")
     mode = sp.add_mutually_exclusive_group()
     mode.add_argument("--pcsc", action="store_true", default=True, help="use PC/SC readers (default)")
     mode.add_argument("--virtual", action="store_true", help="use in-process virtual cards (no pcscd)")
     mode.add_argument("--no-pcsc", action="store_true", help="no reader at all: a cloud SAM serving device sessions (tablets, phones, kiosks) through the gateway")
+    mode.add_argument("--component", metavar="URL", help="bridge to the official 6.0 component on this workstation (e.g. https://localhost:5066): it does every card operation, this agent serves the gateway")
+    sp.add_argument("--component-ca", metavar="FILE", help="with --component: the certificate (or its CA) the component must present, e.g. the installer's cshis6.crt; default: pinned on first use")
+    sp.add_argument("--component-poll-s", type=float, default=1.0, help="with --component: how often its Status is read (also at once after each call of this agent)")
+    sp.add_argument("--component-timeout-s", type=float, default=5.0, help="with --component: a call it has not answered by then is 9401")
     sp.add_argument("--max-sessions", type=int, default=500, help="device sessions this agent serves at most (with --no-pcsc)")
     sp.add_argument("--auto-init", action="store_true", help="call Initial at start")
     sp.add_argument("--auto-verify-sam", action="store_true", help="verify the SAM at start (virtual/test SAMs; a physical SAM should be verified on purpose)")

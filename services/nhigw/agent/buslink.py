@@ -27,13 +27,15 @@ import json
 import re
 import ssl
 import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Annotated
 
 import aiohttp
 from pydantic import Field, TypeAdapter
 
 from nhigw import __version__
-from nhigw.agent.core import Agent
+from nhigw.agent.core import CardBackend
 from nhigw.bus.base import Bus, BusError, Subscription
 from nhigw.bus.enrol import AgentIdentity
 from nhigw.bus.guard import MAX_CALL_BYTES, Drops, Seen, Supervisor, serve
@@ -46,7 +48,6 @@ from nhigw.contracts.models import (
     ComponentCall,
     ComponentReply,
     ErrorBody,
-    HpcState,
     Presence,
     SignatureObject,
     SignCall,
@@ -59,13 +60,22 @@ _CALLS: TypeAdapter[SignCall | ComponentCall] = TypeAdapter(Annotated[SignCall |
 COMPONENT_PATH = re.compile(r"^/api/(common|sam|hpc|hc)/v1/[A-Za-z0-9/]+$")
 
 
+Forward = Callable[[str, str, str, float], Awaitable[tuple[int, str]]]  # (method, path, body, timeout_s) -> (HTTP status, body)
+
+
 class BusLink:
-    def __init__(self, agent: Agent, bus: Bus, keys: BusKeys, identity: AgentIdentity, *, interval_s: float = 1.0, component_url: str | None = None) -> None:
+    """``agent``: the workstation's card backend (``nhigw.agent.core.CardBackend``). Component calls go to
+    ``forward`` when given (a bridged agent: ``ComponentBridge.forward``), else to ``component_url``."""
+
+    def __init__(self, agent: CardBackend, bus: Bus, keys: BusKeys, identity: AgentIdentity, *, interval_s: float = 1.0, component_url: str | None = None,
+                 forward: Forward | None = None, cert_dir: Path | None = None) -> None:
         if identity.workstation != agent.workstation:
             raise ValueError(f"bus identity is for {identity.workstation!r}, agent is {agent.workstation!r}")
         self.agent, self.bus, self.keys, self.identity = agent, bus, keys, identity
         self.interval_s = interval_s
         self.component_url = component_url.rstrip("/") if component_url else None
+        self.forward = forward
+        self.cert_dir = cert_dir  # where the agent's HTTPS certificates are (their expiry goes into the presence)
         self.agent_id = identity.agentId
         self.drops = Drops()
         self.supervisor = Supervisor(agent.readiness)  # each task a check of the agent's /readyz
@@ -84,7 +94,7 @@ class BusLink:
             sentAt=time.time(),
             interval_s=self.interval_s,
             states=self.agent.card_states(),
-            leaving=leaving,
+            leaving=leaving or not self.agent.available,  # a backend that cannot serve: offline at the gateway at once
             certs=self._certs(),
         )
 
@@ -92,7 +102,7 @@ class BusLink:
         """The agent's certificates' expiry, read from its data directory at most once a minute (they change when renewed)."""
         now = time.monotonic()
         if self._certs_at is None or now - self._certs_at[0] >= 60.0:
-            self._certs_at = (now, not_after(self.agent.data_dir))
+            self._certs_at = (now, not_after(self.cert_dir))
         return self._certs_at[1]
 
     def _seal(self, channel: str, data: bytes) -> bytes:
@@ -130,10 +140,9 @@ class BusLink:
     async def _sign(self, call: SignCall) -> SignReply:
         try:
             sig = await self.agent.sign(call.kind, call.serviceType)
-            hpc = self.agent.hpc_cache if self.agent.hpc_state == HpcState.VERIFIED else None
             reply = SignReply(
                 requestId=call.requestId, workstation=self.agent.workstation, ok=True, signature=SignatureObject.model_validate(sig.model_dump(exclude={"statusCode"})),
-                hpcId=sig.hpcId or (hpc.cardId if hpc else None),
+                hpcId=sig.hpcId or self.agent.signer_hpc(),
             )
         except StatusError as err:
             zh, en = message(err.code)
@@ -147,6 +156,9 @@ class BusLink:
 
         if not COMPONENT_PATH.match(call.path):
             return refuse(Code.NOT_FOUND, f"not a component API path: {call.path}")
+        if self.forward is not None:
+            status, body = await self.forward(call.method, call.path, call.body, max(0.5, call.deadline - time.time()))
+            return ComponentReply(requestId=call.requestId, workstation=self.agent.workstation, httpStatus=status, body=body)
         if self.component_url is None:
             return refuse(Code.UNSUPPORTED, "this agent does not forward component calls")
         if self._http is None:

@@ -175,6 +175,36 @@ class PhysicalSam:
             return await (await self._session(conn)).internal_authenticate(digest)
 
 
+# --------------------------------------------------------------------------- the seam: a workstation's card backend
+
+
+class CardBackend(Protocol):
+    """A workstation's cards as its bus link (``nhigw.agent.buslink``) serves them to the gateway.
+
+    Two stand behind it: ``Agent`` below (this project's own card I/O: PC/SC or in-process readers,
+    a cloud SAM) and ``nhigw.agent.bridge.ComponentBridge`` (the official 6.0 component on the
+    workstation does the card I/O). ``listeners`` run on every change of ``card_states`` or
+    ``available``; a backend that is not ``available`` makes the workstation offline at the gateway.
+    """
+
+    workstation: str
+    listeners: list[Callable[[], None]]
+    readiness: Readiness
+
+    @property
+    def available(self) -> bool: ...
+
+    def card_states(self) -> CardStates: ...
+
+    def signer_hpc(self) -> str | None:
+        """The HPC verified here when a signature is made (for the audit; not part of the signature)."""
+        ...
+
+    def record(self, function: str, result: int) -> None: ...
+
+    async def sign(self, kind: SignatureKind, service_type: str) -> SignatureResponse: ...
+
+
 # --------------------------------------------------------------------------- agent
 
 
@@ -284,6 +314,14 @@ class Agent:
             hpc=CardStatus(status=int(self.hpc_state)),
             hc=HcCardStatus(status=int(self.hc_state), pinSet=self.vhc.pinSet if self.vhc is not None else self.hc_pin_set, pinVerified=self.hc_pin_verified, virtual=virtual),
         )
+
+    @property
+    def available(self) -> bool:
+        return True  # its readers are its own: a missing card is a state, not an absence
+
+    def signer_hpc(self) -> str | None:
+        hpc = self.hpc_cache if self.hpc_state == HpcState.VERIFIED else None
+        return hpc.cardId if hpc else None
 
     def card_states(self) -> CardStates:
         return CardStates(

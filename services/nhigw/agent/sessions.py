@@ -40,14 +40,14 @@ import base64
 import contextlib
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
     from nhigw.agent.buslink import BusLink
 from nhigw.agent.cardio import ReaderGoneError
 from nhigw.agent.cards import HcBasic, HpcBasic
 from nhigw.agent.cloudsam import CloudSam
-from nhigw.agent.core import Agent, VirtualHc, sam_signature
+from nhigw.agent.core import Agent, CardBackend, VirtualHc, sam_signature
 from nhigw.bus.base import Bus, BusError, Subscription
 from nhigw.bus.enrol import AgentIdentity
 from nhigw.bus.guard import MAX_CALL_BYTES, Drops, Seen, Supervisor, serve
@@ -305,6 +305,17 @@ class DeviceSessions:
 # --------------------------------------------------------------------------- the bus side
 
 
+class SessionServer(Protocol):
+    """What ``SessionLink`` serves: ``DeviceSessions``, or a bridged agent's refusal (``nhigw.agent.bridge.RefusedSessions``)."""
+
+    @property
+    def agent(self) -> CardBackend: ...
+
+    def sweep(self) -> int: ...
+
+    async def handle(self, call: SessionCall) -> SessionReply: ...
+
+
 class SessionLink:
     """Serves ``SessionCall``s on ``BusKeys.sessions(workstation)``, sealed under the agent's own key.
 
@@ -315,7 +326,7 @@ class SessionLink:
     the receiver, and a task that dies anyway is restarted with backoff (``nhigw.bus.guard``).
     """
 
-    def __init__(self, sessions: DeviceSessions, bus: Bus, keys: BusKeys, identity: AgentIdentity, *, sweep_s: float = 5.0) -> None:
+    def __init__(self, sessions: SessionServer, bus: Bus, keys: BusKeys, identity: AgentIdentity, *, sweep_s: float = 5.0) -> None:
         if identity.workstation != sessions.agent.workstation:
             raise ValueError(f"bus identity is for {identity.workstation!r}, agent is {sessions.agent.workstation!r}")
         self.sessions, self.bus, self.keys, self.identity = sessions, bus, keys, identity

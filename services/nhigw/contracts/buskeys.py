@@ -88,6 +88,11 @@ class BusKeys:
         """Pub/sub: a gateway replica's own channel; a worker sends it ``answer key + " " + sealed answer``."""
         return f"{self.prefix}:done:{instance}"
 
+    def replica_barrier(self, instance: str) -> str:
+        """A replica's scratch key, written before ``WAIT`` so that a stored answer read from the primary
+        is known to be on the replicas too (``RedisKV.get_replicated``)."""
+        return f"{self.prefix}:replica-barrier:{instance}"
+
     @property
     def audit_log(self) -> str:
         """Audit records, one JSON per list element, hash-chained."""

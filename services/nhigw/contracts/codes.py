@@ -15,7 +15,7 @@ HTTP status: ``HTTP_STATUS`` below is the one place that decides it. Every answe
 carries a 6.0 code (0 or not) is HTTP 200, as the real 6.0 component and cloud answer:
 real HIS code calls ``raise_for_status()`` and reads ``statusCode`` only from 2xx bodies
 (facts section 3.3a), so a 4xx would reach its user as -1 「不明的錯誤」. The gateway's
-own outcomes (9400-9410, 9415) are 200 too, for the same reason (9408 "still running" is 202).
+own outcomes (9400-9410, 9415, 9416) are 200 too, for the same reason (9408 "still running" is 202).
 Only refusals that no 6.0 program provokes stay non-2xx: a body that is not JSON (400),
 no or unknown HIS key (401), a refused client, Origin or Host (403), no such route (404),
 a method a route does not take (405), a body over the size cap (413), and an unexpected
@@ -129,6 +129,7 @@ class Code(IntEnum):
     BODY_TOO_LARGE = 9413
     NOT_JSON = 9414
     NOT_READY = 9415
+    COMPONENT_FAILED = 9416  # the official 6.0 component (a bridged agent's backend) gave no 6.0 answer
     INTERNAL = 9499
 
 
@@ -233,6 +234,7 @@ MESSAGES: dict[Code, tuple[str, str]] = {
     Code.BODY_TOO_LARGE: ("請求內容過大", "request body too large"),
     Code.NOT_JSON: ("請求內容不是 JSON 物件", "request body is not a JSON object"),
     Code.NOT_READY: ("閘道器尚未就緒，請稍後重試", "gateway not ready yet (it has not heard its agents yet); retry shortly"),
+    Code.COMPONENT_FAILED: ("讀卡機控制軟體回應異常", "the official 6.0 component gave an answer that is not a 6.0 answer"),
     Code.INTERNAL: ("內部錯誤", "internal error"),
 }
 

@@ -623,15 +623,19 @@ class RedisAudit(AuditLog):
     # the idempotency window, never over one already stored (or the key released: in-flight and
     # attempted markers deleted), ``done`` published to the replicas that wait for it (those that
     # joined the run, and the one that admitted it when that is not this one), XACK + XDEL.
+    # With replica waiting, ``done`` is not published here but returned (channel, job number):
+    # the caller publishes it once ``WAIT`` confirmed the batch, so no replica answers an HIS with
+    # a job's end that a failover could still take back.
     # KEYS: log, head, stream, index of all, then per job: answer, inflight, attempted, waiters, hospital index.
-    # ARGV: head, new head, group, ttl ms, done-channel prefix, this replica, then per job:
+    # ARGV: head, new head, group, ttl ms, done-channel prefix, this replica, defer done (1/0), then per job:
     #       record ('' = none), store (1/0), sealed answer, entry id, done message, admitting replica, score.
     _CAS_FINISH = """
     local h = redis.call('GET', KEYS[2]) or ''
     if h ~= ARGV[1] then return {0, h} end
     local n = (#KEYS - 4) / 5
+    local out = {1, ''}
     for i = 1, n do
-        local k, a = 5 + (i - 1) * 5, 7 + (i - 1) * 7
+        local k, a = 5 + (i - 1) * 5, 8 + (i - 1) * 7
         if ARGV[a] ~= '' then
             local at = string.format('%012d', redis.call('RPUSH', KEYS[1], ARGV[a]) - 1)
             redis.call('ZADD', KEYS[4], ARGV[a + 6], at)
@@ -648,7 +652,12 @@ class RedisAudit(AuditLog):
         local sent = {}
         for _, r in ipairs(to) do
             if r ~= '' and r ~= ARGV[6] and not sent[r] then
-                redis.call('PUBLISH', ARGV[5] .. r, ARGV[a + 4])
+                if ARGV[7] == '1' then
+                    out[#out + 1] = ARGV[5] .. r
+                    out[#out + 1] = i
+                else
+                    redis.call('PUBLISH', ARGV[5] .. r, ARGV[a + 4])
+                end
                 sent[r] = true
             end
         end
@@ -656,7 +665,7 @@ class RedisAudit(AuditLog):
         redis.call('XDEL', KEYS[3], ARGV[a + 3])
     end
     redis.call('SET', KEYS[2], ARGV[2])
-    return {1, ''}
+    return out
     """
 
     # One page of an index and the records it points to, in one round trip.
@@ -687,6 +696,7 @@ class RedisAudit(AuditLog):
         self._cas = client.register_script(self._CAS)
         self._page_script = client.register_script(self._PAGE)
         self._cas_finish = lean_script(client, self._CAS_FINISH, wait)  # on the hot path: a lean connection of its own (nhigw.bus.resp)
+        self._defer_done = wait is not None  # ``done`` only after WAIT confirmed the job's end (see ``_CAS_FINISH``)
         self._finishing: GroupCommit[tuple[AuditRecord | None, JobEnd], AuditRecord | None] = GroupCommit(self._finish_batch)
         self._head: str | None = None  # the head after this replica's last append (a guess; the script checks it)
 
@@ -746,16 +756,30 @@ class RedisAudit(AuditLog):
                             tip = f"{c.seq} {c.hash}"
                         chained.append(c)
                         tail += [c.model_dump_json() if c is not None else "", "1" if e.store else "0", e.sealed, e.entry_id, e.message, e.origin or "", _score(c) if c is not None else "0"]
-                    args: list[object] = [head or "", tip or "", jobs.group, jobs.ttl_ms, jobs.channel_prefix, jobs.me, *tail]
-                    ok, current = await self._cas_finish(keys=keys, args=args)
+                    args: list[object] = [head or "", tip or "", jobs.group, jobs.ttl_ms, jobs.channel_prefix, jobs.me, "1" if self._defer_done else "0", *tail]
+                    ok, current, *deferred = await self._cas_finish(keys=keys, args=args)
                     if int(ok) == 1:
                         self._head = tip
                         self._wrote(tip)
-                        return chained
+                        break
                     head = self._moved(current)
             except (RedisError, OSError) as exc:
                 self._head = None
                 raise BusError(f"audit append failed: {exc}") from exc
+        if deferred:
+            await self._publish_done([(_text(deferred[j]), items[int(deferred[j + 1]) - 1][1].message) for j in range(0, len(deferred), 2)])
+        return chained
+
+    async def _publish_done(self, messages: list[tuple[str, bytes]]) -> None:
+        """The deferred ``done`` messages, after the replicas confirmed the job's end. The job is over
+        whatever happens here: a message lost is made up for by the waiting replica's poll."""
+        try:
+            async with self.client.pipeline(transaction=False) as p:
+                for channel, message in messages:
+                    p.publish(channel, message)
+                await p.execute()
+        except (RedisError, OSError) as exc:
+            log.warning("done_not_published", error=str(exc), messages=len(messages))
 
     async def _page(self, hospital: str | None, w: Window) -> list[tuple[int, bytes]]:
         try:

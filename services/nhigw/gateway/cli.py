@@ -38,9 +38,11 @@ def add_gateway_options(sp: argparse.ArgumentParser) -> None:
     sp.add_argument("--claim-idle-s", type=float, default=10.0, help="reclaim another replica's job after it is idle this long")
     sp.add_argument("--rate-per-s", type=float, default=50.0, help="rate limit per HIS client, every endpoint (requests/s, per replica)")
     sp.add_argument("--rate-burst", type=float, default=100.0, help="burst per HIS client")
-    sp.add_argument("--replica-wait", type=int, default=None, metavar="N",
-                    help="acknowledge admission and a job's end only once N Redis replicas have it (WAIT); default 1 under Sentinel, 0 (off) on one Redis")
-    sp.add_argument("--replica-wait-ms", type=int, default=1000, help="how long to wait for those replicas before answering 9402")
+    env_wait = os.environ.get("NHIGW_REPLICA_WAIT")
+    sp.add_argument("--replica-wait", type=int, default=int(env_wait) if env_wait else None, metavar="N",
+                    help="acknowledge admission and a job's end only once N Redis replicas have it (WAIT; or NHIGW_REPLICA_WAIT); default 1 under Sentinel, 0 (off) on one Redis")
+    sp.add_argument("--replica-wait-ms", type=int, default=int(os.environ.get("NHIGW_REPLICA_WAIT_MS", "1000")),
+                    help="how long to wait for those replicas before answering 9402 (or NHIGW_REPLICA_WAIT_MS)")
     sp.add_argument(
         "--upload-cloud", default=os.environ.get("NHIGW_UPLOAD_CLOUD_URL"),
         help="base URL of the IC-data upload host that /V2000/VNHI_Upload goes to (real: https://medvpndti.nhi.gov.tw); default: the business cloud (--cloud)",

@@ -291,7 +291,9 @@ class Gateway:
         return hashlib.sha256(f"{client.name}|{idem_key}".encode()).hexdigest()[:40]
 
     async def stored_answer(self, answer_key: str) -> JobAnswer | None:
-        raw = await self.kv.get(self.keys.answer(answer_key))
+        # With replica waiting, an answer another replica's job end stored is given only once the
+        # replicas have it (a retry, a joined request, the poll): never one a failover can take back.
+        raw = await self.kv.get_replicated(self.keys.answer(answer_key), self.keys.replica_barrier(self.instance))
         if not raw:
             return None
         try:

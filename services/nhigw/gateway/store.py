@@ -30,6 +30,10 @@ class KV(abc.ABC):
     async def set(self, key: str, value: bytes, *, ttl_s: float | None = None, nx: bool = False) -> bool:
         """Store; with ``nx`` only when absent. True when stored."""
 
+    async def get_replicated(self, key: str, barrier: str) -> bytes | None:
+        """``get``, and a value found is on the replicas too when writes wait for them (``RedisKV``)."""
+        return await self.get(key)
+
     @abc.abstractmethod
     async def getdel(self, key: str) -> bytes | None: ...
 
@@ -92,6 +96,33 @@ class RedisKV(KV):
             return bool(done)
         except (RedisError, OSError) as exc:
             raise BusError(f"redis set failed: {exc}") from exc
+
+    # On the server the value was read from: the value again and, if it is there, a write to the
+    # caller's barrier key, so that the ``WAIT`` after it counts everything before it in the
+    # replication stream (the value's own write included). WAIT counts only a connection's writes.
+    _BARRIER = """
+    local v = redis.call('GET', KEYS[1])
+    if v then redis.call('SET', KEYS[2], '1', 'PX', 60000) end
+    return v
+    """
+
+    async def get_replicated(self, key: str, barrier: str) -> bytes | None:
+        """With replica waiting: a value written by another connection (a job's end on another replica)
+        is returned only once the replicas have it, so nothing read here is lost in a failover; not
+        confirmed in time -> ``BusError`` (as a write that is not confirmed). Nothing found: one GET."""
+        value = await self.get(key)
+        if value is None or self.wait is None:
+            return value
+        try:
+            async with self.client.pipeline(transaction=False) as p:  # one connection, one server: the read and its WAIT
+                p.eval(self._BARRIER, 2, key, barrier)
+                p.execute_command("WAIT", self.wait.replicas, self.wait.timeout_ms)
+                again, acked = await p.execute()
+            if again is not None:
+                self.wait.check(acked)
+            return cast("bytes | None", again)
+        except (RedisError, OSError) as exc:
+            raise BusError(f"redis get failed: {exc}") from exc
 
     async def getdel(self, key: str) -> bytes | None:
         try:
