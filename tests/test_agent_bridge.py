@@ -20,6 +20,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric import rsa
+from structlog.testing import capture_logs
 
 from nhigw.agent.app import create_app as agent_app
 from nhigw.agent.bridge import ComponentBridge, ComponentTrust, RefusedSessions, normalise_signature, parse_states, status_code
@@ -315,11 +316,24 @@ async def test_a_changed_component_certificate_is_refused(redis_server: str, bus
         other = self_signed(tmp_path)
         await s.standin.stop()
         s.standin.cert, s.standin.key_file = other
-        await s.standin.start()
-        assert await eventually(s.offline, 5)
-        status, body = await s.business("BasicData/Register")
+        with capture_logs() as logs:
+            await s.standin.start()
+            assert await eventually(s.offline, 5)
+            status, body = await s.business("BasicData/Register")
+            assert (status, body["statusCode"]) == (200, 9400), body
+            assert s.bridge.problem == "certificate changed"
+            polls = s.bridge.polls
+            assert await eventually(lambda: _true(s.bridge is not None and s.bridge.polls >= polls + 3), 5)  # refused again: logged once
+        assert [e["event"] for e in logs].count("component_certificate_changed") == 1
+
+        # A CA file that is not the component's: refused the same way, and said so
+        await s.bridge.stop()
+        s.bridge.trust = ComponentTrust(s.standin.url, ca_file=certs[0])
+        s.bridge.problem = None
+        await s.bridge.start()
+        assert await eventually(lambda: _true(s.bridge is not None and s.bridge.problem == "certificate not trusted"), 5)
+        status, body = await s.call("GET", f"{s.gateway_url}/api/workstations/{WS}/common/v1/Status")
         assert (status, body["statusCode"]) == (200, 9400), body
-        assert s.bridge.problem == "certificate changed"
 
 
 # ------------------------------------------------------------------ the same bridge against this project's own agent
@@ -371,3 +385,24 @@ async def test_the_bridge_agrees_with_this_projects_agent(redis_server: str, bus
             await bridge.stop()
             await agent.stop()
             await runner.cleanup()
+
+
+def test_the_command_refuses_what_it_cannot_trust(tmp_path: Path) -> None:
+    """Plain http, a CA file that is not one, no gateway: each a clear exit, never a bridge that skips verification."""
+    import subprocess
+    import sys
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("NHIGW_")}
+        return subprocess.run([sys.executable, "-m", "nhigw", "agent", "--data-dir", str(tmp_path), *args], capture_output=True, text=True, timeout=60, env=env)
+
+    junk = tmp_path / "junk.crt"
+    junk.write_text("not a certificate")
+    cases = {
+        ("--component", "http://127.0.0.1:5066", "--redis", "redis://127.0.0.1:1/0"): "https only",
+        ("--component", "https://127.0.0.1:5066", "--component-ca", str(junk), "--redis", "redis://127.0.0.1:1/0"): "not a readable PEM certificate",
+        ("--component", "https://127.0.0.1:5066"): "needs --redis",
+    }
+    for args, said in cases.items():
+        res = run(*args)
+        assert res.returncode != 0 and said in res.stderr, (args, res.returncode, res.stderr[-500:])

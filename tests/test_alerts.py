@@ -145,8 +145,8 @@ async def test_cloud_unreachable_alert_pending_firing_resolved_on_a_real_prometh
             assert await eventually(both_up, 30), (prometheus_dir / "prometheus.log").read_text()[-3000:]
             # what else the rules and the dashboard read arrives too: the workstation, its SAM, its certificates
             assert await eventually(lambda: _has(query('nhigw_gateway_workstation_online{workstation="ws-07"} == 1'), 2), 20)
-            certs = await query('nhigw_gateway_workstation_cert_not_after_timestamp_seconds{workstation="ws-07"} - time()')
-            assert {c["metric"]["cert"] for c in certs} == {"tls-ca", "tls-server"} and all(float(c["value"][1]) > 80 * 86400 for c in certs), certs
+            certs = await query('nhigw_agent_cert_expiry_seconds{workstation="ws-07"} - time()')
+            assert {c["metric"]["kind"] for c in certs} == {"ca", "server"} and all(float(c["value"][1]) > 80 * 86400 for c in certs), certs
             assert await eventually(lambda: _has(query("nhigw_gateway_audit_chain_ok == 1"), 2), 10)
             assert await alerts("NhiCloudUnreachable") == []
 
@@ -176,7 +176,7 @@ async def test_cloud_unreachable_alert_pending_firing_resolved_on_a_real_prometh
             for expr in re.findall(r'"expr": "((?:[^"\\]|\\.)*)"', dash):
                 q = expr.encode().decode("unicode_escape").replace("$job", "nhigw-gateway")
                 await _get(http, prom + "/api/v1/query", query=q)
-            used = set(re.findall(r"nhigw_gateway_[a-z_]+", dash + RULES.read_text()))
+            used = set(re.findall(r"nhigw_(?:gateway|agent)_[a-z_]+", dash + RULES.read_text()))
             assert used and {m for m in used if re.sub(r"_(total|bucket|count|sum)$", "", m) not in exported} == set()
     finally:
         proc.terminate()

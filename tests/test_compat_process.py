@@ -1,4 +1,4 @@
-"""``nhigw up`` starts compat: HTTPS with its own certificate, business calls through the gateway (a real process)."""
+"""``nhigw up`` starts compat: HTTPS with its own certificate under the agent's CA, business calls through the gateway (a real process)."""
 
 from __future__ import annotations
 
@@ -29,9 +29,9 @@ def test_up_serves_compat_over_https(tmp_path: Path) -> None:
         assert post(base + "/VHC/VHCcsOpenCom", {}, ctx)["ERRORCODE"] == 0
         basic = post(base + "/VHC/VHChisGetBasicData", {}, ctx)
         assert basic["ERRORCODE"] == 0 and str(basic["pBuffer"]).startswith("000073898381測試十")
-        assert (tmp_path / "compat" / "tls.crt").exists()  # its own self-signed certificate, made on first start
-        # The certificate is a real one for localhost: verification against it succeeds.
-        strict = ssl.create_default_context(cafile=str(tmp_path / "compat" / "tls.crt"))
+        assert (tmp_path / "compat" / "tls.crt").exists()  # its own certificate, made on first start
+        # The certificate is a real one for localhost, signed by the agent's local CA (what `nhigw agent trust` installs).
+        strict = ssl.create_default_context(cafile=str(tmp_path / "agent" / "ca.crt"))
         assert post(base + "/cshis/csGetHospID", {}, strict)["pBuffer"] == "3501200000"
         with urllib.request.urlopen(f"http://127.0.0.1:{ports['gateway']}/api/audit", timeout=10) as r:
             audit = json.loads(r.read())

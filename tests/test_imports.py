@@ -111,3 +111,31 @@ def test_no_import_cycle_in_the_package() -> None:
 def test_contracts_import_nothing_else_of_the_project() -> None:
     outside = {(m, dep) for m, deps in graph().items() if m.startswith("nhigw.contracts") for dep in deps if not dep.startswith("nhigw.contracts")}
     assert outside == set()
+
+
+# The command-line modules read the environment (flags over environment, once: ``nhigw.cli.ENVIRONMENT``);
+# ``common/secretbox.py`` reads its own key-file variables.
+ENVIRONMENT_READERS = {"nhigw.cli", "nhigw.gateway.cli", "nhigw.compat.cli", "nhigw.common.secretbox"}
+
+
+def environment_uses(path: Path) -> list[int]:
+    """Lines that touch ``os.environ`` / ``os.getenv`` / ``os.putenv``."""
+    out = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):
+        if isinstance(node, ast.Attribute) and node.attr in ("environ", "getenv", "putenv", "unsetenv") and isinstance(node.value, ast.Name) and node.value.id == "os":
+            out.append(node.lineno)
+        elif isinstance(node, ast.ImportFrom) and node.module == "os" and any(a.name in ("environ", "getenv", "putenv") for a in node.names):
+            out.append(node.lineno)
+    return sorted(out)
+
+
+def test_environment_uses_finds_every_form(tmp_path: Path) -> None:
+    f = tmp_path / "m.py"
+    f.write_text("import os\nfrom os import environ\na = os.environ.get('X')\nb = os.getenv('Y')\nos.environ['Z'] = '1'\nc = os.path.join('a')\n")
+    assert environment_uses(f) == [2, 3, 4, 5]
+
+
+def test_nothing_below_the_cli_reads_or_writes_the_environment() -> None:
+    found = {(module_name(f), line) for f in sorted(PKG.rglob("*.py")) if module_name(f) not in ENVIRONMENT_READERS for line in environment_uses(f)}
+    assert found == set()
+    assert environment_uses(PKG / "cli.py")  # the check sees the CLI's own reads

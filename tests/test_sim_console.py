@@ -74,6 +74,8 @@ async def test_console_shows_a_reused_signature_and_a_wrong_sam_with_their_reaso
         # The test card applied through the API, in the institution's table (the SAM's institution is chosen first).
         await p.wait("return document.querySelector(`#tc-table tr[data-card='${arguments[0]}']`) !== null;", 5, applied["cardSn"])
         assert await p.js("return document.getElementById('hosp').value;") == sam_sig["hospitalId"]
+        patient = await p.text("#pt-table tr[data-card='000073898381']")
+        assert "測試十" in patient and "Z29*****29" in patient
 
         await p.click(reused)
         await p.wait("return document.querySelector('#req-table tr.detail') !== null;", 5)
@@ -127,3 +129,26 @@ async def test_the_ring_is_bounded_pages_by_seq_and_shows_an_upload_decoded_and_
         store.admin_enabled = False
         async with http.get(url + "/test/v1/Console/Requests") as r:
             assert r.status == 403 and (await r.json())["statusCode"] == 9411
+
+
+async def test_with_a_state_file_the_cloud_state_survives_a_restart_and_the_console_list_starts_empty(tmp_path: Path) -> None:
+    from nhigw.sim.persist import StateFile
+
+    signer = Signer()
+    for round_ in (1, 2):
+        store = SimStore.seeded()
+        store.admin_enabled = True
+        state = StateFile(tmp_path / "sim.db")
+        app = create_app(store, state)
+        if round_ == 1:
+            store.register_sam(signer.samId, signer.hospitalId, signer.public_pem())
+        async with serving(app) as url, aiohttp.ClientSession() as http:
+            async with http.get(url + "/test/v1/Console/Requests") as r:
+                before = (await r.json())["requests"]
+            async with http.post(url + "/api/v1/BasicData/Register", json=signer.for_route("BasicData/Register")) as r:
+                assert (await r.json())["statusCode"] == 0  # the SAM registered before the restart is still known
+            async with http.get(url + "/test/v1/Console/Requests") as r:
+                after = (await r.json())["requests"]
+        state.close()
+        assert before == [] and [x["seq"] for x in after] == [1]  # this process's traffic only
+    assert store.calls["BasicData/Register"] == 2  # the counts were kept

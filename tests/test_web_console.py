@@ -15,9 +15,11 @@ from typing import Any
 
 import aiohttp
 import pytest
+from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from nhigw.agent.mobilehca import MobileHcaVerifier
+from nhigw.common.tls import CertKeeper
 from nhigw.contracts.api import AGENT
 from tests.helpers import Proc, free_port
 from tests.stack import running_stack
@@ -151,8 +153,13 @@ async def test_console_with_no_physical_card_cloud_sam_mobile_hca_and_virtual_hc
         path = tmp_path / "cloud.sam.json"
         path.write_text(json.dumps(sam_file, ensure_ascii=False), encoding="utf-8")
 
+        s.agent.tls = CertKeeper(tmp_path / "agent", "ws-01")  # as `nhigw agent` runs its HTTPS
         await p.get(s.agent_url + "/console/#settings")
         await p.wait("return document.body.dataset.ready === '1';", 10)
+        # The HTTPS certificates' ends, as the agent's files say.
+        ends = [dt.datetime.fromtimestamp(x509.load_pem_x509_certificate(f.read_bytes()).not_valid_after_utc.timestamp(), dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+                for f in (tmp_path / "agent" / "tls.crt", tmp_path / "agent" / "ca.crt")]
+        await p.wait("return [...document.querySelectorAll('#kv-tls dd')].map(d => d.textContent).join('|') === arguments[0];", 5, "|".join(ends))
         # Settings: the readers and CORS hosts the agent has; the file imported through the file input.
         await p.wait("return [...document.querySelectorAll('#reader-list option')].some(o => o.value === arguments[0]);", 5, s.bank.names[0])
         await p.wait("return document.getElementById('cors-hosts').value.includes('*.nhi.gov.tw');", 5)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import csv as csvlib
+import datetime as dt
 import io
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -24,6 +25,7 @@ from nhigw.agent.cardio import InProcessBackend
 from nhigw.agent.core import Agent
 from nhigw.agent.dc import DcClient
 from nhigw.bus.enrol import enrol
+from nhigw.common.tls import SERVER_DAYS, CertKeeper
 from nhigw.gateway.auth import Clients
 from nhigw.gateway.upstream import AiohttpTransport, Transport, UpstreamRequest, UpstreamResponse, UpstreamSettings
 from nhigw.vcard.bank import VirtualReaderBank
@@ -40,10 +42,10 @@ async def goto(p: Page, page: str) -> None:
 
 
 @contextlib.asynccontextmanager
-async def another_agent(s: Stack, workstation: str) -> AsyncIterator[Agent]:
+async def another_agent(s: Stack, workstation: str, tls: CertKeeper | None = None) -> AsyncIterator[Agent]:
     """A second workstation's agent (no cards), enrolled with the stack's gateway as in production."""
     gw = s.gateway
-    agent = Agent(backend=InProcessBackend(VirtualReaderBank()), dc=DcClient(s.sim_url), workstation=workstation)
+    agent = Agent(backend=InProcessBackend(VirtualReaderBank()), dc=DcClient(s.sim_url), workstation=workstation, tls=tls)
     ident = await enrol(gw.bus, gw.keys, workstation, await gw.agents.issue_token(workstation), timeout_s=10)
     link = BusLink(agent, gw.bus, gw.keys, ident, interval_s=0.2)
     await link.start()
@@ -54,21 +56,30 @@ async def another_agent(s: Stack, workstation: str) -> AsyncIterator[Agent]:
         await agent.stop()
 
 
-async def test_dashboard_shows_workstations_and_one_going_offline(browser: Any, artifacts_dir: Path) -> None:  # noqa: F811
+async def test_dashboard_shows_workstations_and_one_going_offline(browser: Any, artifacts_dir: Path, tmp_path: Path) -> None:  # noqa: F811
     p = Page(browser, artifacts_dir / "screenshots")
+    # ws-02's agent serves HTTPS with a server certificate issued 80 days ago (a 90-day one: 10 days left).
+    issued = dt.datetime.now(dt.UTC) - dt.timedelta(days=SERVER_DAYS - 10)
+    keeper = CertKeeper(tmp_path / "ws-02", "ws-02", clock=lambda: issued)
+    assert keeper.expiry is not None
     async with running_stack() as s:
         await s.ready()
         status, body = await s.gw("/api/v1/BasicData/Register", workstation="ws-01")
         assert status == 200, body
         await p.get(s.gateway_url + "/dashboard/")
         await p.wait("return document.body.dataset.ready === '1';", 10)
-        async with another_agent(s, "ws-02"):
+        async with another_agent(s, "ws-02", keeper):
             await p.wait(ROW, 5, "ws-02", "1")
             await p.wait(ROW, 5, "ws-01", "1")
             # ws-01's states as its agent reports them: SAM 2, HPC 2, HC 2; ws-02 not initialised.
             cells = await p.js("return [...document.querySelectorAll(`#ws-table tr[data-ws='ws-01'] td`)].map(td => td.textContent);")
             assert cells[1] == "線上" and cells[3:6] == ["2", "2", "2"], cells
             assert cells[6]  # the agent's version
+            assert cells[8] == "—"  # ws-01's agent serves plain HTTP here: no certificate to report
+            # ws-02's certificate end as its presence reports it, flagged: under 14 days left.
+            cert = await p.js("const c = document.querySelector(`#ws-table tr[data-ws='ws-02'] td:nth-child(9)`); return [c.className, c.dataset.serverNotAfter, c.dataset.caNotAfter, c.textContent];")
+            assert cert[:3] == ["warn", str(int(keeper.expiry.serverNotAfter)), str(int(keeper.expiry.caNotAfter))], cert
+            assert cert[3].startswith(dt.datetime.fromtimestamp(keeper.expiry.serverNotAfter, dt.UTC).date().isoformat()), cert
             await p.wait("return document.getElementById('m-online').textContent === '2 / 2';", 5)
             await p.shot("dashboard-overview")
         # The ws-02 agent stopped: the page shows it offline, no reload, ws-01 still online.

@@ -7,9 +7,10 @@
     nhigw compat    csHis / VHC SDK 2.x compatibility (HTTPS 127.0.0.1:5067)
     nhigw vcard     virtual cards in a real pcscd through vpcd
 
-Settings come from flags, then environment variables (``NHIGW_REDIS_URL``,
-``NHIGW_BUS_KEY`` (gateway key), ``NHIGW_ENROL_TOKEN``, ``NHIGW_CLOUD_URL``, ``NHIGW_DATA_DIR``,
-``NHIGW_WORKSTATION``). Agents enrol once with a one-time token (``nhigw gateway
+Settings come from flags, then environment variables (``ENVIRONMENT`` and ``SECRETS``:
+``NHIGW_REDIS_URL``, ``NHIGW_BUS_KEY`` (gateway key), ``NHIGW_ENROL_TOKEN``, ``NHIGW_CLOUD_URL``,
+``NHIGW_DATA_DIR``, ``NHIGW_WORKSTATION``, ...), resolved once in ``main``: nothing below the CLI
+reads the environment. Agents enrol once with a one-time token (``nhigw gateway
 enrol-token``) and keep their own key; the gateway key stays on the gateway replicas.
 
 Secrets (``SECRETS``: the gateway key, the enrolment token, the HIS API key, the Redis URL
@@ -28,8 +29,8 @@ import asyncio
 import contextlib
 import os
 import socket
-import ssl
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
@@ -44,6 +45,7 @@ if TYPE_CHECKING:
     from nhigw.agent.buslink import BusLink
     from nhigw.agent.sessions import LinkGroup
     from nhigw.bus.base import Bus
+    from nhigw.common.tls import CertKeeper
 
 log = get_logger("nhigw")
 
@@ -52,6 +54,40 @@ DEFAULT_SIM_URL = "http://127.0.0.1:8068"
 
 # attribute, environment name, flag: the secret settings (see the module docstring)
 SECRETS = (("bus_key", "NHIGW_BUS_KEY", "--bus-key"), ("enrol_token", "NHIGW_ENROL_TOKEN", "--enrol-token"), ("api_key", "NHIGW_API_KEY", "--api-key"), ("redis", "NHIGW_REDIS_URL", "--redis"))
+
+
+# attribute, environment variable, default, converter, the commands it is read for (None: every
+# command with that flag; a command that sets the value itself, such as ``up``, is left out).
+ENVIRONMENT: tuple[tuple[str, str, object, Callable[[str], object], frozenset[str] | None], ...] = (
+    ("log_level", "NHIGW_LOG_LEVEL", "INFO", str, None),
+    ("data_dir", "NHIGW_DATA_DIR", str(Path.home() / ".local" / "share" / "nhigw"), str, None),
+    ("bus_prefix", "NHIGW_BUS_PREFIX", "nhigw", str, None),
+    ("cloud", "NHIGW_CLOUD_URL", None, str, frozenset({"agent", "gateway", "compat"})),
+    ("workstation", "NHIGW_WORKSTATION", None, str, frozenset({"agent", "compat"})),
+    ("agent", "NHIGW_AGENT_URL", None, str, frozenset({"compat"})),
+    ("clients", "NHIGW_CLIENTS", None, str, frozenset({"gateway"})),
+    ("site", "NHIGW_SITE", None, str, frozenset({"gateway"})),
+    ("upload_cloud", "NHIGW_UPLOAD_CLOUD_URL", None, str, frozenset({"gateway"})),
+    ("replica_wait", "NHIGW_REPLICA_WAIT", None, int, frozenset({"gateway"})),
+    ("replica_wait_ms", "NHIGW_REPLICA_WAIT_MS", None, int, frozenset({"gateway"})),
+    ("admin", "NHIGW_SIM_ADMIN", False, lambda v: v != "0", frozenset({"sim", "up"})),
+    ("tls_check_s", "NHIGW_TLS_CHECK_S", None, float, frozenset({"agent", "up"})),  # certificate renewal checks (tests)
+)
+
+
+def resolve_environment(args: argparse.Namespace) -> None:
+    """Each setting of ``ENVIRONMENT`` whose flag was not given: from its variable, else its default."""
+    for attr, env, default, convert, commands in ENVIRONMENT:
+        if (commands is None and not hasattr(args, attr)) or (commands is not None and args.cmd not in commands):
+            continue
+        value = getattr(args, attr, None)
+        if value is None or value is False:
+            raw = os.environ.get(env, "")
+            try:
+                value = convert(raw) if raw else default
+            except ValueError:
+                sys.exit(f"nhigw: {env}={raw!r} is not a valid value")
+        setattr(args, attr, value)
 
 
 def resolve_secrets(args: argparse.Namespace) -> None:
@@ -76,8 +112,7 @@ def resolve_secrets(args: argparse.Namespace) -> None:
 def bus_from(args: argparse.Namespace, *, gateway: bool = True) -> "Bus":
     from nhigw.bus import make_bus
 
-    url = args.redis or os.environ.get("NHIGW_REDIS_URL")
-    key = args.bus_key or os.environ.get("NHIGW_BUS_KEY")
+    url, key = args.redis, args.bus_key
     if gateway and url and not url.startswith("memory://") and not key:
         sys.exit("nhigw: a gateway on Redis needs the gateway key (--bus-key or NHIGW_BUS_KEY; make one with `nhigw keygen`)")
     try:
@@ -107,8 +142,8 @@ async def build_agent(args: argparse.Namespace, *, bank=None):
         backend: ReaderBackend = NoReaderBackend()  # a cloud SAM only: serves device sessions (nhigw.agent.sessions)
     else:
         backend = InProcessBackend(bank) if bank is not None else PcscBackend()
-    cloud = args.cloud or os.environ.get("NHIGW_CLOUD_URL") or DEFAULT_SIM_URL
-    agent = Agent(backend=backend, dc=DcClient(cloud), workstation=args.workstation or os.environ.get("NHIGW_WORKSTATION") or socket.gethostname(), data_dir=data_dir(args, "agent"))
+    cloud = args.cloud or DEFAULT_SIM_URL
+    agent = Agent(backend=backend, dc=DcClient(cloud), workstation=args.workstation or socket.gethostname(), data_dir=data_dir(args, "agent"))
     cors = args.cors.split(",") if getattr(args, "cors", None) else None
     from nhigw.common.guard import bind_hosts
 
@@ -118,13 +153,13 @@ async def build_agent(args: argparse.Namespace, *, bank=None):
 _BACKGROUND: set[asyncio.Task[None]] = set()
 
 
-def _kept_tls(ddir: Path, workstation: str) -> "ssl.SSLContext":
-    """The server SSL context of a data directory's local CA, its certificate renewed while the process runs."""
+def _kept_tls(args: argparse.Namespace, ddir: Path, workstation: str, ca_dir: Path | None = None) -> "CertKeeper":
+    """A data directory's server certificate (signed by the CA of ``ca_dir``, default its own), renewed while the process runs."""
     from nhigw.common.tls import CHECK_S, CertKeeper
 
-    keeper = CertKeeper(ddir, workstation, check_s=float(os.environ.get("NHIGW_TLS_CHECK_S") or CHECK_S))
+    keeper = CertKeeper(ddir, workstation, check_s=args.tls_check_s or CHECK_S, ca_dir=ca_dir)
     _BACKGROUND.add(asyncio.get_running_loop().create_task(keeper.run(), name=f"tls-renewal-{ddir.name}"))
-    return keeper.context
+    return keeper
 
 
 async def _stop_background() -> None:
@@ -165,7 +200,7 @@ async def _enrolled(args: argparse.Namespace, bus, keys, workstation: str):
     from nhigw.bus.enrol import EnrolError, agent_identity, load_identity
     from nhigw.gateway.cli import self_issued_token
 
-    token = getattr(args, "enrol_token", None) or os.environ.get("NHIGW_ENROL_TOKEN")
+    token = getattr(args, "enrol_token", None)
     ddir = None if getattr(args, "cmd", "") == "up" else data_dir(args, "agent")
     if not token and (ddir is None or load_identity(ddir, keys.prefix) is None):
         token = await self_issued_token(bus, keys.prefix, args, workstation)
@@ -195,7 +230,7 @@ async def start_agent(agent, args: argparse.Namespace, bus):
         ident = await _enrolled(args, bus, keys, agent.workstation)
         port = getattr(args, "agent_port", None) or args.port
         component_url = f"{'http' if args.no_tls else 'https'}://127.0.0.1:{port}"
-        link = BusLink(agent, bus, keys, ident, component_url=component_url, cert_dir=None if args.no_tls else data_dir(args, "agent"))
+        link = BusLink(agent, bus, keys, ident, component_url=component_url)
         await link.start()
         if getattr(args, "no_pcsc", False):
             from nhigw.agent.sessions import DeviceSessions, LinkGroup, SessionLink
@@ -209,9 +244,7 @@ async def start_agent(agent, args: argparse.Namespace, bus):
 def build_gateway(args: argparse.Namespace, bus) -> web.Application:
     from nhigw.gateway.cli import build_gateway_app
 
-    cloud = args.cloud or os.environ.get("NHIGW_CLOUD_URL") or DEFAULT_SIM_URL
-    memory = not (args.redis or os.environ.get("NHIGW_REDIS_URL"))
-    return build_gateway_app(args, bus, cloud=cloud, data_dir=data_dir(args, "gateway"), audit_file=memory)
+    return build_gateway_app(args, bus, cloud=args.cloud or DEFAULT_SIM_URL, data_dir=data_dir(args, "gateway"), audit_file=not args.redis)
 
 
 # ------------------------------------------------------------------ subcommands
@@ -220,9 +253,8 @@ def build_gateway(args: argparse.Namespace, bus) -> web.Application:
 async def cmd_sim(args: argparse.Namespace) -> None:
     from nhigw.sim.store import SimStore
 
-    if args.admin:
-        os.environ["NHIGW_SIM_ADMIN"] = "1"
     store = SimStore.seeded()
+    store.admin_enabled = args.admin
     store.dedupe_writes = args.dedupe_writes
     state = None
     if args.state:
@@ -260,14 +292,14 @@ async def cmd_bridge(args: argparse.Namespace) -> None:
     from nhigw.common.http import healthz
     from nhigw.contracts.buskeys import BusKeys
 
-    if not (args.redis or os.environ.get("NHIGW_REDIS_URL")):
+    if not args.redis:
         sys.exit("nhigw: an agent bridged to the official component serves the gateway only: it needs --redis (or NHIGW_REDIS_URL)")
     ddir = data_dir(args, "agent")
     try:
         trust = ComponentTrust(args.component, ca_file=Path(args.component_ca) if args.component_ca else None, pin_dir=ddir)
     except ValueError as exc:
         sys.exit(f"nhigw: {exc}")
-    workstation = args.workstation or os.environ.get("NHIGW_WORKSTATION") or socket.gethostname()
+    workstation = args.workstation or socket.gethostname()
     bridge = ComponentBridge(args.component, workstation, trust, poll_s=args.component_poll_s, timeout_s=args.component_timeout_s)
     bus = bus_from(args, gateway=False)
     links: list = []
@@ -311,9 +343,10 @@ async def cmd_agent(args: argparse.Namespace) -> None:
     bank = None
     if args.virtual:
         bank = _virtual_bank(args)
-    bus = bus_from(args, gateway=False) if (args.redis or os.environ.get("NHIGW_REDIS_URL")) else None
+    bus = bus_from(args, gateway=False) if args.redis else None
     agent, app = await build_agent(args, bank=bank)
-    ctx = None if args.no_tls else _kept_tls(data_dir(args, "agent"), agent.workstation)
+    agent.tls = None if args.no_tls else _kept_tls(args, data_dir(args, "agent"), agent.workstation)
+    ctx = agent.tls.context if agent.tls else None
     link = None
 
     async def started() -> None:
@@ -360,6 +393,7 @@ async def cmd_up(args: argparse.Namespace) -> None:
 
     refuse_non_loopback(args, "agent and compat")
     store = SimStore.seeded()
+    store.admin_enabled = args.admin
     bank = None if args.pcsc else _virtual_bank(args)
     if bank is not None:
         for card in bank.cards.values():
@@ -372,12 +406,13 @@ async def cmd_up(args: argparse.Namespace) -> None:
     bus = bus_from(args)
     agent, agent_app = await build_agent(args, bank=bank)
     gw_app = build_gateway(args, bus)
-    ctx = None if args.no_tls else _kept_tls(data_dir(args, "agent"), agent.workstation)
+    agent.tls = None if args.no_tls else _kept_tls(args, data_dir(args, "agent"), agent.workstation)
+    ctx = agent.tls.context if agent.tls else None
     from nhigw.compat.cli import build_from_args as build_compat
 
     gw_local = (args.gateway_host or args.host).replace("0.0.0.0", "127.0.0.1")
     compat_app = build_compat(args, agent_url=f"{'http' if args.no_tls else 'https'}://{args.host}:{args.agent_port}", cloud_url=f"http://{gw_local}:{args.gateway_port}")
-    compat_ctx = None if args.no_tls else _kept_tls(data_dir(args, "compat"), agent.workstation)
+    compat_ctx = None if args.no_tls else _kept_tls(args, data_dir(args, "compat"), agent.workstation, ca_dir=data_dir(args, "agent")).context
     link = None
 
     async def started() -> None:
@@ -416,7 +451,7 @@ def cmd_keygen(_args: argparse.Namespace) -> None:
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="nhigw", description="NHI card reader control software 6.0, as a clinic gateway")
     p.add_argument("--version", action="version", version=f"nhigw {__version__}")
-    p.add_argument("--log-level", default=os.environ.get("NHIGW_LOG_LEVEL", "INFO"))
+    p.add_argument("--log-level", help="DEBUG, INFO, WARNING, ERROR (or NHIGW_LOG_LEVEL; default INFO)")
     sub = p.add_subparsers(dest="cmd", required=True)
 
     def common(sp: argparse.ArgumentParser) -> None:
@@ -430,7 +465,7 @@ def parser() -> argparse.ArgumentParser:
         sp.add_argument("--redis", help="Redis URL (redis://[:password@]host:port/db, or Sentinel: redis+sentinel://[:password@]host1:26379,host2:26379/<service>/<db>); none = in-process bus")
         sp.add_argument("--bus-key", help="gateway key: 32-byte base64, sealing agent keys and enrolment tokens in Redis (`nhigw keygen`); gateway replicas only")
         sp.add_argument("--bus-key-file", help="file holding the gateway key (or NHIGW_BUS_KEY / NHIGW_BUS_KEY_FILE): not visible in ps")
-        sp.add_argument("--bus-prefix", default=os.environ.get("NHIGW_BUS_PREFIX", "nhigw"), help="key/channel prefix on the bus")
+        sp.add_argument("--bus-prefix", help="key/channel prefix on the bus (or NHIGW_BUS_PREFIX; default nhigw)")
 
     def agentopts(sp: argparse.ArgumentParser) -> None:
         sp.add_argument("--workstation", help="workstation id (default: host name)")
@@ -528,6 +563,7 @@ def main(argv: list[str] | None = None) -> None:
 
 def _main(argv: list[str] | None) -> None:
     args = parser().parse_args(argv)
+    resolve_environment(args)
     configure(args.log_level)
     resolve_secrets(args)
     if args.cmd == "keygen":
@@ -558,7 +594,7 @@ def _main(argv: list[str] | None) -> None:
     if args.cmd == "compat":
         from nhigw.compat.cli import cmd_compat
 
-        asyncio.run(cmd_compat(args, data_dir(args, "compat")))
+        asyncio.run(cmd_compat(args, data_dir(args, "compat"), ca_dir=data_dir(args, "agent")))
         return
     fn = {"sim": cmd_sim, "vcard": cmd_vcard, "agent": cmd_agent, "gateway": cmd_gateway, "up": cmd_up}[args.cmd]
     try:

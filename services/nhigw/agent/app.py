@@ -155,7 +155,7 @@ def create_app(agent: Agent, *, cors_hosts: list[str] | None = None, allowed_hos
 
     def settings_body() -> AgentSettingsResponse:
         s = agent.settings.settings
-        return AgentSettingsResponse(defaultReader=s.defaultReader, corsHosts=list(hosts), lastDevice=s.lastDevice)
+        return AgentSettingsResponse(defaultReader=s.defaultReader, corsHosts=list(hosts), lastDevice=s.lastDevice, tls=agent.tls_expiry())
 
     async def settings_get(_req: web.Request) -> web.Response:
         return json_response(settings_body())

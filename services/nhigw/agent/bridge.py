@@ -79,7 +79,7 @@ from nhigw.bus.guard import Supervisor
 from nhigw.common.health import Readiness
 from nhigw.common.logging import get_logger
 from nhigw.contracts.codes import Code, StatusError, message
-from nhigw.contracts.models import CardStates, ErrorBody, SessionCall, SessionReply, SignatureKind, SignatureResponse
+from nhigw.contracts.models import CardStates, ErrorBody, SessionCall, SessionReply, SignatureKind, SignatureResponse, TlsExpiry
 
 log = get_logger("nhigw.agent.bridge")
 
@@ -177,6 +177,7 @@ class ComponentTrust:
         self.host, self.port = parts.hostname, parts.port or 443
         self.ca_file, self.pin_path = ca_file, (pin_dir / PIN_FILE if pin_dir else None)
         self._ctx: ssl.SSLContext | None = None
+        self._pin: str | None = None  # the pinned SHA-256, once read or made
         if ca_file is not None:
             try:
                 self._ctx = ssl.create_default_context(cafile=str(ca_file))
@@ -215,16 +216,17 @@ class ComponentTrust:
     async def ssl_for_request(self) -> ssl.SSLContext | aiohttp.Fingerprint:
         if self._ctx is not None:
             return self._ctx
-        pins = self._pins()
-        pin = pins.get(self.key)
-        if pin is None:
+        if self._pin is None:
+            self._pin = await asyncio.to_thread(lambda: self._pins().get(self.key))
+        if self._pin is None:
             pin = await self._peer_sha256()
-            pins[self.key] = pin
+            pins = {**self._pins(), self.key: pin}
             assert self.pin_path is not None
-            self.pin_path.write_text(json.dumps(pins, indent=1), encoding="utf-8")
+            await asyncio.to_thread(self.pin_path.write_text, json.dumps(pins, indent=1), encoding="utf-8")
+            self._pin = pin
             log.warning("component_certificate_pinned", component=self.key, sha256=pin, file=str(self.pin_path),
                         hint="trusted on first use: compare with the certificate of the 6.0 installation (cshis6.crt), or pass --component-ca")
-        return aiohttp.Fingerprint(bytes.fromhex(pin))
+        return aiohttp.Fingerprint(bytes.fromhex(self._pin))
 
 
 # --------------------------------------------------------------------------- the backend
@@ -245,7 +247,7 @@ class ComponentBridge:
         self.supervisor = Supervisor(self.readiness)
         self.available = False
         self.problem: str | None = "not asked yet"
-        self.polls = 0  # Status polls answered (tests wait on it)
+        self.polls = 0  # Status polls made, answered or not
         self._states = CardStates()
         self._hpc_id: str | None = None
         self._lock = asyncio.Lock()  # the agent's own calls to the component, one at a time
@@ -262,6 +264,9 @@ class ComponentBridge:
         """The HPC verified here (for the audit of an HC-signed write), read from ``GET /api/hpc/v1/Basic`` when
         the component's Status first shows it verified (3); an HPC-signed kind carries ``hpcId`` itself."""
         return self._hpc_id if self.available and self._states.hpc == 3 else None
+
+    def tls_expiry(self) -> TlsExpiry | None:
+        return None  # the component's certificate is its installer's, not one nhigw renews
 
     def record(self, function: str, result: int) -> None:
         log.info("bridge_call", function=function, statusCode=result)
@@ -284,6 +289,8 @@ class ComponentBridge:
             status, raw = await self._request(method, path, body, timeout_s=min(timeout_s, self.timeout_s))
             try:
                 status_code(json.loads(raw))
+                if status >= 500:
+                    raise ValueError(status)
             except ValueError:
                 raise _error(Code.COMPONENT_FAILED, f"the component answered {method} {path} with HTTP {status} and no 6.0 answer") from None
             return status, raw.decode("utf-8", "replace")
@@ -308,13 +315,15 @@ class ComponentBridge:
             except TimeoutError:
                 raise _error(Code.WORKSTATION_TIMEOUT, f"the official component did not answer {method} {path} within {timeout.total:g} s") from None
             except aiohttp.ServerFingerprintMismatch:
+                if self.problem != "certificate changed":  # logged once, not at every poll
+                    log.error("component_certificate_changed", component=self.trust.key, file=str(self.trust.pin_path),
+                              hint="if the 6.0 component was reinstalled, check its new certificate, then delete its line from the file or pass --component-ca")
                 self._down("certificate changed")
-                log.error("component_certificate_changed", component=self.trust.key, file=str(self.trust.pin_path),
-                          hint="if the 6.0 component was reinstalled, check its new certificate, then delete its line from the file or pass --component-ca")
                 raise _error(Code.WORKSTATION_OFFLINE, "the official component's certificate is not the one pinned: see the agent's log") from None
             except aiohttp.ClientConnectorCertificateError as exc:
+                if self.problem != "certificate not trusted":
+                    log.error("component_certificate_untrusted", component=self.trust.key, error=str(exc.certificate_error), hint="see --component-ca")
                 self._down("certificate not trusted")
-                log.error("component_certificate_untrusted", component=self.trust.key, error=str(exc.certificate_error), hint="see --component-ca")
                 raise _error(Code.WORKSTATION_OFFLINE, "the official component's certificate is not trusted: see --component-ca") from None
             except (aiohttp.ClientError, OSError) as exc:
                 self._down(type(exc).__name__)
@@ -352,6 +361,7 @@ class ComponentBridge:
 
     async def poll(self) -> None:
         """Read the component's Status once; tell the listeners if anything changed."""
+        self.polls += 1
         try:
             status, raw = await self._request("GET", "/api/common/v1/Status", None)
         except StatusError as err:
@@ -366,7 +376,6 @@ class ComponentBridge:
             self._down(f"Status answered HTTP {status} without a 6.0 answer")
             return
         states = parse_states(data)  # whatever its statusCode: the states are what matters here
-        self.polls += 1
         changed = not self.available or states != self._states
         if not self.available:
             log.info("component_available", component=self.url)

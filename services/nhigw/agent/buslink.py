@@ -28,7 +28,6 @@ import re
 import ssl
 import time
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 from typing import Annotated
 
 import aiohttp
@@ -41,7 +40,6 @@ from nhigw.bus.enrol import AgentIdentity
 from nhigw.bus.guard import MAX_CALL_BYTES, Drops, Seen, Supervisor, serve
 from nhigw.bus.seal import seal_envelope
 from nhigw.common.logging import get_logger
-from nhigw.common.tls import not_after
 from nhigw.contracts.buskeys import BusKeys
 from nhigw.contracts.codes import Code, StatusError, http_status, message
 from nhigw.contracts.models import (
@@ -68,14 +66,13 @@ class BusLink:
     ``forward`` when given (a bridged agent: ``ComponentBridge.forward``), else to ``component_url``."""
 
     def __init__(self, agent: CardBackend, bus: Bus, keys: BusKeys, identity: AgentIdentity, *, interval_s: float = 1.0, component_url: str | None = None,
-                 forward: Forward | None = None, cert_dir: Path | None = None) -> None:
+                 forward: Forward | None = None) -> None:
         if identity.workstation != agent.workstation:
             raise ValueError(f"bus identity is for {identity.workstation!r}, agent is {agent.workstation!r}")
         self.agent, self.bus, self.keys, self.identity = agent, bus, keys, identity
         self.interval_s = interval_s
         self.component_url = component_url.rstrip("/") if component_url else None
         self.forward = forward
-        self.cert_dir = cert_dir  # where the agent's HTTPS certificates are (their expiry goes into the presence)
         self.agent_id = identity.agentId
         self.drops = Drops()
         self.supervisor = Supervisor(agent.readiness)  # each task a check of the agent's /readyz
@@ -84,7 +81,6 @@ class BusLink:
         self._kick = asyncio.Event()
         self._http: aiohttp.ClientSession | None = None
         self._sub: Subscription | None = None
-        self._certs_at: tuple[float, dict[str, float]] | None = None
 
     def presence(self, leaving: bool = False) -> Presence:
         return Presence(
@@ -95,15 +91,8 @@ class BusLink:
             interval_s=self.interval_s,
             states=self.agent.card_states(),
             leaving=leaving or not self.agent.available,  # a backend that cannot serve: offline at the gateway at once
-            certs=self._certs(),
+            tls=self.agent.tls_expiry(),
         )
-
-    def _certs(self) -> dict[str, float]:
-        """The agent's certificates' expiry, read from its data directory at most once a minute (they change when renewed)."""
-        now = time.monotonic()
-        if self._certs_at is None or now - self._certs_at[0] >= 60.0:
-            self._certs_at = (now, not_after(self.cert_dir))
-        return self._certs_at[1]
 
     def _seal(self, channel: str, data: bytes) -> bytes:
         return seal_envelope(self.identity.key, channel, self.agent.workstation, data)

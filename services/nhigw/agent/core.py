@@ -74,6 +74,7 @@ from nhigw.agent.settings import SettingsStore
 from nhigw.common.health import Readiness
 from nhigw.common.logging import get_logger
 from nhigw.common.roctime import roc_now
+from nhigw.common.tls import CertKeeper
 from nhigw.contracts import signing
 from nhigw.contracts.codes import Code, StatusError
 from nhigw.contracts.models import (
@@ -97,6 +98,7 @@ from nhigw.contracts.models import (
     ServerDateTimeResponse,
     SignatureKind,
     SignatureResponse,
+    TlsExpiry,
     VirtualHcBasic,
     VirtualHcExportResponse,
     VirtualHcTransferRequest,
@@ -200,6 +202,10 @@ class CardBackend(Protocol):
         """The HPC verified here when a signature is made (for the audit; not part of the signature)."""
         ...
 
+    def tls_expiry(self) -> TlsExpiry | None:
+        """When this workstation's HTTPS certificates that nhigw manages end (None: none)."""
+        ...
+
     def record(self, function: str, result: int) -> None: ...
 
     async def sign(self, kind: SignatureKind, service_type: str) -> SignatureResponse: ...
@@ -262,6 +268,7 @@ class Agent:
     cloud_sams: CloudSamStore = field(init=False)
     hca_verifier: Callable[[], MobileHcaVerifier] | None = None
     readiness: Readiness = field(default_factory=Readiness)  # the agent's /readyz: its bus links' tasks (nhigw.bus.guard)
+    tls: CertKeeper | None = None  # what serves its HTTPS (None: plain HTTP): expiry in presence and settings
     _monitor: asyncio.Task[None] | None = None
     _retry_soon: bool = False
 
@@ -314,6 +321,9 @@ class Agent:
             hpc=CardStatus(status=int(self.hpc_state)),
             hc=HcCardStatus(status=int(self.hc_state), pinSet=self.vhc.pinSet if self.vhc is not None else self.hc_pin_set, pinVerified=self.hc_pin_verified, virtual=virtual),
         )
+
+    def tls_expiry(self) -> TlsExpiry | None:
+        return self.tls.expiry if self.tls is not None else None
 
     @property
     def available(self) -> bool:

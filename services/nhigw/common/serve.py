@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import os
 import signal
 import ssl
 import sys
@@ -28,7 +27,7 @@ __all__ = ["Site", "data_dir", "refuse_non_loopback", "serve"]
 
 def data_dir(args: argparse.Namespace, service: str) -> Path:
     """``<base>/<service>``, made private (0700) to the user the service runs as: it holds sealed keys."""
-    base = Path(getattr(args, "data_dir", None) or os.environ.get("NHIGW_DATA_DIR") or str(Path.home() / ".local" / "share" / "nhigw"))
+    base = Path(args.data_dir)  # flag, environment or default: resolved by ``nhigw.cli``
     path = base / service
     private_dir(base)
     private_dir(path)

@@ -15,16 +15,28 @@ certificate not signed by this data directory's CA (an install from before the C
 had a self-signed one) is replaced at start. The CA lives :data:`CA_DAYS` days; it is
 made anew only when missing, unreadable (sealed on another machine or user) or past
 :data:`RENEW_AT` of its life, and then ``nhigw agent trust`` must be run again.
+
+One CA per workstation: compat (HTTPS 5067) keeps its own server certificate in its own data
+directory but has it signed by the agent's CA (``ca_dir``), so the one ``nhigw agent trust``
+makes browsers trust both; a compat certificate of another CA (its own, from before) is
+replaced at start. Making or renewing the CA holds a lock file in its directory (POSIX), so an
+agent and a compat starting together on a new install make one CA, not two.
+
+When each certificate ends (:meth:`LocalCA.expiry`, a ``TlsExpiry``) goes into the agent's
+presence, its settings and the gateway's ``nhigw_agent_cert_expiry_seconds``. The clock is
+injectable (``CertKeeper(clock=...)``, ``ensure(now)``) so renewal is tested without waiting.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import ipaddress
 import os
 import socket
 import ssl
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from cryptography import x509
@@ -35,6 +47,12 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from nhigw.common.logging import get_logger
 from nhigw.common.secretbox import SecretBox, SecretBoxError, private_dir
+from nhigw.contracts.models import TlsExpiry
+
+try:
+    import fcntl
+except ImportError:  # Windows: no advisory lock; the agent and compat run as one service there
+    fcntl = None  # type: ignore[assignment]
 
 log = get_logger("nhigw.tls")
 
@@ -47,8 +65,28 @@ KEY_PURPOSE = "nhigw-tls-key"
 SERVER_SANS = ("localhost", "127.0.0.1", "::1")
 
 
+Clock = Callable[[], dt.datetime]
+
+
+def utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
 def _now(now: dt.datetime | None) -> dt.datetime:
-    return now or dt.datetime.now(dt.UTC)
+    return now or utc_now()
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    if fcntl is None:
+        yield
+        return
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing drops the lock
 
 
 def _due(cert: x509.Certificate, now: dt.datetime) -> bool:
@@ -71,13 +109,14 @@ def _write_public(path: Path, data: bytes) -> None:
 
 
 class LocalCA:
-    """The CA and server certificate files of one data directory."""
+    """The server certificate files of one data directory, and the CA of ``ca_dir`` (default: the same directory)."""
 
-    def __init__(self, data_dir: Path, workstation: str | None = None) -> None:
+    def __init__(self, data_dir: Path, workstation: str | None = None, *, ca_dir: Path | None = None) -> None:
         self.data_dir = private_dir(Path(data_dir))
+        self.ca_dir = private_dir(Path(ca_dir)) if ca_dir is not None else self.data_dir
         self.workstation = workstation or socket.gethostname()
-        self.ca_path = self.data_dir / "ca.crt"
-        self.ca_key_path = self.data_dir / "ca.key.sealed"
+        self.ca_path = self.ca_dir / "ca.crt"
+        self.ca_key_path = self.ca_dir / "ca.key.sealed"
         self.cert_path = self.data_dir / "tls.crt"
         self.key_path = self.data_dir / "tls.key"
 
@@ -86,7 +125,7 @@ class LocalCA:
     def _load_ca(self) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey] | None:
         try:
             cert = x509.load_pem_x509_certificate(self.ca_path.read_bytes())
-            key = serialization.load_pem_private_key(SecretBox(self.data_dir, CA_PURPOSE).read(self.ca_key_path), None)
+            key = serialization.load_pem_private_key(SecretBox(self.ca_dir, CA_PURPOSE).read(self.ca_key_path), None)
         except (OSError, ValueError, SecretBoxError):
             return None
         if not isinstance(key, ec.EllipticCurvePrivateKey) or key.public_key() != cert.public_key():
@@ -98,6 +137,13 @@ class LocalCA:
         loaded = self._load_ca()
         if loaded and not _due(loaded[0], now):
             return loaded
+        with _locked(self.ca_dir / ".ca.lock"):
+            loaded = self._load_ca()  # made meanwhile by the other service of this workstation
+            if loaded and not _due(loaded[0], now):
+                return loaded
+            return self._make_ca(now)
+
+    def _make_ca(self, now: dt.datetime) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
         key = ec.generate_private_key(ec.SECP256R1())
         name = x509.Name(
             [
@@ -122,7 +168,7 @@ class LocalCA:
             .add_extension(ski, critical=False)
             .sign(key, hashes.SHA256())
         )
-        SecretBox(self.data_dir, CA_PURPOSE).write(
+        SecretBox(self.ca_dir, CA_PURPOSE).write(
             self.ca_key_path, key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
         )
         _write_public(self.ca_path, cert.public_bytes(serialization.Encoding.PEM))
@@ -196,22 +242,40 @@ class LocalCA:
         pw = self._password()
         ctx.load_cert_chain(self.cert_path, self.key_path, password=pw)
 
+    def expiry(self) -> TlsExpiry | None:
+        """When the server certificate and the CA end, as the files say (None: not made yet, or unreadable)."""
+        try:
+            ca = x509.load_pem_x509_certificate(self.ca_path.read_bytes())
+        except (OSError, ValueError):
+            return None
+        cert = self.server_cert()
+        if cert is None:
+            return None
+        return TlsExpiry(serverNotAfter=cert.not_valid_after_utc.timestamp(), caNotAfter=ca.not_valid_after_utc.timestamp())
+
 
 class CertKeeper:
-    """A server SSL context whose certificate is kept renewed (at start, then every ``check_s`` seconds)."""
+    """A server SSL context whose certificate is kept renewed (at start, then every ``check_s`` seconds).
 
-    def __init__(self, data_dir: Path, workstation: str | None = None, check_s: float = CHECK_S) -> None:
-        self.ca = LocalCA(data_dir, workstation)
+    ``clock`` (default the system's) decides when a certificate is due and dates the new one;
+    ``expiry`` is what the context serves now.
+    """
+
+    def __init__(self, data_dir: Path, workstation: str | None = None, check_s: float = CHECK_S, *, ca_dir: Path | None = None, clock: Clock = utc_now) -> None:
+        self.ca = LocalCA(data_dir, workstation, ca_dir=ca_dir)
         self.check_s = check_s
+        self.clock = clock
         self.context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        self.ca.ensure()
+        self.ca.ensure(clock())
         self.ca.load_into(self.context)
+        self.expiry = self.ca.expiry()
 
     def check(self, now: dt.datetime | None = None) -> bool:
         """Renew if due; the context serves the new certificate to the next handshakes. True when renewed."""
-        if not self.ca.ensure(now):
+        if not self.ca.ensure(now or self.clock()):
             return False
         self.ca.load_into(self.context)
+        self.expiry = self.ca.expiry()
         return True
 
     async def run(self) -> None:
@@ -223,27 +287,12 @@ class CertKeeper:
                 log.warning("tls_renewal_failed", error=type(exc).__name__)
 
 
-def not_after(data_dir: Path | None) -> dict[str, float]:
-    """When this data directory's certificates expire (epoch s): ``tls-ca`` (the local CA: browsers must
-    trust a new one, ``nhigw agent trust``) and ``tls-server``, those that exist. The agent reports them in
-    its presence for the gateway's metrics (``nhigw_gateway_workstation_cert_not_after_timestamp_seconds``)."""
-    out: dict[str, float] = {}
-    if data_dir is None:
-        return out
-    for name, path in (("tls-ca", Path(data_dir) / "ca.crt"), ("tls-server", Path(data_dir) / "tls.crt")):
-        try:
-            out[name] = x509.load_pem_x509_certificate(path.read_bytes()).not_valid_after_utc.timestamp()
-        except (OSError, ValueError):
-            continue
-    return out
-
-
 def ensure_cert(data_dir: Path, workstation: str | None = None) -> tuple[Path, Path]:
     ca = LocalCA(data_dir, workstation)
     ca.ensure()
     return ca.cert_path, ca.key_path
 
 
-def server_context(data_dir: Path, workstation: str | None = None) -> ssl.SSLContext:
+def server_context(data_dir: Path, workstation: str | None = None, *, ca_dir: Path | None = None) -> ssl.SSLContext:
     """A server context with this data directory's CA-signed certificate (renewed only at start; see :class:`CertKeeper`)."""
-    return CertKeeper(data_dir, workstation).context
+    return CertKeeper(data_dir, workstation, ca_dir=ca_dir).context

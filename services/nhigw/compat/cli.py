@@ -6,14 +6,15 @@ cloud, or the simulator; default the simulator ``http://127.0.0.1:8068``), ``--a
 (a gateway HIS-client key; better ``--api-key-file`` or ``NHIGW_API_KEY[_FILE]``, not shown in
 ``ps``), ``--close-com-finalizes``, ``--allow-non-loopback`` (compat has no authentication: it
 refuses a non-loopback ``--host`` without it). Environment: ``NHIGW_AGENT_URL``,
-``NHIGW_CLOUD_URL``, ``NHIGW_API_KEY``. The TLS certificate is self-signed, made on first
-start in the data directory (``nhigw.common.tls``).
+``NHIGW_CLOUD_URL``, ``NHIGW_API_KEY``. The TLS certificate is made on first start in compat's
+data directory and signed by the agent's local CA (``<data dir>/agent/ca.crt``, made here if the
+agent has not started yet; ``nhigw.common.tls``), so ``nhigw agent trust`` makes browsers trust
+compat too; it is renewed while compat runs.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -40,18 +41,34 @@ def build_from_args(args: argparse.Namespace, *, agent_url: str | None = None, c
     from nhigw.compat.app import build
 
     return build(
-        agent_url or getattr(args, "agent", None) or os.environ.get("NHIGW_AGENT_URL") or DEFAULT_AGENT_URL,
-        cloud_url or getattr(args, "cloud", None) or os.environ.get("NHIGW_CLOUD_URL") or DEFAULT_CLOUD_URL,
-        api_key=getattr(args, "api_key", None) or os.environ.get("NHIGW_API_KEY"),
+        agent_url or getattr(args, "agent", None) or DEFAULT_AGENT_URL,  # flags over environment: resolved by ``nhigw.cli``
+        cloud_url or getattr(args, "cloud", None) or DEFAULT_CLOUD_URL,
+        api_key=getattr(args, "api_key", None),
         close_com_finalizes=bool(getattr(args, "close_com_finalizes", False)),
         allowed_hosts=bind_hosts(getattr(args, "host", "127.0.0.1")),
     )
 
 
-async def cmd_compat(args: argparse.Namespace, data_dir: Path) -> None:
+async def cmd_compat(args: argparse.Namespace, data_dir: Path, *, ca_dir: Path | None = None) -> None:
+    """``ca_dir``: the agent's data directory, whose CA signs compat's certificate."""
+    import asyncio
+    import contextlib
+
     from nhigw.common.serve import Site, refuse_non_loopback, serve
-    from nhigw.common.tls import server_context
+    from nhigw.common.tls import CertKeeper
 
     refuse_non_loopback(args, "compat")
-    ctx = None if args.no_tls else server_context(data_dir)
-    await serve([Site(build_from_args(args), args.host, args.port, ctx, label="compat")])
+    keeper = None if args.no_tls else CertKeeper(data_dir, getattr(args, "workstation", None), ca_dir=ca_dir)
+    renewal: list[asyncio.Task[None]] = []
+
+    async def started() -> None:
+        if keeper is not None:
+            renewal.append(asyncio.create_task(keeper.run(), name="tls-renewal-compat"))
+
+    async def stopping() -> None:
+        for t in renewal:
+            t.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await t
+
+    await serve([Site(build_from_args(args), args.host, args.port, keeper.context if keeper else None, label="compat")], on_started=started, on_stop=stopping)

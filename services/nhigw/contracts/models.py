@@ -250,6 +250,14 @@ class CardStates(Model):
     reader: str | None = None
 
 
+class TlsExpiry(Model):
+    """When the agent's HTTPS certificates end (epoch seconds): the server certificate (renewed by the
+    agent itself) and its local CA (renewed only with a new ``nhigw agent trust`` on the workstation)."""
+
+    serverNotAfter: float
+    caNotAfter: float
+
+
 class Presence(Model):
     """Published by an agent on start, on every state change and as a heartbeat."""
 
@@ -261,7 +269,7 @@ class Presence(Model):
     interval_s: float
     states: CardStates = Field(default_factory=CardStates)
     leaving: bool = False
-    certs: dict[str, float] = Field(default_factory=dict, max_length=8)  # notAfter (epoch s) of the agent's certificates, by name
+    tls: TlsExpiry | None = Field(default=None, description="absent from agents before it, and from an agent serving plain HTTP")
 
 
 class SignCall(Model):
@@ -509,6 +517,7 @@ class AgentSettings(Model):
 
 
 class AgentSettingsResponse(AgentSettings):
+    tls: TlsExpiry | None = Field(default=None, description="the agent's HTTPS certificates (absent when it serves plain HTTP)")
     statusCode: int = 0
 
 

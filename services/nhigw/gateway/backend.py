@@ -19,7 +19,7 @@ from nhigw.bus.resp import ReplicaWait
 from nhigw.bus.seal import Sealer
 from nhigw.contracts.buskeys import BusKeys
 from nhigw.gateway.audit import AuditLog, AuditRecord, FileAudit, JobEnd, JobStream, MemoryAudit, RedisAudit, audit_key
-from nhigw.gateway.queue import MemoryQueue, RedisQueue, WorkQueue
+from nhigw.gateway.queue import MAX_DELIVERIES, MemoryQueue, RedisQueue, WorkQueue
 from nhigw.gateway.sessions import RedisSessionIndex, SessionIndex
 from nhigw.gateway.store import KV, MemoryKV, RedisKV
 
@@ -34,7 +34,7 @@ class BackendSettings:
     box: Sealer  # seals queued jobs
     instance: str  # this replica (the consumer name; ``done`` is not sent to itself)
     gateway_key: bytes | None = None  # keys the audit chain
-    max_deliveries: int = 3
+    max_deliveries: int = MAX_DELIVERIES
     idempotency_window_s: float = 24 * 3600.0
     audit_path: Path | None = None  # the one-process audit file (memory); None: in memory
     replica_wait: int | None = None  # None: 1 under Sentinel, 0 (off) on one Redis

@@ -17,34 +17,37 @@ from __future__ import annotations
 import argparse
 import base64
 import json
-import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
 from nhigw.common.guard import is_loopback
 
+if TYPE_CHECKING:
+    from nhigw.gateway.auth import Clients
+    from nhigw.gateway.service import GatewaySettings
+
 
 def gateway_key(args: argparse.Namespace) -> bytes | None:
-    key = getattr(args, "bus_key", None) or os.environ.get("NHIGW_BUS_KEY")
+    key = getattr(args, "bus_key", None)  # flag, file or environment: resolved by ``nhigw.cli``
     return base64.b64decode(key) if key else None
 
 
 def add_gateway_options(sp: argparse.ArgumentParser) -> None:
-    sp.add_argument("--clients", default=os.environ.get("NHIGW_CLIENTS"), help="HIS clients JSON (API keys); none = open, loopback only")
-    sp.add_argument("--site", default=os.environ.get("NHIGW_SITE", "clinic"), help="site name in audit records")
-    sp.add_argument("--max-deliveries", type=int, default=3, help="deliveries before a job is dead-lettered")
-    sp.add_argument("--claim-idle-s", type=float, default=10.0, help="reclaim another replica's job after it is idle this long")
-    sp.add_argument("--rate-per-s", type=float, default=50.0, help="rate limit per HIS client, every endpoint (requests/s, per replica)")
-    sp.add_argument("--rate-burst", type=float, default=100.0, help="burst per HIS client")
-    env_wait = os.environ.get("NHIGW_REPLICA_WAIT")
-    sp.add_argument("--replica-wait", type=int, default=int(env_wait) if env_wait else None, metavar="N",
+    # Defaults not given here are ``GatewaySettings``' / ``UpstreamSettings``' (one place each).
+    sp.add_argument("--clients", help="HIS clients JSON (API keys); none = open, loopback only (or NHIGW_CLIENTS)")
+    sp.add_argument("--site", help="site name in audit records (or NHIGW_SITE; default clinic)")
+    sp.add_argument("--max-deliveries", type=int, help="deliveries before a job is dead-lettered (default 3: nhigw.gateway.queue.MAX_DELIVERIES)")
+    sp.add_argument("--claim-idle-s", type=float, help="reclaim another replica's job after it is idle this long (default 10)")
+    sp.add_argument("--rate-per-s", type=float, help="rate limit per HIS client, every endpoint (requests/s, per replica; default 50)")
+    sp.add_argument("--rate-burst", type=float, help="burst per HIS client (default 100)")
+    sp.add_argument("--replica-wait", type=int, metavar="N",
                     help="acknowledge admission and a job's end only once N Redis replicas have it (WAIT; or NHIGW_REPLICA_WAIT); default 1 under Sentinel, 0 (off) on one Redis")
-    sp.add_argument("--replica-wait-ms", type=int, default=int(os.environ.get("NHIGW_REPLICA_WAIT_MS", "1000")),
-                    help="how long to wait for those replicas before answering 9402 (or NHIGW_REPLICA_WAIT_MS)")
+    sp.add_argument("--replica-wait-ms", type=int, help="how long to wait for those replicas before answering 9402 (or NHIGW_REPLICA_WAIT_MS; default 1000)")
     sp.add_argument(
-        "--upload-cloud", default=os.environ.get("NHIGW_UPLOAD_CLOUD_URL"),
+        "--upload-cloud",
         help="base URL of the IC-data upload host that /V2000/VNHI_Upload goes to (real: https://medvpndti.nhi.gov.tw); default: the business cloud (--cloud)",
     )
 
@@ -79,8 +82,7 @@ def build_gateway_app(args: argparse.Namespace, bus, *, cloud: str, data_dir: Pa
     """``data_dir``: the gateway's (audit checkpoints; with ``audit_file``, the audit itself: one process)."""
     from nhigw.gateway.app import create_app
     from nhigw.gateway.auth import Clients
-    from nhigw.gateway.service import Gateway, GatewaySettings
-    from nhigw.gateway.upstream import UpstreamSettings
+    from nhigw.gateway.service import Gateway
 
     if getattr(args, "clients", None) and not Path(args.clients).is_file():
         sys.exit(f"nhigw: clients file {args.clients} not found (a gateway told to use API keys never falls back to open)")
@@ -90,28 +92,36 @@ def build_gateway_app(args: argparse.Namespace, bus, *, cloud: str, data_dir: Pa
     host = getattr(args, "gateway_host", None) or args.host
     if clients.open and not is_loopback(host):
         sys.exit(f"nhigw: a gateway on {host} needs HIS API keys (--clients FILE; `nhigw gateway add-client`); without them it serves loopback only")
-    settings = GatewaySettings(
+    return create_app(Gateway(bus, gateway_settings(args, cloud=cloud, data_dir=data_dir, audit_file=audit_file, clients=clients)))
+
+
+def gateway_settings(args: argparse.Namespace, *, cloud: str, data_dir: Path, audit_file: bool, clients: Clients | None = None) -> GatewaySettings:
+    """A replica's settings from its resolved flags (``nhigw.cli``)."""
+    from nhigw.gateway.auth import Clients
+    from nhigw.gateway.service import GatewaySettings
+    from nhigw.gateway.upstream import UpstreamSettings
+
+    def given(*names: str) -> dict[str, Any]:
+        """The flags given (``nhigw up`` has none of them): the settings' own defaults for the rest."""
+        return {n: v for n in names if (v := getattr(args, n, None)) is not None}
+
+    return GatewaySettings(
         cloud_url=cloud,
-        upload_url=getattr(args, "upload_cloud", None),
         prefix=args.bus_prefix,
         gateway_key=gateway_key(args),
-        site=getattr(args, "site", "clinic"),
-        clients=clients,
-        max_deliveries=getattr(args, "max_deliveries", 3),
-        claim_idle_s=getattr(args, "claim_idle_s", 10.0),
+        clients=clients if clients is not None else Clients(),
         audit_path=data_dir / "audit.jsonl" if audit_file else None,
         audit_checkpoints=data_dir / "audit-checkpoints.jsonl",
-        upstream=UpstreamSettings(rate_per_s=getattr(args, "rate_per_s", 50.0), rate_burst=getattr(args, "rate_burst", 100.0)),
-        replica_wait=getattr(args, "replica_wait", None),
-        replica_wait_ms=getattr(args, "replica_wait_ms", 1000),
+        upstream=UpstreamSettings(**given("rate_per_s", "rate_burst")),
+        **given("site", "max_deliveries", "claim_idle_s", "replica_wait", "replica_wait_ms"),
+        upload_url=getattr(args, "upload_cloud", None),
     )
-    return create_app(Gateway(bus, settings))
 
 
 def _store(args: argparse.Namespace):
     from nhigw.bus.redisurl import redis_client
 
-    url = args.redis or os.environ.get("NHIGW_REDIS_URL")
+    url = args.redis
     if not url:
         sys.exit("nhigw: --redis (or NHIGW_REDIS_URL) is required")
     try:
@@ -156,7 +166,7 @@ async def cmd_audit(args: argparse.Namespace, data_dir: Path) -> int:
     except FileNotFoundError as exc:
         sys.exit(f"nhigw: {exc}")
     client = None
-    if args.redis or os.environ.get("NHIGW_REDIS_URL"):
+    if args.redis:
         if gateway_key(args) is None:
             sys.exit("nhigw: the gateway key is required (--bus-key or NHIGW_BUS_KEY, the same as the gateway's): the audit chain is keyed with it")
         client = _store(args)

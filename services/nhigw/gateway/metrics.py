@@ -14,9 +14,7 @@ What the alert rules (``deploy/prometheus/nhigw-rules.yml``) need besides:
   documents no health endpoint, and a business call would need a signature).
 - ``nhigw_gateway_breaker_opened_total``: how often the breaker opened.
 - ``nhigw_gateway_workstation_online{workstation}``, ``nhigw_gateway_workstation_sam_state{workstation}``
-  (0 none, 1 present, 2 verified: ``SamState``), per workstation this replica has heard since it started,
-  and ``nhigw_gateway_workstation_cert_not_after_timestamp_seconds{workstation, cert}`` (the agent's
-  local CA and HTTPS certificate, from its presence: ``nhigw.common.tls.not_after``).
+  (0 none, 1 present, 2 verified: ``SamState``), per workstation this replica has heard since it started.
 - ``nhigw_gateway_audit_chain_ok`` (1 / 0) with ``..._checked_timestamp_seconds`` and ``..._records``:
   the last check of the audit chain (the gateway's periodic one or ``GET /api/audit/verify``).
 """
@@ -68,6 +66,7 @@ class Metrics:
         self.audit_check: tuple[bool, int, float] | None = None  # the last audit chain check: ok, records, when (None: none yet)
         r.register(_DropsCollector(drops, supervisor))
         r.register(_StateCollector(self))
+        r.register(_CertExpiryCollector(registry))
 
     def audit_checked_now(self, res: "VerifyResult") -> None:
         self.audit_check = (res.ok, res.count, time.time())
@@ -117,14 +116,8 @@ class _StateCollector(Collector):
         for ws, e in sorted(self.registry.entries.items()):
             online.add_metric([ws], 1 if self.registry.online(ws) else 0)
             sam.add_metric([ws], e.presence.states.sam)
-        certs = GaugeMetricFamily("nhigw_gateway_workstation_cert_not_after_timestamp_seconds",
-                                  "when a workstation agent's certificate expires (epoch s), by workstation and certificate", labels=["workstation", "cert"])
-        for ws, e in sorted(self.registry.entries.items()):
-            for name, at in sorted(e.presence.certs.items()):
-                certs.add_metric([ws, name], at)
         yield online
         yield sam
-        yield certs
 
 
 class _DropsCollector(Collector):
@@ -144,3 +137,23 @@ class _DropsCollector(Collector):
         for task, n in sorted(self.supervisor.restarts.items()):
             restarts.add_metric([task], n)
         yield restarts
+
+
+class _CertExpiryCollector(Collector):
+    """``nhigw_agent_cert_expiry_seconds{workstation, kind}``: when an online agent's HTTPS certificate
+    (``kind="server"``) and local CA (``kind="ca"``) end, epoch seconds as agents report them in their
+    presence (``TlsExpiry``); an agent serving plain HTTP, or older than the field, has no series.
+    Alert on ``nhigw_agent_cert_expiry_seconds - time() < 14 * 86400``: the agent renews its server
+    certificate at two thirds of its life, so a near end there means renewal is failing."""
+
+    def __init__(self, registry: "Registry") -> None:
+        self.registry = registry
+
+    def collect(self):
+        g = GaugeMetricFamily("nhigw_agent_cert_expiry_seconds", "agent HTTPS certificate end (epoch seconds), by workstation and kind (server, ca)", labels=["workstation", "kind"])
+        for ws, e in sorted(self.registry.entries.items()):
+            tls = e.presence.tls
+            if tls is not None and self.registry.online(ws):
+                g.add_metric([ws, "server"], tls.serverNotAfter)
+                g.add_metric([ws, "ca"], tls.caNotAfter)
+        yield g

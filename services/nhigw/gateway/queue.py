@@ -109,8 +109,11 @@ class Depth:
     dead: int
 
 
+MAX_DELIVERIES = 3  # deliveries before an entry goes to the dead-letter stream (``--max-deliveries``)
+
+
 class WorkQueue(abc.ABC):
-    max_deliveries: int = 3
+    max_deliveries: int = MAX_DELIVERIES
     dead_hook: DeadHook | None = None
 
     async def start(self) -> None:
@@ -176,7 +179,7 @@ def _wrap(exc: Exception) -> BusError:
 
 
 class RedisQueue(WorkQueue):
-    def __init__(self, client: aioredis.Redis, stream: str, group: str, dead_stream: str, *, max_deliveries: int = 3, maxlen: int = 100_000, box: Sealer | None = None, wait: ReplicaWait | None = None) -> None:
+    def __init__(self, client: aioredis.Redis, stream: str, group: str, dead_stream: str, *, max_deliveries: int = MAX_DELIVERIES, maxlen: int = 100_000, box: Sealer | None = None, wait: ReplicaWait | None = None) -> None:
         self.client, self.stream, self.group, self.dead_stream = client, stream, group, dead_stream
         self.max_deliveries, self.maxlen = max_deliveries, maxlen
         self.box = box or Sealer(None)
@@ -422,7 +425,7 @@ class _Entry:
 class MemoryQueue(WorkQueue):
     """The same semantics in one process (``nhigw up`` on the in-memory bus)."""
 
-    def __init__(self, *, max_deliveries: int = 3) -> None:
+    def __init__(self, *, max_deliveries: int = MAX_DELIVERIES) -> None:
         self.max_deliveries = max_deliveries
         self._ids = itertools.count(1)
         self._entries: dict[str, _Entry] = {}

@@ -106,6 +106,7 @@ class Registry:
                     "version": e.presence.version,
                     "lastSeenAgo_s": round(time.monotonic() - e.seen_at, 3),
                     "states": e.presence.states.model_dump(),
+                    "tls": e.presence.tls.model_dump() if e.presence.tls else None,
                 }
             )
         return out

@@ -87,7 +87,7 @@ from nhigw.gateway.auth import Client, Clients
 from nhigw.gateway.backend import BackendSettings, make_backend
 from nhigw.gateway.deadletters import DeadLetters
 from nhigw.gateway.metrics import Metrics
-from nhigw.gateway.queue import Admission, Delivery, WorkQueue
+from nhigw.gateway.queue import MAX_DELIVERIES, Admission, Delivery, WorkQueue
 from nhigw.gateway.registry import Registry
 from nhigw.gateway.store import KV, answer_aad
 from nhigw.gateway.upstream import (
@@ -137,7 +137,7 @@ class GatewaySettings:
     idempotency_window_s: float = 24 * 3600.0
     default_deadline_s: float = 30.0
     max_deadline_s: float = 300.0
-    max_deliveries: int = 3
+    max_deliveries: int = MAX_DELIVERIES
     claim_idle_s: float = 10.0
     claim_every_s: float = 1.0
     worker_concurrency: int = 32

@@ -187,7 +187,7 @@ class SimStore:
     uploaded_max: int = 1000
     access_tokens: dict[str, tuple[str, str, float]] = field(default_factory=dict)  # accessToken -> (idNo, hospitalId, expiry)
     faults: list[FaultState] = field(default_factory=list)
-    admin_enabled: bool = field(default_factory=lambda: os.environ.get("NHIGW_SIM_ADMIN", "") not in ("", "0"))  # faults, clock
+    admin_enabled: bool = False  # faults, clock (``nhigw sim --admin``)
     test_card_counter: int = 0
     clock_offset_s: float = 0.0
     test_cards_max: int = 10

@@ -251,6 +251,9 @@ async function loadSettings() {
     $("reader-current").textContent = r.data.defaultReader || "—";
     if (r.data.defaultReader) $("reader-list").value = r.data.defaultReader;
     $("cors-hosts").value = (r.data.corsHosts || []).join("\n");
+    const tls = r.data.tls;  // absent while the agent serves plain HTTP
+    const when = (s) => new Date(s * 1000).toISOString().replace("T", " ").slice(0, 16) + " UTC";
+    fill("kv-tls", tls ? { serverNotAfter: when(tls.serverNotAfter), caNotAfter: when(tls.caNotAfter) } : null);
   }
   const c = await loadCloudSams();
   const tb = $("cloudsam-table").querySelector("tbody");

@@ -31,6 +31,8 @@ const I18N = {
     "set.cloudsam.note": "Once loaded, the file may be deleted from this machine; keep your cloud SAM safe.",
     "set.reader": "Default PC/SC reader", "set.readers": "Readers", "set.current": "Current default reader",
     "set.cors": "Hosts allowed to call from a browser (CORS)", "set.cors.help": "One host name per line, * wildcards allowed (default *.nhi.gov.tw). Unlisted web sites cannot call this component from a browser.",
+    "set.tls": "HTTPS certificate", "set.tls.server": "Server certificate ends", "set.tls.ca": "Local CA ends",
+    "set.tls.help": "This component's server certificate is issued by a local certificate authority (CA) and renewed automatically; browsers trust that CA once nhigw agent trust has run, and again after the CA is renewed.",
     "sw.help": "The component API, from the OpenAPI document.", "sw.method": "Method", "sw.path": "Path", "sw.summary": "Summary", "sw.body": "Request / response",
     "about.title": "About", "about.text": "nhigw: an open, cross-platform implementation of the NHI reader control software 6.0. This console uses only the component API that HIS programs use.",
     "about.real": "SAM / HPC commands and the signature format are this project's own (the NHI's are not public); the real cloud does not accept them. HC basic data reads work on real cards.",

@@ -7,7 +7,7 @@ const EN = {
   "title": "Gateway operations", "nav.overview": "Overview", "nav.dead": "Dead letters", "nav.audit": "Audit trail", "logout": "Log out",
   "login.title": "Operator login", "login.help": "Enter an ops API key (made by nhigw gateway add-client --ops). It is kept in this tab only.", "login.go": "Log in",
   "t.online": "Workstations online", "t.queue": "Queue depth", "t.oldest": "Oldest pending", "t.retries": "Upstream retries", "t.dead": "Dead letters", "t.breaker": "Breaker",
-  "ws.title": "Workstations", "ws.id": "Workstation", "ws.online": "Online", "ws.reader": "Reader", "ws.version": "Agent version", "ws.seen": "Last seen",
+  "ws.title": "Workstations", "ws.id": "Workstation", "ws.online": "Online", "ws.reader": "Reader", "ws.version": "Agent version", "ws.seen": "Last seen", "ws.cert": "HTTPS certificate ends",
   "chart.title": "NHI cloud latency and error rate", "chart.help": "Sampled from /metrics (every 3 s by default), since this page was opened.", "chart.lat": "mean latency (ms)", "chart.err": "error rate (%)",
   "dead.title": "Dead letters", "dead.help": "Requests that failed after several deliveries. Retry puts one back on the queue; discard drops it and a waiting HIS gets a clear error.",
   "dead.route": "Route", "dead.tries": "Deliveries", "dead.at": "Time",
@@ -18,13 +18,13 @@ const ZH = {
   "online": "線上", "offline": "離線", "retry": "重試", "discard": "捨棄", "none": "無", "empty": "目前沒有死信。",
   "closed": "關閉 (正常)", "open": "開啟 (暫停呼叫)", "half": "半開 (試探)",
   "waiting": "閘道尚未提供此端點 (等待佇列/稽核功能上線)。", "nometrics": "閘道尚未提供 /metrics。", "loginfail": "金鑰無效。",
-  "records": "筆", "retried": "已重新排入佇列", "discarded": "已捨棄", "confirm.discard": "確定捨棄這筆請求？", "ago": "秒前", "open-mode": "本機開放模式",
+  "records": "筆", "retried": "已重新排入佇列", "discarded": "已捨棄", "confirm.discard": "確定捨棄這筆請求？", "ago": "秒前", "open-mode": "本機開放模式", "days": "天", "ca": "CA",
 };
 const ZH_EN = {
   "online": "online", "offline": "offline", "retry": "Retry", "discard": "Discard", "none": "none", "empty": "No dead letters.",
   "closed": "closed", "open": "open", "half": "half-open",
   "waiting": "The gateway does not serve this endpoint yet (queue / audit pending).", "nometrics": "The gateway serves no /metrics yet.", "loginfail": "Unknown key.",
-  "records": "records", "retried": "re-queued", "discarded": "discarded", "confirm.discard": "Discard this request?", "ago": "s ago", "open-mode": "open on loopback",
+  "records": "records", "retried": "re-queued", "discarded": "discarded", "confirm.discard": "Discard this request?", "ago": "s ago", "open-mode": "open on loopback", "days": "d", "ca": "CA",
 };
 let LANG = localStorage.getItem("nhigw.lang") || "zh";
 // Seconds between /metrics samples (the chart's resolution); ?sample_s= overrides it.
@@ -97,6 +97,22 @@ function firstArray(d, prefer) {
 
 // ------------------------------------------------------------------ overview
 
+// The agent's HTTPS certificates (presence "tls", epoch seconds): the server's, renewed by the agent itself,
+// and its local CA's (a new one needs nhigw agent trust again). Under CERT_WARN_DAYS left: warn; past: bad.
+const CERT_WARN_DAYS = 14;
+function certCell(tls) {
+  if (!tls) return td("—");
+  const now = Date.now() / 1000;
+  const left = (end) => Math.floor((end - now) / 86400);
+  const day = (end) => new Date(end * 1000).toISOString().slice(0, 10);
+  const least = Math.min(left(tls.serverNotAfter), left(tls.caNotAfter));
+  const cell = td(`${day(tls.serverNotAfter)} (${left(tls.serverNotAfter)} ${t("days")}) · ${t("ca")} ${day(tls.caNotAfter)}`,
+    least < 0 ? "bad" : least < CERT_WARN_DAYS ? "warn" : "");
+  cell.dataset.serverNotAfter = String(tls.serverNotAfter);
+  cell.dataset.caNotAfter = String(tls.caNotAfter);
+  return cell;
+}
+
 function td(text, cls) { const el = document.createElement("td"); el.textContent = text === undefined || text === null ? "" : String(text); if (cls) el.className = cls; return el; }
 
 async function loadWorkstations() {
@@ -110,7 +126,7 @@ async function loadWorkstations() {
     tr.dataset.ws = w.workstation;
     tr.dataset.online = w.online ? "1" : "0";
     tr.append(td(w.workstation, "mono"), td(w.online ? t("online") : t("offline"), w.online ? "ok" : "bad"), td(st.reader || "—"),
-      td(st.sam, "num"), td(st.hpc, "num"), td(st.hc, "num"), td(w.version), td(w.lastSeenAgo_s !== undefined ? `${Number(w.lastSeenAgo_s).toFixed(1)} ${t("ago")}` : ""));
+      td(st.sam, "num"), td(st.hpc, "num"), td(st.hc, "num"), td(w.version), td(w.lastSeenAgo_s !== undefined ? `${Number(w.lastSeenAgo_s).toFixed(1)} ${t("ago")}` : ""), certCell(w.tls));
     tb.appendChild(tr);
   }
   $("m-online").textContent = `${list.filter((w) => w.online).length} / ${list.length}`;

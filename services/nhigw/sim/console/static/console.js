@@ -21,7 +21,7 @@ const ZH = {
   "ck.challenge": "驗證挑戰值有效", "ck.signature": "簽章驗證", "ck.clientRandom": "clientRandom 未曾使用",
 };
 const ZH_EN = {
-  "ok": "OK", "reset": "connection reset (no answer)", "remaining": "may still apply for", "cards": "", "records": "kept, at most", "none": "none", "rolledback": "rolled back",
+  "ok": "OK", "reset": "connection reset (no answer)", "remaining": "may still apply for", "cards": "cards", "records": "kept, at most", "none": "none", "rolledback": "rolled back",
   "updated": "updated", "insured.1": "insured", "insured.2": "not insured", "insured.3": "suspended",
   "ck.serviceType": "serviceType fits the route", "ck.sam": "SAM registered for this institution", "ck.contract": "institution's contract active", "ck.cardIds": "card ids present",
   "ck.challenge": "challenge valid", "ck.signature": "signature verifies", "ck.clientRandom": "clientRandom not used before",
@@ -163,27 +163,26 @@ function renderOverview(o) {
   }));
   sel.value = want;
   hospital = want;
-  const tc = $("tc-table").tBodies[0];
-  tc.replaceChildren();
-  for (const p of o.testCards) {
-    const tr = document.createElement("tr");
-    tr.dataset.card = p.cardSn;
-    for (const v of [p.cardSn, p.name, p.idCardNum, p.birthday, p.sex]) cell(tr, v, "mono");
-    cell(tr, "").appendChild(visits(p));
-    tc.appendChild(tr);
-  }
+  patientRows($("tc-table"), o.testCards, false);
   $("tc-remaining").textContent = `(${o.testCards.length} ${t("cards")}; ${t("remaining")} ${o.remaining})`;
-  const pt = $("pt-table").tBodies[0];
-  pt.replaceChildren();
-  for (const p of o.patients) {
+  patientRows($("pt-table"), o.patients, true);
+}
+
+// One row per card: card no, name, masked ID, birthday, sex, (insurance columns), the last visits here.
+function patientRows(table, patients, insurance) {
+  const body = table.tBodies[0];
+  body.replaceChildren();
+  for (const p of patients) {
     const tr = document.createElement("tr");
     tr.dataset.card = p.cardSn;
     for (const v of [p.cardSn, p.name, p.idCardNum, p.birthday, p.sex]) cell(tr, v, "mono");
-    cell(tr, t("insured." + p.insuranceStatus));
-    cell(tr, p.cardValidity, "mono");
-    cell(tr, p.treatmentCounter, "num");
+    if (insurance) {
+      cell(tr, t("insured." + p.insuranceStatus));
+      cell(tr, p.cardValidity, "mono");
+      cell(tr, p.treatmentCounter, "num");
+    }
     cell(tr, "").appendChild(visits(p));
-    pt.appendChild(tr);
+    body.appendChild(tr);
   }
 }
 
@@ -195,6 +194,7 @@ function off(data) {
 }
 
 let overviewData = null;
+let drawn = false;
 
 async function tick() {
   try {
@@ -204,9 +204,10 @@ async function tick() {
     maxKept = rq.data.max;
     for (const r of rq.data.requests) { records.push(r); lastSeq = Math.max(lastSeq, r.seq); }
     if (records.length > maxKept) records = records.slice(records.length - maxKept);
-    renderRequests();
+    // Re-drawn only when something changed, so a row being clicked is not replaced under the pointer.
+    if (rq.data.requests.length || !drawn) { renderRequests(); drawn = true; }
     const ov = await getJson(`/test/v1/Console/Overview${hospital ? "?hospitalId=" + encodeURIComponent(hospital) : ""}`);
-    if (ov.status === 200) { overviewData = ov.data; renderOverview(ov.data); }
+    if (ov.status === 200 && JSON.stringify(ov.data) !== JSON.stringify(overviewData)) { overviewData = ov.data; renderOverview(ov.data); }
     $("updated").textContent = `${t("updated")} ${new Date().toLocaleTimeString()}`;
   } catch (e) {
     $("updated").textContent = String(e);
@@ -228,6 +229,7 @@ window.addEventListener("DOMContentLoaded", () => {
     applyLang();
     renderRequests();
     if (overviewData) renderOverview(overviewData);
+    tick();
   });
   $("hosp").addEventListener("change", () => { hospital = $("hosp").value; tick(); });
   $("only-refused").addEventListener("change", renderRequests);
