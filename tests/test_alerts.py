@@ -139,6 +139,12 @@ async def test_cloud_unreachable_alert_pending_firing_resolved_on_a_real_prometh
             async def alerts(name: str) -> list[dict[str, Any]]:
                 return [a for a in (await _get(http, prom + "/api/v1/alerts"))["alerts"] if a["labels"]["alertname"] == name]
 
+            async def ready() -> bool:  # the port opens before the storage and the rules are loaded (503 meanwhile)
+                async with http.get(prom + "/-/ready") as r:
+                    return r.status == 200
+
+            assert await eventually(ready, 30), (prometheus_dir / "prometheus.log").read_text()[-3000:]
+
             async def both_up() -> bool:
                 return len(await query('nhigw_gateway_cloud_up{job="nhigw-gateway"} == 1')) == 2
 
