@@ -226,8 +226,12 @@ async def test_component_stopped_then_restarted(redis_server: str, bus_prefix: s
     async with bridged(redis_server, bus_prefix, certs) as (s, _keys, _bus):
         await _ready(s)
         assert (await s.business("BasicData/Register"))[1]["statusCode"] == 0
+        w = await s.seen()
+        assert w is not None and w["states"]["reader"] == "official 6.0 component", w
         await s.standin.stop()
         assert await eventually(s.offline, 5)  # at once (presence "leaving"), not after the registry's silence
+        w = await s.seen()
+        assert w is not None and "not answering" in w["states"]["reader"], w  # the dashboard says why
         status, body = await s.business("BasicData/Register")
         assert (status, body["statusCode"]) == (200, 9400), body
         status, body = await s.forward("GET", "common/v1/Status")
@@ -362,21 +366,25 @@ async def test_the_bridge_agrees_with_this_projects_agent(redis_server: str, bus
         await bridge.start()
         link = BusLink(bridge, bus, keys, ident, interval_s=0.2, forward=bridge.forward)
         await link.start()
+        def agree() -> bool:
+            own = agent.card_states()
+            return bridge.card_states() == own.model_copy(update={"reader": f"{own.reader} (official 6.0 component)" if own.reader else "official 6.0 component"})
+
         try:
             assert await eventually(s.online_with, 10)
             for path in ("common/v1/Initial", "sam/v1/Verification"):
                 status, body = await s.forward("POST", path, {})
                 assert (status, body["statusCode"]) == (200, 0), (path, body)
-            assert await eventually(lambda: _true(bridge.card_states() == agent.card_states() and agent.sam_state == 2), 5)
+            assert await eventually(lambda: _true(agree() and agent.sam_state == 2), 5)
             status, body = await s.business("BasicData/Register")
             assert (status, body["statusCode"], body["idCardNum"]) == (200, 0, "Z299999929"), body
             status, body = await s.forward("POST", "hpc/v1/Verification/Hpc", {"pin": "12345678"})
             assert (status, body["statusCode"]) == (200, 0), body
-            assert await eventually(lambda: _true(bridge.card_states() == agent.card_states() and agent.hpc_state == 3), 5)
+            assert await eventually(lambda: _true(agree() and agent.hpc_state == 3), 5)
             status, body = await s.business("CriticalIllness/Query", {"format": "0"})
             assert (status, body["statusCode"]) == (200, 0), body
             bank.remove(bank.names[1])  # the HC is pulled out at the workstation
-            assert await eventually(lambda: _true(agent.hc_state == 0 and bridge.card_states() == agent.card_states()), 5)
+            assert await eventually(lambda: _true(agent.hc_state == 0 and agree()), 5)
             status, body = await s.business("BasicData/Register")
             own_code = (await s.forward("POST", "hc/v1/Signature/Hc", {"serviceType": "01"}))[1]["statusCode"]
             assert body["statusCode"] == own_code != 0, body  # the agent's own refusal, unchanged through the bridge

@@ -76,6 +76,17 @@ def test_server_certificate_renewed_at_two_thirds_of_its_life_with_the_clock_mov
     renewed.verify_directly_issued_by(x509.load_pem_x509_certificate(root))
 
 
+def test_certificate_not_yet_valid_after_the_clock_went_back_is_replaced(tmp_path: Path) -> None:
+    ca = LocalCA(tmp_path, "ws-01")
+    ca.ensure(NOW)
+    first = leaf(ca.cert_path)
+    back = NOW - dt.timedelta(days=3)  # the machine's clock stepped back: the certificate starts in its future
+    assert ca.ensure(back) is True
+    again = leaf(ca.cert_path)
+    assert again.serial_number != first.serial_number and again.not_valid_before_utc <= back < again.not_valid_after_utc
+    assert ca.ensure(back) is False
+
+
 def test_self_signed_certificate_of_an_older_install_is_replaced(tmp_path: Path) -> None:
     self_signed(tmp_path)
     old = leaf(tmp_path / "tls.crt")

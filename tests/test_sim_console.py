@@ -129,6 +129,13 @@ async def test_the_ring_is_bounded_pages_by_seq_and_shows_an_upload_decoded_and_
         store.admin_enabled = False
         async with http.get(url + "/test/v1/Console/Requests") as r:
             assert r.status == 403 and (await r.json())["statusCode"] == 9411
+        # a body the services' JSON parser refuses (nesting) is kept as cut text; the caller still gets its clean refusal
+        store.admin_enabled = True
+        async with http.post(url + "/api/v1/BasicData/Register", data="[" * 5000 + "]" * 5000, headers={"Content-Type": "application/json"}) as r:
+            refused = await r.json()
+        async with http.get(url + "/test/v1/Console/Requests?after=7") as r:
+            (rec,) = (await r.json())["requests"]
+        assert rec["statusCode"] == refused["statusCode"] and rec["body"].startswith("[[[[") and rec["body"].endswith("[")  # the first MAX_TEXT bytes
 
 
 async def test_with_a_state_file_the_cloud_state_survives_a_restart_and_the_console_list_starts_empty(tmp_path: Path) -> None:

@@ -38,6 +38,8 @@ from urllib.parse import urlsplit
 from aiohttp import web
 
 from nhigw import __version__
+from nhigw.common import cloudtls
+from nhigw.common.cloudtls import add_cloud_options
 from nhigw.common.logging import configure, get_logger
 from nhigw.common.serve import Site, data_dir, refuse_non_loopback, serve
 
@@ -63,6 +65,8 @@ ENVIRONMENT: tuple[tuple[str, str, object, Callable[[str], object], frozenset[st
     ("data_dir", "NHIGW_DATA_DIR", str(Path.home() / ".local" / "share" / "nhigw"), str, None),
     ("bus_prefix", "NHIGW_BUS_PREFIX", "nhigw", str, None),
     ("cloud", "NHIGW_CLOUD_URL", None, str, frozenset({"agent", "gateway", "compat"})),
+    ("cloud_ca", "NHIGW_CLOUD_CA", None, str, frozenset({"agent", "gateway", "compat", "up"})),
+    ("cloud_env", "NHIGW_CLOUD_ENV", None, str, frozenset({"agent", "gateway", "up"})),
     ("workstation", "NHIGW_WORKSTATION", None, str, frozenset({"agent", "compat"})),
     ("agent", "NHIGW_AGENT_URL", None, str, frozenset({"compat"})),
     ("clients", "NHIGW_CLIENTS", None, str, frozenset({"gateway"})),
@@ -143,7 +147,8 @@ async def build_agent(args: argparse.Namespace, *, bank=None):
     else:
         backend = InProcessBackend(bank) if bank is not None else PcscBackend()
     cloud = args.cloud or DEFAULT_SIM_URL
-    agent = Agent(backend=backend, dc=DcClient(cloud), workstation=args.workstation or socket.gethostname(), data_dir=data_dir(args, "agent"))
+    dc = DcClient(cloud, tls=cloudtls.from_args(args), environment=getattr(args, "cloud_env", None))
+    agent = Agent(backend=backend, dc=dc, workstation=args.workstation or socket.gethostname(), data_dir=data_dir(args, "agent"))
     cors = args.cors.split(",") if getattr(args, "cors", None) else None
     from nhigw.common.guard import bind_hosts
 
@@ -230,7 +235,7 @@ async def start_agent(agent, args: argparse.Namespace, bus):
         ident = await _enrolled(args, bus, keys, agent.workstation)
         port = getattr(args, "agent_port", None) or args.port
         component_url = f"{'http' if args.no_tls else 'https'}://127.0.0.1:{port}"
-        link = BusLink(agent, bus, keys, ident, component_url=component_url)
+        link = BusLink(agent, bus, keys, ident, component_url=component_url, cloud_env=agent.dc.environment)
         await link.start()
         if getattr(args, "no_pcsc", False):
             from nhigw.agent.sessions import DeviceSessions, LinkGroup, SessionLink
@@ -313,7 +318,7 @@ async def cmd_bridge(args: argparse.Namespace) -> None:
         keys = BusKeys(args.bus_prefix)
         ident = await _enrolled(args, bus, keys, workstation)
         await bridge.start()
-        link = BusLink(bridge, bus, keys, ident, forward=bridge.forward)
+        link = BusLink(bridge, bus, keys, ident, forward=bridge.forward, cloud_env=cloudtls.cloud_env(args.cloud, args.cloud_env))
         await link.start()
         slink = SessionLink(RefusedSessions(bridge), bus, keys, ident)
         await slink.start()
@@ -470,6 +475,7 @@ def parser() -> argparse.ArgumentParser:
     def agentopts(sp: argparse.ArgumentParser) -> None:
         sp.add_argument("--workstation", help="workstation id (default: host name)")
         sp.add_argument("--cloud", help=f"NHI cloud / DC base URL (default {DEFAULT_SIM_URL}, the simulator)")
+        add_cloud_options(sp)
         sp.add_argument("--cors", help="comma-separated CORS host patterns (default *.nhi.gov.tw)")
         sp.add_argument("--no-tls", action="store_true", help="serve plain HTTP (tests only)")
         sp.add_argument("--identities", help="virtual card identities JSON (default: the seeded test cards)")
@@ -520,6 +526,7 @@ def parser() -> argparse.ArgumentParser:
     busopts(sp)
     sp.add_argument("--port", type=int, default=8066)
     sp.add_argument("--cloud", help=f"NHI cloud base URL (default {DEFAULT_SIM_URL}, the simulator)")
+    add_cloud_options(sp)
     from nhigw.gateway.cli import add_admin_parsers, add_gateway_options
 
     add_gateway_options(sp)
@@ -585,6 +592,9 @@ def _main(argv: list[str] | None) -> None:
 
     if args.cmd == "gateway" and getattr(args, "gwcmd", None) == "add-client":
         gwcli.cmd_add_client(args)
+        return
+    if args.cmd == "gateway" and getattr(args, "gwcmd", None) == "remove-client":
+        gwcli.cmd_remove_client(args)
         return
     if args.cmd == "gateway" and getattr(args, "gwcmd", None) == "enrol-token":
         asyncio.run(gwcli.cmd_enrol_token(args))

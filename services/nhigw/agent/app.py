@@ -84,27 +84,38 @@ CORS_MAX_AGE_S = 600
 
 
 def _cors_middleware(hosts: list[str]) -> Callable[..., Awaitable[web.StreamResponse]]:
+    """Answers preflights: 204 for a listed origin, 403 for another (the headers: :func:`_cors_headers`)."""
+
     @web.middleware
     async def mw(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
         origin = request.headers.get("Origin")
-        allowed = origin_allowed(origin, hosts)
         if request.method == "OPTIONS" and origin:
-            resp: web.StreamResponse = web.Response(status=204 if allowed else 403)
-        else:
-            resp = await handler(request)
-        if allowed and origin:
-            resp.headers["Access-Control-Allow-Origin"] = origin
-            resp.headers["Access-Control-Allow-Methods"] = "GET, POST, PUT, DELETE, OPTIONS"
-            resp.headers["Access-Control-Allow-Headers"] = "Content-Type"
-            resp.headers["Vary"] = "Origin"
-            if request.method == "OPTIONS":
-                resp.headers["Access-Control-Max-Age"] = str(CORS_MAX_AGE_S)
-                # Chrome's Private Network Access: a public page calling this loopback agent asks first.
-                if request.headers.get("Access-Control-Request-Private-Network", "").lower() == "true":
-                    resp.headers["Access-Control-Allow-Private-Network"] = "true"
-        return resp
+            return web.Response(status=204 if origin_allowed(origin, hosts) else 403)
+        return await handler(request)
 
     return mw
+
+
+def _cors_headers(hosts: list[str]) -> Callable[[web.Request, web.StreamResponse], Awaitable[None]]:
+    """CORS headers for a listed origin, on every response just before its headers go out
+    (``on_response_prepare``): a streamed one (the event stream) sends them from inside its handler,
+    too early for a middleware to add them afterwards."""
+
+    async def on_prepare(request: web.Request, resp: web.StreamResponse) -> None:
+        origin = request.headers.get("Origin")
+        if not origin or not origin_allowed(origin, hosts):
+            return
+        resp.headers["Access-Control-Allow-Origin"] = origin
+        resp.headers["Access-Control-Allow-Methods"] = "GET, POST, PUT, DELETE, OPTIONS"
+        resp.headers["Access-Control-Allow-Headers"] = "Content-Type"
+        resp.headers["Vary"] = "Origin"
+        if request.method == "OPTIONS":
+            resp.headers["Access-Control-Max-Age"] = str(CORS_MAX_AGE_S)
+            # Chrome's Private Network Access: a public page calling this loopback agent asks first.
+            if request.headers.get("Access-Control-Request-Private-Network", "").lower() == "true":
+                resp.headers["Access-Control-Allow-Private-Network"] = "true"
+
+    return on_prepare
 
 
 def ok() -> web.Response:
@@ -116,6 +127,7 @@ def create_app(agent: Agent, *, cors_hosts: list[str] | None = None, allowed_hos
     hosts: list[str] = list(cors_hosts) if cors_hosts is not None else list(agent.settings.settings.corsHosts)
     guard = Guard(check_host=True, allowed_hosts=allowed_hosts, csrf=True, listed=lambda: hosts, navigable=("/console",))
     app = web.Application(middlewares=[guard_middleware(guard), _cors_middleware(hosts), _record_middleware(), error_middleware])
+    app.on_response_prepare.append(_cors_headers(hosts))
     app[AGENT] = agent
     app[CORS_HOSTS] = hosts
     r = app.router

@@ -6,7 +6,8 @@ sign with real cards. A bridged agent does no card I/O: ``ComponentBridge`` is t
 the bus link (``nhigw.agent.core.CardBackend``, beside the ``Agent`` that drives PC/SC readers).
 It joins the gateway like any agent (same enrolment, same sealed bus messages) and:
 
-- **presence and states** come from the component's ``GET /api/common/v1/Status``, read every
+- **presence and states** come from the component's ``GET /api/common/v1/Status`` (the states'
+  ``reader`` says "official 6.0 component", or why it cannot serve: the dashboard's reader column), read every
   ``poll_s`` (default 1 s) and at once after each call the agent itself makes (a forwarded call
   may change the states: the change reaches the gateway within that call's round trip). A
   change made by the HIS on the workstation shows within one ``poll_s``;
@@ -79,13 +80,14 @@ from nhigw.bus.guard import Supervisor
 from nhigw.common.health import Readiness
 from nhigw.common.logging import get_logger
 from nhigw.contracts.codes import Code, StatusError, message
-from nhigw.contracts.models import CardStates, ErrorBody, SessionCall, SessionReply, SignatureKind, SignatureResponse, TlsExpiry
+from nhigw.contracts.models import CardStates, ErrorBody, SessionCall, SessionReply, SignatureKind, SignatureRequest, SignatureResponse, TlsExpiry
 
 log = get_logger("nhigw.agent.bridge")
 
 POLL_S = 1.0
 TIMEOUT_S = 5.0
 PIN_FILE = "component-pins.json"
+COMPONENT_LABEL = "official 6.0 component"
 
 SIGNATURE_PATHS = {
     SignatureKind.SAM: "/api/sam/v1/Signature",
@@ -246,7 +248,7 @@ class ComponentBridge:
         self.readiness = Readiness()
         self.supervisor = Supervisor(self.readiness)
         self.available = False
-        self.problem: str | None = "not asked yet"
+        self.problem: str | None = "not answered yet"
         self.polls = 0  # Status polls made, answered or not
         self._states = CardStates()
         self._hpc_id: str | None = None
@@ -258,7 +260,11 @@ class ComponentBridge:
     # ------------------------------------------------------------------ CardBackend
 
     def card_states(self) -> CardStates:
-        return self._states if self.available else CardStates()
+        """The component's states; ``reader`` (the dashboard's column) says the cards are behind it, or why it cannot serve."""
+        if not self.available:
+            return CardStates(reader=f"{COMPONENT_LABEL}: {self.problem}")
+        reader = self._states.reader
+        return self._states.model_copy(update={"reader": f"{reader} ({COMPONENT_LABEL})" if reader else COMPONENT_LABEL})
 
     def signer_hpc(self) -> str | None:
         """The HPC verified here (for the audit of an HC-signed write), read from ``GET /api/hpc/v1/Basic`` when
@@ -273,7 +279,7 @@ class ComponentBridge:
 
     async def sign(self, kind: SignatureKind, service_type: str) -> SignatureResponse:
         try:
-            body = await self._json("POST", SIGNATURE_PATHS[kind], {"serviceType": service_type})
+            body = await self._json("POST", SIGNATURE_PATHS[kind], SignatureRequest(serviceType=service_type).model_dump_json())
         finally:
             self._kick.set()
         fields = normalise_signature(body)
@@ -326,12 +332,12 @@ class ComponentBridge:
                 self._down("certificate not trusted")
                 raise _error(Code.WORKSTATION_OFFLINE, "the official component's certificate is not trusted: see --component-ca") from None
             except (aiohttp.ClientError, OSError) as exc:
-                self._down(type(exc).__name__)
+                self._down(f"not answering ({type(exc).__name__})")
                 raise _error(Code.WORKSTATION_OFFLINE, f"the official component is not answering ({type(exc).__name__})") from None
 
-    async def _json(self, method: str, path: str, body: dict[str, Any] | None) -> dict[str, Any]:
+    async def _json(self, method: str, path: str, body: str | None) -> dict[str, Any]:
         """A 6.0 answer that succeeded (2xx, ``statusCode`` 0); its code otherwise; 9416 if it is not a 6.0 answer."""
-        status, raw = await self._request(method, path, json.dumps(body) if body is not None else None)
+        status, raw = await self._request(method, path, body)
         try:
             data = json.loads(raw)
             code = status_code(data)

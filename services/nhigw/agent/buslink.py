@@ -66,13 +66,14 @@ class BusLink:
     ``forward`` when given (a bridged agent: ``ComponentBridge.forward``), else to ``component_url``."""
 
     def __init__(self, agent: CardBackend, bus: Bus, keys: BusKeys, identity: AgentIdentity, *, interval_s: float = 1.0, component_url: str | None = None,
-                 forward: Forward | None = None) -> None:
+                 forward: Forward | None = None, cloud_env: str | None = None) -> None:
         if identity.workstation != agent.workstation:
             raise ValueError(f"bus identity is for {identity.workstation!r}, agent is {agent.workstation!r}")
         self.agent, self.bus, self.keys, self.identity = agent, bus, keys, identity
         self.interval_s = interval_s
         self.component_url = component_url.rstrip("/") if component_url else None
         self.forward = forward
+        self.cloud_env = cloud_env  # the NHI cloud its SAM is verified against, announced (nhigw.common.cloudtls)
         self.agent_id = identity.agentId
         self.drops = Drops()
         self.supervisor = Supervisor(agent.readiness)  # each task a check of the agent's /readyz
@@ -92,6 +93,7 @@ class BusLink:
             states=self.agent.card_states(),
             leaving=leaving or not self.agent.available,  # a backend that cannot serve: offline at the gateway at once
             tls=self.agent.tls_expiry(),
+            cloudEnv=self.cloud_env if self.cloud_env in ("production", "test") else None,
         )
 
     def _seal(self, channel: str, data: bytes) -> bytes:

@@ -9,12 +9,19 @@ Virtual HC: the QR token is opaque to the agent; ``vhc_verify`` sends it with a 
 signature (``DcSamSigned``) and gets the card's data and a DC session id; ``vhc_transfer``
 turns that session into a transfer code. The DC's codes (1018 expired, 1520-1525, 3244 used)
 are passed on. Protocol: ``proto/dc-protocol.md``.
+
+TLS and proxies: ``tls`` (``nhigw.common.cloudtls``: ``--cloud-ca`` or the system's store, proxies
+from the environment); a DC certificate that does not verify is 1700 (the 6.0 code HIS programs
+know for "the component cannot reach the DC") with "certificate not trusted: see --cloud-ca".
+``environment``: which NHI cloud this is (production / test / None), announced in the agent's
+presence so the gateway can refuse to mix them (1003).
 """
 
 from __future__ import annotations
 
 import aiohttp
 
+from nhigw.common.cloudtls import CloudEnv, CloudTls, cloud_env, is_untrusted, untrusted_error
 from nhigw.contracts.codes import Code, StatusError
 from nhigw.contracts.models import (
     DcServerDateTimeResponse,
@@ -30,14 +37,16 @@ from nhigw.contracts.models import (
 
 
 class DcClient:
-    def __init__(self, base_url: str, *, timeout_s: float = 10.0) -> None:
+    def __init__(self, base_url: str, *, timeout_s: float = 10.0, tls: CloudTls | None = None, environment: str | None = None) -> None:
         self.base_url = base_url.rstrip("/")
         self.timeout = aiohttp.ClientTimeout(total=timeout_s)
+        self.tls = tls or CloudTls()
+        self.environment: CloudEnv | None = cloud_env(self.base_url, environment)
         self._session: aiohttp.ClientSession | None = None
 
     def _s(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession(timeout=self.timeout)
+            self._session = self.tls.session(timeout=self.timeout)
         return self._session
 
     async def _post(self, path: str, body: dict[str, object] | None, method: str = "POST") -> dict[str, object]:
@@ -48,6 +57,8 @@ class DcClient:
                 except ValueError as exc:
                     raise StatusError(Code.DC_HTTP, f"DC answered HTTP {r.status} without JSON") from exc
         except aiohttp.ClientError as exc:
+            if is_untrusted(exc):
+                raise untrusted_error(Code.DC_CONNECTION, self.base_url, exc) from exc
             raise StatusError(Code.DC_CONNECTION, f"cannot reach the NHI DC at {self.base_url}") from exc
         except TimeoutError as exc:
             raise StatusError(Code.DC_CONNECTION, "NHI DC timed out") from exc

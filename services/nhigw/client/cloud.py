@@ -34,12 +34,13 @@ class CloudClient:
         timeout_s: float = 20.0,
         verify_tls: bool | ssl.SSLContext = True,
         session: aiohttp.ClientSession | None = None,
+        trust_env: bool = False,
     ) -> None:
         headers = {"X-Workstation": workstation} if workstation else {}
         if api_key:
             headers["Authorization"] = f"Bearer {api_key}"  # a gateway with --clients authenticates HIS clients
         self.workstation = workstation
-        self.t = Transport(base_url, timeout_s=timeout_s, verify_tls=verify_tls, headers=headers, session=session)
+        self.t = Transport(base_url, timeout_s=timeout_s, verify_tls=verify_tls, headers=headers, session=session, trust_env=trust_env)
 
     async def __aenter__(self) -> CloudClient:
         return self

@@ -5,6 +5,7 @@
     NhigwError                      anything this client raises
     ├── TransportError              no usable answer: retry-safe for reads
     │   ├── ConnectError            refused, reset, DNS, TLS handshake
+    │   │   └── UntrustedCertificate  the server's certificate did not verify (``verify_tls``)
     │   └── RequestTimeout          no answer within ``timeout_s``
     ├── DecodingError               an answer that is not the JSON / model expected
     └── StatusCodeError             an answer with a 6.0 ``statusCode`` other than 0
@@ -39,6 +40,10 @@ class TransportError(NhigwError):
 
 
 class ConnectError(TransportError):
+    pass
+
+
+class UntrustedCertificate(ConnectError):
     pass
 
 

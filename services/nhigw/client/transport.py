@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 import aiohttp
 from pydantic import BaseModel, ValidationError
 
-from nhigw.client.errors import ConnectError, DecodingError, RequestTimeout, StatusCodeError
+from nhigw.client.errors import ConnectError, DecodingError, RequestTimeout, StatusCodeError, UntrustedCertificate
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -41,9 +41,11 @@ class Transport:
         verify_tls: bool | ssl.SSLContext = False,
         headers: dict[str, str] | None = None,
         session: aiohttp.ClientSession | None = None,
+        trust_env: bool = False,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.timeout_s = timeout_s
+        self.trust_env = trust_env  # proxies from HTTPS_PROXY / NO_PROXY (the caller decides)
         if isinstance(verify_tls, ssl.SSLContext):
             self._ssl: ssl.SSLContext | bool = verify_tls
         else:
@@ -54,7 +56,7 @@ class Transport:
 
     def _s(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.timeout_s))
+            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.timeout_s), trust_env=self.trust_env)
             self._own_session = True
         return self._session
 
@@ -83,6 +85,8 @@ class Transport:
             async with self._s().request(method, url, data=data, headers=hdrs, ssl=self._ssl if url.startswith("https") and self._ssl is not None else True) as r:
                 raw = await r.read()
                 status = r.status
+        except aiohttp.ClientConnectorCertificateError as exc:
+            raise UntrustedCertificate(f"certificate not trusted: {exc.certificate_error}", url=url) from exc
         except aiohttp.ClientConnectionError as exc:
             if isinstance(exc, aiohttp.ServerTimeoutError):
                 raise RequestTimeout("no answer in time", url=url) from exc

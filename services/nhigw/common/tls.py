@@ -10,7 +10,8 @@ agent once ``nhigw agent trust`` has put ``ca.crt`` where they look (:mod:`nhigw
 
 The server certificate lives :data:`SERVER_DAYS` days and is renewed at
 :data:`RENEW_AT` of its life: checked at start and every :data:`CHECK_S` seconds while
-running (:class:`CertKeeper`); new connections get the new certificate, no restart. A
+running (:class:`CertKeeper`); new connections get the new certificate, no restart. One that
+is not yet valid by the clock (stepped back since it was issued) is replaced too. A
 certificate not signed by this data directory's CA (an install from before the CA, which
 had a self-signed one) is replaced at start. The CA lives :data:`CA_DAYS` days; it is
 made anew only when missing, unreadable (sealed on another machine or user) or past
@@ -19,7 +20,7 @@ made anew only when missing, unreadable (sealed on another machine or user) or p
 One CA per workstation: compat (HTTPS 5067) keeps its own server certificate in its own data
 directory but has it signed by the agent's CA (``ca_dir``), so the one ``nhigw agent trust``
 makes browsers trust both; a compat certificate of another CA (its own, from before) is
-replaced at start. Making or renewing the CA holds a lock file in its directory (POSIX), so an
+replaced at start, and that CA's files are deleted. Making or renewing the CA holds a lock file in its directory (POSIX), so an
 agent and a compat starting together on a new install make one CA, not two.
 
 When each certificate ends (:meth:`LocalCA.expiry`, a ``TlsExpiry``) goes into the agent's
@@ -191,7 +192,8 @@ class LocalCA:
 
     def _server_ok(self, ca: x509.Certificate, now: dt.datetime) -> bool:
         cert, pw = self.server_cert(), self._password()
-        if cert is None or _due(cert, now):
+        # Not yet valid by this clock (it was stepped back, e.g. a reset CMOS clock): this machine's browsers refuse it too.
+        if cert is None or _due(cert, now) or now < cert.not_valid_before_utc:
             return False
         try:
             cert.verify_directly_issued_by(ca)  # a self-signed one from before the CA, or another CA's: not ours
@@ -231,6 +233,9 @@ class LocalCA:
         pw = self._password()
         _write_private(self.key_path, key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.BestAvailableEncryption(pw)))
         _write_public(self.cert_path, cert.public_bytes(serialization.Encoding.PEM) + ca.public_bytes(serialization.Encoding.PEM))
+        if self.ca_dir != self.data_dir:  # a CA of this directory's own, from before it used the agent's: no longer signs anything
+            for own in (self.data_dir / "ca.crt", self.data_dir / "ca.key.sealed"):
+                own.unlink(missing_ok=True)
         log.info(
             "tls_cert_issued",
             reason="renewal" if old is not None and old.issuer == ca.subject else ("migration" if old is not None else "first start"),

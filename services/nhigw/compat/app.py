@@ -20,6 +20,7 @@ from aiohttp import web
 from nhigw import __version__
 from nhigw.client import AgentClient, CloudClient
 from nhigw.client.errors import NhigwError, StatusCodeError
+from nhigw.common.cloudtls import CloudTls
 from nhigw.common.guard import Guard, guard_middleware
 from nhigw.common.http import error_middleware, healthz, json_response, loads_json
 from nhigw.common.logging import get_logger
@@ -219,8 +220,13 @@ async def _special(cs: CsHis, route: vhc.VhcRoute, body: dict[str, Any]) -> dict
     raise AssertionError(route.function)  # pragma: no cover
 
 
-def build(agent_url: str, cloud_url: str, *, api_key: str | None = None, close_com_finalizes: bool = False, timeout_s: float = 20.0, allowed_hosts: tuple[str, ...] = ()) -> web.Application:
-    """The compat app for one workstation's agent and a cloud URL (the NHI cloud, the gateway or the simulator)."""
-    cloud = CloudClient(cloud_url, api_key=api_key, timeout_s=timeout_s, verify_tls=True)
+def build(
+    agent_url: str, cloud_url: str, *, api_key: str | None = None, close_com_finalizes: bool = False, timeout_s: float = 20.0,
+    allowed_hosts: tuple[str, ...] = (), cloud_tls: CloudTls | None = None,
+) -> web.Application:
+    """The compat app for one workstation's agent and a cloud URL (the NHI cloud, the gateway or the simulator);
+    ``cloud_tls``: the CAs trusted for it and the proxy setting (``nhigw.common.cloudtls``; default the system's store)."""
+    tls = cloud_tls or CloudTls()
+    cloud = CloudClient(cloud_url, api_key=api_key, timeout_s=timeout_s, verify_tls=tls.context(), trust_env=tls.trust_env)
     cs = CsHis(AgentClient(agent_url, timeout_s=timeout_s), cloud, close_com_finalizes=close_com_finalizes)
     return create_app(cs, allowed_hosts=allowed_hosts)

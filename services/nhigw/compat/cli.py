@@ -30,6 +30,7 @@ def add_compat_parser(sub: Any, common: Callable[[argparse.ArgumentParser], None
     sp.add_argument("--port", type=int, default=5067)
     sp.add_argument("--agent", help=f"the workstation's agent URL (default {DEFAULT_AGENT_URL})")
     sp.add_argument("--cloud", help=f"business API URL: gateway, NHI cloud or simulator (default {DEFAULT_CLOUD_URL})")
+    sp.add_argument("--cloud-ca", metavar="FILE", help="PEM CA bundle trusted for --cloud (or NHIGW_CLOUD_CA); default: the system's store")
     sp.add_argument("--api-key", help="HIS client key for a gateway started with --clients")
     sp.add_argument("--api-key-file", help="file holding the HIS client key (or NHIGW_API_KEY / NHIGW_API_KEY_FILE): not visible in ps")
     sp.add_argument("--close-com-finalizes", action="store_true", help="csCloseCom calls Finalize (default: keep the device and SAM verification)")
@@ -37,6 +38,7 @@ def add_compat_parser(sub: Any, common: Callable[[argparse.ArgumentParser], None
 
 
 def build_from_args(args: argparse.Namespace, *, agent_url: str | None = None, cloud_url: str | None = None) -> Any:
+    from nhigw.common import cloudtls
     from nhigw.common.guard import bind_hosts
     from nhigw.compat.app import build
 
@@ -46,6 +48,7 @@ def build_from_args(args: argparse.Namespace, *, agent_url: str | None = None, c
         api_key=getattr(args, "api_key", None),
         close_com_finalizes=bool(getattr(args, "close_com_finalizes", False)),
         allowed_hosts=bind_hosts(getattr(args, "host", "127.0.0.1")),
+        cloud_tls=cloudtls.from_args(args),
     )
 
 

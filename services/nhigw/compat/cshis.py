@@ -52,7 +52,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from nhigw.client import AgentClient, CloudClient
-from nhigw.client.errors import DecodingError, RequestTimeout, StatusCodeError, TransportError
+from nhigw.client.errors import DecodingError, RequestTimeout, StatusCodeError, TransportError, UntrustedCertificate
+from nhigw.common.cloudtls import untrusted_error
 from nhigw.common.logging import get_logger
 from nhigw.common.roctime import TAIWAN, taiwan_now
 from nhigw.common.roctime import roc_datetime as format_roc
@@ -149,6 +150,8 @@ def legacy(number: str, summary: str, *, card: str | None = None, supported: boo
                     return LegacyResult(legacy_code(exc.code, _card_named(exc.body, meta.card)), statusCode=exc.code, detail=detail)
                 except TransportError as exc:
                     to_agent = exc.url.startswith(self.agent.t.base_url)
+                    if isinstance(exc, UntrustedCertificate) and not to_agent:
+                        return LegacyResult(CLOUD_UNREACHABLE, detail=untrusted_error(Code.UPSTREAM_UNAVAILABLE, exc.url, exc.__cause__).detail)
                     return LegacyResult(AGENT_UNREACHABLE if to_agent else CLOUD_UNREACHABLE, detail=str(exc))
                 except DecodingError as exc:
                     return LegacyResult(UNSUPPORTED, detail=str(exc))

@@ -5,7 +5,9 @@ Exception tree (the line a retry policy needs is the first split)::
     UpstreamError
     ├── TransportError            no HTTP response came back
     │   ├── NotSent               provably never reached the cloud (connect refused, DNS,
-    │   │                         connect timeout): safe to retry, even a write
+    │   │   │                     connect timeout): safe to retry, even a write
+    │   │   └── Untrusted         the cloud's TLS certificate did not verify (``--cloud-ca``):
+    │   │                         not retried, it would not verify the next time either
     │   └── MaybeSent             the request may have landed (timeout after sending,
     │                             connection dropped): a read may retry, a write may not
     ├── BadStatus                 the cloud answered 5xx (``.response`` kept): reads retry
@@ -30,6 +32,9 @@ Policy (``UpstreamSettings``):
 - breaker per upstream base URL: ``breaker_failures`` consecutive failures (transport
   errors or 5xx) open it for ``breaker_cooldown_s``; then one probe is let through
   (half-open): success closes it, failure re-opens it.
+- TLS and proxies: ``UpstreamSettings.tls`` (``nhigw.common.cloudtls``: the CA bundle or the
+  system's store, proxies from the environment when the command line says so). While the breaker
+  is open after an untrusted certificate, ``CircuitOpen.last_failure`` still says so.
 - rate limit per bucket (the gateway names one per HIS client, ``nhigw.gateway.app``): token bucket of ``rate_per_s`` with ``rate_burst``.
 """
 
@@ -46,6 +51,8 @@ from dataclasses import dataclass, field
 import aiohttp
 from yarl import URL
 
+from nhigw.common.cloudtls import CloudTls, is_untrusted
+
 
 class UpstreamError(Exception):
     attempts: int = 0
@@ -56,6 +63,10 @@ class TransportError(UpstreamError):
 
 
 class NotSent(TransportError):
+    pass
+
+
+class Untrusted(NotSent):
     pass
 
 
@@ -74,7 +85,7 @@ class Refused(UpstreamError):
 
 
 class CircuitOpen(Refused):
-    pass
+    last_failure: UpstreamError | None = None  # what opened it (an ``Untrusted`` keeps its message)
 
 
 class RateLimited(Refused):
@@ -109,6 +120,7 @@ class UpstreamSettings:
     breaker_cooldown_s: float = 5.0
     rate_per_s: float = 50.0
     rate_burst: float = 100.0
+    tls: CloudTls = field(default_factory=CloudTls)
 
 
 class Transport(abc.ABC):
@@ -123,8 +135,8 @@ class Transport(abc.ABC):
 class AiohttpTransport(Transport):
     def __init__(self, settings: UpstreamSettings) -> None:
         t = aiohttp.ClientTimeout(total=settings.total_timeout_s, connect=settings.connect_timeout_s)
-        self._reads = aiohttp.ClientSession(timeout=t)
-        self._writes = aiohttp.ClientSession(timeout=t, connector=aiohttp.TCPConnector(force_close=True))
+        self._reads = settings.tls.session(timeout=t)
+        self._writes = settings.tls.session(timeout=t, connector_kw={"force_close": True})
 
     async def send(self, base_url: str, req: UpstreamRequest) -> UpstreamResponse:
         session = self._writes if req.write else self._reads
@@ -132,7 +144,11 @@ class AiohttpTransport(Transport):
         try:
             async with session.post(base_url + req.path, data=req.body, headers=headers) as r:
                 return UpstreamResponse(r.status, await r.read())
-        except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:
+        except aiohttp.ClientConnectorError as exc:
+            if is_untrusted(exc):  # the handshake failed before any request byte was sent
+                raise Untrusted(f"certificate not trusted: {exc}") from exc
+            raise NotSent(f"{type(exc).__name__}: could not connect") from exc
+        except aiohttp.ConnectionTimeoutError as exc:
             raise NotSent(f"{type(exc).__name__}: could not connect") from exc
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise MaybeSent(f"{type(exc).__name__} after the request was sent") from exc
@@ -245,6 +261,7 @@ class CloudClient:
         self.rng = rng or random.Random()
         self.calls = 0
         self.retries = 0
+        self.last_failure: UpstreamError | None = None
 
     def admit(self, bucket: str) -> None:
         """Rate limit per bucket (an HIS client, or a peer address); raises ``RateLimited``. Called at admission, before queueing."""
@@ -269,8 +286,9 @@ class CloudClient:
         while True:
             n += 1
             if not self.breaker.allow():
-                err: UpstreamError = CircuitOpen(f"circuit open for {self.base_url}")
+                err = CircuitOpen(f"circuit open for {self.base_url}")
                 err.attempts = attempts  # type: ignore[assignment]
+                err.last_failure = self.last_failure
                 raise err
             if before_send:
                 await before_send(n)
@@ -280,7 +298,8 @@ class CloudClient:
             except TransportError as exc:
                 attempts.append(Attempt(n, type(exc).__name__, (time.monotonic() - t0) * 1000))
                 self.breaker.failure()
-                retry = isinstance(exc, NotSent) or not req.write
+                self.last_failure = exc
+                retry = not isinstance(exc, Untrusted) and (isinstance(exc, NotSent) or not req.write)
                 if not retry or not self._may_retry(n):
                     exc.attempts = attempts  # type: ignore[assignment]
                     raise
@@ -289,6 +308,7 @@ class CloudClient:
             attempts.append(Attempt(n, str(resp.status), (time.monotonic() - t0) * 1000))
             if resp.status >= 500:
                 self.breaker.failure()
+                self.last_failure = BadStatus(resp)
                 if req.write or not self._may_retry(n):
                     bad = BadStatus(resp)
                     bad.attempts = attempts  # type: ignore[assignment]
@@ -296,6 +316,7 @@ class CloudClient:
                 await asyncio.sleep(self.backoff_s(n))
                 continue
             self.breaker.success()
+            self.last_failure = None
             return CallResult(resp, attempts)
 
     def _may_retry(self, n: int) -> bool:

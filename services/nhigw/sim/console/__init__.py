@@ -40,7 +40,6 @@ import asyncio
 import base64
 import binascii
 import itertools
-import json
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -49,8 +48,8 @@ from typing import Any
 
 from aiohttp import web
 
-from nhigw.common.http import json_response
-from nhigw.common.logging import mask_event
+from nhigw.common.http import json_response, loads_json
+from nhigw.common.logging import get_logger, mask_event
 from nhigw.contracts.cloud import (
     ConsoleCheck,
     ConsoleInstitution,
@@ -66,6 +65,7 @@ from nhigw.sim.checks import CHECKS
 from nhigw.sim.dc import STORE
 from nhigw.sim.store import Patient, SimStore
 
+_log = get_logger("nhigw.sim.console")
 STATIC = Path(__file__).resolve().parent / "static"
 PREFIXES = ("/api/", "/dc/", "/test/", "/V2000/")
 READ_ONLY = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -114,8 +114,8 @@ def _decode(raw: bytes | None) -> Any:
     if not raw:
         return None
     try:
-        return shown(json.loads(raw))
-    except (ValueError, UnicodeDecodeError):
+        return shown(loads_json(raw))  # the services' own parser: bounded depth and number length
+    except StatusError:
         return shown(raw[:MAX_TEXT].decode("utf-8", errors="replace"))
 
 
@@ -126,6 +126,7 @@ class RequestLog:
         self.max = max(1, max_requests)
         self.records: deque[ConsoleRequest] = deque(maxlen=self.max)
         self._seq = itertools.count(1)
+        self.dropped = 0  # records that could not be made (logged)
 
     def add(self, **fields: Any) -> ConsoleRequest:
         rec = ConsoleRequest(seq=next(self._seq), **fields)
@@ -172,15 +173,19 @@ def record_middleware(log: RequestLog) -> Callable[[web.Request, Handler], Await
         finally:
             CHECKS.reset(token)
         ms = (time.perf_counter() - t0) * 1000
-        transport = request.transport
-        reset = transport is None or transport.is_closing()
-        answer = "(connection reset: no answer sent)" if reset else _answer(resp)
-        code = answer.get("statusCode", answer.get("RtnCode")) if isinstance(answer, dict) else None
-        log.add(
-            at=at, method=request.method, path=request.path, status=0 if reset else resp.status,
-            statusCode=code if isinstance(code, (int, str)) else None, idempotencyKey=shown(request.headers.get("Idempotency-Key")),
-            ms=round(ms, 2), body=_decode(await _request_body(request)), answer=answer, checks=checks,
-        )
+        try:
+            transport = request.transport
+            reset = transport is None or transport.is_closing()
+            answer = "(connection reset: no answer sent)" if reset else _answer(resp)
+            code = answer.get("statusCode", answer.get("RtnCode")) if isinstance(answer, dict) else None
+            log.add(
+                at=at, method=request.method, path=request.path, status=0 if reset else resp.status,
+                statusCode=code if isinstance(code, (int, str)) else None, idempotencyKey=shown(request.headers.get("Idempotency-Key")),
+                ms=round(ms, 2), body=_decode(await _request_body(request)), answer=answer, checks=checks,
+            )
+        except Exception:  # the console must never cost a request its answer: the record is dropped
+            log.dropped += 1
+            _log.exception("console_record_dropped", path=request.path)
         return resp
 
     return mw
