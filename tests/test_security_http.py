@@ -26,7 +26,7 @@ from cryptography.hazmat.primitives import serialization
 
 from nhigw.compat.endpoints import COMPAT
 from nhigw.contracts.api import AGENT, GATEWAY, SIM
-from nhigw.gateway.auth import Client, Clients, key_hash
+from nhigw.gateway.auth import Client, Clients, Role, key_hash
 from nhigw.gateway.upstream import UpstreamSettings
 from tests.helpers import ROOT, Proc, free_port, insecure_ssl
 from tests.stack import running_stack
@@ -293,7 +293,7 @@ async def test_a_client_without_a_hospital_cannot_put_invented_hospital_ids_into
 
 
 async def test_an_his_client_cannot_change_agent_settings_through_the_gateway() -> None:
-    clients = Clients([Client("his-a", "3501200000", ("ws-*",), False, key_hash("his-key")), Client("ops", None, ("*",), True, key_hash("ops-key"))])
+    clients = Clients([Client("his-a", "3501200000", ("ws-*",), None, key_hash("his-key")), Client("ops", None, ("*",), Role.OPERATOR, key_hash("ops-key"), allHospitals=True)])
     async with running_stack(clients=clients) as s:
         his, ops = {"Authorization": "Bearer his-key"}, {"Authorization": "Bearer ops-key"}
         ws = f"{s.gateway_url}/api/workstations/{s.workstation}"

@@ -593,6 +593,9 @@ def _main(argv: list[str] | None) -> None:
     if args.cmd == "gateway" and getattr(args, "gwcmd", None) == "add-client":
         gwcli.cmd_add_client(args)
         return
+    if args.cmd == "gateway" and getattr(args, "gwcmd", None) == "remove-client":
+        gwcli.cmd_remove_client(args)
+        return
     if args.cmd == "gateway" and getattr(args, "gwcmd", None) == "enrol-token":
         asyncio.run(gwcli.cmd_enrol_token(args))
         return

@@ -80,6 +80,11 @@ class BusKeys:
         """Set (NX) just before a write is sent upstream: a reclaimed write with this set is never re-sent."""
         return f"{self.prefix}:attempted:{answer_key}"
 
+    def trail(self, answer_key: str) -> str:
+        """List of ``TrailEntry`` JSON: the deliveries, upstream attempts and operator actions of the
+        request under this answer key that did not end in one clean run (TTL = idempotency window)."""
+        return f"{self.prefix}:trail:{answer_key}"
+
     def waiters(self, answer_key: str) -> str:
         """Set of gateway replicas with a request waiting for a run another request queued (TTL = idempotency window)."""
         return f"{self.prefix}:waiters:{answer_key}"
@@ -111,6 +116,10 @@ class BusKeys:
         name = hospital if _PLAIN.fullmatch(hospital) else "h-" + hashlib.sha256(hospital.encode()).hexdigest()[:16]
         return f"{self.prefix}:audit:idx:{name}"
 
+    def history(self, minute_ms: int) -> str:
+        """Hash: one minute of business requests, ``<route>|n``, ``|err``, ``|us``, ``|b<i>`` (``nhigw.gateway.history``)."""
+        return f"{self.prefix}:history:{minute_ms}"
+
     # ---------------------------------------------------------------- device sessions (gateway KV)
 
     def device_session(self, session_id: str) -> str:
@@ -122,5 +131,6 @@ class BusKeys:
         return f"{self.prefix}:dsess-token:{token_hash}"
 
     def device_index(self, scope: str) -> str:
-        """Sorted set of live session ids (score = expiry) for a bound: ``h:<hospital>`` or ``d:<hospital>:<device>``."""
+        """Sorted set of live session ids (score = expiry) for a bound: ``h:<hospital>``, ``d:<hospital>:<device>``,
+        or ``all`` (every live session: the count in /metrics)."""
         return f"{self.prefix}:dsess-index:{scope}"

@@ -374,6 +374,7 @@ class QueuedJob(Model):
     deadline: float
     deviceSession: str | None = None  # one-call for a device session (``nhigw.gateway.sessions``): its public id
     origin: str | None = None  # the gateway replica that admitted it (gets ``done`` when another replica runs it)
+    rerunOf: str | None = None  # the dead letter an operator put back (its runs are kept in the request's trail)
 
 
 class JobAnswer(Model):
@@ -727,3 +728,51 @@ class DeadLetterResendRequest(Model):
 
     reconciled: bool = Field(description="true: checked with the reconciliation query (the dead letter's `reconcile`) that the write did not land")
     note: str = Field("", max_length=500, description="what the operator checked (kept in the audit record)")
+
+
+class DeadLetterBulkRetryRequest(Model):
+    """``POST /api/ops/dead-letters/bulk-retry``: put back at most ``max`` dead letters, oldest first."""
+
+    max: int = Field(ge=1, le=1000, description="retry at most this many (the operator's bound)")
+    route: str | None = Field(None, max_length=200, description="only dead letters of this route (e.g. BasicData/Query)")
+    workstation: str | None = Field(None, max_length=100, description="only dead letters of this workstation")
+
+
+class RequestSearch(Model):
+    """``POST /api/ops/requests/search``: the request browser's filters (a POST, so a typed national ID
+    never sits in a URL, a proxy log or the browser's history)."""
+
+    patient: str | None = Field(None, max_length=20, description="the patient's full national ID (or resident certificate number) as typed; found through the keyed hash kept with each record")
+    workstation: str | None = Field(None, max_length=100)
+    route: str | None = Field(None, max_length=200, description="a part of the route, e.g. BasicData/")
+    outcome: Literal["ok", "fail"] | None = None
+    since: str | None = Field(None, max_length=40, description="ISO date or date-time (inclusive; no zone: UTC)")
+    until: str | None = Field(None, max_length=40, description="ISO date or date-time (exclusive)")
+    limit: int = Field(100, ge=1, le=500)
+
+
+class ClientCreateRequest(Model):
+    """``POST /api/admin/clients``: an HIS client (no role) or an operator key."""
+
+    name: str = Field(min_length=1, max_length=100, pattern=r"^[\w.@-]+$")
+    hospitalId: str | None = Field(None, max_length=20)
+    workstations: list[str] = Field(default_factory=lambda: ["*"], max_length=100)
+    role: Literal["viewer", "operator", "admin"] | None = None
+    allHospitals: bool = False
+
+
+class EnrolTokenRequest(Model):
+    """``POST /api/admin/enrol-tokens``: a one-time token for a workstation's agent."""
+
+    workstation: str = Field(min_length=1, max_length=100, pattern=r"^[\w.-]+$")
+    ttl_s: float = Field(24 * 3600.0, gt=0, le=7 * 24 * 3600.0)
+
+
+class DeadLetterBulkRetryResponse(Model):
+    """What a bulk retry did: ``retried`` (dead letter id -> its new queue entry), ``needDecision`` (writes
+    that may have landed: never in a bulk retry; each needs ``/resend`` with ``reconciled``), ``unreadable``."""
+
+    retried: dict[str, str] = Field(default_factory=dict)
+    needDecision: list[str] = Field(default_factory=list)
+    unreadable: list[str] = Field(default_factory=list)
+    statusCode: int = 0

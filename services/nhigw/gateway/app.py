@@ -39,6 +39,7 @@ pages).
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 import uuid
@@ -52,10 +53,11 @@ from nhigw.common.http import error_middleware, healthz, json_response, loads_js
 from nhigw.common.logging import get_logger
 from nhigw.contracts import api
 from nhigw.contracts.codes import Code, StatusError
-from nhigw.contracts.models import DeadLetterResendRequest
+from nhigw.contracts.models import ClientCreateRequest, DeadLetterBulkRetryRequest, DeadLetterResendRequest, EnrolTokenRequest, RequestSearch
 from nhigw.contracts.routes import VNHI_UPLOAD, Route, lookup
-from nhigw.gateway.audit import PAGE_MAX, parse_cursor, to_ms
-from nhigw.gateway.auth import Client, forbid
+from nhigw.gateway import browse
+from nhigw.gateway.audit import PAGE_MAX, ops_record, parse_cursor, to_ms
+from nhigw.gateway.auth import NEEDS, Action, Client, Clients, Role, forbid
 from nhigw.gateway.dashboard import add_dashboard_routes
 from nhigw.gateway.service import Gateway
 from nhigw.gateway.sessions import HEADER as SESSION_HEADER
@@ -183,10 +185,6 @@ def create_app(gw: Gateway, *, workers: bool = True) -> web.Application:
         known = req.get(CLIENT)
         return known if known is not None else gw.settings.clients.authenticate(req)
 
-    def need_ops(c: Client) -> None:
-        if not c.ops:
-            raise forbid("this endpoint is for operators")
-
     async def business(req: web.Request) -> web.StreamResponse:
         t0 = time.perf_counter()
         client = client_of(req)
@@ -273,7 +271,7 @@ def create_app(gw: Gateway, *, workers: bool = True) -> web.Application:
         ws, rest = req.match_info["ws"], req.match_info["rest"]
         if not client.may_use(ws):
             raise forbid(f"client {client.name!r} may not use workstation {ws!r}")
-        if not client.ops and not his_may_call(req.method, rest):
+        if not his_may_call(req.method, rest) and not client.may(Action.AGENT_SETTINGS):
             raise forbid(f"{req.method} /api/{rest} changes the agent's settings: it needs an operator key (HIS clients may make the calls listed in README)")
         await gw.need_online(ws)
         path = "/api/" + req.match_info["rest"]
@@ -282,6 +280,96 @@ def create_app(gw: Gateway, *, workers: bool = True) -> web.Application:
 
     async def dead_letters(req: web.Request) -> web.Response:
         return json_response({"deadLetters": await gw.dead_letters.list(client_of(req)), "statusCode": 0})
+
+    async def dead_detail(req: web.Request) -> web.Response:
+        return json_response({**await gw.dead_letters.detail(client_of(req), dead_id(req)), "statusCode": 0})
+
+    async def dead_bulk(req: web.Request) -> web.Response:
+        client = client_of(req)
+        client.need(Action.DEAD_LETTERS)
+        body = await parse_body(req, DeadLetterBulkRetryRequest, empty_ok=False)
+        res = await gw.dead_letters.bulk_retry(client, body)
+        return json_response(res.model_dump(mode="json"))
+
+    async def me(req: web.Request) -> web.Response:
+        """Who this key is and what it may do (the dashboard shows only that)."""
+        c = client_of(req)
+        return json_response({
+            "name": c.name, "role": c.role.value if c.role else None, "hospitalId": c.hospitalId, "allHospitals": c.allHospitals,
+            "open": gw.settings.clients.open, "may": {a.value: c.may(a) for a in NEEDS}, "statusCode": 0,
+        })
+
+    async def history(req: web.Request) -> web.Response:
+        client_of(req).need(Action.DASHBOARD)
+        try:
+            hours = float(req.query.get("hours", "3"))
+        except ValueError as exc:
+            raise StatusError(Code.PARAM_VALUE, "hours must be a number from 0.1 to 6") from exc
+        if not 0.1 <= hours <= 6:
+            raise StatusError(Code.PARAM_VALUE, "hours must be a number from 0.1 to 6")
+        return json_response((await gw.history.read(hours)).model_dump(mode="json"))
+
+    async def requests_search(req: web.Request) -> web.Response:
+        client = client_of(req)
+        client.need(Action.DASHBOARD)
+        body = await parse_body(req, RequestSearch, empty_ok=True)
+        return json_response(await browse.search(gw.audit, client, body, instance=gw.instance, site=gw.settings.site))
+
+    # ------------------------------------------------------------------ admin: HIS clients and enrolment tokens
+
+    def clients_file(c: Client) -> Clients:
+        c.need(Action.CLIENTS)
+        clients = gw.settings.clients
+        if clients.path is None:
+            raise forbid("this gateway runs open on loopback without a clients file: start it with --clients FILE to manage clients")
+        clients.reload()  # what another replica or the CLI wrote just now
+        return clients
+
+    async def ops_audit(c: Client, what: str, action: str, note: str, hospital: str | None) -> None:
+        await gw.audit.append(ops_record(c, what, action, instance=gw.instance, site=gw.settings.site, hospital=hospital, note=note))
+
+    async def clients_list(req: web.Request) -> web.Response:
+        c = client_of(req)
+        clients = clients_file(c)
+        return json_response({"clients": [x.public() for x in clients.clients if c.manages(x)], "statusCode": 0})
+
+    async def clients_add(req: web.Request) -> web.Response:
+        c = client_of(req)
+        clients = clients_file(c)
+        body = await parse_body(req, ClientCreateRequest, empty_ok=False)
+        role = Role(body.role) if body.role else None
+        new = Client(body.name, body.hospitalId, tuple(body.workstations), role, allHospitals=body.allHospitals)
+        existing = next((x for x in clients.clients if x.name == body.name), None)
+        if not c.manages(new) or (existing is not None and not c.manages(existing)):
+            raise forbid(f"{c.name!r} manages clients of hospital {c.hospitalId!r} only (an all-hospitals key needs an all-hospitals admin)")
+        assert clients.path is not None
+        key = await asyncio.to_thread(Clients.add, clients.path, body.name, body.hospitalId, list(body.workstations), all_hospitals=body.allHospitals, role=role)
+        clients.reload()
+        await ops_audit(c, "clients/add", "C", f"client {body.name!r} role {role.value if role else 'his'} hospital {'all' if body.allHospitals else body.hospitalId}", body.hospitalId)
+        return json_response({**new.public(), "key": key, "statusCode": 0})
+
+    async def clients_remove(req: web.Request) -> web.Response:
+        c = client_of(req)
+        clients = clients_file(c)
+        name = req.match_info["name"]
+        target = next((x for x in clients.clients if x.name == name), None)
+        if target is None or not c.manages(target):
+            raise StatusError(Code.NOT_FOUND, "no such client")
+        assert clients.path is not None
+        await asyncio.to_thread(Clients.remove, clients.path, name)
+        clients.reload()
+        await ops_audit(c, "clients/remove", "D", f"client {name!r}", target.hospitalId)
+        return json_response({"statusCode": 0})
+
+    async def enrol_token(req: web.Request) -> web.Response:
+        c = client_of(req)
+        c.need(Action.ENROL)
+        body = await parse_body(req, EnrolTokenRequest, empty_ok=False)
+        if not c.may_use(body.workstation):
+            raise forbid(f"{c.name!r} may not use workstation {body.workstation!r}")
+        token = await gw.agents.issue_token(body.workstation, body.ttl_s)
+        await ops_audit(c, "enrol-tokens/issue", "E", f"one-time enrolment token for workstation {body.workstation!r}, valid {body.ttl_s:g} s", c.hospitalId)
+        return json_response({"workstation": body.workstation, "token": token, "ttl_s": body.ttl_s, "statusCode": 0})
 
     async def dead_retry(req: web.Request) -> web.Response:
         new_id = await gw.dead_letters.retry(client_of(req), dead_id(req))
@@ -299,12 +387,16 @@ def create_app(gw: Gateway, *, workers: bool = True) -> web.Application:
 
     async def audit(req: web.Request) -> web.Response:
         client = client_of(req)
-        page = await gw.audit.query(hospital=client.hospitalId, **audit_params(req.query))
+        hospital = client.hospitalId
+        if client.ops:  # an operator key: its scope (one hospital, or all); an HIS client: its hospital, as ever
+            client.need(Action.AUDIT)
+            hospital = None if client.allHospitals else client.hospitalId
+        page = await gw.audit.query(hospital=hospital, **audit_params(req.query))
         return json_response(page.model_dump(mode="json"))  # None fields kept (next: null on the last page)
 
     async def audit_verify(req: web.Request) -> web.Response:
         c = client_of(req)
-        need_ops(c)
+        c.need(Action.AUDIT)
         if not c.allHospitals:  # one chain holds every hospital's records
             raise forbid("verifying the audit chain (every hospital's records) is for an allHospitals operator")
         res = await gw.audit.verify()
@@ -326,7 +418,16 @@ def create_app(gw: Gateway, *, workers: bool = True) -> web.Application:
     app.router.add_get("/api/workstations", workstations)
     for method in COMPONENT_METHODS:  # no HEAD, PATCH, TRACE...: those are 405 here, never forwarded
         app.router.add_route(method, r"/api/workstations/{ws}/{rest:(common|sam|hpc|hc)/v1/.+}", component)
+    app.router.add_get("/api/ops/me", me)
+    app.router.add_get("/api/ops/history", history)
+    app.router.add_post("/api/ops/requests/search", requests_search)
     app.router.add_get("/api/ops/dead-letters", dead_letters)
+    app.router.add_post("/api/ops/dead-letters/bulk-retry", dead_bulk)
+    app.router.add_get("/api/ops/dead-letters/{id}", dead_detail)
+    app.router.add_get("/api/admin/clients", clients_list)
+    app.router.add_post("/api/admin/clients", clients_add)
+    app.router.add_delete("/api/admin/clients/{name}", clients_remove)
+    app.router.add_post("/api/admin/enrol-tokens", enrol_token)
     app.router.add_post("/api/ops/dead-letters/{id}/retry", dead_retry)
     app.router.add_post("/api/ops/dead-letters/{id}/resend", dead_resend)
     app.router.add_delete("/api/ops/dead-letters/{id}", dead_discard)

@@ -44,7 +44,8 @@ import hashlib
 import hmac
 import json
 import os
-from collections.abc import AsyncIterator, Iterable, Sequence
+import uuid
+from collections.abc import AsyncGenerator, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -118,6 +119,7 @@ class AuditRecord(BaseModel):
     deviceSession: str | None = None  # the device session (nhigw.gateway.sessions) a request ran for
     hpc: str | None = None
     patient: str | None = None
+    patientKey: str | None = None  # the keyed hash of the patient's full ID (``patient_key``): found by ID, never shown as one
     instance: str
     site: str
     requestId: str
@@ -129,14 +131,27 @@ class AuditRecord(BaseModel):
     hash: str = ""
 
     def compute_hash(self, key: bytes) -> str:
-        # deviceSession and note are left out while unset, so records written before they existed keep their hashes.
-        late = {k for k in ("deviceSession", "note") if getattr(self, k) is None}
+        # Fields added later are left out while unset, so records written before they existed keep their hashes.
+        late = {k for k in ("deviceSession", "note", "patientKey") if getattr(self, k) is None}
         body = self.model_dump(mode="json", exclude={"hash", *late})
         return _mac(key, self.prevHash + json.dumps(body, sort_keys=True, ensure_ascii=False, separators=(",", ":")))
 
     def at_ms(self) -> int:
         """``recorded`` in ms since the epoch: the record's score in the time indexes."""
         return to_ms(self.recorded)
+
+
+def ops_record(
+    client: Any, what: str, action: str, *, instance: str, site: str, hospital: str | None = None, workstation: str | None = None,
+    request_id: str | None = None, idempotency_key: str = "", note: str | None = None, status_code: int = 0, patient: str | None = None, patient_key: str | None = None,
+) -> AuditRecord:
+    """An operator's action as an audit record (eventType ``ops``, route ``ops/<what>``): who (the key's
+    name), for which hospital, and what it rests on (``note``). ``client``: a ``nhigw.gateway.auth.Client``."""
+    return AuditRecord(
+        eventType="ops", action=action, route=f"ops/{what}", outcome=outcome_of(status_code), statusCode=status_code, httpStatus=200,
+        client=client.name, hospitalId=hospital, workstation=workstation, instance=instance, site=site,
+        requestId=request_id or uuid.uuid4().hex, idempotencyKey=idempotency_key, note=note, patient=patient, patientKey=patient_key,
+    )
 
 
 def to_ms(when: str) -> int:
@@ -147,6 +162,19 @@ def to_ms(when: str) -> int:
     if t.tzinfo is None:
         t = t.replace(tzinfo=UTC)
     return int(t.timestamp() * 1000)
+
+
+PATIENT_LABEL = b"nhigw patient index v1"
+
+
+def patient_key(chain_key: bytes, id_no: str | None) -> str | None:
+    """The keyed hash stored with each audit record of a patient: HMAC-SHA256 under a key derived from
+    the audit chain's key (never in Redis, sealed at rest like it), of the ID as typed (trimmed, upper
+    case). Without the gateway's key a full ID cannot be tried against it."""
+    if not id_no or not id_no.strip():
+        return None
+    sub = hmac.new(chain_key, PATIENT_LABEL, hashlib.sha256).digest()
+    return hmac.new(sub, id_no.strip().upper().encode(), hashlib.sha256).hexdigest()[:32]
 
 
 def mask_card(card: str | None) -> str | None:
@@ -494,7 +522,7 @@ class AuditLog(abc.ABC):
             log.warning("audit_unreadable", count=page.unreadable, hospital=hospital)
         return page
 
-    async def pages(self, **kw: Any) -> AsyncIterator[AuditPage]:
+    async def pages(self, **kw: Any) -> AsyncGenerator[AuditPage]:
         """Every page of ``query(**kw)``."""
         cursor = None
         while True:

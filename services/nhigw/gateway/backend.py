@@ -2,7 +2,7 @@
 
 Decided once, by ``make_backend`` from the bus the deployment runs on (a ``RedisBus``: every
 replica shares its Redis; the in-memory bus of ``nhigw up``: one process). The engine uses the
-parts it gets (``kv``, ``queue``, ``audit``, ``sessions``) and ``end_job``, and never asks which
+parts it gets (``kv``, ``queue``, ``audit``, ``sessions``, ``history``) and ``end_job``, and never asks which
 kind it has.
 """
 
@@ -19,6 +19,7 @@ from nhigw.bus.resp import ReplicaWait
 from nhigw.bus.seal import Sealer
 from nhigw.contracts.buskeys import BusKeys
 from nhigw.gateway.audit import AuditLog, AuditRecord, FileAudit, JobEnd, JobStream, MemoryAudit, RedisAudit, audit_key
+from nhigw.gateway.history import History
 from nhigw.gateway.queue import MAX_DELIVERIES, MemoryQueue, RedisQueue, WorkQueue
 from nhigw.gateway.sessions import RedisSessionIndex, SessionIndex
 from nhigw.gateway.store import KV, MemoryKV, RedisKV
@@ -49,6 +50,7 @@ class Backend(abc.ABC):
     queue: WorkQueue
     audit: AuditLog
     sessions: SessionIndex  # device-session bounds
+    history: History  # the dashboard's last hours (per minute and route)
 
     @abc.abstractmethod
     async def end_job(self, rec: AuditRecord | None, end: JobEnd) -> None:
@@ -69,6 +71,7 @@ class RedisBackend(Backend):
         self._audit = RedisAudit(client, keys, audit_key(s.gateway_key), jobs, wait=wait)
         self.audit = self._audit
         self.sessions = RedisSessionIndex(client, SESSION_INDEX_TTL_S)
+        self.history = History(client, keys)
 
     async def end_job(self, rec: AuditRecord | None, end: JobEnd) -> None:
         await self._audit.finish_job(rec, end)  # one script, batched with other jobs' ends (``RedisAudit``)
@@ -86,6 +89,7 @@ class MemoryBackend(Backend):
         akey = audit_key(s.gateway_key, s.audit_path.with_name("audit.key") if s.audit_path else None)
         self.audit = FileAudit(s.audit_path, akey) if s.audit_path else MemoryAudit(akey)
         self.sessions = SessionIndex()
+        self.history = History(None, s.keys)
         self.keys, self.instance = s.keys, s.instance
 
     async def end_job(self, rec: AuditRecord | None, end: JobEnd) -> None:

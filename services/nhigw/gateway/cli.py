@@ -3,6 +3,8 @@
     nhigw gateway [--clients FILE] ...             run a replica
     nhigw gateway enrol-token --workstation ws-03  print a one-time agent enrolment token
     nhigw gateway add-client --name his-a --hospital 3501200000 --workstations 'ws-0*'
+    nhigw gateway add-client --name it-desk --hospital 3501200000 --role operator
+    nhigw gateway remove-client --name it-desk
     nhigw audit verify [--checkpoints FILE]         check the audit chain and its checkpoints (exit 1 if broken)
     nhigw audit export --since 2026-11-01 --until 2026-12-01
 
@@ -63,8 +65,12 @@ def add_admin_parsers(sub: argparse._SubParsersAction, gw: argparse.ArgumentPars
     sp.add_argument("--name", required=True)
     sp.add_argument("--hospital", help="hospitalId the client is scoped to")
     sp.add_argument("--workstations", default="*", help="comma-separated workstation patterns (fnmatch)")
-    sp.add_argument("--ops", action="store_true", help="may use the ops endpoints (dead letters, audit verify) for its --hospital")
-    sp.add_argument("--all-hospitals", action="store_true", help="with --ops: an operator of every hospital's requests")
+    sp.add_argument("--role", choices=["viewer", "operator", "admin"], help="an operator key: viewer (looks), operator (also acts on dead letters), admin (also clients and enrolment tokens); none: an HIS client")
+    sp.add_argument("--ops", action="store_true", help="the same as --role operator")
+    sp.add_argument("--all-hospitals", action="store_true", help="with --role: for every hospital's requests (instead of --hospital)")
+    sp = gsub.add_parser("remove-client", help="remove a client from a clients file (running gateways re-read it within a second)")
+    sp.add_argument("--clients", required=True)
+    sp.add_argument("--name", required=True)
 
     sp = sub.add_parser("audit", help="verify or export the gateway's audit trail")
     common(sp)
@@ -87,7 +93,7 @@ def build_gateway_app(args: argparse.Namespace, bus, *, cloud: str, data_dir: Pa
     if getattr(args, "clients", None) and not Path(args.clients).is_file():
         sys.exit(f"nhigw: clients file {args.clients} not found (a gateway told to use API keys never falls back to open)")
     clients = Clients.load(Path(args.clients)) if getattr(args, "clients", None) else Clients()
-    if getattr(args, "clients", None) and clients.open:
+    if getattr(args, "clients", None) and not clients.clients:
         sys.exit(f"nhigw: clients file {args.clients} lists no client (a gateway told to use API keys never runs open; `nhigw gateway add-client`)")
     host = getattr(args, "gateway_host", None) or args.host
     if clients.open and not is_loopback(host):
@@ -150,9 +156,19 @@ async def cmd_enrol_token(args: argparse.Namespace) -> None:
 
 
 def cmd_add_client(args: argparse.Namespace) -> None:
+    from nhigw.gateway.auth import Clients, Role
+
+    role = Role(args.role) if args.role else (Role.OPERATOR if args.ops else None)
+    if args.all_hospitals and role is None:
+        sys.exit("nhigw: --all-hospitals is for operator keys (--role); an HIS client without --hospital may act for any hospital already")
+    print(Clients.add(Path(args.clients), args.name, args.hospital, [w.strip() for w in args.workstations.split(",") if w.strip()], all_hospitals=args.all_hospitals, role=role))
+
+
+def cmd_remove_client(args: argparse.Namespace) -> None:
     from nhigw.gateway.auth import Clients
 
-    print(Clients.add(Path(args.clients), args.name, args.hospital, [w.strip() for w in args.workstations.split(",") if w.strip()], args.ops, all_hospitals=args.all_hospitals))
+    if not Path(args.clients).is_file() or not Clients.remove(Path(args.clients), args.name):
+        sys.exit(f"nhigw: no client {args.name!r} in {args.clients}")
 
 
 async def cmd_audit(args: argparse.Namespace, data_dir: Path) -> int:

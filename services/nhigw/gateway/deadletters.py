@@ -11,11 +11,16 @@ for ever (an answer already stored for the key is kept):
 - anything else (a read, a write that provably never left): 9402 "dead-lettered, not sent",
   with the key; an operator may retry it.
 
-Operators (``ops`` clients; each sees and acts on its own hospital's dead letters only, an
-``allHospitals`` operator on all; ``Client.operates_for``):
+Operators (each sees its own hospital's dead letters only, an ``allHospitals`` operator all;
+``Client.operates_for``; a ``viewer`` looks, an ``operator`` or ``admin`` acts: ``nhigw.gateway.auth``):
 
 - ``GET /api/ops/dead-letters``: each entry with ``mayHaveLanded``, ``reconcile`` (the hint)
-  and the action that applies (``retry`` or ``resend``);
+  and the actions this key may take (``retry`` or ``resend``, ``discard``; none for a viewer);
+- ``GET /api/ops/dead-letters/{id}``: the same, with ``history``: every delivery, upstream
+  attempt and operator action of the request (``nhigw.gateway.trail``);
+- ``POST /api/ops/dead-letters/bulk-retry`` ``{"max": 10}``: retries at most ``max`` dead letters
+  (oldest first) that provably never reached the cloud; writes that may have landed are never in
+  a bulk retry (listed as ``needDecision``: each needs its own ``resend``);
 - ``POST .../{id}/retry``: puts back a request that provably never reached the cloud. A write
   that may have landed is *refused* (9403, HTTP 200 as every coded answer) naming the explicit path: it is never sent
   again by a plain retry;
@@ -39,13 +44,15 @@ import time
 import uuid
 from typing import TYPE_CHECKING, Any
 
+from nhigw.bus.base import BusError
 from nhigw.common.logging import get_logger
 from nhigw.contracts.codes import Code, StatusError
-from nhigw.contracts.models import DeadLetterResendRequest, JobAnswer, QueuedJob
-from nhigw.gateway.audit import AuditRecord
-from nhigw.gateway.auth import Client, forbid
+from nhigw.contracts.models import DeadLetterBulkRetryRequest, DeadLetterBulkRetryResponse, DeadLetterResendRequest, JobAnswer, QueuedJob
+from nhigw.gateway.audit import ops_record
+from nhigw.gateway.auth import Action, Client
 from nhigw.gateway.queue import DeadAnswer, DeadLetter
 from nhigw.gateway.store import answer_aad
+from nhigw.gateway.trail import TrailEntry
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -55,6 +62,7 @@ if TYPE_CHECKING:
     from nhigw.gateway.audit import AuditLog
     from nhigw.gateway.queue import WorkQueue
     from nhigw.gateway.store import KV
+    from nhigw.gateway.trail import Trail
 
 log = get_logger("nhigw.gateway.deadletters")
 
@@ -100,13 +108,13 @@ class DeadLetters:
     """The gateway's ``DeadHook`` and the operators' dead-letter actions."""
 
     def __init__(
-        self, *, kv: "KV", keys: "BusKeys", box: "Sealer", queue: "WorkQueue", audit: "AuditLog", instance: str, site: str,
+        self, *, kv: "KV", keys: "BusKeys", box: "Sealer", queue: "WorkQueue", audit: "AuditLog", trail: "Trail", instance: str, site: str,
         window_s: float, deadline_s: float,
         store_answer: "Callable[[str, JobAnswer, str | None], Awaitable[None]]", resolve: "Callable[[str, JobAnswer], None]",
     ) -> None:
         """``store_answer`` stores a final answer and tells its waiters (every replica);
         ``resolve`` answers the requests waiting in this process (the in-memory deployment)."""
-        self.kv, self.keys, self.box, self.queue, self.audit_log = kv, keys, box, queue, audit
+        self.kv, self.keys, self.box, self.queue, self.audit_log, self.trail = kv, keys, box, queue, audit, trail
         self.instance, self.site, self.window_s, self.deadline_s = instance, site, window_s, deadline_s
         self.store_answer, self.resolve = store_answer, resolve
 
@@ -123,7 +131,14 @@ class DeadLetters:
         else:
             err = StatusError(Code.UPSTREAM_UNAVAILABLE, f"dead-lettered after {deliveries} failed deliveries; never sent to the NHI cloud (an operator may retry it)", idempotencyKey=job.idempotencyKey, entryId=entry_id)
         log.warning("dead_lettered", entry=entry_id, requestId=job.requestId, deliveries=deliveries, maybeSent=maybe)
+        await self._trail(job, "dead-lettered", f"after {deliveries} deliveries without an answer" + ("; a delivery may have reached the NHI cloud" if maybe else ""), delivery=deliveries, status_code=err.code)
         return self._final(job, err, maybe)
+
+    async def _trail(self, job: QueuedJob, event: Any, detail: str | None = None, *, client: Client | None = None, delivery: int | None = None, status_code: int | None = None) -> None:
+        try:
+            await self.trail.add(job.answerKey, TrailEntry(event=event, instance=self.instance, requestId=job.requestId, delivery=delivery, statusCode=status_code, client=client.name if client else None, detail=detail))
+        except BusError as exc:  # the history loses an entry; the dead letter and the audit record do not
+            log.warning("trail_unwritable", requestId=job.requestId, error=str(exc))
 
     def _final(self, job: QueuedJob, err: StatusError, maybe: bool) -> DeadAnswer:
         ans = JobAnswer(requestId=job.requestId, idempotencyKey=job.idempotencyKey, httpStatus=err.http_status, body=json.dumps(err.body(), ensure_ascii=False), instance=self.instance)
@@ -139,53 +154,84 @@ class DeadLetters:
 
     # ------------------------------------------------------------------ operators
 
-    def _need_ops(self, client: Client) -> None:
-        if not client.ops:
-            raise forbid("this endpoint is for operators")
-        if client.hospitalId is None and not client.allHospitals:
-            raise forbid("an operator needs a hospitalId, or allHospitals: true for every hospital")
-
-    async def _mine(self, client: Client, dead_id: str) -> tuple[DeadLetter, QueuedJob | None]:
-        """The dead letter if this operator may see it (404 otherwise: another hospital's is not shown)."""
-        self._need_ops(client)
+    async def _mine(self, client: Client, dead_id: str, action: Action = Action.DEAD_LETTERS) -> tuple[DeadLetter, QueuedJob | None]:
+        """The dead letter if this key may see it and take ``action`` (404 if not its hospital's: another hospital's is not shown)."""
+        client.need(action)
         d = await self.queue.dead_one(dead_id)
         job = _job(d.raw) if d is not None else None
         if d is None or not client.operates_for(job.hospitalId if job else None):
             raise StatusError(Code.NOT_FOUND, "no such dead letter")
         return d, job
 
-    def view(self, d: DeadLetter, job: QueuedJob | None) -> dict[str, Any]:
+    async def may_have_landed(self, d: DeadLetter, job: QueuedJob) -> bool:
+        """As the dead letter was marked, or since: a write whose ``attempted`` marker is set may have reached the cloud."""
+        return d.maybeSent or (job.write and await self.kv.get(self.keys.attempted(job.answerKey)) is not None)
+
+    def view(self, d: DeadLetter, job: QueuedJob | None, client: Client) -> dict[str, Any]:
+        acting = client.may(Action.DEAD_LETTERS)
         if job is None:
-            return {"id": d.id, "deliveries": d.deliveries, "originalId": d.originalId, "job": {"unreadable": True}, "actions": ["discard"]}
-        summary = {k: getattr(job, k) for k in ("requestId", "idempotencyKey", "path", "workstation", "client", "hospitalId", "write", "enqueuedAt")}
+            return {"id": d.id, "deliveries": d.deliveries, "originalId": d.originalId, "job": {"unreadable": True}, "actions": ["discard"] if acting else []}
+        summary = {k: getattr(job, k) for k in ("requestId", "idempotencyKey", "path", "workstation", "client", "hospitalId", "write", "enqueuedAt", "rerunOf")}
         out: dict[str, Any] = {"id": d.id, "deliveries": d.deliveries, "originalId": d.originalId, "job": summary, "mayHaveLanded": d.maybeSent}
         if d.maybeSent:
             out["reconcile"] = reconcile_hint(job.path)
-            out["actions"] = ["resend", "discard"]
-        else:
-            out["actions"] = ["retry", "discard"]
+        out["actions"] = (["resend", "discard"] if d.maybeSent else ["retry", "discard"]) if acting else []
         return out
 
     async def list(self, client: Client) -> list[dict[str, Any]]:
-        self._need_ops(client)
+        client.need(Action.DASHBOARD)
         out = []
         for d in await self.queue.dead():
             job = _job(d.raw)
             if client.operates_for(job.hospitalId if job else None):
-                out.append(self.view(d, job))
+                out.append(self.view(d, job, client))
         return out
 
-    async def retry(self, client: Client, dead_id: str) -> str:
+    async def detail(self, client: Client, dead_id: str) -> dict[str, Any]:
+        """One dead letter with its history (oldest first)."""
+        d, job = await self._mine(client, dead_id, Action.DASHBOARD)
+        out = self.view(d, job, client)
+        history = await self.trail.entries(job.answerKey, write=job.write) if job is not None else []
+        out["history"] = [e.model_dump(mode="json", exclude_none=True) for e in history]
+        return out
+
+    async def retry(self, client: Client, dead_id: str, *, note: str = "") -> str:
         d, job = await self._mine(client, dead_id)
         if job is None:
             raise StatusError(Code.PARAM_VALUE, "this dead letter does not open or parse: it cannot be sent again, only discarded (DELETE)")
-        if d.maybeSent:
+        if await self.may_have_landed(d, job):
             raise StatusError(
                 Code.OUTCOME_UNKNOWN,
                 f"this write may have reached the NHI cloud: a plain retry could execute it twice. {reconcile_hint(job.path)}; "
                 f"if it did not land: POST /api/ops/dead-letters/{dead_id}/resend with {{\"reconciled\": true}}", idempotencyKey=job.idempotencyKey, resend=f"/api/ops/dead-letters/{dead_id}/resend",
             )
-        return await self._requeue(client, d, job, "retry")
+        return await self._requeue(client, d, job, "retry", note=note)
+
+    async def bulk_retry(self, client: Client, req: DeadLetterBulkRetryRequest) -> DeadLetterBulkRetryResponse:
+        """At most ``req.max`` retries, oldest first; a write that may have landed is never among them."""
+        client.need(Action.DEAD_LETTERS)
+        out = DeadLetterBulkRetryResponse()
+        for d in await self.queue.dead():
+            if len(out.retried) >= req.max:
+                break
+            job = _job(d.raw)
+            if not client.operates_for(job.hospitalId if job else None):
+                continue
+            if job is None:
+                out.unreadable.append(d.id)
+                continue
+            if (req.route and job.path.removeprefix("/api/v1/") != req.route.removeprefix("/api/v1/")) or (req.workstation and job.workstation != req.workstation):
+                continue
+            if await self.may_have_landed(d, job):
+                out.needDecision.append(d.id)
+                continue
+            try:
+                out.retried[d.id] = await self._requeue(client, d, job, "retry", note=f"bulk retry, bound {req.max}")
+            except StatusError as err:
+                if err.code != Code.NOT_FOUND:  # taken by another operator or replica meanwhile: not ours to count
+                    raise
+        log.info("dead_letters_bulk_retry", client=client.name, bound=req.max, retried=len(out.retried), needDecision=len(out.needDecision))
+        return out
 
     async def resend(self, client: Client, dead_id: str, req: DeadLetterResendRequest) -> str:
         d, job = await self._mine(client, dead_id)
@@ -205,9 +251,10 @@ class DeadLetters:
         # A new run of the request (a new requestId: the workers' replay check knows the old one),
         # under the same key; whoever asks with the key waits for its answer.
         now = time.time()
-        rerun = job.model_copy(update={"requestId": uuid.uuid4().hex, "enqueuedAt": now, "deadline": now + self.deadline_s})
+        rerun = job.model_copy(update={"requestId": uuid.uuid4().hex, "enqueuedAt": now, "deadline": now + self.deadline_s, "rerunOf": d.id})
         new_id = await self.queue.add(rerun)
         await self.audit(client, action, d.id, job, note)
+        await self._trail(rerun, action, " ".join(x for x in (f"put back as {new_id}", note) if x), client=client)
         return new_id
 
     async def discard(self, client: Client, dead_id: str) -> None:
@@ -217,7 +264,8 @@ class DeadLetters:
         await self.audit(client, "discard", dead_id, job)
         if job is None:
             return
-        maybe = d.maybeSent or (job.write and await self.kv.get(self.keys.attempted(job.answerKey)) is not None)
+        maybe = await self.may_have_landed(d, job)
+        await self._trail(job, "discard", "may have landed: answered 9403" if maybe else "never sent: answered 9402", client=client)
         err = (
             StatusError(Code.OUTCOME_UNKNOWN, f"discarded by an operator after it may have reached the NHI cloud; {reconcile_hint(job.path)}", idempotencyKey=job.idempotencyKey)
             if maybe
@@ -227,23 +275,12 @@ class DeadLetters:
         await self.store_answer(job.answerKey, ans, job.origin)
 
     async def audit(self, client: Client, action: str, dead_id: str, job: QueuedJob | None, note: str = "") -> None:
-        """Operators' dead-letter actions go into the same chain (eventType "ops")."""
+        """Operators' dead-letter actions go into the same chain (eventType "ops", ``ops_record``)."""
         detail = reconcile_hint(job.path) if job is not None and action == "resend" else None
         await self.audit_log.append(
-            AuditRecord(
-                eventType="ops",
-                action={"retry": "E", "resend": "E", "discard": "D"}[action],
-                route=f"ops/dead-letters/{action}",
-                outcome=0,
-                statusCode=0,
-                httpStatus=200,
-                client=client.name,
-                hospitalId=job.hospitalId if job else client.hospitalId,
-                workstation=job.workstation if job else None,
-                instance=self.instance,
-                site=self.site,
-                requestId=job.requestId if job else dead_id,
-                idempotencyKey=job.idempotencyKey if job else "",
-                note=" ".join(x for x in (detail, note) if x) or None,
+            ops_record(
+                client, f"dead-letters/{action}", {"retry": "E", "resend": "E", "discard": "D"}[action], instance=self.instance, site=self.site,
+                hospital=job.hospitalId if job else client.hospitalId, workstation=job.workstation if job else None,
+                request_id=job.requestId if job else dead_id, idempotency_key=job.idempotencyKey if job else "", note=" ".join(x for x in (detail, note) if x) or None,
             )
         )

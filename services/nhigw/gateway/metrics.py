@@ -1,8 +1,8 @@
 """Prometheus metrics of one gateway replica (``GET /metrics``, text format).
 
 Counters and histograms are updated as requests run; queue depth, oldest pending age,
-dead letters, breaker state (as time has it: open past its cool-down reads half-open) and agents
-online are read at scrape time, so they move on an idle replica too. Each gateway
+dead letters, breaker state (as time has it: open past its cool-down reads half-open), agents
+online and device sessions open are read at scrape time, so they move on an idle replica too. Each gateway
 has its own ``CollectorRegistry`` (several gateways can live in one test process).
 """
 
@@ -19,14 +19,15 @@ if TYPE_CHECKING:
     from nhigw.bus.rpc import RpcClient
     from nhigw.gateway.queue import WorkQueue
     from nhigw.gateway.registry import Registry
+    from nhigw.gateway.sessions import DeviceSessions
     from nhigw.gateway.upstream import Breaker
 
 
 class Metrics:
     """The replica's metrics; its collaborators (read at scrape time) are passed in, not the whole gateway."""
 
-    def __init__(self, *, queue: "WorkQueue", breaker: "Breaker", registry: "Registry", rpc: "RpcClient", drops: "Drops", supervisor: "Supervisor") -> None:
-        self._queue, self._breaker, self._registry, self._rpc = queue, breaker, registry, rpc
+    def __init__(self, *, queue: "WorkQueue", breaker: "Breaker", registry: "Registry", rpc: "RpcClient", drops: "Drops", supervisor: "Supervisor", sessions: "DeviceSessions") -> None:
+        self._queue, self._breaker, self._registry, self._rpc, self._sessions = queue, breaker, registry, rpc, sessions
         r = self.registry = CollectorRegistry()
         self.requests = Counter("nhigw_gateway_requests", "business requests run, by route and 6.0 statusCode", ["route", "statusCode"], registry=r)
         self.latency = Histogram("nhigw_gateway_request_seconds", "business request latency (worker: sign + upstream + audit)", ["route"], registry=r,
@@ -41,6 +42,7 @@ class Metrics:
         self.dead = Gauge("nhigw_gateway_dead_letters", "entries in the dead-letter stream", registry=r)
         self.breaker = Gauge("nhigw_gateway_breaker_state", "NHI cloud circuit breaker: 0 closed, 1 open, 2 half-open", registry=r)
         self.agents = Gauge("nhigw_gateway_agents_online", "workstations online", registry=r)
+        self.device_sessions = Gauge("nhigw_gateway_device_sessions", "device sessions open now (every replica: shared through Redis)", registry=r)
         self.rejected = Gauge("nhigw_gateway_bus_messages_rejected", "presence and reply messages dropped (every receiver, by reason: nhigw_gateway_bus_messages_dropped_total)", registry=r)
         r.register(_DropsCollector(drops, supervisor))
         r.register(_CertExpiryCollector(registry))
@@ -59,6 +61,7 @@ class Metrics:
         self.dead.set(d.dead)
         self.breaker.set(self._breaker.current())
         self.agents.set(self._registry.online_count())
+        self.device_sessions.set(await self._sessions.live())
         self.rejected.set(self._registry.rejected + self._rpc.rejected)
         return generate_latest(self.registry)
 

@@ -83,7 +83,7 @@ from nhigw.contracts.codes import Code, StatusError, http_status
 from nhigw.contracts.models import JobAnswer, QueuedJob, SignatureObject
 from nhigw.contracts.routes import VNHI_UPLOAD, Route, lookup
 from nhigw.gateway.agents import AgentKeys
-from nhigw.gateway.audit import AuditAttempt, AuditLog, AuditRecord, JobEnd, mask_card, mask_patient, outcome_of
+from nhigw.gateway.audit import AuditAttempt, AuditLog, AuditRecord, JobEnd, mask_card, mask_patient, outcome_of, patient_key
 from nhigw.gateway.auth import Client, Clients
 from nhigw.gateway.backend import BackendSettings, make_backend
 from nhigw.gateway.deadletters import DeadLetters
@@ -91,6 +91,7 @@ from nhigw.gateway.metrics import Metrics
 from nhigw.gateway.queue import MAX_DELIVERIES, Admission, Delivery, WorkQueue
 from nhigw.gateway.registry import Registry
 from nhigw.gateway.store import KV, answer_aad
+from nhigw.gateway.trail import SentMarker, Trail, TrailEntry, error_detail
 from nhigw.gateway.upstream import (
     BadStatus,
     CircuitOpen,
@@ -116,6 +117,9 @@ class Phases:
     sign: float | None = None
     cloud: float | None = None
     audit: float | None = None
+
+    def named(self) -> dict[str, float]:
+        return {k: round(v, 3) for k, v in (("queue", self.queue), ("sign", self.sign), ("cloud", self.cloud), ("audit", self.audit)) if v is not None}
 
     def header(self, total_ms: float) -> str:
         parts = [f"{k};dur={v:.3f}" for k, v in (("queue", self.queue), ("sign", self.sign), ("cloud", self.cloud), ("audit", self.audit)) if v is not None]
@@ -190,7 +194,6 @@ class Gateway:
         self.cloud = CloudClient(settings.cloud_url, settings.upstream, settings.transport)
         same = not settings.upload_url or settings.upload_url.rstrip("/") == settings.cloud_url.rstrip("/")
         self.upload_cloud = self.cloud if same else CloudClient(settings.upload_url or "", settings.upstream, settings.transport)
-        self.metrics = Metrics(queue=self.queue, breaker=self.cloud.breaker, registry=self.registry, rpc=self.rpc, drops=self.drops, supervisor=self.supervisor)
         from nhigw.gateway.sessions import DeviceSessions  # device sessions (issue 10): one-call per device session
 
         self.sessions = DeviceSessions(
@@ -198,8 +201,11 @@ class Gateway:
             drops=self.drops, supervisor=self.supervisor, instance=self.instance, site=settings.site,
             idle_s=settings.session_idle_s, per_device=settings.sessions_per_device, per_hospital=settings.sessions_per_hospital,
         )
+        self.metrics = Metrics(queue=self.queue, breaker=self.cloud.breaker, registry=self.registry, rpc=self.rpc, drops=self.drops, supervisor=self.supervisor, sessions=self.sessions)
+        self.history = self.backend.history  # the dashboard's last hours, shared through Redis (nhigw.gateway.history)
+        self.trail = Trail(self.kv, keys, settings.idempotency_window_s)  # deliveries of requests that did not run cleanly
         self.dead_letters = DeadLetters(
-            kv=self.kv, keys=keys, box=self.box, queue=self.queue, audit=self.audit, instance=self.instance, site=settings.site,
+            kv=self.kv, keys=keys, box=self.box, queue=self.queue, audit=self.audit, trail=self.trail, instance=self.instance, site=settings.site,
             window_s=settings.idempotency_window_s, deadline_s=settings.default_deadline_s, store_answer=self.store_answer, resolve=self._resolve,
         )  # a dead-lettered job's final answer; the operators' actions
         self.queue.dead_hook = self.dead_letters
@@ -225,6 +231,7 @@ class Gateway:
         await self.registry.start()
         await self.rpc.start()
         await self.sessions.start()
+        self.history.start(self.supervisor)
         sub = self._done_sub = await self.bus.subscribe(self.done_channel)
         self.supervisor.start("done-listener", lambda: serve(sub, "done", self._on_done, self.drops, max_bytes=MAX_ANSWER_BYTES))
         self._workers = workers
@@ -247,6 +254,7 @@ class Gateway:
         await self.supervisor.stop("done-listener")
         if self._done_sub is not None:
             await self._done_sub.close()
+        await self.history.close(self.supervisor)
         await self.queue.close()
         await self.audit.close()
         await self.rpc.close()
@@ -432,19 +440,37 @@ class Gateway:
             self.drops.drop("jobs", "malformed")  # left pending: dead-lettered after max_deliveries
             return
         structlog.contextvars.bind_contextvars(request_id=job.requestId, workstation=job.workstation, client=job.client)  # this task's own context
+        phases = Phases()
+        traced = d.deliveries > 1 or job.rerunOf is not None  # not one clean run: its deliveries go into its trail
         try:
             if await self._replayed(d, job):
                 return
-            ans, final, rec, phases = await self.process(job, d.deliveries)
+            if d.deliveries > 1:
+                await self._trail(job, "redelivered", d.deliveries, detail=f"delivery {d.deliveries - 1} ended without an answer (its replica stopped, crashed or stalled)")
+            ans, final, rec, phases = await self.process(job, d.deliveries, phases)
             # The log line and metrics run while the job's end is on its way to Redis (the first
             # thing the loop does once ``_finish`` waits), not between the cloud's answer and the HIS.
             asyncio.get_running_loop().call_soon(self._job_done, job, ans, final, rec, d.deliveries)
             await self._finish(d.id, job, ans, final, rec, phases)
+            if traced:
+                await self._trail(job, "answered", d.deliveries, rec=rec, phases=phases, status_code=rec.statusCode if rec else None)
         except asyncio.CancelledError:
             raise
-        except Exception:
+        except Exception as exc:
             self.metrics.job_failures.inc()
             log.exception("job_failed", requestId=job.requestId, entry=d.id, deliveries=d.deliveries)
+            await self._trail(job, "failed", d.deliveries, phases=phases, detail=error_detail(exc))
+
+    async def _trail(self, job: QueuedJob, event: Any, delivery: int, *, rec: AuditRecord | None = None, phases: Phases | None = None, status_code: int | None = None, detail: str | None = None) -> None:
+        """One entry of the job's trail (``nhigw.gateway.trail``); a Redis failure here loses the entry, never the job."""
+        entry = TrailEntry(
+            event=event, instance=self.instance, requestId=job.requestId, delivery=delivery, statusCode=status_code,
+            attempts=rec.attempts if rec else [], phases=phases.named() if phases else {}, detail=detail,
+        )
+        try:
+            await self.trail.add(job.answerKey, entry)
+        except BusError as exc:
+            log.warning("trail_unwritable", requestId=job.requestId, error=str(exc))
 
     async def _replayed(self, d: Delivery, job: QueuedJob) -> bool:
         """A sealed entry captured and added to the stream again is not run again: acknowledged and dropped.
@@ -466,6 +492,7 @@ class Gateway:
     def _job_done(self, job: QueuedJob, ans: JobAnswer, final: bool, rec: AuditRecord | None, deliveries: int) -> None:
         if rec is not None:
             self.metrics.observe(rec.route, rec.statusCode, rec.latency_ms / 1000, max(0, len(rec.attempts) - 1))
+            self.history.observe(rec.route, rec.outcome != 0, rec.latency_ms)
         log.info("job_done", route=job.path, httpStatus=ans.httpStatus, attempts=ans.attempts, deliveries=deliveries, stored=final)
 
     async def _finish(self, entry_id: str, job: QueuedJob, ans: JobAnswer, final: bool, rec: AuditRecord | None, phases: Phases) -> None:
@@ -480,9 +507,10 @@ class Gateway:
         phases.audit = (time.perf_counter() - t0) * 1000
         self._resolve(akey, ans, phases)  # this replica's waiters: no round trip through Redis
 
-    async def process(self, job: QueuedJob, deliveries: int) -> tuple[JobAnswer, bool, AuditRecord | None, Phases]:
+    async def process(self, job: QueuedJob, deliveries: int, phases: Phases | None = None) -> tuple[JobAnswer, bool, AuditRecord | None, Phases]:
         """Run one job; returns its answer, whether it is final, its audit record (written by ``_finish``)
-        and the time its signature and cloud call took.
+        and the time its signature and cloud call took (in ``phases``, filled as it goes: a job that
+        raises leaves in it how far it got).
 
         Final (stored for the key): the cloud's answer, 9403. Not final: answers made here before
         anything could reach the cloud (see the module docstring).
@@ -492,7 +520,7 @@ class Gateway:
             if existing is not None:
                 return existing, True, None, Phases()  # finished (and audited) before a crash prevented the XACK
         final = True
-        phases = Phases()
+        phases = phases if phases is not None else Phases()
         route_path = job.path.removeprefix("/api/v1/").lstrip("/")
         t0 = time.monotonic()
         attempts: list[Any] = []
@@ -533,7 +561,8 @@ class Gateway:
 
             async def before_send(n: int) -> None:
                 if job.write and n == 1:
-                    await self.kv.set(attempted_key, b"1", ttl_s=self.settings.idempotency_window_s)
+                    marker = SentMarker(instance=self.instance, requestId=job.requestId)  # who sent it, when (the dead-letter view)
+                    await self.kv.set(attempted_key, marker.model_dump_json().encode(), ttl_s=self.settings.idempotency_window_s)
 
             headers = {"Idempotency-Key": job.idempotencyKey, "X-Request-Id": job.requestId, "X-Nhigw-Instance": self.instance}
             t_cloud = time.perf_counter()
@@ -579,7 +608,8 @@ class Gateway:
             agentId=agent_id,
             deviceSession=job.deviceSession,
             hpc=mask_card(_s(body_fields.get("hpcId")) or signer_hpc),
-            patient=mask_patient(_s(body_fields.get("hcIdNo")) or _s(body_fields.get("idCardNum"))),
+            patient=mask_patient(patient_id := _s(body_fields.get("hcIdNo")) or _s(body_fields.get("idCardNum"))),
+            patientKey=patient_key(self.audit.key, patient_id),
             instance=self.instance,
             site=self.settings.site,
             requestId=job.requestId,

@@ -215,7 +215,11 @@ class DeviceSessions:
     # ------------------------------------------------------------------ records
 
     def _scopes(self, rec: DeviceSessionRecord) -> list[str]:
-        return [self.keys.device_index(f"h:{rec.hospitalId}"), self.keys.device_index(f"d:{rec.hospitalId}:{rec.device}")]
+        return [self.keys.device_index(f"h:{rec.hospitalId}"), self.keys.device_index(f"d:{rec.hospitalId}:{rec.device}"), self.keys.device_index("all")]
+
+    async def live(self) -> int:
+        """Device sessions open now, on every replica (``nhigw_gateway_device_sessions``)."""
+        return await self.index.count(self.keys.device_index("all"))
 
     async def _store(self, rec: DeviceSessionRecord) -> None:
         ttl = max(0.05, rec.expiresAt - time.time())
@@ -313,7 +317,8 @@ class DeviceSessions:
             sessionId=sid, tokenHash=token_hash(token), device=req.device, hospitalId=states.hospitalId or hospital or "-", client=client.name,
             workstation=ws, agentId=self.agents.agent_id(ws), idle_s=idle, openedAt=now, expiresAt=now + idle,
         )
-        full = await self.index.reserve([(self._scopes(rec)[0], self.per_hospital), (self._scopes(rec)[1], self.per_device)], sid, rec.expiresAt)
+        scopes = self._scopes(rec)
+        full = await self.index.reserve([(scopes[0], self.per_hospital), (scopes[1], self.per_device), (scopes[2], 2**31)], sid, rec.expiresAt)
         if full:
             await self._agent_close(rec)
             what = "hospital" if full == 1 else "device"

@@ -40,10 +40,19 @@ class KV(abc.ABC):
     @abc.abstractmethod
     async def delete(self, key: str) -> None: ...
 
+    @abc.abstractmethod
+    async def push(self, key: str, value: bytes, *, ttl_s: float, keep: int) -> None:
+        """Append to the list at ``key``, keep its last ``keep`` items, (re)set its TTL."""
+
+    @abc.abstractmethod
+    async def items(self, key: str) -> list[bytes]:
+        """The list at ``key``, oldest first (empty when absent)."""
+
 
 class MemoryKV(KV):
     def __init__(self) -> None:
         self._d: dict[str, tuple[bytes, float | None]] = {}
+        self._lists: dict[str, tuple[list[bytes], float]] = {}
 
     def _live(self, key: str) -> bytes | None:
         v = self._d.get(key)
@@ -70,6 +79,15 @@ class MemoryKV(KV):
 
     async def delete(self, key: str) -> None:
         self._d.pop(key, None)
+        self._lists.pop(key, None)
+
+    async def push(self, key: str, value: bytes, *, ttl_s: float, keep: int) -> None:
+        items = await self.items(key)
+        self._lists[key] = ([*items, bytes(value)][-keep:], time.monotonic() + ttl_s)
+
+    async def items(self, key: str) -> list[bytes]:
+        items, until = self._lists.get(key, ([], 0.0))
+        return list(items) if until >= time.monotonic() else []
 
 
 class RedisKV(KV):
@@ -136,3 +154,19 @@ class RedisKV(KV):
             await self.client.delete(key)
         except (RedisError, OSError) as exc:
             raise BusError(f"redis delete failed: {exc}") from exc
+
+    async def push(self, key: str, value: bytes, *, ttl_s: float, keep: int) -> None:
+        try:
+            async with self.client.pipeline(transaction=True) as p:
+                p.rpush(key, value)
+                p.ltrim(key, -keep, -1)
+                p.pexpire(key, int(ttl_s * 1000))
+                await p.execute()
+        except (RedisError, OSError) as exc:
+            raise BusError(f"redis push failed: {exc}") from exc
+
+    async def items(self, key: str) -> list[bytes]:
+        try:
+            return cast("list[bytes]", await self.client.lrange(key, 0, -1))
+        except (RedisError, OSError) as exc:
+            raise BusError(f"redis lrange failed: {exc}") from exc
