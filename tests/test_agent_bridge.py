@@ -245,7 +245,7 @@ async def test_component_stopped_then_restarted(redis_server: str, bus_prefix: s
         assert (await s.business("BasicData/Register"))[1]["statusCode"] == 0
 
 
-async def test_component_slow_is_9401_and_stays_online(redis_server: str, bus_prefix: str, certs: tuple[Path, Path]) -> None:
+async def test_component_slow_is_9401_then_hung_is_offline(redis_server: str, bus_prefix: str, certs: tuple[Path, Path]) -> None:
     async with bridged(redis_server, bus_prefix, certs) as (s, _keys, _bus):
         await _ready(s)
         s.standin.delay_s = 3.0  # the bridge waits 1 s
@@ -253,8 +253,14 @@ async def test_component_slow_is_9401_and_stays_online(redis_server: str, bus_pr
         assert (status, body["statusCode"]) == (200, 9401), body
         status, body = await s.forward("GET", "hc/v1/Basic")
         assert (status, body["statusCode"]) == (200, 9401), body
-        assert s.gw.registry.online(WS)  # slow is not gone
+        # slow is not gone, but a component that lets three Status polls in a row go unanswered has stopped answering
+        assert await eventually(s.offline, 10)
+        w = await s.seen()
+        assert w is not None and "not answering within 1 s" in w["states"]["reader"], w
+        status, body = await s.business("BasicData/Register")
+        assert (status, body["statusCode"]) == (200, 9400), body
         s.standin.delay_s = 0.0
+        assert await eventually(lambda: s.online_with(sam=2), 5)
         assert (await s.business("BasicData/Register"))[1]["statusCode"] == 0
 
 

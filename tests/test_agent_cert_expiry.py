@@ -44,6 +44,7 @@ def test_up_signs_compat_with_the_agent_ca_and_reports_certificate_expiry_to_the
         with urllib.request.urlopen(req, context=strict, timeout=10) as r:
             assert "pBuffer" in json.loads(r.read())
         x509.load_pem_x509_certificate((tmp_path / "compat" / "tls.crt").read_bytes()).verify_directly_issued_by(x509.load_pem_x509_certificate(agent_ca.read_bytes()))
+        assert not old_compat.ca_path.exists() and not old_compat.ca_key_path.exists()  # its own CA, unused now, is gone
 
         server_end, ca_end = not_after(tmp_path / "agent" / "tls.crt"), not_after(agent_ca)
         assert server_end < ca_end

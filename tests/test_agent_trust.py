@@ -76,8 +76,14 @@ def test_linux_stores_are_chromiums_and_each_firefox_profiles_and_the_system_one
     profile = tmp_path / ".mozilla" / "firefox" / "abcd.default-release"
     profile.mkdir(parents=True)
     (profile / "cert9.db").touch()
+    # Ubuntu's snaps keep their own: Chromium's under the current revision, Firefox's profiles under common/.
+    snap_chromium = tmp_path / "snap" / "chromium" / "current" / ".pki" / "nssdb"
+    snap_firefox = tmp_path / "snap" / "firefox" / "common" / ".mozilla" / "firefox" / "wxyz.default"
+    for d in (snap_chromium, snap_firefox):
+        d.mkdir(parents=True)
+        (d / "cert9.db").touch()
     stores, notes = default_stores("linux", tmp_path, is_root=False)
-    assert [s.dir for s in stores if isinstance(s, NssDb)] == [tmp_path / ".pki" / "nssdb", profile]
+    assert [s.dir for s in stores if isinstance(s, NssDb)] == [tmp_path / ".pki" / "nssdb", snap_chromium, profile, snap_firefox]
     assert not any(isinstance(s, DebianSystemStore) for s in stores) and "run as root" in notes[0]
     stores, notes = default_stores("linux", tmp_path, is_root=True)
     assert isinstance(stores[-1], DebianSystemStore) and stores[-1].root == Path("/") and notes == []

@@ -38,6 +38,7 @@ from cryptography.x509.oid import NameOID
 
 from nhigw.agent.app import create_app
 from nhigw.common.tls import SERVER_DAYS, CertKeeper, utc_now
+from nhigw.contracts.models import SamState
 from nhigw.vcard.cards import HcCard
 from tests.agent_stack import HC_PIN, SAM, AgentStack, agent_stack
 from tests.helpers import ROOT, free_port
@@ -201,17 +202,22 @@ async def web_his(tmp_path: Path, clock: Any = utc_now) -> AsyncIterator[WebHis]
 async def test_web_his_page_calls_the_agent_and_follows_its_event_stream_and_an_unlisted_origin_gets_nothing(tmp_path: Path) -> None:
     async with web_his(tmp_path) as w:
         p, s, hc = w.page, w.s, w.hc()
-        # The unlisted origin first: nothing reaches the page, and nothing changes on the agent.
-        sam_before, tries_before = s.agent.sam_state, hc.tries_left
+        # The unlisted origin first, with the agent opened by the workstation's own HIS (Initial, SAM verified), so that
+        # a Finalize would show: nothing reaches the page, and nothing changes on the agent.
+        await s.ready()
+        tries_before, calls_before = hc.tries_left, len(s.agent.records)
         await w.open(UNLISTED)
         await p.js("window.listen(); window.run();")
         await p.wait("return window.done === true && window.streamErrors > 0;", 30)
         got = await p.js("return window.results;")
         assert set(got.values()) == {"blocked"}, got
         assert await p.js("return window.events.length;") == 0  # the stream was blocked too
-        assert s.agent.initialized is False and s.agent.sam_state == sam_before  # no Initial, no SAM verification
-        assert hc.tries_left == tries_before  # no PIN try counted (and no Finalize: it was never initialised)
+        assert s.agent.initialized is True and s.agent.sam_state == SamState.VERIFIED  # no Finalize, no SAM logout
+        assert hc.tries_left == tries_before  # no PIN try counted
+        reached = [r.function for r in s.agent.records[calls_before:]]
+        assert not [f for f in reached if not f.startswith("GET ")], reached  # no Initial, Pin, Signature or Finalize ran at all
         await p.shot("unlisted-origin")
+        await s.a("POST", "/api/common/v1/Finalize")  # the listed page starts from a closed device, as a new visit
         # The listed origin: every call answered, over a certificate the browser verified.
         await w.open(LISTED)
         await p.js("window.run();")

@@ -24,7 +24,8 @@ Outcomes, each defined (and tested in ``tests/test_agent_bridge.py``):
 | the component ... | Status poll | a one-call request | a forwarded call |
 |---|---|---|---|
 | refuses the connection (stopped), or its certificate is not the trusted one | the workstation goes offline at once (presence ``leaving``) | 9400 | 9400 |
-| does not answer within ``timeout_s`` (default 5 s) | no change | 9401 | 9401 |
+| does not answer within ``timeout_s`` (default 5 s): slow | no change | 9401 | 9401 |
+| lets ``STALL_POLLS`` (3) Status polls in a row go unanswered: hung | offline, as stopped | 9400 | 9400 |
 | answers a 6.0 ``statusCode`` other than 0 | — | that code, unchanged | its answer, unchanged |
 | answers something that is not a 6.0 answer (HTTP 5xx, not JSON) | offline, as stopped | 9416 | 9416 |
 | comes back (restarted) | online with the states it reports (a restarted component is not initialised: 1000) | | |
@@ -80,12 +81,13 @@ from nhigw.bus.guard import Supervisor
 from nhigw.common.health import Readiness
 from nhigw.common.logging import get_logger
 from nhigw.contracts.codes import Code, StatusError, message
-from nhigw.contracts.models import CardStates, ErrorBody, SessionCall, SessionReply, SignatureKind, SignatureResponse, TlsExpiry
+from nhigw.contracts.models import CardStates, ErrorBody, SessionCall, SessionReply, SignatureKind, SignatureRequest, SignatureResponse, TlsExpiry
 
 log = get_logger("nhigw.agent.bridge")
 
 POLL_S = 1.0
 TIMEOUT_S = 5.0
+STALL_POLLS = 3  # Status polls in a row without an answer: the component has stopped answering, not just slowed
 PIN_FILE = "component-pins.json"
 COMPONENT_LABEL = "official 6.0 component"
 
@@ -252,6 +254,7 @@ class ComponentBridge:
         self.polls = 0  # Status polls made, answered or not
         self._states = CardStates()
         self._hpc_id: str | None = None
+        self._unanswered = 0  # Status polls in a row that timed out
         self._lock = asyncio.Lock()  # the agent's own calls to the component, one at a time
         self._kick = asyncio.Event()
         self._http: aiohttp.ClientSession | None = None
@@ -279,7 +282,7 @@ class ComponentBridge:
 
     async def sign(self, kind: SignatureKind, service_type: str) -> SignatureResponse:
         try:
-            body = await self._json("POST", SIGNATURE_PATHS[kind], {"serviceType": service_type})
+            body = await self._json("POST", SIGNATURE_PATHS[kind], SignatureRequest(serviceType=service_type).model_dump_json())
         finally:
             self._kick.set()
         fields = normalise_signature(body)
@@ -335,9 +338,9 @@ class ComponentBridge:
                 self._down(f"not answering ({type(exc).__name__})")
                 raise _error(Code.WORKSTATION_OFFLINE, f"the official component is not answering ({type(exc).__name__})") from None
 
-    async def _json(self, method: str, path: str, body: dict[str, Any] | None) -> dict[str, Any]:
+    async def _json(self, method: str, path: str, body: str | None) -> dict[str, Any]:
         """A 6.0 answer that succeeded (2xx, ``statusCode`` 0); its code otherwise; 9416 if it is not a 6.0 answer."""
-        status, raw = await self._request(method, path, json.dumps(body) if body is not None else None)
+        status, raw = await self._request(method, path, body)
         try:
             data = json.loads(raw)
             code = status_code(data)
@@ -372,8 +375,13 @@ class ComponentBridge:
             status, raw = await self._request("GET", "/api/common/v1/Status", None)
         except StatusError as err:
             if err.code == Code.WORKSTATION_TIMEOUT:
-                log.warning("component_slow", component=self.url, timeout_s=self.timeout_s)  # slow, not gone: one-call requests get 9401
+                self._unanswered += 1
+                if self._unanswered >= STALL_POLLS:
+                    self._down(f"not answering within {self.timeout_s:g} s")
+                else:
+                    log.warning("component_slow", component=self.url, timeout_s=self.timeout_s)  # slow, not gone: one-call requests get 9401
             return  # refused or untrusted: already marked down
+        self._unanswered = 0
         try:
             data = json.loads(raw) if 200 <= status < 300 else None
         except ValueError:

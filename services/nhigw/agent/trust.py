@@ -3,8 +3,10 @@
 The CA (``<data dir>/agent/ca.crt``, :mod:`nhigw.common.tls`) is put where the machine's
 browsers look, one seam (:class:`Store`) per place:
 
-- Linux: the NSS databases Chromium (``$HOME/.pki/nssdb``) and Firefox (each profile under
-  ``$HOME/.mozilla/firefox``) read, with ``certutil`` from libnss3-tools; and, as root, the
+- Linux: the NSS databases Chromium (``$HOME/.pki/nssdb``; the snap's
+  ``~/snap/chromium/current/.pki/nssdb``) and Firefox (each profile under ``$HOME/.mozilla/firefox``
+  or the snap's ``~/snap/firefox/common/.mozilla/firefox``) read, with ``certutil`` from
+  libnss3-tools; and, as root, the
   system store (``/usr/local/share/ca-certificates`` + ``update-ca-certificates``), which
   curl, Python and other programs read.
 - Windows: ``certutil -addstore Root`` (run as administrator).
@@ -189,7 +191,11 @@ def default_stores(platform: str = sys.platform, home: Path | None = None, is_ro
     if platform == "darwin":
         return [MacSystemKeychain()], []
     stores: list[Store] = [NssDb(home / ".pki" / "nssdb")]
-    stores += [NssDb(p.parent) for p in sorted((home / ".mozilla" / "firefox").glob("*/cert9.db"))]
+    # Snap packages (Ubuntu's Chromium and Firefox) keep their NSS databases under ~/snap: those that exist.
+    snap_chromium = home / "snap" / "chromium" / "current" / ".pki" / "nssdb"
+    stores += [NssDb(snap_chromium)] if (snap_chromium / "cert9.db").exists() else []
+    for firefox in (home / ".mozilla" / "firefox", home / "snap" / "firefox" / "common" / ".mozilla" / "firefox"):
+        stores += [NssDb(p.parent) for p in sorted(firefox.glob("*/cert9.db"))]
     notes = []
     root = is_root if is_root is not None else (hasattr(os, "geteuid") and os.geteuid() == 0)
     if root:

@@ -20,7 +20,7 @@ made anew only when missing, unreadable (sealed on another machine or user) or p
 One CA per workstation: compat (HTTPS 5067) keeps its own server certificate in its own data
 directory but has it signed by the agent's CA (``ca_dir``), so the one ``nhigw agent trust``
 makes browsers trust both; a compat certificate of another CA (its own, from before) is
-replaced at start. Making or renewing the CA holds a lock file in its directory (POSIX), so an
+replaced at start, and that CA's files are deleted. Making or renewing the CA holds a lock file in its directory (POSIX), so an
 agent and a compat starting together on a new install make one CA, not two.
 
 When each certificate ends (:meth:`LocalCA.expiry`, a ``TlsExpiry``) goes into the agent's
@@ -233,6 +233,9 @@ class LocalCA:
         pw = self._password()
         _write_private(self.key_path, key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.BestAvailableEncryption(pw)))
         _write_public(self.cert_path, cert.public_bytes(serialization.Encoding.PEM) + ca.public_bytes(serialization.Encoding.PEM))
+        if self.ca_dir != self.data_dir:  # a CA of this directory's own, from before it used the agent's: no longer signs anything
+            for own in (self.data_dir / "ca.crt", self.data_dir / "ca.key.sealed"):
+                own.unlink(missing_ok=True)
         log.info(
             "tls_cert_issued",
             reason="renewal" if old is not None and old.issuer == ca.subject else ("migration" if old is not None else "first start"),

@@ -10,17 +10,16 @@ from __future__ import annotations
 
 from contextvars import ContextVar
 
-from nhigw.contracts.cloud import ConsoleCheck
 from nhigw.contracts.codes import StatusError
 
-CHECKS: ContextVar[list[ConsoleCheck] | None] = ContextVar("nhigw_sim_checks", default=None)
+CHECKS: ContextVar[list[tuple[str, bool, str]] | None] = ContextVar("nhigw_sim_checks", default=None)  # (name, ok, detail)
 
 
 def note(name: str, ok: bool, detail: str = "") -> None:
     """Record one check of the request being served (a no-op outside a recorded request)."""
     checks = CHECKS.get()
     if checks is not None:
-        checks.append(ConsoleCheck(name=name, ok=ok, detail=detail))
+        checks.append((name, ok, detail))
 
 
 def refuse(name: str, err: StatusError) -> StatusError:
