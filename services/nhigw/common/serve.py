@@ -1,5 +1,11 @@
 """Running the services' aiohttp applications: the sites one process serves, until SIGINT/SIGTERM.
 
+Stopping: on POSIX the event loop's signal handlers (SIGINT, SIGTERM). Windows has none
+(``add_signal_handler`` is POSIX-only), and a service wrapper stops a console program with a
+console control event (NSSM and WinSW send Ctrl+C, then Ctrl+Break): there ``signal.signal`` for
+SIGINT and SIGBREAK sets the same stop event from the signal handler (:func:`_on_stop_signals`),
+so ``on_stop`` (leave the bus, close the readers) runs on a service stop there too.
+
 Shared by ``nhigw.cli`` and the services' own command-line pieces (``nhigw.compat.cli``), so
 that no service's CLI imports the top-level one.
 """
@@ -53,14 +59,34 @@ class Site:
         return f"{'https' if self.ssl_context else 'http'}://{self.host}:{self.port}"
 
 
+def _on_stop_signals(loop: asyncio.AbstractEventLoop, stop: asyncio.Event) -> Callable[[], None]:
+    """Set ``stop`` on SIGINT/SIGTERM (POSIX: the loop's handlers) or SIGINT/SIGBREAK (Windows: ``signal.signal``); returns the undo."""
+    names = [n for n in ("SIGINT", "SIGTERM", "SIGBREAK") if hasattr(signal, n)]
+    posix: list[signal.Signals] = []
+    previous: dict[signal.Signals, object] = {}
+    for name in names:
+        sig = signal.Signals[name]
+        try:
+            loop.add_signal_handler(sig, stop.set)
+            posix.append(sig)
+        except NotImplementedError:  # Windows' event loops
+            with contextlib.suppress(ValueError, OSError):  # not the main thread, or a signal this platform cannot catch
+                previous[sig] = signal.signal(sig, lambda *_: loop.call_soon_threadsafe(stop.set))
+
+    def restore() -> None:
+        for sig in posix:
+            loop.remove_signal_handler(sig)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)  # type: ignore[arg-type]
+
+    return restore
+
+
 async def serve(sites: list[Site], *, on_started: Callable[[], Awaitable[None]] | None = None, on_stop: Callable[[], Awaitable[None]] | None = None) -> None:
     """Run every site until SIGINT/SIGTERM, then shut down cleanly."""
     runners = []
     stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError):
-            loop.add_signal_handler(sig, stop.set)
+    restore = _on_stop_signals(asyncio.get_running_loop(), stop)
     try:
         for s in sites:
             runner = http_runner(s.app)  # JSON for aiohttp's own errors, request-head timeout (nhigw.common.http)
@@ -78,3 +104,4 @@ async def serve(sites: list[Site], *, on_started: Callable[[], Awaitable[None]] 
                 await on_stop()
         for r in reversed(runners):
             await r.cleanup()
+        restore()
