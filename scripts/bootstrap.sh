@@ -23,6 +23,9 @@ if [ $want_test = 1 ]; then
   [ -d /usr/share/fonts/opentype/noto ] || apt_pkgs+=(fonts-noto-cjk)
   # `nhigw agent trust` fills NSS databases (Chromium, Firefox) with certutil (tests/test_agent_trust.py).
   need_cmd certutil || apt_pkgs+=(libnss3-tools)
+  # Alert rules on a real Prometheus (promtool, tests/test_alerts.py); ATNA audit messages into a real rsyslog.
+  need_cmd promtool || apt_pkgs+=(prometheus)
+  need_cmd rsyslogd || apt_pkgs+=(rsyslog)
 fi
 # pyscard builds from source where no wheel fits: it needs the PC/SC headers and swig.
 [ -f /usr/include/PCSC/winscard.h ] || apt_pkgs+=(libpcsclite-dev)

@@ -5,39 +5,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ssl
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
-from aiohttp import web
 from structlog.testing import capture_logs
 
 from nhigw.common.cloudtls import UNTRUSTED_EN, UNTRUSTED_ZH, CloudTls
-from nhigw.common.http import runner as http_runner
 from nhigw.common.tls import LocalCA
 from nhigw.gateway.upstream import UpstreamSettings
-from nhigw.sim.app import create_app as sim_app
 from nhigw.sim.store import SimStore
+from tests.cloudkit import https_cloud
 from tests.helpers import Proc, eventually, free_port, ok
 from tests.stack import running_stack
-
-
-@contextlib.asynccontextmanager
-async def https_cloud(store: SimStore, ca_dir: Path, port: int | None = None) -> AsyncIterator[tuple[str, Path]]:
-    """The simulator on HTTPS, its certificate (127.0.0.1, localhost) signed by a CA of its own; yields (URL, the CA file)."""
-    ca = LocalCA(ca_dir, "private-cloud-ca")
-    ca.ensure()
-    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ca.load_into(ctx)
-    port = port or free_port()
-    runner = http_runner(sim_app(store))
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", port, ssl_context=ctx).start()
-    try:
-        yield f"https://127.0.0.1:{port}", ca.ca_path
-    finally:
-        await runner.cleanup()
 
 
 def untrusted_answer(body: dict) -> bool:  # type: ignore[type-arg]

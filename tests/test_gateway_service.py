@@ -356,6 +356,11 @@ async def test_audit_records_every_business_request_masked_and_chained(tmp_path:
         metrics = await (await s.http.get(s.gateway_url + "/metrics")).text()
         assert 'nhigw_gateway_requests_total{route="BasicData/Register",statusCode="0"} 2.0' in metrics
         assert "nhigw_gateway_agents_online 1.0" in metrics and "nhigw_gateway_queue_pending 0.0" in metrics
+        # what the alert rules read (deploy/prometheus/nhigw-rules.yml): per workstation, the cloud, the audit check
+        assert 'nhigw_gateway_workstation_online{workstation="ws-01"} 1.0' in metrics
+        assert 'nhigw_gateway_workstation_sam_state{workstation="ws-01"} 2.0' in metrics
+        assert "nhigw_gateway_cloud_up 1.0" in metrics and "nhigw_gateway_breaker_opened_total 0.0" in metrics
+        assert "nhigw_gateway_audit_chain_ok 1.0" in metrics and "nhigw_gateway_audit_chain_records 3.0" in metrics
         assert (await s.http.get(s.gateway_url + "/readyz")).status == 200
 
 

@@ -157,6 +157,10 @@ async def test_no_pin_id_or_signature_in_logs_redis_or_files(stack: Urls, http: 
     assert st == 200 and body["statusCode"] == 0, body
     st, body = await call(http, "POST", g + "/api/v1/BasicData/Register", json={}, headers={"X-Workstation": "ws-03"})
     assert st == 200 and body["idCardNum"] == "B123456780", body
+    # The request browser finds each patient's records by the full ID typed in (their keyed hash): the ID is kept nowhere.
+    for pid, least in (("Z299999929", 3), ("B123456780", 1)):
+        st, res = await call(http, "POST", g + "/api/ops/requests/search", json={"patient": pid})
+        assert st == 200 and len(res["records"]) >= least and {r["patient"] for r in res["records"]} == {pid[:3] + "*****" + pid[-2:]}, res
 
     # What the flow left behind.
     for p in stack.procs.values():

@@ -170,6 +170,7 @@ async def test_twenty_device_sessions_each_its_own_patient_over_redis(tmp_path: 
             assert agent.vhc is None and agent.hc_state == 0
         assert sum(len(s) for s in d.sessions.values()) == 20
 
+
         # The physical-card workstation works exactly as before, on the same gateway.
         status, reg = await d.s.gw("/api/v1/BasicData/Register", workstation=d.s.workstation)
         assert status == 200 and reg["cardSn"] == "000073898381", reg
@@ -190,6 +191,15 @@ async def test_twenty_device_sessions_each_its_own_patient_over_redis(tmp_path: 
             assert {x["patient"] for x in business} == {mask_patient(r["card"]["idCardNum"])}
         status, verified = await d.gw("GET", "/api/audit/verify")
         assert status == 200 and verified["ok"] is True
+
+        # The count in /metrics (every replica's sessions, through Redis), and one closed.
+        async def device_sessions() -> float:
+            async with d.s.http.get(d.s.gateway_url + "/metrics") as r:
+                return next(float(line.split()[1]) for line in (await r.text()).splitlines() if line.startswith("nhigw_gateway_device_sessions "))
+
+        assert await device_sessions() == 20
+        status, _ = await d.gw("DELETE", "/api/sessions", results[0]["opened"]["token"])
+        assert status == 200 and await device_sessions() == 19
 
         # Nothing personal in clear on the bus or in Redis: sealed envelopes, sealed session records.
         for t in tap_tasks:

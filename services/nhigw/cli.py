@@ -64,9 +64,9 @@ ENVIRONMENT: tuple[tuple[str, str, object, Callable[[str], object], frozenset[st
     ("log_level", "NHIGW_LOG_LEVEL", "INFO", str, None),
     ("data_dir", "NHIGW_DATA_DIR", str(Path.home() / ".local" / "share" / "nhigw"), str, None),
     ("bus_prefix", "NHIGW_BUS_PREFIX", "nhigw", str, None),
-    ("cloud", "NHIGW_CLOUD_URL", None, str, frozenset({"agent", "gateway", "compat"})),
-    ("cloud_ca", "NHIGW_CLOUD_CA", None, str, frozenset({"agent", "gateway", "compat", "up"})),
-    ("cloud_env", "NHIGW_CLOUD_ENV", None, str, frozenset({"agent", "gateway", "up"})),
+    ("cloud", "NHIGW_CLOUD_URL", None, str, frozenset({"agent", "gateway", "compat", "doctor"})),
+    ("cloud_ca", "NHIGW_CLOUD_CA", None, str, frozenset({"agent", "gateway", "compat", "up", "doctor"})),
+    ("cloud_env", "NHIGW_CLOUD_ENV", None, str, frozenset({"agent", "gateway", "up", "doctor"})),
     ("workstation", "NHIGW_WORKSTATION", None, str, frozenset({"agent", "compat"})),
     ("agent", "NHIGW_AGENT_URL", None, str, frozenset({"compat"})),
     ("clients", "NHIGW_CLIENTS", None, str, frozenset({"gateway"})),
@@ -531,6 +531,9 @@ def parser() -> argparse.ArgumentParser:
 
     add_gateway_options(sp)
     add_admin_parsers(sub, sp, busopts, common)
+    from nhigw.gateway.doctor import add_doctor_parser
+
+    add_doctor_parser(sub, busopts, common)
 
     sp = sub.add_parser("up", help="the whole stack in one process")
     common(sp)
@@ -601,6 +604,10 @@ def _main(argv: list[str] | None) -> None:
         return
     if args.cmd == "audit":
         sys.exit(asyncio.run(gwcli.cmd_audit(args, data_dir(args, "gateway"))))
+    if args.cmd == "doctor":
+        from nhigw.gateway.doctor import cmd_doctor
+
+        sys.exit(cmd_doctor(args, Path(args.data_dir)))  # reads the data directory, makes nothing there
     if args.cmd == "compat":
         from nhigw.compat.cli import cmd_compat
 

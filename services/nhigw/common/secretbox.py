@@ -117,6 +117,14 @@ def machine_identity(platform: str | None = None) -> bytes:
     return ident
 
 
+def sealing_source() -> str:
+    """What sealed files here are bound to (``NHIGW_MASTER_KEY`` or the machine identity); :class:`NoMachineIdentity` if nothing."""
+    if os.environ.get("NHIGW_MASTER_KEY"):
+        return "NHIGW_MASTER_KEY"
+    machine_identity()
+    return f"this machine's identity ({sys.platform})"
+
+
 def _user_id() -> bytes:
     """The numeric uid on POSIX; the account name on Windows (which has no ``os.getuid``)."""
     if hasattr(os, "getuid"):

@@ -252,9 +252,9 @@ class DeadLetters:
         # under the same key; whoever asks with the key waits for its answer.
         now = time.time()
         rerun = job.model_copy(update={"requestId": uuid.uuid4().hex, "enqueuedAt": now, "deadline": now + self.deadline_s, "rerunOf": d.id})
+        await self._trail(rerun, action, " ".join(x for x in (f"dead letter {d.id} put back as a new run", note) if x), client=client)  # before the run can write its own
         new_id = await self.queue.add(rerun)
         await self.audit(client, action, d.id, job, note)
-        await self._trail(rerun, action, " ".join(x for x in (f"put back as {new_id}", note) if x), client=client)
         return new_id
 
     async def discard(self, client: Client, dead_id: str) -> None:

@@ -83,7 +83,7 @@ from nhigw.contracts.codes import Code, StatusError, http_status
 from nhigw.contracts.models import JobAnswer, QueuedJob, SignatureObject
 from nhigw.contracts.routes import VNHI_UPLOAD, Route, lookup
 from nhigw.gateway.agents import AgentKeys
-from nhigw.gateway.audit import AuditAttempt, AuditLog, AuditRecord, JobEnd, mask_card, mask_patient, outcome_of, patient_key
+from nhigw.gateway.audit import AuditAttempt, AuditLog, AuditRecord, JobEnd, VerifyResult, mask_card, mask_patient, outcome_of, patient_key
 from nhigw.gateway.auth import Client, Clients
 from nhigw.gateway.backend import BackendSettings, make_backend
 from nhigw.gateway.deadletters import DeadLetters
@@ -104,6 +104,7 @@ from nhigw.gateway.upstream import (
     UpstreamError,
     UpstreamRequest,
     UpstreamSettings,
+    tcp_reachable,
 )
 
 log = get_logger("nhigw.gateway.service")
@@ -153,6 +154,7 @@ class GatewaySettings:
     audit_path: Path | None = None
     audit_checkpoints: Path | None = None  # the audit's signed checkpoints (nhigw.gateway.audit); None: logged only
     audit_checkpoint_s: float = 5.0
+    audit_check_every_s: float = 3600.0  # the whole chain checked this often (metric nhigw_gateway_audit_chain_ok); 0: never
     transport: Transport | None = None
     session_idle_s: float = 900.0  # device sessions (nhigw.gateway.sessions)
     sessions_per_device: int = 2
@@ -201,7 +203,8 @@ class Gateway:
             drops=self.drops, supervisor=self.supervisor, instance=self.instance, site=settings.site,
             idle_s=settings.session_idle_s, per_device=settings.sessions_per_device, per_hospital=settings.sessions_per_hospital,
         )
-        self.metrics = Metrics(queue=self.queue, breaker=self.cloud.breaker, registry=self.registry, rpc=self.rpc, drops=self.drops, supervisor=self.supervisor, sessions=self.sessions)
+        self.metrics = Metrics(queue=self.queue, breaker=self.cloud.breaker, registry=self.registry, rpc=self.rpc, drops=self.drops, supervisor=self.supervisor, sessions=self.sessions,
+                               cloud_probe=lambda: tcp_reachable(settings.cloud_url))
         self.history = self.backend.history  # the dashboard's last hours, shared through Redis (nhigw.gateway.history)
         self.trail = Trail(self.kv, keys, settings.idempotency_window_s)  # deliveries of requests that did not run cleanly
         self.dead_letters = DeadLetters(
@@ -235,12 +238,27 @@ class Gateway:
         sub = self._done_sub = await self.bus.subscribe(self.done_channel)
         self.supervisor.start("done-listener", lambda: serve(sub, "done", self._on_done, self.drops, max_bytes=MAX_ANSWER_BYTES))
         self._workers = workers
+        if self.settings.audit_check_every_s > 0:
+            self.supervisor.start("audit-check", self._audit_check_loop)
         if workers:
             self.supervisor.start("worker", self._work_loop)
             self.supervisor.start("worker-keepalive", self._keepalive)
 
+    async def check_audit(self) -> VerifyResult:
+        """The whole audit chain and its checkpoints checked; the result goes to the metrics (and is logged if it fails)."""
+        res = await self.audit.verify()
+        self.metrics.audit_checked_now(res)
+        if not res.ok:
+            log.error("audit_chain_check_failed", problems=res.problems[:5], count=res.count)
+        return res
+
+    async def _audit_check_loop(self) -> None:
+        while True:
+            await self.check_audit()
+            await asyncio.sleep(self.settings.audit_check_every_s)
+
     async def close(self) -> None:
-        await self.supervisor.stop("worker", "worker-keepalive")
+        await self.supervisor.stop("worker", "worker-keepalive", "audit-check")
         # A clean stop drains: jobs in flight get ``drain_s`` to finish (answer stored, XACK).
         # Past it they are cancelled; their entries stay pending and another replica (or this
         # one after a restart) reclaims them. A write already sent keeps its marker (9403).

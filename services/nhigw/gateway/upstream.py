@@ -42,12 +42,14 @@ from __future__ import annotations
 
 import abc
 import asyncio
+import contextlib
 import random
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 import aiohttp
+from yarl import URL
 
 from nhigw.common.cloudtls import CloudTls, is_untrusted
 
@@ -231,6 +233,21 @@ class Attempt:
 class CallResult:
     response: UpstreamResponse
     attempts: list[Attempt]
+
+
+async def tcp_reachable(base_url: str, timeout_s: float = 2.0) -> bool:
+    """Does a TCP connection to ``base_url``'s host and port open within ``timeout_s``? (No request is sent.)"""
+    url = URL(base_url)
+    if not url.host:
+        return False
+    try:
+        _reader, writer = await asyncio.wait_for(asyncio.open_connection(url.host, url.explicit_port or url.port or 443), timeout_s)
+    except (OSError, TimeoutError):
+        return False
+    writer.close()
+    with contextlib.suppress(OSError):
+        await writer.wait_closed()
+    return True
 
 
 class CloudClient:
