@@ -415,9 +415,9 @@ async def test_a_job_added_to_the_stream_again_is_not_run_again_and_keeps_its_st
         ran: list[QueuedJob] = []
         process = gw.process
 
-        async def spy(job: QueuedJob, deliveries: int):  # type: ignore[no-untyped-def]
+        async def spy(job: QueuedJob, deliveries: int, phases=None):  # type: ignore[no-untyped-def]
             ran.append(job)
-            return await process(job, deliveries)
+            return await process(job, deliveries, phases)
 
         gw.process = spy  # type: ignore[method-assign]
         h = {"X-Workstation": s.workstation, "Idempotency-Key": "replay-me"}
