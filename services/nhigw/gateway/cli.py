@@ -82,6 +82,8 @@ def add_admin_parsers(sub: argparse._SubParsersAction, gw: argparse.ArgumentPars
     sp.add_argument("--since", help="ISO date/time (inclusive)")
     sp.add_argument("--until", help="ISO date/time (exclusive)")
     sp.add_argument("--hospital", help="export only this hospital's records")
+    sp.add_argument("--format", choices=["jsonl", "fhir-ndjson", "fhir-bundle"], default="jsonl",
+                    help="export as the records (JSON lines), FHIR R4 AuditEvents after IHE BALP (NDJSON), or one FHIR batch Bundle")
 
 
 def build_gateway_app(args: argparse.Namespace, bus, *, cloud: str, data_dir: Path, audit_file: bool) -> web.Application:
@@ -203,11 +205,19 @@ async def cmd_audit(args: argparse.Namespace, data_dir: Path) -> int:
             since, until = (to_ms(v) if v else None for v in (args.since, args.until))
         except ValueError:
             sys.exit("nhigw: --since and --until take ISO dates or date-times (2026-11-01, 2026-11-01T08:00:00+08:00)")
+        from nhigw.gateway.auditexport import audit_event, bundle
+
         unreadable = 0
+        kept = []
         async for page in log.pages(since=since, until=until, hospital=args.hospital):
             for r in page.records:
-                print(r.model_dump_json())
+                if args.format == "fhir-bundle":
+                    kept.append(r)
+                else:
+                    print(audit_event(r, log.name).model_dump_json() if args.format == "fhir-ndjson" else r.model_dump_json())
             unreadable += page.unreadable
+        if args.format == "fhir-bundle":
+            print(bundle(kept, log.name).model_dump_json())
         if unreadable:
             print(f"nhigw: {unreadable} audit record(s) could not be read and were left out (run `nhigw audit verify`)", file=sys.stderr)
         return 0
