@@ -25,7 +25,7 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.helpers import ROOT, Proc, eventually, free_port, wait_port
+from tests.helpers import ROOT, Proc, eventually, free_port, stop_process, wait_port
 
 pytestmark = pytest.mark.redis
 
@@ -185,12 +185,7 @@ async def test_cloud_unreachable_alert_pending_firing_resolved_on_a_real_prometh
             used = set(re.findall(r"nhigw_(?:gateway|agent)_[a-z_]+", dash + RULES.read_text()))
             assert used and {m for m in used if re.sub(r"_(total|bucket|count|sum)$", "", m) not in exported} == set()
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
+        stop_process(proc)
 
 
 async def _exported(http: aiohttp.ClientSession, url: str) -> set[str]:
