@@ -22,6 +22,7 @@ import pytest
 
 from nhigw.vcard.bank import VirtualReaderBank
 from nhigw.vcard.cards import SamCard
+from tests.conftest import Pcscd
 from tests.helpers import eventually
 from tests.stack import running_stack
 
@@ -90,7 +91,7 @@ async def test_card_removed_mid_signature_gives_1102_through_the_gateway_and_rec
 
 
 @pytest.mark.pcsc
-async def test_sam_gone_mid_apdu_over_pcscd_gives_1102_and_recovers(pcscd: dict) -> None:  # type: ignore[type-arg]
+async def test_sam_gone_mid_apdu_over_pcscd_gives_1102_and_recovers(pcscd: Pcscd) -> None:
 
     from nhigw.agent.cardio import PcscBackend
     from nhigw.agent.core import Agent
@@ -130,7 +131,7 @@ async def test_sam_gone_mid_apdu_over_pcscd_gives_1102_and_recovers(pcscd: dict)
     runner = await start_site(sim_app(store), port)
     # Slot 3 (no other test uses it): after an APDU cut off mid-way, vpcd does not see a card in
     # that slot again until pcscd restarts (seen with vsmartcard-vpcd 0.9); the card goes back in slot 2.
-    links = [VpcdLink(sam, port=pcscd["ports"][3]), VpcdLink(hc, port=pcscd["ports"][1])]
+    links = [VpcdLink(sam, port=pcscd.ports[3]), VpcdLink(hc, port=pcscd.ports[1])]
     for link in links:
         await link.insert()
     agent = Agent(backend=PcscBackend(), dc=DcClient(f"http://127.0.0.1:{port}"), workstation="drill")
@@ -159,7 +160,7 @@ async def test_sam_gone_mid_apdu_over_pcscd_gives_1102_and_recovers(pcscd: dict)
             return not (await agent.backend.presence()).get("Virtual PCD B 00 01")
 
         assert await eventually(sam_absent, 10)
-        links[0] = VpcdLink(sam, port=pcscd["ports"][2])
+        links[0] = VpcdLink(sam, port=pcscd.ports[2])
         await links[0].insert()
 
         async def sam_present() -> bool:
