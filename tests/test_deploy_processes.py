@@ -11,9 +11,9 @@ one-call registration goes through each gateway replica to the agent's cards and
 
 The demo agent starts its own pcscd. pcscd's socket path is fixed (``/run/pcscd``), so the agent
 runs in a private mount namespace (``unshare --mount``, root as in CI) with a tmpfs there, and on
-vpcd ports of its own. Its pcscd binary is a copy under another name (the script's ``PCSCD``), so
-the ``pcscd`` fixture's ``pkill -x pcscd`` in this or another test run never hits it: this test
-needs neither that fixture nor its machine-wide lock.
+vpcd ports of its own. Its pcscd binary is a copy under the test's directory (the script's ``PCSCD``),
+so what it leaves running is found by path. This test needs neither the ``pcscd`` fixture nor its
+machine-wide lock.
 """
 
 from __future__ import annotations
@@ -152,8 +152,9 @@ class Stack:
 
     def env(self, service: str, extra: dict[str, str] | None = None) -> dict[str, str]:
         spec = SERVICES[base_of(service)]
-        # A fresh clone: no REDIS_PASSWORD / NHIGW_* in the environment compose interpolates from.
-        outer = {k: v for k, v in os.environ.items() if not k.startswith("NHIGW_") and k != "REDIS_PASSWORD"}
+        # A fresh clone: no REDIS_PASSWORD / NHIGW_* in the environment compose interpolates from, and
+        # not the session's PC/SC socket (tests/conftest.py): the demo agent talks to its own pcscd.
+        outer = {k: v for k, v in os.environ.items() if not k.startswith("NHIGW_") and k not in ("REDIS_PASSWORD", "PCSCLITE_CSOCK_NAME")}
         env = {**outer, "PATH": f"{self.bin_dir}:{VENV_BIN}:{os.environ.get('PATH', '/usr/bin:/bin')}", "PYTHONUNBUFFERED": "1"}
         for k, v in (spec.get("environment") or {}).items():
             env[k] = self.remap(interpolate(str(v), outer), service)
@@ -236,7 +237,7 @@ def running_under(path: Path) -> str:
 
 
 def private_pcscd(tmp: Path) -> str:
-    """A copy of pcscd under a name no `pkill -x pcscd` matches."""
+    """A copy of pcscd under tmp: its processes are told from any other pcscd by their path."""
     exe = shutil.which("pcscd") or "/usr/sbin/pcscd"
     assert Path(exe).exists() and VPCD_LIB.exists(), "pcscd and the vpcd driver are required: apt-get install pcscd vsmartcard-vpcd (scripts/test.sh does it)"
     copy = tmp / "pcscd-demo"
