@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import os
 import random
 import signal
@@ -162,14 +163,21 @@ def stop_process(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM, timeo
             proc.wait(5)
 
 
-async def eventually(fn: Callable[[], Awaitable[bool]], timeout_s: float = 5.0) -> bool:
-    """Poll ``fn`` every 50 ms until it is true (True) or ``timeout_s`` passes (False): wait on conditions, not sleeps."""
+async def eventually(fn: Callable[[], bool | Awaitable[bool]], timeout_s: float = 5.0, *, interval_s: float = 0.05) -> bool:
+    """Poll ``fn`` (plain or async) every ``interval_s`` until it is true (True) or ``timeout_s`` passes (False).
+
+    The one way the tests wait: on a condition, never a fixed sleep. ``fn`` is asked once more at the deadline.
+    """
     deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if await fn():
+    while True:
+        result = fn()
+        if inspect.isawaitable(result):
+            result = await result
+        if result:
             return True
-        await asyncio.sleep(0.05)
-    return False
+        if time.monotonic() >= deadline:
+            return False
+        await asyncio.sleep(interval_s)
 
 
 def ok(answer: tuple[object, ...]) -> bool:

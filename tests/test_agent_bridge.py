@@ -50,9 +50,6 @@ SAM_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)  # the 
 _KEYS = KeyStore(None)
 
 
-async def _true(v: bool) -> bool:
-    return v
-
 
 # ------------------------------------------------------------------ pure: reading the component's answers
 
@@ -331,7 +328,7 @@ async def test_a_changed_component_certificate_is_refused(redis_server: str, bus
             assert (status, body["statusCode"]) == (200, 9400), body
             assert s.bridge.problem == "certificate changed"
             polls = s.bridge.polls
-            assert await eventually(lambda: _true(s.bridge is not None and s.bridge.polls >= polls + 3), 5)  # refused again: logged once
+            assert await eventually(lambda: s.bridge is not None and s.bridge.polls >= polls + 3, 5)  # refused again: logged once
         assert [e["event"] for e in logs].count("component_certificate_changed") == 1
 
         # A CA file that is not the component's: refused the same way, and said so
@@ -339,7 +336,7 @@ async def test_a_changed_component_certificate_is_refused(redis_server: str, bus
         s.bridge.trust = ComponentTrust(s.standin.url, ca_file=certs[0])
         s.bridge.problem = None
         await s.bridge.start()
-        assert await eventually(lambda: _true(s.bridge is not None and s.bridge.problem == "certificate not trusted"), 5)
+        assert await eventually(lambda: s.bridge is not None and s.bridge.problem == "certificate not trusted", 5)
         status, body = await s.call("GET", f"{s.gateway_url}/api/workstations/{WS}/common/v1/Status")
         assert (status, body["statusCode"]) == (200, 9400), body
 
@@ -376,16 +373,16 @@ async def test_the_bridge_agrees_with_this_projects_agent(redis_server: str, bus
             for path in ("common/v1/Initial", "sam/v1/Verification"):
                 status, body = await s.forward("POST", path, {})
                 assert (status, body["statusCode"]) == (200, 0), (path, body)
-            assert await eventually(lambda: _true(agree() and agent.sam_state == 2), 5)
+            assert await eventually(lambda: agree() and agent.sam_state == 2, 5)
             status, body = await s.business("BasicData/Register")
             assert (status, body["statusCode"], body["idCardNum"]) == (200, 0, "Z299999929"), body
             status, body = await s.forward("POST", "hpc/v1/Verification/Hpc", {"pin": "12345678"})
             assert (status, body["statusCode"]) == (200, 0), body
-            assert await eventually(lambda: _true(agree() and agent.hpc_state == 3), 5)
+            assert await eventually(lambda: agree() and agent.hpc_state == 3, 5)
             status, body = await s.business("CriticalIllness/Query", {"format": "0"})
             assert (status, body["statusCode"]) == (200, 0), body
             bank.remove(bank.names[1])  # the HC is pulled out at the workstation
-            assert await eventually(lambda: _true(agent.hc_state == 0 and agree()), 5)
+            assert await eventually(lambda: agent.hc_state == 0 and agree(), 5)
             status, body = await s.business("BasicData/Register")
             own_code = (await s.forward("POST", "hc/v1/Signature/Hc", {"serviceType": "01"}))[1]["statusCode"]
             assert body["statusCode"] == own_code != 0, body  # the agent's own refusal, unchanged through the bridge

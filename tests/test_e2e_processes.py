@@ -188,12 +188,18 @@ async def test_four_character_name_and_three_digit_year_byte_exact_over_pcsc(pcs
 
         async def raw_read_settled() -> bytes:
             # pcscd may still be powering the card it just saw (vpcd: "Card is unpowered"): retry briefly.
-            for _ in range(50):
+            got: list[bytes] = []
+
+            async def read() -> bool:
                 try:
-                    return await asyncio.to_thread(raw_read)
+                    got.append(await asyncio.to_thread(raw_read))
                 except (CardConnectionException, NoCardException):
-                    await asyncio.sleep(0.1)
-            return await asyncio.to_thread(raw_read)
+                    return False
+                return True
+
+            if await eventually(read, 5, interval_s=0.1):
+                return got[0]
+            return await asyncio.to_thread(raw_read)  # once more, to fail with the card's error
 
         assert await raw_read_settled() == expected + b"\x90\x00"
         await agent.initial(None)

@@ -96,7 +96,7 @@ async def serve(sites: list[Site], *, on_started: Callable[[], Awaitable[None]] 
             print(f"nhigw {s.label:8s} {s.url}", flush=True)
         if on_started:
             await on_started()
-        print("nhigw ready", flush=True)
+        print(f"nhigw ready (event loop: {type(asyncio.get_running_loop()).__module__.split('.')[0]})", flush=True)
         await stop.wait()
     finally:
         if on_stop:

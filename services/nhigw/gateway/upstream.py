@@ -133,10 +133,11 @@ class Transport(abc.ABC):
 
 
 class AiohttpTransport(Transport):
-    def __init__(self, settings: UpstreamSettings) -> None:
+    def __init__(self, settings: UpstreamSettings, base_url: str | None = None) -> None:
+        """``base_url``: the one host this transport sends to (its proxy is looked up once, ``CloudTls.session``)."""
         t = aiohttp.ClientTimeout(total=settings.total_timeout_s, connect=settings.connect_timeout_s)
-        self._reads = settings.tls.session(timeout=t)
-        self._writes = settings.tls.session(timeout=t, connector_kw={"force_close": True})
+        self._reads = settings.tls.session(base_url, timeout=t)
+        self._writes = settings.tls.session(base_url, timeout=t, connector_kw={"force_close": True})
 
     async def send(self, base_url: str, req: UpstreamRequest) -> UpstreamResponse:
         session = self._writes if req.write else self._reads
@@ -254,7 +255,7 @@ class CloudClient:
     def __init__(self, base_url: str, settings: UpstreamSettings | None = None, transport: Transport | None = None, *, rng: random.Random | None = None) -> None:
         self.base_url = base_url.rstrip("/")
         self.settings = settings or UpstreamSettings()
-        self.transport = transport or AiohttpTransport(self.settings)
+        self.transport = transport or AiohttpTransport(self.settings, self.base_url)
         self.breaker = Breaker(self.settings.breaker_failures, self.settings.breaker_cooldown_s)
         self._buckets: dict[str, TokenBucket] = {}
         self.budget = self.settings.budget_min
