@@ -396,7 +396,7 @@ def _virtual_bank(args: argparse.Namespace):
     bank = VirtualReaderBank()
     for reader, spec in zip(bank.names, factory.default_specs(), strict=False):
         bank.insert(reader, factory.make(spec))
-    bank.factory = factory  # type: ignore[attr-defined]
+    bank.factory = factory  # type: ignore[attr-defined]  # carried along for cmd_up (the SAMs' keys); a bank has no factory of its own
     return bank
 
 
