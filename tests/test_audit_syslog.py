@@ -117,7 +117,9 @@ def parse_5424(raw: bytes) -> Syslog5424:
 class Rsyslog:
     """rsyslogd -n with its own configuration, pid file and work directory; one port across restarts."""
 
-    def __init__(self, base: Path) -> None:
+    def __init__(self, base: Path, tls: Path | None = None) -> None:
+        """``tls``: a directory with ``ca.pem``, ``server.pem``, ``server.key`` (``make_pki``): RFC 5425 with
+        rsyslog's OpenSSL driver, and client certificates required (ATNA node authentication)."""
         exe = shutil.which("rsyslogd") or ("/usr/sbin/rsyslogd" if Path("/usr/sbin/rsyslogd").exists() else None)
         if exe is None:
             pytest.fail("rsyslogd is required: apt-get install rsyslog (scripts/bootstrap.sh does it)")
@@ -126,9 +128,15 @@ class Rsyslog:
         self.port = free_port()  # rsyslog reports a port of its own only to a file, and must keep it across a restart
         self.out = base / "atna.log"
         self.conf = base / "rsyslog.conf"
+        if tls is not None and not list(Path("/usr/lib").glob("*/rsyslog/lmnsd_ossl.so")):
+            pytest.fail("rsyslog's OpenSSL driver is required: apt-get install rsyslog-openssl (scripts/bootstrap.sh does it)")
+        driver = (f' DefaultNetstreamDriver="ossl" DefaultNetstreamDriverCAFile="{tls}/ca.pem" DefaultNetstreamDriverCertFile="{tls}/server.pem"'
+                  f' DefaultNetstreamDriverKeyFile="{tls}/server.key"') if tls else ""
+        streams = ' StreamDriver.Name="ossl" StreamDriver.Mode="1" StreamDriver.AuthMode="x509/certvalid"' if tls else ""
+        self.scheme = "tls" if tls else "tcp"
         self.conf.write_text(
-            f'global(workDirectory="{base}" maxMessageSize="64k")\n'
-            'module(load="imtcp")\n'
+            f'global(workDirectory="{base}" maxMessageSize="64k"{driver})\n'
+            f'module(load="imtcp"{streams})\n'
             'template(name="raw" type="string" string="%rawmsg%\\n")\n'
             f'input(type="imtcp" address="127.0.0.1" port="{self.port}" ruleset="atna")\n'
             f'ruleset(name="atna") {{ action(type="omfile" file="{self.out}" template="raw") }}\n'
@@ -150,7 +158,7 @@ class Rsyslog:
 
     @property
     def url(self) -> str:
-        return f"tcp://127.0.0.1:{self.port}"
+        return f"{self.scheme}://127.0.0.1:{self.port}"
 
     def raw(self) -> list[bytes]:
         return [ln for ln in self.out.read_bytes().split(b"\n") if ln] if self.out.exists() else []
@@ -165,6 +173,43 @@ def rsyslog(tmp_path: Path) -> Iterator[Rsyslog]:
     r.start()
     yield r
     r.stop()
+
+
+def make_pki(d: Path, ca_name: str = "atna-ca") -> Path:
+    """A CA and, signed by it, a server certificate (127.0.0.1, localhost) and a client one, as PEM files in ``d``."""
+    import datetime as dt
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    d.mkdir(parents=True, exist_ok=True)
+    now = dt.datetime.now(dt.UTC)
+
+    def name(cn: str) -> x509.Name:
+        return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+
+    def builder(subject: str, issuer: x509.Name, key: ec.EllipticCurvePrivateKey) -> x509.CertificateBuilder:
+        return (x509.CertificateBuilder().subject_name(name(subject)).issuer_name(issuer).public_key(key.public_key()).serial_number(x509.random_serial_number())
+                .not_valid_before(now - dt.timedelta(minutes=5)).not_valid_after(now + dt.timedelta(days=1)))
+
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca = (builder(ca_name, name(ca_name), ca_key).add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+          .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True, content_commitment=False, key_encipherment=False,
+                                       data_encipherment=False, key_agreement=False, encipher_only=False, decipher_only=False), critical=True)
+          .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False).sign(ca_key, hashes.SHA256()))
+    (d / "ca.pem").write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    for who, usage in (("server", ExtendedKeyUsageOID.SERVER_AUTH), ("client", ExtendedKeyUsageOID.CLIENT_AUTH)):
+        key = ec.generate_private_key(ec.SECP256R1())
+        cert = (builder("localhost" if who == "server" else "gw-1", ca.subject, key)
+                .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+                .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
+                .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False).sign(ca_key, hashes.SHA256()))
+        (d / f"{who}.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        (d / f"{who}.key").write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    return d
 
 
 def check_atna(m: Syslog5424, by_seq: dict[int, AuditRecord], chain: str) -> AuditEvent:
@@ -343,3 +388,95 @@ def test_the_gateway_takes_its_syslog_receiver_from_a_flag_or_the_environment(tm
     for bad in (["--audit-syslog", "udp://10.0.0.9:514"], ["--audit-syslog", "tcp://10.0.0.9:601", "--audit-syslog-ca", "x.pem"], ["--audit-syslog", "tls://h:6514", "--audit-syslog-cert", "c.pem"]):
         with pytest.raises(SystemExit, match="nhigw: "):
             built(["gateway", *bad])
+
+
+async def test_over_tls_with_a_client_certificate_and_never_to_a_receiver_it_does_not_trust(tmp_path: Path) -> None:
+    """RFC 5425: rsyslog (OpenSSL driver) requires the gateway's client certificate; the stream and the
+    replay CLI reach it with theirs, and a stream that trusts another CA never sends it a byte."""
+    from nhigw.gateway.audit import FileAudit
+
+    pki, other_ca = make_pki(tmp_path / "pki"), make_pki(tmp_path / "other", "someone-else")
+    rs = Rsyslog(tmp_path / "rsyslog", tls=pki)
+    await asyncio.to_thread(rs.start)
+    log = FileAudit(tmp_path / "gateway" / "audit.jsonl")
+    cert = {"cert_file": pki / "client.pem", "key_file": pki / "client.key"}
+    good = SyslogStream(log, SyslogSettings(SyslogTarget.parse(rs.url, ca_file=pki / "ca.pem", **cert), first_backoff_s=0.05, max_backoff_s=0.2), instance="gw-1")
+    wrong = SyslogStream(log, SyslogSettings(SyslogTarget.parse(rs.url, ca_file=other_ca / "ca.pem", **cert), first_backoff_s=0.05, max_backoff_s=0.2), instance="gw-1")
+    try:
+        good.start()
+        wrong.start()
+
+        def both(rec: AuditRecord) -> None:  # start() attached each in turn: one log, two receivers' streams here
+            good.offer(rec)
+            wrong.offer(rec)
+
+        log.on_append = both
+        for i in range(3):
+            await log.append(AuditRecord(action="R", route="BasicData/Register", outcome=0, statusCode=0, httpStatus=200, client="his-a", instance="gw-1", site="clinic",
+                                         requestId=f"r{i}", idempotencyKey=f"k{i}", patient=mask_patient("Z299999929")))
+        assert await _wait_for(rs, {1, 2, 3})
+        recs = {r.seq: r for r in await log.records()}
+        for m in rs.messages():
+            check_atna(m, recs, log.name)
+
+        async def refused() -> bool:
+            return wrong.failures >= 2
+
+        assert await eventually(refused, 10) and not wrong.connected and wrong.sent == 0
+        assert sorted(int(m.sd[SD_ID]["seq"]) for m in rs.messages()) == [1, 2, 3]  # from the trusted stream only, once each
+        argv = [sys.executable, "-m", "nhigw", "audit", "syslog", "--file", str(log.path), "--data-dir", str(tmp_path), "--since", "2000-01-01", "--to", rs.url,
+                "--syslog-ca", str(pki / "ca.pem"), "--syslog-cert", str(pki / "client.pem"), "--syslog-key", str(pki / "client.key")]
+        out = await asyncio.to_thread(subprocess.run, argv, capture_output=True, text=True, timeout=60, cwd=ROOT)
+        assert out.returncode == 0 and json.loads(out.stdout)["sent"] == 3, out.stderr
+        replayed: list[int] = []
+
+        async def arrived(n: int) -> bool:
+            nonlocal replayed
+            replayed = [int(m.sd[SD_ID]["seq"]) for m in rs.messages() if m.procid == "nhigw-replay"]
+            return len(replayed) >= n
+
+        assert await eventually(lambda: arrived(3), 10) and sorted(replayed) == [1, 2, 3]
+        # Without its client certificate the replay is refused at the handshake: nothing of it arrives
+        # (checked once the next replay with the certificate, started after it ended, has arrived).
+        await asyncio.to_thread(subprocess.run, argv[:-4], capture_output=True, text=True, timeout=60, cwd=ROOT)
+        out = await asyncio.to_thread(subprocess.run, argv, capture_output=True, text=True, timeout=60, cwd=ROOT)
+        assert out.returncode == 0, out.stderr
+        assert await eventually(lambda: arrived(6), 10) and sorted(replayed) == [1, 1, 2, 2, 3, 3]
+    finally:
+        await good.close()
+        await wrong.close()
+        rs.stop()
+
+
+async def test_two_replicas_on_one_chain_each_send_their_own_records_once(rsyslog: Rsyslog, redis_server: str, bus_prefix: str) -> None:
+    import redis.asyncio as aioredis
+
+    from nhigw.contracts.buskeys import BusKeys
+    from nhigw.gateway.audit import RedisAudit
+
+    key = os.urandom(32)
+    clients = [aioredis.Redis.from_url(redis_server) for _ in range(2)]
+    logs = [RedisAudit(c, BusKeys(bus_prefix), key) for c in clients]
+    streams = [SyslogStream(log, SyslogSettings(SyslogTarget.parse(rsyslog.url)), instance=f"gw-{i}") for i, log in enumerate(logs)]
+    try:
+        for st in streams:
+            st.start()
+
+        async def write(i: int, n: int) -> None:
+            for j in range(n):
+                await logs[i].append(AuditRecord(action="R", route="BasicData/Register", outcome=0, statusCode=0, httpStatus=200, client="his-a", instance=f"gw-{i}",
+                                                 site="clinic", requestId=f"r{i}-{j}", idempotencyKey=f"k{i}-{j}"))
+
+        await asyncio.gather(write(0, 15), write(1, 15))
+        assert await _wait_for(rsyslog, set(range(1, 31)))
+        recs = {r.seq: r for r in await logs[0].records()}
+        msgs = rsyslog.messages()
+        assert sorted(int(m.sd[SD_ID]["seq"]) for m in msgs) == list(range(1, 31))  # the merged streams: every seq once
+        for m in msgs:
+            check_atna(m, recs, logs[0].name)
+            assert m.procid == recs[int(m.sd[SD_ID]["seq"])].instance  # each replica sent its own
+    finally:
+        for st in streams:
+            await st.close()
+        for c in clients:
+            await c.aclose()
