@@ -34,8 +34,8 @@ import aiohttp
 import pytest
 import yaml
 
-from tests.conftest import VPCD_LIB
 from tests.helpers import ROOT, Proc, eventually, free_port, insecure_ssl, wait_port
+from tests.pcsc import VPCD_LIB
 
 pytestmark = [pytest.mark.pcsc, pytest.mark.redis]
 
