@@ -481,3 +481,19 @@ async def test_two_replicas_on_one_chain_each_send_their_own_records_once(rsyslo
             await st.close()
         for c in clients:
             await c.aclose()
+
+
+async def test_a_record_that_makes_no_audit_event_is_skipped_and_counted_and_the_sender_lives_on(rsyslog: Rsyslog) -> None:
+    log = MemoryAudit()
+    stream = SyslogStream(log, SyslogSettings(SyslogTarget.parse(rsyslog.url)), instance="gw-1")
+    stream.start()
+    try:
+        # e.g. a record edited in Redis: its time is no date (FHIR's AuditEvent.recorded refuses it)
+        stream.offer(AuditRecord(action="R", route="x", outcome=0, statusCode=0, httpStatus=200, client="c", instance="gw-1", site="clinic",
+                                 requestId="bad", idempotencyKey="b", seq=1, recorded="not a time"))
+        await log.append(AuditRecord(action="R", route="BasicData/Register", outcome=0, statusCode=0, httpStatus=200, client="his-a", instance="gw-1", site="clinic",
+                                     requestId="good", idempotencyKey="g"))
+        assert await _wait_for(rsyslog, {1})
+        assert stream.unsendable == 1 and stream.connected and [m.sd[SD_ID]["seq"] for m in rsyslog.messages()] == ["1"]
+    finally:
+        await stream.close()
