@@ -25,7 +25,7 @@ from fhir.resources.R4B.auditevent import AuditEvent
 
 from nhigw.bus.redis import RedisBus
 from nhigw.gateway.audit import AuditRecord, MemoryAudit, mask_patient
-from nhigw.gateway.auditexport import CHAIN_EXT, balp_problems
+from nhigw.gateway.auditexport import CHAIN_EXT, audit_event, balp_problems
 from nhigw.gateway.auditsyslog import MSGID, PRI, SD_ID, SyslogSettings, SyslogStream, SyslogTarget, format_message
 from tests.helpers import ROOT, eventually, free_port, ok, stop_process, wait_port
 from tests.stack import running_stack
@@ -247,6 +247,9 @@ def test_the_parser_takes_rfc_5424_and_refuses_what_is_not() -> None:
                       requestId="r", idempotencyKey="k", seq=3, hash="ab", prevHash="cd", patient=mask_patient("Z299999929"))
     got = parse_5424(format_message(rec, 'odd"chain]', hostname="host with spaces", procid="gw 1"))
     assert got.sd[SD_ID] == {"chain": 'odd"chain]', "seq": "3", "hash": "ab", "prevHash": "cd"} and got.hostname == "hostwithspaces"
+    # the body is the export's resource (nhigw audit export --format fhir-ndjson), written from the data it validated
+    same = json.loads(AuditEvent.model_validate_json(got.msg[3:]).model_dump_json())
+    assert same == json.loads(audit_event(rec, 'odd"chain]').model_dump_json())
 
 
 async def test_registration_and_write_reach_rsyslog_as_atna_messages_through_a_receiver_restart_and_replay(

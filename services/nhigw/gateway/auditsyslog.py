@@ -48,7 +48,7 @@ from prometheus_client.registry import Collector
 from nhigw.bus.base import BusError
 from nhigw.common.logging import get_logger
 from nhigw.gateway.audit import AuditLog, AuditRecord, to_ms
-from nhigw.gateway.auditexport import audit_event
+from nhigw.gateway.auditexport import audit_event_json
 
 if TYPE_CHECKING:
     from nhigw.bus.guard import Supervisor
@@ -146,7 +146,7 @@ def format_message(rec: AuditRecord, chain: str, *, hostname: str, procid: str) 
     """One chained record as an RFC 5424 message (without framing)."""
     sd = f'[{SD_ID} chain="{_sd_value(chain)}" seq="{rec.seq}" hash="{_sd_value(rec.hash)}" prevHash="{_sd_value(rec.prevHash)}"]'
     header = f"<{PRI}>1 {_timestamp(rec.recorded)} {_ascii(hostname, 255)} {APP_NAME} {_ascii(procid, 128)} {MSGID} {sd} "
-    return header.encode("ascii") + BOM + audit_event(rec, chain).model_dump_json().encode()
+    return header.encode("ascii") + BOM + audit_event_json(rec, chain).encode()
 
 
 def frame(msg: bytes) -> bytes:
