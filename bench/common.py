@@ -160,9 +160,9 @@ class Services:
         self.procs.append(p)
         return p.wait_ready(30)
 
-    def python(self, name: str, args: list[str], port: int | None = None) -> subprocess.Popen[bytes]:
+    def python(self, name: str, args: list[str], port: int | None = None, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
         log = open(self.tmp / f"{name}.log", "wb")
-        p = subprocess.Popen([PY, *args], stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        p = subprocess.Popen([PY, *args], stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})})
         self.raw.append(p)
         if port:
             wait_port(port, proc=p)

@@ -128,6 +128,8 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rate", type=float, default=300)
     ap.add_argument("--duration", type=float, default=10)
+    ap.add_argument("--name", default="profile", help="results: bench/results/NAME.json and NAME-gateway.txt, NAME-sim.txt")
+    ap.add_argument("--loop", default=None, help="the gateway's event loop (NHIGW_LOOP: uvloop, asyncio; default: nhigw's choice)")
     a = ap.parse_args()
     profiles = {}
     with Services() as svc:
@@ -135,11 +137,11 @@ def main() -> None:
         sim_port, gw_port = free_port(), free_port()
         sim_url = f"http://127.0.0.1:{sim_port}"
         sim = svc.nhigw("sim", ["sim", "--port", str(sim_port)])
-        gw = svc.nhigw("gateway", gateway_args(gw_port, sim_url, redis_url))
+        gw = svc.nhigw("gateway", gateway_args(gw_port, sim_url, redis_url), env={"NHIGW_LOOP": a.loop} if a.loop else None)
         maker = SigMaker()
         maker.register(sim_url)
         bodies = maker.write_bodies(svc.tmp / "bodies.jsonl", math.ceil((a.duration + 1.5) * a.rate) + 50)
-        outs = {name: RESULTS / f"profile-{name}.txt" for name in ("gateway", "sim")}
+        outs = {name: RESULTS / f"{a.name}-{name}.txt" for name in ("gateway", "sim")}
         RESULTS.mkdir(parents=True, exist_ok=True)
         spies = [
             subprocess.Popen([PYSPY, "record", "--pid", str(p.proc.pid), "--rate", "100", "--format", "raw", "--output", str(outs[name]), "--duration", str(int(a.duration + 1)), "--nonblocking"],
@@ -168,9 +170,9 @@ def main() -> None:
         for row in profiles[name]["self"][:8]:
             print(f"  {row['share']:6.1%}  {row['function']}")
     print(f"\nload: {res['ok']} OK of {res['counted']}, p50 {res['latency']['p50_ms']} ms, p99 {res['latency']['p99_ms']} ms")
-    write_result("profile", {
-        "setup": f"py-spy record at 100 Hz (idle frames dropped) of the gateway and the simulator during {a.duration:g} s at {a.rate:g} req/s of signed pass-through BasicData/Register through the gateway (real Redis).",
-        "params": {"rate": a.rate, "duration_s": a.duration},
+    write_result(a.name, {
+        "setup": f"py-spy record at 100 Hz (idle frames dropped) of the gateway (event loop: {a.loop or 'nhigw default'}) and the simulator during {a.duration:g} s at {a.rate:g} req/s of signed pass-through BasicData/Register through the gateway (real Redis).",
+        "params": {"rate": a.rate, "duration_s": a.duration, "loop": a.loop},
         "load": {k: res[k] for k in ("ok", "counted", "latency")},
         "profiles": profiles,
         "redis_commands_per_request": cmds,

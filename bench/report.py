@@ -279,7 +279,7 @@ def main() -> None:
         "The load generator (`bench/loadgen.py`) is its own process, open loop at fixed rates (latency counted from",
         "each request's due time, so stalls are not hidden) and closed loop at saturation. On 2 cores the load",
         "generator, the gateway and the simulator share the CPU: absolute numbers are those of that small machine,",
-        "ratios measured side by side in one run are the comparable part. Reproduce with `pip install -e '.[bench]'` and",
+        "ratios measured side by side in one run are the comparable part. Reproduce with `pip install -e '.[test,bench]'` and",
         "the command under each heading.",
         "",
     ]

@@ -28,6 +28,8 @@ if [ $want_test = 1 ]; then
   # Alert rules on a real Prometheus (promtool, tests/test_alerts.py); ATNA audit messages into a real rsyslog.
   need_cmd promtool || apt_pkgs+=(prometheus)
   need_cmd rsyslogd || apt_pkgs+=(rsyslog)
+  # rsyslog's OpenSSL stream driver: the ATNA messages over TLS (RFC 5425) into that rsyslog.
+  ls /usr/lib/*/rsyslog/lmnsd_ossl.so >/dev/null 2>&1 || apt_pkgs+=(rsyslog-openssl)
 fi
 # pyscard builds from source where no wheel fits: it needs the PC/SC headers and swig.
 [ -f /usr/include/PCSC/winscard.h ] || apt_pkgs+=(libpcsclite-dev)

@@ -24,7 +24,7 @@ from nhigw.sim.dc import VHC, VhcAuthority
 from nhigw.sim.store import SimStore
 from nhigw.vcard.bank import CardFactory, VirtualReaderBank
 from nhigw.vcard.identities import Identities, KeyStore
-from tests.helpers import free_port, start_site
+from tests.helpers import site_url, start_site
 
 KEYS = KeyStore(None)  # RSA key generation is slow: one key store for the whole session
 SAM = "sam:001000000103"
@@ -94,16 +94,16 @@ async def agent_stack(
         if spec:
             bank.insert(bank.names[i], factory.make(spec))
     store.register_sam("001000000103", "3501200000", KEYS.public_pem("001000000103"))
-    sim_port, agent_port = free_port(), free_port()
-    sim_url = f"http://127.0.0.1:{sim_port}"
-    agent = Agent(backend=backend or InProcessBackend(bank), dc=DcClient(sim_url), workstation="ws-t", data_dir=data_dir, hca_verifier=(lambda: hca) if hca else None)
     sapp = sim_app(store)
-    runners = [await start_site(sapp, sim_port), await start_site(agent_app(agent), agent_port)]
+    runners = [await start_site(sapp)]
+    sim_url = site_url(runners[0])
+    agent = Agent(backend=backend or InProcessBackend(bank), dc=DcClient(sim_url), workstation="ws-t", data_dir=data_dir, hca_verifier=(lambda: hca) if hca else None)
+    runners.append(await start_site(agent_app(agent)))
     if monitor_s:
         agent.start_monitor(monitor_s)
     http = aiohttp.ClientSession()
     try:
-        yield AgentStack(sim_url, f"http://127.0.0.1:{agent_port}", store, sapp[VHC], agent, bank, factory, http)
+        yield AgentStack(sim_url, site_url(runners[1]), store, sapp[VHC], agent, bank, factory, http)
     finally:
         await http.close()
         await agent.stop()

@@ -3,31 +3,27 @@
 from __future__ import annotations
 
 import contextlib
+import socket
 import ssl
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-from aiohttp import web
-
-from nhigw.common.http import runner as http_runner
 from nhigw.common.tls import LocalCA
 from nhigw.sim.app import create_app as sim_app
 from nhigw.sim.store import SimStore
-from tests.helpers import free_port
+from tests.helpers import site_url, start_site
 
 
 @contextlib.asynccontextmanager
-async def https_cloud(store: SimStore, ca_dir: Path, port: int | None = None) -> AsyncIterator[tuple[str, Path]]:
-    """The simulator on HTTPS, its certificate (127.0.0.1, localhost) signed by a CA of its own; yields (URL, the CA file)."""
+async def https_cloud(store: SimStore, ca_dir: Path, sock: socket.socket | None = None) -> AsyncIterator[tuple[str, Path]]:
+    """The simulator on HTTPS (on ``sock``, or a port of the kernel's choice), its certificate (127.0.0.1,
+    localhost) signed by a CA of its own; yields (URL, the CA file)."""
     ca = LocalCA(ca_dir, "private-cloud-ca")
     ca.ensure()
     ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     ca.load_into(ctx)
-    port = port or free_port()
-    runner = http_runner(sim_app(store))
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", port, ssl_context=ctx).start()
+    runner = await start_site(sim_app(store), sock=sock, ssl_context=ctx)
     try:
-        yield f"https://127.0.0.1:{port}", ca.ca_path
+        yield site_url(runner, "https"), ca.ca_path
     finally:
         await runner.cleanup()

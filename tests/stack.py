@@ -7,7 +7,6 @@ process-level tests (``test_e2e_processes.py``) prove the same on real PC/SC.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -29,7 +28,7 @@ from nhigw.sim.store import SimStore
 from nhigw.vcard.bank import CardFactory, VirtualReaderBank
 from nhigw.vcard.cards import SamCard
 from nhigw.vcard.identities import Identities, KeyStore
-from tests.helpers import free_port, start_site
+from tests.helpers import eventually, site_url, start_site
 
 _KEYS = KeyStore(None)  # RSA key generation is slow: one key store for the whole test session
 
@@ -86,25 +85,27 @@ async def running_stack(
     store.register_sam(sam.ident.samId, sam.ident.hospitalId, _KEYS.public_pem(sam.ident.samId))
     bus = bus or MemoryBus()
     keys = BusKeys(prefix)
-    sim_port, agent_port, gw_port = free_port(), free_port(), free_port()
-    sim_url = f"http://127.0.0.1:{sim_port}"
+    runners = [await _site(sim_app(store))]
+    sim_url = site_url(runners[0])
     agent = Agent(backend=InProcessBackend(bank), dc=DcClient(sim_url), workstation=workstation)
-    runners = [await _site(sim_app(store), sim_port), await _site(agent_app(agent), agent_port)]
+    runners.append(await _site(agent_app(agent)))
+    agent_url = site_url(runners[1])
     settings.setdefault("cloud_url", sim_url)
     gw = Gateway(bus, GatewaySettings(prefix=prefix, gateway_key=gateway_key, **settings))  # type: ignore[arg-type]
-    runners.append(await _site(gateway_app(gw), gw_port))
+    runners.append(await _site(gateway_app(gw)))
     agent.start_monitor(0.05)
     # Enrolment as in production: the gateway issues a one-time token, the agent trades it for its key.
     ident = await enrol(bus, keys, workstation, await gw.agents.issue_token(workstation), timeout_s=10)
-    link = BusLink(agent, bus, keys, ident, interval_s=0.2, component_url=f"http://127.0.0.1:{agent_port}")
+    link = BusLink(agent, bus, keys, ident, interval_s=0.2, component_url=agent_url)
     await link.start()
-    for _ in range(200):
-        if gw.registry.online(workstation):
-            break
-        await asyncio.sleep(0.02)
+
+    async def online() -> bool:
+        return gw.registry.online(workstation)
+
+    assert await eventually(online), f"{workstation} did not come online at the gateway"
     http = aiohttp.ClientSession()
     try:
-        yield Stack(sim_url, f"http://127.0.0.1:{agent_port}", f"http://127.0.0.1:{gw_port}", store, agent, bank, factory, http, workstation, gw, link)
+        yield Stack(sim_url, agent_url, site_url(runners[2]), store, agent, bank, factory, http, workstation, gw, link)
     finally:
         await http.close()
         await link.stop()

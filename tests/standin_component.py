@@ -82,7 +82,7 @@ class Standin:
     cert: Path
     key_file: Path
     sam_key: rsa.RSAPrivateKey
-    port: int
+    port: int = 0  # 0: the kernel picks one at the first start; a restart binds the same again
     # cards in the readers
     sam_in: bool = True
     hpc_in: bool = True
@@ -297,6 +297,7 @@ class Standin:
         self._runner = web.AppRunner(self.app())
         await self._runner.setup()
         await web.TCPSite(self._runner, "127.0.0.1", self.port, ssl_context=ctx, reuse_address=True).start()
+        self.port = int(self._runner.addresses[0][1])
 
     async def stop(self) -> None:
         if self._runner is not None:

@@ -18,7 +18,6 @@ from typing import Any
 
 import aiohttp
 import pytest
-from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric import rsa
 from structlog.testing import capture_logs
 
@@ -41,7 +40,7 @@ from nhigw.sim.store import SimStore
 from nhigw.vcard.bank import CardFactory, VirtualReaderBank
 from nhigw.vcard.cards import SamCard
 from nhigw.vcard.identities import Identities, KeyStore
-from tests.helpers import Proc, eventually, free_port, insecure_ssl, start_site
+from tests.helpers import Proc, eventually, free_port, insecure_ssl, site_url, start_site
 from tests.standin_component import HC, HPC_PIN, Standin, self_signed
 
 pytestmark = pytest.mark.redis
@@ -50,9 +49,6 @@ WS = "ws-07"
 SAM_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)  # the stand-in's SAM (slow to make: once)
 _KEYS = KeyStore(None)
 
-
-async def _true(v: bool) -> bool:
-    return v
 
 
 # ------------------------------------------------------------------ pure: reading the component's answers
@@ -130,15 +126,14 @@ class Bridged:
 async def bridged(redis_server: str, prefix: str, certs: tuple[Path, Path], *, in_process: bool = True, **settings: Any) -> AsyncIterator[tuple[Bridged, BusKeys, RedisBus]]:
     """Sim + gateway on Redis + the stand-in; with ``in_process`` the bridged agent runs here (fault tests), else the caller starts it."""
     store = SimStore.seeded()
-    standin = Standin(certs[0], certs[1], SAM_KEY, free_port())
+    standin = Standin(certs[0], certs[1], SAM_KEY)
     store.register_sam("001000000103", "3501200000", standin.public_pem())  # what the NHI knows of the clinic's SAM
     await standin.start()
-    sim_port, gw_port = free_port(), free_port()
-    sim_url = f"http://127.0.0.1:{sim_port}"
+    runners = [await start_site(sim_app(store))]
     bus = RedisBus(redis_server)
     keys = BusKeys(prefix)
-    gw = Gateway(bus, GatewaySettings(prefix=prefix, gateway_key=os.urandom(32), cloud_url=sim_url, **settings))
-    runners = [await start_site(sim_app(store), sim_port), await start_site(gateway_app(gw), gw_port)]
+    gw = Gateway(bus, GatewaySettings(prefix=prefix, gateway_key=os.urandom(32), cloud_url=site_url(runners[0]), **settings))
+    runners.append(await start_site(gateway_app(gw)))
     bridge = link = slink = None
     http = aiohttp.ClientSession()
     his = aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=insecure_ssl()))
@@ -151,7 +146,7 @@ async def bridged(redis_server: str, prefix: str, certs: tuple[Path, Path], *, i
             await link.start()
             slink = SessionLink(RefusedSessions(bridge), bus, keys, ident)
             await slink.start()
-        yield Bridged(gw, f"http://127.0.0.1:{gw_port}", store, standin, bridge, http, his), keys, bus
+        yield Bridged(gw, site_url(runners[1]), store, standin, bridge, http, his), keys, bus
     finally:
         for x in (slink, link, bridge):
             if x is not None:
@@ -333,7 +328,7 @@ async def test_a_changed_component_certificate_is_refused(redis_server: str, bus
             assert (status, body["statusCode"]) == (200, 9400), body
             assert s.bridge.problem == "certificate changed"
             polls = s.bridge.polls
-            assert await eventually(lambda: _true(s.bridge is not None and s.bridge.polls >= polls + 3), 5)  # refused again: logged once
+            assert await eventually(lambda: s.bridge is not None and s.bridge.polls >= polls + 3, 5)  # refused again: logged once
         assert [e["event"] for e in logs].count("component_certificate_changed") == 1
 
         # A CA file that is not the component's: refused the same way, and said so
@@ -341,7 +336,7 @@ async def test_a_changed_component_certificate_is_refused(redis_server: str, bus
         s.bridge.trust = ComponentTrust(s.standin.url, ca_file=certs[0])
         s.bridge.problem = None
         await s.bridge.start()
-        assert await eventually(lambda: _true(s.bridge is not None and s.bridge.problem == "certificate not trusted"), 5)
+        assert await eventually(lambda: s.bridge is not None and s.bridge.problem == "certificate not trusted", 5)
         status, body = await s.call("GET", f"{s.gateway_url}/api/workstations/{WS}/common/v1/Status")
         assert (status, body["statusCode"]) == (200, 9400), body
 
@@ -362,11 +357,8 @@ async def test_the_bridge_agrees_with_this_projects_agent(redis_server: str, bus
         sim_url = s.gw.settings.cloud_url
         agent = Agent(backend=InProcessBackend(bank), dc=DcClient(sim_url), workstation="own")
         agent.start_monitor(0.05)
-        port = free_port()
-        runner = web.AppRunner(agent_app(agent))
-        await runner.setup()
-        await web.TCPSite(runner, "127.0.0.1", port, ssl_context=server_context(tmp_path / "own", "own")).start()
-        url = f"https://127.0.0.1:{port}"
+        runner = await start_site(agent_app(agent), ssl_context=server_context(tmp_path / "own", "own"))
+        url = site_url(runner, "https")
         bridge = ComponentBridge(url, WS, ComponentTrust(url, pin_dir=tmp_path), poll_s=0.2, timeout_s=2.0)
         ident = await enrol(bus, keys, WS, await s.gw.agents.issue_token(WS), timeout_s=10)
         await bridge.start()
@@ -381,16 +373,16 @@ async def test_the_bridge_agrees_with_this_projects_agent(redis_server: str, bus
             for path in ("common/v1/Initial", "sam/v1/Verification"):
                 status, body = await s.forward("POST", path, {})
                 assert (status, body["statusCode"]) == (200, 0), (path, body)
-            assert await eventually(lambda: _true(agree() and agent.sam_state == 2), 5)
+            assert await eventually(lambda: agree() and agent.sam_state == 2, 5)
             status, body = await s.business("BasicData/Register")
             assert (status, body["statusCode"], body["idCardNum"]) == (200, 0, "Z299999929"), body
             status, body = await s.forward("POST", "hpc/v1/Verification/Hpc", {"pin": "12345678"})
             assert (status, body["statusCode"]) == (200, 0), body
-            assert await eventually(lambda: _true(agree() and agent.hpc_state == 3), 5)
+            assert await eventually(lambda: agree() and agent.hpc_state == 3, 5)
             status, body = await s.business("CriticalIllness/Query", {"format": "0"})
             assert (status, body["statusCode"]) == (200, 0), body
             bank.remove(bank.names[1])  # the HC is pulled out at the workstation
-            assert await eventually(lambda: _true(agent.hc_state == 0 and agree()), 5)
+            assert await eventually(lambda: agent.hc_state == 0 and agree(), 5)
             status, body = await s.business("BasicData/Register")
             own_code = (await s.forward("POST", "hc/v1/Signature/Hc", {"serviceType": "01"}))[1]["statusCode"]
             assert body["statusCode"] == own_code != 0, body  # the agent's own refusal, unchanged through the bridge

@@ -8,6 +8,7 @@ from pathlib import Path
 from nhigw.agent.app import origin_allowed
 from nhigw.contracts.models import CardEvent
 from tests.agent_stack import HC, HPC, SAM, agent_stack
+from tests.helpers import eventually
 
 
 async def test_name_version_server_date_time_and_initial_by_com_port() -> None:
@@ -140,8 +141,9 @@ async def test_a_failed_physical_sam_verification_is_never_retried_by_the_agent(
         assert await s.code("POST", "/api/common/v1/Initial", {}) == 0
         assert calls == []  # a physical SAM is not verified at Initial
         assert await s.code("POST", "/api/sam/v1/Verification") == 1303
-        s.remove(1)  # card events and rescans happen; still no retry
-        await asyncio.sleep(0.3)
+        s.remove(1)  # a card event and rescans happen; still no retry
+        assert await eventually(lambda: "hc" not in s.agent.slots), "the removal is not seen"
+        await s.agent.rescan()
         assert calls == ["001000000103"] and s.agent.sam_state == 1
         s.store.institutions["3501200000"].contract = "active"
         assert await s.code("POST", "/api/sam/v1/Verification") == 0

@@ -4,12 +4,8 @@ set / verify / disable; APDU counts; and no PIN in any log event."""
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
-import subprocess
 import time
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 from structlog.testing import capture_logs
@@ -17,7 +13,8 @@ from structlog.testing import capture_logs
 from nhigw.agent.cardio import PcscBackend
 from nhigw.vcard.vpcd import VpcdLink
 from tests.agent_stack import HC_PIN, HPC, SAM, AgentStack, agent_stack
-from tests.helpers import ok, wait_port
+from tests.helpers import eventually, ok
+from tests.pcsc import Pcscd
 
 pytestmark = [pytest.mark.pcsc]
 # Every PIN and PUK these tests send that cannot occur by chance in a card id or a name (the seed HC PIN 1234 is in C123456789).
@@ -26,26 +23,38 @@ PINS = ["12345678", "87654321", "11223344", "00000000", "99999999", "11111111", 
 
 async def readers_empty(backend: PcscBackend) -> None:
     """Wait until pcscd reports no card anywhere: vpcd swaps faster than pcscd polls look like no change at all."""
-    for _ in range(100):
-        if not any((await backend.presence()).values()):
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError("pcscd still reports cards from a previous test")
+
+    async def empty() -> bool:
+        return not any((await backend.presence()).values())
+
+    assert await eventually(empty), "pcscd still reports cards from a previous test"
+
+
+async def agent_holds(s: AgentStack, kinds: set[str]) -> bool:
+    """Wait until the agent holds cards of ``kinds``, rescanning (pcscd may lag an insertion)."""
+
+    async def holds() -> bool:
+        if kinds <= set(s.agent.slots):
+            return True
+        await s.agent.rescan()
+        return False
+
+    return await eventually(holds)
 
 
 @pytest.fixture
-async def pcsc_stack(pcscd: dict) -> AsyncIterator[AgentStack]:  # type: ignore[type-arg]
+async def pcsc_stack(pcscd: Pcscd) -> AsyncIterator[AgentStack]:
     backend = PcscBackend()
     async with agent_stack([], backend=backend) as s:
         await readers_empty(backend)
-        links = [VpcdLink(s.factory.make(spec), port=port) for spec, port in zip([SAM, HC_PIN, HPC], pcscd["ports"], strict=False)]  # type: ignore[arg-type]
+        links = [VpcdLink(s.factory.make(spec), port=port) for spec, port in zip([SAM, HC_PIN, HPC], pcscd.ports, strict=False)]
         for link in links:
             await link.insert()
-        deadline = time.monotonic() + 5
-        while time.monotonic() < deadline:
-            if sum(v is not None for v in (await backend.presence()).values()) >= 3:
-                break
-            await asyncio.sleep(0.05)
+
+        async def three_cards() -> bool:
+            return sum(v is not None for v in (await backend.presence()).values()) >= 3
+
+        assert await eventually(three_cards), "pcscd does not report the three cards inserted"
         try:
             yield s
         finally:
@@ -58,12 +67,7 @@ async def pcsc_stack(pcscd: dict) -> AsyncIterator[AgentStack]:  # type: ignore[
 async def ready_with_all_cards(s: AgentStack) -> None:
     """Initial, wait until the agent holds all three cards (pcscd may lag an insertion), then SAM verification."""
     assert await s.code("POST", "/api/common/v1/Initial", {}) == 0
-    for _ in range(100):
-        if {"sam", "hc", "hpc"} <= set(s.agent.slots):
-            break
-        await s.agent.rescan()
-        await asyncio.sleep(0.05)
-    assert {"sam", "hc", "hpc"} <= set(s.agent.slots)
+    assert await agent_holds(s, {"sam", "hc", "hpc"}), set(s.agent.slots)
     assert await s.code("POST", "/api/sam/v1/Verification", {}) == 0
 
 
@@ -151,21 +155,17 @@ async def test_hc_pin_set_verify_disable_over_pcsc_and_apdu_counts(pcsc_stack: A
     assert [p for p in PINS if p in text] == []
 
 
-async def test_insert_and_remove_seen_through_pcsc_status_change_not_polling(pcscd: dict) -> None:  # type: ignore[type-arg]
+async def test_insert_and_remove_seen_through_pcsc_status_change_not_polling(pcscd: Pcscd) -> None:
     """The monitor's safety-net rescan is 30 s here: only PC/SC status-change events can make the agent see cards in time."""
     backend = PcscBackend()
     async with agent_stack([], backend=backend, monitor_s=30.0) as s:
-        sam = VpcdLink(s.factory.make(SAM), port=pcscd["ports"][0])  # type: ignore[index]
-        hc = VpcdLink(s.factory.make("hc:000073898381"), port=pcscd["ports"][1])  # type: ignore[index]
+        sam = VpcdLink(s.factory.make(SAM), port=pcscd.ports[0])
+        hc = VpcdLink(s.factory.make("hc:000073898381"), port=pcscd.ports[1])
         await readers_empty(backend)
         await sam.insert()
         try:
             assert await s.code("POST", "/api/common/v1/Initial", {}) == 0
-            for _ in range(100):  # pcscd may lag the insertion: wait until the agent holds the SAM
-                if "sam" in s.agent.slots:
-                    break
-                await s.agent.rescan()
-                await asyncio.sleep(0.05)
+            assert await agent_holds(s, {"sam"})
             assert await s.code("POST", "/api/sam/v1/Verification", {}) == 0
             q = s.agent.subscribe()
             seen: dict[str, float] = {}
@@ -188,75 +188,31 @@ async def test_insert_and_remove_seen_through_pcsc_status_change_not_polling(pcs
             await readers_empty(backend)
 
 
-def _session_pcscd() -> tuple[int, list[str]]:
-    """The pid and command line of the pcscd this test session started (the ``pcscd`` fixture's child)."""
-    me = os.getpid()
-    for d in Path("/proc").iterdir():
-        if not d.name.isdigit():
-            continue
-        try:
-            stat = (d / "stat").read_text()
-            cmd = (d / "cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        comm, rest = stat[stat.index("(") + 1 : stat.rindex(")")], stat[stat.rindex(")") + 2 :].split()
-        if comm == "pcscd" and int(rest[1]) == me and rest[0] != "Z":
-            return int(d.name), [c.decode() for c in cmd if c]
-    raise AssertionError("no pcscd started by this test session")
-
-
-def _restart_session_pcscd(ports: list[int]) -> "subprocess.Popen[bytes]":
-    """SIGTERM the session's pcscd (by its pid) and start it again with the same command line."""
-    pid, cmdline = _session_pcscd()
-    os.kill(pid, signal.SIGTERM)
-    for _ in range(100):
-        try:
-            if Path(f"/proc/{pid}/stat").read_text().split(")")[1].split()[0] == "Z":
-                break  # exited; the fixture's Popen reaps it
-        except OSError:
-            break
-        time.sleep(0.05)
-    new = subprocess.Popen(cmdline, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    for port in ports:
-        wait_port("127.0.0.1", port, timeout_s=10, proc=new)
-    return new
-
-
-async def test_pcscd_restarted_under_the_running_agent_serves_again(pcscd: dict, request: pytest.FixtureRequest) -> None:  # type: ignore[type-arg]
+async def test_pcscd_restarted_under_the_running_agent_serves_again(pcscd: Pcscd) -> None:
     """The seed's Q4/Q5 (unplug, hang: restart the software) need no restart here: pcscd itself is
     restarted (same configuration) and the agent, still running, serves again by itself."""
     backend = PcscBackend()
     async with agent_stack([], backend=backend, monitor_s=1.0) as s:
         await readers_empty(backend)
-        links = [VpcdLink(s.factory.make(SAM), port=pcscd["ports"][0]), VpcdLink(s.factory.make("hc:000073898381"), port=pcscd["ports"][1])]  # type: ignore[index]
+        links = [VpcdLink(s.factory.make(SAM), port=pcscd.ports[0]), VpcdLink(s.factory.make("hc:000073898381"), port=pcscd.ports[1])]
         for link in links:
             await link.insert()
         try:
             assert await s.code("POST", "/api/common/v1/Initial", {}) == 0
-            for _ in range(100):
-                if {"sam", "hc"} <= set(s.agent.slots):
-                    break
-                await s.agent.rescan()
-                await asyncio.sleep(0.05)
+            assert await agent_holds(s, {"sam", "hc"})
             assert await s.code("POST", "/api/sam/v1/Verification", {}) == 0
             assert ok(await s.a("POST", "/api/hc/v1/Signature/Hc", {"serviceType": "01"}))
 
             t0 = time.monotonic()
-            new = await asyncio.to_thread(_restart_session_pcscd, pcscd["ports"])  # type: ignore[arg-type]
-            # The fixture cannot stop this one: stop it when the session ends.
-            request.config.add_cleanup(lambda: (new.terminate(), new.wait(5)))
+            await asyncio.to_thread(pcscd.restart)
 
             async def serving() -> bool:
                 _, st = await s.a("GET", "/api/common/v1/Status")
                 return bool(st["status"]["sam"]["status"] == 1 and st["status"]["hc"]["status"] == 1)
 
-            for _ in range(200):
-                if await serving():
-                    break
-                await asyncio.sleep(0.05)
+            assert await eventually(serving, timeout_s=10), "the agent does not serve again after pcscd restarted"
             recovered_s = time.monotonic() - t0
             print(f"pcscd restart: agent serving again {recovered_s:.2f} s after the kill")
-            assert await serving() and recovered_s < 10
             # The card was powered down with pcscd: the SAM is verified again (on purpose), then it signs.
             assert await s.code("POST", "/api/sam/v1/Verification", {}) == 0
             status, sig = await s.a("POST", "/api/hc/v1/Signature/Hc", {"serviceType": "01"})

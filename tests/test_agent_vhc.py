@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
+import time
 
 from tests.agent_stack import SAM, agent_stack
 from tests.helpers import ok
@@ -58,8 +58,10 @@ async def test_read_basic_does_not_verify_and_reports_data_issue_null() -> None:
 async def test_expired_forged_and_malformed_tokens_are_refused() -> None:
     async with agent_stack([SAM]) as s:
         await s.ready()
+        now = [time.time()]
+        s.vhc.clock = lambda: now[0]  # the DC's clock: the token expires when the test moves it
         short = await s.qr(ttl_s=0.05)
-        await asyncio.sleep(0.1)
+        now[0] += 0.1
         assert await s.code("POST", "/api/hc/v1/Verification/VirtualHc", {"token": short}) == 1018
         good = await s.qr()
         prefix, body, mac = good.split(".")

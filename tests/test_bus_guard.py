@@ -110,7 +110,7 @@ async def test_the_agents_readyz_fails_while_a_bus_task_is_down_and_passes_once_
             link.presence = real  # type: ignore[method-assign]
             assert await eventually(lambda: _ready_code(s, 200), 5)
         assert link.supervisor.restarts["presence"] >= 1 and any(entry["event"] == "task_died" for entry in logs)
-        assert await eventually(lambda: _true(s.gateway.registry.online(s.workstation)), 5)  # heartbeats again
+        assert await eventually(lambda: s.gateway.registry.online(s.workstation), 5)  # heartbeats again
 
 
 async def _ready_code(s, want: int) -> bool:  # type: ignore[no-untyped-def]
@@ -134,15 +134,12 @@ async def test_serve_drops_any_message_and_keeps_reading() -> None:
     task = asyncio.create_task(serve(sub, "test", handle, drops, max_bytes=100_000))
     for msg in [b"[" * 50_000, b"\xff\xfe", b"x" * 200_000, b"{", b'"fine"']:
         await bus.publish("ch", msg)
-    assert await eventually(lambda: _true(got == [b'"fine"']), 2)
+    assert await eventually(lambda: got == [b'"fine"'], 2)
     assert drops.counts == Counter({("test", "too_deep"): 1, ("test", "bad_utf8"): 1, ("test", "oversized"): 1, ("test", "malformed"): 1})
     assert not task.done()
     task.cancel()
     await sub.close()
 
-
-async def _true(v: bool) -> bool:
-    return v
 
 
 # ------------------------------------------------------------------ the fuzz (issue 16 item 1)
@@ -218,9 +215,9 @@ async def test_fuzz_every_channel_and_stream_the_services_read_kills_nothing(red
                 assert sent >= 3000
                 # Every receiver got through its share (each counts what it drops); the stream's entries reached a worker.
                 drops = gw.drops
-                assert await eventually(lambda: _true(drops.total("presence") >= ROUNDS * 20 and drops.total("replies") >= ROUNDS * 20 and drops.total("enrol") >= ROUNDS * 15), 60)
-                assert await eventually(lambda: _true(s.link.drops.total("calls") >= ROUNDS * 20 and slink.drops.total("sessions") >= ROUNDS * 20), 60)
-                assert await eventually(lambda: _true(drops.total("jobs") >= ROUNDS), 30)
+                assert await eventually(lambda: drops.total("presence") >= ROUNDS * 20 and drops.total("replies") >= ROUNDS * 20 and drops.total("enrol") >= ROUNDS * 15, 60)
+                assert await eventually(lambda: s.link.drops.total("calls") >= ROUNDS * 20 and slink.drops.total("sessions") >= ROUNDS * 20, 60)
+                assert await eventually(lambda: drops.total("jobs") >= ROUNDS, 30)
                 assert drops.counts[("presence", "oversized")] >= 2 and s.link.drops.counts[("calls", "oversized")] >= 2 and drops.counts[("presence", "too_deep")] == 0
                 assert drops.counts[("presence", "stale")] >= ROUNDS  # a sentAt far ahead, sealed by the agent itself: not taken
                 # Nothing died: every supervised task runs, none was restarted; ready; registration works.
@@ -293,7 +290,7 @@ async def test_thirty_thousand_forged_presences_do_not_take_a_workstation_offlin
     pub = aioredis.Redis.from_url(redis_server)
     async with running_stack(bus=bus, prefix=bus_prefix, gateway_key=os.urandom(32), offline_after_s=1.0) as s:
         gw, ws = s.gateway, s.workstation
-        assert await eventually(lambda: _true(gw.registry.online(ws)), 5)
+        assert await eventually(lambda: gw.registry.online(ws), 5)
         p = Presence(workstation=ws, agentId=s.link.agent_id, version="x", sentAt=time.time() + 60, interval_s=1)
         forged = [seal_envelope(os.urandom(32), keys.presence, ws, p.model_dump_json().encode()) for _ in range(100)]
         offline_seen: list[float] = []
@@ -312,7 +309,7 @@ async def test_thirty_thousand_forged_presences_do_not_take_a_workstation_offlin
                 for i in range(1000):
                     pl.publish(keys.presence, forged[i % 100])
                 await pl.execute()
-        assert await eventually(lambda: _true(gw.registry.rejected - before >= 30_000), 60)
+        assert await eventually(lambda: gw.registry.rejected - before >= 30_000, 60)
         done.set()
         await watcher
         assert offline_seen == []  # online the whole time
@@ -340,8 +337,8 @@ async def test_a_replayed_presence_does_not_keep_a_frozen_agent_online(redis_ser
 
         task = asyncio.create_task(replay())
         try:
-            assert await eventually(lambda: _true(not gw.registry.online(ws)), 5)
-            assert await eventually(lambda: _true(gw.drops.counts[("presence", "replayed")] >= 5), 5)
+            assert await eventually(lambda: not gw.registry.online(ws), 5)
+            assert await eventually(lambda: gw.drops.counts[("presence", "replayed")] >= 5, 5)
             assert not gw.registry.online(ws)
         finally:
             stop.set()
@@ -370,7 +367,7 @@ async def test_a_captured_component_call_published_again_is_not_run_again(redis_
         runs = sum(1 for r in s.agent.records if "Verification/Hpc" in r.function or "Hpc" in r.function)
         assert runs >= 1
         await bus.publish(ch, captured)  # the same sealed call, again, before its deadline
-        assert await eventually(lambda: _true(s.link.drops.counts[("calls", "replayed")] == 1), 5)
+        assert await eventually(lambda: s.link.drops.counts[("calls", "replayed")] == 1, 5)
         assert sum(1 for r in s.agent.records if "Verification/Hpc" in r.function or "Hpc" in r.function) == runs  # not run again
     await bus.close()
 
@@ -398,7 +395,7 @@ async def test_a_captured_session_call_published_again_is_not_run_again(redis_se
             await sub.close()
             assert handled == [reply.requestId]
             await bus.publish(ch, captured)
-            assert await eventually(lambda: _true(slink.drops.counts[("sessions", "replayed")] == 1), 5)
+            assert await eventually(lambda: slink.drops.counts[("sessions", "replayed")] == 1, 5)
             assert handled == [reply.requestId]  # not run again
         finally:
             await slink.stop()
@@ -428,15 +425,15 @@ async def test_a_job_added_to_the_stream_again_is_not_run_again_and_keeps_its_st
         # replica that never saw it finds its answer stored).
         sealed = gw.queue.box.seal(ran[0].model_dump_json().encode(), gw.queue.aad)  # type: ignore[attr-defined]
         await raw.xadd(keys.jobs, {"job": sealed})
-        assert await eventually(lambda: _true(gw.drops.counts[("jobs", "replayed")] == 1), 5)
+        assert await eventually(lambda: gw.drops.counts[("jobs", "replayed")] == 1, 5)
         gw._ran = type(gw._ran)()  # forget: as another replica would
         await raw.xadd(keys.jobs, {"job": sealed})
-        assert await eventually(lambda: _true(gw.drops.counts[("jobs", "replayed")] == 2), 5)
+        assert await eventually(lambda: gw.drops.counts[("jobs", "replayed")] == 2, 5)
         assert len(ran) == 1 and s.store.calls["BasicData/Register"] == 1  # no second signature, no second upstream call
         assert await raw.get(keys.answer(ran[0].answerKey)) == stored  # the stored answer untouched
         st2, b2 = await s.call("POST", s.gateway_url + "/api/v1/BasicData/Register", json={}, headers=h)
         assert st2 == 200 and b2 == b1
-        assert await eventually(lambda: _true(_pending_zero(gw)), 5)
+        assert await eventually(lambda: _pending_zero(gw), 5)
     await raw.aclose()
     await bus.close()
 

@@ -14,6 +14,7 @@ from redis.exceptions import RedisError, ResponseError
 
 from nhigw.bus.resp import LeanScript, lean_script, pack
 from tests.conftest import start_redis
+from tests.helpers import eventually
 
 ECHO = "redis.call('SET', KEYS[1], ARGV[1]); return {ARGV[1], redis.call('GET', KEYS[1]), tonumber(ARGV[2]) + 1}"
 
@@ -94,11 +95,7 @@ async def test_after_a_redis_restart_while_idle_the_first_call_reconnects_instea
         proc.kill()
         proc.wait(5)
         proc, _ = start_redis(tmp_path, port=port)
-        for _ in range(100):  # the old connection's close reaches this process
-            if s.conn._stale():
-                break
-            await asyncio.sleep(0.02)
-        assert s.conn._stale()
+        assert await eventually(s.conn._stale)  # the old connection's close reaches this process
         assert await s(keys=["k"], args=["after", 0]) == [b"after", b"after", 1]  # the first call works
     finally:
         await s.aclose()

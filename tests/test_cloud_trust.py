@@ -16,7 +16,7 @@ from nhigw.common.tls import LocalCA
 from nhigw.gateway.upstream import UpstreamSettings
 from nhigw.sim.store import SimStore
 from tests.cloudkit import https_cloud
-from tests.helpers import Proc, eventually, free_port, ok
+from tests.helpers import Proc, eventually, free_port, ok, reserved_socket
 from tests.stack import running_stack
 
 
@@ -25,11 +25,11 @@ def untrusted_answer(body: dict) -> bool:  # type: ignore[type-arg]
 
 
 async def test_one_call_refused_without_the_cloud_ca_and_served_with_it(tmp_path: Path) -> None:
-    port = free_port()
-    url = f"https://127.0.0.1:{port}"
+    sock = reserved_socket()
+    url = f"https://127.0.0.1:{sock.getsockname()[1]}"
     LocalCA(tmp_path / "ca", "private-cloud-ca").ensure()  # the CA file exists before the gateway that trusts it starts
     async with running_stack(cloud_url=url) as plain, running_stack(cloud_url=url, upstream=UpstreamSettings(tls=CloudTls(tmp_path / "ca" / "ca.crt"))) as trusted:
-        async with https_cloud(plain.store, tmp_path / "ca", port):
+        async with https_cloud(plain.store, tmp_path / "ca", sock):
             await plain.ready()
             with capture_logs() as logs:
                 status, body = await plain.gw("/api/v1/BasicData/Register", workstation="ws-01")

@@ -27,7 +27,7 @@ from nhigw.common.tls import server_context
 from nhigw.compat import vhc
 from nhigw.compat.app import build
 from nhigw.compat.endpoints import COMPAT
-from tests.helpers import free_port, insecure_ssl, serving
+from tests.helpers import free_port, insecure_ssl, serving, site_url
 from tests.stack import Stack, running_stack
 
 SAM = "sam:001000000103"
@@ -78,10 +78,9 @@ async def compat_stack(tmp_path: Path, *, cards: list[str] | None = None, agent_
         app = build(agent_url or s.agent_url, s.gateway_url, **kw)
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
-        port = free_port()
-        await web.TCPSite(runner, "127.0.0.1", port, ssl_context=server_context(tmp_path / "compat")).start()
+        await web.TCPSite(runner, "127.0.0.1", 0, ssl_context=server_context(tmp_path / "compat")).start()
         try:
-            yield Compat(f"https://127.0.0.1:{port}", s, s.http, insecure_ssl())  # one context: connections are reused
+            yield Compat(site_url(runner, "https"), s, s.http, insecure_ssl())  # one context: connections are reused
         finally:
             await runner.cleanup()
 

@@ -8,7 +8,7 @@ from typing import Any
 from aiohttp import web
 
 from nhigw.compat.app import build
-from tests.helpers import free_port
+from tests.helpers import site_url
 from tests.stack import running_stack
 from tests.web_browser import Page, browser  # noqa: F401  (fixture)
 
@@ -18,10 +18,9 @@ async def test_swagger_ui_renders_every_compat_route(browser: Any, artifacts_dir
     async with running_stack() as s:
         runner = web.AppRunner(build(s.agent_url, s.gateway_url), access_log=None)
         await runner.setup()
-        port = free_port()
-        await web.TCPSite(runner, "127.0.0.1", port).start()
+        await web.TCPSite(runner, "127.0.0.1", 0).start()
         try:
-            await p.get(f"http://127.0.0.1:{port}/swagger/index.html")
+            await p.get(f"{site_url(runner)}/swagger/index.html")
             await p.wait("return document.querySelectorAll('.opblock').length >= 40;", 15)
             assert "虛擬健保卡相容性 SDK" in await p.text(".info .title")
             paths = await p.js("return Array.from(document.querySelectorAll('.opblock-summary-path')).map(e => e.textContent);")

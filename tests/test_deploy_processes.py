@@ -11,14 +11,13 @@ one-call registration goes through each gateway replica to the agent's cards and
 
 The demo agent starts its own pcscd. pcscd's socket path is fixed (``/run/pcscd``), so the agent
 runs in a private mount namespace (``unshare --mount``, root as in CI) with a tmpfs there, and on
-vpcd ports of its own. Its pcscd binary is a copy under another name (the script's ``PCSCD``), so
-the ``pcscd`` fixture's ``pkill -x pcscd`` in this or another test run never hits it: this test
-needs neither that fixture nor its machine-wide lock.
+vpcd ports of its own. Its pcscd binary is a copy under the test's directory (the script's ``PCSCD``),
+so what it leaves running is found by path. This test needs neither the ``pcscd`` fixture nor its
+machine-wide lock.
 """
 
 from __future__ import annotations
 
-import asyncio
 import os
 import re
 import shlex
@@ -35,8 +34,8 @@ import aiohttp
 import pytest
 import yaml
 
-from tests.conftest import VPCD_LIB
-from tests.helpers import ROOT, Proc, free_port, insecure_ssl, wait_port
+from tests.helpers import ROOT, Proc, eventually, free_port, insecure_ssl, wait_port
+from tests.pcsc import VPCD_LIB
 
 pytestmark = [pytest.mark.pcsc, pytest.mark.redis]
 
@@ -152,8 +151,9 @@ class Stack:
 
     def env(self, service: str, extra: dict[str, str] | None = None) -> dict[str, str]:
         spec = SERVICES[base_of(service)]
-        # A fresh clone: no REDIS_PASSWORD / NHIGW_* in the environment compose interpolates from.
-        outer = {k: v for k, v in os.environ.items() if not k.startswith("NHIGW_") and k != "REDIS_PASSWORD"}
+        # A fresh clone: no REDIS_PASSWORD / NHIGW_* in the environment compose interpolates from, and
+        # not the session's PC/SC socket (tests/conftest.py): the demo agent talks to its own pcscd.
+        outer = {k: v for k, v in os.environ.items() if not k.startswith("NHIGW_") and k not in ("REDIS_PASSWORD", "PCSCLITE_CSOCK_NAME")}
         env = {**outer, "PATH": f"{self.bin_dir}:{VENV_BIN}:{os.environ.get('PATH', '/usr/bin:/bin')}", "PYTHONUNBUFFERED": "1"}
         for k, v in (spec.get("environment") or {}).items():
             env[k] = self.remap(interpolate(str(v), outer), service)
@@ -236,7 +236,7 @@ def running_under(path: Path) -> str:
 
 
 def private_pcscd(tmp: Path) -> str:
-    """A copy of pcscd under a name no `pkill -x pcscd` matches."""
+    """A copy of pcscd under tmp: its processes are told from any other pcscd by their path."""
     exe = shutil.which("pcscd") or "/usr/sbin/pcscd"
     assert Path(exe).exists() and VPCD_LIB.exists(), "pcscd and the vpcd driver are required: apt-get install pcscd vsmartcard-vpcd (scripts/test.sh does it)"
     copy = tmp / "pcscd-demo"
@@ -317,17 +317,17 @@ async def test_compose_services_run_as_processes(stack: Stack) -> None:
 
         async def start_agent(name: str) -> None:
             st.procs[name] = proc = Cmd(name, in_private_run_pcscd(st.argv("agent")), st.tmp, agent_env)
-            deadline = time.monotonic() + 40
-            while True:
+
+            async def serving_its_cards() -> bool:
+                assert proc.proc.poll() is None, proc.log()[-4000:]
                 try:
                     _, body = await get(http, agent + "/api/common/v1/Status")
-                    s = body["status"]
-                    if s["sam"]["status"] == 2 and s["hc"]["status"] == 2 and s["hpc"]["status"] >= 1:
-                        return
                 except aiohttp.ClientError:
-                    pass
-                assert proc.proc.poll() is None and time.monotonic() < deadline, proc.log()[-4000:]
-                await asyncio.sleep(0.2)
+                    return False
+                s = body["status"]
+                return bool(s["sam"]["status"] == 2 and s["hc"]["status"] == 2 and s["hpc"]["status"] >= 1)
+
+            assert await eventually(serving_its_cards, 40, interval_s=0.2), proc.log()[-4000:]
 
         async def register_through_every_gateway() -> None:
             """One call per gateway replica, over Redis, to the agent's cards in its own pcscd, checked by the simulator."""
@@ -335,13 +335,15 @@ async def test_compose_services_run_as_processes(stack: Stack) -> None:
                 url = f"http://127.0.0.1:{st.ports[name]}/api/v1/BasicData/Register"
                 async with http.post(url, json={}, headers={"X-Workstation": workstation}) as r:
                     assert r.status == 401  # a gateway on the LAN wants an HIS key
-                status, body = 0, {}
-                for _ in range(100):  # until this replica sees the agent
+                answer: dict = {}  # type: ignore[type-arg]
+
+                async def seen_online(url: str = url, answer: dict = answer) -> bool:  # type: ignore[type-arg]  # until this replica sees the agent
                     async with http.post(url, json={}, headers={"X-Workstation": workstation, "Authorization": f"Bearer {his_key}"}) as r:
-                        status, body = r.status, await r.json(content_type=None)
-                    if body.get("statusCode") != 9400:  # offline here: an answer with 9400 (HTTP 200)
-                        break
-                    await asyncio.sleep(0.1)
+                        answer.update(status=r.status, body=await r.json(content_type=None))
+                    return bool(answer["body"].get("statusCode") != 9400)  # offline here: an answer with 9400 (HTTP 200)
+
+                await eventually(seen_online, 10, interval_s=0.1)
+                status, body = answer["status"], answer["body"]
                 assert (status, body.get("statusCode")) == (200, 0), (name, body)
                 assert (body["name"], body["idCardNum"]) == ("測試十", "Z299999929")
 

@@ -18,7 +18,7 @@ from nhigw.common.tls import LocalCA
 from nhigw.contracts.buskeys import BusKeys
 from tests.cloudkit import https_cloud
 from tests.conftest import start_redis
-from tests.helpers import ROOT, eventually, free_port
+from tests.helpers import ROOT, eventually, free_port, reserved_socket
 from tests.stack import running_stack
 
 pytestmark = pytest.mark.redis
@@ -51,12 +51,12 @@ async def test_doctor_all_green_then_each_fault_with_its_fix(tmp_path: Path, red
     (tmp_path / "aof").mkdir()
     proc, persist_port = start_redis(tmp_path / "aof", appendonly=True)  # the healthy one: append-only file on
     url = f"redis://127.0.0.1:{persist_port}/0"
-    port = free_port()
-    cloud = f"https://127.0.0.1:{port}"
+    sock = reserved_socket()
+    cloud = f"https://127.0.0.1:{sock.getsockname()[1]}"
     base = ["--redis", url, "--bus-prefix", bus_prefix, "--data-dir", str(data), "--cloud", cloud]
     bus = RedisBus(url)
     try:
-        async with running_stack(bus=bus, prefix=bus_prefix, gateway_key=base64.b64decode(key), cloud_url=cloud) as s, https_cloud(s.store, tmp_path / "ca", port):
+        async with running_stack(bus=bus, prefix=bus_prefix, gateway_key=base64.b64decode(key), cloud_url=cloud) as s, https_cloud(s.store, tmp_path / "ca", sock):
             await s.ready()
             rc, rows, _ = await doctor(*base, "--cloud-ca", str(ca.ca_path), key=key)
             assert rc == 0 and not failing(rows), failing(rows)

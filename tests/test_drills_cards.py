@@ -23,6 +23,7 @@ import pytest
 from nhigw.vcard.bank import VirtualReaderBank
 from nhigw.vcard.cards import SamCard
 from tests.helpers import eventually
+from tests.pcsc import Pcscd
 from tests.stack import running_stack
 
 INS_GET_CHALLENGE, INS_INTERNAL_AUTH = 0x84, 0x88
@@ -90,7 +91,7 @@ async def test_card_removed_mid_signature_gives_1102_through_the_gateway_and_rec
 
 
 @pytest.mark.pcsc
-async def test_sam_gone_mid_apdu_over_pcscd_gives_1102_and_recovers(pcscd: dict) -> None:  # type: ignore[type-arg]
+async def test_sam_gone_mid_apdu_over_pcscd_gives_1102_and_recovers(pcscd: Pcscd) -> None:
 
     from nhigw.agent.cardio import PcscBackend
     from nhigw.agent.core import Agent
@@ -102,7 +103,7 @@ async def test_sam_gone_mid_apdu_over_pcscd_gives_1102_and_recovers(pcscd: dict)
     from nhigw.vcard.bank import CardFactory
     from nhigw.vcard.identities import Identities, KeyStore
     from nhigw.vcard.vpcd import VpcdLink
-    from tests.helpers import free_port, start_site
+    from tests.helpers import site_url, start_site
 
     class CardPulled(Exception):
         pass
@@ -126,14 +127,13 @@ async def test_sam_gone_mid_apdu_over_pcscd_gives_1102_and_recovers(pcscd: dict)
     hc = factory.make(factory.default_specs()[1])
     store = SimStore.seeded()
     store.register_sam(sam.ident.samId, sam.ident.hospitalId, factory.keys.public_pem(sam.ident.samId))
-    port = free_port()
-    runner = await start_site(sim_app(store), port)
+    runner = await start_site(sim_app(store))
     # Slot 3 (no other test uses it): after an APDU cut off mid-way, vpcd does not see a card in
     # that slot again until pcscd restarts (seen with vsmartcard-vpcd 0.9); the card goes back in slot 2.
-    links = [VpcdLink(sam, port=pcscd["ports"][3]), VpcdLink(hc, port=pcscd["ports"][1])]
+    links = [VpcdLink(sam, port=pcscd.ports[3]), VpcdLink(hc, port=pcscd.ports[1])]
     for link in links:
         await link.insert()
-    agent = Agent(backend=PcscBackend(), dc=DcClient(f"http://127.0.0.1:{port}"), workstation="drill")
+    agent = Agent(backend=PcscBackend(), dc=DcClient(site_url(runner)), workstation="drill")
     try:
         async def both_present() -> bool:
             p = await agent.backend.presence()
@@ -159,7 +159,7 @@ async def test_sam_gone_mid_apdu_over_pcscd_gives_1102_and_recovers(pcscd: dict)
             return not (await agent.backend.presence()).get("Virtual PCD B 00 01")
 
         assert await eventually(sam_absent, 10)
-        links[0] = VpcdLink(sam, port=pcscd["ports"][2])
+        links[0] = VpcdLink(sam, port=pcscd.ports[2])
         await links[0].insert()
 
         async def sam_present() -> bool:

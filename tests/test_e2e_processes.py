@@ -15,6 +15,7 @@ import aiohttp
 import pytest
 
 from tests.helpers import Proc, eventually, free_port, insecure_ssl, ok
+from tests.pcsc import Pcscd
 
 pytestmark = [pytest.mark.pcsc, pytest.mark.redis]
 
@@ -31,7 +32,7 @@ class Urls:
 
 
 @pytest.fixture
-def stack(pcscd: dict, redis_server: str, bus_key: str, bus_prefix: str, tmp_path: Path) -> Iterator[Urls]:  # type: ignore[type-arg]
+def stack(pcscd: Pcscd, redis_server: str, bus_key: str, bus_prefix: str, tmp_path: Path) -> Iterator[Urls]:
     ports = {n: free_port() for n in ("sim", "vcard", "agent", "gateway")}
     sim_url = f"http://127.0.0.1:{ports['sim']}"
     bus = ["--redis", redis_server, "--bus-key", bus_key, "--bus-prefix", bus_prefix]
@@ -151,7 +152,7 @@ async def test_registration_over_real_pcsc_and_redis(stack: Urls, http: aiohttp.
         assert "12345678" not in text and "Z299999929" not in text and sig["signature"][:40] not in text
 
 
-async def test_four_character_name_and_three_digit_year_byte_exact_over_pcsc(pcscd: dict) -> None:  # type: ignore[type-arg]
+async def test_four_character_name_and_three_digit_year_byte_exact_over_pcsc(pcscd: Pcscd) -> None:
     """歐陽測試 (4 Big5 characters, 8 bytes) born 1000101, read by the agent through pcscd."""
     from smartcard.System import readers
 
@@ -164,7 +165,7 @@ async def test_four_character_name_and_three_digit_year_byte_exact_over_pcsc(pcs
 
     expected = b"000073898382" + "歐陽測試".encode("big5").ljust(20, b"\x00") + b"A234567890" + b"1000101" + b"M" + b"1100801"
     assert len(expected) == 57
-    link = VpcdLink(CardFactory(Identities.load(), KeyStore(None)).make("hc:000073898382"), port=pcscd["ports"][0])  # type: ignore[index]
+    link = VpcdLink(CardFactory(Identities.load(), KeyStore(None)).make("hc:000073898382"), port=pcscd.ports[0])
     await link.insert()
     backend = PcscBackend()
     agent = Agent(backend=backend, dc=DcClient("http://127.0.0.1:9"), workstation="t")
@@ -187,12 +188,18 @@ async def test_four_character_name_and_three_digit_year_byte_exact_over_pcsc(pcs
 
         async def raw_read_settled() -> bytes:
             # pcscd may still be powering the card it just saw (vpcd: "Card is unpowered"): retry briefly.
-            for _ in range(50):
+            got: list[bytes] = []
+
+            async def read() -> bool:
                 try:
-                    return await asyncio.to_thread(raw_read)
+                    got.append(await asyncio.to_thread(raw_read))
                 except (CardConnectionException, NoCardException):
-                    await asyncio.sleep(0.1)
-            return await asyncio.to_thread(raw_read)
+                    return False
+                return True
+
+            if await eventually(read, 5, interval_s=0.1):
+                return got[0]
+            return await asyncio.to_thread(raw_read)  # once more, to fail with the card's error
 
         assert await raw_read_settled() == expected + b"\x90\x00"
         await agent.initial(None)

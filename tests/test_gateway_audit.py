@@ -28,7 +28,7 @@ from nhigw.contracts.buskeys import BusKeys
 from nhigw.gateway.app import create_app
 from nhigw.gateway.audit import AuditLog, AuditRecord, FileAudit, MemoryAudit, RedisAudit, audit_key, read_checkpoints, to_ms, verify_records
 from nhigw.gateway.service import Gateway, GatewaySettings
-from tests.helpers import serving
+from tests.helpers import eventually, serving
 
 GW_KEY = os.urandom(32)
 B64 = base64.b64encode(GW_KEY).decode()  # the gateway key as ``--bus-key`` takes it
@@ -184,11 +184,11 @@ async def test_redis_checkpoints_catch_a_dropped_tail_a_head_moved_back_and_a_de
     await a.start()
     for n in range(8):
         await a.append(rec(n))
-    for _ in range(500):  # wait for the condition: the periodic checkpoint of seq 8
-        if await checkpointed(k.audit_log) == 8:
-            break
-        await asyncio.sleep(0.02)
-    assert await checkpointed(k.audit_log) == 8
+
+    async def checkpoint_of_8() -> bool:  # the periodic checkpoint of seq 8
+        return await checkpointed(k.audit_log) == 8
+
+    assert await eventually(checkpoint_of_8, 10)
     await a.close()
     assert (await run(cli(bus_prefix), capture_output=True, text=True, check=False)).returncode == 0
     # The last three records dropped and the head moved back: the chain is consistent, the checkpoint says otherwise.

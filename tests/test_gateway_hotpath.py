@@ -21,6 +21,7 @@ from nhigw.bus.batch import GroupCommit
 from nhigw.bus.redis import RedisBus
 from nhigw.contracts.buskeys import BusKeys
 from nhigw.gateway.auth import OPEN
+from tests.helpers import eventually
 from tests.test_gateway_service import PASS_BODY, call, gateway_on, server_timing, upstream
 
 # ------------------------------------------------------------------ GroupCommit (pure logic)
@@ -150,10 +151,7 @@ async def test_a_request_joining_a_run_on_another_replica_gets_done_on_its_own_c
         ) as (url_b, gw_b), aiohttp.ClientSession() as http:
             h = {"Idempotency-Key": "joined-1"}
             first = asyncio.create_task(call(http, "POST", url_a + "/api/v1/BasicData/Query", json=PASS_BODY, headers=h))
-            for _ in range(100):
-                if seen:
-                    break
-                await asyncio.sleep(0.01)
+            await eventually(lambda: bool(seen), 2, interval_s=0.01)
             assert seen == ["joined-1"]  # A is inside the upstream call
             st_b, body_b, hdr_b = await call(http, "POST", url_b + "/api/v1/BasicData/Query", json=PASS_BODY, headers=h)
             st_a, body_a, hdr_a = await first
@@ -162,7 +160,7 @@ async def test_a_request_joining_a_run_on_another_replica_gets_done_on_its_own_c
             t_a, t_b = server_timing(hdr_a), server_timing(hdr_b)
             assert set(t_a) == {"queue", "cloud", "audit", "total"} and set(t_b) == {"queue", "total"}  # B did not run the job
             assert t_a["cloud"] >= 400 and t_a["total"] >= t_a["queue"] + t_a["cloud"] + t_a["audit"]  # the slow cloud, inside the total
-            await asyncio.sleep(0.1)
+            await eventually(lambda: bool(done_msgs), 2)
             assert done_msgs == [BusKeys(bus_prefix).done(gw_b.instance).encode()]
             assert gw_a.instance != gw_b.instance
             assert await r.exists(BusKeys(bus_prefix).waiters(gw_a.answer_key(OPEN, "joined-1"))) == 0  # told, then forgotten

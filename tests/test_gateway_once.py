@@ -72,18 +72,16 @@ async def test_landed_write_dead_lettered_with_max_deliveries_1_is_answered_9403
         g0, g1 = procs["gw0"].url, procs["gw1"].url  # type: ignore[attr-defined]
         try:
             for u in (g0, g1):
-                for _ in range(100):
-                    if any(w["online"] for w in (await call(s.http, "GET", u + "/api/workstations"))[1]["workstations"]):
-                        break
-                    await asyncio.sleep(0.05)
+
+                async def online(u: str = u) -> bool:
+                    return any(w["online"] for w in (await call(s.http, "GET", u + "/api/workstations"))[1]["workstations"])
+
+                assert await eventually(online), f"{u} does not see the workstation online"
             # The write is executed, and its answer held for 30 s: the replica dies inside the call.
             s.store.add_fault(Fault(route="EmergentTel/Write", latency_ms=30000, phase="after", times=1))
             h = {"X-Workstation": "ws-01", "Idempotency-Key": "landed-1", "X-Deadline-Ms": "60000"}
             his = asyncio.create_task(call(s.http, "POST", g0 + WRITE, json={"tel": "0233334444"}, headers=h))
-            for _ in range(200):
-                if s.store.writes_by_content:
-                    break
-                await asyncio.sleep(0.05)
+            await eventually(lambda: bool(s.store.writes_by_content), 10)
             assert list(s.store.writes_by_content.values()) == [1], "the write did not reach the simulator"
             procs["gw0"].stop(signal.SIGKILL)
             with pytest.raises(aiohttp.ClientError):
@@ -151,11 +149,13 @@ async def test_dead_letters_are_scoped_by_the_operators_hospital_and_an_unreadab
         for k, hosp, idem in ((his_a, HOSP, "a-1"), (his_b, other, "b-1")):
             st, body, _ = await call(http, "POST", url + "/api/v1/BasicData/Query", json={**PASS_BODY, "hospitalId": hosp}, headers={**auth(k), "Idempotency-Key": idem, "X-Deadline-Ms": "200"})
             assert body["statusCode"] in (9408, 9402), body  # still running, or already dead-lettered and answered
-        for _ in range(100):
-            dead = (await call(http, "GET", url + "/api/ops/dead-letters", headers=auth(ops_all)))[1]["deadLetters"]
-            if len(dead) == 2:
-                break
-            await asyncio.sleep(0.05)
+        dead: list = []  # type: ignore[type-arg]
+
+        async def both_dead() -> bool:
+            dead[:] = (await call(http, "GET", url + "/api/ops/dead-letters", headers=auth(ops_all)))[1]["deadLetters"]
+            return len(dead) == 2
+
+        await eventually(both_dead)
         assert {d["job"]["idempotencyKey"] for d in dead} == {"a-1", "b-1"}
         b_id = next(d["id"] for d in dead if d["job"]["idempotencyKey"] == "b-1")
         # A read that never got an answer: its key is answered (final), and it may be retried.

@@ -21,7 +21,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import aiohttp
@@ -29,7 +29,7 @@ import pytest
 from aiohttp import web
 
 from nhigw.bus.seal import Sealer
-from tests.helpers import Proc, free_port, serving
+from tests.helpers import Proc, eventually, free_port, serving
 
 pytestmark = [pytest.mark.redis]
 
@@ -150,8 +150,7 @@ async def test_a_thousand_writes_through_two_replicas_one_killed_none_lost_none_
                 return
 
         async def killer() -> None:
-            while len(cloud.calls) < 300:  # noqa: ASYNC110  (a count, not an event)
-                await asyncio.sleep(0.01)
+            assert await eventually(lambda: len(cloud.calls) >= 300, 60, interval_s=0.01), len(cloud.calls)
             procs["gw0"].stop(signal.SIGKILL)
             killed.set()
 
@@ -204,11 +203,10 @@ async def test_killed_agent_is_offline_at_once_and_comes_back_with_its_kept_iden
         async with http.get(gw + "/api/workstations/ws-05/common/v1/Status") as r:
             return r.status, await r.json()
 
-    async def until(pred, timeout_s: float) -> float:  # type: ignore[no-untyped-def]
+    async def until(pred: Callable[[], Awaitable[bool]], timeout_s: float) -> float:
+        """Seconds until ``pred`` holds (at most ``timeout_s``)."""
         t0 = time.monotonic()
-        while not await pred():
-            assert time.monotonic() - t0 < timeout_s
-            await asyncio.sleep(0.05)
+        assert await eventually(pred, timeout_s)
         return time.monotonic() - t0
 
     try:
@@ -270,11 +268,12 @@ async def test_writes_on_the_real_simulator_through_two_replicas_one_killed_none
         killed = asyncio.Event()
         try:
             for u in urls:  # each replica has heard ws-01's presence
-                for _ in range(100):
+
+                async def online(u: str = u) -> bool:
                     async with s.http.get(u + "/api/workstations") as r:
-                        if any(w["online"] for w in (await r.json())["workstations"]):
-                            break
-                    await asyncio.sleep(0.05)
+                        return any(w["online"] for w in (await r.json())["workstations"])
+
+                assert await eventually(online), f"{u} has not heard ws-01's presence"
 
             async def one(i: int) -> None:
                 k, target = f"sim-w-{i:04d}", urls[i % 2]
@@ -295,8 +294,7 @@ async def test_writes_on_the_real_simulator_through_two_replicas_one_killed_none
                     return
 
             async def killer() -> None:
-                while len(s.store.writes_by_key) < n // 3:  # noqa: ASYNC110  (a count, not an event)
-                    await asyncio.sleep(0.01)
+                assert await eventually(lambda: len(s.store.writes_by_key) >= n // 3, 60, interval_s=0.01), len(s.store.writes_by_key)
                 procs["gw0"].stop(signal.SIGKILL)
                 killed.set()
 

@@ -40,7 +40,7 @@ async def call(http: aiohttp.ClientSession, method: str, url: str, **kw: object)
 
 @contextlib.asynccontextmanager
 async def gateway_on(cloud_url: str, bus=None, **settings: object) -> AsyncIterator[tuple[str, Gateway]]:  # type: ignore[no-untyped-def]
-    """A gateway alone (pass-through mode needs no agent) on a free port."""
+    """A gateway alone (pass-through mode needs no agent) on a port of the kernel's choice."""
     bus = bus or MemoryBus()
     gw = Gateway(bus, GatewaySettings(cloud_url=cloud_url, **settings))  # type: ignore[arg-type]
     async with serving(create_app(gw)) as url:
@@ -179,6 +179,8 @@ async def test_reads_retry_on_5xx_at_most_three_times_then_the_breaker_opens_and
 
     settings = UpstreamSettings(backoff_base_s=0.005, breaker_failures=5, breaker_cooldown_s=0.3)
     async with upstream(flaky) as url, gateway_on(url, upstream=settings) as (gw_url, gw), aiohttp.ClientSession() as http:
+        now = [time.monotonic()]
+        gw.cloud.breaker.clock = lambda: now[0]  # the cool-down passes when the test moves this clock
         st, body, _ = await call(http, "POST", gw_url + "/api/v1/BasicData/Query", json=PASS_BODY)
         assert st == 200 and body["statusCode"] == 9402 and len(hits) == 3  # 3 attempts, the cloud's last answer
         await call(http, "POST", gw_url + "/api/v1/BasicData/Query", json=PASS_BODY)
@@ -187,11 +189,13 @@ async def test_reads_retry_on_5xx_at_most_three_times_then_the_breaker_opens_and
         assert (st, body["statusCode"], len(hits)) == (200, 9402, 5) and "circuit open" in body["detail"]
         metrics = await (await http.get(gw_url + "/metrics")).text()
         assert "nhigw_gateway_breaker_state 1.0" in metrics
-        await asyncio.sleep(0.35)  # cool-down over: one probe goes through (half-open), it fails, open again
+        now[0] += 0.2
+        assert gw.cloud.breaker.current() == gw.cloud.breaker.OPEN  # not yet cooled down
+        now[0] += 0.2  # cool-down over: one probe goes through (half-open), it fails, open again
         await call(http, "POST", gw_url + "/api/v1/BasicData/Query", json=PASS_BODY)
         assert len(hits) == 6 and gw.cloud.breaker.state == gw.cloud.breaker.OPEN
         healthy.set()
-        await asyncio.sleep(0.35)
+        now[0] += 0.4
         st, body, _ = await call(http, "POST", gw_url + "/api/v1/BasicData/Query", json=PASS_BODY)
         assert st == 200 and len(hits) == 7 and gw.cloud.breaker.state == gw.cloud.breaker.CLOSED
 
@@ -269,8 +273,8 @@ async def test_forged_presence_and_forged_replies_are_ignored() -> None:
         ws2 = await enrol(bus, keys, "ws-02", await gw.agents.issue_token("ws-02"))
         fake01 = p.model_copy(update={"workstation": "ws-01", "agentId": ws2.agentId})
         await bus.publish(keys.presence, seal_envelope(ws2.key, keys.presence, "ws-02", fake01.model_dump_json().encode()))
-        await asyncio.sleep(0.1)
-        assert not gw.registry.online("ws-07") and gw.registry.rejected >= 3
+        assert await eventually(lambda: gw.registry.rejected >= 3), gw.registry.rejected
+        assert not gw.registry.online("ws-07")
         assert [w["workstation"] for w in gw.registry.snapshot()] == ["ws-01"]
         # A token is good once.
         token = await gw.agents.issue_token("ws-08")
@@ -291,8 +295,8 @@ async def test_forged_presence_and_forged_replies_are_ignored() -> None:
         await bus.publish(sign_call.replyTo, seal_envelope(ws2.key, sign_call.replyTo, "ws-02", forged.model_dump_json().encode()))
         await bus.publish(sign_call.replyTo, forged.model_dump_json().encode())
         await bus.publish(sign_call.replyTo, seal_envelope(os.urandom(32), sign_call.replyTo, "ws-03", forged.model_dump_json().encode()))
-        await asyncio.sleep(0.1)
-        assert not pending.done() and gw.rpc.rejected == before + 3
+        assert await eventually(lambda: gw.rpc.rejected == before + 3), gw.rpc.rejected - before
+        assert not pending.done()
         real = forged.model_copy(update={"signature": forged.signature.model_copy(update={"signature": "genuine"})})  # type: ignore[union-attr]
         await bus.publish(sign_call.replyTo, seal_envelope(ws3.key, sign_call.replyTo, "ws-03", real.model_dump_json().encode()))
         reply = await pending
@@ -308,7 +312,7 @@ async def test_workstation_gone_is_answered_9400_at_once() -> None:
         link_tasks = [t for t in asyncio.all_tasks() if t.get_name() in ("presence", "bus-calls")]
         for t in link_tasks:
             t.cancel()
-        await asyncio.sleep(0.8)
+        assert await eventually(lambda: not s.gateway.registry.online("ws-01"), 3)  # past offline_after_s
         t0 = time.monotonic()
         status, body = await s.gw("/api/v1/BasicData/Register", workstation="ws-01")
         assert status == 200 and body["statusCode"] == 9400
@@ -421,6 +425,8 @@ async def test_real_simulator_down_then_slow_then_back() -> None:
         await s.ready()
         s.store.admin_enabled = True
         br = s.gateway.cloud.breaker
+        now = [time.monotonic()]
+        br.clock = lambda: now[0]  # the cool-down passes when the test moves this clock
         # Down: every call answers 503.
         s.store.add_fault(Fault(status=503))
         st, body = await s.gw("/api/v1/BasicData/Query", workstation="ws-01")
@@ -430,13 +436,13 @@ async def test_real_simulator_down_then_slow_then_back() -> None:
         # Slow: every call takes longer than the gateway waits.
         s.store.faults.clear()
         s.store.add_fault(Fault(latency_ms=1000))
-        await asyncio.sleep(0.35)
+        now[0] += settings.breaker_cooldown_s + 0.1
         st, body = await s.gw("/api/v1/EmergentTel/Write", {"tel": "0912345678"}, workstation="ws-01")
         assert (st, body["statusCode"]) == (200, 9403)  # the half-open probe was a write that may have landed
         assert br.state == br.OPEN
         # Back: healthy again; after the cool-down one probe closes the breaker.
         s.store.faults.clear()
-        await asyncio.sleep(0.35)
+        now[0] += settings.breaker_cooldown_s + 0.1
         st, body = await s.gw("/api/v1/BasicData/Query", workstation="ws-01")
         assert st == 200 and body["statusCode"] == 0 and br.state == br.CLOSED
         await asyncio.sleep(1.1)  # let the slow calls the gateway gave up on finish in the simulator
@@ -462,12 +468,11 @@ async def test_gateway_rides_out_a_redis_restart(tmp_path: Path, bus_prefix: str
             assert body["idempotencyKey"] == hdr["Idempotency-Key"] and len(body["idempotencyKey"]) == 32  # the key to retry with
             assert (await http.get(gw_url + "/readyz")).status == 503
             proc, _ = start_redis(tmp_path, appendonly=True, port=port)
-            for _ in range(100):
-                st, body, _ = await call(http, "POST", gw_url + "/api/v1/BasicData/Query", json=PASS_BODY, headers={"X-Deadline-Ms": "2000"})
-                if ok((st, body)):
-                    break
-                await asyncio.sleep(0.1)
-            assert ok((st, body))
+
+            async def answered() -> bool:
+                return ok(await call(http, "POST", gw_url + "/api/v1/BasicData/Query", json=PASS_BODY, headers={"X-Deadline-Ms": "2000"}))
+
+            assert await eventually(answered, 60, interval_s=0.1)
 
             async def ready() -> bool:  # once its registry has caught up with the agents (1.5 s after the bus is back)
                 return (await http.get(gw_url + "/readyz")).status == 200

@@ -20,6 +20,7 @@ from nhigw.compat.endpoints import COMPAT
 from nhigw.contracts import api
 from nhigw.contracts import models as m
 from tests import stack as stack_mod
+from tests.helpers import site_url
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -98,16 +99,17 @@ async def _unrouted_async(app: web.Application, rows: list[api.Endpoint]) -> lis
 
 
 async def test_every_api_row_is_routed_by_its_service(monkeypatch: pytest.MonkeyPatch) -> None:
-    apps: dict[int, web.Application] = {}
+    apps: dict[str, web.Application] = {}
     real_site = stack_mod._site
 
-    async def capturing_site(app: web.Application, port: int) -> web.AppRunner:
-        apps[port] = app
-        return await real_site(app, port)
+    async def capturing_site(app: web.Application, port: int = 0) -> web.AppRunner:
+        runner = await real_site(app, port)
+        apps[site_url(runner)] = app
+        return runner
 
     monkeypatch.setattr(stack_mod, "_site", capturing_site)
     async with stack_mod.running_stack() as s:
-        by_url = {f"http://127.0.0.1:{port}": app for port, app in apps.items()}
+        by_url = apps
         services = {"sim": (by_url[s.sim_url], api.SIM), "agent": (by_url[s.agent_url], api.AGENT), "gateway": (by_url[s.gateway_url], api.GATEWAY)}
         problems = {name: await _unrouted_async(app, rows) for name, (app, rows) in services.items() if rows}
     if COMPAT:

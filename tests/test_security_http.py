@@ -171,13 +171,12 @@ def _json_endpoints() -> list[tuple[str, str, str]]:
 
 async def test_deep_nesting_and_huge_numbers_are_a_json_400_on_every_json_endpoint(tmp_path: Path) -> None:
     from nhigw.compat.app import build
-    from tests.helpers import start_site
+    from tests.helpers import site_url, start_site
 
     bodies = {"deep": "[" * 5000 + "]" * 5000, "deep-object": '{"a":' * 5000 + "1" + "}" * 5000, "huge-int": '{"pin": ' + "9" * 5000 + ', "serviceType": 1' + "0" * 5000 + "}"}
     async with running_stack(upstream=UpstreamSettings(rate_per_s=1e6, rate_burst=1e6)) as s:
-        port = free_port()
-        compat = await start_site(build(s.agent_url, s.gateway_url), port)
-        urls = {"agent": s.agent_url, "gateway": s.gateway_url, "sim": s.sim_url, "compat": f"http://127.0.0.1:{port}"}
+        compat = await start_site(build(s.agent_url, s.gateway_url))
+        urls = {"agent": s.agent_url, "gateway": s.gateway_url, "sim": s.sim_url, "compat": site_url(compat)}
         failures = []
         try:
             for svc, method, path in _json_endpoints():

@@ -30,7 +30,7 @@ from nhigw.contracts.buskeys import BusKeys
 from nhigw.contracts.models import SignatureKind
 from nhigw.gateway.audit import mask_patient
 from nhigw.gateway.upstream import UpstreamSettings
-from tests.helpers import ok
+from tests.helpers import eventually, ok
 from tests.stack import Stack, running_stack
 
 HOSPITAL = "3501200000"
@@ -94,10 +94,7 @@ async def devices_stack(tmp_path: Path, bus: Bus, prefix: str, **settings: Any) 
                 await slink.start()
                 links += [slink, link]
                 agents[ws] = agent
-            for _ in range(250):
-                if all(s.gateway.registry.online(w) for w in agents):
-                    break
-                await asyncio.sleep(0.02)
+            assert await eventually(lambda: all(s.gateway.registry.online(w) for w in agents)), "the devices' agents are not online"
             yield Devices(s, agents, sessions, bus, keys)
         finally:
             for link in links:

@@ -3,7 +3,6 @@ serves a device session through a real gateway process on real Redis."""
 
 from __future__ import annotations
 
-import asyncio
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -12,7 +11,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from tests.helpers import Proc, free_port, insecure_ssl, ok
+from tests.helpers import Proc, eventually, free_port, insecure_ssl, ok
 
 
 @pytest.fixture(autouse=True)
@@ -58,11 +57,12 @@ async def test_no_pcsc_agent_process_serves_a_device_session(procs: tuple[str, s
         assert (await call("POST", agent + "/api/common/v1/Initial", json={}))[1]["statusCode"] == 0
         _, st = await call("GET", agent + "/api/common/v1/Status")
         assert st["status"]["sam"]["status"] == 2 and st["status"]["hc"]["status"] == 0, st
-        for _ in range(100):
+
+        async def host_online_sam_verified() -> bool:
             _, ws = await call("GET", gw + "/api/workstations")
-            if any(w["workstation"] == "kiosk-host" and w["online"] and w["states"]["sam"] == 2 for w in ws["workstations"]):
-                break
-            await asyncio.sleep(0.1)
+            return any(w["workstation"] == "kiosk-host" and w["online"] and w["states"]["sam"] == 2 for w in ws["workstations"])
+
+        assert await eventually(host_online_sam_verified, 10), "the gateway does not see kiosk-host online with its SAM verified"
 
         status, opened = await call("POST", gw + "/api/sessions", json={"device": "kiosk-lobby"})
         assert status == 200 and opened["workstation"] == "kiosk-host", opened

@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from nhigw.contracts.codes import http_status
-from tests.helpers import ok
+from tests.helpers import eventually, ok
 from tests.stack import running_stack
 
 TEST10 = {"cardSn": "000073898381", "name": "測試十", "idCardNum": "Z299999929", "birthday": "0920315", "sex": "F", "dateIssue": "1050217"}
@@ -117,20 +117,15 @@ async def test_card_removed_then_inserted_is_seen_by_status() -> None:
         await s.ready()
         hc_reader = s.bank.names[1]
         card = s.bank.cards[hc_reader]
+
+        async def hc_status(want: int) -> bool:
+            _, st = await s.agent_call("GET", "/api/common/v1/Status")
+            return bool(st["status"]["hc"]["status"] == want)
+
         s.bank.remove(hc_reader)
-        for _ in range(100):
-            _, st = await s.agent_call("GET", "/api/common/v1/Status")
-            if st["status"]["hc"]["status"] == 0:
-                break
-            await asyncio.sleep(0.02)
-        assert st["status"]["hc"]["status"] == 0
+        assert await eventually(lambda: hc_status(0)), "the removal is not seen"
         s.bank.insert(hc_reader, card)
-        for _ in range(100):
-            _, st = await s.agent_call("GET", "/api/common/v1/Status")
-            if st["status"]["hc"]["status"] == 2:
-                break
-            await asyncio.sleep(0.02)
-        assert st["status"]["hc"]["status"] == 2
+        assert await eventually(lambda: hc_status(2)), "the insertion is not seen"
 
 
 async def test_unknown_workstation_is_offline_at_once() -> None:
@@ -146,11 +141,13 @@ async def test_unknown_workstation_is_offline_at_once() -> None:
 async def test_gateway_lists_the_workstation_with_its_states() -> None:
     async with running_stack() as s:
         await s.ready()
-        for _ in range(100):
+        ws: dict = {}  # type: ignore[type-arg]
+
+        async def sam_verified_seen() -> bool:
             _, body = await s.call("GET", s.gateway_url + "/api/workstations")
-            ws = {w["workstation"]: w for w in body["workstations"]}
-            if ws.get("ws-01", {}).get("states", {}).get("sam") == 2:
-                break
-            await asyncio.sleep(0.02)
+            ws.update({w["workstation"]: w for w in body["workstations"]})
+            return bool(ws.get("ws-01", {}).get("states", {}).get("sam") == 2)
+
+        assert await eventually(sam_verified_seen)
         assert ws["ws-01"]["online"] is True
         assert ws["ws-01"]["states"] == {"initialized": True, "sam": 2, "hpc": 2, "hc": 2, "reader": ws["ws-01"]["states"]["reader"]}

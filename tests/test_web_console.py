@@ -22,6 +22,7 @@ from nhigw.agent.mobilehca import MobileHcaVerifier
 from nhigw.common.tls import CertKeeper
 from nhigw.contracts.api import AGENT
 from tests.helpers import Proc, free_port
+from tests.pcsc import Pcscd
 from tests.stack import running_stack
 from tests.test_agent_mobilehca import login, make_ca, make_leaf
 from tests.web_browser import Page, browser  # noqa: F401  (fixture)
@@ -223,7 +224,7 @@ async def test_console_with_no_physical_card_cloud_sam_mobile_hca_and_virtual_hc
 
 
 @pytest.mark.pcsc
-async def test_console_over_real_pcsc_sees_a_card_pulled_and_put_back_within_2_s(browser: Any, artifacts_dir: Path, pcscd: dict, tmp_path: Path) -> None:  # type: ignore[type-arg]  # noqa: F811
+async def test_console_over_real_pcsc_sees_a_card_pulled_and_put_back_within_2_s(browser: Any, artifacts_dir: Path, pcscd: Pcscd, tmp_path: Path) -> None:  # noqa: F811
     """``nhigw agent --pcsc`` (HTTPS) and ``nhigw vcard`` as processes, cards in vpcd slots of a real pcscd."""
     p = Page(browser, artifacts_dir / "screenshots")
     ports = {n: free_port() for n in ("sim", "vcard", "agent")}

@@ -11,7 +11,6 @@ A screenshot of every dashboard page goes to ``test-artifacts/screenshots/``.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import csv as csvlib
 import datetime as dt
@@ -29,7 +28,7 @@ from nhigw.common.tls import SERVER_DAYS, CertKeeper
 from nhigw.gateway.auth import Clients
 from nhigw.gateway.upstream import AiohttpTransport, Transport, UpstreamRequest, UpstreamResponse, UpstreamSettings
 from nhigw.vcard.bank import VirtualReaderBank
-from tests.helpers import ok
+from tests.helpers import eventually, ok
 from tests.stack import Stack, running_stack
 from tests.web_browser import Page, browser  # noqa: F401  (fixture)
 
@@ -178,13 +177,8 @@ async def test_operator_logs_in_retries_a_dead_letter_and_reads_the_masked_audit
         await p.shot("dashboard-audit")
         # Export: a CSV of the rows shown, patient masked.
         await p.click("#btn-export")
-        csv_files: list[Path] = []
-        for _ in range(100):
-            csv_files = list(browser.downloads.glob("nhigw-audit-*.csv"))
-            if csv_files:
-                break
-            await asyncio.sleep(0.05)
-        assert csv_files, "no CSV downloaded"
+        assert await eventually(lambda: any(browser.downloads.glob("nhigw-audit-*.csv"))), "no CSV downloaded"
+        csv_files = list(browser.downloads.glob("nhigw-audit-*.csv"))
         csv = csv_files[0].read_text(encoding="utf-8-sig")
         assert csv.splitlines()[0].startswith("seq,recorded,route") and "Z29*****29" in csv and "Z299999929" not in csv
         cells = [c for row in list(csvlib.reader(io.StringIO(csv)))[1:] for c in row]

@@ -41,7 +41,7 @@ from nhigw.common.tls import SERVER_DAYS, CertKeeper, utc_now
 from nhigw.contracts.models import SamState
 from nhigw.vcard.cards import HcCard
 from tests.agent_stack import HC_PIN, SAM, AgentStack, agent_stack
-from tests.helpers import ROOT, free_port
+from tests.helpers import ROOT, site_port
 from tests.web_browser import CHROMEDRIVER, CHROMIUM, FLAGS, Page
 
 LISTED, UNLISTED = "his.clinic.example", "evil.example"
@@ -163,10 +163,10 @@ async def web_his(tmp_path: Path, clock: Any = utc_now) -> AsyncIterator[WebHis]
     async with agent_stack([SAM, HC_PIN]) as s:
         keeper = CertKeeper(tmp_path / "data" / "agent", "ws-web", clock=clock)  # the CA `nhigw agent trust` installed
         s.agent.tls = keeper
-        agent_port, page_port = free_port(), free_port()
         arunner = web.AppRunner(create_app(s.agent, cors_hosts=[LISTED]))
         await arunner.setup()
-        await web.TCPSite(arunner, "127.0.0.1", agent_port, ssl_context=keeper.context).start()
+        await web.TCPSite(arunner, "127.0.0.1", 0, ssl_context=keeper.context).start()
+        agent_port = site_port(arunner)
         page = web.Application()
 
         async def index(_req: web.Request) -> web.Response:
@@ -177,7 +177,8 @@ async def web_his(tmp_path: Path, clock: Any = utc_now) -> AsyncIterator[WebHis]
         pctx.load_cert_chain(site_crt, site_key)
         prunner = web.AppRunner(page)
         await prunner.setup()
-        await web.TCPSite(prunner, "127.0.0.1", page_port, ssl_context=pctx).start()
+        await web.TCPSite(prunner, "127.0.0.1", 0, ssl_context=pctx).start()
+        page_port = site_port(prunner)
 
         profile = tempfile.mkdtemp(prefix="nhigw-chromium-")
         opts = webdriver.ChromeOptions()

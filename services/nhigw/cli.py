@@ -30,15 +30,16 @@ import contextlib
 import os
 import socket
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
 
 from aiohttp import web
 
 from nhigw import __version__
 from nhigw.common import cloudtls
+from nhigw.common import loop as evloop
 from nhigw.common.cloudtls import add_cloud_options
 from nhigw.common.logging import configure, get_logger
 from nhigw.common.serve import Site, data_dir, refuse_non_loopback, serve
@@ -50,6 +51,7 @@ if TYPE_CHECKING:
     from nhigw.common.tls import CertKeeper
 
 log = get_logger("nhigw")
+T = TypeVar("T")
 
 DEFAULT_SIM_URL = "http://127.0.0.1:8068"
 
@@ -74,9 +76,16 @@ ENVIRONMENT: tuple[tuple[str, str, object, Callable[[str], object], frozenset[st
     ("upload_cloud", "NHIGW_UPLOAD_CLOUD_URL", None, str, frozenset({"gateway"})),
     ("replica_wait", "NHIGW_REPLICA_WAIT", None, int, frozenset({"gateway"})),
     ("replica_wait_ms", "NHIGW_REPLICA_WAIT_MS", None, int, frozenset({"gateway"})),
+    ("audit_syslog", "NHIGW_AUDIT_SYSLOG", None, str, frozenset({"gateway"})),
+    ("audit_syslog_ca", "NHIGW_AUDIT_SYSLOG_CA", None, str, frozenset({"gateway"})),
     ("admin", "NHIGW_SIM_ADMIN", False, lambda v: v != "0", frozenset({"sim", "up"})),
     ("tls_check_s", "NHIGW_TLS_CHECK_S", None, float, frozenset({"agent", "up"})),  # certificate renewal checks (tests)
 )
+
+
+def _run(main: Coroutine[Any, Any, T]) -> T:
+    """A command's coroutine on the event loop ``NHIGW_LOOP`` names (``nhigw.common.loop``: uvloop where installed)."""
+    return evloop.run(main, choice=os.environ.get(evloop.ENV))
 
 
 def resolve_environment(args: argparse.Namespace) -> None:
@@ -387,7 +396,7 @@ def _virtual_bank(args: argparse.Namespace):
     bank = VirtualReaderBank()
     for reader, spec in zip(bank.names, factory.default_specs(), strict=False):
         bank.insert(reader, factory.make(spec))
-    bank.factory = factory  # type: ignore[attr-defined]
+    bank.factory = factory  # type: ignore[attr-defined]  # carried along for cmd_up (the SAMs' keys); a bank has no factory of its own
     return bank
 
 
@@ -600,10 +609,10 @@ def _main(argv: list[str] | None) -> None:
         gwcli.cmd_remove_client(args)
         return
     if args.cmd == "gateway" and getattr(args, "gwcmd", None) == "enrol-token":
-        asyncio.run(gwcli.cmd_enrol_token(args))
+        _run(gwcli.cmd_enrol_token(args))
         return
     if args.cmd == "audit":
-        sys.exit(asyncio.run(gwcli.cmd_audit(args, data_dir(args, "gateway"))))
+        sys.exit(_run(gwcli.cmd_audit(args, data_dir(args, "gateway"))))
     if args.cmd == "doctor":
         from nhigw.gateway.doctor import cmd_doctor
 
@@ -611,11 +620,11 @@ def _main(argv: list[str] | None) -> None:
     if args.cmd == "compat":
         from nhigw.compat.cli import cmd_compat
 
-        asyncio.run(cmd_compat(args, data_dir(args, "compat"), ca_dir=data_dir(args, "agent")))
+        _run(cmd_compat(args, data_dir(args, "compat"), ca_dir=data_dir(args, "agent")))
         return
     fn = {"sim": cmd_sim, "vcard": cmd_vcard, "agent": cmd_agent, "gateway": cmd_gateway, "up": cmd_up}[args.cmd]
     try:
-        asyncio.run(fn(args))
+        _run(fn(args))  # uvloop where installed (nhigw.common.loop)
     except KeyboardInterrupt:
         pass
 

@@ -46,7 +46,7 @@ class DcClient:
 
     def _s(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
-            self._session = self.tls.session(timeout=self.timeout)
+            self._session = self.tls.session(self.base_url, timeout=self.timeout)
         return self._session
 
     async def _post(self, path: str, body: dict[str, object] | None, method: str = "POST") -> dict[str, object]:

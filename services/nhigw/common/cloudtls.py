@@ -10,8 +10,9 @@ the agent's DC client (``nhigw.agent.dc``) and compat (its business-API client).
   does not verify is :func:`untrusted_error`, a clear answer (the 6.0 code of the hop, with
   "certificate not trusted: see --cloud-ca" in Chinese and English) and one log line
   ``cloud_certificate_untrusted`` with the reason, never a silent downgrade.
-- **Proxies**: ``HTTPS_PROXY`` / ``HTTP_PROXY`` / ``NO_PROXY`` from the environment, through
-  aiohttp's ``trust_env``. Library code does not read the environment: the command line decides
+- **Proxies**: ``HTTPS_PROXY`` / ``HTTP_PROXY`` / ``NO_PROXY`` from the environment, as aiohttp's
+  ``trust_env`` reads them; a session for one host (the gateway's upstream) looks its proxy up once,
+  when it is made. Library code does not read the environment: the command line decides
   (:func:`from_args` sets ``trust_env``), so a test or an embedding program gets what it passes.
 - **Which cloud** (:func:`cloud_env`): the production cloud is ``https://medvpndc.nhi.gov.tw``,
   the test cloud ``https://medvpndct.nhi.gov.tw`` (seed: "使用測試卡時，業務邏輯端API須呼叫測試環境");
@@ -35,6 +36,8 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import aiohttp
+from aiohttp.helpers import get_env_proxy_for_url
+from yarl import URL
 
 from nhigw.common.logging import get_logger
 from nhigw.contracts.codes import StatusError, message
@@ -61,10 +64,28 @@ class CloudTls:
         """A verifying client context (hostname and chain); never one that skips verification."""
         return ssl.create_default_context(cafile=str(self.ca_file) if self.ca_file else None)
 
-    def session(self, **kw: Any) -> aiohttp.ClientSession:
-        """A client session with this trust and proxy setting (``connector`` options in ``kw['connector_kw']``)."""
+    def session(self, base_url: str | None = None, **kw: Any) -> aiohttp.ClientSession:
+        """A client session with this trust and proxy setting (``connector`` options in ``kw['connector_kw']``).
+
+        With ``base_url`` (a session for one host), the proxy for it is looked up in the environment
+        once, here: aiohttp's ``trust_env`` would read the environment and ``~/.netrc`` again for
+        every request, in a worker thread (two thread hand-offs per call, measured as the largest
+        single cost of the gateway's request: bench/profile.py).
+        """
         connector = aiohttp.TCPConnector(ssl=self.context(), **kw.pop("connector_kw", {}))
+        if self.trust_env and base_url is not None:
+            proxy, auth = proxy_for(base_url)
+            return aiohttp.ClientSession(connector=connector, proxy=proxy, proxy_auth=auth, **kw)
         return aiohttp.ClientSession(connector=connector, trust_env=self.trust_env, **kw)
+
+
+def proxy_for(url: str) -> tuple[URL | None, aiohttp.BasicAuth | None]:
+    """The proxy ``HTTPS_PROXY`` / ``HTTP_PROXY`` name for ``url`` unless ``NO_PROXY`` exempts its host
+    (aiohttp's own reading, credentials from the URL or ``~/.netrc``); (None, None) for none."""
+    try:
+        return get_env_proxy_for_url(URL(url))
+    except LookupError:
+        return None, None
 
 
 def add_cloud_options(sp: argparse.ArgumentParser) -> None:
@@ -90,7 +111,7 @@ def from_args(args: argparse.Namespace) -> CloudTls:
 def cloud_env(url: str | None, declared: str | None = None) -> CloudEnv | None:
     """``production`` / ``test`` for the NHI's own hosts or as ``--cloud-env`` declares; None when unknown."""
     if declared in ("production", "test"):
-        return declared  # type: ignore[return-value]
+        return "production" if declared == "production" else "test"
     return ENVS.get((urlsplit(url or "").hostname or "").lower())
 
 

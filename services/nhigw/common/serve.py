@@ -77,7 +77,7 @@ def _on_stop_signals(loop: asyncio.AbstractEventLoop, stop: asyncio.Event) -> Ca
         for sig in posix:
             loop.remove_signal_handler(sig)
         for sig, handler in previous.items():
-            signal.signal(sig, handler)  # type: ignore[arg-type]
+            signal.signal(sig, handler)  # type: ignore[arg-type]  # typed to maybe be None (a handler not set from Python); never for the signals we take
 
     return restore
 
@@ -96,7 +96,7 @@ async def serve(sites: list[Site], *, on_started: Callable[[], Awaitable[None]] 
             print(f"nhigw {s.label:8s} {s.url}", flush=True)
         if on_started:
             await on_started()
-        print("nhigw ready", flush=True)
+        print(f"nhigw ready (event loop: {type(asyncio.get_running_loop()).__module__.split('.')[0]})", flush=True)
         await stop.wait()
     finally:
         if on_stop:

@@ -45,7 +45,7 @@ import hmac
 import json
 import os
 import uuid
-from collections.abc import AsyncGenerator, Iterable, Sequence
+from collections.abc import AsyncGenerator, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -446,6 +446,9 @@ class AuditLog(abc.ABC):
     name: str = "audit"  # the chain's name in checkpoints
     key: bytes
     checkpoints: Checkpoints | None = None
+    # Called with each record once its append committed, in chain order (the syslog stream,
+    # ``nhigw.gateway.auditsyslog``); it must not block or raise: it runs on the request path.
+    on_append: Callable[[AuditRecord], None] | None = None
     reads = 0  # records fetched by ``query`` (tests: a query's cost is its answer)
 
     @abc.abstractmethod
@@ -468,6 +471,16 @@ class AuditLog(abc.ABC):
     def _wrote(self, head: str | None) -> None:
         if self.checkpoints is not None:
             self.checkpoints.wrote(head)
+
+    def _appended(self, *recs: AuditRecord | None) -> None:
+        if self.on_append is None:
+            return
+        for rec in recs:
+            if rec is not None:
+                try:
+                    self.on_append(rec)
+                except Exception:  # noqa: BLE001 -- an export's bug must never fail a request whose record is stored
+                    log.exception("audit_on_append_failed", seq=rec.seq)
 
     async def start(self, supervisor: Supervisor | None = None) -> None:
         if self.checkpoints is not None:
@@ -595,6 +608,7 @@ class FileAudit(AuditLog):
             rec = _chain(rec, await self.head(), self.key)
             self._write(rec)
             self._wrote(f"{rec.seq} {rec.hash}")
+            self._appended(rec)
             return rec
 
     def _write(self, rec: AuditRecord) -> None:
@@ -755,6 +769,7 @@ class RedisAudit(AuditLog):
                     if int(ok) == 1:
                         self._head = new_head
                         self._wrote(new_head)
+                        self._appended(chained)
                         return chained
                     head = self._moved(current)  # another replica appended first: chain onto its record
             except (RedisError, OSError) as exc:
@@ -798,6 +813,7 @@ class RedisAudit(AuditLog):
                     if int(ok) == 1:
                         self._head = tip
                         self._wrote(tip)
+                        self._appended(*chained)
                         break
                     head = self._moved(current)
             except (RedisError, OSError) as exc:
@@ -891,6 +907,7 @@ class MemoryAudit(AuditLog):
             self._lines.append(rec.model_dump_json().encode())
             self._head = f"{rec.seq} {rec.hash}"
             self._wrote(self._head)
+            self._appended(rec)
             return rec
 
     async def _page(self, hospital: str | None, w: Window) -> list[tuple[int, bytes]]:

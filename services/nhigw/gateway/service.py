@@ -67,7 +67,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
@@ -106,6 +106,9 @@ from nhigw.gateway.upstream import (
     UpstreamSettings,
     tcp_reachable,
 )
+
+if TYPE_CHECKING:
+    from nhigw.gateway.auditsyslog import SyslogSettings, SyslogStream
 
 log = get_logger("nhigw.gateway.service")
 
@@ -164,6 +167,7 @@ class GatewaySettings:
     replica_wait: int | None = None
     replica_wait_ms: int = 1000
     cloud_env: str | None = None  # "production" / "test" (``nhigw.common.cloudtls.cloud_env``); None: not known
+    audit_syslog: SyslogSettings | None = None  # stream audit records to an ATNA / syslog receiver (nhigw.gateway.auditsyslog)
 
 
 class Gateway:
@@ -205,6 +209,12 @@ class Gateway:
         )
         self.metrics = Metrics(queue=self.queue, breaker=self.cloud.breaker, registry=self.registry, rpc=self.rpc, drops=self.drops, supervisor=self.supervisor, sessions=self.sessions,
                                cloud_probe=lambda: tcp_reachable(settings.cloud_url))
+        self.syslog: SyslogStream | None = None  # the audit streamed to an ATNA repository (imported only then: FHIR models load slowly)
+        if settings.audit_syslog is not None:
+            from nhigw.gateway.auditsyslog import SyslogStream
+
+            self.syslog = SyslogStream(self.audit, settings.audit_syslog, instance=self.instance)
+            self.metrics.registry.register(self.syslog.collector())
         self.history = self.backend.history  # the dashboard's last hours, shared through Redis (nhigw.gateway.history)
         self.trail = Trail(self.kv, keys, settings.idempotency_window_s)  # deliveries of requests that did not run cleanly
         self.dead_letters = DeadLetters(
@@ -233,6 +243,8 @@ class Gateway:
     async def start(self, *, workers: bool = True) -> None:
         await self.queue.start()
         await self.audit.start(self.supervisor)
+        if self.syslog is not None:
+            self.syslog.start(self.supervisor)
         await self.agents.start()
         await self.registry.start()
         await self.rpc.start()
@@ -277,6 +289,8 @@ class Gateway:
             await self._done_sub.close()
         await self.history.close(self.supervisor)
         await self.queue.close()
+        if self.syslog is not None:
+            await self.syslog.close()
         await self.audit.close()
         await self.rpc.close()
         await self.sessions.close()

@@ -45,7 +45,7 @@ import asyncio
 import contextlib
 import random
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 import aiohttp
@@ -55,7 +55,7 @@ from nhigw.common.cloudtls import CloudTls, is_untrusted
 
 
 class UpstreamError(Exception):
-    attempts: int = 0
+    attempts: Sequence[Attempt] = ()  # what was tried before it was raised; the raiser sets it
 
 
 class TransportError(UpstreamError):
@@ -133,10 +133,11 @@ class Transport(abc.ABC):
 
 
 class AiohttpTransport(Transport):
-    def __init__(self, settings: UpstreamSettings) -> None:
+    def __init__(self, settings: UpstreamSettings, base_url: str | None = None) -> None:
+        """``base_url``: the one host this transport sends to (its proxy is looked up once, ``CloudTls.session``)."""
         t = aiohttp.ClientTimeout(total=settings.total_timeout_s, connect=settings.connect_timeout_s)
-        self._reads = settings.tls.session(timeout=t)
-        self._writes = settings.tls.session(timeout=t, connector_kw={"force_close": True})
+        self._reads = settings.tls.session(base_url, timeout=t)
+        self._writes = settings.tls.session(base_url, timeout=t, connector_kw={"force_close": True})
 
     async def send(self, base_url: str, req: UpstreamRequest) -> UpstreamResponse:
         session = self._writes if req.write else self._reads
@@ -254,7 +255,7 @@ class CloudClient:
     def __init__(self, base_url: str, settings: UpstreamSettings | None = None, transport: Transport | None = None, *, rng: random.Random | None = None) -> None:
         self.base_url = base_url.rstrip("/")
         self.settings = settings or UpstreamSettings()
-        self.transport = transport or AiohttpTransport(self.settings)
+        self.transport = transport or AiohttpTransport(self.settings, self.base_url)
         self.breaker = Breaker(self.settings.breaker_failures, self.settings.breaker_cooldown_s)
         self._buckets: dict[str, TokenBucket] = {}
         self.budget = self.settings.budget_min
@@ -287,7 +288,7 @@ class CloudClient:
             n += 1
             if not self.breaker.allow():
                 err = CircuitOpen(f"circuit open for {self.base_url}")
-                err.attempts = attempts  # type: ignore[assignment]
+                err.attempts = attempts
                 err.last_failure = self.last_failure
                 raise err
             if before_send:
@@ -301,7 +302,7 @@ class CloudClient:
                 self.last_failure = exc
                 retry = not isinstance(exc, Untrusted) and (isinstance(exc, NotSent) or not req.write)
                 if not retry or not self._may_retry(n):
-                    exc.attempts = attempts  # type: ignore[assignment]
+                    exc.attempts = attempts
                     raise
                 await asyncio.sleep(self.backoff_s(n))
                 continue
@@ -311,7 +312,7 @@ class CloudClient:
                 self.last_failure = BadStatus(resp)
                 if req.write or not self._may_retry(n):
                     bad = BadStatus(resp)
-                    bad.attempts = attempts  # type: ignore[assignment]
+                    bad.attempts = attempts
                     raise bad
                 await asyncio.sleep(self.backoff_s(n))
                 continue
