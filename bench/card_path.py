@@ -28,7 +28,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import RESULTS, free_port, summary_ms, write_result  # noqa: E402
+from common import RESULTS, summary_ms, write_result  # noqa: E402
 
 
 @contextlib.contextmanager
@@ -63,10 +63,10 @@ async def run(reps: int) -> dict:  # type: ignore[type-arg]
     assert isinstance(sam, SamCard)
     store = SimStore.seeded()
     store.register_sam(sam.ident.samId, sam.ident.hospitalId, factory.keys.public_pem(sam.ident.samId))
-    port = free_port()
     runner = web.AppRunner(sim_app(store), access_log=None)
     await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    port = runner.addresses[0][1]  # the kernel's choice, read back
     links = [VpcdLink(c, port=35963 + i) for i, c in enumerate(cards)]
     for link in links:
         await link.insert()

@@ -185,7 +185,7 @@ class SyslogStream:
         self._supervisor: Supervisor | None = None
         self._task: asyncio.Task[None] | None = None
         self.connected = False
-        self.sent = self.dropped = self.resent = self.connects = self.failures = 0
+        self.sent = self.dropped = self.resent = self.connects = self.failures = self.unsendable = 0
 
     # ------------------------------------------------------------ the request path side
 
@@ -339,7 +339,13 @@ class SyslogStream:
         now = time.monotonic()
         chunk = []
         for rec in recs:
-            chunk.append(frame(format_message(rec, self.audit.name, hostname=self.hostname, procid=self.instance)))
+            try:
+                msg = format_message(rec, self.audit.name, hostname=self.hostname, procid=self.instance)
+            except ValueError as exc:  # no valid AuditEvent (e.g. a record edited in Redis): skipped, never a dead sender
+                self.unsendable += 1
+                log.error("audit_syslog_unsendable", seq=rec.seq, error=str(exc)[:200])
+                continue
+            chunk.append(frame(msg))
             # Noted before the write: a write that fails is inside the rewind window.
             self._recent.append(_Sent(rec.seq, _at(rec), now))
             self._last_sent = max(self._last_sent, rec.seq)
@@ -393,6 +399,7 @@ class _SyslogCollector(Collector):
         yield CounterMetricFamily("nhigw_gateway_audit_syslog_sent", "audit records sent as syslog messages (resent ones included)", value=s.sent)
         yield CounterMetricFamily("nhigw_gateway_audit_syslog_resent", "audit records sent again from the audit log after a break or a full queue", value=s.resent)
         yield CounterMetricFamily("nhigw_gateway_audit_syslog_dropped", "audit records that did not fit in the syslog queue (read again from the log later)", value=s.dropped)
+        yield CounterMetricFamily("nhigw_gateway_audit_syslog_unsendable", "audit records that make no valid AuditEvent (skipped; see the log and nhigw audit verify)", value=s.unsendable)
         yield CounterMetricFamily("nhigw_gateway_audit_syslog_failures", "syslog connections that failed or broke", value=s.failures)
         yield GaugeMetricFamily("nhigw_gateway_audit_syslog_connected", "1 while connected to the syslog receiver", value=1 if s.connected else 0)
         yield GaugeMetricFamily("nhigw_gateway_audit_syslog_queued", "audit records waiting to be sent", value=s.pending)
