@@ -13,6 +13,8 @@ if [ $want_test = 1 ]; then
   need_cmd pcscd || apt_pkgs+=(pcscd)
   [ -f /usr/lib/pcsc/drivers/serial/libifdvpcd.so ] || apt_pkgs+=(vsmartcard-vpcd)
   need_cmd redis-server || apt_pkgs+=(redis-server)
+  # Sentinel failover (tests/sentinel.py, tests/test_failover_drill.py): Debian's redis-sentinel.
+  need_cmd redis-sentinel || apt_pkgs+=(redis-sentinel)
   # deployment checks (tests/test_deploy_*.py): systemd-analyze; unshare/mount and pgrep for the demo agent test
   need_cmd systemd-analyze || apt_pkgs+=(systemd)
   need_cmd unshare || apt_pkgs+=(util-linux)

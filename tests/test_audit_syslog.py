@@ -25,7 +25,7 @@ from fhir.resources.R4B.auditevent import AuditEvent
 
 from nhigw.bus.redis import RedisBus
 from nhigw.gateway.audit import AuditRecord, MemoryAudit, mask_patient
-from nhigw.gateway.auditexport import CHAIN_EXT, balp_problems
+from nhigw.gateway.auditexport import CHAIN_EXT, audit_event, balp_problems
 from nhigw.gateway.auditsyslog import MSGID, PRI, SD_ID, SyslogSettings, SyslogStream, SyslogTarget, format_message
 from tests.helpers import ROOT, eventually, free_port, ok, stop_process, wait_port
 from tests.stack import running_stack
@@ -161,7 +161,8 @@ class Rsyslog:
         return f"{self.scheme}://127.0.0.1:{self.port}"
 
     def raw(self) -> list[bytes]:
-        return [ln for ln in self.out.read_bytes().split(b"\n") if ln] if self.out.exists() else []
+        # Whole lines only: omfile writes through a 4 KiB buffer, so a message may be half written when read.
+        return [ln for ln in self.out.read_bytes().split(b"\n")[:-1] if ln] if self.out.exists() else []
 
     def messages(self) -> list[Syslog5424]:
         return [parse_5424(ln) for ln in self.raw()]
@@ -246,6 +247,9 @@ def test_the_parser_takes_rfc_5424_and_refuses_what_is_not() -> None:
                       requestId="r", idempotencyKey="k", seq=3, hash="ab", prevHash="cd", patient=mask_patient("Z299999929"))
     got = parse_5424(format_message(rec, 'odd"chain]', hostname="host with spaces", procid="gw 1"))
     assert got.sd[SD_ID] == {"chain": 'odd"chain]', "seq": "3", "hash": "ab", "prevHash": "cd"} and got.hostname == "hostwithspaces"
+    # the body is the export's resource (nhigw audit export --format fhir-ndjson), written from the data it validated
+    same = json.loads(AuditEvent.model_validate_json(got.msg[3:]).model_dump_json())
+    assert same == json.loads(audit_event(rec, 'odd"chain]').model_dump_json())
 
 
 async def test_registration_and_write_reach_rsyslog_as_atna_messages_through_a_receiver_restart_and_replay(
@@ -311,7 +315,7 @@ async def test_registration_and_write_reach_rsyslog_as_atna_messages_through_a_r
         for m in rsyslog.messages():
             check_atna(m, by_seq, gw.audit.name)  # duplicates (the rewind) carry the same chain position
         assert stream.failures >= 1 and stream.connects >= 2 and stream.resent >= 3
-        text = rsyslog.out.read_bytes().decode("utf-8")
+        text = b"\n".join(rsyslog.raw()).decode("utf-8")
         assert not FULL_ID.search(text) and "Z29*****29" in text  # masked IDs only
         metrics = await (await s.http.get(s.gateway_url + "/metrics")).text()
         assert "nhigw_gateway_audit_syslog_connected 1.0" in metrics and "nhigw_gateway_audit_syslog_dropped_total 0.0" in metrics
@@ -332,7 +336,7 @@ async def test_registration_and_write_reach_rsyslog_as_atna_messages_through_a_r
             assert sorted(int(m.sd[SD_ID]["seq"]) for m in replayed) == expected and {m.procid for m in replayed} == {"nhigw-replay"}
             for m in replayed:
                 check_atna(m, by_seq, gw.audit.name)
-            assert not FULL_ID.search(other.out.read_text(encoding="utf-8"))
+            assert not FULL_ID.search(b"\n".join(other.raw()).decode("utf-8"))
         finally:
             other.stop()
 
@@ -480,3 +484,34 @@ async def test_two_replicas_on_one_chain_each_send_their_own_records_once(rsyslo
             await st.close()
         for c in clients:
             await c.aclose()
+
+
+async def test_a_record_that_makes_no_audit_event_is_skipped_and_counted_and_the_sender_lives_on(rsyslog: Rsyslog) -> None:
+    log = MemoryAudit()
+    stream = SyslogStream(log, SyslogSettings(SyslogTarget.parse(rsyslog.url)), instance="gw-1")
+    stream.start()
+    try:
+        # e.g. a record edited in Redis: its time is no date (FHIR's AuditEvent.recorded refuses it)
+        stream.offer(AuditRecord(action="R", route="x", outcome=0, statusCode=0, httpStatus=200, client="c", instance="gw-1", site="clinic",
+                                 requestId="bad", idempotencyKey="b", seq=1, recorded="not a time"))
+        await log.append(AuditRecord(action="R", route="BasicData/Register", outcome=0, statusCode=0, httpStatus=200, client="his-a", instance="gw-1", site="clinic",
+                                     requestId="good", idempotencyKey="g"))
+        assert await _wait_for(rsyslog, {1})
+        assert stream.unsendable == 1 and stream.connected and [m.sd[SD_ID]["seq"] for m in rsyslog.messages()] == ["1"]
+    finally:
+        await stream.close()
+
+
+def test_a_receiver_that_vanishes_silently_is_noticed_within_the_rewind() -> None:
+    import socket
+
+    from nhigw.gateway.auditsyslog import dead_peer_options
+
+    settings = SyslogSettings(SyslogTarget("127.0.0.1", 1))
+    assert settings.unacked_s < settings.rewind_s  # what was written before a silent peer was noticed is sent again
+    with socket.socket() as sock:
+        dead_peer_options(sock, settings.unacked_s)
+        assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE) == 1
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT) == 20000
+        idle, every, probes = (sock.getsockopt(socket.IPPROTO_TCP, o) for o in (socket.TCP_KEEPIDLE, socket.TCP_KEEPINTVL, socket.TCP_KEEPCNT))
+        assert idle + every * probes < settings.rewind_s  # an idle connection to a vanished peer fails inside the rewind too

@@ -34,8 +34,8 @@ import aiohttp
 import pytest
 import yaml
 
-from tests.conftest import VPCD_LIB
 from tests.helpers import ROOT, Proc, eventually, free_port, insecure_ssl, wait_port
+from tests.pcsc import VPCD_LIB
 
 pytestmark = [pytest.mark.pcsc, pytest.mark.redis]
 
@@ -404,6 +404,8 @@ def test_entrypoint_reads_secret_files_and_puts_the_password_in_the_redis_url(tm
     assert r.stdout.split()[0] == "rediss://user:other@redis:6380/1"  # its own password wins
     r = run({"NHIGW_REDIS_URL": "redis://agent@redis:6379/0", **files})
     assert r.stdout.split()[0] == "redis://agent:s3cret@redis:6379/0"  # an ACL user gets the password
+    r = run({"NHIGW_REDIS_URL": "redis+sentinel://redis-ha-0.redis-ha:26379,redis-ha-1.redis-ha:26379/nhigw/0", **files})
+    assert r.stdout.split()[0] == "redis+sentinel://:s3cret@redis-ha-0.redis-ha:26379,redis-ha-1.redis-ha:26379/nhigw/0"  # Redis's, not the sentinels'
     r = run({"NHIGW_BUS_KEY_FILE": str(tmp_path / "missing")})
     assert r.returncode == 64 and "cannot read" in r.stderr
     # Without a helper name, the entry point is `nhigw` itself.

@@ -57,7 +57,7 @@ from redis.exceptions import RedisError
 
 from nhigw.bus.base import BusError
 from nhigw.bus.batch import GroupCommit
-from nhigw.bus.resp import ReplicaWait, lean_script
+from nhigw.bus.resp import ReplicaTimeout, ReplicaWait, lean_script
 from nhigw.common.logging import get_logger, mask_id
 from nhigw.contracts.buskeys import BusKeys
 from nhigw.contracts.codes import Code
@@ -670,14 +670,15 @@ class RedisAudit(AuditLog):
     # a job's end that a failover could still take back.
     # KEYS: log, head, stream, index of all, then per job: answer, inflight, attempted, waiters, hospital index.
     # ARGV: head, new head, group, ttl ms, done-channel prefix, this replica, defer done (1/0), then per job:
-    #       record ('' = none), store (1/0), sealed answer, entry id, done message, admitting replica, score.
+    #       record ('' = none), store (1/0), sealed answer, entry id, done message, admitting replica, score,
+    #       the attempted marker this delivery placed ('' = none: a marker there is another delivery's).
     _CAS_FINISH = """
     local h = redis.call('GET', KEYS[2]) or ''
     if h ~= ARGV[1] then return {0, h} end
     local n = (#KEYS - 4) / 5
     local out = {1, ''}
     for i = 1, n do
-        local k, a = 5 + (i - 1) * 5, 8 + (i - 1) * 7
+        local k, a = 5 + (i - 1) * 5, 8 + (i - 1) * 8
         if ARGV[a] ~= '' then
             local at = string.format('%012d', redis.call('RPUSH', KEYS[1], ARGV[a]) - 1)
             redis.call('ZADD', KEYS[4], ARGV[a + 6], at)
@@ -686,7 +687,8 @@ class RedisAudit(AuditLog):
         if ARGV[a + 1] == '1' then
             redis.call('SET', KEYS[k], ARGV[a + 2], 'PX', ARGV[4], 'NX')  -- never over a stored answer (a replayed job)
         else
-            redis.call('DEL', KEYS[k + 1], KEYS[k + 2])
+            redis.call('DEL', KEYS[k + 1])
+            if ARGV[a + 7] ~= '' and redis.call('GET', KEYS[k + 2]) == ARGV[a + 7] then redis.call('DEL', KEYS[k + 2]) end
         end
         local to = redis.call('SMEMBERS', KEYS[k + 3])
         if #to > 0 then redis.call('DEL', KEYS[k + 3]) end
@@ -798,9 +800,16 @@ class RedisAudit(AuditLog):
                         if c is not None:
                             tip = f"{c.seq} {c.hash}"
                         chained.append(c)
-                        tail += [c.model_dump_json() if c is not None else "", "1" if e.store else "0", e.sealed, e.entry_id, e.message, e.origin or "", _score(c) if c is not None else "0"]
+                        tail += [c.model_dump_json() if c is not None else "", "1" if e.store else "0", e.sealed, e.entry_id, e.message, e.origin or "", _score(c) if c is not None else "0", e.marker]
                     args: list[object] = [head or "", tip or "", jobs.group, jobs.ttl_ms, jobs.channel_prefix, jobs.me, "1" if self._defer_done else "0", *tail]
-                    ok, current, *deferred = await self._cas_finish(keys=keys, args=args)
+                    try:
+                        ok, current, *deferred = await self._cas_finish(keys=keys, args=args)
+                    except ReplicaTimeout as exc:
+                        # Another replica moved the head first: the script wrote nothing, so there was
+                        # nothing to confirm; chain onto the new head (the next try's WAIT is the real one).
+                        if not (isinstance(exc.reply, list) and int(exc.reply[0]) == 0):
+                            raise
+                        ok, current, deferred = 0, exc.reply[1], []
                     if int(ok) == 1:
                         self._head = tip
                         self._wrote(tip)
@@ -878,6 +887,7 @@ class JobEnd:
     entry_id: str
     message: bytes
     origin: str | None  # the replica that admitted the job: gets ``done`` unless it is this one
+    marker: bytes = b""  # the attempted marker this delivery placed: removed with the key only if still that one
 
 
 class MemoryAudit(AuditLog):
