@@ -2,8 +2,8 @@
 
     python bench/card_path.py [--reps 50]
 
-Starts its own pcscd with two vpcd readers (4 slots; the second reader loads a copy of
-the vpcd driver, as ``tests/conftest.py`` does; the same machine-wide lock), puts a
+Starts the tests' own pcscd (``tests/pcsc.py``: two vpcd readers, 4 slots, a socket of its own,
+the same machine-wide lock), puts a
 virtual SAM, HC and HPC into slots 0-2 (``VpcdLink``), and drives the agent's state
 machine (``nhigw.agent.core.Agent`` on ``PcscBackend``, i.e. pyscard) in this process.
 The simulator's DC runs in-process on loopback HTTP for SAM verification.
@@ -21,9 +21,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import fcntl
-import shutil
-import subprocess
 import sys
 import time
 from collections.abc import Awaitable, Callable, Iterator
@@ -31,44 +28,19 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import RESULTS, free_port, summary_ms, write_result  # noqa: E402
-
-VPCD_LIB = Path("/usr/lib/pcsc/drivers/serial/libifdvpcd.so")
+from common import RESULTS, summary_ms, write_result  # noqa: E402
 
 
 @contextlib.contextmanager
 def pcscd(tmp: Path) -> Iterator[list[int]]:
-    """Our own pcscd with 4 vpcd slots (35963..35966), under the machine-wide pcscd lock."""
-    exe = shutil.which("pcscd") or "/usr/sbin/pcscd"
-    if not Path(exe).exists() or not VPCD_LIB.exists():
-        sys.exit("pcscd and vsmartcard-vpcd are required (scripts/bootstrap.sh installs them)")
-    from tests.helpers import wait_port
+    """The tests' own pcscd (``tests/pcsc.py``): 4 vpcd slots, its own socket, the machine-wide lock."""
+    from tests.pcsc import PcscdError, running_pcscd
 
-    lock = open("/tmp/nhigw-pcscd.lock", "w")
-    fcntl.flock(lock, fcntl.LOCK_EX)
-    conf = tmp / "reader.conf.d"
-    conf.mkdir(parents=True, exist_ok=True)
-    lib2 = tmp / "libifdvpcd-b.so"
-    shutil.copy(VPCD_LIB, lib2)
-    (conf / "vpcd-a").write_text(f'FRIENDLYNAME "Virtual PCD"\nDEVICENAME /dev/null:0x8C7B\nLIBPATH {VPCD_LIB}\nCHANNELID 0x8C7B\n')
-    (conf / "vpcd-b").write_text(f'FRIENDLYNAME "Virtual PCD B"\nDEVICENAME /dev/null:0x8C7D\nLIBPATH {lib2}\nCHANNELID 0x8C7D\n')
-    subprocess.run(["pkill", "-x", "pcscd"], check=False)  # as tests/conftest.py: one pcscd per machine
-    time.sleep(0.3)
-    log = open(tmp / "pcscd.log", "wb")
-    proc = subprocess.Popen([exe, "--foreground", "--config", str(conf)], stdout=log, stderr=subprocess.STDOUT)
     try:
-        for port in range(35963, 35967):
-            wait_port("127.0.0.1", port, timeout_s=10, proc=proc)
-        yield list(range(35963, 35967))
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
-        fcntl.flock(lock, fcntl.LOCK_UN)
-        lock.close()
+        with running_pcscd(tmp) as daemon:
+            yield daemon.ports
+    except PcscdError as exc:
+        sys.exit(str(exc))
 
 
 async def run(reps: int) -> dict:  # type: ignore[type-arg]
@@ -91,10 +63,10 @@ async def run(reps: int) -> dict:  # type: ignore[type-arg]
     assert isinstance(sam, SamCard)
     store = SimStore.seeded()
     store.register_sam(sam.ident.samId, sam.ident.hospitalId, factory.keys.public_pem(sam.ident.samId))
-    port = free_port()
     runner = web.AppRunner(sim_app(store), access_log=None)
     await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    port = runner.addresses[0][1]  # the kernel's choice, read back
     links = [VpcdLink(c, port=35963 + i) for i, c in enumerate(cards)]
     for link in links:
         await link.insert()

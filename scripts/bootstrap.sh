@@ -13,6 +13,8 @@ if [ $want_test = 1 ]; then
   need_cmd pcscd || apt_pkgs+=(pcscd)
   [ -f /usr/lib/pcsc/drivers/serial/libifdvpcd.so ] || apt_pkgs+=(vsmartcard-vpcd)
   need_cmd redis-server || apt_pkgs+=(redis-server)
+  # Sentinel failover (tests/sentinel.py, tests/test_failover_drill.py): Debian's redis-sentinel.
+  need_cmd redis-sentinel || apt_pkgs+=(redis-sentinel)
   # deployment checks (tests/test_deploy_*.py): systemd-analyze; unshare/mount and pgrep for the demo agent test
   need_cmd systemd-analyze || apt_pkgs+=(systemd)
   need_cmd unshare || apt_pkgs+=(util-linux)
@@ -26,6 +28,8 @@ if [ $want_test = 1 ]; then
   # Alert rules on a real Prometheus (promtool, tests/test_alerts.py); ATNA audit messages into a real rsyslog.
   need_cmd promtool || apt_pkgs+=(prometheus)
   need_cmd rsyslogd || apt_pkgs+=(rsyslog)
+  # rsyslog's OpenSSL stream driver: the ATNA messages over TLS (RFC 5425) into that rsyslog.
+  ls /usr/lib/*/rsyslog/lmnsd_ossl.so >/dev/null 2>&1 || apt_pkgs+=(rsyslog-openssl)
 fi
 # pyscard builds from source where no wheel fits: it needs the PC/SC headers and swig.
 [ -f /usr/include/PCSC/winscard.h ] || apt_pkgs+=(libpcsclite-dev)

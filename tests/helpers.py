@@ -36,6 +36,7 @@ def free_port() -> int:
     bind another socket could take the port; the number is drawn below the kernel's ephemeral
     range (``net.ipv4.ip_local_port_range``, where every ``connect`` and ``bind(0)`` on the
     machine draws from), so only another explicit pick of the same number in that gap can.
+    The same holds for a URL where nobody listens (a refused connection, on purpose).
     """
     low = _ephemeral_low()
     while True:

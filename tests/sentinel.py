@@ -1,15 +1,17 @@
 """A real Redis Sentinel set for the tests: one primary, one replica, three sentinels.
 
-The sentinels are ``redis-server <conf> --sentinel`` (the same binary as Debian's
-``redis-sentinel``, which is a link to it), each with its own config file (Sentinel rewrites it).
+The sentinels are Debian's ``redis-sentinel <conf>`` (package redis-sentinel, installed by
+scripts/bootstrap.sh), each with its own config file (Sentinel rewrites it).
 """
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import time
 from pathlib import Path
 
+import pytest
 import redis as redis_sync
 
 from tests.conftest import start_redis
@@ -45,6 +47,9 @@ class SentinelSet:
         self.procs[self.primary_port] = proc
         self.replica_port = free_port()
         self.procs[self.replica_port] = self._replica(self.replica_port, self.tmp / "r")
+        exe = shutil.which("redis-sentinel")
+        if exe is None:
+            pytest.fail("redis-sentinel is required: apt-get install redis-sentinel (scripts/bootstrap.sh --test does it)")
         for i in range(3):
             port = free_port()
             conf = self.tmp / f"sentinel-{i}.conf"
@@ -54,17 +59,31 @@ class SentinelSet:
                 f"sentinel down-after-milliseconds {SERVICE} {self.down_after_ms}\n"
                 f"sentinel failover-timeout {SERVICE} 4000\nsentinel parallel-syncs {SERVICE} 1\n"
             )
-            proc = subprocess.Popen(["redis-server", str(conf), "--sentinel"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            proc = subprocess.Popen([exe, str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             wait_port("127.0.0.1", port, timeout_s=10, proc=proc)
             self.procs[port] = proc
             self.sentinel_ports.append(port)
         self.wait_settled()
 
-    def _replica(self, port: int, d: Path) -> subprocess.Popen[bytes]:
-        args = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--dir", str(d), "--appendonly", "no", "--replicaof", "127.0.0.1", str(self.primary_port)]
+    def _replica(self, port: int, d: Path, of: int | None = None, *, read_only: bool = True) -> subprocess.Popen[bytes]:
+        args = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--dir", str(d), "--appendonly", "no",
+                "--replicaof", "127.0.0.1", str(of or self.primary_port), "--replica-read-only", "yes" if read_only else "no"]
         proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_port("127.0.0.1", port, timeout_s=10, proc=proc)
         return proc
+
+    def restart_as_replica(self, port: int, *, read_only: bool = True) -> None:
+        """A killed server started again on its port as a replica of the primary the sentinels name now,
+        as the Kubernetes pods do (deploy/k8s/overlays/sentinel). ``read_only=False``: it would take a
+        client's write (so a write sent there shows in its ``MONITOR`` instead of being refused)."""
+        self.procs[port] = self._replica(port, self.tmp / ("p" if port == self.primary_port else "r"), self.master_port(), read_only=read_only)
+
+    def replica_linked(self, replica: int) -> bool:
+        try:
+            with redis_sync.Redis(port=replica, socket_timeout=2) as r:
+                return bool(r.info("replication").get("master_link_status") == "up")
+        except redis_sync.RedisError:
+            return False
 
     def sentinel(self, i: int = 0) -> redis_sync.Redis:
         return redis_sync.Redis(port=self.sentinel_ports[i], socket_timeout=2)

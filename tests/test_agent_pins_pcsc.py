@@ -13,8 +13,8 @@ from structlog.testing import capture_logs
 from nhigw.agent.cardio import PcscBackend
 from nhigw.vcard.vpcd import VpcdLink
 from tests.agent_stack import HC_PIN, HPC, SAM, AgentStack, agent_stack
-from tests.conftest import Pcscd
 from tests.helpers import eventually, ok
+from tests.pcsc import Pcscd
 
 pytestmark = [pytest.mark.pcsc]
 # Every PIN and PUK these tests send that cannot occur by chance in a card id or a name (the seed HC PIN 1234 is in C123456789).

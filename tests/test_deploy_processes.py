@@ -18,7 +18,6 @@ machine-wide lock.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import re
 import shlex
@@ -35,8 +34,8 @@ import aiohttp
 import pytest
 import yaml
 
-from tests.conftest import VPCD_LIB
-from tests.helpers import ROOT, Proc, free_port, insecure_ssl, wait_port
+from tests.helpers import ROOT, Proc, eventually, free_port, insecure_ssl, wait_port
+from tests.pcsc import VPCD_LIB
 
 pytestmark = [pytest.mark.pcsc, pytest.mark.redis]
 
@@ -318,17 +317,17 @@ async def test_compose_services_run_as_processes(stack: Stack) -> None:
 
         async def start_agent(name: str) -> None:
             st.procs[name] = proc = Cmd(name, in_private_run_pcscd(st.argv("agent")), st.tmp, agent_env)
-            deadline = time.monotonic() + 40
-            while True:
+
+            async def serving_its_cards() -> bool:
+                assert proc.proc.poll() is None, proc.log()[-4000:]
                 try:
                     _, body = await get(http, agent + "/api/common/v1/Status")
-                    s = body["status"]
-                    if s["sam"]["status"] == 2 and s["hc"]["status"] == 2 and s["hpc"]["status"] >= 1:
-                        return
                 except aiohttp.ClientError:
-                    pass
-                assert proc.proc.poll() is None and time.monotonic() < deadline, proc.log()[-4000:]
-                await asyncio.sleep(0.2)
+                    return False
+                s = body["status"]
+                return bool(s["sam"]["status"] == 2 and s["hc"]["status"] == 2 and s["hpc"]["status"] >= 1)
+
+            assert await eventually(serving_its_cards, 40, interval_s=0.2), proc.log()[-4000:]
 
         async def register_through_every_gateway() -> None:
             """One call per gateway replica, over Redis, to the agent's cards in its own pcscd, checked by the simulator."""
@@ -336,13 +335,15 @@ async def test_compose_services_run_as_processes(stack: Stack) -> None:
                 url = f"http://127.0.0.1:{st.ports[name]}/api/v1/BasicData/Register"
                 async with http.post(url, json={}, headers={"X-Workstation": workstation}) as r:
                     assert r.status == 401  # a gateway on the LAN wants an HIS key
-                status, body = 0, {}
-                for _ in range(100):  # until this replica sees the agent
+                answer: dict = {}  # type: ignore[type-arg]
+
+                async def seen_online(url: str = url, answer: dict = answer) -> bool:  # type: ignore[type-arg]  # until this replica sees the agent
                     async with http.post(url, json={}, headers={"X-Workstation": workstation, "Authorization": f"Bearer {his_key}"}) as r:
-                        status, body = r.status, await r.json(content_type=None)
-                    if body.get("statusCode") != 9400:  # offline here: an answer with 9400 (HTTP 200)
-                        break
-                    await asyncio.sleep(0.1)
+                        answer.update(status=r.status, body=await r.json(content_type=None))
+                    return bool(answer["body"].get("statusCode") != 9400)  # offline here: an answer with 9400 (HTTP 200)
+
+                await eventually(seen_online, 10, interval_s=0.1)
+                status, body = answer["status"], answer["body"]
                 assert (status, body.get("statusCode")) == (200, 0), (name, body)
                 assert (body["name"], body["idCardNum"]) == ("測試十", "Z299999929")
 
@@ -403,6 +404,8 @@ def test_entrypoint_reads_secret_files_and_puts_the_password_in_the_redis_url(tm
     assert r.stdout.split()[0] == "rediss://user:other@redis:6380/1"  # its own password wins
     r = run({"NHIGW_REDIS_URL": "redis://agent@redis:6379/0", **files})
     assert r.stdout.split()[0] == "redis://agent:s3cret@redis:6379/0"  # an ACL user gets the password
+    r = run({"NHIGW_REDIS_URL": "redis+sentinel://redis-ha-0.redis-ha:26379,redis-ha-1.redis-ha:26379/nhigw/0", **files})
+    assert r.stdout.split()[0] == "redis+sentinel://:s3cret@redis-ha-0.redis-ha:26379,redis-ha-1.redis-ha:26379/nhigw/0"  # Redis's, not the sentinels'
     r = run({"NHIGW_BUS_KEY_FILE": str(tmp_path / "missing")})
     assert r.returncode == 64 and "cannot read" in r.stderr
     # Without a helper name, the entry point is `nhigw` itself.

@@ -85,6 +85,35 @@ def test_compose_lan_overlay_is_valid_and_only_publishes_redis() -> None:
     assert lan["services"]["redis"]["ports"][0].endswith(":6379:6379")
 
 
+def test_compose_sentinel_profile_a_replica_three_sentinels_and_the_urls_that_name_them() -> None:
+    """``docker compose --env-file deploy/compose/sentinel.env up`` (profile ``sentinel``): the
+    replica follows ``redis``, three sentinels monitor it from the template ``secrets`` writes, and
+    the gateway's and the agent's Sentinel URLs name exactly those sentinels and that service."""
+    from nhigw.bus.redisurl import SentinelURL
+
+    services = COMPOSE["services"]
+    profiled = {n for n, s in services.items() if "sentinel" in s.get("profiles", [])}
+    assert profiled == {"redis-replica", "sentinel-1", "sentinel-2", "sentinel-3"}
+    assert not [n for n in ("redis", "gateway", "agent") if services[n].get("profiles")]  # the default stack is untouched
+    cmd = services["redis-replica"]["command"]
+    assert cmd[cmd.index("--replicaof") + 1 : cmd.index("--replicaof") + 3] == ["redis", "6379"] and any("redis.conf" in a for a in cmd)
+    init = (ROOT / "deploy" / "docker" / "init-secrets.sh").read_text()
+    assert "masterauth $password" in init  # the replica (and a primary turned replica) logs in
+    monitor = re.search(r"^sentinel monitor (\S+) (\S+) 6379 (\d+)$", init, re.M)
+    assert monitor and monitor.group(2) == "redis" and int(monitor.group(3)) == 2, "the sentinels monitor `redis` with quorum 2"
+    sentinels = sorted(n for n in profiled if n.startswith("sentinel-"))
+    for n in sentinels:
+        vols = services[n]["volumes"]
+        assert f"{n}-data:/data" in vols and "redis-sentinel /data/sentinel.conf" in services[n]["command"][-1]  # its own, writable config
+    env = dict(line.split("=", 1) for line in (ROOT / "deploy" / "compose" / "sentinel.env").read_text().splitlines() if line and not line.startswith("#"))
+    assert env["COMPOSE_PROFILES"] == "sentinel"
+    for var, user in (("NHIGW_GATEWAY_REDIS_URL", None), ("NHIGW_AGENT_REDIS_URL", "agent")):
+        url = SentinelURL(env[var])
+        assert url.sentinels == [(n, 26379) for n in sentinels] and url.service == monitor.group(1) and url.username == user and url.password is None
+    assert COMPOSE["x-gateway-env"]["NHIGW_REDIS_URL"] == "${NHIGW_GATEWAY_REDIS_URL:-redis://redis:6379/0}"
+    assert services["agent"]["environment"]["NHIGW_REDIS_URL"] == "${NHIGW_AGENT_REDIS_URL:-redis://agent@redis:6379/0}"
+
+
 def test_compose_services_are_pinned_healthy_and_hold_no_secret() -> None:
     services = COMPOSE["services"]
     assert {"redis", "gateway", "sim", "agent"} <= set(services)
@@ -213,7 +242,7 @@ def pod_containers(doc: dict) -> list[dict]:  # type: ignore[type-arg]
     return doc["spec"]["template"]["spec"]["containers"]
 
 
-@pytest.mark.parametrize("overlay", ["base", "overlays/staging"])
+@pytest.mark.parametrize("overlay", ["base", "overlays/staging", "overlays/sentinel"])
 def test_kubernetes_manifests_validate_against_their_schemas(overlay: str) -> None:
     docs = kustomize(K8S / overlay)
     secret = yaml.safe_load((K8S / "secret.example.yaml").read_text())
@@ -271,6 +300,56 @@ def test_kubernetes_gateway_redis_and_staging_sim() -> None:
     parses(pod_containers(sim)[0]["args"])
     assert by_kind(staging, "ConfigMap", "nhigw-config")["data"]["NHIGW_CLOUD_URL"] == "http://sim:8068"
     assert by_kind(docs, "ConfigMap", "nhigw-config")["data"]["NHIGW_CLOUD_URL"].startswith("https://")
+
+
+def test_kubernetes_sentinel_overlay_replaces_the_single_redis_and_the_gateway_follows_it() -> None:
+    """Redis with Sentinel (overlays/sentinel): three pods of a Redis and a sentinel each, the base's
+    single Redis gone, and the gateway's Sentinel URL naming exactly those pods and that service."""
+    docs = kustomize(K8S / "overlays" / "sentinel")
+    assert not [d for d in docs if d["metadata"]["name"] == "redis"], "the base's single Redis is still there"
+    sts = by_kind(docs, "StatefulSet", "redis-ha")
+    svc = by_kind(docs, "Service", "redis-ha")
+    assert sts["spec"]["serviceName"] == "redis-ha" and svc["spec"]["clusterIP"] == "None" and svc["spec"]["publishNotReadyAddresses"] is True
+    assert svc["spec"]["selector"].items() <= sts["spec"]["template"]["metadata"]["labels"].items()
+    n = sts["spec"]["replicas"]
+    assert n == 3  # a quorum of 2 survives one pod down, and the primary keeps a replica
+    assert by_kind(docs, "PodDisruptionBudget", "redis-ha")["spec"]["maxUnavailable"] == 1
+    containers = {c["name"]: c for c in pod_containers(sts)}
+    assert set(containers) == {"redis", "sentinel"}
+    ports = {p["name"]: p["port"] for p in svc["spec"]["ports"]}
+    assert {p["name"]: p["containerPort"] for c in containers.values() for p in c["ports"]} == ports == {"redis": 6379, "sentinel": 26379}
+    redis_sh, sentinel_sh = (" ".join(containers[c]["args"]) for c in ("redis", "sentinel"))
+    assert "--appendonly yes" in redis_sh and {m["mountPath"] for m in containers["redis"]["volumeMounts"]} >= {"/data"}
+    assert sts["spec"]["volumeClaimTemplates"][0]["metadata"]["name"] == "data"
+    # The pods' names as the scripts build them, the sentinels' service, and the quorum.
+    service = {e["name"]: e.get("value") for e in containers["sentinel"]["env"]}["SENTINEL_SERVICE"]
+    assert {e["name"]: e.get("value") for e in containers["redis"]["env"]}["SENTINEL_SERVICE"] == service
+    pods = [f"{sts['metadata']['name']}-{i}.{svc['metadata']['name']}" for i in range(n)]
+    for sh in (redis_sh, sentinel_sh):
+        assert 'me="$POD_NAME.redis-ha"' in sh and f'primary="{pods[0]}"' in sh  # pod 0 only on the very first start
+        assert "for s in " + " ".join(p.split(".")[0] for p in pods) + ";" in sh and "get-master-addr-by-name" in sh
+    assert "sentinel monitor %s %s 6379 2" in sentinel_sh and "sentinel resolve-hostnames yes" in sentinel_sh
+    assert "replicaof %s 6379" in redis_sh and "min-replicas-to-write 1" in redis_sh and "masterauth" in redis_sh
+    assert "user agent on" in redis_sh  # the agents' ACL user on every server (any may become the primary)
+    pod = sts["spec"]["template"]["spec"]
+    assert pod["securityContext"]["runAsNonRoot"] is True and pod["securityContext"]["runAsUser"] != 0
+    for c in containers.values():  # the passwords come from the Secret, never a literal; hardened as the base's
+        assert all("value" not in e for e in c["env"] if "PASSWORD" in e["name"]), c["name"]
+        assert c["readinessProbe"] and c["livenessProbe"]
+        sc = c["securityContext"]
+        assert sc["readOnlyRootFilesystem"] and not sc["allowPrivilegeEscalation"] and sc["capabilities"]["drop"] == ["ALL"]
+        assert re.fullmatch(r"[\w./-]+:[\w.-]+", c["image"]) and not c["image"].endswith(":latest"), c["image"]
+    # The gateway: Sentinel URL over exactly those pods and that service, replica waiting on.
+    from nhigw.bus.redisurl import SentinelURL
+
+    cfg = by_kind(docs, "ConfigMap", "nhigw-config")["data"]
+    url = SentinelURL(cfg["NHIGW_REDIS_URL"])
+    assert url.sentinels == [(p, ports["sentinel"]) for p in pods] and url.service == service and url.password is None
+    assert int(cfg["NHIGW_REPLICA_WAIT"]) >= 1 and int(cfg["NHIGW_REPLICA_WAIT_MS"]) > 0
+    gw = by_kind(docs, "Deployment", "gateway")
+    env = {e["name"]: e.get("value") for e in pod_containers(gw)[0]["env"]}
+    assert env["NHIGW_REDIS_PASSWORD_FILE"]  # the entry point puts it into the Sentinel URL (test_deploy_processes)
+    parses(["gateway", "--redis", cfg["NHIGW_REDIS_URL"], "--replica-wait", cfg["NHIGW_REPLICA_WAIT"], "--replica-wait-ms", cfg["NHIGW_REPLICA_WAIT_MS"]])
 
 
 # ------------------------------------------------------------------ systemd

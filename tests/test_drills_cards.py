@@ -22,8 +22,8 @@ import pytest
 
 from nhigw.vcard.bank import VirtualReaderBank
 from nhigw.vcard.cards import SamCard
-from tests.conftest import Pcscd
 from tests.helpers import eventually
+from tests.pcsc import Pcscd
 from tests.stack import running_stack
 
 INS_GET_CHALLENGE, INS_INTERNAL_AUTH = 0x84, 0x88

@@ -14,8 +14,8 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from tests.conftest import Pcscd
 from tests.helpers import Proc, eventually, free_port, insecure_ssl, ok
+from tests.pcsc import Pcscd
 
 pytestmark = [pytest.mark.pcsc, pytest.mark.redis]
 

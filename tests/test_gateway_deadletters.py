@@ -137,7 +137,11 @@ async def test_bulk_retry_is_bounded_and_a_write_that_may_have_landed_waits_for_
         assert await eventually(lambda: cloud_saw(103), timeout_s=20)
         st, refused, _ = await call(http, "POST", url + f"/api/ops/dead-letters/{writes[0]}/retry", headers=op)
         assert (st, refused["statusCode"]) == (200, 9403) and refused["resend"].endswith("/resend"), refused
-        await asyncio.sleep(0.3)  # nothing is in flight that could still send a write
+
+        async def nothing_in_flight() -> bool:  # no worker holds an entry that could still send a write
+            return (await _gw.queue.depth()).pending == 0
+
+        assert await eventually(nothing_in_flight, timeout_s=10)
         assert [n for (route, _k), n in seen.items() if route == "EmergentTel/Write"] == [1, 1, 1]
 
         # The recorded decision sends one write again, and only it.

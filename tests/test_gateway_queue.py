@@ -12,7 +12,8 @@ import redis.asyncio as aioredis
 
 from nhigw.contracts.buskeys import BusKeys
 from nhigw.contracts.models import QueuedJob
-from nhigw.gateway.queue import MemoryQueue, RedisQueue, WorkQueue
+from nhigw.gateway.queue import Delivery, MemoryQueue, RedisQueue, WorkQueue
+from tests.helpers import eventually
 
 
 def job(n: int) -> QueuedJob:
@@ -48,18 +49,37 @@ async def test_each_entry_goes_to_one_consumer_and_ack_removes_it(queue: WorkQue
     assert await queue.read("A", block_s=0.1) == []
 
 
+async def claimed_once_idle(queue: WorkQueue, consumer: str) -> list[Delivery]:
+    """``claim_stale`` asked until the entry has been idle long enough (0.1 s) to be claimed."""
+    got: list[Delivery] = []
+
+    async def claim() -> bool:
+        got[:] = await queue.claim_stale(consumer, min_idle_s=0.1)
+        return bool(got)
+
+    assert await eventually(claim, 5, interval_s=0.02)
+    return got
+
+
+async def dead_lettered_once_idle(queue: WorkQueue, consumer: str) -> None:
+    """``claim_stale`` asked until it dead-letters the entry, never delivering it again."""
+
+    async def dead() -> bool:
+        assert await queue.claim_stale(consumer, min_idle_s=0.1) == []  # a further delivery would exceed N=3
+        return bool(await queue.dead())
+
+    assert await eventually(dead, 5, interval_s=0.02)
+
+
 async def test_a_dead_consumers_entry_is_reclaimed_then_dead_lettered_after_n_deliveries(queue: WorkQueue) -> None:
     await queue.add(job(1))
     (first,) = await queue.read("dies", block_s=0.5)
     assert await queue.claim_stale("B", min_idle_s=5) == []  # not idle yet: a live consumer keeps it
-    await asyncio.sleep(0.15)
-    (again,) = await queue.claim_stale("B", min_idle_s=0.1)
+    (again,) = await claimed_once_idle(queue, "B")
     assert again.id == first.id and again.deliveries == 2
-    await asyncio.sleep(0.15)
-    (third,) = await queue.claim_stale("C", min_idle_s=0.1)
+    (third,) = await claimed_once_idle(queue, "C")
     assert third.deliveries == 3
-    await asyncio.sleep(0.15)
-    assert await queue.claim_stale("B", min_idle_s=0.1) == []  # a 4th delivery would exceed N=3
+    await dead_lettered_once_idle(queue, "B")
     (dead,) = await queue.dead()
     assert dead.deliveries == 3 and dead.originalId == first.id
     d = await queue.depth()
@@ -86,9 +106,9 @@ async def test_touch_keeps_a_live_consumers_entry_from_being_reclaimed(queue: Wo
 async def test_discard_drops_a_dead_letter_once(queue: WorkQueue) -> None:
     await queue.add(job(3))
     await queue.read("x", block_s=0.5)
-    for _ in range(3):
-        await asyncio.sleep(0.12)
-        await queue.claim_stale("y", min_idle_s=0.1)
+    for _ in range(2):
+        await claimed_once_idle(queue, "y")
+    await dead_lettered_once_idle(queue, "y")
     (dead,) = await queue.dead()
     assert (await queue.discard(dead.id)) is not None
     assert await queue.discard(dead.id) is None and await queue.retry(dead.id) is None

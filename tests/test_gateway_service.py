@@ -40,7 +40,7 @@ async def call(http: aiohttp.ClientSession, method: str, url: str, **kw: object)
 
 @contextlib.asynccontextmanager
 async def gateway_on(cloud_url: str, bus=None, **settings: object) -> AsyncIterator[tuple[str, Gateway]]:  # type: ignore[no-untyped-def]
-    """A gateway alone (pass-through mode needs no agent) on a free port."""
+    """A gateway alone (pass-through mode needs no agent) on a port of the kernel's choice."""
     bus = bus or MemoryBus()
     gw = Gateway(bus, GatewaySettings(cloud_url=cloud_url, **settings))  # type: ignore[arg-type]
     async with serving(create_app(gw)) as url:

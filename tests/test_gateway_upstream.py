@@ -110,12 +110,15 @@ async def test_aiohttp_boundary_tells_refused_from_dropped() -> None:
         with pytest.raises(MaybeSent):
             await tr.send(f"http://127.0.0.1:{port}", UpstreamRequest("/x", b"{}", write=True))
 
-        stop = asyncio.Event()
+        stop, closed = asyncio.Event(), asyncio.Event()
 
         async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            await stop.wait()
-            writer.close()
-            await writer.wait_closed()
+            try:
+                await stop.wait()
+                writer.close()
+                await writer.wait_closed()
+            finally:
+                closed.set()
 
         slow = await asyncio.start_server(silent, "127.0.0.1", 0)
         with pytest.raises(MaybeSent):  # a timeout after sending: maybe landed
@@ -123,6 +126,6 @@ async def test_aiohttp_boundary_tells_refused_from_dropped() -> None:
         stop.set()
         server.close()
         slow.close()
-        await asyncio.sleep(0.05)
+        await asyncio.wait_for(closed.wait(), 5)  # the handler is done before the loop ends
     finally:
         await tr.close()

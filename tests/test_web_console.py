@@ -21,8 +21,8 @@ from cryptography.hazmat.primitives import serialization
 from nhigw.agent.mobilehca import MobileHcaVerifier
 from nhigw.common.tls import CertKeeper
 from nhigw.contracts.api import AGENT
-from tests.conftest import Pcscd
 from tests.helpers import Proc, free_port
+from tests.pcsc import Pcscd
 from tests.stack import running_stack
 from tests.test_agent_mobilehca import login, make_ca, make_leaf
 from tests.web_browser import Page, browser  # noqa: F401  (fixture)

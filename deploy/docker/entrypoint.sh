@@ -7,8 +7,9 @@
 #    Kubernetes secrets-as-files convention), e.g. NHIGW_BUS_KEY_FILE=/run/nhigw-secrets/bus_key;
 #  - NHIGW_REDIS_PASSWORD (or its _FILE) is put into NHIGW_REDIS_URL when that URL carries
 #    no password (redis://redis:6379/0 -> redis://:<password>@redis:6379/0, and with an ACL
-#    user redis://agent@redis:6379/0 -> redis://agent:<password>@redis:6379/0). The password
-#    must be URL-safe (init-secrets.sh makes hex ones).
+#    user redis://agent@redis:6379/0 -> redis://agent:<password>@redis:6379/0; a Sentinel URL
+#    redis+sentinel://s1:26379,s2:26379/nhigw/0 alike: it is the Redis servers' password). The
+#    password must be URL-safe (init-secrets.sh makes hex ones).
 set -eu
 
 for var in $(env | sed -n 's/^\(NHIGW_[A-Z0-9_]*\)_FILE=.*/\1/p'); do
@@ -24,7 +25,7 @@ done
 
 if [ -n "${NHIGW_REDIS_PASSWORD:-}" ] && [ -n "${NHIGW_REDIS_URL:-}" ]; then
   case "$NHIGW_REDIS_URL" in
-    redis://*|rediss://*)
+    redis://*|rediss://*|redis+sentinel://*|rediss+sentinel://*)
       scheme=${NHIGW_REDIS_URL%%://*}
       rest=${NHIGW_REDIS_URL#*://}
       case "$rest" in

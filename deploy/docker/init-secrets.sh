@@ -6,6 +6,10 @@
 #                                 `requirepass` (the default user: gateways) and the ACL user
 #                                 `agent`, which may only PUBLISH/SUBSCRIBE on the agents'
 #                                 channels (nhigw.contracts.buskeys) and read no key
+#                                 (and `masterauth`: a replica, or a primary the sentinels
+#                                 turned into one, logs in to its primary with it)
+#   DIR/redis/sentinel.conf       the first config of each redis-sentinel (profile `sentinel`),
+#                                 which copies it once and then keeps its own (Sentinel rewrites it)
 #   DIR/gateway/redis_password    the Redis password of the default user (hex, URL-safe)
 #   DIR/gateway/bus_key           the gateway key (`nhigw keygen`): gateway replicas only
 #   DIR/gateway/master_key        NHIGW_MASTER_KEY, the at-rest key of sealed files
@@ -47,9 +51,18 @@ from nhigw.contracts.buskeys import BusKeys
 k = BusKeys(sys.argv[1])
 print(" ".join("&" + c for c in ("__nhigw_keepalive__", k.presence, k.enrol, k.enrol_reply("*"), k.replies("*"), k.calls("*"), k.sessions("*"))))' "${NHIGW_BUS_PREFIX:-nhigw}")
 put "$dir/redis/redis.conf" "requirepass $password
+masterauth $password
 user agent on >$agent_password resetkeys resetchannels $channels -@all +publish +subscribe +unsubscribe +ping
 "
-chmod 0644 "$dir/redis/redis.conf"
+put "$dir/redis/sentinel.conf" "port 26379
+sentinel resolve-hostnames yes
+sentinel monitor nhigw redis 6379 2
+sentinel auth-pass nhigw $password
+sentinel down-after-milliseconds nhigw 5000
+sentinel failover-timeout nhigw 60000
+sentinel parallel-syncs nhigw 1
+"
+chmod 0644 "$dir/redis/redis.conf" "$dir/redis/sentinel.conf"
 chmod 0755 "$dir/redis"
 if [ ! -s "$dir/gateway/clients.json" ]; then
   put "$dir/gateway/his_api_key" "$(nhigw gateway add-client --clients "$dir/gateway/clients.json" --name demo-his --workstations '*' --ops --all-hospitals)"

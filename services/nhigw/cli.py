@@ -76,6 +76,8 @@ ENVIRONMENT: tuple[tuple[str, str, object, Callable[[str], object], frozenset[st
     ("upload_cloud", "NHIGW_UPLOAD_CLOUD_URL", None, str, frozenset({"gateway"})),
     ("replica_wait", "NHIGW_REPLICA_WAIT", None, int, frozenset({"gateway"})),
     ("replica_wait_ms", "NHIGW_REPLICA_WAIT_MS", None, int, frozenset({"gateway"})),
+    ("audit_syslog", "NHIGW_AUDIT_SYSLOG", None, str, frozenset({"gateway"})),
+    ("audit_syslog_ca", "NHIGW_AUDIT_SYSLOG_CA", None, str, frozenset({"gateway"})),
     ("admin", "NHIGW_SIM_ADMIN", False, lambda v: v != "0", frozenset({"sim", "up"})),
     ("tls_check_s", "NHIGW_TLS_CHECK_S", None, float, frozenset({"agent", "up"})),  # certificate renewal checks (tests)
 )
@@ -394,7 +396,7 @@ def _virtual_bank(args: argparse.Namespace):
     bank = VirtualReaderBank()
     for reader, spec in zip(bank.names, factory.default_specs(), strict=False):
         bank.insert(reader, factory.make(spec))
-    bank.factory = factory  # type: ignore[attr-defined]
+    bank.factory = factory  # type: ignore[attr-defined]  # carried along for cmd_up (the SAMs' keys); a bank has no factory of its own
     return bank
 
 

@@ -66,9 +66,9 @@ def _record_middleware() -> Callable[..., Awaitable[web.StreamResponse]]:
         resp = await handler(request)
         if request.path.startswith("/api/") and not request.path.startswith("/api/swagger/") and isinstance(resp, web.Response) and resp.content_type == "application/json":
             code = 0
-            if resp.body:  # every coded answer is HTTP 200: the code is in the body
+            if isinstance(resp.body, (bytes, bytearray)) and resp.body:  # every coded answer is HTTP 200: the code is in the body
                 try:
-                    data = json.loads(resp.body)  # type: ignore[arg-type]
+                    data = json.loads(resp.body)
                     code = int(data.get("statusCode", 0)) if isinstance(data, dict) else 0
                 except (ValueError, TypeError):
                     code = Code.INTERNAL

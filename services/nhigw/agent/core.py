@@ -368,7 +368,7 @@ class Agent:
                     q.get_nowait()
             q.put_nowait(ev)
 
-        put.queue = q  # type: ignore[attr-defined]
+        put.queue = q  # type: ignore[attr-defined]  # a function attribute: unsubscribe finds the listener by its queue
         self.event_listeners.append(put)
         return q
 

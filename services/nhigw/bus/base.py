@@ -11,6 +11,16 @@ class BusError(Exception):
     """The bus is unreachable (transport error); callers may retry."""
 
 
+class NotConfirmed(BusError):
+    """A write the primary executed but its replicas did not confirm in time (``WAIT``): it is on the
+    primary now and may be gone after a failover. Unlike a plain ``BusError`` the caller knows it
+    was applied (not "maybe"); ``applied`` is the command's own answer (e.g. ``SET NX``: placed)."""
+
+    def __init__(self, message: str, applied: bool = True) -> None:
+        super().__init__(message)
+        self.applied = applied
+
+
 class Subscription:
     """Messages of the channels it was opened for, in order, through an unbounded queue.
 

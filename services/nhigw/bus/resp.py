@@ -49,13 +49,20 @@ class ReplicaWait:
     replicas: int
     timeout_ms: int = 1000
 
-    def check(self, acked: Any) -> None:
+    def check(self, acked: Any, reply: Any = None) -> None:
         if int(acked) < self.replicas:
-            raise ReplicaTimeout(f"the write reached {int(acked)} of {self.replicas} replica(s) in {self.timeout_ms} ms")
+            raise ReplicaTimeout(f"the write reached {int(acked)} of {self.replicas} replica(s) in {self.timeout_ms} ms", reply)
 
 
 class ReplicaTimeout(RedisError):
-    """The replicas did not confirm a write in time (it is on the primary, maybe not after a failover)."""
+    """The replicas did not confirm a write in time (it is on the primary, maybe not after a failover).
+
+    ``reply`` is the command's own reply: a script that says it wrote nothing (a compare-and-set
+    that lost) had nothing for the replicas to confirm, and its caller may go on as without WAIT."""
+
+    def __init__(self, message: str, reply: Any = None) -> None:
+        super().__init__(message)
+        self.reply = reply
 
 
 def pack(args: tuple[Any, ...]) -> bytes:
@@ -114,7 +121,7 @@ class LeanConnection:
                     await self._open()
                 reply = await self._roundtrip(args)
                 if wait is not None:
-                    wait.check(await self._roundtrip(("WAIT", wait.replicas, wait.timeout_ms)))
+                    wait.check(await self._roundtrip(("WAIT", wait.replicas, wait.timeout_ms)), reply)
                 return reply
             except ResponseError:
                 raise  # a whole reply (the script's error): the connection is in step
@@ -172,7 +179,7 @@ class WaitedScript:
                 raise reply
             if isinstance(acked, Exception):
                 raise acked
-            self.wait.check(acked)
+            self.wait.check(acked, reply)
             return reply
         raise NoScriptError("the script could not be loaded")
 

@@ -77,7 +77,7 @@ def _on_stop_signals(loop: asyncio.AbstractEventLoop, stop: asyncio.Event) -> Ca
         for sig in posix:
             loop.remove_signal_handler(sig)
         for sig, handler in previous.items():
-            signal.signal(sig, handler)  # type: ignore[arg-type]
+            signal.signal(sig, handler)  # type: ignore[arg-type]  # typed to maybe be None (a handler not set from Python); never for the signals we take
 
     return restore
 

@@ -53,7 +53,7 @@ from nhigw.contracts.models import TlsExpiry
 try:
     import fcntl
 except ImportError:  # Windows: no advisory lock; the agent and compat run as one service there
-    fcntl = None  # type: ignore[assignment]
+    fcntl = None  # type: ignore[assignment]  # None marks "no fcntl here"; every lock checks it first
 
 log = get_logger("nhigw.tls")
 

@@ -158,7 +158,6 @@ def legacy(number: str, summary: str, *, card: str | None = None, supported: boo
                 except ValueError as exc:
                     return LegacyResult(BAD_PARAMETER, detail=str(exc))
 
-        wrapper.legacy = meta  # type: ignore[attr-defined]
         return wrapper
 
     return deco

@@ -255,7 +255,7 @@ HTTP_STATUS: dict[Code, int] = {
 
 def http_status(code: int) -> int:
     """The HTTP status an answer with this ``statusCode`` goes out with."""
-    return HTTP_STATUS.get(code, 200)  # type: ignore[call-overload]
+    return HTTP_STATUS.get(code, 200)  # type: ignore[call-overload]  # an int finds its IntEnum key (same hash); the cloud's own codes are no Code
 
 
 def code_for_http_status(status: int) -> Code:

@@ -45,7 +45,7 @@ import hmac
 import json
 import os
 import uuid
-from collections.abc import AsyncGenerator, Iterable, Sequence
+from collections.abc import AsyncGenerator, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -57,7 +57,7 @@ from redis.exceptions import RedisError
 
 from nhigw.bus.base import BusError
 from nhigw.bus.batch import GroupCommit
-from nhigw.bus.resp import ReplicaWait, lean_script
+from nhigw.bus.resp import ReplicaTimeout, ReplicaWait, lean_script
 from nhigw.common.logging import get_logger, mask_id
 from nhigw.contracts.buskeys import BusKeys
 from nhigw.contracts.codes import Code
@@ -446,6 +446,9 @@ class AuditLog(abc.ABC):
     name: str = "audit"  # the chain's name in checkpoints
     key: bytes
     checkpoints: Checkpoints | None = None
+    # Called with each record once its append committed, in chain order (the syslog stream,
+    # ``nhigw.gateway.auditsyslog``); it must not block or raise: it runs on the request path.
+    on_append: Callable[[AuditRecord], None] | None = None
     reads = 0  # records fetched by ``query`` (tests: a query's cost is its answer)
 
     @abc.abstractmethod
@@ -468,6 +471,16 @@ class AuditLog(abc.ABC):
     def _wrote(self, head: str | None) -> None:
         if self.checkpoints is not None:
             self.checkpoints.wrote(head)
+
+    def _appended(self, *recs: AuditRecord | None) -> None:
+        if self.on_append is None:
+            return
+        for rec in recs:
+            if rec is not None:
+                try:
+                    self.on_append(rec)
+                except Exception:  # noqa: BLE001 -- an export's bug must never fail a request whose record is stored
+                    log.exception("audit_on_append_failed", seq=rec.seq)
 
     async def start(self, supervisor: Supervisor | None = None) -> None:
         if self.checkpoints is not None:
@@ -595,6 +608,7 @@ class FileAudit(AuditLog):
             rec = _chain(rec, await self.head(), self.key)
             self._write(rec)
             self._wrote(f"{rec.seq} {rec.hash}")
+            self._appended(rec)
             return rec
 
     def _write(self, rec: AuditRecord) -> None:
@@ -656,14 +670,15 @@ class RedisAudit(AuditLog):
     # a job's end that a failover could still take back.
     # KEYS: log, head, stream, index of all, then per job: answer, inflight, attempted, waiters, hospital index.
     # ARGV: head, new head, group, ttl ms, done-channel prefix, this replica, defer done (1/0), then per job:
-    #       record ('' = none), store (1/0), sealed answer, entry id, done message, admitting replica, score.
+    #       record ('' = none), store (1/0), sealed answer, entry id, done message, admitting replica, score,
+    #       the attempted marker this delivery placed ('' = none: a marker there is another delivery's).
     _CAS_FINISH = """
     local h = redis.call('GET', KEYS[2]) or ''
     if h ~= ARGV[1] then return {0, h} end
     local n = (#KEYS - 4) / 5
     local out = {1, ''}
     for i = 1, n do
-        local k, a = 5 + (i - 1) * 5, 8 + (i - 1) * 7
+        local k, a = 5 + (i - 1) * 5, 8 + (i - 1) * 8
         if ARGV[a] ~= '' then
             local at = string.format('%012d', redis.call('RPUSH', KEYS[1], ARGV[a]) - 1)
             redis.call('ZADD', KEYS[4], ARGV[a + 6], at)
@@ -672,7 +687,8 @@ class RedisAudit(AuditLog):
         if ARGV[a + 1] == '1' then
             redis.call('SET', KEYS[k], ARGV[a + 2], 'PX', ARGV[4], 'NX')  -- never over a stored answer (a replayed job)
         else
-            redis.call('DEL', KEYS[k + 1], KEYS[k + 2])
+            redis.call('DEL', KEYS[k + 1])
+            if ARGV[a + 7] ~= '' and redis.call('GET', KEYS[k + 2]) == ARGV[a + 7] then redis.call('DEL', KEYS[k + 2]) end
         end
         local to = redis.call('SMEMBERS', KEYS[k + 3])
         if #to > 0 then redis.call('DEL', KEYS[k + 3]) end
@@ -753,6 +769,7 @@ class RedisAudit(AuditLog):
                     if int(ok) == 1:
                         self._head = new_head
                         self._wrote(new_head)
+                        self._appended(chained)
                         return chained
                     head = self._moved(current)  # another replica appended first: chain onto its record
             except (RedisError, OSError) as exc:
@@ -783,12 +800,20 @@ class RedisAudit(AuditLog):
                         if c is not None:
                             tip = f"{c.seq} {c.hash}"
                         chained.append(c)
-                        tail += [c.model_dump_json() if c is not None else "", "1" if e.store else "0", e.sealed, e.entry_id, e.message, e.origin or "", _score(c) if c is not None else "0"]
+                        tail += [c.model_dump_json() if c is not None else "", "1" if e.store else "0", e.sealed, e.entry_id, e.message, e.origin or "", _score(c) if c is not None else "0", e.marker]
                     args: list[object] = [head or "", tip or "", jobs.group, jobs.ttl_ms, jobs.channel_prefix, jobs.me, "1" if self._defer_done else "0", *tail]
-                    ok, current, *deferred = await self._cas_finish(keys=keys, args=args)
+                    try:
+                        ok, current, *deferred = await self._cas_finish(keys=keys, args=args)
+                    except ReplicaTimeout as exc:
+                        # Another replica moved the head first: the script wrote nothing, so there was
+                        # nothing to confirm; chain onto the new head (the next try's WAIT is the real one).
+                        if not (isinstance(exc.reply, list) and int(exc.reply[0]) == 0):
+                            raise
+                        ok, current, deferred = 0, exc.reply[1], []
                     if int(ok) == 1:
                         self._head = tip
                         self._wrote(tip)
+                        self._appended(*chained)
                         break
                     head = self._moved(current)
             except (RedisError, OSError) as exc:
@@ -862,6 +887,7 @@ class JobEnd:
     entry_id: str
     message: bytes
     origin: str | None  # the replica that admitted the job: gets ``done`` unless it is this one
+    marker: bytes = b""  # the attempted marker this delivery placed: removed with the key only if still that one
 
 
 class MemoryAudit(AuditLog):
@@ -881,6 +907,7 @@ class MemoryAudit(AuditLog):
             self._lines.append(rec.model_dump_json().encode())
             self._head = f"{rec.seq} {rec.hash}"
             self._wrote(self._head)
+            self._appended(rec)
             return rec
 
     async def _page(self, hospital: str | None, w: Window) -> list[tuple[int, bytes]]:

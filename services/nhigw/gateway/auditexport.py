@@ -36,6 +36,19 @@ def _profile(rec: AuditRecord) -> str | None:
 
 
 def audit_event(rec: AuditRecord, chain: str) -> AuditEvent:
+    return AuditEvent.model_validate(audit_event_data(rec, chain))
+
+
+def audit_event_json(rec: AuditRecord, chain: str) -> str:
+    """The resource as JSON, validated as ``audit_event`` does (``ValueError`` if invalid), written from
+    the data it was validated from: fhir.resources' own serialiser costs twice the validation."""
+    data = audit_event_data(rec, chain)
+    AuditEvent.model_validate(data)
+    return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+
+
+def audit_event_data(rec: AuditRecord, chain: str) -> dict[str, Any]:
+    """The AuditEvent resource as plain data (not validated: ``audit_event`` validates it)."""
     profile = _profile(rec)
     ev: dict[str, Any] = {
         "resourceType": "AuditEvent",
@@ -73,7 +86,7 @@ def audit_event(rec: AuditRecord, chain: str) -> AuditEvent:
             who["identifier"] = {"system": "urn:nhigw:patient-key", "value": rec.patientKey}
         ev["entity"].append({"what": who, "type": {"system": "http://terminology.hl7.org/CodeSystem/audit-entity-type", "code": "1", "display": "Person"},
                              "role": {"system": "http://terminology.hl7.org/CodeSystem/object-role", "code": "1", "display": "Patient"}})
-    return AuditEvent.model_validate(ev)
+    return ev
 
 
 def balp_problems(ev: AuditEvent) -> list[str]:

@@ -99,7 +99,8 @@ class MemoryBackend(Backend):
             await self.kv.set(end.answer, end.sealed, ttl_s=self.window_s, nx=True)
         else:
             await self.kv.delete(end.inflight)
-            await self.kv.delete(end.attempted)
+            if end.marker and await self.kv.get(end.attempted) == end.marker:
+                await self.kv.delete(end.attempted)
         if end.origin and end.origin != self.instance:  # gateways sharing one in-memory bus (tests)
             await self.bus.publish(self.keys.done(end.origin), end.message)
         await self.queue.ack(end.entry_id)

@@ -7,6 +7,7 @@
     nhigw gateway remove-client --name it-desk
     nhigw audit verify [--checkpoints FILE]         check the audit chain and its checkpoints (exit 1 if broken)
     nhigw audit export --since 2026-11-01 --until 2026-12-01
+    nhigw audit syslog --since 2026-12-01T08:00 --to tls://atna.example:6514 --syslog-ca ca.pem
 
 ``enrol-token`` and ``audit`` work on the same Redis (``--redis``, ``--bus-prefix``) and
 gateway key (``--bus-key``) as the gateway replicas, without a running gateway; with no
@@ -48,10 +49,33 @@ def add_gateway_options(sp: argparse.ArgumentParser) -> None:
     sp.add_argument("--replica-wait", type=int, metavar="N",
                     help="acknowledge admission and a job's end only once N Redis replicas have it (WAIT; or NHIGW_REPLICA_WAIT); default 1 under Sentinel, 0 (off) on one Redis")
     sp.add_argument("--replica-wait-ms", type=int, help="how long to wait for those replicas before answering 9402 (or NHIGW_REPLICA_WAIT_MS; default 1000)")
+    sp.add_argument("--audit-syslog", metavar="URL",
+                    help="stream every audit record as an RFC 5424 / IHE ATNA syslog message to tcp://host:port or tls://host:port (or NHIGW_AUDIT_SYSLOG)")
+    add_syslog_tls_options(sp, "audit-syslog")
     sp.add_argument(
         "--upload-cloud",
         help="base URL of the IC-data upload host that /V2000/VNHI_Upload goes to (real: https://medvpndti.nhi.gov.tw); default: the business cloud (--cloud)",
     )
+
+
+def add_syslog_tls_options(sp: argparse.ArgumentParser, prefix: str) -> None:
+    sp.add_argument(f"--{prefix}-ca", metavar="FILE", help="tls://: the CA certificates the syslog receiver's certificate is checked against (default: the system's)")
+    sp.add_argument(f"--{prefix}-cert", metavar="FILE", help="tls://: this gateway's client certificate (PEM), for receivers that authenticate nodes (ATNA)")
+    sp.add_argument(f"--{prefix}-key", metavar="FILE", help="tls://: the client certificate's private key (PEM)")
+
+
+def syslog_target(args: argparse.Namespace, url_attr: str, prefix: str):  # -> SyslogTarget | None
+    """The syslog receiver the flags name (None: none); exits with a sentence when they are wrong."""
+    from nhigw.gateway.auditsyslog import SyslogTarget
+
+    url = getattr(args, url_attr, None)
+    if not url:
+        return None
+    tls = {k: getattr(args, f"{prefix}_{k}", None) for k in ("ca", "cert", "key")}
+    try:
+        return SyslogTarget.parse(url, ca_file=tls["ca"], cert_file=tls["cert"], key_file=tls["key"])
+    except ValueError as exc:
+        sys.exit(f"nhigw: {exc}")
 
 
 def add_admin_parsers(sub: argparse._SubParsersAction, gw: argparse.ArgumentParser, busopts, common) -> None:
@@ -75,7 +99,7 @@ def add_admin_parsers(sub: argparse._SubParsersAction, gw: argparse.ArgumentPars
     sp = sub.add_parser("audit", help="verify or export the gateway's audit trail")
     common(sp)
     busopts(sp)
-    sp.add_argument("action", choices=["verify", "export"])
+    sp.add_argument("action", choices=["verify", "export", "syslog"])
     sp.add_argument("--file", help="audit file of a single-process gateway")
     sp.add_argument("--checkpoints", action="append", default=[], metavar="FILE",
                     help="more signed checkpoints to check (another replica's audit-checkpoints.jsonl, or a gateway log); repeatable")
@@ -84,6 +108,8 @@ def add_admin_parsers(sub: argparse._SubParsersAction, gw: argparse.ArgumentPars
     sp.add_argument("--hospital", help="export only this hospital's records")
     sp.add_argument("--format", choices=["jsonl", "fhir-ndjson", "fhir-bundle"], default="jsonl",
                     help="export as the records (JSON lines), FHIR R4 AuditEvents after IHE BALP (NDJSON), or one FHIR batch Bundle")
+    sp.add_argument("--to", metavar="URL", help="syslog: the receiver to replay to, tcp://host:port or tls://host:port (RFC 5424 / IHE ATNA messages)")
+    add_syslog_tls_options(sp, "syslog")
 
 
 def build_gateway_app(args: argparse.Namespace, bus, *, cloud: str, data_dir: Path, audit_file: bool) -> web.Application:
@@ -125,7 +151,17 @@ def gateway_settings(args: argparse.Namespace, *, cloud: str, data_dir: Path, au
         cloud_env=cloudtls.cloud_env(cloud, getattr(args, "cloud_env", None)),
         **given("site", "max_deliveries", "claim_idle_s", "replica_wait", "replica_wait_ms"),
         upload_url=getattr(args, "upload_cloud", None),
+        audit_syslog=_syslog_settings(args),
     )
+
+
+def _syslog_settings(args: argparse.Namespace):  # -> SyslogSettings | None (its module loads the FHIR models: only when used)
+    target = syslog_target(args, "audit_syslog", "audit_syslog")
+    if target is None:
+        return None
+    from nhigw.gateway.auditsyslog import SyslogSettings
+
+    return SyslogSettings(target)
 
 
 def _store(args: argparse.Namespace):
@@ -176,7 +212,8 @@ def cmd_remove_client(args: argparse.Namespace) -> None:
 async def cmd_audit(args: argparse.Namespace, data_dir: Path) -> int:
     """``verify``: the chain under the audit key (from ``--bus-key``, or the audit file's ``audit.key``)
     and the signed checkpoints (``<data-dir>/gateway/audit-checkpoints.jsonl`` and ``--checkpoints``);
-    exit 1 on any problem. ``export``: JSON lines by time; unreadable records are counted on stderr."""
+    exit 1 on any problem. ``export``: JSON lines by time; unreadable records are counted on stderr.
+    ``syslog``: the records of [since, until) sent once each to ``--to`` as ATNA syslog messages."""
     from nhigw.contracts.buskeys import BusKeys
     from nhigw.gateway.audit import AuditLog, FileAudit, RedisAudit, audit_key, to_ms
 
@@ -205,6 +242,8 @@ async def cmd_audit(args: argparse.Namespace, data_dir: Path) -> int:
             since, until = (to_ms(v) if v else None for v in (args.since, args.until))
         except ValueError:
             sys.exit("nhigw: --since and --until take ISO dates or date-times (2026-11-01, 2026-11-01T08:00:00+08:00)")
+        if args.action == "syslog":
+            return await _replay_syslog(args, log, since, until)
         from nhigw.gateway.auditexport import audit_event, bundle
 
         unreadable = 0
@@ -225,6 +264,27 @@ async def cmd_audit(args: argparse.Namespace, data_dir: Path) -> int:
         await log.close()
         if client is not None:
             await client.aclose()
+
+
+async def _replay_syslog(args: argparse.Namespace, log, since: int | None, until: int | None) -> int:
+    import ssl
+
+    from nhigw.gateway.auditsyslog import replay
+
+    if not args.to:
+        sys.exit("nhigw: audit syslog needs --to tcp://host:port (or tls://host:port)")
+    if since is None:
+        sys.exit("nhigw: audit syslog needs --since (an ISO date/time): what to replay")
+    target = syslog_target(args, "to", "syslog")
+    try:
+        sent, unreadable = await replay(log, target, since=since, until=until, hospital=args.hospital)
+    except (OSError, ssl.SSLError, TimeoutError) as exc:
+        print(f"nhigw: syslog receiver {target}: {exc or type(exc).__name__}", file=sys.stderr)
+        return 1
+    print(json.dumps({"sent": sent, "unreadable": unreadable, "to": str(target)}))
+    if unreadable:
+        print(f"nhigw: {unreadable} audit record(s) could not be read and were not sent (run `nhigw audit verify`)", file=sys.stderr)
+    return 0
 
 
 async def self_issued_token(bus, prefix: str, args: argparse.Namespace, workstation: str) -> str | None:

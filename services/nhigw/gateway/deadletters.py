@@ -247,6 +247,8 @@ class DeadLetters:
             raise StatusError(Code.NOT_FOUND, "no such dead letter")
         window = self.window_s
         await self.kv.delete(self.keys.answer(job.answerKey))  # the dead-letter answer: the new run answers the key
+        if action == "resend":  # reconciled by the operator: the new run may send it again (its marker is placed NX)
+            await self.kv.delete(self.keys.attempted(job.answerKey))
         await self.kv.set(self.keys.inflight(job.answerKey), fingerprint(job), ttl_s=window)
         # A new run of the request (a new requestId: the workers' replay check knows the old one),
         # under the same key; whoever asks with the key waits for its answer.

@@ -67,11 +67,11 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from nhigw.bus.base import Bus, BusError
+from nhigw.bus.base import Bus, BusError, NotConfirmed
 from nhigw.bus.guard import MAX_ANSWER_BYTES, Drop, Drops, Seen, Supervisor, serve
 from nhigw.bus.rpc import RpcClient
 from nhigw.bus.seal import Sealer, SealError
@@ -106,6 +106,9 @@ from nhigw.gateway.upstream import (
     UpstreamSettings,
     tcp_reachable,
 )
+
+if TYPE_CHECKING:
+    from nhigw.gateway.auditsyslog import SyslogSettings, SyslogStream
 
 log = get_logger("nhigw.gateway.service")
 
@@ -164,6 +167,7 @@ class GatewaySettings:
     replica_wait: int | None = None
     replica_wait_ms: int = 1000
     cloud_env: str | None = None  # "production" / "test" (``nhigw.common.cloudtls.cloud_env``); None: not known
+    audit_syslog: SyslogSettings | None = None  # stream audit records to an ATNA / syslog receiver (nhigw.gateway.auditsyslog)
 
 
 class Gateway:
@@ -205,6 +209,12 @@ class Gateway:
         )
         self.metrics = Metrics(queue=self.queue, breaker=self.cloud.breaker, registry=self.registry, rpc=self.rpc, drops=self.drops, supervisor=self.supervisor, sessions=self.sessions,
                                cloud_probe=lambda: tcp_reachable(settings.cloud_url))
+        self.syslog: SyslogStream | None = None  # the audit streamed to an ATNA repository (imported only then: FHIR models load slowly)
+        if settings.audit_syslog is not None:
+            from nhigw.gateway.auditsyslog import SyslogStream
+
+            self.syslog = SyslogStream(self.audit, settings.audit_syslog, instance=self.instance)
+            self.metrics.registry.register(self.syslog.collector())
         self.history = self.backend.history  # the dashboard's last hours, shared through Redis (nhigw.gateway.history)
         self.trail = Trail(self.kv, keys, settings.idempotency_window_s)  # deliveries of requests that did not run cleanly
         self.dead_letters = DeadLetters(
@@ -213,6 +223,9 @@ class Gateway:
         )  # a dead-lettered job's final answer; the operators' actions
         self.queue.dead_hook = self.dead_letters
         self._working: set[str] = set()
+        # The ``attempted`` marker each running write delivery placed, by (requestId, delivery): its
+        # job's end removes that marker only (a concurrent delivery's is never touched).
+        self._markers: dict[tuple[str, int], bytes] = {}
         self._jobs: set[asyncio.Task[None]] = set()
         self._slots = asyncio.Semaphore(settings.worker_concurrency)  # jobs running here (worker loop and admission)
         self._workers = False
@@ -230,6 +243,8 @@ class Gateway:
     async def start(self, *, workers: bool = True) -> None:
         await self.queue.start()
         await self.audit.start(self.supervisor)
+        if self.syslog is not None:
+            self.syslog.start(self.supervisor)
         await self.agents.start()
         await self.registry.start()
         await self.rpc.start()
@@ -274,6 +289,8 @@ class Gateway:
             await self._done_sub.close()
         await self.history.close(self.supervisor)
         await self.queue.close()
+        if self.syslog is not None:
+            await self.syslog.close()
         await self.audit.close()
         await self.rpc.close()
         await self.sessions.close()
@@ -465,11 +482,18 @@ class Gateway:
                 return
             if d.deliveries > 1:
                 await self._trail(job, "redelivered", d.deliveries, detail=f"delivery {d.deliveries - 1} ended without an answer (its replica stopped, crashed or stalled)")
-            ans, final, rec, phases = await self.process(job, d.deliveries, phases)
+            try:
+                ans, final, rec, phases = await self.process(job, d.deliveries, phases)
+            except HeldElsewhere:
+                # Another delivery of this write placed its marker first and sends it (or did): it
+                # answers and acknowledges the entry; this one sends nothing and answers nothing.
+                log.warning("write_held_by_another_delivery", requestId=job.requestId, entry=d.id, deliveries=d.deliveries)
+                await self._trail(job, "failed", d.deliveries, phases=phases, detail="another delivery of this write holds its attempted marker: not sent by this one")
+                return
             # The log line and metrics run while the job's end is on its way to Redis (the first
             # thing the loop does once ``_finish`` waits), not between the cloud's answer and the HIS.
             asyncio.get_running_loop().call_soon(self._job_done, job, ans, final, rec, d.deliveries)
-            await self._finish(d.id, job, ans, final, rec, phases)
+            await self._finish(d.id, job, ans, final, rec, phases, d.deliveries)
             if traced:
                 await self._trail(job, "answered", d.deliveries, rec=rec, phases=phases, status_code=rec.statusCode if rec else None)
         except asyncio.CancelledError:
@@ -478,6 +502,8 @@ class Gateway:
             self.metrics.job_failures.inc()
             log.exception("job_failed", requestId=job.requestId, entry=d.id, deliveries=d.deliveries)
             await self._trail(job, "failed", d.deliveries, phases=phases, detail=error_detail(exc))
+        finally:
+            self._markers.pop((job.requestId, d.deliveries), None)
 
     async def _trail(self, job: QueuedJob, event: Any, delivery: int, *, rec: AuditRecord | None = None, phases: Phases | None = None, status_code: int | None = None, detail: str | None = None) -> None:
         """One entry of the job's trail (``nhigw.gateway.trail``); a Redis failure here loses the entry, never the job."""
@@ -513,14 +539,15 @@ class Gateway:
             self.history.observe(rec.route, rec.outcome != 0, rec.latency_ms)
         log.info("job_done", route=job.path, httpStatus=ans.httpStatus, attempts=ans.attempts, deliveries=deliveries, stored=final)
 
-    async def _finish(self, entry_id: str, job: QueuedJob, ans: JobAnswer, final: bool, rec: AuditRecord | None, phases: Phases) -> None:
+    async def _finish(self, entry_id: str, job: QueuedJob, ans: JobAnswer, final: bool, rec: AuditRecord | None, phases: Phases, deliveries: int = 1) -> None:
         """Audit, store (or release) the key, announce the answer, XACK (``Backend.end_job``: one script on Redis, batched)."""
         t0 = time.perf_counter()
         akey = job.answerKey
         sealed = self.box.seal(ans.model_dump_json().encode(), answer_aad(akey))
         message = akey.encode() + b" " + sealed
         k = self.keys
-        end = JobEnd(answer=k.answer(akey), inflight=k.inflight(akey), attempted=k.attempted(akey), waiters=k.waiters(akey), store=final, sealed=sealed, entry_id=entry_id, message=message, origin=job.origin)
+        marker = self._markers.get((job.requestId, deliveries), b"")
+        end = JobEnd(answer=k.answer(akey), inflight=k.inflight(akey), attempted=k.attempted(akey), waiters=k.waiters(akey), store=final, sealed=sealed, entry_id=entry_id, message=message, origin=job.origin, marker=marker)
         await self.backend.end_job(rec, end)
         phases.audit = (time.perf_counter() - t0) * 1000
         self._resolve(akey, ans, phases)  # this replica's waiters: no round trip through Redis
@@ -579,8 +606,25 @@ class Gateway:
 
             async def before_send(n: int) -> None:
                 if job.write and n == 1:
-                    marker = SentMarker(instance=self.instance, requestId=job.requestId)  # who sent it, when (the dead-letter view)
-                    await self.kv.set(attempted_key, marker.model_dump_json().encode(), ttl_s=self.settings.idempotency_window_s)
+                    marker = SentMarker(instance=self.instance, requestId=job.requestId, delivery=deliveries)  # who sent it, when (the dead-letter view)
+                    value = marker.model_dump_json().encode()
+                    # NX: of two deliveries of one write running at once (a replica stalled past
+                    # ``claim_idle_s`` and its entry reclaimed), only the one that places the marker sends.
+                    try:
+                        placed = await self.kv.set(attempted_key, value, ttl_s=self.settings.idempotency_window_s, nx=True)
+                    except NotConfirmed as exc:
+                        if not exc.applied:
+                            raise HeldElsewhere() from exc
+                        self._markers[(job.requestId, deliveries)] = value
+                        # The marker is on the primary, its replicas did not confirm it, and this delivery
+                        # sends nothing. Failing the job would leave the entry and the marker for a
+                        # redelivery, which would answer 9403 for a write that never left; answered 9402
+                        # "not sent" instead (not stored: the job's end removes both markers, so the HIS's
+                        # retry with the key runs it once the replicas are back).
+                        raise StatusError(Code.UPSTREAM_UNAVAILABLE, f"Redis replicas did not confirm the write's marker ({exc}); not sent", idempotencyKey=job.idempotencyKey) from exc
+                    if not placed:
+                        raise HeldElsewhere()
+                    self._markers[(job.requestId, deliveries)] = value
 
             headers = {"Idempotency-Key": job.idempotencyKey, "X-Request-Id": job.requestId, "X-Nhigw-Instance": self.instance}
             t_cloud = time.perf_counter()
@@ -684,6 +728,10 @@ class Gateway:
         if isinstance(exc, MaybeSent) and job.write:
             return StatusError(Code.OUTCOME_UNKNOWN, f"the write may have reached the NHI cloud ({exc}); not repeated", idempotencyKey=job.idempotencyKey)
         return StatusError(Code.UPSTREAM_UNAVAILABLE, f"NHI cloud did not answer ({exc})")
+
+
+class HeldElsewhere(Exception):
+    """Another delivery of this write holds its ``attempted`` marker: this one must not send it."""
 
 
 def _s(v: Any) -> str | None:

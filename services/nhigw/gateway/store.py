@@ -13,8 +13,8 @@ from typing import cast
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from nhigw.bus.base import BusError
-from nhigw.bus.resp import ReplicaWait
+from nhigw.bus.base import BusError, NotConfirmed
+from nhigw.bus.resp import ReplicaTimeout, ReplicaWait
 
 
 def answer_aad(answer_key: str) -> str:
@@ -110,8 +110,10 @@ class RedisKV(KV):
                 p.set(key, value, px=int(ttl_s * 1000) if ttl_s else None, nx=nx)
                 p.execute_command("WAIT", self.wait.replicas, self.wait.timeout_ms)
                 done, acked = await p.execute()
-            self.wait.check(acked)
+            self.wait.check(acked, done)
             return bool(done)
+        except ReplicaTimeout as exc:
+            raise NotConfirmed(f"redis set not confirmed: {exc}", applied=bool(exc.reply)) from exc
         except (RedisError, OSError) as exc:
             raise BusError(f"redis set failed: {exc}") from exc
 

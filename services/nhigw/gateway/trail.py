@@ -65,6 +65,7 @@ class SentMarker(BaseModel):
     at: str = Field(default_factory=now_iso)
     instance: str
     requestId: str
+    delivery: int = 1  # which delivery of the entry placed it (two may run at once)
 
 
 def error_detail(exc: BaseException) -> str:

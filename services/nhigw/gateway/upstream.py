@@ -45,7 +45,7 @@ import asyncio
 import contextlib
 import random
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 import aiohttp
@@ -55,7 +55,7 @@ from nhigw.common.cloudtls import CloudTls, is_untrusted
 
 
 class UpstreamError(Exception):
-    attempts: int = 0
+    attempts: Sequence[Attempt] = ()  # what was tried before it was raised; the raiser sets it
 
 
 class TransportError(UpstreamError):
@@ -288,7 +288,7 @@ class CloudClient:
             n += 1
             if not self.breaker.allow():
                 err = CircuitOpen(f"circuit open for {self.base_url}")
-                err.attempts = attempts  # type: ignore[assignment]
+                err.attempts = attempts
                 err.last_failure = self.last_failure
                 raise err
             if before_send:
@@ -302,7 +302,7 @@ class CloudClient:
                 self.last_failure = exc
                 retry = not isinstance(exc, Untrusted) and (isinstance(exc, NotSent) or not req.write)
                 if not retry or not self._may_retry(n):
-                    exc.attempts = attempts  # type: ignore[assignment]
+                    exc.attempts = attempts
                     raise
                 await asyncio.sleep(self.backoff_s(n))
                 continue
@@ -312,7 +312,7 @@ class CloudClient:
                 self.last_failure = BadStatus(resp)
                 if req.write or not self._may_retry(n):
                     bad = BadStatus(resp)
-                    bad.attempts = attempts  # type: ignore[assignment]
+                    bad.attempts = attempts
                     raise bad
                 await asyncio.sleep(self.backoff_s(n))
                 continue
