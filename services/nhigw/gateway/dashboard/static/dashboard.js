@@ -379,6 +379,7 @@ let DETAIL = null;
 async function loadDetail(id) {
   const box = $("dead-detail");
   const r = await call("GET", `/api/ops/dead-letters/${encodeURIComponent(id)}`);
+  if (currentPage().arg !== id) return; // the operator moved on meanwhile
   box.hidden = false;
   $("dd-id").textContent = id;
   box.dataset.id = id;
@@ -532,7 +533,7 @@ function route() {
   if (page === "dead") {
     loadDead().catch(() => {});
     if (arg) loadDetail(arg).catch(() => {});
-    else { $("dead-detail").hidden = true; DETAIL = null; }
+    else { $("dead-detail").hidden = true; $("dead-detail").dataset.id = ""; DETAIL = null; }
   }
   if (page === "audit") loadAudit().catch(() => {});
   if (page === "admin") loadClients().catch(() => {});
