@@ -167,12 +167,23 @@ def profile(d: dict[str, Any]) -> list[str]:
     return L
 
 
+def audit_syslog(d: dict[str, Any]) -> list[str]:
+    L = [run_line(d), "", d["setup"], ""]
+    L += ["| replica | req/s | p50 ms | p99 ms | gateway CPU µs/req |", "|---|---|---|---|---|"]
+    for kind, r in d["runs"].items():
+        L.append(f"| {'--audit-syslog' if kind == 'syslog' else 'without'} | {r['ok_rps']} | {r['latency']['p50_ms']} | {r['latency']['p99_ms']} | {r['gateway_cpu_us_per_req']} |")
+    L += ["", f"With / without: req/s **{d.get('syslog_over_plain_rps')}**, gateway CPU per request **{d.get('syslog_over_plain_cpu')}**; "
+          f"rsyslog wrote {d.get('rsyslog_messages')} messages for the {d.get('syslog_requests_sent')} requests sent to the streaming replica.", ""]
+    return L
+
+
 SECTIONS = [
     ("1. Gateway overhead", "gateway_overhead", gateway, "python bench/gateway_overhead.py"),
     ("2. Card path over pcscd + vpcd", "card_path", card, "python bench/card_path.py"),
     ("3. Scale: 1,000 agents", "scale", scale, "python bench/scale.py"),
     ("4. Queue: Redis Streams, 1 and 2 gateway replicas", "queue", queue, "python bench/queue_bench.py"),
     ("5. Soak", "soak", soak, "python bench/soak.py --duration 1800"),
+    ("6. Audit streamed to a syslog receiver", "audit_syslog", audit_syslog, "python bench/audit_syslog.py"),
     ("Profile of the hot paths", "profile", profile, "python bench/profile.py"),
 ]
 

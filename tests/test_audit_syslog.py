@@ -500,3 +500,18 @@ async def test_a_record_that_makes_no_audit_event_is_skipped_and_counted_and_the
         assert stream.unsendable == 1 and stream.connected and [m.sd[SD_ID]["seq"] for m in rsyslog.messages()] == ["1"]
     finally:
         await stream.close()
+
+
+def test_a_receiver_that_vanishes_silently_is_noticed_within_the_rewind() -> None:
+    import socket
+
+    from nhigw.gateway.auditsyslog import dead_peer_options
+
+    settings = SyslogSettings(SyslogTarget("127.0.0.1", 1))
+    assert settings.unacked_s < settings.rewind_s  # what was written before a silent peer was noticed is sent again
+    with socket.socket() as sock:
+        dead_peer_options(sock, settings.unacked_s)
+        assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE) == 1
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT) == 20000
+        idle, every, probes = (sock.getsockopt(socket.IPPROTO_TCP, o) for o in (socket.TCP_KEEPIDLE, socket.TCP_KEEPINTVL, socket.TCP_KEEPCNT))
+        assert idle + every * probes < settings.rewind_s  # an idle connection to a vanished peer fails inside the rewind too
