@@ -164,8 +164,11 @@ async def test_overview_history_request_browser_and_roles(browser: Any, artifact
         assert "Z29*****29" in stored and find_secrets(stored, []) == []
         assert "Z299999929" not in stored and "A234567890" not in stored
 
-        # A viewer of another hospital: none of these requests.
-        await login(p, b_url + "/dashboard/#requests", k["elsewhere"])
+        # A viewer of another hospital: none of these requests, in the chart or in the browser.
+        await login(p, b_url + "/dashboard/#overview", k["elsewhere"])
+        await p.wait("return document.getElementById('chart').dataset.requests === '0';", 5)
+        assert await p.js("return document.querySelectorAll('#route-table tbody tr').length;") == 0
+        await goto(p, "requests")
         await p.type("#r-patient", "Z299999929")
         await p.click("#btn-req")
         await p.wait("return document.getElementById('req-msg').textContent.startsWith('0 ');", 5)
