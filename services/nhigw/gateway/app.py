@@ -238,14 +238,15 @@ async def me(req: web.Request) -> web.Response:
 
 
 async def history(req: web.Request) -> web.Response:
-    client_of(req).need(Action.DASHBOARD)
+    client = client_of(req)
+    client.need(Action.DASHBOARD)
     try:
         hours = float(req.query.get("hours", "3"))
     except ValueError as exc:
         raise StatusError(Code.PARAM_VALUE, "hours must be a number from 0.1 to 6") from exc
     if not 0.1 <= hours <= 6:
         raise StatusError(Code.PARAM_VALUE, "hours must be a number from 0.1 to 6")
-    return json_response((await req.app[GATEWAY].history.read(hours)).model_dump(mode="json"))
+    return json_response((await req.app[GATEWAY].history.read(hours, None if client.allHospitals else client.hospitalId)).model_dump(mode="json"))
 
 
 async def requests_search(req: web.Request) -> web.Response:

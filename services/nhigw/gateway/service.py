@@ -604,7 +604,7 @@ class Gateway:
     def _job_done(self, job: QueuedJob, ans: JobAnswer, final: bool, rec: AuditRecord | None, deliveries: int) -> None:
         if rec is not None:
             self.metrics.observe(rec.route, rec.statusCode, rec.latency_ms / 1000, max(0, len(rec.attempts) - 1))
-            self.history.observe(rec.route, rec.outcome != 0, rec.latency_ms)
+            self.history.observe(rec.route, rec.outcome != 0, rec.latency_ms, hospital=rec.hospitalId)
         log.info("job_done", route=job.path, httpStatus=ans.httpStatus, attempts=ans.attempts, deliveries=deliveries, stored=final)
 
     async def _finish(self, entry_id: str, job: QueuedJob, ans: JobAnswer, final: bool, rec: AuditRecord | None, phases: Phases, deliveries: int = 1) -> None:
