@@ -216,15 +216,26 @@ def failover(d: dict[str, Any]) -> list[str]:
     return L + [""]
 
 
+def audit_syslog(d: dict[str, Any]) -> list[str]:
+    L = [run_line(d), "", d["setup"], ""]
+    L += ["| replica | req/s | p50 ms | p99 ms | gateway CPU µs/req |", "|---|---|---|---|---|"]
+    for kind, r in d["runs"].items():
+        L.append(f"| {'--audit-syslog' if kind == 'syslog' else 'without'} | {r['ok_rps']} | {r['latency']['p50_ms']} | {r['latency']['p99_ms']} | {r['gateway_cpu_us_per_req']} |")
+    L += ["", f"With / without: req/s **{d.get('syslog_over_plain_rps')}**, gateway CPU per request **{d.get('syslog_over_plain_cpu')}**; "
+          f"rsyslog wrote {d.get('rsyslog_messages')} messages for the {d.get('syslog_requests_sent')} requests sent to the streaming replica.", ""]
+    return L
+
+
 SECTIONS = [
     ("1. Gateway overhead", "gateway_overhead", gateway, "python bench/gateway_overhead.py"),
     ("2. Card path over pcscd + vpcd", "card_path", card, "python bench/card_path.py"),
     ("3. Scale: 1,000 agents", "scale", scale, "python bench/scale.py"),
     ("4. Queue: Redis Streams, 1 and 2 gateway replicas", "queue", queue, "python bench/queue_bench.py"),
     ("5. Soak", "soak", soak, "python bench/soak.py --duration 1800"),
+    ("6. Audit streamed to a syslog receiver", "audit_syslog", audit_syslog, "python bench/audit_syslog.py"),
+    ("7. Redis Sentinel: the gateway with replica waiting", "replica_wait", replica_wait, "python bench/replica_wait.py"),
+    ("8. Redis Sentinel: the failover drill", "failover_drill", failover, "python bench/failover.py --runs 3"),
     ("Profile of the hot paths", "profile", profile, "python bench/profile.py"),
-    ("6. Redis Sentinel: the gateway with replica waiting", "replica_wait", replica_wait, "python bench/replica_wait.py"),
-    ("7. Redis Sentinel: the failover drill", "failover_drill", failover, "python bench/failover.py --runs 3"),
 ]
 
 
@@ -351,7 +362,7 @@ def main() -> None:
         "| a gateway replica SIGKILLed every 1.5 s under signed writes: 0 lost, 0 executed or sent upstream twice, audit chain whole | `tests/test_drills_gateway.py` |",
         "| NHI cloud down / slow / resetting: 9402, breaker opens and closes, 9408 at the HIS deadline then the answer, read retried, write 9403 never resent | `tests/test_drills_gateway.py` |",
         "| Redis SIGKILLed and restarted (AOF) under load: gateway and agent reconnect, stream entries survive, every request answered | `tests/test_drills_redis.py` |",
-        "| the Redis primary SIGKILLed under signed writes, sentinels promote the replica: with replica waiting 0 answers lost, 0 writes executed twice; the agent online again, audit and doctor on the new primary, no write to the old one (section 7) | `tests/test_failover_drill.py` |",
+        "| the Redis primary SIGKILLed under signed writes, sentinels promote the replica: with replica waiting 0 answers lost, 0 writes executed twice; the agent online again, audit and doctor on the new primary, no write to the old one (section 8) | `tests/test_failover_drill.py` |",
         "| a card pulled mid-signature (in-process and mid-APDU over pcscd + vpcd): clean 1102, state updated, recovers | `tests/test_drills_cards.py` |",
         "| an agent killed with a request inside it: 9401/9400 within the signature timeout, nothing upstream | `tests/test_drills_agent.py` |",
         "| schemathesis on every OpenAPI document (live processes): no 5xx, no response outside its schema, beyond the known failures in `tests/schemathesis-baseline.json` | `tests/test_drills_schemathesis.py` |",

@@ -500,3 +500,46 @@ async def test_a_record_that_makes_no_audit_event_is_skipped_and_counted_and_the
         assert stream.unsendable == 1 and stream.connected and [m.sd[SD_ID]["seq"] for m in rsyslog.messages()] == ["1"]
     finally:
         await stream.close()
+
+
+def test_a_receiver_that_vanishes_silently_is_noticed_within_the_rewind() -> None:
+    import socket
+
+    from nhigw.gateway.auditsyslog import dead_peer_options
+
+    settings = SyslogSettings(SyslogTarget("127.0.0.1", 1))
+    assert settings.unacked_s < settings.rewind_s  # what was written before a silent peer was noticed is sent again
+    with socket.socket() as sock:
+        dead_peer_options(sock, settings.unacked_s)
+        assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE) == 1
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT) == 20000
+        idle, every, probes = (sock.getsockopt(socket.IPPROTO_TCP, o) for o in (socket.TCP_KEEPIDLE, socket.TCP_KEEPINTVL, socket.TCP_KEEPCNT))
+        assert idle + every * probes < settings.rewind_s  # an idle connection to a vanished peer fails inside the rewind too
+
+
+async def test_nhigw_gateway_process_streams_with_the_flag_and_stops_cleanly(rsyslog: Rsyslog, tmp_path: Path) -> None:
+    """``nhigw gateway --audit-syslog`` as its own process (one process: the audit file in its data
+    directory): a signed pass-through registration arrives in rsyslog with the file's chain position."""
+    from nhigw.gateway.audit import FileAudit
+    from tests.helpers import Proc
+    from tests.simkit import running_sim
+
+    async with running_sim() as sim:
+        port = free_port()
+        data = tmp_path / "gw"
+        gw = Proc("gw", ["gateway", "--port", str(port), "--cloud", sim.url, "--data-dir", str(data), "--audit-syslog", rsyslog.url], tmp_path)
+        try:
+            await asyncio.to_thread(gw.wait_ready)
+            body = sim.signer.for_route("BasicData/Register")
+            async with sim.http.post(f"http://127.0.0.1:{port}/api/v1/BasicData/Register", json=body) as r:
+                assert r.status == 200 and (await r.json())["statusCode"] == 0
+            assert await _wait_for(rsyslog, {1})
+            metrics = await (await sim.http.get(f"http://127.0.0.1:{port}/metrics")).text()
+            assert "nhigw_gateway_audit_syslog_connected 1.0" in metrics and "nhigw_gateway_audit_syslog_sent_total 1.0" in metrics
+        finally:
+            assert await asyncio.to_thread(gw.stop) == 0
+    log = FileAudit(data / "gateway" / "audit.jsonl")
+    recs = {r.seq: r for r in await log.records()}
+    (m,) = rsyslog.messages()
+    check_atna(m, recs, log.name)
+    assert not FULL_ID.search(b"\n".join(rsyslog.raw()).decode("utf-8"))

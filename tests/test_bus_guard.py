@@ -275,6 +275,7 @@ async def test_forged_enrolment_replies_do_not_stop_an_agent_enrolling() -> None
     ident = await enrol(bus, keys, "ws-05", token, timeout_s=5, resend_s=0.05)
     await task
     assert forged_sent.is_set() and ident.workstation == "ws-05" and (await gw.agents.get("ws-05")) == (ident.agentId, ident.key)
+    await gw.agents.close()  # the one part started here
     await gw.close()
     await spy.close()
 

@@ -183,14 +183,15 @@ async def test_operator_logs_in_retries_a_dead_letter_and_reads_the_masked_audit
         assert csv.splitlines()[0].startswith("seq,recorded,route") and "Z29*****29" in csv and "Z299999929" not in csv
         cells = [c for row in list(csvlib.reader(io.StringIO(csv)))[1:] for c in row]
         assert "'" + formula in cells and not any(c[:1] in ("=", "+", "-", "@") for c in cells if c)  # neutralised, as text
-        # Overview: the latency / error-rate chart from /metrics samples (every 0.3 s here) while HIS calls run.
+        # Overview: the latency / error-rate chart from the gateway's history (refreshed every 0.3 s here) while HIS calls run.
         await p.get(s.gateway_url + "/dashboard/?sample_s=0.3#overview")
         await p.wait("return document.body.dataset.ready === '1';", 10)
+        before = int(await p.js("return Number(document.getElementById('chart').dataset.requests || 0);"))
         for i in range(4):
             headers = {"Authorization": f"Bearer {his_key}", "X-Workstation": "ws-01", "Idempotency-Key": f"web-test-1{i:03d}"}
             assert ok(await s.call("POST", s.gateway_url + "/api/v1/BasicData/Register", json={}, headers=headers))
-            await p.wait("return Number(document.getElementById('chart').dataset.points || 0) >= arguments[0];", 5, i + 1)
-        await p.wait("return Number(document.getElementById('chart').dataset.latPoints || 0) >= 1;", 5)
+            await p.wait("return Number(document.getElementById('chart').dataset.requests || 0) >= arguments[0];", 5, before + i + 1)
+        await p.wait("return Number(document.getElementById('chart').dataset.points || 0) >= 1;", 5)
         assert await p.text("#m-dead") == "0"
         assert await p.text("#m-breaker") == "關閉 (正常)"
         await p.shot("dashboard-overview-ops")

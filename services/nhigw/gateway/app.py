@@ -43,6 +43,7 @@ import asyncio
 import re
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
@@ -67,7 +68,9 @@ from nhigw.gateway.upstream import RateLimited
 SIM_ADMIN = {e.path.lower() for e in api.SIM if e.tag == "admin"}
 log = get_logger("nhigw.gateway")
 
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 GATEWAY = web.AppKey("gateway", Gateway)
+CLIENTS = web.AppKey("clients", Clients)  # the gateway's HIS clients and operator keys (reloaded from their file)
 IDEM_RE = re.compile(r"^[\x21-\x7e]{1,200}$")
 
 
@@ -76,7 +79,6 @@ CLIENT = web.RequestKey("client", Client)
 # A 6.0 business body is a few KB; the largest real one, an IC-data upload (base64 XML, one batch of
 # visits), stays well under 1 MB. 4 MiB leaves room for an unusually large batch.
 MAX_BODY_BYTES = 4 * 1024 * 1024
-COMPONENT_METHODS = ("GET", "POST", "PUT", "DELETE")
 
 # The component calls an HIS client may forward to a workstation's agent: the 6.0 calls HIS code
 # makes (cards, PINs, signatures, Initial/Finalize, status). The others — Settings (CORS list,
@@ -130,7 +132,7 @@ def audit_params(q: Any) -> dict[str, Any]:
 
 
 @web.middleware
-async def bus_error_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
+async def bus_error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Redis unreachable anywhere in a handler: 9402 (nothing was accepted), never a 500."""
     try:
         return await handler(request)
@@ -145,297 +147,374 @@ def dead_id(req: web.Request) -> str:
     return i
 
 
-def rate_middleware(gw: Gateway) -> Any:
-    """One token of the client's bucket per request (business routes take theirs in ``business``, with the key)."""
-
-    @web.middleware
-    async def mw(request: web.Request, handler: Any) -> web.StreamResponse:
+@web.middleware
+async def rate_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """One token of the client's bucket per request (business routes take theirs in ``queued``, with the key)."""
+    gw = request.app[GATEWAY]
+    try:
+        client = request.app[CLIENTS].authenticate(request)
+    except StatusError:
+        bucket = f"peer:{request.remote}"
+    else:
+        request[CLIENT] = client
+        bucket = f"client:{client.name}"
+    if not (request.path.startswith("/api/v1/") or request.path == VNHI_UPLOAD.url):
         try:
-            client = gw.settings.clients.authenticate(request)
-        except StatusError:
-            bucket = f"peer:{request.remote}"
-        else:
-            request[CLIENT] = client
-            bucket = f"client:{client.name}"
-        if not (request.path.startswith("/api/v1/") or request.path == VNHI_UPLOAD.url):
-            try:
-                gw.cloud.admit(bucket)
-            except RateLimited as exc:
-                raise StatusError(Code.RATE_LIMITED, str(exc)) from exc
-        return await handler(request)
+            gw.cloud.admit(bucket)
+        except RateLimited as exc:
+            raise StatusError(Code.RATE_LIMITED, str(exc)) from exc
+    return await handler(request)
 
-    return mw
+
+def client_of(req: web.Request) -> Client:
+    """The client the request's key names (found by ``rate_middleware``), or 9411/401 as ``Clients.authenticate`` decides."""
+    known = req.get(CLIENT)
+    return known if known is not None else req.app[CLIENTS].authenticate(req)
+
+
+# ------------------------------------------------------------------ business: pass-through and one-call
+
+
+async def business(req: web.Request) -> web.StreamResponse:
+    t0 = time.perf_counter()
+    client = client_of(req)
+    path = "/api/v1/" + req.match_info["path"]
+    route = lookup(path)
+    if route is None:
+        raise StatusError(Code.NOT_FOUND, f"no business route {path}")
+    if not route.supported:
+        raise StatusError(Code.UNSUPPORTED, f"{route.path} is not supported by 6.0 (不支援)")
+    return await queued(req, t0, client, route, path)
+
+
+async def upload(req: web.Request) -> web.StreamResponse:
+    """The upload host's ``/V2000/VNHI_Upload``: queued and audited like a business write, sent to ``--upload-cloud``."""
+    t0 = time.perf_counter()
+    return await queued(req, t0, client_of(req), VNHI_UPLOAD, VNHI_UPLOAD.url)
+
+
+async def queued(req: web.Request, t0: float, client: Client, route: Route, path: str) -> web.StreamResponse:
+    gw = req.app[GATEWAY]
+    raw = await req.read()
+    fields: Any = loads_json(raw) if raw.strip() else {}
+    if not isinstance(fields, dict):
+        raise StatusError(Code.NOT_JSON, "the body must be a JSON object")
+    workstation = req.headers.get("X-Workstation") or None
+    hospital_field = "sHospId" if route is VNHI_UPLOAD else "hospitalId"
+    hospital = fields.get(hospital_field) if isinstance(fields.get(hospital_field), str) else None
+    dsession = await gw.sessions.resolve(req, client) if SESSION_HEADER in req.headers else None  # nhigw.gateway.sessions
+    if dsession is not None:
+        workstation, hospital = dsession.workstation, dsession.hospitalId
+    if workstation:
+        if not client.may_use(workstation):
+            raise forbid(f"client {client.name!r} may not use workstation {workstation!r}")
+        await gw.need_online(workstation)
+    elif not client.may_act_for(hospital):
+        raise forbid(f"client {client.name!r} may not act for hospital {hospital!r}")
+    idem = req.headers.get("Idempotency-Key") or uuid.uuid4().hex
+    if not IDEM_RE.match(idem):
+        raise StatusError(Code.PARAM_VALUE, "Idempotency-Key must be 1-200 printable ASCII characters")
+    deadline_s = gw.settings.default_deadline_s
+    if "X-Deadline-Ms" in req.headers:
+        try:
+            deadline_s = min(gw.settings.max_deadline_s, max(0.05, int(req.headers["X-Deadline-Ms"]) / 1000))
+        except ValueError as exc:
+            raise StatusError(Code.PARAM_VALUE, "X-Deadline-Ms must be an integer (milliseconds)") from exc
+    try:
+        gw.cloud.admit(f"client:{client.name}")
+    except RateLimited as exc:
+        gw.metrics.admission.labels(str(int(Code.RATE_LIMITED))).inc()
+        raise StatusError(Code.RATE_LIMITED, str(exc), idempotencyKey=idem) from exc
+    try:
+        ans, replayed, phases = await gw.submit(
+            client=client,
+            route=route,
+            path=path,
+            body=raw,
+            workstation=workstation,
+            idem_key=idem,
+            deadline_s=deadline_s,
+            hospital=client.hospitalId or (dsession.hospitalId if dsession else None),
+            device_session=dsession.sessionId if dsession else None,
+        )
+    except BusError:
+        # Redis failed or did not answer: the request may or may not be queued (a lost reply). Nothing reached
+        # the cloud yet; the key (ours if the HIS sent none) lets a retry join the run or start it, never repeat it.
+        err = StatusError(
+            Code.UPSTREAM_UNAVAILABLE,
+            "the gateway's queue did not confirm the request (Redis unavailable); retry with the same Idempotency-Key",
+            idempotencyKey=idem,
+        )
+        return json_response(err.body(), status=err.http_status, headers={"Idempotency-Key": idem})
+    headers = {"Idempotency-Key": idem, "Server-Timing": phases.header((time.perf_counter() - t0) * 1000)}
+    if ans is None:
+        err = StatusError(Code.IN_PROGRESS, f"not finished within {deadline_s:g} s; it stays queued", idempotencyKey=idem)
+        return json_response(err.body(), status=err.http_status, headers=headers)
+    headers["X-Request-Id"] = ans.requestId
+    if replayed:
+        headers["Idempotent-Replayed"] = "true"
+    return web.Response(body=ans.body.encode(), status=ans.httpStatus, content_type="application/json", charset="utf-8", headers=headers)
+
+
+async def test_api(req: web.Request) -> web.Response:
+    """``POST /test/v1/...``: the cloud's test-card API (e.g. ``ApplyVirtualHc/Apply``), passed through for the
+    client's hospital. The simulator's own admin endpoints (faults, clock, stats) are not passed."""
+    client = client_of(req)
+    if req.path.lower() in SIM_ADMIN:
+        raise web.HTTPNotFound()  # the simulator's admin API: not the cloud's, not passed
+    raw = await req.read()
+    fields: Any = loads_json(raw) if raw.strip() else {}
+    hospital = fields.get("hospitalId") if isinstance(fields, dict) and isinstance(fields.get("hospitalId"), str) else None
+    if not client.may_act_for(hospital):
+        raise forbid(f"client {client.name!r} may not act for hospital {hospital!r}")
+    status, body = await req.app[GATEWAY].test_api(req.path, raw)
+    return web.Response(body=body, status=status, content_type="application/json", charset="utf-8")
+
+
+# ------------------------------------------------------------------ workstations and their agents
+
+
+async def workstations(req: web.Request) -> web.Response:
+    client = client_of(req)
+    return json_response({"workstations": req.app[GATEWAY].registry.snapshot(client.may_use), "statusCode": 0})
+
+
+async def component(req: web.Request) -> web.Response:
+    gw = req.app[GATEWAY]
+    client = client_of(req)
+    ws, rest = req.match_info["ws"], req.match_info["rest"]
+    if not client.may_use(ws):
+        raise forbid(f"client {client.name!r} may not use workstation {ws!r}")
+    if not his_may_call(req.method, rest) and not client.may(Action.AGENT_SETTINGS):
+        raise forbid(f"{req.method} /api/{rest} changes the agent's settings: it needs an operator key (HIS clients may make the calls listed in README)")
+    await gw.need_online(ws)
+    path = "/api/" + req.match_info["rest"]
+    reply = await gw.rpc.component(ws, req.method, path, (await req.read()).decode("utf-8", "replace"))
+    return web.Response(body=reply.body.encode(), status=reply.httpStatus, content_type="application/json", charset="utf-8")
+
+
+# ------------------------------------------------------------------ ops: who am I, history, requests, dead letters
+
+
+async def me(req: web.Request) -> web.Response:
+    """Who this key is and what it may do (the dashboard shows only that)."""
+    c = client_of(req)
+    return json_response(
+        {
+            "name": c.name,
+            "role": c.role.value if c.role else None,
+            "hospitalId": c.hospitalId,
+            "allHospitals": c.allHospitals,
+            "open": req.app[CLIENTS].open,
+            "may": {a.value: c.may(a) for a in NEEDS},
+            "statusCode": 0,
+        }
+    )
+
+
+async def history(req: web.Request) -> web.Response:
+    client_of(req).need(Action.DASHBOARD)
+    try:
+        hours = float(req.query.get("hours", "3"))
+    except ValueError as exc:
+        raise StatusError(Code.PARAM_VALUE, "hours must be a number from 0.1 to 6") from exc
+    if not 0.1 <= hours <= 6:
+        raise StatusError(Code.PARAM_VALUE, "hours must be a number from 0.1 to 6")
+    return json_response((await req.app[GATEWAY].history.read(hours)).model_dump(mode="json"))
+
+
+async def requests_search(req: web.Request) -> web.Response:
+    gw = req.app[GATEWAY]
+    client = client_of(req)
+    client.need(Action.DASHBOARD)
+    body = await parse_body(req, RequestSearch, empty_ok=True)
+    return json_response(await browse.search(gw.audit, client, body, instance=gw.instance, site=gw.settings.site))
+
+
+async def dead_letters(req: web.Request) -> web.Response:
+    return json_response({"deadLetters": await req.app[GATEWAY].dead_letters.list(client_of(req)), "statusCode": 0})
+
+
+async def dead_detail(req: web.Request) -> web.Response:
+    return json_response({**await req.app[GATEWAY].dead_letters.detail(client_of(req), dead_id(req)), "statusCode": 0})
+
+
+async def dead_bulk(req: web.Request) -> web.Response:
+    client = client_of(req)
+    client.need(Action.DEAD_LETTERS)
+    body = await parse_body(req, DeadLetterBulkRetryRequest, empty_ok=False)
+    res = await req.app[GATEWAY].dead_letters.bulk_retry(client, body)
+    return json_response(res.model_dump(mode="json"))
+
+
+async def dead_retry(req: web.Request) -> web.Response:
+    new_id = await req.app[GATEWAY].dead_letters.retry(client_of(req), dead_id(req))
+    return json_response({"requeuedAs": new_id, "statusCode": 0})
+
+
+async def dead_resend(req: web.Request) -> web.Response:
+    client = client_of(req)
+    body = await parse_body(req, DeadLetterResendRequest, empty_ok=False)
+    new_id = await req.app[GATEWAY].dead_letters.resend(client, dead_id(req), body)
+    return json_response({"requeuedAs": new_id, "statusCode": 0})
+
+
+async def dead_discard(req: web.Request) -> web.Response:
+    await req.app[GATEWAY].dead_letters.discard(client_of(req), dead_id(req))
+    return json_response({"statusCode": 0})
+
+
+# ------------------------------------------------------------------ admin: HIS clients and enrolment tokens
+
+
+def clients_file(req: web.Request, c: Client) -> Clients:
+    c.need(Action.CLIENTS)
+    clients = req.app[CLIENTS]
+    if clients.path is None:
+        raise forbid("this gateway runs open on loopback without a clients file: start it with --clients FILE to manage clients")
+    clients.reload()  # what another replica or the CLI wrote just now
+    return clients
+
+
+async def ops_audit(req: web.Request, c: Client, what: str, action: str, note: str, hospital: str | None) -> None:
+    gw = req.app[GATEWAY]
+    await gw.audit.append(ops_record(c, what, action, instance=gw.instance, site=gw.settings.site, hospital=hospital, note=note))
+
+
+async def clients_list(req: web.Request) -> web.Response:
+    c = client_of(req)
+    clients = clients_file(req, c)
+    return json_response({"clients": [x.public() for x in clients.clients if c.manages(x)], "statusCode": 0})
+
+
+async def clients_add(req: web.Request) -> web.Response:
+    c = client_of(req)
+    clients = clients_file(req, c)
+    body = await parse_body(req, ClientCreateRequest, empty_ok=False)
+    role = Role(body.role) if body.role else None
+    new = Client(body.name, body.hospitalId, tuple(body.workstations), role, allHospitals=body.allHospitals)
+    existing = next((x for x in clients.clients if x.name == body.name), None)
+    if not c.manages(new) or (existing is not None and not c.manages(existing)):
+        raise forbid(f"{c.name!r} manages clients of hospital {c.hospitalId!r} only (an all-hospitals key needs an all-hospitals admin)")
+    assert clients.path is not None
+    key = await asyncio.to_thread(Clients.add, clients.path, body.name, body.hospitalId, list(body.workstations), all_hospitals=body.allHospitals, role=role)
+    clients.reload()
+    await ops_audit(
+        req,
+        c,
+        "clients/add",
+        "C",
+        f"client {body.name!r} role {role.value if role else 'his'} hospital {'all' if body.allHospitals else body.hospitalId}",
+        body.hospitalId,
+    )
+    return json_response({**new.public(), "key": key, "statusCode": 0})
+
+
+async def clients_remove(req: web.Request) -> web.Response:
+    c = client_of(req)
+    clients = clients_file(req, c)
+    name = req.match_info["name"]
+    target = next((x for x in clients.clients if x.name == name), None)
+    if target is None or not c.manages(target):
+        raise StatusError(Code.NOT_FOUND, "no such client")
+    assert clients.path is not None
+    await asyncio.to_thread(Clients.remove, clients.path, name)
+    clients.reload()
+    await ops_audit(req, c, "clients/remove", "D", f"client {name!r}", target.hospitalId)
+    return json_response({"statusCode": 0})
+
+
+async def enrol_token(req: web.Request) -> web.Response:
+    c = client_of(req)
+    c.need(Action.ENROL)
+    body = await parse_body(req, EnrolTokenRequest, empty_ok=False)
+    if not c.may_use(body.workstation):
+        raise forbid(f"{c.name!r} may not use workstation {body.workstation!r}")
+    token = await req.app[GATEWAY].agents.issue_token(body.workstation, body.ttl_s)
+    await ops_audit(req, c, "enrol-tokens/issue", "E", f"one-time enrolment token for workstation {body.workstation!r}, valid {body.ttl_s:g} s", c.hospitalId)
+    return json_response({"workstation": body.workstation, "token": token, "ttl_s": body.ttl_s, "statusCode": 0})
+
+
+# ------------------------------------------------------------------ the audit trail, metrics, readiness
+
+
+async def audit(req: web.Request) -> web.Response:
+    client = client_of(req)
+    hospital = client.hospitalId
+    if client.ops:  # an operator key: its scope (one hospital, or all); an HIS client: its hospital, as ever
+        client.need(Action.AUDIT)
+        hospital = None if client.allHospitals else client.hospitalId
+    page = await req.app[GATEWAY].audit.query(hospital=hospital, **audit_params(req.query))
+    return json_response(page.model_dump(mode="json"))  # None fields kept (next: null on the last page)
+
+
+async def audit_verify(req: web.Request) -> web.Response:
+    c = client_of(req)
+    c.need(Action.AUDIT)
+    if not c.allHospitals:  # one chain holds every hospital's records
+        raise forbid("verifying the audit chain (every hospital's records) is for an allHospitals operator")
+    res = await req.app[GATEWAY].check_audit()
+    return json_response({**res.model_dump(), "statusCode": 0}, status=200 if res.ok else 409)
+
+
+async def metrics(req: web.Request) -> web.Response:
+    return web.Response(body=await req.app[GATEWAY].metrics.render(), content_type="text/plain", charset="utf-8")
+
+
+async def readyz(req: web.Request) -> web.Response:
+    gw = req.app[GATEWAY]
+    checks = await gw.readiness.run()  # named checks (nhigw.common.health): bus, task:<name>, ...
+    ok = all(checks.values())
+    failing = [name for name, passed in checks.items() if not passed]
+    status = "ok" if ok else "not ready: " + ", ".join(failing)
+    return web.json_response({"status": status, "checks": checks, "instance": gw.instance}, status=200 if ok else 503)
+
+
+# The gateway's routes (each row is also in ``nhigw.contracts.api.GATEWAY``, which a test checks).
+# Component calls take GET, POST, PUT and DELETE only: HEAD, PATCH, TRACE... are 405 here, never forwarded.
+COMPONENT_PATH = r"/api/workstations/{ws}/{rest:(common|sam|hpc|hc)/v1/.+}"
+ROUTES: list[web.RouteDef] = [
+    web.get("/healthz", healthz),
+    web.get("/readyz", readyz),
+    web.get("/metrics", metrics),
+    web.get("/api/workstations", workstations),
+    web.get(COMPONENT_PATH, component, allow_head=False),
+    web.post(COMPONENT_PATH, component),
+    web.put(COMPONENT_PATH, component),
+    web.delete(COMPONENT_PATH, component),
+    web.get("/api/ops/me", me),
+    web.get("/api/ops/history", history),
+    web.post("/api/ops/requests/search", requests_search),
+    web.get("/api/ops/dead-letters", dead_letters),
+    web.post("/api/ops/dead-letters/bulk-retry", dead_bulk),
+    web.get("/api/ops/dead-letters/{id}", dead_detail),
+    web.get("/api/admin/clients", clients_list),
+    web.post("/api/admin/clients", clients_add),
+    web.delete("/api/admin/clients/{name}", clients_remove),
+    web.post("/api/admin/enrol-tokens", enrol_token),
+    web.post("/api/ops/dead-letters/{id}/retry", dead_retry),
+    web.post("/api/ops/dead-letters/{id}/resend", dead_resend),
+    web.delete("/api/ops/dead-letters/{id}", dead_discard),
+    web.get("/api/audit", audit),
+    web.get("/api/audit/verify", audit_verify),
+    web.post("/api/v1/{path:.+}", business),
+    web.post(VNHI_UPLOAD.url, upload),
+    web.post("/test/v1/{path:.+}", test_api),
+]
+
 
 
 def create_app(gw: Gateway, *, workers: bool = True) -> web.Application:
-    middlewares: list[Any] = [error_middleware, rate_middleware(gw), bus_error_middleware]
+    """The gateway's app; ``workers=False``: this replica admits and answers but runs no jobs from the queue."""
+    middlewares: list[Any] = [error_middleware, rate_middleware, bus_error_middleware]
     if gw.settings.clients.open:  # open on loopback: no key stops a rebound host name or a web page
         middlewares.insert(0, guard_middleware(Guard(check_host=True, refuse_foreign_origin=True, csrf=False)))
     app = web.Application(middlewares=middlewares, client_max_size=MAX_BODY_BYTES)
     app[GATEWAY] = gw
-
-    async def lifecycle(_a: web.Application):
-        await gw.start(workers=workers)
-        yield
-        await gw.close()
-
-    app.cleanup_ctx.append(lifecycle)
-
-    def client_of(req: web.Request) -> Client:
-        known = req.get(CLIENT)
-        return known if known is not None else gw.settings.clients.authenticate(req)
-
-    async def business(req: web.Request) -> web.StreamResponse:
-        t0 = time.perf_counter()
-        client = client_of(req)
-        path = "/api/v1/" + req.match_info["path"]
-        route = lookup(path)
-        if route is None:
-            raise StatusError(Code.NOT_FOUND, f"no business route {path}")
-        if not route.supported:
-            raise StatusError(Code.UNSUPPORTED, f"{route.path} is not supported by 6.0 (不支援)")
-        return await queued(req, t0, client, route, path)
-
-    async def upload(req: web.Request) -> web.StreamResponse:
-        """The upload host's ``/V2000/VNHI_Upload``: queued and audited like a business write, sent to ``--upload-cloud``."""
-        t0 = time.perf_counter()
-        return await queued(req, t0, client_of(req), VNHI_UPLOAD, VNHI_UPLOAD.url)
-
-    async def queued(req: web.Request, t0: float, client: Client, route: Route, path: str) -> web.StreamResponse:
-        raw = await req.read()
-        fields: Any = loads_json(raw) if raw.strip() else {}
-        if not isinstance(fields, dict):
-            raise StatusError(Code.NOT_JSON, "the body must be a JSON object")
-        workstation = req.headers.get("X-Workstation") or None
-        hospital_field = "sHospId" if route is VNHI_UPLOAD else "hospitalId"
-        hospital = fields.get(hospital_field) if isinstance(fields.get(hospital_field), str) else None
-        dsession = await gw.sessions.resolve(req, client) if SESSION_HEADER in req.headers else None  # nhigw.gateway.sessions
-        if dsession is not None:
-            workstation, hospital = dsession.workstation, dsession.hospitalId
-        if workstation:
-            if not client.may_use(workstation):
-                raise forbid(f"client {client.name!r} may not use workstation {workstation!r}")
-            await gw.need_online(workstation)
-        elif not client.may_act_for(hospital):
-            raise forbid(f"client {client.name!r} may not act for hospital {hospital!r}")
-        idem = req.headers.get("Idempotency-Key") or uuid.uuid4().hex
-        if not IDEM_RE.match(idem):
-            raise StatusError(Code.PARAM_VALUE, "Idempotency-Key must be 1-200 printable ASCII characters")
-        deadline_s = gw.settings.default_deadline_s
-        if "X-Deadline-Ms" in req.headers:
-            try:
-                deadline_s = min(gw.settings.max_deadline_s, max(0.05, int(req.headers["X-Deadline-Ms"]) / 1000))
-            except ValueError as exc:
-                raise StatusError(Code.PARAM_VALUE, "X-Deadline-Ms must be an integer (milliseconds)") from exc
-        try:
-            gw.cloud.admit(f"client:{client.name}")
-        except RateLimited as exc:
-            gw.metrics.admission.labels(str(int(Code.RATE_LIMITED))).inc()
-            raise StatusError(Code.RATE_LIMITED, str(exc), idempotencyKey=idem) from exc
-        try:
-            ans, replayed, phases = await gw.submit(client=client, route=route, path=path, body=raw, workstation=workstation, idem_key=idem, deadline_s=deadline_s, hospital=client.hospitalId or (dsession.hospitalId if dsession else None), device_session=dsession.sessionId if dsession else None)
-        except BusError:
-            # Redis failed or did not answer: the request may or may not be queued (a lost reply). Nothing reached
-            # the cloud yet; the key (ours if the HIS sent none) lets a retry join the run or start it, never repeat it.
-            err = StatusError(Code.UPSTREAM_UNAVAILABLE, "the gateway's queue did not confirm the request (Redis unavailable); retry with the same Idempotency-Key", idempotencyKey=idem)
-            return json_response(err.body(), status=err.http_status, headers={"Idempotency-Key": idem})
-        headers = {"Idempotency-Key": idem, "Server-Timing": phases.header((time.perf_counter() - t0) * 1000)}
-        if ans is None:
-            err = StatusError(Code.IN_PROGRESS, f"not finished within {deadline_s:g} s; it stays queued", idempotencyKey=idem)
-            return json_response(err.body(), status=err.http_status, headers=headers)
-        headers["X-Request-Id"] = ans.requestId
-        if replayed:
-            headers["Idempotent-Replayed"] = "true"
-        return web.Response(body=ans.body.encode(), status=ans.httpStatus, content_type="application/json", charset="utf-8", headers=headers)
-
-    async def test_api(req: web.Request) -> web.Response:
-        """``POST /test/v1/...``: the cloud's test-card API (e.g. ``ApplyVirtualHc/Apply``), passed through for the
-        client's hospital. The simulator's own admin endpoints (faults, clock, stats) are not passed."""
-        client = client_of(req)
-        if req.path.lower() in SIM_ADMIN:
-            raise web.HTTPNotFound()  # the simulator's admin API: not the cloud's, not passed
-        raw = await req.read()
-        fields: Any = loads_json(raw) if raw.strip() else {}
-        hospital = fields.get("hospitalId") if isinstance(fields, dict) and isinstance(fields.get("hospitalId"), str) else None
-        if not client.may_act_for(hospital):
-            raise forbid(f"client {client.name!r} may not act for hospital {hospital!r}")
-        status, body = await gw.test_api(req.path, raw)
-        return web.Response(body=body, status=status, content_type="application/json", charset="utf-8")
-
-    async def workstations(req: web.Request) -> web.Response:
-        client = client_of(req)
-        return json_response({"workstations": gw.registry.snapshot(client.may_use), "statusCode": 0})
-
-    async def component(req: web.Request) -> web.Response:
-        client = client_of(req)
-        ws, rest = req.match_info["ws"], req.match_info["rest"]
-        if not client.may_use(ws):
-            raise forbid(f"client {client.name!r} may not use workstation {ws!r}")
-        if not his_may_call(req.method, rest) and not client.may(Action.AGENT_SETTINGS):
-            raise forbid(f"{req.method} /api/{rest} changes the agent's settings: it needs an operator key (HIS clients may make the calls listed in README)")
-        await gw.need_online(ws)
-        path = "/api/" + req.match_info["rest"]
-        reply = await gw.rpc.component(ws, req.method, path, (await req.read()).decode("utf-8", "replace"))
-        return web.Response(body=reply.body.encode(), status=reply.httpStatus, content_type="application/json", charset="utf-8")
-
-    async def dead_letters(req: web.Request) -> web.Response:
-        return json_response({"deadLetters": await gw.dead_letters.list(client_of(req)), "statusCode": 0})
-
-    async def dead_detail(req: web.Request) -> web.Response:
-        return json_response({**await gw.dead_letters.detail(client_of(req), dead_id(req)), "statusCode": 0})
-
-    async def dead_bulk(req: web.Request) -> web.Response:
-        client = client_of(req)
-        client.need(Action.DEAD_LETTERS)
-        body = await parse_body(req, DeadLetterBulkRetryRequest, empty_ok=False)
-        res = await gw.dead_letters.bulk_retry(client, body)
-        return json_response(res.model_dump(mode="json"))
-
-    async def me(req: web.Request) -> web.Response:
-        """Who this key is and what it may do (the dashboard shows only that)."""
-        c = client_of(req)
-        return json_response({
-            "name": c.name, "role": c.role.value if c.role else None, "hospitalId": c.hospitalId, "allHospitals": c.allHospitals,
-            "open": gw.settings.clients.open, "may": {a.value: c.may(a) for a in NEEDS}, "statusCode": 0,
-        })
-
-    async def history(req: web.Request) -> web.Response:
-        client_of(req).need(Action.DASHBOARD)
-        try:
-            hours = float(req.query.get("hours", "3"))
-        except ValueError as exc:
-            raise StatusError(Code.PARAM_VALUE, "hours must be a number from 0.1 to 6") from exc
-        if not 0.1 <= hours <= 6:
-            raise StatusError(Code.PARAM_VALUE, "hours must be a number from 0.1 to 6")
-        return json_response((await gw.history.read(hours)).model_dump(mode="json"))
-
-    async def requests_search(req: web.Request) -> web.Response:
-        client = client_of(req)
-        client.need(Action.DASHBOARD)
-        body = await parse_body(req, RequestSearch, empty_ok=True)
-        return json_response(await browse.search(gw.audit, client, body, instance=gw.instance, site=gw.settings.site))
-
-    # ------------------------------------------------------------------ admin: HIS clients and enrolment tokens
-
-    def clients_file(c: Client) -> Clients:
-        c.need(Action.CLIENTS)
-        clients = gw.settings.clients
-        if clients.path is None:
-            raise forbid("this gateway runs open on loopback without a clients file: start it with --clients FILE to manage clients")
-        clients.reload()  # what another replica or the CLI wrote just now
-        return clients
-
-    async def ops_audit(c: Client, what: str, action: str, note: str, hospital: str | None) -> None:
-        await gw.audit.append(ops_record(c, what, action, instance=gw.instance, site=gw.settings.site, hospital=hospital, note=note))
-
-    async def clients_list(req: web.Request) -> web.Response:
-        c = client_of(req)
-        clients = clients_file(c)
-        return json_response({"clients": [x.public() for x in clients.clients if c.manages(x)], "statusCode": 0})
-
-    async def clients_add(req: web.Request) -> web.Response:
-        c = client_of(req)
-        clients = clients_file(c)
-        body = await parse_body(req, ClientCreateRequest, empty_ok=False)
-        role = Role(body.role) if body.role else None
-        new = Client(body.name, body.hospitalId, tuple(body.workstations), role, allHospitals=body.allHospitals)
-        existing = next((x for x in clients.clients if x.name == body.name), None)
-        if not c.manages(new) or (existing is not None and not c.manages(existing)):
-            raise forbid(f"{c.name!r} manages clients of hospital {c.hospitalId!r} only (an all-hospitals key needs an all-hospitals admin)")
-        assert clients.path is not None
-        key = await asyncio.to_thread(Clients.add, clients.path, body.name, body.hospitalId, list(body.workstations), all_hospitals=body.allHospitals, role=role)
-        clients.reload()
-        await ops_audit(c, "clients/add", "C", f"client {body.name!r} role {role.value if role else 'his'} hospital {'all' if body.allHospitals else body.hospitalId}", body.hospitalId)
-        return json_response({**new.public(), "key": key, "statusCode": 0})
-
-    async def clients_remove(req: web.Request) -> web.Response:
-        c = client_of(req)
-        clients = clients_file(c)
-        name = req.match_info["name"]
-        target = next((x for x in clients.clients if x.name == name), None)
-        if target is None or not c.manages(target):
-            raise StatusError(Code.NOT_FOUND, "no such client")
-        assert clients.path is not None
-        await asyncio.to_thread(Clients.remove, clients.path, name)
-        clients.reload()
-        await ops_audit(c, "clients/remove", "D", f"client {name!r}", target.hospitalId)
-        return json_response({"statusCode": 0})
-
-    async def enrol_token(req: web.Request) -> web.Response:
-        c = client_of(req)
-        c.need(Action.ENROL)
-        body = await parse_body(req, EnrolTokenRequest, empty_ok=False)
-        if not c.may_use(body.workstation):
-            raise forbid(f"{c.name!r} may not use workstation {body.workstation!r}")
-        token = await gw.agents.issue_token(body.workstation, body.ttl_s)
-        await ops_audit(c, "enrol-tokens/issue", "E", f"one-time enrolment token for workstation {body.workstation!r}, valid {body.ttl_s:g} s", c.hospitalId)
-        return json_response({"workstation": body.workstation, "token": token, "ttl_s": body.ttl_s, "statusCode": 0})
-
-    async def dead_retry(req: web.Request) -> web.Response:
-        new_id = await gw.dead_letters.retry(client_of(req), dead_id(req))
-        return json_response({"requeuedAs": new_id, "statusCode": 0})
-
-    async def dead_resend(req: web.Request) -> web.Response:
-        client = client_of(req)
-        body = await parse_body(req, DeadLetterResendRequest, empty_ok=False)
-        new_id = await gw.dead_letters.resend(client, dead_id(req), body)
-        return json_response({"requeuedAs": new_id, "statusCode": 0})
-
-    async def dead_discard(req: web.Request) -> web.Response:
-        await gw.dead_letters.discard(client_of(req), dead_id(req))
-        return json_response({"statusCode": 0})
-
-    async def audit(req: web.Request) -> web.Response:
-        client = client_of(req)
-        hospital = client.hospitalId
-        if client.ops:  # an operator key: its scope (one hospital, or all); an HIS client: its hospital, as ever
-            client.need(Action.AUDIT)
-            hospital = None if client.allHospitals else client.hospitalId
-        page = await gw.audit.query(hospital=hospital, **audit_params(req.query))
-        return json_response(page.model_dump(mode="json"))  # None fields kept (next: null on the last page)
-
-    async def audit_verify(req: web.Request) -> web.Response:
-        c = client_of(req)
-        c.need(Action.AUDIT)
-        if not c.allHospitals:  # one chain holds every hospital's records
-            raise forbid("verifying the audit chain (every hospital's records) is for an allHospitals operator")
-        res = await gw.check_audit()
-        return json_response({**res.model_dump(), "statusCode": 0}, status=200 if res.ok else 409)
-
-    async def metrics(_req: web.Request) -> web.Response:
-        return web.Response(body=await gw.metrics.render(), content_type="text/plain", charset="utf-8")
-
-    async def readyz(_req: web.Request) -> web.Response:
-        checks = await gw.readiness.run()  # named checks (nhigw.common.health): bus, task:<name>, ...
-        ok = all(checks.values())
-        failing = [name for name, passed in checks.items() if not passed]
-        status = "ok" if ok else "not ready: " + ", ".join(failing)
-        return web.json_response({"status": status, "checks": checks, "instance": gw.instance}, status=200 if ok else 503)
-
-    app.router.add_get("/healthz", healthz)
-    app.router.add_get("/readyz", readyz)
-    app.router.add_get("/metrics", metrics)
-    app.router.add_get("/api/workstations", workstations)
-    for method in COMPONENT_METHODS:  # no HEAD, PATCH, TRACE...: those are 405 here, never forwarded
-        app.router.add_route(method, r"/api/workstations/{ws}/{rest:(common|sam|hpc|hc)/v1/.+}", component)
-    app.router.add_get("/api/ops/me", me)
-    app.router.add_get("/api/ops/history", history)
-    app.router.add_post("/api/ops/requests/search", requests_search)
-    app.router.add_get("/api/ops/dead-letters", dead_letters)
-    app.router.add_post("/api/ops/dead-letters/bulk-retry", dead_bulk)
-    app.router.add_get("/api/ops/dead-letters/{id}", dead_detail)
-    app.router.add_get("/api/admin/clients", clients_list)
-    app.router.add_post("/api/admin/clients", clients_add)
-    app.router.add_delete("/api/admin/clients/{name}", clients_remove)
-    app.router.add_post("/api/admin/enrol-tokens", enrol_token)
-    app.router.add_post("/api/ops/dead-letters/{id}/retry", dead_retry)
-    app.router.add_post("/api/ops/dead-letters/{id}/resend", dead_resend)
-    app.router.add_delete("/api/ops/dead-letters/{id}", dead_discard)
-    app.router.add_get("/api/audit", audit)
-    app.router.add_get("/api/audit/verify", audit_verify)
-    app.router.add_post("/api/v1/{path:.+}", business)
-    app.router.add_post(VNHI_UPLOAD.url, upload)
-    app.router.add_post("/test/v1/{path:.+}", test_api)
+    app[CLIENTS] = gw.settings.clients
+    for part in gw.lifetimes(workers=workers):  # each part its own cleanup_ctx: opened in order, closed in reverse
+        app.cleanup_ctx.append(lambda _app, part=part: part())
+    app.router.add_routes(ROUTES)
     add_dashboard_routes(app)
     add_session_routes(app, gw.sessions, gw.settings.clients)
     return app

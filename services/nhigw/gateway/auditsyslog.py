@@ -18,10 +18,12 @@ receiver's close while idle. The guarantee, for the records this replica appends
 - **at least once, in chain order** (each replica sends its own records; in a shared chain the
   ``seq`` of one replica's messages has gaps where other replicas appended);
 - a record that did not fit in the queue, and every record written to a connection in the
-  ``rewind_s`` seconds before it broke (a receiver that stops may not have read what was in
+  ``rewind_s`` (30) seconds before it broke (a receiver that stops may not have read what was in
   flight; TCP syslog has no acknowledgement), is read again from the audit log (its paged reader,
   by time, from ``catchup_margin_s`` before that record) once a connection is back, so a receiver
-  down for any time loses nothing; what it gets twice carries the same chain, seq and hash;
+  down for any time loses nothing; what it gets twice carries the same chain, seq and hash. A
+  receiver that vanishes silently is noticed once data goes unacknowledged for ``unacked_s`` (20)
+  seconds (TCP_USER_TIMEOUT, keepalive when idle), inside the rewind;
 - not covered: records appended before the replica started streaming, or left unsent when it
   stopped (``close`` sends what it holds for up to ``drain_s``), and a receiver that takes a
   record and then loses it (its own queue): ``nhigw audit syslog --since`` replays any time range.
@@ -104,16 +106,35 @@ class SyslogTarget:
             ctx.load_cert_chain(self.cert_file, self.key_file)
         return ctx
 
-    async def open(self, timeout_s: float) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    async def open(self, timeout_s: float, unacked_s: float = 20.0) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         ctx = self.ssl_context()
-        return await asyncio.wait_for(asyncio.open_connection(self.host, self.port, ssl=ctx, server_hostname=self.host if ctx else None), timeout_s)
+        reader, writer = await asyncio.wait_for(asyncio.open_connection(self.host, self.port, ssl=ctx, server_hostname=self.host if ctx else None), timeout_s)
+        sock = writer.get_extra_info("socket")
+        if sock is not None:
+            dead_peer_options(sock, unacked_s)
+        return reader, writer
+
+
+def dead_peer_options(sock: socket.socket, unacked_s: float) -> None:
+    """A receiver that vanishes without a word (a cable pulled, a host powered off) would leave writes
+    "succeeding" into the kernel for many minutes: the connection fails once data went unacknowledged
+    for ``unacked_s`` (TCP_USER_TIMEOUT) and, idle, after keepalive probes of about as long (Linux)."""
+    with contextlib.suppress(OSError):
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+        for name, value in (("TCP_KEEPIDLE", max(1, int(unacked_s / 2))), ("TCP_KEEPINTVL", max(1, int(unacked_s / 4))), ("TCP_KEEPCNT", 2),
+                            ("TCP_USER_TIMEOUT", int(unacked_s * 1000))):
+            if hasattr(socket, name):
+                sock.setsockopt(socket.IPPROTO_TCP, getattr(socket, name), value)
 
 
 @dataclass(frozen=True)
 class SyslogSettings:
     target: SyslogTarget
     queue_max: int = 10_000  # records waiting to be sent; more are dropped, counted and read again from the log
-    rewind_s: float = 5.0  # records sent this long before a connection broke are sent again
+    # Records sent this long before a break was noticed are sent again: longer than a silent peer takes to
+    # be noticed (``unacked_s``), since TCP syslog has no acknowledgement of its own.
+    rewind_s: float = 30.0
+    unacked_s: float = 20.0
     catchup_margin_s: float = 60.0  # read the log from this long before the first record needed (records are timed before they are chained)
     first_backoff_s: float = 0.2
     max_backoff_s: float = 30.0
@@ -248,7 +269,7 @@ class SyslogStream:
         down_logged = False
         while True:
             try:
-                reader, writer = await self.settings.target.open(self.settings.connect_timeout_s)
+                reader, writer = await self.settings.target.open(self.settings.connect_timeout_s, self.settings.unacked_s)
             except (OSError, ssl.SSLError, TimeoutError) as exc:
                 self.failures += 1
                 if not down_logged:  # once per outage, not once per attempt
@@ -338,7 +359,9 @@ class SyslogStream:
             raise _Broken("the receiver closed the connection")
         now = time.monotonic()
         chunk = []
-        for rec in recs:
+        for i, rec in enumerate(recs):
+            if i and i % 16 == 0:
+                await asyncio.sleep(0)  # ~0.5 ms of FHIR validation per record: a catch-up of thousands must not stall the requests
             try:
                 msg = format_message(rec, self.audit.name, hostname=self.hostname, procid=self.instance)
             except ValueError as exc:  # no valid AuditEvent (e.g. a record edited in Redis): skipped, never a dead sender

@@ -65,6 +65,8 @@ import os
 import socket
 import time
 import uuid
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -232,7 +234,7 @@ class Gateway:
         # answer key -> waiting requests here: future -> the requestId it waits for (None: any run's answer)
         self._waiters: dict[str, dict[asyncio.Future[tuple[JobAnswer, Phases | None]], str | None]] = {}
         self.done_channel = keys.done(self.instance)  # this replica's own: answers for requests waiting here
-        self._done_sub: Any = None
+        self._running: contextlib.AsyncExitStack | None = None  # what ``start`` opened
 
     @property
     def audit(self) -> AuditLog:
@@ -240,24 +242,115 @@ class Gateway:
 
     # ------------------------------------------------------------------ lifecycle
 
+    def lifetimes(self, *, workers: bool = True) -> list[Callable[[], AbstractAsyncContextManager[None]]]:
+        """The gateway's parts in the order they start (each opens, yields, closes; they close in reverse):
+        the app gives each its own ``cleanup_ctx``; ``start``/``close`` run them for code without an app."""
+        parts: list[Callable[[], AbstractAsyncContextManager[None]]] = [
+            self._clouds, self._queue_part, self._audit_part, self._bus_link, self._history_part, self._done_listener, self._audit_checks,
+        ]
+        return [*parts, self._workers_part] if workers else parts
+
     async def start(self, *, workers: bool = True) -> None:
+        stack = contextlib.AsyncExitStack()
+        try:
+            for part in self.lifetimes(workers=workers):
+                await stack.enter_async_context(part())
+        except BaseException:
+            await stack.aclose()
+            raise
+        self._running = stack
+
+    async def close(self) -> None:
+        """Close what ``start`` opened; the cloud sessions (open since construction) in any case."""
+        stack, self._running = self._running, None
+        if stack is not None:
+            await stack.aclose()
+        else:
+            await self._close_clouds()
+
+    async def _close_clouds(self) -> None:
+        await self.cloud.close()
+        if self.upload_cloud is not self.cloud:
+            await self.upload_cloud.close()
+
+    @contextlib.asynccontextmanager
+    async def _clouds(self) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            await self._close_clouds()
+
+    @contextlib.asynccontextmanager
+    async def _queue_part(self) -> AsyncIterator[None]:
         await self.queue.start()
+        try:
+            yield
+        finally:
+            await self.queue.close()
+
+    @contextlib.asynccontextmanager
+    async def _audit_part(self) -> AsyncIterator[None]:
+        """The audit log, and its stream to an ATNA receiver when configured."""
         await self.audit.start(self.supervisor)
-        if self.syslog is not None:
-            self.syslog.start(self.supervisor)
-        await self.agents.start()
-        await self.registry.start()
-        await self.rpc.start()
-        await self.sessions.start()
+        try:
+            if self.syslog is not None:
+                self.syslog.start(self.supervisor)
+            try:
+                yield
+            finally:
+                if self.syslog is not None:
+                    await self.syslog.close()
+        finally:
+            await self.audit.close()
+
+    @contextlib.asynccontextmanager
+    async def _bus_link(self) -> AsyncIterator[None]:
+        """The agents' side of the bus: enrolment, presence, RPC, device sessions (closed in reverse)."""
+        async with contextlib.AsyncExitStack() as stack:
+            for part in (self.agents, self.registry, self.rpc, self.sessions):
+                await part.start()
+                stack.push_async_callback(part.close)
+            yield
+
+    @contextlib.asynccontextmanager
+    async def _history_part(self) -> AsyncIterator[None]:
         self.history.start(self.supervisor)
-        sub = self._done_sub = await self.bus.subscribe(self.done_channel)
-        self.supervisor.start("done-listener", lambda: serve(sub, "done", self._on_done, self.drops, max_bytes=MAX_ANSWER_BYTES))
-        self._workers = workers
+        try:
+            yield
+        finally:
+            await self.history.close(self.supervisor)
+
+    @contextlib.asynccontextmanager
+    async def _done_listener(self) -> AsyncIterator[None]:
+        """Answers finished by any replica for requests waiting here (this replica's own channel)."""
+        sub = await self.bus.subscribe(self.done_channel)
+        try:
+            self.supervisor.start("done-listener", lambda: serve(sub, "done", self._on_done, self.drops, max_bytes=MAX_ANSWER_BYTES))
+            yield
+        finally:
+            await self.supervisor.stop("done-listener")
+            await sub.close()
+
+    @contextlib.asynccontextmanager
+    async def _audit_checks(self) -> AsyncIterator[None]:
         if self.settings.audit_check_every_s > 0:
             self.supervisor.start("audit-check", self._audit_check_loop)
-        if workers:
-            self.supervisor.start("worker", self._work_loop)
-            self.supervisor.start("worker-keepalive", self._keepalive)
+        try:
+            yield
+        finally:
+            await self.supervisor.stop("audit-check")
+
+    @contextlib.asynccontextmanager
+    async def _workers_part(self) -> AsyncIterator[None]:
+        self._workers = True
+        self.supervisor.start("worker", self._work_loop)
+        self.supervisor.start("worker-keepalive", self._keepalive)
+        try:
+            yield
+        finally:
+            self._workers = False
+            await self.supervisor.stop("worker", "worker-keepalive")
+            await self._drain()
 
     async def check_audit(self) -> VerifyResult:
         """The whole audit chain and its checkpoints checked; the result goes to the metrics (and is logged if it fails)."""
@@ -272,8 +365,7 @@ class Gateway:
             await self.check_audit()
             await asyncio.sleep(self.settings.audit_check_every_s)
 
-    async def close(self) -> None:
-        await self.supervisor.stop("worker", "worker-keepalive", "audit-check")
+    async def _drain(self) -> None:
         # A clean stop drains: jobs in flight get ``drain_s`` to finish (answer stored, XACK).
         # Past it they are cancelled; their entries stay pending and another replica (or this
         # one after a restart) reclaims them. A write already sent keeps its marker (9403).
@@ -284,21 +376,6 @@ class Gateway:
         for t in list(self._jobs):
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await t
-        await self.supervisor.stop("done-listener")
-        if self._done_sub is not None:
-            await self._done_sub.close()
-        await self.history.close(self.supervisor)
-        await self.queue.close()
-        if self.syslog is not None:
-            await self.syslog.close()
-        await self.audit.close()
-        await self.rpc.close()
-        await self.sessions.close()
-        await self.registry.close()
-        await self.agents.close()
-        await self.cloud.close()
-        if self.upload_cloud is not self.cloud:
-            await self.upload_cloud.close()
 
     # ------------------------------------------------------------------ admission
 

@@ -1,22 +1,25 @@
 """The gateway's ops dashboard (``/dashboard/``): plain HTML, CSS and JS, no build step, no CDN.
 
-``add_dashboard_routes(app)`` mounts the static page and ``GET /dashboard/endpoints.json``,
-the gateway's public endpoint table (``nhigw.contracts.api.GATEWAY``: method, path,
-summary) so the page finds the ops endpoints by what they are (dead letters, audit,
-metrics) as they land rather than by hard-coded guesses. The page reads only what
-HIS clients and ops tools read — ``GET /api/workstations``, the Prometheus ``/metrics``
-text, the dead-letter and audit endpoints — with the operator's API key
-(``Authorization: Bearer``); a gateway without clients is open on loopback and needs
-no login. Actions that change state (retry, discard) call the gateway's own ops
-endpoints (``ops`` clients only); the dashboard adds no side door, so an audit record
-of an operator's action has to be written by those endpoints (not done yet: the
-audit trail holds business requests only).
+``add_dashboard_routes(app)`` mounts the static page only. The page reads what ops tools read,
+with the operator's API key (``Authorization: Bearer``, kept in the browser tab's session
+storage; a gateway without clients is open on loopback and needs no login):
 
-Choices: the latency and error-rate chart is drawn from ``/metrics`` samples the page
-takes every few seconds (deltas of the request counters and the latency histogram),
-so it covers the time the page has been open; long-term history belongs to
-Prometheus. National IDs are masked again in the page (defence in depth) although the
-audit trail stores them masked.
+- ``GET /api/ops/me``: who the key is and what it may do. The page shows only that: a viewer
+  sees no action buttons, an operator no client administration; a hospital's key sees its
+  hospital's records, as every endpoint below scopes them anyway (the page adds no side door);
+- overview: ``GET /api/workstations``, the ``/metrics`` text (tiles: queue, dead letters,
+  breaker, device sessions) and ``GET /api/ops/history`` (``nhigw.gateway.history``): the
+  latency / error chart and the per-route table cover the last hours as soon as the page opens;
+- request browser: ``POST /api/ops/requests/search`` (``nhigw.gateway.browse``); a typed
+  national ID goes in the POST body only and is cleared from the form at once;
+- dead letters: the list, one entry's history (``nhigw.gateway.trail``), retry, discard, the
+  bounded bulk retry and the explicit resend of a write that may have landed
+  (``nhigw.gateway.deadletters``); every action is audited by those endpoints;
+- the audit trail (``GET /api/audit``) with its CSV export, and the admin page
+  (``/api/admin/clients``, ``/api/admin/enrol-tokens``).
+
+National IDs are masked again in the page (defence in depth) although the gateway returns them
+masked.
 """
 
 from __future__ import annotations
@@ -28,12 +31,6 @@ from aiohttp import web
 STATIC = Path(__file__).resolve().parent / "static"
 
 
-def endpoint_table() -> list[dict[str, str]]:
-    from nhigw.contracts.api import GATEWAY
-
-    return [{"method": e.method, "path": e.path, "summary": e.summary, "tag": e.tag} for e in GATEWAY]
-
-
 def add_dashboard_routes(app: web.Application) -> None:
     async def index(_req: web.Request) -> web.StreamResponse:
         return web.FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
@@ -41,12 +38,7 @@ def add_dashboard_routes(app: web.Application) -> None:
     async def to_index(_req: web.Request) -> web.StreamResponse:
         raise web.HTTPFound("/dashboard/")
 
-    async def endpoints(req: web.Request) -> web.Response:
-        paths = {r.resource.canonical for r in req.app.router.routes() if r.resource is not None}
-        return web.json_response({"endpoints": endpoint_table(), "metrics": "/metrics" in paths, "statusCode": 0})
-
     r = app.router
     r.add_get("/dashboard", to_index)
     r.add_get("/dashboard/", index)
-    r.add_get("/dashboard/endpoints.json", endpoints)
     r.add_static("/dashboard/static/", STATIC, show_index=False)
