@@ -18,7 +18,7 @@ import pytest
 from aiohttp import web
 
 from nhigw.bus.redis import RedisBus
-from nhigw.gateway.history import BOUNDS_MS, bucket_of, quantile
+from nhigw.gateway.history import BOUNDS_MS, History, bucket_of, quantile, view
 from nhigw.gateway.upstream import UpstreamSettings
 from tests.helpers import eventually
 from tests.test_gateway_service import PASS_BODY, call, gateway_on, upstream
@@ -34,6 +34,20 @@ def test_quantiles_of_a_latency_histogram() -> None:
     assert quantile(0.5, buckets) == 25.0 and quantile(0.99, buckets) == pytest.approx(495.0)
     buckets[-1] = 1000  # the open bucket answers its lower bound
     assert quantile(0.99, buckets) == 30000.0
+
+
+def test_a_hospitals_key_sees_its_hospitals_requests_and_an_all_hospitals_key_every_one() -> None:
+    h = History(None, None)  # type: ignore[arg-type]  # no Redis: the counts stay in memory (pure)
+    for hospital, route, error in [("3501200000", "BasicData/Query", False), ("3501200000", "BasicData/Query", True), ("3501209999", "BasicData/Query", False), (None, "EmergentTel/Write", False)]:
+        h.observe(route, error, 12.0, hospital=hospital)
+    minutes = {m: dict(c) for m, c in h._local.items()}
+    mine, other, every = view(minutes, 1, "3501200000"), view(minutes, 1, "3501209999"), view(minutes, 1)
+    assert [(r.route, r.count, r.errors) for r in mine.routes] == [("BasicData/Query", 2, 1)] and sum(p.count for p in mine.points) == 2
+    assert [(r.route, r.count) for r in other.routes] == [("BasicData/Query", 1)]
+    assert {(r.route, r.count) for r in every.routes} == {("BasicData/Query", 3), ("EmergentTel/Write", 1)} and sum(p.count for p in every.points) == 4
+    # Fields written before hospitals were kept ("<route>|n"): no hospital's, every request's.
+    old = {0: {"BasicData/Query|n": 2, "BasicData/Query|err": 1, "BasicData/Query|us": 4000, f"BasicData/Query|b{bucket_of(2)}": 2}}
+    assert view(old, 1, "3501200000").routes == [] and [(r.route, r.count, r.errors) for r in view(old, 1).routes] == [("BasicData/Query", 2, 1)]
 
 
 @pytest.mark.redis

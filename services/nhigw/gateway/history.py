@@ -3,7 +3,9 @@ and a latency histogram, for the last ``WINDOW_S`` (6 h), shared by the replicas
 
 The dashboard's latency / error chart and its per-route table (count, error rate, p50, p99) read it
 (``GET /api/ops/history?hours=3``), so a page opened now shows the last hours at once, whichever
-replica served the requests. Long-term history is Prometheus's (``/metrics``).
+replica served the requests. Counts are kept per hospital (the audit record's ``hospitalId``): a
+hospital's key sees its hospital's requests, an all-hospitals key every request. Long-term history
+is Prometheus's (``/metrics``).
 
 Each replica counts in memory as jobs end (off the request's path) and adds its counts to Redis every
 ``flush_s`` (2 s): one pipeline of ``HINCRBY`` on the minute's hash (``BusKeys.history``), which expires
@@ -36,7 +38,9 @@ log = get_logger("nhigw.gateway.history")
 
 WINDOW_S = 6 * 3600
 BOUNDS_MS = (5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0, 5000.0, 10000.0, 30000.0, math.inf)
-# A minute's fields: "<route>|n", "<route>|err", "<route>|us" (latency sum, µs), "<route>|b<i>" (bucket i).
+# A minute's fields, per hospital (empty: a request of no known hospital) and route: "<hospital>|<route>|n",
+# "...|err", "...|us" (latency sum, µs), "...|b<i>" (bucket i). Fields without a hospital ("<route>|n", as
+# written before hospitals were kept) count for no hospital: only an all-hospitals key sees them.
 Counts = dict[str, int]
 
 
@@ -89,8 +93,16 @@ class HistoryView(BaseModel):
     statusCode: int = 0
 
 
-def view(minutes: dict[int, Counts], hours: float) -> HistoryView:
-    """Pure: the chart's points and the per-route table from minute hashes (minute start in ms -> fields)."""
+def split_field(name: str) -> tuple[str, str, str]:
+    """Pure: a minute's field name as (hospital, route, what); hospital "" when none is known."""
+    head, _, what = name.rpartition("|")
+    hospital, sep, route = head.partition("|")
+    return (hospital, route, what) if sep else ("", head, what)
+
+
+def view(minutes: dict[int, Counts], hours: float, hospital: str | None = None) -> HistoryView:
+    """Pure: the chart's points and the per-route table from minute hashes (minute start in ms -> fields),
+    of one hospital's requests, or of every request when ``hospital`` is None (an all-hospitals key)."""
     out = HistoryView(hours=hours)
     per_route: dict[str, list[int]] = {}
     for minute in sorted(minutes):
@@ -98,7 +110,9 @@ def view(minutes: dict[int, Counts], hours: float) -> HistoryView:
         n = err = us = 0
         hist = [0] * len(BOUNDS_MS)
         for name, v in fields.items():
-            route, _, what = name.rpartition("|")
+            of, route, what = split_field(name)
+            if hospital is not None and of != hospital:
+                continue
             row = per_route.setdefault(route, [0, 0] + [0] * len(BOUNDS_MS))
             if what == "n":
                 n += v
@@ -129,14 +143,15 @@ class History:
         self._pending: dict[int, Counts] = defaultdict(lambda: defaultdict(int))
         self._local: dict[int, Counts] = defaultdict(lambda: defaultdict(int))  # no Redis: the history itself
 
-    def observe(self, route: str, error: bool, latency_ms: float, *, at: float | None = None) -> None:
+    def observe(self, route: str, error: bool, latency_ms: float, *, hospital: str | None = None, at: float | None = None) -> None:
         minute = int((at if at is not None else time.time()) // 60) * 60_000
         c = self._pending[minute]
-        c[f"{route}|n"] += 1
+        f = f"{(hospital or '').replace('|', '')}|{route}"
+        c[f"{f}|n"] += 1
         if error:
-            c[f"{route}|err"] += 1
-        c[f"{route}|us"] += int(latency_ms * 1000)
-        c[f"{route}|b{bucket_of(latency_ms)}"] += 1
+            c[f"{f}|err"] += 1
+        c[f"{f}|us"] += int(latency_ms * 1000)
+        c[f"{f}|b{bucket_of(latency_ms)}"] += 1
         if self.client is None:
             self.flush_local()
 
@@ -182,12 +197,13 @@ class History:
             await supervisor.stop(self.TASK)
             await self.flush()
 
-    async def read(self, hours: float) -> HistoryView:
+    async def read(self, hours: float, hospital: str | None = None) -> HistoryView:
+        """The last ``hours`` of one hospital's requests (None: every request)."""
         now_min = int(time.time() // 60) * 60_000
         first = now_min - int(hours * 3600 * 1000) + 60_000
         minutes = list(range(first, now_min + 1, 60_000))
         if self.client is None:
-            return view({m: dict(self._local[m]) for m in minutes if m in self._local}, hours)
+            return view({m: dict(self._local[m]) for m in minutes if m in self._local}, hours, hospital)
         try:
             async with self.client.pipeline(transaction=False) as p:
                 for m in minutes:
@@ -204,7 +220,7 @@ class History:
                 d = data.setdefault(m, {})
                 for k, v in c.items():
                     d[k] = d.get(k, 0) + v
-        return view(data, hours)
+        return view(data, hours, hospital)
 
 
 def _s(v: bytes | str) -> str:

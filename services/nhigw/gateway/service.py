@@ -2,9 +2,9 @@
 
 Life of a business request (any replica may run any step after admission):
 
-1. *Admission* (the replica the HIS called): authenticate, route, scope, rate limit,
-   workstation online check (9400 at once), ``Idempotency-Key`` (taken from the header
-   or generated). A stored answer for that client+key is returned as it is
+1. *Admission* (the replica the HIS called): authenticate, route, scope, workstation
+   online check (9400 at once), ``Idempotency-Key`` (taken from the header or generated),
+   deadline, rate limit (all in ``nhigw.gateway.admission``). A stored answer for that client+key is returned as it is
    (``Idempotent-Replayed: true``); a key reused for a different request is refused
    (1706). Otherwise the first request with the key sets ``inflight`` and adds a
    ``QueuedJob`` to the stream in one atomic step (a Lua script); a concurrent or retried
@@ -84,6 +84,7 @@ from nhigw.contracts.buskeys import BusKeys
 from nhigw.contracts.codes import Code, StatusError, http_status
 from nhigw.contracts.models import JobAnswer, QueuedJob, SignatureObject
 from nhigw.contracts.routes import VNHI_UPLOAD, Route, lookup
+from nhigw.gateway.admission import Gate
 from nhigw.gateway.agents import AgentKeys
 from nhigw.gateway.audit import AuditAttempt, AuditLog, AuditRecord, JobEnd, VerifyResult, mask_card, mask_patient, outcome_of, patient_key
 from nhigw.gateway.auth import Client, Clients
@@ -100,7 +101,6 @@ from nhigw.gateway.upstream import (
     CloudClient,
     MaybeSent,
     NotSent,
-    RateLimited,
     Transport,
     Untrusted,
     UpstreamError,
@@ -211,6 +211,10 @@ class Gateway:
         )
         self.metrics = Metrics(queue=self.queue, breaker=self.cloud.breaker, registry=self.registry, rpc=self.rpc, drops=self.drops, supervisor=self.supervisor, sessions=self.sessions,
                                cloud_probe=lambda: tcp_reachable(settings.cloud_url))
+        self.gate = Gate(  # admission: who, scope, online, key, deadline, rate (nhigw.gateway.admission)
+            settings.clients, self.registry, self.metrics.admission, rate_per_s=settings.upstream.rate_per_s, rate_burst=settings.upstream.rate_burst,
+            default_deadline_s=settings.default_deadline_s, max_deadline_s=settings.max_deadline_s,
+        )
         self.syslog: SyslogStream | None = None  # the audit streamed to an ATNA repository (imported only then: FHIR models load slowly)
         if settings.audit_syslog is not None:
             from nhigw.gateway.auditsyslog import SyslogStream
@@ -377,20 +381,7 @@ class Gateway:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await t
 
-    # ------------------------------------------------------------------ admission
-
-    async def need_online(self, workstation: str, *, admission: bool = True) -> None:
-        """The one decision "is this workstation there?": 9400 only when the registry knows; 9411 (503,
-        retry shortly) while this replica has not heard its agents yet (``Registry.settled``)."""
-        state = await self.registry.settled(workstation)
-        if state is None:
-            if admission:
-                self.metrics.admission.labels(str(int(Code.NOT_READY))).inc()
-            raise StatusError(Code.NOT_READY, "this gateway replica has not heard its agents yet (just started, or its Redis reconnected); retry in a second", workstation=workstation, retryAfter_s=1)
-        if not state:
-            if admission:
-                self.metrics.admission.labels(str(int(Code.WORKSTATION_OFFLINE))).inc()
-            raise StatusError(Code.WORKSTATION_OFFLINE, f"workstation {workstation!r} is offline", workstation=workstation)
+    # ------------------------------------------------------------------ queueing and answers
 
     def answer_key(self, client: Client, idem_key: str) -> str:
         return hashlib.sha256(f"{client.name}|{idem_key}".encode()).hexdigest()[:40]
@@ -613,7 +604,7 @@ class Gateway:
     def _job_done(self, job: QueuedJob, ans: JobAnswer, final: bool, rec: AuditRecord | None, deliveries: int) -> None:
         if rec is not None:
             self.metrics.observe(rec.route, rec.statusCode, rec.latency_ms / 1000, max(0, len(rec.attempts) - 1))
-            self.history.observe(rec.route, rec.outcome != 0, rec.latency_ms)
+            self.history.observe(rec.route, rec.outcome != 0, rec.latency_ms, hospital=rec.hospitalId)
         log.info("job_done", route=job.path, httpStatus=ans.httpStatus, attempts=ans.attempts, deliveries=deliveries, stored=final)
 
     async def _finish(self, entry_id: str, job: QueuedJob, ans: JobAnswer, final: bool, rec: AuditRecord | None, phases: Phases, deliveries: int = 1) -> None:
@@ -667,7 +658,7 @@ class Gateway:
                 body_fields = {**body_fields, **signed_fields(route, sig)}
                 body = json.dumps(body_fields, ensure_ascii=False)
             elif job.workstation:
-                await self.need_online(job.workstation, admission=False)
+                await self.gate.online(job.workstation, count=False)  # asked again: it may have gone since admission
                 self._same_cloud(job.workstation)
                 reply = await self.rpc.sign(job.workstation, route.kind, route.serviceType, timeout_s=self.settings.sign_timeout_s)
                 agent_id = self.agents.agent_id(job.workstation)
@@ -798,8 +789,6 @@ class Gateway:
             return untrusted_error(Code.UPSTREAM_UNAVAILABLE, self.settings.cloud_url, cause)
         if isinstance(exc, CircuitOpen):
             return StatusError(Code.UPSTREAM_UNAVAILABLE, "NHI cloud circuit open; not sent")
-        if isinstance(exc, RateLimited):
-            return StatusError(Code.RATE_LIMITED, str(exc))
         if isinstance(exc, NotSent):
             return StatusError(Code.UPSTREAM_UNAVAILABLE, f"NHI cloud unreachable ({exc}); not sent")
         if isinstance(exc, MaybeSent) and job.write:

@@ -401,7 +401,10 @@ async function loadDetail(id) {
   for (const h of d.history || []) {
     const tr = document.createElement("tr");
     tr.dataset.event = h.event;
-    tr.append(td(fmtTime(h.at)), td(t(`event.${h.event}`), h.event === "failed" || h.event === "dead-lettered" ? "bad" : ""), td(h.instance, "mono"), td(h.delivery, "num"),
+    tr.dataset.at = h.at || "";
+    // To the millisecond: a delivery, its failure and the reclaim that dead-letters it are often within one second.
+    const ms = h.at && !isNaN(new Date(h.at)) ? `.${String(new Date(h.at).getMilliseconds()).padStart(3, "0")}` : "";
+    tr.append(td(fmtTime(h.at) + ms), td(t(`event.${h.event}`), h.event === "failed" || h.event === "dead-lettered" ? "bad" : ""), td(h.instance, "mono"), td(h.delivery, "num"),
       td(h.statusCode, "num"), td(attemptsText(h.attempts), "mono"), td(phasesText(h.phases), "mono"), td(h.client || ""), td(mask(h.detail) || ""));
     hb.appendChild(tr);
   }
