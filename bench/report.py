@@ -167,6 +167,55 @@ def profile(d: dict[str, Any]) -> list[str]:
     return L
 
 
+def replica_wait(d: dict[str, Any]) -> list[str]:
+    L = [run_line(d), "", d["setup"], ""]
+    rates = [f"{r:g}" for r in d["params"]["rates"]]
+    head = "| gateway | Redis | max req/s | / proxy's | CPU µs/req (saturation) | " + " | ".join(f"{r}/s p50 added ms | {r}/s p99 added ms | {r}/s admission / job end p50 ms" for r in rates) + " |"
+    L += [head, "|" + "---|" * (5 + 3 * len(rates))]
+    for p, row in d["summary"].items():
+        info = d["paths"][p]
+        redis = ("Sentinel URL" if info["redis"] == "sentinel" else "the primary") + (", " + " ".join(info["args"]) if info["args"] else ", default (WAIT 1)")
+        cells = [str(row["max req/s"]), str(row["max req/s / proxy"]), str(row["CPU µs/req at saturation"])]
+        for r in rates:
+            q, a = row[f"{r}/s queue / audit p50 (ms)"]
+            cells += [str(row[f"{r}/s p50 added (ms)"]), str(row[f"{r}/s p99 added (ms)"]), f"{q} / {a}"]
+        L.append(f"| `{p}` | {redis} | " + " | ".join(cells) + " |")
+    sm = d["summary"]
+    px = sm[next(iter(sm))]
+    for r in rates:
+        p50, p99 = px[f"{r}/s proxy p50 / p99 added (ms)"]
+        L += ["", f"The bare proxy in the same run: +{p50} / +{p99} ms p50 / p99 at {r}/s, {d['saturation']['proxy']['ok_rps']} req/s at most."]
+        if {"gateway", "gateway+wait", "sentinel", "sentinel+wait"} <= set(sm):
+            L += ["", f"At {r}/s, waiting for the replica costs {_cost(sm, r, 'gateway', 'gateway+wait')} on the lean connection and {_cost(sm, r, 'sentinel', 'sentinel+wait')} "
+                  f"under Sentinel; redis-py's connection instead of the lean one (Sentinel, no waiting) {_cost(sm, r, 'gateway', 'sentinel')}."]
+    rounds = "; ".join(f"`{p}` {', '.join(str(x['ok_rps']) for x in d['saturation'][p]['runs'])}" for p in ["proxy", *sm])
+    L += ["", f"Saturation, each round (req/s): {rounds}. Rounds of one path differ by more than the paths differ from each other "
+          "(other work on the shared 2-core machine): at saturation, waiting or not is within that noise here; the p99 column is that noise too."]
+    return L + [""]
+
+
+def _cost(sm: dict[str, Any], r: str, a: str, b: str) -> str:
+    """What path ``b`` adds over ``a`` at rate ``r``: p50, and the admission and job-end phases."""
+    (qa, ea), (qb, eb) = sm[a][f"{r}/s queue / audit p50 (ms)"], sm[b][f"{r}/s queue / audit p50 (ms)"]
+    return f"{round(sm[b][f'{r}/s p50 added (ms)'] - sm[a][f'{r}/s p50 added (ms)'], 3):+} ms p50 (admission {round(qb - qa, 3):+}, job end {round(eb - ea, 3):+})"
+
+
+def failover(d: dict[str, Any]) -> list[str]:
+    L = [run_line(d), "", d["setup"], ""]
+    L += ["| replica waiting | runs | writes per run | told OK, never executed | executed once, told 9403 | answer changed when asked again | executed twice | told 9403, never executed | kill → promotion s | kill → first answer s |",
+          "|---|---|---|---|---|---|---|---|---|---|"]
+    for mode, s in d["summary"].items():
+        once_9403 = ", ".join(map(str, s.get("executed_once_told_9403", ["—"])))
+        L.append(f"| {mode} | {s['runs']} | {', '.join(map(str, s['writes']))} | {', '.join(map(str, s['acknowledged_then_lost']))} | {once_9403} | {', '.join(map(str, s['answer_changed']))} | "
+                 f"{', '.join(map(str, s['executed_twice']))} | {', '.join(map(str, s['told_9403_not_executed']))} | {', '.join(map(str, s['kill_to_promoted_s']))} | "
+                 f"{', '.join(map(str, s['kill_to_first_answer_s']))} (median {s['kill_to_first_answer_median_s']}) |")
+    L += ["", "Each figure per run. \"Answer changed\": asked again after the failover, the key gave another answer than the HIS was told — "
+          "only ever 9403 \"outcome unknown\" one way or the other (a delivery that found another delivery's `attempted` marker), never a success "
+          "taken back. With replica waiting the first answer comes once a replica is linked to the new primary again (here: the old primary "
+          "back as its replica right after the promotion)."]
+    return L + [""]
+
+
 def audit_syslog(d: dict[str, Any]) -> list[str]:
     L = [run_line(d), "", d["setup"], ""]
     L += ["| replica | req/s | p50 ms | p99 ms | gateway CPU µs/req |", "|---|---|---|---|---|"]
@@ -184,6 +233,8 @@ SECTIONS = [
     ("4. Queue: Redis Streams, 1 and 2 gateway replicas", "queue", queue, "python bench/queue_bench.py"),
     ("5. Soak", "soak", soak, "python bench/soak.py --duration 1800"),
     ("6. Audit streamed to a syslog receiver", "audit_syslog", audit_syslog, "python bench/audit_syslog.py"),
+    ("7. Redis Sentinel: the gateway with replica waiting", "replica_wait", replica_wait, "python bench/replica_wait.py"),
+    ("8. Redis Sentinel: the failover drill", "failover_drill", failover, "python bench/failover.py --runs 3"),
     ("Profile of the hot paths", "profile", profile, "python bench/profile.py"),
 ]
 
@@ -311,6 +362,7 @@ def main() -> None:
         "| a gateway replica SIGKILLed every 1.5 s under signed writes: 0 lost, 0 executed or sent upstream twice, audit chain whole | `tests/test_drills_gateway.py` |",
         "| NHI cloud down / slow / resetting: 9402, breaker opens and closes, 9408 at the HIS deadline then the answer, read retried, write 9403 never resent | `tests/test_drills_gateway.py` |",
         "| Redis SIGKILLed and restarted (AOF) under load: gateway and agent reconnect, stream entries survive, every request answered | `tests/test_drills_redis.py` |",
+        "| the Redis primary SIGKILLed under signed writes, sentinels promote the replica: with replica waiting 0 answers lost, 0 writes executed twice; the agent online again, audit and doctor on the new primary, no write to the old one (section 8) | `tests/test_failover_drill.py` |",
         "| a card pulled mid-signature (in-process and mid-APDU over pcscd + vpcd): clean 1102, state updated, recovers | `tests/test_drills_cards.py` |",
         "| an agent killed with a request inside it: 9401/9400 within the signature timeout, nothing upstream | `tests/test_drills_agent.py` |",
         "| schemathesis on every OpenAPI document (live processes): no 5xx, no response outside its schema, beyond the known failures in `tests/schemathesis-baseline.json` | `tests/test_drills_schemathesis.py` |",

@@ -264,8 +264,11 @@ async def test_compose_services_run_as_processes(stack: Stack) -> None:
     assert {p.name for p in gw_secrets.iterdir()} == {"redis_password", "bus_key", "master_key", "clients.json", "his_api_key"}
     assert {p.name for p in agent_secrets.iterdir()} == {"redis_password", "master_key"}  # never the gateway key
     assert [p.name for p in st.volume("secrets-compat").iterdir()] == ["his_api_key"]
-    assert [p.name for p in st.volume("secrets-redis").iterdir()] == ["redis.conf"]
+    assert {p.name for p in st.volume("secrets-redis").iterdir()} == {"redis.conf", "sentinel.conf"}  # (sentinel.conf: the profile `sentinel`'s template)
     password = (gw_secrets / "redis_password").read_text()
+    conf = (st.volume("secrets-redis") / "redis.conf").read_text()
+    assert f"requirepass {password}\nmasterauth {password}\n" in conf  # a replica (or a demoted primary) logs in with it
+    assert f"sentinel auth-pass nhigw {password}\n" in (st.volume("secrets-redis") / "sentinel.conf").read_text()
     agent_password = (agent_secrets / "redis_password").read_text()
     assert re.fullmatch(r"[0-9a-f]{64}", password) and re.fullmatch(r"[0-9a-f]{64}", agent_password) and agent_password != password
     from nhigw.bus.seal import Sealer

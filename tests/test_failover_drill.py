@@ -19,7 +19,9 @@ it a replica of the new primary. Then:
   link sent the old primary a write after it came back (its ``MONITOR``).
 
 With replica waiting on (``--replica-wait 1``): asserted 0 answers given and then lost (a success
-not executed, or a key whose answer changed), 0 writes executed twice, the audit chain verifies.
+not executed, or a success its key later contradicts), 0 writes executed twice, the audit chain
+verifies. Printed, not asserted: keys whose later answer differs without contradicting (9403
+"outcome unknown" one way or the other: a delivery that found another's marker).
 With it off the numbers are printed as they come (docs/benchmarks.md has both), not asserted.
 """
 
@@ -243,6 +245,8 @@ async def run_drill(tmp: Path, wait: bool) -> dict[str, Any]:
         "table": {f"executed {n}, told {t}": c for (n, t), c in sorted(table.items())},
         "acknowledged_then_lost": sum(1 for k in d.keys if k.told == (200, 0) and by_key.get(k.key, 0) == 0),
         "answer_changed": sum(1 for k in d.keys if k.told is not None and k.again != k.told),
+        # told OK, and asked again the key says anything but OK or 9403 "outcome unknown" (which does not contradict it)
+        "ok_contradicted": sum(1 for k in d.keys if k.told == (200, 0) and k.again not in ((200, 0), (200, 9403))),
         "executed_twice": sum(1 for v in by_key.values() if v > 1),
         "twice_by_content": len(stats["writesTwice"]),
         "no_final_answer": sum(1 for k in d.keys if k.told is None),
@@ -275,7 +279,9 @@ async def test_primary_killed_under_write_load_sentinels_promote(tmp_path: Path,
     assert ("連線 reachable", "OK") in r["doctor_redis"], r["doctor_redis"]
     if wait:
         assert r["acknowledged_then_lost"] == 0, r
-        assert r["answer_changed"] == 0, r
+        assert r["ok_contradicted"] == 0, r
+        # Not asserted: a key told 9403 whose write a concurrent delivery completed, or told OK whose key
+        # later says 9403 (``answer_changed``; README "Redis Sentinel", known).
         assert r["executed_twice"] == 0 and r["twice_by_content"] == 0, r
         assert r["audit_verify_http"] is True and r["audit_verify_cli"][0] == 0, r
     # Off: the numbers are the drill's output (docs/benchmarks.md), not asserted away.

@@ -4,6 +4,7 @@ and replica waiting (``WAIT``) after the gateway's writes, on a real primary, re
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -180,3 +181,61 @@ async def test_a_jobs_end_the_replicas_did_not_confirm_is_not_given_to_the_his_b
     finally:
         await bus_a.close()
         await bus_b.close()
+
+
+async def test_two_deliveries_of_one_write_at_once_send_it_once_and_an_unconfirmed_marker_is_not_sent_and_not_9403(sentinels: SentinelSet, bus_prefix: str) -> None:
+    """A stalled replica's entry reclaimed while it still runs: two deliveries of one write at once.
+    Only the one that places the ``attempted`` marker (SET NX) sends; the other sends nothing and
+    answers nothing. And a marker the replicas do not confirm: not sent, answered 9402, the marker
+    removed by the job's end, so the next delivery sends it (rather than answering 9403 for it)."""
+    import asyncio
+    import uuid
+
+    from nhigw.contracts.models import QueuedJob
+    from nhigw.gateway.service import HeldElsewhere
+
+    hits: list[bytes] = []
+    release = asyncio.Event()
+
+    async def slow_ok(req: web.Request) -> web.Response:
+        hits.append(await req.read())
+        await release.wait()
+        return web.json_response({"statusCode": 0})
+
+    bus = RedisBus(sentinels.url)
+    try:
+        async with upstream(slow_ok) as url, gateway_on(url, bus=bus, prefix=bus_prefix, gateway_key=os.urandom(32), replica_wait_ms=300) as (_, gw):
+            def job(key: str) -> QueuedJob:
+                return QueuedJob(requestId=uuid.uuid4().hex, idempotencyKey=key, answerKey=uuid.uuid4().hex,
+                                 path="/api/v1/EmergentTel/Write", body=json.dumps(PASS_BODY), client="local", write=True, enqueuedAt=0.0, deadline=9e9)
+
+            j = job("twice-0001")
+            # The reclaimed delivery (2) got going first and sends; the stalled one (1) resumes after
+            # (a first delivery does not look for a marker: its key was free when it was queued).
+            first = asyncio.create_task(gw.process(j, 2))
+            assert await eventually(lambda: _true(len(hits) == 1), 5.0)
+            with pytest.raises(HeldElsewhere):  # the marker is the other delivery's: not sent again
+                await gw.process(j, 1)
+            release.set()
+            ans, final, _, _ = await first
+            assert (json.loads(ans.body)["statusCode"], final, len(hits)) == (0, True, 1)
+
+            # The replicas stop confirming: the marker is on the primary only; the write is not sent.
+            j2 = job("unconfirmed-0001")
+            sentinels.procs[sentinels.replica_port].send_signal(19)  # SIGSTOP
+            try:
+                ans, final, rec, phases = await gw.process(j2, 1)
+                assert (json.loads(ans.body)["statusCode"], final, len(hits)) == (9402, False, 1), ans.body
+                assert redis_sync.Redis(port=sentinels.primary_port).exists(f"{bus_prefix}:attempted:{j2.answerKey}")
+            finally:
+                sentinels.procs[sentinels.replica_port].send_signal(18)  # SIGCONT
+            await gw._finish("0-1", j2, ans, final, rec, phases, 1)  # the job's end removes this delivery's own marker
+            assert not redis_sync.Redis(port=sentinels.primary_port).exists(f"{bus_prefix}:attempted:{j2.answerKey}")
+            ans, final, _, _ = await gw.process(j2, 2)  # the next delivery sends it: 0, not 9403
+            assert (json.loads(ans.body)["statusCode"], final, len(hits)) == (0, True, 2)
+    finally:
+        await bus.close()
+
+
+async def _true(v: bool) -> bool:
+    return v

@@ -40,7 +40,7 @@ callers can do to each other:
   component, so the next one-call request gets the component's own code (e.g. 1501);
 - calls forwarded through the gateway change the same states for the HIS (an ``hpc/Logout`` from
   another PC logs the doctor out here too); the gateway lets HIS clients forward only the 6.0
-  calls HIS code makes (``HIS_COMPONENT_CALLS`` in ``nhigw.gateway.app``), settings need an
+  calls HIS code makes (``HIS_COMPONENT_CALLS`` in ``nhigw.gateway.admission``), settings need an
   operator key;
 - signatures change no state (each has a fresh ``clientRandom``): signing for the gateway does not
   disturb the HIS's work.

@@ -22,7 +22,7 @@ API (``POST /test/v1/...``) is passed through to the cloud.
 
 Also: ``GET /api/workstations``; component calls forwarded to a workstation's agent
 (``/api/workstations/{id}/{common,sam,hpc,hc}/v1/...`` with GET, POST, PUT or DELETE: an HIS
-client may make the calls of ``HIS_COMPONENT_CALLS``, the rest (settings, cloud SAM files,
+client may make the calls of ``HIS_COMPONENT_CALLS`` (``nhigw.gateway.admission``), the rest (settings, cloud SAM files,
 clearing the record) need an operator key, 9411 / HTTP 403); dead letters for ops
 (``GET /api/ops/dead-letters``, ``POST .../{id}/retry``, ``POST .../{id}/resend``,
 ``DELETE .../{id}``; ``nhigw.gateway.deadletters``, scoped by the operator's hospital); the audit
@@ -31,7 +31,8 @@ trail of the client's hospital (``GET /api/audit``, paged: ``audit_params``; ``G
 
 Every request: at most ``MAX_BODY_BYTES`` of body (9413, HTTP 413), and one token of its
 client's rate bucket (``--rate-per-s``/``--rate-burst``, per replica; 9407): the bucket
-of the client its key names, or of the peer address for a request without a valid key. A
+of the client its key names, or of the peer address for a request without a valid key
+(admission, every check before a request is queued or forwarded: ``nhigw.gateway.admission``). A
 gateway without client keys (open on loopback) answers loopback ``Host`` names only and
 refuses requests with a foreign ``Origin`` (``nhigw.common.guard``: DNS rebinding, cross-site
 pages).
@@ -42,8 +43,6 @@ from __future__ import annotations
 import asyncio
 import re
 import time
-import uuid
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
@@ -57,52 +56,22 @@ from nhigw.contracts.codes import Code, StatusError
 from nhigw.contracts.models import ClientCreateRequest, DeadLetterBulkRetryRequest, DeadLetterResendRequest, EnrolTokenRequest, RequestSearch
 from nhigw.contracts.routes import VNHI_UPLOAD, Route, lookup
 from nhigw.gateway import browse
+from nhigw.gateway.admission import GATE, Handler, gate_middleware
 from nhigw.gateway.audit import PAGE_MAX, ops_record, parse_cursor, to_ms
 from nhigw.gateway.auth import NEEDS, Action, Client, Clients, Role, forbid
 from nhigw.gateway.dashboard import add_dashboard_routes
 from nhigw.gateway.service import Gateway
 from nhigw.gateway.sessions import HEADER as SESSION_HEADER
 from nhigw.gateway.sessions import add_session_routes
-from nhigw.gateway.upstream import RateLimited
 
 SIM_ADMIN = {e.path.lower() for e in api.SIM if e.tag == "admin"}
 log = get_logger("nhigw.gateway")
 
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 GATEWAY = web.AppKey("gateway", Gateway)
-CLIENTS = web.AppKey("clients", Clients)  # the gateway's HIS clients and operator keys (reloaded from their file)
-IDEM_RE = re.compile(r"^[\x21-\x7e]{1,200}$")
-
-
 DEAD_ID_RE = re.compile(r"^\d{1,20}-\d{1,20}$")
-CLIENT = web.RequestKey("client", Client)
 # A 6.0 business body is a few KB; the largest real one, an IC-data upload (base64 XML, one batch of
 # visits), stays well under 1 MB. 4 MiB leaves room for an unusually large batch.
 MAX_BODY_BYTES = 4 * 1024 * 1024
-
-# The component calls an HIS client may forward to a workstation's agent: the 6.0 calls HIS code
-# makes (cards, PINs, signatures, Initial/Finalize, status). The others — Settings (CORS list,
-# default reader, cloud SAM files) and clearing the call record — change how the agent works for
-# everyone and need an operator key. Device sessions (``/api/sessions/...``) offer only HIS calls.
-HIS_COMPONENT_CALLS = frozenset(
-    {
-        ("GET", "common/v1/Status"), ("GET", "common/v1/Name"), ("GET", "common/v1/Version"), ("GET", "common/v1/ServerDateTime"),
-        ("GET", "common/v1/Record"), ("POST", "common/v1/Initial"), ("POST", "common/v1/Finalize"),
-        ("POST", "sam/v1/Verification"), ("POST", "sam/v1/Logout"), ("GET", "sam/v1/Basic"), ("POST", "sam/v1/Signature"),
-        ("POST", "hpc/v1/Verification/Hpc"), ("POST", "hpc/v1/Verification/MobileHca"), ("GET", "hpc/v1/Basic"),
-        ("POST", "hpc/v1/Pin"), ("PUT", "hpc/v1/Pin"), ("POST", "hpc/v1/Signature"), ("DELETE", "hpc/v1/Logout"),
-        ("GET", "hc/v1/Basic"), ("GET", "hc/v1/Pin"), ("POST", "hc/v1/Pin"), ("PUT", "hc/v1/Pin"), ("DELETE", "hc/v1/Pin"),
-        ("GET", "hc/v1/OrganDonate"), ("PUT", "hc/v1/OrganDonate"), ("POST", "hc/v1/Verification/VirtualHc"),
-        ("POST", "hc/v1/VirtualHc/ReadBasic"), ("GET", "hc/v1/VirtualHc/Import"), ("POST", "hc/v1/VirtualHc/Import"),
-        ("POST", "hc/v1/Signature/Hc"), ("POST", "hc/v1/Signature/HpcHc"), ("DELETE", "hc/v1/Logout"),
-    }
-)  # fmt: skip
-
-
-def his_may_call(method: str, rest: str) -> bool:
-    """Pure: may an HIS client (no operator key) forward ``method`` ``/api/{rest}`` to an agent?"""
-    return (method, rest) in HIS_COMPONENT_CALLS
-
 
 def audit_params(q: Any) -> dict[str, Any]:
     """``GET /api/audit`` query: ``since`` (inclusive) and ``until`` (exclusive) as ISO dates or
@@ -147,29 +116,8 @@ def dead_id(req: web.Request) -> str:
     return i
 
 
-@web.middleware
-async def rate_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """One token of the client's bucket per request (business routes take theirs in ``queued``, with the key)."""
-    gw = request.app[GATEWAY]
-    try:
-        client = request.app[CLIENTS].authenticate(request)
-    except StatusError:
-        bucket = f"peer:{request.remote}"
-    else:
-        request[CLIENT] = client
-        bucket = f"client:{client.name}"
-    if not (request.path.startswith("/api/v1/") or request.path == VNHI_UPLOAD.url):
-        try:
-            gw.cloud.admit(bucket)
-        except RateLimited as exc:
-            raise StatusError(Code.RATE_LIMITED, str(exc)) from exc
-    return await handler(request)
-
-
 def client_of(req: web.Request) -> Client:
-    """The client the request's key names (found by ``rate_middleware``), or 9411/401 as ``Clients.authenticate`` decides."""
-    known = req.get(CLIENT)
-    return known if known is not None else req.app[CLIENTS].authenticate(req)
+    return req.app[GATE].client(req)
 
 
 # ------------------------------------------------------------------ business: pass-through and one-call
@@ -205,26 +153,8 @@ async def queued(req: web.Request, t0: float, client: Client, route: Route, path
     dsession = await gw.sessions.resolve(req, client) if SESSION_HEADER in req.headers else None  # nhigw.gateway.sessions
     if dsession is not None:
         workstation, hospital = dsession.workstation, dsession.hospitalId
-    if workstation:
-        if not client.may_use(workstation):
-            raise forbid(f"client {client.name!r} may not use workstation {workstation!r}")
-        await gw.need_online(workstation)
-    elif not client.may_act_for(hospital):
-        raise forbid(f"client {client.name!r} may not act for hospital {hospital!r}")
-    idem = req.headers.get("Idempotency-Key") or uuid.uuid4().hex
-    if not IDEM_RE.match(idem):
-        raise StatusError(Code.PARAM_VALUE, "Idempotency-Key must be 1-200 printable ASCII characters")
-    deadline_s = gw.settings.default_deadline_s
-    if "X-Deadline-Ms" in req.headers:
-        try:
-            deadline_s = min(gw.settings.max_deadline_s, max(0.05, int(req.headers["X-Deadline-Ms"]) / 1000))
-        except ValueError as exc:
-            raise StatusError(Code.PARAM_VALUE, "X-Deadline-Ms must be an integer (milliseconds)") from exc
-    try:
-        gw.cloud.admit(f"client:{client.name}")
-    except RateLimited as exc:
-        gw.metrics.admission.labels(str(int(Code.RATE_LIMITED))).inc()
-        raise StatusError(Code.RATE_LIMITED, str(exc), idempotencyKey=idem) from exc
+    ticket = await req.app[GATE].business(client, req.headers, workstation=workstation, hospital=hospital)
+    idem, deadline_s = ticket.idempotency_key, ticket.deadline_s
     try:
         ans, replayed, phases = await gw.submit(
             client=client,
@@ -265,8 +195,7 @@ async def test_api(req: web.Request) -> web.Response:
     raw = await req.read()
     fields: Any = loads_json(raw) if raw.strip() else {}
     hospital = fields.get("hospitalId") if isinstance(fields, dict) and isinstance(fields.get("hospitalId"), str) else None
-    if not client.may_act_for(hospital):
-        raise forbid(f"client {client.name!r} may not act for hospital {hospital!r}")
+    req.app[GATE].may_act_for(client, hospital)
     status, body = await req.app[GATEWAY].test_api(req.path, raw)
     return web.Response(body=body, status=status, content_type="application/json", charset="utf-8")
 
@@ -283,11 +212,7 @@ async def component(req: web.Request) -> web.Response:
     gw = req.app[GATEWAY]
     client = client_of(req)
     ws, rest = req.match_info["ws"], req.match_info["rest"]
-    if not client.may_use(ws):
-        raise forbid(f"client {client.name!r} may not use workstation {ws!r}")
-    if not his_may_call(req.method, rest) and not client.may(Action.AGENT_SETTINGS):
-        raise forbid(f"{req.method} /api/{rest} changes the agent's settings: it needs an operator key (HIS clients may make the calls listed in README)")
-    await gw.need_online(ws)
+    await req.app[GATE].component(client, ws, req.method, rest)
     path = "/api/" + req.match_info["rest"]
     reply = await gw.rpc.component(ws, req.method, path, (await req.read()).decode("utf-8", "replace"))
     return web.Response(body=reply.body.encode(), status=reply.httpStatus, content_type="application/json", charset="utf-8")
@@ -305,7 +230,7 @@ async def me(req: web.Request) -> web.Response:
             "role": c.role.value if c.role else None,
             "hospitalId": c.hospitalId,
             "allHospitals": c.allHospitals,
-            "open": req.app[CLIENTS].open,
+            "open": req.app[GATE].clients.open,
             "may": {a.value: c.may(a) for a in NEEDS},
             "statusCode": 0,
         }
@@ -370,7 +295,7 @@ async def dead_discard(req: web.Request) -> web.Response:
 
 def clients_file(req: web.Request, c: Client) -> Clients:
     c.need(Action.CLIENTS)
-    clients = req.app[CLIENTS]
+    clients = req.app[GATE].clients
     if clients.path is None:
         raise forbid("this gateway runs open on loopback without a clients file: start it with --clients FILE to manage clients")
     clients.reload()  # what another replica or the CLI wrote just now
@@ -507,15 +432,15 @@ ROUTES: list[web.RouteDef] = [
 
 def create_app(gw: Gateway, *, workers: bool = True) -> web.Application:
     """The gateway's app; ``workers=False``: this replica admits and answers but runs no jobs from the queue."""
-    middlewares: list[Any] = [error_middleware, rate_middleware, bus_error_middleware]
+    middlewares: list[Any] = [error_middleware, gate_middleware, bus_error_middleware]
     if gw.settings.clients.open:  # open on loopback: no key stops a rebound host name or a web page
         middlewares.insert(0, guard_middleware(Guard(check_host=True, refuse_foreign_origin=True, csrf=False)))
     app = web.Application(middlewares=middlewares, client_max_size=MAX_BODY_BYTES)
     app[GATEWAY] = gw
-    app[CLIENTS] = gw.settings.clients
+    app[GATE] = gw.gate
     for part in gw.lifetimes(workers=workers):  # each part its own cleanup_ctx: opened in order, closed in reverse
         app.cleanup_ctx.append(lambda _app, part=part: part())
     app.router.add_routes(ROUTES)
     add_dashboard_routes(app)
-    add_session_routes(app, gw.sessions, gw.settings.clients)
+    add_session_routes(app, gw.sessions)
     return app

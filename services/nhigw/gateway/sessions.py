@@ -63,6 +63,7 @@ from nhigw.contracts.models import (
     TokenRequest,
     VirtualHcExportResponse,
 )
+from nhigw.gateway.admission import GATE
 from nhigw.gateway.audit import AuditRecord, outcome_of
 from nhigw.gateway.auth import Client, forbid
 
@@ -72,7 +73,6 @@ if TYPE_CHECKING:
     from nhigw.bus.seal import Sealer
     from nhigw.gateway.agents import AgentKeys
     from nhigw.gateway.audit import AuditLog
-    from nhigw.gateway.auth import Clients
     from nhigw.gateway.registry import Registry
     from nhigw.gateway.store import KV
 
@@ -374,71 +374,98 @@ def _states_body(rec: DeviceSessionRecord, states: SessionStates | None) -> dict
     return body.model_dump(mode="json", exclude_none=True)
 
 
-def add_session_routes(app: web.Application, ds: DeviceSessions, clients: "Clients") -> None:
+SESSIONS = web.AppKey("device-sessions", DeviceSessions)
 
-    def client_of(req: web.Request) -> Client:
-        return clients.authenticate(req)
 
-    async def open_(req: web.Request) -> web.Response:
-        client = client_of(req)
-        body = await parse_body(req, DeviceSessionOpenRequest, empty_ok=False)
-        res = await ds.open(client, body)
-        return json_response(res.model_dump(mode="json", exclude_none=True))
+async def _session(req: web.Request) -> tuple[DeviceSessions, DeviceSessionRecord]:
+    """The device session the request's token names, for the client its key names only."""
+    ds = req.app[SESSIONS]
+    return ds, await ds.resolve(req, req.app[GATE].client(req))
 
-    async def status(req: web.Request) -> web.Response:
-        rec = await ds.resolve(req, client_of(req))
-        reply = await ds.call(rec, "status")
-        return json_response(_states_body(rec, reply.states))
 
-    async def close(req: web.Request) -> web.Response:
-        rec = await ds.resolve(req, client_of(req))
-        await ds.close_session(rec)
-        return json_response({"sessionId": rec.sessionId, "statusCode": 0})
+async def open_session(req: web.Request) -> web.Response:
+    client = req.app[GATE].client(req)
+    body = await parse_body(req, DeviceSessionOpenRequest, empty_ok=False)
+    res = await req.app[SESSIONS].open(client, body)
+    return json_response(res.model_dump(mode="json", exclude_none=True))
 
-    def token_op(op: str, audited: bool) -> Any:
-        async def handler(req: web.Request) -> web.Response:
-            rec = await ds.resolve(req, client_of(req))
-            body = await parse_body(req, TokenRequest, empty_ok=False)
-            try:
-                reply = await ds.call(rec, op, token=body.token)
-            except StatusError as err:
-                if audited:
-                    await ds.audit(rec, op, "E", err.code)
-                raise
-            if audited:
-                await ds.audit(rec, op, "E")
-            return json_response(_states_body(rec, reply.states))
 
-        return handler
+async def session_status(req: web.Request) -> web.Response:
+    ds, rec = await _session(req)
+    reply = await ds.call(rec, "status")
+    return json_response(_states_body(rec, reply.states))
 
-    async def export(req: web.Request) -> web.Response:
-        rec = await ds.resolve(req, client_of(req))
-        reply = await ds.call(rec, "export")
-        await ds.audit(rec, "export", "E")
-        assert reply.transfer is not None
-        return json_response(VirtualHcExportResponse.model_validate(reply.transfer.model_dump()).model_dump(mode="json"))
 
-    async def mobile_hca(req: web.Request) -> web.Response:
-        rec = await ds.resolve(req, client_of(req))
-        body = await parse_body(req, MobileHcaRequest, empty_ok=False)
-        reply = await ds.call(rec, "mobile-hca", mobileHca=body)
-        return json_response(_states_body(rec, reply.states))
+async def close_session(req: web.Request) -> web.Response:
+    ds, rec = await _session(req)
+    await ds.close_session(rec)
+    return json_response({"sessionId": rec.sessionId, "statusCode": 0})
 
-    def simple(op: str) -> Any:
-        async def handler(req: web.Request) -> web.Response:
-            rec = await ds.resolve(req, client_of(req))
-            reply = await ds.call(rec, op)
-            return json_response(_states_body(rec, reply.states))
 
-        return handler
+async def _token_op(req: web.Request, op: str) -> web.Response:
+    """A call that carries a virtual HC token (verify, import): audited, refused or not."""
+    ds, rec = await _session(req)
+    body = await parse_body(req, TokenRequest, empty_ok=False)
+    try:
+        reply = await ds.call(rec, op, token=body.token)
+    except StatusError as err:
+        await ds.audit(rec, op, "E", err.code)
+        raise
+    await ds.audit(rec, op, "E")
+    return json_response(_states_body(rec, reply.states))
 
-    r = app.router
-    r.add_post("/api/sessions", open_)
-    r.add_get("/api/sessions", status)
-    r.add_delete("/api/sessions", close)
-    r.add_post("/api/sessions/hc/v1/Verification/VirtualHc", token_op("verify", True))
-    r.add_get("/api/sessions/hc/v1/VirtualHc/Import", export)
-    r.add_post("/api/sessions/hc/v1/VirtualHc/Import", token_op("import", True))
-    r.add_post("/api/sessions/hc/v1/Logout", simple("hc-logout"))
-    r.add_post("/api/sessions/hpc/v1/Verification/MobileHca", mobile_hca)
-    r.add_post("/api/sessions/hpc/v1/Logout", simple("hpc-logout"))
+
+async def verify_virtual_hc(req: web.Request) -> web.Response:
+    return await _token_op(req, "verify")
+
+
+async def import_virtual_hc(req: web.Request) -> web.Response:
+    return await _token_op(req, "import")
+
+
+async def export_virtual_hc(req: web.Request) -> web.Response:
+    ds, rec = await _session(req)
+    reply = await ds.call(rec, "export")
+    await ds.audit(rec, "export", "E")
+    assert reply.transfer is not None
+    return json_response(VirtualHcExportResponse.model_validate(reply.transfer.model_dump()).model_dump(mode="json"))
+
+
+async def mobile_hca(req: web.Request) -> web.Response:
+    ds, rec = await _session(req)
+    body = await parse_body(req, MobileHcaRequest, empty_ok=False)
+    reply = await ds.call(rec, "mobile-hca", mobileHca=body)
+    return json_response(_states_body(rec, reply.states))
+
+
+async def _simple(req: web.Request, op: str) -> web.Response:
+    ds, rec = await _session(req)
+    reply = await ds.call(rec, op)
+    return json_response(_states_body(rec, reply.states))
+
+
+async def hc_logout(req: web.Request) -> web.Response:
+    return await _simple(req, "hc-logout")
+
+
+async def hpc_logout(req: web.Request) -> web.Response:
+    return await _simple(req, "hpc-logout")
+
+
+ROUTES = [
+    web.post("/api/sessions", open_session),
+    web.get("/api/sessions", session_status),
+    web.delete("/api/sessions", close_session),
+    web.post("/api/sessions/hc/v1/Verification/VirtualHc", verify_virtual_hc),
+    web.get("/api/sessions/hc/v1/VirtualHc/Import", export_virtual_hc),
+    web.post("/api/sessions/hc/v1/VirtualHc/Import", import_virtual_hc),
+    web.post("/api/sessions/hc/v1/Logout", hc_logout),
+    web.post("/api/sessions/hpc/v1/Verification/MobileHca", mobile_hca),
+    web.post("/api/sessions/hpc/v1/Logout", hpc_logout),
+]
+
+
+def add_session_routes(app: web.Application, ds: DeviceSessions) -> None:
+    """Device sessions' routes (``/api/sessions...``); the app's ``GATE`` finds each request's client."""
+    app[SESSIONS] = ds
+    app.router.add_routes(ROUTES)

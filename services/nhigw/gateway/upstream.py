@@ -1,4 +1,4 @@
-"""The NHI cloud client: retries, retry budget, circuit breaker, per-hospital rate limit, timeouts.
+"""The NHI cloud client: retries, retry budget, circuit breaker, timeouts.
 
 Exception tree (the line a retry policy needs is the first split)::
 
@@ -12,8 +12,7 @@ Exception tree (the line a retry policy needs is the first split)::
     │                             connection dropped): a read may retry, a write may not
     ├── BadStatus                 the cloud answered 5xx (``.response`` kept): reads retry
     └── Refused                   refused here, never sent
-        ├── CircuitOpen           the upstream's breaker is open
-        └── RateLimited           the hospital's rate is exhausted
+        └── CircuitOpen           the upstream's breaker is open
 
 aiohttp's errors are translated to this tree in one place, ``AiohttpTransport.send``;
 the transport is a seam (``Transport``), so the policy is also driven by a plain
@@ -35,7 +34,6 @@ Policy (``UpstreamSettings``):
 - TLS and proxies: ``UpstreamSettings.tls`` (``nhigw.common.cloudtls``: the CA bundle or the
   system's store, proxies from the environment when the command line says so). While the breaker
   is open after an untrusted certificate, ``CircuitOpen.last_failure`` still says so.
-- rate limit per bucket (the gateway names one per HIS client, ``nhigw.gateway.app``): token bucket of ``rate_per_s`` with ``rate_burst``.
 """
 
 from __future__ import annotations
@@ -55,7 +53,13 @@ from nhigw.common.cloudtls import CloudTls, is_untrusted
 
 
 class UpstreamError(Exception):
-    attempts: Sequence[Attempt] = ()  # what was tried before it was raised; the raiser sets it
+    def __init__(self, message: str, *, attempts: Sequence[Attempt] = ()) -> None:
+        super().__init__(message)
+        self.attempts = list(attempts)  # what was tried before it was raised (``CloudClient.call``: every attempt)
+
+    def with_attempts(self, attempts: Sequence[Attempt]) -> UpstreamError:
+        """The same failure, raised by the policy with every attempt it made (the transport knows only its own)."""
+        return type(self)(str(self), attempts=attempts)
 
 
 class TransportError(UpstreamError):
@@ -75,9 +79,12 @@ class MaybeSent(TransportError):
 
 
 class BadStatus(UpstreamError):
-    def __init__(self, response: "UpstreamResponse") -> None:
-        super().__init__(f"upstream answered HTTP {response.status}")
+    def __init__(self, response: "UpstreamResponse", *, attempts: Sequence[Attempt] = ()) -> None:
+        super().__init__(f"upstream answered HTTP {response.status}", attempts=attempts)
         self.response = response
+
+    def with_attempts(self, attempts: Sequence[Attempt]) -> BadStatus:
+        return BadStatus(self.response, attempts=attempts)
 
 
 class Refused(UpstreamError):
@@ -85,11 +92,9 @@ class Refused(UpstreamError):
 
 
 class CircuitOpen(Refused):
-    last_failure: UpstreamError | None = None  # what opened it (an ``Untrusted`` keeps its message)
-
-
-class RateLimited(Refused):
-    pass
+    def __init__(self, message: str, *, attempts: Sequence[Attempt] = (), last_failure: UpstreamError | None = None) -> None:
+        super().__init__(message, attempts=attempts)
+        self.last_failure = last_failure  # what opened it (an ``Untrusted`` keeps its message)
 
 
 @dataclass(frozen=True)
@@ -118,7 +123,7 @@ class UpstreamSettings:
     budget_max: float = 100.0
     breaker_failures: int = 5
     breaker_cooldown_s: float = 5.0
-    rate_per_s: float = 50.0
+    rate_per_s: float = 50.0  # each client's (or peer's) token bucket at admission (``nhigw.gateway.admission``)
     rate_burst: float = 100.0
     tls: CloudTls = field(default_factory=CloudTls)
 
@@ -208,21 +213,6 @@ class Breaker:
             self.state, self.opened_at, self._probe = self.OPEN, self.clock(), False
 
 
-class TokenBucket:
-    def __init__(self, rate_per_s: float, burst: float, clock: Callable[[], float] = time.monotonic) -> None:
-        self.rate, self.burst, self.clock = rate_per_s, burst, clock
-        self.tokens, self.at = burst, clock()
-
-    def take(self, n: float = 1.0) -> bool:
-        now = self.clock()
-        self.tokens = min(self.burst, self.tokens + (now - self.at) * self.rate)
-        self.at = now
-        if self.tokens >= n:
-            self.tokens -= n
-            return True
-        return False
-
-
 @dataclass
 class Attempt:
     n: int
@@ -257,29 +247,17 @@ class CloudClient:
         self.settings = settings or UpstreamSettings()
         self.transport = transport or AiohttpTransport(self.settings, self.base_url)
         self.breaker = Breaker(self.settings.breaker_failures, self.settings.breaker_cooldown_s)
-        self._buckets: dict[str, TokenBucket] = {}
         self.budget = self.settings.budget_min
         self.rng = rng or random.Random()
         self.calls = 0
         self.retries = 0
         self.last_failure: UpstreamError | None = None
 
-    def admit(self, bucket: str) -> None:
-        """Rate limit per bucket (an HIS client, or a peer address); raises ``RateLimited``. Called at admission, before queueing."""
-        b = self._buckets.get(bucket)
-        if b is None:
-            if len(self._buckets) >= 10_000:  # many peers: forget the buckets that refilled (nothing to remember)
-                for k in [k for k, v in self._buckets.items() if v.take(0) and v.tokens >= v.burst]:
-                    del self._buckets[k]
-            b = self._buckets[bucket] = TokenBucket(self.settings.rate_per_s, self.settings.rate_burst)
-        if not b.take():
-            raise RateLimited(f"rate limit reached ({bucket})")
-
     def backoff_s(self, attempt: int) -> float:
         return self.rng.uniform(0, min(self.settings.backoff_cap_s, self.settings.backoff_base_s * 2**attempt))
 
     async def call(self, req: UpstreamRequest, *, before_send: Callable[[int], Awaitable[None]] | None = None) -> CallResult:
-        """Send with the policy. Raises ``UpstreamError`` subclasses with ``.attempts`` (list) set."""
+        """Send with the policy. Raises ``UpstreamError`` subclasses carrying every attempt (``.attempts``)."""
         self.calls += 1
         self.budget = min(self.settings.budget_max, self.budget + self.settings.budget_ratio)
         attempts: list[Attempt] = []
@@ -287,10 +265,7 @@ class CloudClient:
         while True:
             n += 1
             if not self.breaker.allow():
-                err = CircuitOpen(f"circuit open for {self.base_url}")
-                err.attempts = attempts
-                err.last_failure = self.last_failure
-                raise err
+                raise CircuitOpen(f"circuit open for {self.base_url}", attempts=attempts, last_failure=self.last_failure)
             if before_send:
                 await before_send(n)
             t0 = time.monotonic()
@@ -302,8 +277,7 @@ class CloudClient:
                 self.last_failure = exc
                 retry = not isinstance(exc, Untrusted) and (isinstance(exc, NotSent) or not req.write)
                 if not retry or not self._may_retry(n):
-                    exc.attempts = attempts
-                    raise
+                    raise exc.with_attempts(attempts) from exc
                 await asyncio.sleep(self.backoff_s(n))
                 continue
             attempts.append(Attempt(n, str(resp.status), (time.monotonic() - t0) * 1000))
@@ -311,9 +285,7 @@ class CloudClient:
                 self.breaker.failure()
                 self.last_failure = BadStatus(resp)
                 if req.write or not self._may_retry(n):
-                    bad = BadStatus(resp)
-                    bad.attempts = attempts
-                    raise bad
+                    raise BadStatus(resp, attempts=attempts)
                 await asyncio.sleep(self.backoff_s(n))
                 continue
             self.breaker.success()
