@@ -319,9 +319,13 @@ async def test_dead_letter_history_bounded_bulk_retry_and_the_recorded_resend(br
         visible = await p.js("return [...document.querySelectorAll('#page-dead button, #page-dead form')].filter(e => e.offsetParent !== null).map(e => e.id || e.className);")
         assert visible == ["details"] * 6, visible
         await p.shot("ops-dead-letter-viewer")
-        # A viewer of another hospital: none of them.
+        await goto(p, "overview")
+        await p.wait("return document.getElementById('m-dead').textContent === '6';", 5)
+        # A viewer of another hospital: none of them, in the list or the overview's count.
         await login(p, s.gateway_url + "/dashboard/#dead", k["elsewhere"])
         await p.wait("return document.getElementById('dead-table').dataset.count === '0';", 5)
+        await goto(p, "overview")
+        await p.wait("return document.getElementById('m-dead').textContent === '0';", 5)
     await transport.close()
     await bus.close()
     for name in ("ops-dead-letters", "ops-dead-letter-viewer", "ops-dead-letter-history", "ops-bulk-retry"):

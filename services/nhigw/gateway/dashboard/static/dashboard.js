@@ -218,7 +218,12 @@ async function loadMetrics() {
   const retries = g("nhigw_gateway_upstream_retries_total");
   $("m-retries").textContent = retries === null ? "—" : String(retries);
   const dead = g("nhigw_gateway_dead_letters");
-  $("m-dead").textContent = dead === null ? "—" : String(dead);
+  if (ME && ME.allHospitals) $("m-dead").textContent = dead === null ? "—" : String(dead);
+  else {
+    // /metrics counts every hospital's dead letters: a hospital's key sees the count of its own.
+    const r = await call("GET", "/api/ops/dead-letters");
+    $("m-dead").textContent = r.ok ? String(firstArray(r.data, ["deadLetters"]).length) : "—";
+  }
   const sessions = g("nhigw_gateway_device_sessions");
   $("m-sessions").textContent = sessions === null ? "—" : String(sessions);
   const br = g("nhigw_gateway_breaker_state");
