@@ -27,6 +27,7 @@ from nhigw.bus.redis import RedisBus
 from nhigw.gateway.audit import AuditRecord, MemoryAudit, mask_patient
 from nhigw.gateway.auditexport import CHAIN_EXT, audit_event, balp_problems
 from nhigw.gateway.auditsyslog import MSGID, PRI, SD_ID, SyslogSettings, SyslogStream, SyslogTarget, format_message
+from nhigw.gateway.upstream import UpstreamSettings
 from tests.helpers import ROOT, eventually, free_port, ok, stop_process, wait_port
 from tests.stack import running_stack
 
@@ -257,7 +258,9 @@ async def test_registration_and_write_reach_rsyslog_as_atna_messages_through_a_r
 ) -> None:
     key = os.urandom(32)
     settings = SyslogSettings(SyslogTarget.parse(rsyslog.url), first_backoff_s=0.1, max_backoff_s=0.5)
-    async with running_stack(bus=RedisBus(redis_server), prefix=bus_prefix, gateway_key=key, audit_syslog=settings) as s:
+    # the run below goes as fast as the stack answers: no client rate limit in the way
+    fast = UpstreamSettings(rate_per_s=1e6, rate_burst=1e6)
+    async with running_stack(bus=RedisBus(redis_server), prefix=bus_prefix, gateway_key=key, audit_syslog=settings, upstream=fast) as s:
         await s.ready()
         gw = s.gateway
         assert ok(await s.gw("/api/v1/BasicData/Register", workstation="ws-01"))  # one call: the gateway gets the signature
@@ -319,6 +322,13 @@ async def test_registration_and_write_reach_rsyslog_as_atna_messages_through_a_r
         assert not FULL_ID.search(text) and "Z29*****29" in text  # masked IDs only
         metrics = await (await s.http.get(s.gateway_url + "/metrics")).text()
         assert "nhigw_gateway_audit_syslog_connected 1.0" in metrics and "nhigw_gateway_audit_syslog_dropped_total 0.0" in metrics
+        # what the shipped alert and dashboard read of a streaming replica (test_alerts' gateways do not stream)
+        from prometheus_client.parser import text_string_to_metric_families
+
+        from tests.test_alerts import ONLY_WHEN_CONFIGURED
+
+        families = {f.name for f in text_string_to_metric_families(metrics)}
+        assert {m.removesuffix("_total") for m in ONLY_WHEN_CONFIGURED} <= families
 
         # Replay from a time, by the CLI, into another receiver: exactly the records recorded from then on, once each.
         other = Rsyslog(tmp_path / "replay")
@@ -540,6 +550,71 @@ async def test_nhigw_gateway_process_streams_with_the_flag_and_stops_cleanly(rsy
             assert await asyncio.to_thread(gw.stop) == 0
     log = FileAudit(data / "gateway" / "audit.jsonl")
     recs = {r.seq: r for r in await log.records()}
+    owed = json.loads((data / "gateway" / "audit-syslog-cursor.json").read_text())["owed"]
+    assert [seq for seq, _at in owed.values()] == [1]  # a clean stop: nothing after seq 1 owed
     (m,) = rsyslog.messages()
     check_atna(m, recs, log.name)
     assert not FULL_ID.search(b"\n".join(rsyslog.raw()).decode("utf-8"))
+
+
+async def test_what_a_stopped_replica_still_owed_is_sent_by_the_next_process_on_its_data_directory(rsyslog: Rsyslog, tmp_path: Path) -> None:
+    from nhigw.gateway.audit import FileAudit
+
+    log = FileAudit(tmp_path / "gateway" / "audit.jsonl")
+    cursor = tmp_path / "gateway" / "audit-syslog-cursor.json"
+    settings = SyslogSettings(SyslogTarget.parse(rsyslog.url), cursor=cursor, first_backoff_s=0.05, max_backoff_s=0.2, drain_s=0.5)
+
+    def rec(instance: str, i: int) -> AuditRecord:
+        return AuditRecord(action="R", route="BasicData/Register", outcome=0, statusCode=0, httpStatus=200, client="his-a", instance=instance, site="clinic",
+                           requestId=f"{instance}-{i}", idempotencyKey=f"{instance}-{i}")
+
+    def counts() -> dict[int, int]:
+        out: dict[int, int] = {}
+        for m in rsyslog.messages():
+            out[int(m.sd[SD_ID]["seq"])] = out.get(int(m.sd[SD_ID]["seq"]), 0) + 1
+        return out
+
+    # One process sends two records, loses its receiver, appends two more and stops with them unsent.
+    a = SyslogStream(log, settings, instance="gw-a")
+    a.start()
+    for i in range(2):
+        await log.append(rec("gw-a", i))
+    assert await _wait_for(rsyslog, {1, 2})
+    await asyncio.to_thread(rsyslog.stop)
+
+    async def a_noticed() -> bool:
+        return not a.connected
+
+    assert await eventually(a_noticed, 10)
+    for i in range(2, 4):
+        await log.append(rec("gw-a", i))
+    await a.close()
+    assert json.loads(cursor.read_text())["owed"]["gw-a"][0] == 0  # 1 and 2 were in the rewind window of the break
+
+    # The next process on the same data directory (another instance name) sends them once the receiver is back.
+    await asyncio.to_thread(rsyslog.start)
+    b = SyslogStream(log, settings, instance="gw-b")
+    b.start()
+    await log.append(rec("gw-b", 0))
+    assert await _wait_for(rsyslog, {1, 2, 3, 4, 5})
+    recs = {r.seq: r for r in await log.records()}
+    for m in rsyslog.messages():
+        check_atna(m, recs, log.name)
+    assert counts()[3] == counts()[4] == counts()[5] == 1  # never sent before: once
+
+    async def b_idle() -> bool:
+        return b.connected and b.pending == 0
+
+    assert await eventually(b_idle, 10)
+    await b.close()
+    assert list(json.loads(cursor.read_text())["owed"]) == ["gw-b"]  # gw-a's debt is paid
+
+    # After that clean stop, the next process sends nothing twice.
+    c = SyslogStream(log, settings, instance="gw-c")
+    c.start()
+    try:
+        await log.append(rec("gw-c", 0))
+        assert await _wait_for(rsyslog, {6})
+        assert counts()[5] == counts()[6] == 1
+    finally:
+        await c.close()

@@ -46,7 +46,7 @@ async def test_a_write_is_retried_only_while_it_provably_never_left() -> None:
     t, seen = script(MaybeSent("dropped"), 200)
     with pytest.raises(MaybeSent) as e:
         await CloudClient("http://c", FAST, t).call(UpstreamRequest("/w", b"{}", write=True))
-    assert len(seen) == 1 and len(e.value.attempts) == 1  # type: ignore[arg-type]
+    assert len(seen) == 1 and len(e.value.attempts) == 1
 
     t, seen = script(503, 200)  # the cloud answered 5xx to a write: its answer, not a retry
     res_err = None

@@ -289,6 +289,9 @@ async def test_dead_letter_history_bounded_bulk_retry_and_the_recorded_resend(br
         # The explicit decision: checked, with a note; the write is sent once more, and the decision is recorded.
         await p.js("location.hash = arguments[0];", f"#dead/{write_id}")
         await p.wait("const d = document.getElementById('dead-detail'); return !d.hidden && d.dataset.id === arguments[0] && !document.getElementById('resend-form').hidden;", 5, write_id)
+        await p.click("#lang")  # English: the decision form stays as it was
+        await p.wait("return document.getElementById('btn-resend').textContent === 'Resend anyway' && !document.getElementById('resend-form').hidden;", 2)
+        await p.click("#lang")
         await p.click("#resend-ok")
         await p.type("#resend-note", "EmergentTel/Query showed no new number")
         await p.click("#btn-resend")

@@ -24,15 +24,22 @@ receiver's close while idle. The guarantee, for the records this replica appends
   down for any time loses nothing; what it gets twice carries the same chain, seq and hash. A
   receiver that vanishes silently is noticed once data goes unacknowledged for ``unacked_s`` (20)
   seconds (TCP_USER_TIMEOUT, keepalive when idle), inside the rewind;
-- not covered: records appended before the replica started streaming, or left unsent when it
-  stopped (``close`` sends what it holds for up to ``drain_s``), and a receiver that takes a
-  record and then loses it (its own queue): ``nhigw audit syslog --since`` replays any time range.
+- across restarts: a replica notes what it still owes (per instance: the records after which seq,
+  and from when) in ``cursor`` (``<data-dir>/gateway/audit-syslog-cursor.json``) at start, at every
+  break, every ``cursor_every_s`` while sending and at close (``close`` first sends what it holds
+  for up to ``drain_s``); the next process on that data directory sends those records first. A
+  process killed outright owes at least the rewind window before its last note;
+- not covered: records appended before the first start with streaming, a data directory lost with
+  its cursor, and a receiver that takes a record and then loses it (its own queue):
+  ``nhigw audit syslog --since`` replays any time range.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
+import os
 import socket
 import ssl
 import time
@@ -141,6 +148,10 @@ class SyslogSettings:
     connect_timeout_s: float = 5.0
     send_timeout_s: float = 10.0  # a receiver that takes nothing for this long is treated as gone
     drain_s: float = 2.0  # at close: how long to keep sending what is queued
+    # Where a replica notes what it still owes the receiver (per instance: the records after which seq),
+    # so the next process on the same data directory sends what the last one could not; None: not kept.
+    cursor: Path | None = None
+    cursor_every_s: float = 2.0
 
 
 # ---------------------------------------------------------------- the message (pure)
@@ -187,6 +198,7 @@ class _Sent:
     seq: int
     at_ms: int
     mono: float
+    instance: str
 
 
 class SyslogStream:
@@ -207,6 +219,11 @@ class SyslogStream:
         self._task: asyncio.Task[None] | None = None
         self.connected = False
         self.sent = self.dropped = self.resent = self.connects = self.failures = self.unsendable = 0
+        self._started_ms = int(time.time() * 1000)
+        self._last_at = self._started_ms  # the time of the record ``_last_sent``
+        self._cursor_at = 0.0
+        # Earlier processes' instances and what of theirs is not known sent: (seq after which, time from which).
+        self._owed: dict[str, tuple[int, int]] = self._read_cursor()
 
     # ------------------------------------------------------------ the request path side
 
@@ -227,6 +244,52 @@ class SyslogStream:
     def attach(self) -> None:
         self.audit.on_append = self.offer
 
+    # ------------------------------------------------------------ what is owed, across restarts
+
+    def _read_cursor(self) -> dict[str, tuple[int, int]]:
+        path = self.settings.cursor
+        if path is None or not path.exists():
+            return {}
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            owed = {str(k): (int(v[0]), int(v[1])) for k, v in data["owed"].items() if k != self.instance}
+        except (OSError, ValueError, KeyError, TypeError, IndexError, AttributeError) as exc:
+            log.warning("audit_syslog_cursor_unreadable", path=str(path), error=str(exc)[:200])
+            return {}
+        if owed:
+            log.info("audit_syslog_owed_from_before", instances=sorted(owed))
+        return owed
+
+    def position(self, *, clean: bool = False) -> tuple[int, int]:
+        """This replica's records after which seq are not known to have reached the receiver (and from
+        which time): queued, behind, or (unless ``clean``: stopped connected with nothing left) sent in
+        the rewind window."""
+        options = [(self._last_sent, self._last_at)]
+        if self._gap is not None:
+            options.append(self._gap)
+        if self._queue:
+            options.append((self._queue[0].seq - 1, _at(self._queue[0])))
+        if not clean:
+            cutoff = time.monotonic() - self.settings.rewind_s
+            first = next((x for x in self._recent if x.mono >= cutoff and x.instance == self.instance), None)
+            if first is not None:
+                options.append((first.seq - 1, first.at_ms))
+        return min(options)
+
+    def _write_cursor(self, *, clean: bool = False) -> None:
+        path = self.settings.cursor
+        if path is None:
+            return
+        self._cursor_at = time.monotonic()
+        owed = {**self._owed, self.instance: self.position(clean=clean)}
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(path.name + ".tmp")
+            tmp.write_text(json.dumps({"target": str(self.settings.target), "owed": owed}), encoding="utf-8")
+            os.replace(tmp, path)
+        except OSError as exc:
+            log.warning("audit_syslog_cursor_unwritable", path=str(path), error=exc.strerror)
+
     def _need(self, seq: int, at_ms: int) -> None:
         if self._gap is None or seq < self._gap[0]:
             self._gap = (seq, at_ms)
@@ -239,6 +302,7 @@ class SyslogStream:
 
     def start(self, supervisor: Supervisor | None = None) -> None:
         self.attach()
+        self._write_cursor()  # from now on this process's records are owed too, should it die before sending
         if supervisor is not None:
             self._supervisor = supervisor
             supervisor.start(self.TASK, self.run)
@@ -247,9 +311,10 @@ class SyslogStream:
 
     async def close(self) -> None:
         """Send what is queued for up to ``drain_s`` (while connected), then stop."""
-        if self.connected and (self._queue or self._gap is not None):
+        if self.connected and (self._queue or self._gap is not None or self._owed):
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._idle.wait(), self.settings.drain_s)
+        clean = self._idle.is_set() and not self._owed  # connected with nothing left (stopping the task clears it)
         if self.audit.on_append == self.offer:
             self.audit.on_append = None
         if self._supervisor is not None:
@@ -260,8 +325,10 @@ class SyslogStream:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
-        if self._queue or self._gap is not None:
-            log.warning("audit_syslog_unsent_at_close", queued=len(self._queue), behind=self._gap is not None)
+        self._write_cursor(clean=clean)
+        if not clean:
+            log.warning("audit_syslog_unsent_at_close", queued=len(self._queue), behind=self._gap is not None or bool(self._owed),
+                        kept_for_next_start=self.settings.cursor is not None)
 
     async def run(self) -> None:
         """Connect, send, reconnect with backoff: no receiver failure ends it."""
@@ -289,6 +356,7 @@ class SyslogStream:
             except (_Broken, OSError, ssl.SSLError, TimeoutError) as exc:
                 self.failures += 1
                 self._rewind()
+                self._write_cursor()
                 log.warning("audit_syslog_disconnected", target=str(self.settings.target), error=str(exc) or type(exc).__name__, resend_from=self._gap[0] + 1 if self._gap else None)
             except BusError as exc:  # the audit log could not be read: the gap stays, try again after a pause
                 log.warning("audit_syslog_log_unreadable", error=str(exc))
@@ -305,7 +373,7 @@ class SyslogStream:
 
     async def _pump(self, writer: asyncio.StreamWriter, closed: asyncio.Event) -> None:
         while True:
-            if self._gap is not None:
+            if self._gap is not None or self._owed:
                 await self._catch_up(writer, closed)
                 continue
             if not self._queue:
@@ -329,30 +397,37 @@ class SyslogStream:
             await self._send(writer, closed, batch)
 
     async def _catch_up(self, writer: asyncio.StreamWriter, closed: asyncio.Event) -> None:
-        """Send again, from the audit log, this replica's records after the gap's seq (and those queued)."""
-        gap = self._gap
-        assert gap is not None
-        floor, at_ms = gap
-        if self._queue and self._queue[0].seq - 1 < floor:
-            floor, at_ms = self._queue[0].seq - 1, _at(self._queue[0])
+        """Send again, from the audit log, this replica's records after the gap's seq (and those queued),
+        and what earlier processes on this data directory still owed (``_owed``)."""
+        gap, owed = self._gap, dict(self._owed)
+        floors = dict(owed)
+        if gap is not None:
+            floor, at_ms = gap
+            if self._queue and self._queue[0].seq - 1 < floor:
+                floor, at_ms = self._queue[0].seq - 1, _at(self._queue[0])
+            floors[self.instance] = (floor, at_ms)
+            self._last_sent = floor  # a rewind goes back: everything after ``floor`` is sent again, in order
         self._gap = None
-        self._last_sent = floor  # a rewind goes back: everything after ``floor`` is sent again, in order
-        since = at_ms - int(self.settings.catchup_margin_s * 1000)
+        since = min(at for _seq, at in floors.values()) - int(self.settings.catchup_margin_s * 1000)
         n = 0
         try:
             async for page in self.audit.pages(since=since):
-                mine = sorted((r for r in page.records if r.instance == self.instance and r.seq > floor), key=lambda r: r.seq)
-                if mine:
-                    await self._send(writer, closed, mine)
-                    n += len(mine)
+                due = sorted((r for r in page.records if r.instance in floors and r.seq > floors[r.instance][0]), key=lambda r: r.seq)
+                if due:
+                    await self._send(writer, closed, due)
+                    n += len(due)
         except BaseException:
-            self._need(floor, at_ms)  # not done: the whole gap again next time
+            if gap is not None:
+                self._need(*floors[self.instance])  # not done: the whole gap again next time
             raise
+        for name in owed:
+            self._owed.pop(name, None)
+        self._write_cursor()
         self.resent += n
         # What is queued and was read from the log just now needs no second send.
         while self._queue and self._queue[0].seq <= self._last_sent:
             self._queue.popleft()
-        log.info("audit_syslog_caught_up", after_seq=floor, sent=n)
+        log.info("audit_syslog_caught_up", after_seq=min(seq for seq, _at in floors.values()), sent=n, earlier_instances=sorted(owed))
 
     async def _send(self, writer: asyncio.StreamWriter, closed: asyncio.Event, recs: Iterable[AuditRecord]) -> None:
         if closed.is_set():
@@ -370,8 +445,9 @@ class SyslogStream:
                 continue
             chunk.append(frame(msg))
             # Noted before the write: a write that fails is inside the rewind window.
-            self._recent.append(_Sent(rec.seq, _at(rec), now))
-            self._last_sent = max(self._last_sent, rec.seq)
+            self._recent.append(_Sent(rec.seq, _at(rec), now, rec.instance))
+            if rec.instance == self.instance and rec.seq > self._last_sent:
+                self._last_sent, self._last_at = rec.seq, _at(rec)
         while len(self._recent) > 1 and self._recent[1].mono < now - self.settings.rewind_s:
             self._recent.popleft()
         if not chunk:
@@ -382,13 +458,22 @@ class SyslogStream:
         except TimeoutError as exc:
             raise _Broken(f"the receiver took nothing for {self.settings.send_timeout_s} s") from exc
         self.sent += len(chunk)
+        if time.monotonic() - self._cursor_at >= self.settings.cursor_every_s:
+            self._write_cursor()
 
     def _rewind(self) -> None:
-        """After a break: everything written in the last ``rewind_s`` is to be sent again."""
+        """After a break: everything written in the last ``rewind_s`` is to be sent again (an earlier
+        process's records too: owed again)."""
         cutoff = time.monotonic() - self.settings.rewind_s
-        suspect = [s for s in self._recent if s.mono >= cutoff]
-        if suspect:
-            self._need(suspect[0].seq - 1, suspect[0].at_ms)
+        first: dict[str, _Sent] = {}
+        for x in self._recent:
+            if x.mono >= cutoff and (x.instance not in first or x.seq < first[x.instance].seq):
+                first[x.instance] = x
+        for name, x in first.items():
+            if name == self.instance:
+                self._need(x.seq - 1, x.at_ms)
+            else:
+                self._owed[name] = min(self._owed.get(name, (x.seq - 1, x.at_ms)), (x.seq - 1, x.at_ms))
         self._recent.clear()
 
     def collector(self) -> Collector:

@@ -151,17 +151,17 @@ def gateway_settings(args: argparse.Namespace, *, cloud: str, data_dir: Path, au
         cloud_env=cloudtls.cloud_env(cloud, getattr(args, "cloud_env", None)),
         **given("site", "max_deliveries", "claim_idle_s", "replica_wait", "replica_wait_ms"),
         upload_url=getattr(args, "upload_cloud", None),
-        audit_syslog=_syslog_settings(args),
+        audit_syslog=_syslog_settings(args, data_dir),
     )
 
 
-def _syslog_settings(args: argparse.Namespace):  # -> SyslogSettings | None (its module loads the FHIR models: only when used)
+def _syslog_settings(args: argparse.Namespace, data_dir: Path):  # -> SyslogSettings | None (its module loads the FHIR models: only when used)
     target = syslog_target(args, "audit_syslog", "audit_syslog")
     if target is None:
         return None
     from nhigw.gateway.auditsyslog import SyslogSettings
 
-    return SyslogSettings(target)
+    return SyslogSettings(target, cursor=data_dir / "audit-syslog-cursor.json")  # what a replica still owes survives its restart
 
 
 def _store(args: argparse.Namespace):

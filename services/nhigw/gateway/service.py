@@ -96,6 +96,7 @@ from nhigw.gateway.registry import Registry
 from nhigw.gateway.store import KV, answer_aad
 from nhigw.gateway.trail import SentMarker, Trail, TrailEntry, error_detail
 from nhigw.gateway.upstream import (
+    Attempt,
     BadStatus,
     CircuitOpen,
     CloudClient,
@@ -630,9 +631,9 @@ class Gateway:
         self._resolve(akey, ans, phases)  # this replica's waiters: no round trip through Redis
 
     async def process(self, job: QueuedJob, deliveries: int, phases: Phases | None = None) -> tuple[JobAnswer, bool, AuditRecord | None, Phases]:
-        """Run one job; returns its answer, whether it is final, its audit record (written by ``_finish``)
-        and the time its signature and cloud call took (in ``phases``, filled as it goes: a job that
-        raises leaves in it how far it got).
+        """Run one job: sign (one call, device session), call the cloud, make its audit record. Returns its
+        answer, whether it is final, its audit record (written by ``_finish``) and the time its signature
+        and cloud call took (in ``phases``, filled as it goes: a job that raises leaves in it how far it got).
 
         Final (stored for the key): the cloud's answer, 9403. Not final: answers made here before
         anything could reach the cloud (see the module docstring).
@@ -641,88 +642,17 @@ class Gateway:
             existing = await self.stored_answer(job.answerKey)
             if existing is not None:
                 return existing, True, None, Phases()  # finished (and audited) before a crash prevented the XACK
-        final = True
         phases = phases if phases is not None else Phases()
-        route_path = job.path.removeprefix("/api/v1/").lstrip("/")
+        run, final = Run(), True
         t0 = time.monotonic()
-        attempts: list[Any] = []
-        body_fields: dict[str, Any] = {}
-        agent_id = None
-        signed_hospital: str | None = None  # the hospital of the SAM that signed for us (one call, device session)
-        signer_hpc: str | None = None  # the HPC verified at the signing workstation, signature with it or not
         try:
             route = lookup(job.path)
             if route is None:
                 raise StatusError(Code.NOT_FOUND, f"no business route {job.path}")
-            attempted_key = self.keys.attempted(job.answerKey)
-            if job.write and deliveries > 1 and await self.kv.get(attempted_key) is not None:
+            if job.write and deliveries > 1 and await self.kv.get(self.keys.attempted(job.answerKey)) is not None:
                 raise StatusError(Code.OUTCOME_UNKNOWN, "a previous delivery of this write may have reached the NHI cloud; not sent again", idempotencyKey=job.idempotencyKey)
-            body = job.body
-            body_fields = json.loads(body) if body.strip() else {}
-            t_sign = time.perf_counter()
-            if job.deviceSession:
-                # A device session: the signature comes from that session's cards on its serving agent.
-                sig, srec, signer_hpc = await self.sessions.sign(job.deviceSession, route.kind, route.serviceType)
-                agent_id, signed_hospital = srec.agentId, sig.hospitalId
-                body_fields = {**body_fields, **signed_fields(route, sig)}
-                body = json.dumps(body_fields, ensure_ascii=False)
-            elif job.workstation:
-                await self.gate.online(job.workstation, count=False)  # asked again: it may have gone since admission
-                self._same_cloud(job.workstation)
-                reply = await self.rpc.sign(job.workstation, route.kind, route.serviceType, timeout_s=self.settings.sign_timeout_s)
-                agent_id = self.agents.agent_id(job.workstation)
-                if not reply.ok or reply.signature is None:
-                    err = reply.error
-                    raise StatusError(err.statusCode if err else Code.INTERNAL, err.detail if err else "agent failed", workstation=job.workstation)
-                body_fields = {**body_fields, **signed_fields(route, reply.signature)}
-                signed_hospital = reply.signature.hospitalId
-                body = json.dumps(body_fields, ensure_ascii=False)
-                signer_hpc = reply.hpcId
-            if job.deviceSession or job.workstation:
-                phases.sign = (time.perf_counter() - t_sign) * 1000
-
-            async def before_send(n: int) -> None:
-                if job.write and n == 1:
-                    marker = SentMarker(instance=self.instance, requestId=job.requestId, delivery=deliveries)  # who sent it, when (the dead-letter view)
-                    value = marker.model_dump_json().encode()
-                    # NX: of two deliveries of one write running at once (a replica stalled past
-                    # ``claim_idle_s`` and its entry reclaimed), only the one that places the marker sends.
-                    try:
-                        placed = await self.kv.set(attempted_key, value, ttl_s=self.settings.idempotency_window_s, nx=True)
-                    except NotConfirmed as exc:
-                        if not exc.applied:
-                            raise HeldElsewhere() from exc
-                        self._markers[(job.requestId, deliveries)] = value
-                        # The marker is on the primary, its replicas did not confirm it, and this delivery
-                        # sends nothing. Failing the job would leave the entry and the marker for a
-                        # redelivery, which would answer 9403 for a write that never left; answered 9402
-                        # "not sent" instead (not stored: the job's end removes both markers, so the HIS's
-                        # retry with the key runs it once the replicas are back).
-                        raise StatusError(Code.UPSTREAM_UNAVAILABLE, f"Redis replicas did not confirm the write's marker ({exc}); not sent", idempotencyKey=job.idempotencyKey) from exc
-                    if not placed:
-                        raise HeldElsewhere()
-                    self._markers[(job.requestId, deliveries)] = value
-
-            headers = {"Idempotency-Key": job.idempotencyKey, "X-Request-Id": job.requestId, "X-Nhigw-Instance": self.instance}
-            t_cloud = time.perf_counter()
-            try:
-                try:
-                    upload = route is VNHI_UPLOAD
-                    cloud, url = (self.upload_cloud, route.url) if upload else (self.cloud, "/api/v1/" + route_path)
-                    result = await cloud.call(UpstreamRequest(url, body.encode(), job.write, headers), before_send=before_send)
-                finally:
-                    phases.cloud = (time.perf_counter() - t_cloud) * 1000
-                attempts = result.attempts
-                status, payload = result.response.status, result.response.body
-            except UpstreamError as exc:
-                attempts = list(getattr(exc, "attempts", []) or [])
-                if isinstance(exc, BadStatus) and job.write:
-                    # The write reached the cloud and got a 5xx: it may have been executed (issue 17).
-                    raise StatusError(Code.OUTCOME_UNKNOWN, f"the NHI cloud answered HTTP {exc.response.status} to the write: it may have been executed; not repeated", idempotencyKey=job.idempotencyKey) from exc
-                if isinstance(exc, BadStatus):
-                    status, payload = exc.response.status, exc.response.body
-                else:
-                    raise self._upstream_status(exc, job) from exc
+            body = await self._sign(job, route, run, phases)
+            status, payload = await self._call_cloud(job, route, body, deliveries, run, phases)
         except StatusError as err:
             final = err.code == Code.OUTCOME_UNKNOWN
             status, payload = err.http_status, json.dumps(err.body(), ensure_ascii=False).encode()
@@ -730,34 +660,114 @@ class Gateway:
             final = False
             bad = StatusError(Code.NOT_JSON, "malformed JSON body")
             status, payload = bad.http_status, json.dumps(bad.body(), ensure_ascii=False).encode()
-        latency_ms = (time.monotonic() - t0) * 1000
         code, payload = _coded(payload, status)
         status = http_status(code)  # the cloud's 4xx/5xx too: an HIS reads the code (nhigw.contracts.codes)
-        rec = AuditRecord(
+        rec = self._audit_record(job, run, code, status, latency_ms=(time.monotonic() - t0) * 1000)
+        ans = JobAnswer(requestId=job.requestId, idempotencyKey=job.idempotencyKey, httpStatus=status, body=payload.decode("utf-8", "replace"), attempts=len(run.attempts), instance=self.instance)
+        return ans, final, rec, phases
+
+    async def _sign(self, job: QueuedJob, route: Route, run: Run, phases: Phases) -> str:
+        """The body to send: the job's, with the signature of its device session or one-call workstation
+        (a pass-through body carries the HIS's own). Raises ``ValueError`` for a body that is not JSON."""
+        run.fields = json.loads(job.body) if job.body.strip() else {}
+        if not (job.deviceSession or job.workstation):
+            return job.body
+        t_sign = time.perf_counter()
+        if job.deviceSession:
+            # A device session: the signature comes from that session's cards on its serving agent.
+            sig, srec, run.signer_hpc = await self.sessions.sign(job.deviceSession, route.kind, route.serviceType)
+            run.agent_id = srec.agentId
+        else:
+            assert job.workstation is not None
+            await self.gate.online(job.workstation, count=False)  # asked again: it may have gone since admission
+            self._same_cloud(job.workstation)
+            reply = await self.rpc.sign(job.workstation, route.kind, route.serviceType, timeout_s=self.settings.sign_timeout_s)
+            run.agent_id = self.agents.agent_id(job.workstation)
+            if not reply.ok or reply.signature is None:
+                err = reply.error
+                raise StatusError(err.statusCode if err else Code.INTERNAL, err.detail if err else "agent failed", workstation=job.workstation)
+            sig, run.signer_hpc = reply.signature, reply.hpcId
+        run.signed_hospital = sig.hospitalId
+        run.fields = {**run.fields, **signed_fields(route, sig)}
+        phases.sign = (time.perf_counter() - t_sign) * 1000
+        return json.dumps(run.fields, ensure_ascii=False)
+
+    async def _call_cloud(self, job: QueuedJob, route: Route, body: str, deliveries: int, run: Run, phases: Phases) -> tuple[int, bytes]:
+        """The cloud's HTTP status and body, its 5xx to a read included; raises ``StatusError`` for what
+        did not get an answer (9402 not sent, 9403 a write that may have landed)."""
+        async def before_send(n: int) -> None:
+            if job.write and n == 1:
+                await self._place_marker(job, deliveries)
+
+        headers = {"Idempotency-Key": job.idempotencyKey, "X-Request-Id": job.requestId, "X-Nhigw-Instance": self.instance}
+        cloud, url = (self.upload_cloud, route.url) if route is VNHI_UPLOAD else (self.cloud, "/api/v1/" + _route_path(job))
+        t_cloud = time.perf_counter()
+        try:
+            try:
+                result = await cloud.call(UpstreamRequest(url, body.encode(), job.write, headers), before_send=before_send)
+            finally:
+                phases.cloud = (time.perf_counter() - t_cloud) * 1000
+        except BadStatus as exc:
+            run.attempts = exc.attempts
+            if job.write:
+                # The write reached the cloud and got a 5xx: it may have been executed (issue 17).
+                raise StatusError(Code.OUTCOME_UNKNOWN, f"the NHI cloud answered HTTP {exc.response.status} to the write: it may have been executed; not repeated", idempotencyKey=job.idempotencyKey) from exc
+            return exc.response.status, exc.response.body
+        except UpstreamError as exc:
+            run.attempts = exc.attempts
+            raise self._upstream_status(exc, job) from exc
+        run.attempts = result.attempts
+        return result.response.status, result.response.body
+
+    async def _place_marker(self, job: QueuedJob, deliveries: int) -> None:
+        """The write's ``attempted`` marker, before its first byte goes to the cloud; ``HeldElsewhere`` when another delivery holds it."""
+        marker = SentMarker(instance=self.instance, requestId=job.requestId, delivery=deliveries)  # who sent it, when (the dead-letter view)
+        value = marker.model_dump_json().encode()
+        # NX: of two deliveries of one write running at once (a replica stalled past
+        # ``claim_idle_s`` and its entry reclaimed), only the one that places the marker sends.
+        try:
+            placed = await self.kv.set(self.keys.attempted(job.answerKey), value, ttl_s=self.settings.idempotency_window_s, nx=True)
+        except NotConfirmed as exc:
+            if not exc.applied:
+                raise HeldElsewhere() from exc
+            self._markers[(job.requestId, deliveries)] = value
+            # The marker is on the primary, its replicas did not confirm it, and this delivery
+            # sends nothing. Failing the job would leave the entry and the marker for a
+            # redelivery, which would answer 9403 for a write that never left; answered 9402
+            # "not sent" instead (not stored: the job's end removes both markers, so the HIS's
+            # retry with the key runs it once the replicas are back).
+            raise StatusError(Code.UPSTREAM_UNAVAILABLE, f"Redis replicas did not confirm the write's marker ({exc}); not sent", idempotencyKey=job.idempotencyKey) from exc
+        if not placed:
+            raise HeldElsewhere()
+        self._markers[(job.requestId, deliveries)] = value
+
+    def _audit_record(self, job: QueuedJob, run: Run, code: int, status: int, *, latency_ms: float) -> AuditRecord:
+        """The job's audit record, from what its run got (masked card and patient ids, a keyed patient hash)."""
+        fields = run.fields
+        patient_id = _s(fields.get("hcIdNo")) or _s(fields.get("idCardNum"))
+        return AuditRecord(
             action=("C" if job.write else "R"),
-            route=route_path,
+            route=_route_path(job),
             outcome=outcome_of(code, status),
             statusCode=code,
             httpStatus=status,
             client=job.client,
             # A client without a hospital cannot put invented hospital ids into the audit: a pass-through
             # body's hospital id counts only once the NHI cloud accepted that hospital's SAM signature.
-            hospitalId=job.hospitalId or signed_hospital or ((_s(body_fields.get("hospitalId")) or _s(body_fields.get("sHospId"))) if code == 0 else None),
+            hospitalId=job.hospitalId or run.signed_hospital or ((_s(fields.get("hospitalId")) or _s(fields.get("sHospId"))) if code == 0 else None),
             workstation=job.workstation,
-            agentId=agent_id,
+            agentId=run.agent_id,
             deviceSession=job.deviceSession,
-            hpc=mask_card(_s(body_fields.get("hpcId")) or signer_hpc),
-            patient=mask_patient(patient_id := _s(body_fields.get("hcIdNo")) or _s(body_fields.get("idCardNum"))),
+            hpc=mask_card(_s(fields.get("hpcId")) or run.signer_hpc),
+            patient=mask_patient(patient_id),
             patientKey=patient_key(self.audit.key, patient_id),
             instance=self.instance,
             site=self.settings.site,
             requestId=job.requestId,
             idempotencyKey=job.idempotencyKey,
-            attempts=[AuditAttempt(n=a.n, outcome=a.outcome, latency_ms=round(a.latency_ms, 2)) for a in attempts],
+            attempts=[AuditAttempt(n=a.n, outcome=a.outcome, latency_ms=round(a.latency_ms, 2)) for a in run.attempts],
             latency_ms=round(latency_ms, 2),
         )
-        ans = JobAnswer(requestId=job.requestId, idempotencyKey=job.idempotencyKey, httpStatus=status, body=payload.decode("utf-8", "replace"), attempts=len(attempts), instance=self.instance)
-        return ans, final, rec, phases
 
     async def test_api(self, path: str, body: bytes) -> tuple[int, bytes]:
         """The cloud's test-card API (``/test/v1/...``) passed through: HIS code points one base URL at the
@@ -803,6 +813,21 @@ class Gateway:
         if isinstance(exc, MaybeSent) and job.write:
             return StatusError(Code.OUTCOME_UNKNOWN, f"the write may have reached the NHI cloud ({exc}); not repeated", idempotencyKey=job.idempotencyKey)
         return StatusError(Code.UPSTREAM_UNAVAILABLE, f"NHI cloud did not answer ({exc})")
+
+
+@dataclass
+class Run:
+    """How far one run of a job got: what its audit record says, whether it ended in an answer or a refusal."""
+
+    fields: dict[str, Any] = field(default_factory=dict)  # the body's fields, signed ones included once signed
+    agent_id: str | None = None
+    signed_hospital: str | None = None  # the hospital of the SAM that signed for us (one call, device session)
+    signer_hpc: str | None = None  # the HPC verified at the signing workstation, signature with it or not
+    attempts: list[Attempt] = field(default_factory=list)
+
+
+def _route_path(job: QueuedJob) -> str:
+    return job.path.removeprefix("/api/v1/").lstrip("/")
 
 
 class HeldElsewhere(Exception):

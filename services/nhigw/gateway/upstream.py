@@ -53,7 +53,13 @@ from nhigw.common.cloudtls import CloudTls, is_untrusted
 
 
 class UpstreamError(Exception):
-    attempts: Sequence[Attempt] = ()  # what was tried before it was raised; the raiser sets it
+    def __init__(self, message: str, *, attempts: Sequence[Attempt] = ()) -> None:
+        super().__init__(message)
+        self.attempts = list(attempts)  # what was tried before it was raised (``CloudClient.call``: every attempt)
+
+    def with_attempts(self, attempts: Sequence[Attempt]) -> UpstreamError:
+        """The same failure, raised by the policy with every attempt it made (the transport knows only its own)."""
+        return type(self)(str(self), attempts=attempts)
 
 
 class TransportError(UpstreamError):
@@ -73,9 +79,12 @@ class MaybeSent(TransportError):
 
 
 class BadStatus(UpstreamError):
-    def __init__(self, response: "UpstreamResponse") -> None:
-        super().__init__(f"upstream answered HTTP {response.status}")
+    def __init__(self, response: "UpstreamResponse", *, attempts: Sequence[Attempt] = ()) -> None:
+        super().__init__(f"upstream answered HTTP {response.status}", attempts=attempts)
         self.response = response
+
+    def with_attempts(self, attempts: Sequence[Attempt]) -> BadStatus:
+        return BadStatus(self.response, attempts=attempts)
 
 
 class Refused(UpstreamError):
@@ -83,7 +92,9 @@ class Refused(UpstreamError):
 
 
 class CircuitOpen(Refused):
-    last_failure: UpstreamError | None = None  # what opened it (an ``Untrusted`` keeps its message)
+    def __init__(self, message: str, *, attempts: Sequence[Attempt] = (), last_failure: UpstreamError | None = None) -> None:
+        super().__init__(message, attempts=attempts)
+        self.last_failure = last_failure  # what opened it (an ``Untrusted`` keeps its message)
 
 
 @dataclass(frozen=True)
@@ -246,7 +257,7 @@ class CloudClient:
         return self.rng.uniform(0, min(self.settings.backoff_cap_s, self.settings.backoff_base_s * 2**attempt))
 
     async def call(self, req: UpstreamRequest, *, before_send: Callable[[int], Awaitable[None]] | None = None) -> CallResult:
-        """Send with the policy. Raises ``UpstreamError`` subclasses with ``.attempts`` (list) set."""
+        """Send with the policy. Raises ``UpstreamError`` subclasses carrying every attempt (``.attempts``)."""
         self.calls += 1
         self.budget = min(self.settings.budget_max, self.budget + self.settings.budget_ratio)
         attempts: list[Attempt] = []
@@ -254,10 +265,7 @@ class CloudClient:
         while True:
             n += 1
             if not self.breaker.allow():
-                err = CircuitOpen(f"circuit open for {self.base_url}")
-                err.attempts = attempts
-                err.last_failure = self.last_failure
-                raise err
+                raise CircuitOpen(f"circuit open for {self.base_url}", attempts=attempts, last_failure=self.last_failure)
             if before_send:
                 await before_send(n)
             t0 = time.monotonic()
@@ -269,8 +277,7 @@ class CloudClient:
                 self.last_failure = exc
                 retry = not isinstance(exc, Untrusted) and (isinstance(exc, NotSent) or not req.write)
                 if not retry or not self._may_retry(n):
-                    exc.attempts = attempts
-                    raise
+                    raise exc.with_attempts(attempts) from exc
                 await asyncio.sleep(self.backoff_s(n))
                 continue
             attempts.append(Attempt(n, str(resp.status), (time.monotonic() - t0) * 1000))
@@ -278,9 +285,7 @@ class CloudClient:
                 self.breaker.failure()
                 self.last_failure = BadStatus(resp)
                 if req.write or not self._may_retry(n):
-                    bad = BadStatus(resp)
-                    bad.attempts = attempts
-                    raise bad
+                    raise BadStatus(resp, attempts=attempts)
                 await asyncio.sleep(self.backoff_s(n))
                 continue
             self.breaker.success()
