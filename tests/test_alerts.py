@@ -34,7 +34,7 @@ DASHBOARD = ROOT / "deploy" / "grafana" / "nhigw-gateway.json"
 FOR_IN_TEST = "3s"
 # Exported only by a replica that streams its audit (--audit-syslog; tests/test_audit_syslog.py reads them there),
 # so that replicas without a receiver have no series for NhigwAuditSyslogDown to fire on.
-ONLY_WHEN_CONFIGURED = {"nhigw_gateway_audit_syslog_connected"}
+ONLY_WHEN_CONFIGURED = {f"nhigw_gateway_audit_syslog_{m}" for m in ("connected", "queued", "sent_total", "resent_total", "dropped_total")}
 
 
 def _tool(name: str) -> str:

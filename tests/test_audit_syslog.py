@@ -322,6 +322,13 @@ async def test_registration_and_write_reach_rsyslog_as_atna_messages_through_a_r
         assert not FULL_ID.search(text) and "Z29*****29" in text  # masked IDs only
         metrics = await (await s.http.get(s.gateway_url + "/metrics")).text()
         assert "nhigw_gateway_audit_syslog_connected 1.0" in metrics and "nhigw_gateway_audit_syslog_dropped_total 0.0" in metrics
+        # what the shipped alert and dashboard read of a streaming replica (test_alerts' gateways do not stream)
+        from prometheus_client.parser import text_string_to_metric_families
+
+        from tests.test_alerts import ONLY_WHEN_CONFIGURED
+
+        families = {f.name for f in text_string_to_metric_families(metrics)}
+        assert {m.removesuffix("_total") for m in ONLY_WHEN_CONFIGURED} <= families
 
         # Replay from a time, by the CLI, into another receiver: exactly the records recorded from then on, once each.
         other = Rsyslog(tmp_path / "replay")
