@@ -92,6 +92,12 @@ async def test_dashboard_shows_workstations_and_one_going_offline(browser: Any, 
         await p.wait("return document.querySelector(`#ws-table tr[data-ws='ws-02'] td:nth-child(2)`).textContent === 'offline';", 5)
         await p.shot("dashboard-overview-en")
         await p.click("#lang")
+        # Open on loopback: the page's own POSTs (same origin) pass the foreign-Origin guard.
+        await goto(p, "requests")
+        await p.type("#r-patient", "Z299999929")
+        await p.click("#btn-req")
+        await p.wait("return document.querySelectorAll('#req-table tbody tr').length === 1;", 5)
+        assert "Z29*****29" in await p.text("#req-table tbody")
 
 
 class CrashOnce(Transport):

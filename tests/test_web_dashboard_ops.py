@@ -1,5 +1,5 @@
 """The dashboard's ops pages in a real headless Chromium, on a real Redis, against a real simulator,
-agent and gateway (issue 21: roles, history, the request browser, dead letters).
+agent and gateway: the overview's history, the request browser, dead letters and roles.
 
 - Overview: HIS requests go through replica A before any page is open; the page, served by replica B
   (no workers, same Redis), shows them at once in the latency / error chart and the per-route table
@@ -289,6 +289,9 @@ async def test_dead_letter_history_bounded_bulk_retry_and_the_recorded_resend(br
         # The explicit decision: checked, with a note; the write is sent once more, and the decision is recorded.
         await p.js("location.hash = arguments[0];", f"#dead/{write_id}")
         await p.wait("const d = document.getElementById('dead-detail'); return !d.hidden && d.dataset.id === arguments[0] && !document.getElementById('resend-form').hidden;", 5, write_id)
+        await p.click("#lang")  # English: the decision form stays as it was
+        await p.wait("return document.getElementById('btn-resend').textContent === 'Resend anyway' && !document.getElementById('resend-form').hidden;", 2)
+        await p.click("#lang")
         await p.click("#resend-ok")
         await p.type("#resend-note", "EmergentTel/Query showed no new number")
         await p.click("#btn-resend")
@@ -316,9 +319,13 @@ async def test_dead_letter_history_bounded_bulk_retry_and_the_recorded_resend(br
         visible = await p.js("return [...document.querySelectorAll('#page-dead button, #page-dead form')].filter(e => e.offsetParent !== null).map(e => e.id || e.className);")
         assert visible == ["details"] * 6, visible
         await p.shot("ops-dead-letter-viewer")
-        # A viewer of another hospital: none of them.
+        await goto(p, "overview")
+        await p.wait("return document.getElementById('m-dead').textContent === '6';", 5)
+        # A viewer of another hospital: none of them, in the list or the overview's count.
         await login(p, s.gateway_url + "/dashboard/#dead", k["elsewhere"])
         await p.wait("return document.getElementById('dead-table').dataset.count === '0';", 5)
+        await goto(p, "overview")
+        await p.wait("return document.getElementById('m-dead').textContent === '0';", 5)
     await transport.close()
     await bus.close()
     for name in ("ops-dead-letters", "ops-dead-letter-viewer", "ops-dead-letter-history", "ops-bulk-retry"):

@@ -462,35 +462,34 @@ def cmd_keygen(_args: argparse.Namespace) -> None:
 # ------------------------------------------------------------------ argument parsing
 
 
-def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="nhigw", description="NHI card reader control software 6.0, as a clinic gateway")
-    p.add_argument("--version", action="version", version=f"nhigw {__version__}")
-    p.add_argument("--log-level", help="DEBUG, INFO, WARNING, ERROR (or NHIGW_LOG_LEVEL; default INFO)")
-    sub = p.add_subparsers(dest="cmd", required=True)
+def common(sp: argparse.ArgumentParser) -> None:
+    sp.add_argument("--data-dir", help="where keys, certificates and state live (default ~/.local/share/nhigw)")
+    sp.add_argument("--host", default="127.0.0.1")
 
-    def common(sp: argparse.ArgumentParser) -> None:
-        sp.add_argument("--data-dir", help="where keys, certificates and state live (default ~/.local/share/nhigw)")
-        sp.add_argument("--host", default="127.0.0.1")
 
-    def unauthenticated(sp: argparse.ArgumentParser) -> None:
-        sp.add_argument("--allow-non-loopback", action="store_true", help="listen on a non-loopback --host although this service has no authentication")
+def unauthenticated(sp: argparse.ArgumentParser) -> None:
+    sp.add_argument("--allow-non-loopback", action="store_true", help="listen on a non-loopback --host although this service has no authentication")
 
-    def busopts(sp: argparse.ArgumentParser) -> None:
-        sp.add_argument("--redis", help="Redis URL (redis://[:password@]host:port/db, or Sentinel: redis+sentinel://[:password@]host1:26379,host2:26379/<service>/<db>); none = in-process bus")
-        sp.add_argument("--bus-key", help="gateway key: 32-byte base64, sealing agent keys and enrolment tokens in Redis (`nhigw keygen`); gateway replicas only")
-        sp.add_argument("--bus-key-file", help="file holding the gateway key (or NHIGW_BUS_KEY / NHIGW_BUS_KEY_FILE): not visible in ps")
-        sp.add_argument("--bus-prefix", help="key/channel prefix on the bus (or NHIGW_BUS_PREFIX; default nhigw)")
 
-    def agentopts(sp: argparse.ArgumentParser) -> None:
-        sp.add_argument("--workstation", help="workstation id (default: host name)")
-        sp.add_argument("--cloud", help=f"NHI cloud / DC base URL (default {DEFAULT_SIM_URL}, the simulator)")
-        add_cloud_options(sp)
-        sp.add_argument("--cors", help="comma-separated CORS host patterns (default *.nhi.gov.tw)")
-        sp.add_argument("--no-tls", action="store_true", help="serve plain HTTP (tests only)")
-        sp.add_argument("--identities", help="virtual card identities JSON (default: the seeded test cards)")
-        sp.add_argument("--enrol-token", help="one-time enrolment token (`nhigw gateway enrol-token`); needed once, the agent keeps its key")
-        sp.add_argument("--enrol-token-file", help="file holding the enrolment token (or NHIGW_ENROL_TOKEN / NHIGW_ENROL_TOKEN_FILE)")
+def busopts(sp: argparse.ArgumentParser) -> None:
+    sp.add_argument("--redis", help="Redis URL (redis://[:password@]host:port/db, or Sentinel: redis+sentinel://[:password@]host1:26379,host2:26379/<service>/<db>); none = in-process bus")
+    sp.add_argument("--bus-key", help="gateway key: 32-byte base64, sealing agent keys and enrolment tokens in Redis (`nhigw keygen`); gateway replicas only")
+    sp.add_argument("--bus-key-file", help="file holding the gateway key (or NHIGW_BUS_KEY / NHIGW_BUS_KEY_FILE): not visible in ps")
+    sp.add_argument("--bus-prefix", help="key/channel prefix on the bus (or NHIGW_BUS_PREFIX; default nhigw)")
 
+
+def agentopts(sp: argparse.ArgumentParser) -> None:
+    sp.add_argument("--workstation", help="workstation id (default: host name)")
+    sp.add_argument("--cloud", help=f"NHI cloud / DC base URL (default {DEFAULT_SIM_URL}, the simulator)")
+    add_cloud_options(sp)
+    sp.add_argument("--cors", help="comma-separated CORS host patterns (default *.nhi.gov.tw)")
+    sp.add_argument("--no-tls", action="store_true", help="serve plain HTTP (tests only)")
+    sp.add_argument("--identities", help="virtual card identities JSON (default: the seeded test cards)")
+    sp.add_argument("--enrol-token", help="one-time enrolment token (`nhigw gateway enrol-token`); needed once, the agent keeps its key")
+    sp.add_argument("--enrol-token-file", help="file holding the enrolment token (or NHIGW_ENROL_TOKEN / NHIGW_ENROL_TOKEN_FILE)")
+
+
+def add_sim_parser(sub: argparse._SubParsersAction) -> None:
     sp = sub.add_parser("sim", help="NHI cloud simulator")
     common(sp)
     sp.add_argument("--port", type=int, default=8068)
@@ -500,6 +499,8 @@ def parser() -> argparse.ArgumentParser:
     sp.add_argument("--reset", action="store_true", help="with --state: forget the saved state and start from the seed")
     sp.add_argument("--console-requests", type=int, default=200, metavar="N", help="how many of the last requests the developer console (/console/, needs --admin) keeps in memory (default 200; not kept in --state)")
 
+
+def add_vcard_parser(sub: argparse._SubParsersAction) -> None:
     sp = sub.add_parser("vcard", help="virtual cards into pcscd via vpcd")
     common(sp)
     sp.add_argument("--port", type=int, default=8069, help="control API port")
@@ -508,6 +509,10 @@ def parser() -> argparse.ArgumentParser:
     sp.add_argument("--slot", action="append", help="N=kind:id, e.g. 1=hc:000073898381 (repeatable)")
     sp.add_argument("--sim", help="simulator URL to provision SAM keys in")
     sp.add_argument("--identities")
+
+
+def add_agent_parser(sub: argparse._SubParsersAction) -> None:
+    from nhigw.agent.trust import add_trust_parser
 
     sp = sub.add_parser("agent", help="reader agent (6.0 component API)")
     common(sp)
@@ -526,9 +531,13 @@ def parser() -> argparse.ArgumentParser:
     sp.add_argument("--max-sessions", type=int, default=500, help="device sessions this agent serves at most (with --no-pcsc)")
     sp.add_argument("--auto-init", action="store_true", help="call Initial at start")
     sp.add_argument("--auto-verify-sam", action="store_true", help="verify the SAM at start (virtual/test SAMs; a physical SAM should be verified on purpose)")
-    from nhigw.agent.trust import add_trust_parser
-
     add_trust_parser(sp, common)
+
+
+def add_gateway_parsers(sub: argparse._SubParsersAction) -> None:
+    """``nhigw gateway`` and its admin commands, ``nhigw audit``, ``nhigw doctor``."""
+    from nhigw.gateway.cli import add_admin_parsers, add_gateway_options
+    from nhigw.gateway.doctor import add_doctor_parser
 
     sp = sub.add_parser("gateway", help="clinic gateway")
     common(sp)
@@ -536,14 +545,12 @@ def parser() -> argparse.ArgumentParser:
     sp.add_argument("--port", type=int, default=8066)
     sp.add_argument("--cloud", help=f"NHI cloud base URL (default {DEFAULT_SIM_URL}, the simulator)")
     add_cloud_options(sp)
-    from nhigw.gateway.cli import add_admin_parsers, add_gateway_options
-
     add_gateway_options(sp)
     add_admin_parsers(sub, sp, busopts, common)
-    from nhigw.gateway.doctor import add_doctor_parser
-
     add_doctor_parser(sub, busopts, common)
 
+
+def add_up_parser(sub: argparse._SubParsersAction) -> None:
     sp = sub.add_parser("up", help="the whole stack in one process")
     common(sp)
     unauthenticated(sp)
@@ -559,14 +566,22 @@ def parser() -> argparse.ArgumentParser:
 
     add_audit_syslog_options(sp)
 
+
+def parser() -> argparse.ArgumentParser:
+    from nhigw.agent.samcli import add_sam_parser
     from nhigw.compat.cli import add_compat_parser
 
+    p = argparse.ArgumentParser(prog="nhigw", description="NHI card reader control software 6.0, as a clinic gateway")
+    p.add_argument("--version", action="version", version=f"nhigw {__version__}")
+    p.add_argument("--log-level", help="DEBUG, INFO, WARNING, ERROR (or NHIGW_LOG_LEVEL; default INFO)")
+    sub = p.add_subparsers(dest="cmd", required=True)
+    add_sim_parser(sub)
+    add_vcard_parser(sub)
+    add_agent_parser(sub)
+    add_gateway_parsers(sub)
+    add_up_parser(sub)
     add_compat_parser(sub, common, unauthenticated)
-
-    from nhigw.agent.samcli import add_sam_parser
-
     add_sam_parser(sub, common)
-
     sub.add_parser("keygen", help="print a new bus key")
     sp = sub.add_parser("proto", help="write proto/ (OpenAPI documents, bus JSON Schemas) from the code")
     sp.add_argument("--check", action="store_true", help="write nothing; exit 1 if proto/ differs from the code")

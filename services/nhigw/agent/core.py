@@ -53,6 +53,7 @@ from typing import Any, Protocol
 
 from nhigw.agent.cardio import CardConnection, CardIOError, NoCardError, ReaderBackend
 from nhigw.agent.cards import (
+    SESSIONS,
     SW_NO_DATA,
     SW_OK,
     SW_SECURITY,
@@ -81,6 +82,7 @@ from nhigw.contracts.models import (
     SERVICE_TYPES,
     AgentStatus,
     CardEvent,
+    CardKind,
     CardStates,
     CardStatus,
     HcBasicResponse,
@@ -169,11 +171,11 @@ class PhysicalSam:
         return sess
 
     async def client_random(self) -> bytes:
-        async with self.agent._io("sam") as conn:
+        async with self.agent._io(CardKind.SAM) as conn:
             return await (await self._session(conn)).challenge()
 
     async def sign_digest(self, digest: bytes) -> bytes:
-        async with self.agent._io("sam") as conn:
+        async with self.agent._io(CardKind.SAM) as conn:
             return await (await self._session(conn)).internal_authenticate(digest)
 
 
@@ -217,7 +219,7 @@ class CardBackend(Protocol):
 @dataclass
 class Slot:
     reader: str
-    kind: str  # "sam" | "hc" | "hpc"
+    kind: CardKind
     conn: CardConnection
     token: bytes | None
 
@@ -246,7 +248,7 @@ class Agent:
     initialized: bool = False
     device: str | None = None
     readers_in_use: list[str] = field(default_factory=list)
-    slots: dict[str, Slot] = field(default_factory=dict)  # kind -> slot
+    slots: dict[CardKind, Slot] = field(default_factory=dict)
     tokens: dict[str, bytes | None] = field(default_factory=dict)  # reader -> presence token
     phys_sam_ids: tuple[str, str] | None = None
     cloud: CloudSam | None = None  # the cloud SAM in use, if any
@@ -285,11 +287,11 @@ class Agent:
     def sam_ids(self) -> tuple[str, str] | None:
         if self.cloud is not None:
             return self.cloud.sam_id, self.cloud.hospital_id
-        return self.phys_sam_ids if "sam" in self.slots else None
+        return self.phys_sam_ids if CardKind.SAM in self.slots else None
 
     @property
     def sam_state(self) -> SamState:
-        if self.cloud is None and "sam" not in self.slots:
+        if self.cloud is None and CardKind.SAM not in self.slots:
             return SamState.NONE
         return SamState.VERIFIED if self.sam_verified else SamState.PRESENT
 
@@ -297,7 +299,7 @@ class Agent:
     def hpc_state(self) -> HpcState:
         if self.hpc_mobile:
             return HpcState.VERIFIED
-        if "hpc" not in self.slots:
+        if CardKind.HPC not in self.slots:
             return HpcState.NONE
         if self.hpc_verified:
             return HpcState.VERIFIED
@@ -307,7 +309,7 @@ class Agent:
     def hc_state(self) -> HcState:
         if self.vhc is not None:
             return HcState.READY
-        if "hc" not in self.slots:
+        if CardKind.HC not in self.slots:
             return HcState.NONE
         return HcState.READY if self.sam_state == SamState.VERIFIED else HcState.PRESENT
 
@@ -415,15 +417,15 @@ class Agent:
             conn = await self.backend.connect(reader)
         except CardIOError:
             return False
-        for kind, cls in (("hc", HcSession), ("sam", SamSession), ("hpc", HpcSession)):
+        for kind, cls in SESSIONS.items():
             sess: Session = cls(conn)
             try:
                 if await sess.select():
                     if kind in self.slots:  # a second card of a kind: first one wins
                         break
-                    if kind == "sam":
+                    if kind == CardKind.SAM:
                         self.phys_sam_ids = await SamSession(conn).read_ids()
-                    elif kind == "hc":
+                    elif kind == CardKind.HC:
                         self.hc_cache = await HcSession(conn).read_basic()
                         self.hc_pin_set, self.hc_pin_verified = None, False
                     self.slots[kind] = Slot(reader, kind, conn, token)
@@ -437,12 +439,12 @@ class Agent:
         await conn.close()
         return True  # a card, but none of ours (or a second card of a kind)
 
-    def _drop(self, kind: str) -> None:
+    def _drop(self, kind: CardKind) -> None:
         slot = self.slots.pop(kind, None)
         if slot is None:
             return
         log.info("card_gone", kind=kind, reader=slot.reader)
-        if kind == "sam":
+        if kind == CardKind.SAM:
             self.phys_sam_ids = None
             if self.cloud is None:
                 self.sam_names = ("", "")
@@ -450,12 +452,12 @@ class Agent:
                 self.hpc_verified = False
                 self.hpc_mobile = False
                 self.hpc_cache = None
-        elif kind == "hc":
+        elif kind == CardKind.HC:
             self.hc_cache = None
             self.hc_pin_set = None
             if self.vhc is None:
                 self.hc_pin_verified = False
-        elif kind == "hpc" and not self.hpc_mobile:
+        elif kind == CardKind.HPC and not self.hpc_mobile:
             self.hpc_verified = False
             self.hpc_cache = None
         self._emit("removed", kind, slot.reader)
@@ -620,7 +622,7 @@ class Agent:
     # ------------------------------------------------------------------ card I/O guard
 
     @contextlib.asynccontextmanager
-    async def _io(self, kind: str):
+    async def _io(self, kind: CardKind):
         """Run card I/O on the ``kind`` slot; a vanished card becomes 1102 and leaves the state."""
         slot = self.slots.get(kind)
         if slot is None:
@@ -644,7 +646,7 @@ class Agent:
     def _sam(self) -> SamDevice:
         if self.cloud is not None:
             return self.cloud
-        if self.phys_sam_ids is None or "sam" not in self.slots:
+        if self.phys_sam_ids is None or CardKind.SAM not in self.slots:
             raise StatusError(Code.SAM_MODE1, "no SAM")
         return PhysicalSam(self, self.phys_sam_ids)
 
@@ -691,7 +693,7 @@ class Agent:
         if self.vhc is not None:
             return self.vhc.basic
         if self.hc_cache is None:
-            async with self._io("hc") as conn:
+            async with self._io(CardKind.HC) as conn:
                 sess = HcSession(conn)
                 if not await sess.select():
                     raise ApduError(0x6A82, "SELECT HC")
@@ -729,7 +731,7 @@ class Agent:
 
     @contextlib.asynccontextmanager
     async def _hc_session(self):
-        async with self._io("hc") as conn:
+        async with self._io(CardKind.HC) as conn:
             sess = HcSession(conn)
             if not await sess.select():
                 raise ApduError(0x6A82, "SELECT HC")
@@ -870,7 +872,7 @@ class Agent:
     # ------------------------------------------------------------------ HPC / HCA
 
     def _physical_hpc(self) -> None:
-        if self.hpc_mobile and "hpc" not in self.slots:
+        if self.hpc_mobile and CardKind.HPC not in self.slots:
             raise StatusError(Code.HPC_UNSUPPORTED, "a mobile HCA has no card PIN")
 
     async def hpc_verify_pin(self, pin: str) -> None:
@@ -878,7 +880,7 @@ class Agent:
         if not 6 <= len(pin) <= 8:
             raise StatusError(Code.PARAM_VALUE, "an HPC PIN has 6 to 8 digits")
         async with self.lock:
-            async with self._io("hpc") as conn:
+            async with self._io(CardKind.HPC) as conn:
                 sess = HpcSession(conn)
                 await sess.select()
                 try:
@@ -915,7 +917,7 @@ class Agent:
         self._physical_hpc()
         if not 6 <= len(new_pin) <= 8:
             raise StatusError(Code.PARAM_VALUE, "an HPC PIN has 6 to 8 digits")
-        async with self.lock, self._io("hpc") as conn:
+        async with self.lock, self._io(CardKind.HPC) as conn:
             sess = HpcSession(conn)
             await sess.select()
             try:
@@ -934,7 +936,7 @@ class Agent:
         self._physical_hpc()
         if not 6 <= len(new_pin) <= 8:
             raise StatusError(Code.PARAM_VALUE, "an HPC PIN has 6 to 8 digits")
-        async with self.lock, self._io("hpc") as conn:
+        async with self.lock, self._io(CardKind.HPC) as conn:
             sess = HpcSession(conn)
             await sess.select()
             try:

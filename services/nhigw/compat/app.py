@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
 from typing import Any
 
 from aiohttp import web
@@ -29,6 +30,7 @@ from nhigw.compat import vhc
 from nhigw.compat.cshis import FUNCTIONS, CsHis, LegacyResult
 from nhigw.compat.errors import AGENT_UNREACHABLE, BAD_PARAMETER, UNSUPPORTED, legacy_code, legacy_message
 from nhigw.contracts.codes import Code, StatusError, message
+from nhigw.contracts.models import CardKind
 
 log = get_logger("nhigw.compat")
 
@@ -115,79 +117,87 @@ def openapi() -> dict[str, Any]:
     return doc
 
 
+async def clients(app: web.Application) -> AsyncIterator[None]:
+    """The agent and cloud clients' connections, closed with the app."""
+    yield
+    await app[CSHIS].agent.close()
+    await app[CSHIS].cloud.close()
+
+
+async def cshis_call(req: web.Request) -> web.Response:
+    name = req.match_info["function"]
+    try:
+        params = _body_json(await req.read())
+    except ValueError as exc:
+        return _bad_request(str(exc))
+    if name.lower() not in FUNCTIONS:
+        return json_response({**legacy_body(LegacyResult(UNSUPPORTED, statusCode=Code.NOT_FOUND, detail=f"no legacy function {name!r}")), "messageEn": "unknown function"}, status=404)
+    res = await req.app[CSHIS].call(name, params)
+    meta = FUNCTIONS[name.lower()]
+    if not meta.supported:
+        zh = meta.reason
+        return json_response({**legacy_body(res), "statusCode": int(Code.UNSUPPORTED), "message": zh, "messageEn": "not supported by 6.0"}, status=400)
+    return json_response(legacy_body(res))
+
+
+async def cshis_list(_req: web.Request) -> web.Response:
+    fns = [
+        {"name": f.name, "number": f.number, "summary": f.summary, "params": list(f.params), "supported": f.supported, **({"reason": f.reason} if f.reason else {})}
+        for f in sorted(FUNCTIONS.values(), key=lambda f: [int(x) for x in f.number.split(".")])
+    ]
+    return json_response({"functions": fns, "statusCode": 0})
+
+
+async def vhc_call(req: web.Request) -> web.Response:
+    cs = req.app[CSHIS]
+    name = req.match_info["name"].lower()
+    u = vhc.UNSUPPORTED_BY_NAME.get(name)
+    if u is not None:
+        return json_response(unsupported_body(u), status=400)
+    route = vhc.BY_NAME.get(name)
+    if route is None or route.path.split("/")[1].lower() != req.match_info["prefix"].lower():
+        zh, en = message(Code.NOT_FOUND)
+        return json_response({"ERRORCODE": UNSUPPORTED, "statusCode": int(Code.NOT_FOUND), "message": zh, "messageEn": f"{en}: {req.path}"}, status=404)
+    try:
+        body = _body_json(await req.read())
+    except ValueError as exc:
+        return _bad_request(str(exc))
+    big5 = route.variant in ("big5", "jsonbig5")
+    if route.request is not None:
+        try:
+            route.request.model_validate(body)
+        except Exception as exc:  # pydantic ValidationError: a missing/invalid SDK parameter
+            res = LegacyResult(BAD_PARAMETER, statusCode=int(Code.PARAM_MISSING), detail=f"invalid parameters for {route.name}: {type(exc).__name__}")
+            return _respond(_vhc_body(route, res), big5=big5)
+    if route.function.startswith("@"):
+        return _respond(await _special(cs, route, body), big5=big5)
+    meta = FUNCTIONS[route.function.lower()]
+    params = {k: v for k, v in body.items() if k in meta.params}
+    if route.function in ("csGetCardNo", "hisGetCardStatus"):
+        params.setdefault("CardType", 3)  # the SDK works on the (virtual) health card
+    res = await cs.call(route.function, params)
+    return _respond(_vhc_body(route, res), big5=big5)
+
+
+VHC_PATTERN = "/{prefix:(?i:" + "|".join(vhc.PREFIXES) + ")}/{name}"
+ROUTES: list[web.RouteDef] = [
+    web.get("/healthz", healthz),
+    web.get("/cshis", cshis_list),
+    web.post("/cshis/{function}", cshis_call),
+    web.post(VHC_PATTERN, vhc_call),
+    web.get(VHC_PATTERN, vhc_call),
+]
+
+
 def create_app(cs: CsHis, *, allowed_hosts: tuple[str, ...] = ()) -> web.Application:
     """``allowed_hosts``: Host names served besides loopback ones (``nhigw.common.guard``: compat
     has no authentication, so it answers loopback names only and refuses cross-site requests)."""
     guard = Guard(check_host=True, allowed_hosts=allowed_hosts, csrf=True, navigable=("/swagger",), extra={"ERRORCODE": legacy_code(Code.FORBIDDEN)})
     app = web.Application(middlewares=[guard_middleware(guard), error_middleware])
     app[CSHIS] = cs
-
-    async def lifecycle(_a: web.Application):
-        yield
-        await cs.agent.close()
-        await cs.cloud.close()
-
-    app.cleanup_ctx.append(lifecycle)
-
-    async def cshis_call(req: web.Request) -> web.Response:
-        name = req.match_info["function"]
-        try:
-            params = _body_json(await req.read())
-        except ValueError as exc:
-            return _bad_request(str(exc))
-        if name.lower() not in FUNCTIONS:
-            return json_response({**legacy_body(LegacyResult(UNSUPPORTED, statusCode=Code.NOT_FOUND, detail=f"no legacy function {name!r}")), "messageEn": "unknown function"}, status=404)
-        res = await cs.call(name, params)
-        meta = FUNCTIONS[name.lower()]
-        if not meta.supported:
-            zh = meta.reason
-            return json_response({**legacy_body(res), "statusCode": int(Code.UNSUPPORTED), "message": zh, "messageEn": "not supported by 6.0"}, status=400)
-        return json_response(legacy_body(res))
-
-    async def cshis_list(_req: web.Request) -> web.Response:
-        fns = [
-            {"name": f.name, "number": f.number, "summary": f.summary, "params": list(f.params), "supported": f.supported, **({"reason": f.reason} if f.reason else {})}
-            for f in sorted(FUNCTIONS.values(), key=lambda f: [int(x) for x in f.number.split(".")])
-        ]
-        return json_response({"functions": fns, "statusCode": 0})
-
-    async def vhc_call(req: web.Request) -> web.Response:
-        name = req.match_info["name"].lower()
-        u = vhc.UNSUPPORTED_BY_NAME.get(name)
-        if u is not None:
-            return json_response(unsupported_body(u), status=400)
-        route = vhc.BY_NAME.get(name)
-        if route is None or route.path.split("/")[1].lower() != req.match_info["prefix"].lower():
-            zh, en = message(Code.NOT_FOUND)
-            return json_response({"ERRORCODE": UNSUPPORTED, "statusCode": int(Code.NOT_FOUND), "message": zh, "messageEn": f"{en}: {req.path}"}, status=404)
-        try:
-            body = _body_json(await req.read())
-        except ValueError as exc:
-            return _bad_request(str(exc))
-        big5 = route.variant in ("big5", "jsonbig5")
-        if route.request is not None:
-            try:
-                route.request.model_validate(body)
-            except Exception as exc:  # pydantic ValidationError: a missing/invalid SDK parameter
-                res = LegacyResult(BAD_PARAMETER, statusCode=int(Code.PARAM_MISSING), detail=f"invalid parameters for {route.name}: {type(exc).__name__}")
-                return _respond(_vhc_body(route, res), big5=big5)
-        if route.function.startswith("@"):
-            return _respond(await _special(cs, route, body), big5=big5)
-        meta = FUNCTIONS[route.function.lower()]
-        params = {k: v for k, v in body.items() if k in meta.params}
-        if route.function in ("csGetCardNo", "hisGetCardStatus"):
-            params.setdefault("CardType", 3)  # the SDK works on the (virtual) health card
-        res = await cs.call(route.function, params)
-        return _respond(_vhc_body(route, res), big5=big5)
-
-    r = app.router
-    r.add_get("/healthz", healthz)
-    r.add_get("/cshis", cshis_list)
-    r.add_post("/cshis/{function}", cshis_call)
-    add_swagger(r, "/swagger", openapi, "虛擬健保卡相容性 SDK — nhigw compat")
-    pattern = "/{prefix:(?i:" + "|".join(vhc.PREFIXES) + ")}/{name}"
-    r.add_post(pattern, vhc_call)
-    r.add_get(pattern, vhc_call)
+    app.cleanup_ctx.append(clients)
+    add_swagger(app.router, "/swagger", openapi, "虛擬健保卡相容性 SDK — nhigw compat")
+    app.router.add_routes(ROUTES)
     return app
 
 
@@ -214,7 +224,7 @@ async def _special(cs: CsHis, route: vhc.VhcRoute, body: dict[str, Any]) -> dict
                 v = await cs.agent.version()
                 return {"ERRORCODE": 0, "pBuffer": f"nhigw compat {__version__} / {v.longVersion}", "version": __version__}
     except StatusCodeError as exc:
-        return {"ERRORCODE": legacy_code(exc.code, "hc"), "pBuffer": "", "statusCode": exc.code, "message": legacy_message(legacy_code(exc.code, "hc")), "messageEn": exc.message_en}
+        return {"ERRORCODE": legacy_code(exc.code, CardKind.HC), "pBuffer": "", "statusCode": exc.code, "message": legacy_message(legacy_code(exc.code, CardKind.HC)), "messageEn": exc.message_en}
     except NhigwError as exc:
         return {"ERRORCODE": AGENT_UNREACHABLE, "pBuffer": "", "message": legacy_message(AGENT_UNREACHABLE), "messageEn": str(exc)}
     raise AssertionError(route.function)  # pragma: no cover

@@ -252,10 +252,12 @@ HTTP_STATUS: dict[Code, int] = {
     Code.INTERNAL: 500,
 }
 
+_HTTP_STATUS_BY_NUMBER = {int(c): s for c, s in HTTP_STATUS.items()}  # the cloud's own codes are no Code (and are 200)
+
 
 def http_status(code: int) -> int:
     """The HTTP status an answer with this ``statusCode`` goes out with."""
-    return HTTP_STATUS.get(code, 200)  # type: ignore[call-overload]  # an int finds its IntEnum key (same hash); the cloud's own codes are no Code
+    return _HTTP_STATUS_BY_NUMBER.get(int(code), 200)
 
 
 def code_for_http_status(status: int) -> Code:

@@ -7,14 +7,15 @@ through the queue (``nhigw.gateway.service``). Headers: ``Authorization: Bearer 
 (unless the gateway runs open on loopback), ``Idempotency-Key`` (generated when absent,
 always echoed), ``X-Deadline-Ms`` (how long the HIS waits, default 30 s).
 
-Outcomes, each defined:
-- the cloud answered: its JSON and HTTP status, unchanged (also on a replay);
-- one-call, workstation offline: 9400 at once (503); agent silent: 9401 (504);
-  the agent refused (wrong state, no card): the agent's 6.0 code (409);
-- the cloud unreachable, breaker open: 9402 (502/503/504); a write that may have
+Outcomes, each defined (the HTTP status of each code: ``nhigw.contracts.codes.HTTP_STATUS``, 200
+for every 6.0 answer, 202 for 9408):
+- the cloud answered: its JSON, unchanged (also on a replay);
+- one-call, workstation offline: 9400 at once; agent silent: 9401;
+  the agent refused (wrong state, no card): the agent's 6.0 code;
+- the cloud unreachable, breaker open: 9402; a write that may have
   landed (no answer, or a 5xx after it reached the cloud, or dead-lettered after an earlier
-  delivery was sent): 9403 (504) with ``idempotencyKey``; client over its rate: 9407 (429);
-- still running at the HIS's deadline: 9408 (202) with ``idempotencyKey``.
+  delivery was sent): 9403 with ``idempotencyKey``; client over its rate: 9407;
+- still running at the HIS's deadline: 9408 with ``idempotencyKey``.
 
 The upload host's ``POST /V2000/VNHI_Upload`` is queued and audited like a business write and
 sent to the upload host (``--upload-cloud``, default the business cloud); the cloud's test-card

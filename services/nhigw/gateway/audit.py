@@ -53,14 +53,13 @@ from typing import TYPE_CHECKING, Any, cast
 
 import redis.asyncio as aioredis
 from pydantic import BaseModel, Field
-from redis.exceptions import RedisError
 
-from nhigw.bus.base import BusError
 from nhigw.bus.batch import GroupCommit
 from nhigw.bus.resp import ReplicaTimeout, ReplicaWait, lean_script
 from nhigw.common.logging import get_logger, mask_id
 from nhigw.contracts.buskeys import BusKeys
 from nhigw.contracts.codes import Code
+from nhigw.gateway.store import REDIS_ERRORS, redis_errors
 
 if TYPE_CHECKING:
     from nhigw.bus.guard import Supervisor
@@ -749,6 +748,9 @@ class RedisAudit(AuditLog):
         if hasattr(self._cas_finish, "aclose"):
             await self._cas_finish.aclose()
 
+    def _forget_head(self) -> None:
+        self._head = None  # a failed append may or may not have moved it: the next one reads it
+
     def _moved(self, current: Any) -> str | None:
         """The head another append found: chain onto it (and notice if it went back)."""
         head = _text(current) or None
@@ -761,7 +763,7 @@ class RedisAudit(AuditLog):
             head = self._head
             idx_all = self.keys.audit_index()
             idx = self.keys.audit_index(rec.hospitalId) if rec.hospitalId is not None else idx_all
-            try:
+            with redis_errors("audit append", on_error=self._forget_head):
                 while True:
                     chained = _chain(rec, head, self.key)
                     new_head = f"{chained.seq} {chained.hash}"
@@ -772,9 +774,6 @@ class RedisAudit(AuditLog):
                         self._appended(chained)
                         return chained
                     head = self._moved(current)  # another replica appended first: chain onto its record
-            except (RedisError, OSError) as exc:
-                self._head = None
-                raise BusError(f"audit append failed: {exc}") from exc
 
     async def finish_job(self, rec: AuditRecord | None, end: JobEnd) -> AuditRecord | None:
         """Append ``rec`` (if any), then end a gateway job (see ``_CAS_FINISH``); batched with other jobs' ends."""
@@ -790,7 +789,7 @@ class RedisAudit(AuditLog):
             keys += [e.answer, e.inflight, e.attempted, e.waiters, self.keys.audit_index(rec.hospitalId) if rec is not None and rec.hospitalId is not None else idx_all]
         async with self._lock:
             head = self._head
-            try:
+            with redis_errors("audit append", on_error=self._forget_head):
                 while True:
                     chained: list[AuditRecord | None] = []
                     tip = head
@@ -816,9 +815,6 @@ class RedisAudit(AuditLog):
                         self._appended(*chained)
                         break
                     head = self._moved(current)
-            except (RedisError, OSError) as exc:
-                self._head = None
-                raise BusError(f"audit append failed: {exc}") from exc
         if deferred:
             await self._publish_done([(_text(deferred[j]), items[int(deferred[j + 1]) - 1][1].message) for j in range(0, len(deferred), 2)])
         return chained
@@ -831,14 +827,12 @@ class RedisAudit(AuditLog):
                 for channel, message in messages:
                     p.publish(channel, message)
                 await p.execute()
-        except (RedisError, OSError) as exc:
+        except REDIS_ERRORS as exc:
             log.warning("done_not_published", error=str(exc), messages=len(messages))
 
     async def _page(self, hospital: str | None, w: Window) -> list[tuple[int, bytes]]:
-        try:
+        with redis_errors("audit read"):
             flat = await self._page_script(keys=[self.keys.audit_index(hospital), self.log_key], args=w.redis_args())
-        except (RedisError, OSError) as exc:
-            raise BusError(f"audit read failed: {exc}") from exc
         return [(int(float(flat[i])), flat[i + 1] if isinstance(flat[i + 1], bytes) else str(flat[i + 1]).encode()) for i in range(0, len(flat), 2)]
 
     async def lines(self) -> list[bytes]:

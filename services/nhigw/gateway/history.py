@@ -25,10 +25,9 @@ from collections import defaultdict
 from typing import TYPE_CHECKING, Any, cast
 
 from pydantic import BaseModel, Field
-from redis.exceptions import RedisError
 
-from nhigw.bus.base import BusError
 from nhigw.common.logging import get_logger
+from nhigw.gateway.store import REDIS_ERRORS, redis_errors
 
 if TYPE_CHECKING:
     from nhigw.bus.guard import Supervisor
@@ -177,7 +176,7 @@ class History:
                         p.hincrby(key, k, v)
                     p.pexpire(key, int((self.window_s + 120) * 1000))
                 await p.execute()
-        except (RedisError, OSError) as exc:
+        except REDIS_ERRORS as exc:
             for minute, c in pending.items():  # kept for the next flush (a partial pipeline may count some twice: a chart, not a ledger)
                 for k, v in c.items():
                     self._pending[minute][k] += v
@@ -204,13 +203,11 @@ class History:
         minutes = list(range(first, now_min + 1, 60_000))
         if self.client is None:
             return view({m: dict(self._local[m]) for m in minutes if m in self._local}, hours, hospital)
-        try:
+        with redis_errors("history read"):
             async with self.client.pipeline(transaction=False) as p:
                 for m in minutes:
                     p.hgetall(self.keys.history(m))
                 replies = await p.execute()
-        except (RedisError, OSError) as exc:
-            raise BusError(f"history read failed: {exc}") from exc
         data: dict[int, Counts] = {}
         for m, h in zip(minutes, replies, strict=True):
             if h:

@@ -32,14 +32,13 @@ from dataclasses import dataclass
 from typing import Protocol, cast
 
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import ResponseError
 
-from nhigw.bus.base import BusError
 from nhigw.bus.batch import GroupCommit
 from nhigw.bus.resp import ReplicaWait, lean_script
 from nhigw.bus.seal import Sealer, SealError
 from nhigw.contracts.models import QueuedJob
-from nhigw.gateway.store import KV
+from nhigw.gateway.store import KV, redis_errors
 
 
 @dataclass
@@ -174,10 +173,6 @@ def rerun(raw: bytes) -> QueuedJob:
     return QueuedJob.model_validate_json(raw).model_copy(update={"requestId": uuid.uuid4().hex})
 
 
-def _wrap(exc: Exception) -> BusError:
-    return BusError(f"redis stream operation failed: {exc}")
-
-
 class RedisQueue(WorkQueue):
     def __init__(self, client: aioredis.Redis, stream: str, group: str, dead_stream: str, *, max_deliveries: int = MAX_DELIVERIES, maxlen: int = 100_000, box: Sealer | None = None, wait: ReplicaWait | None = None) -> None:
         self.client, self.stream, self.group, self.dead_stream = client, stream, group, dead_stream
@@ -198,13 +193,12 @@ class RedisQueue(WorkQueue):
             await self._admit_script.aclose()
 
     async def start(self) -> None:
-        try:
-            await self.client.xgroup_create(self.stream, self.group, id="0", mkstream=True)
-        except ResponseError as exc:
-            if "BUSYGROUP" not in str(exc):
-                raise _wrap(exc) from exc
-        except (RedisError, OSError) as exc:
-            raise _wrap(exc) from exc
+        with redis_errors("redis stream operation"):
+            try:
+                await self.client.xgroup_create(self.stream, self.group, id="0", mkstream=True)
+            except ResponseError as exc:
+                if "BUSYGROUP" not in str(exc):  # every replica creates the group at start
+                    raise
 
     # Admission of a batch of requests (group commit, ``nhigw.bus.batch``), atomic on the server.
     # Per request: the in-flight marker (SET NX) and, if it was free, the job (XADD); if it was
@@ -255,10 +249,8 @@ class RedisQueue(WorkQueue):
         for a in items:
             keys += [a.marker, a.waiters]
             args += [a.fingerprint, int(a.ttl_s * 1000), self.box.seal(a.job.model_dump_json().encode(), self.aad), "1" if a.take else "0"]
-        try:
+        with redis_errors("redis stream operation"):
             added, got = await self._admit_script(keys=keys, args=args)
-        except (RedisError, OSError) as exc:
-            raise _wrap(exc) from exc
         ids = [x.decode() if x else None for x in added]
         out = [Admitted(first=eid is not None) for eid in ids]
         mine = {eid: i for i, eid in enumerate(ids) if eid}
@@ -280,24 +272,21 @@ class RedisQueue(WorkQueue):
         return out
 
     async def add(self, job: QueuedJob) -> str:
-        try:
+        with redis_errors("redis stream operation"):
             sealed = self.box.seal(job.model_dump_json().encode(), self.aad)
             # redis-py types every reply as bytes | str; this client never decodes (decode_responses off): bytes.
             eid = cast("bytes", await self.client.xadd(self.stream, {"job": sealed}, maxlen=self.maxlen, approximate=True))
             return eid.decode()
-        except (RedisError, OSError) as exc:
-            raise _wrap(exc) from exc
 
     async def read(self, consumer: str, *, count: int = 10, block_s: float = 1.0) -> list[Delivery]:
-        try:
-            res = cast("list[tuple[bytes, list[tuple[bytes, dict[bytes, bytes]]]]] | None", await self.client.xreadgroup(self.group, consumer, {self.stream: ">"}, count=count, block=int(block_s * 1000)))
-        except ResponseError as exc:
-            if "NOGROUP" in str(exc):  # Redis restarted without persistence: recreate and carry on
-                await self.start()
+        with redis_errors("redis stream operation"):
+            try:
+                res = cast("list[tuple[bytes, list[tuple[bytes, dict[bytes, bytes]]]]] | None", await self.client.xreadgroup(self.group, consumer, {self.stream: ">"}, count=count, block=int(block_s * 1000)))
+            except ResponseError as exc:
+                if "NOGROUP" not in str(exc):
+                    raise
+                await self.start()  # Redis restarted without persistence: recreate and carry on
                 return []
-            raise _wrap(exc) from exc
-        except (RedisError, OSError) as exc:
-            raise _wrap(exc) from exc
         out = []
         for _stream, entries in res or []:
             for eid, fields in entries:
@@ -307,83 +296,72 @@ class RedisQueue(WorkQueue):
     async def claim_stale(self, consumer: str, *, min_idle_s: float) -> list[Delivery]:
         out: list[Delivery] = []
         start = "0-0"
-        try:
-            while True:
-                res = await self.client.xautoclaim(self.stream, self.group, consumer, int(min_idle_s * 1000), start_id=start, count=50)
-                nxt, entries = res[0], res[1]
-                for eid, fields in entries:
-                    if fields is None:
-                        continue
-                    eid_s = eid.decode()
-                    info = await self.client.xpending_range(self.stream, self.group, min=eid_s, max=eid_s, count=1)
-                    n = int(info[0]["times_delivered"]) if info else self.max_deliveries + 1
-                    raw = fields.get(b"job", b"")
-                    if n > self.max_deliveries:
-                        fa = await self.dead_hook.answer(self._open(raw), eid_s, n - 1) if self.dead_hook else None
-                        async with self.client.pipeline(transaction=True) as p:
-                            p.xadd(self.dead_stream, {"job": raw, "deliveries": str(n - 1), "originalId": eid_s, "maybeSent": "1" if fa and fa.maybeSent else "0"})
-                            p.xack(self.stream, self.group, eid_s)
-                            p.xdel(self.stream, eid_s)
-                            if fa is not None:
-                                p.set(fa.key, fa.sealed, px=int(fa.ttl_s * 1000), nx=True)
-                                if fa.channel:
-                                    p.publish(fa.channel, fa.message)
-                            await p.execute()
-                        continue
-                    out.append(Delivery(eid_s, self._open(raw), n))
-                nxt_s = nxt.decode() if isinstance(nxt, bytes) else str(nxt)
-                if nxt_s == "0-0":
-                    return out
-                start = nxt_s
-        except ResponseError as exc:
-            if "NOGROUP" in str(exc):
-                await self.start()
+        with redis_errors("redis stream operation"):
+            try:
+                while True:
+                    res = await self.client.xautoclaim(self.stream, self.group, consumer, int(min_idle_s * 1000), start_id=start, count=50)
+                    nxt, entries = res[0], res[1]
+                    for eid, fields in entries:
+                        if fields is None:
+                            continue
+                        eid_s = eid.decode()
+                        info = await self.client.xpending_range(self.stream, self.group, min=eid_s, max=eid_s, count=1)
+                        n = int(info[0]["times_delivered"]) if info else self.max_deliveries + 1
+                        raw = fields.get(b"job", b"")
+                        if n > self.max_deliveries:
+                            fa = await self.dead_hook.answer(self._open(raw), eid_s, n - 1) if self.dead_hook else None
+                            async with self.client.pipeline(transaction=True) as p:
+                                p.xadd(self.dead_stream, {"job": raw, "deliveries": str(n - 1), "originalId": eid_s, "maybeSent": "1" if fa and fa.maybeSent else "0"})
+                                p.xack(self.stream, self.group, eid_s)
+                                p.xdel(self.stream, eid_s)
+                                if fa is not None:
+                                    p.set(fa.key, fa.sealed, px=int(fa.ttl_s * 1000), nx=True)
+                                    if fa.channel:
+                                        p.publish(fa.channel, fa.message)
+                                await p.execute()
+                            continue
+                        out.append(Delivery(eid_s, self._open(raw), n))
+                    nxt_s = nxt.decode() if isinstance(nxt, bytes) else str(nxt)
+                    if nxt_s == "0-0":
+                        return out
+                    start = nxt_s
+            except ResponseError as exc:
+                if "NOGROUP" not in str(exc):
+                    raise
+                await self.start()  # Redis restarted without persistence: recreate and carry on
                 return out
-            raise _wrap(exc) from exc
-        except (RedisError, OSError) as exc:
-            raise _wrap(exc) from exc
 
     async def touch(self, consumer: str, ids: list[str]) -> None:
         if not ids:
             return
-        try:
+        with redis_errors("redis stream operation"):
             await self.client.xclaim(self.stream, self.group, consumer, 0, cast("list[int | bytes | str | memoryview[int]]", ids), justid=True)
-        except (RedisError, OSError) as exc:
-            raise _wrap(exc) from exc
 
     async def ack(self, entry_id: str) -> None:
-        try:
+        with redis_errors("redis stream operation"):
             async with self.client.pipeline(transaction=True) as p:
                 p.xack(self.stream, self.group, entry_id)
                 p.xdel(self.stream, entry_id)
                 await p.execute()
-        except (RedisError, OSError) as exc:
-            raise _wrap(exc) from exc
 
     async def dead(self) -> list[DeadLetter]:
-        try:
+        with redis_errors("redis stream operation"):
             entries = cast("list[tuple[bytes, dict[bytes, bytes]]]", await self.client.xrange(self.dead_stream, "-", "+"))
-        except (RedisError, OSError) as exc:
-            raise _wrap(exc) from exc
         return [self._dead_letter(eid, f) for eid, f in entries]
 
     def _dead_letter(self, eid: bytes, f: dict[bytes, bytes]) -> DeadLetter:
         return DeadLetter(eid.decode(), self._open(f.get(b"job", b"")), int(f.get(b"deliveries", b"0")), f.get(b"originalId", b"").decode(), f.get(b"maybeSent") == b"1")
 
     async def dead_one(self, dead_id: str) -> DeadLetter | None:
-        try:
+        with redis_errors("redis stream operation"):
             entries = cast("list[tuple[bytes, dict[bytes, bytes]]]", await self.client.xrange(self.dead_stream, dead_id, dead_id))
-        except (RedisError, OSError) as exc:
-            raise _wrap(exc) from exc
         return self._dead_letter(*entries[0]) if entries else None
 
     async def _take_dead(self, dead_id: str) -> DeadLetter | None:
-        try:
+        with redis_errors("redis stream operation"):
             entries = cast("list[tuple[bytes, dict[bytes, bytes]]]", await self.client.xrange(self.dead_stream, dead_id, dead_id))
             if not entries or not await self.client.xdel(self.dead_stream, dead_id):
                 return None  # unknown, or another operator/replica took it first
-        except (RedisError, OSError) as exc:
-            raise _wrap(exc) from exc
         return self._dead_letter(*entries[0])
 
     async def retry(self, dead_id: str) -> str | None:
@@ -396,20 +374,19 @@ class RedisQueue(WorkQueue):
         return await self._take_dead(dead_id)
 
     async def depth(self) -> Depth:
-        try:
-            length = await self.client.xlen(self.stream)
-            summary = await self.client.xpending(self.stream, self.group)
-            pending = int(summary.get("pending", 0))
-            age = 0.0
-            if pending:
-                first = summary["min"]
-                first_s = first.decode() if isinstance(first, bytes) else str(first)
-                age = max(0.0, time.time() - int(first_s.split("-")[0]) / 1000)
-            dead = await self.client.xlen(self.dead_stream)
-        except ResponseError:
-            return Depth(0, 0, 0.0, 0)
-        except (RedisError, OSError) as exc:
-            raise _wrap(exc) from exc
+        with redis_errors("redis stream operation"):
+            try:
+                length = await self.client.xlen(self.stream)
+                summary = await self.client.xpending(self.stream, self.group)
+                pending = int(summary.get("pending", 0))
+                age = 0.0
+                if pending:
+                    first = summary["min"]
+                    first_s = first.decode() if isinstance(first, bytes) else str(first)
+                    age = max(0.0, time.time() - int(first_s.split("-")[0]) / 1000)
+                dead = await self.client.xlen(self.dead_stream)
+            except ResponseError:  # no group yet (a Redis restarted without persistence): nothing queued
+                return Depth(0, 0, 0.0, 0)
         return Depth(int(length), pending, age, int(dead))
 
 

@@ -514,9 +514,18 @@ class Gateway:
                 log.warning("queue_unavailable", error=str(exc))
                 await asyncio.sleep(0.5)
                 continue
-            for d in batch:
-                await self._slots.acquire()
-                self._spawn(d)
+            # Entries read but still waiting for a free slot are touched too: untouched for
+            # ``claim_idle_s`` (slots held by slow jobs, e.g. while replicas do not confirm) they
+            # would be reclaimed and run a second time beside this replica's own run of them.
+            waiting = {d.id for d in batch}
+            self._working.update(waiting)
+            try:
+                for d in batch:
+                    await self._slots.acquire()
+                    waiting.discard(d.id)
+                    self._spawn(d)
+            finally:
+                self._working.difference_update(waiting)  # not started here (cancelled): left to a reclaim
 
     def _spawn(self, d: Delivery) -> None:
         """Run a delivered entry in a task of its own; it holds one of ``_slots`` (already acquired) until it ends."""

@@ -7,7 +7,9 @@ and sealed agent keys. Values are bytes; TTLs in seconds.
 from __future__ import annotations
 
 import abc
+import contextlib
 import time
+from collections.abc import Callable, Iterator
 from typing import cast
 
 import redis.asyncio as aioredis
@@ -15,6 +17,21 @@ from redis.exceptions import RedisError
 
 from nhigw.bus.base import BusError, NotConfirmed
 from nhigw.bus.resp import ReplicaTimeout, ReplicaWait
+
+REDIS_ERRORS = (RedisError, OSError)  # Redis refused, or its connection failed (redis-py raises both)
+
+
+@contextlib.contextmanager
+def redis_errors(what: str, *, on_error: Callable[[], None] | None = None) -> Iterator[None]:
+    """Redis failing inside the block, raised as the bus's ``BusError`` ("``what`` failed: ..."), the one
+    error the engine answers (9402, a retry, a lost trail entry); ``on_error`` first forgets what the
+    failure made unknown. A ``BusError`` raised inside (``NotConfirmed``) passes as it is."""
+    try:
+        yield
+    except REDIS_ERRORS as exc:
+        if on_error is not None:
+            on_error()
+        raise BusError(f"{what} failed: {exc}") from exc
 
 
 def answer_aad(answer_key: str) -> str:
@@ -95,27 +112,24 @@ class RedisKV(KV):
         self.client, self.wait = client, wait  # wait: ``set`` waits for replicas (nhigw.bus.resp)
 
     async def get(self, key: str) -> bytes | None:
-        try:
+        with redis_errors("redis get"):
             # redis-py types every reply as bytes | str; this client never decodes (decode_responses off): bytes.
             value = cast("bytes | None", await self.client.get(key))
             return value
-        except (RedisError, OSError) as exc:
-            raise BusError(f"redis get failed: {exc}") from exc
 
     async def set(self, key: str, value: bytes, *, ttl_s: float | None = None, nx: bool = False) -> bool:
-        try:
+        with redis_errors("redis set"):
             if self.wait is None:
                 return bool(await self.client.set(key, value, px=int(ttl_s * 1000) if ttl_s else None, nx=nx))
             async with self.client.pipeline(transaction=False) as p:  # one connection: WAIT counts the SET
                 p.set(key, value, px=int(ttl_s * 1000) if ttl_s else None, nx=nx)
                 p.execute_command("WAIT", self.wait.replicas, self.wait.timeout_ms)
                 done, acked = await p.execute()
-            self.wait.check(acked, done)
+            try:
+                self.wait.check(acked, done)
+            except ReplicaTimeout as exc:
+                raise NotConfirmed(f"redis set not confirmed: {exc}", applied=bool(exc.reply)) from exc
             return bool(done)
-        except ReplicaTimeout as exc:
-            raise NotConfirmed(f"redis set not confirmed: {exc}", applied=bool(exc.reply)) from exc
-        except (RedisError, OSError) as exc:
-            raise BusError(f"redis set failed: {exc}") from exc
 
     # On the server the value was read from: the value again and, if it is there, a write to the
     # caller's barrier key, so that the ``WAIT`` after it counts everything before it in the
@@ -133,7 +147,7 @@ class RedisKV(KV):
         value = await self.get(key)
         if value is None or self.wait is None:
             return value
-        try:
+        with redis_errors("redis get"):
             async with self.client.pipeline(transaction=False) as p:  # one connection, one server: the read and its WAIT
                 p.eval(self._BARRIER, 2, key, barrier)
                 p.execute_command("WAIT", self.wait.replicas, self.wait.timeout_ms)
@@ -141,34 +155,24 @@ class RedisKV(KV):
             if again is not None:
                 self.wait.check(acked)
             return cast("bytes | None", again)
-        except (RedisError, OSError) as exc:
-            raise BusError(f"redis get failed: {exc}") from exc
 
     async def getdel(self, key: str) -> bytes | None:
-        try:
+        with redis_errors("redis getdel"):
             value = cast("bytes | None", await self.client.getdel(key))
             return value
-        except (RedisError, OSError) as exc:
-            raise BusError(f"redis getdel failed: {exc}") from exc
 
     async def delete(self, key: str) -> None:
-        try:
+        with redis_errors("redis delete"):
             await self.client.delete(key)
-        except (RedisError, OSError) as exc:
-            raise BusError(f"redis delete failed: {exc}") from exc
 
     async def push(self, key: str, value: bytes, *, ttl_s: float, keep: int) -> None:
-        try:
+        with redis_errors("redis push"):
             async with self.client.pipeline(transaction=True) as p:
                 p.rpush(key, value)
                 p.ltrim(key, -keep, -1)
                 p.pexpire(key, int(ttl_s * 1000))
                 await p.execute()
-        except (RedisError, OSError) as exc:
-            raise BusError(f"redis push failed: {exc}") from exc
 
     async def items(self, key: str) -> list[bytes]:
-        try:
+        with redis_errors("redis lrange"):
             return cast("list[bytes]", await self.client.lrange(key, 0, -1))
-        except (RedisError, OSError) as exc:
-            raise BusError(f"redis lrange failed: {exc}") from exc

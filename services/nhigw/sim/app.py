@@ -36,7 +36,7 @@ from nhigw.common.logging import get_logger
 from nhigw.common.swagger import add_swagger
 from nhigw.contracts.cloud import ROUTE_MODELS
 from nhigw.contracts.codes import Code, StatusError
-from nhigw.contracts.routes import lookup
+from nhigw.contracts.routes import Route, lookup
 from nhigw.sim import business  # noqa: F401  (registers the handlers)
 from nhigw.sim import dc as _dc
 from nhigw.sim.admin import add_admin_routes, fire, take_fault
@@ -81,6 +81,66 @@ def openapi_part(prefix: str, title: str) -> dict[str, Any]:
     return doc
 
 
+async def execute(st: SimStore, path: str, raw: bytes, key: str | None) -> tuple[int, dict[str, Any]]:
+    """Steps 4-6 of a business call: the body, its signature, the handler; a refusal is its coded answer."""
+    route = lookup(path)
+    assert route is not None
+    model = ROUTE_MODELS[route.path][0]
+    try:
+        req = validate(model, _parse(raw))
+        st.calls[route.path] = st.calls.get(route.path, 0) + 1
+        check_signature(st, req, route)  # type: ignore[arg-type]  # every business route's model is a SignatureObject; ROUTE_MODELS types them BaseModel
+        if route.write:
+            st.count_write(route.path, key, write_content_key(route.path, req.model_dump(mode="json", exclude_none=True)))
+        out = await HANDLERS[route.path.lower()](st, req, route)
+    except StatusError as err:
+        return err.http_status, err.body()
+    body = out.model_dump(mode="json", exclude_none=True) if not isinstance(out, dict) else out
+    return 200, body
+
+
+def _business_route(path: str) -> Route:
+    route = lookup(path)
+    if route is None:
+        raise StatusError(Code.NOT_FOUND, f"no business route /api/v1/{path}")
+    if not route.supported:
+        raise StatusError(Code.UNSUPPORTED, f"{route.path} is not supported by 6.0 (不支援)")
+    if route.path.lower() not in HANDLERS:
+        raise StatusError(Code.UNSUPPORTED, f"{route.path} is not implemented by this simulator")
+    return route
+
+
+async def business_call(req: web.Request) -> web.StreamResponse:
+    st = req.app[STORE]
+    route = _business_route(req.match_info["path"])
+    fault = take_fault(st, route.path)
+    if fault is not None and fault.phase == "before":
+        faulted = await fire(req, fault, route.path)
+        if faulted is not None:
+            return faulted
+    raw = await req.read()
+    key = req.headers.get(IDEM_HEADER) if route.write else None
+    dedupe = bool(key) and st.dedupe_writes
+    if dedupe and key:
+        h = _body_hash(raw)
+        entry = st.idem.get(key)
+        if entry is not None:
+            if entry.body_hash != h:
+                raise StatusError(Code.PARAM_VALUE, f"{IDEM_HEADER} already used with another body")
+            st.replays[key] = st.replays.get(key, 0) + 1
+            return json_response(entry.body, status=entry.status, headers={"Idempotent-Replayed": "true"})
+    status, body = await execute(st, route.path, raw, key)
+    if dedupe and key:
+        st.idem[key] = IdemEntry(h, status, body)
+        while len(st.idem) > IDEM_MAX:
+            del st.idem[next(iter(st.idem))]
+    if fault is not None and fault.phase == "after":  # the call was done; its answer is lost
+        faulted = await fire(req, fault, route.path)
+        if faulted is not None:
+            return faulted
+    return json_response(body, status=status)
+
+
 def create_app(store: SimStore | None = None, state: StateFile | None = None, *, console_requests: int = 200) -> web.Application:
     """The simulator; with ``state`` (``nhigw sim --state FILE``) its state is loaded from and
     saved to that file after every request that may change it (``persist.py``). The developer
@@ -96,59 +156,7 @@ def create_app(store: SimStore | None = None, state: StateFile | None = None, *,
     app = web.Application(middlewares=middlewares, client_max_size=32 * 1024 * 1024)
     app[STORE] = st0
     app[_dc.VHC] = vhc
-
-    async def execute(st: SimStore, path: str, raw: bytes, key: str | None) -> tuple[int, dict[str, Any]]:
-        route = lookup(path)
-        assert route is not None
-        model = ROUTE_MODELS[route.path][0]
-        try:
-            req = validate(model, _parse(raw))
-            st.calls[route.path] = st.calls.get(route.path, 0) + 1
-            check_signature(st, req, route)  # type: ignore[arg-type]  # every business route's model is a SignatureObject; ROUTE_MODELS types them BaseModel
-            if route.write:
-                st.count_write(route.path, key, write_content_key(route.path, req.model_dump(mode="json", exclude_none=True)))
-            out = await HANDLERS[route.path.lower()](st, req, route)
-        except StatusError as err:
-            return err.http_status, err.body()
-        body = out.model_dump(mode="json", exclude_none=True) if not isinstance(out, dict) else out
-        return 200, body
-
-    async def business_call(req: web.Request) -> web.StreamResponse:
-        st = req.app[STORE]
-        route = lookup(req.match_info["path"])
-        if route is None:
-            raise StatusError(Code.NOT_FOUND, f"no business route {req.path}")
-        if not route.supported:
-            raise StatusError(Code.UNSUPPORTED, f"{route.path} is not supported by 6.0 (不支援)")
-        if route.path.lower() not in HANDLERS:
-            raise StatusError(Code.UNSUPPORTED, f"{route.path} is not implemented by this simulator")
-        fault = take_fault(st, route.path)
-        if fault is not None and fault.phase == "before":
-            faulted = await fire(req, fault, route.path)
-            if faulted is not None:
-                return faulted
-        raw = await req.read()
-        key = req.headers.get(IDEM_HEADER) if route.write else None
-        dedupe = bool(key) and st.dedupe_writes
-        if dedupe and key:
-            h = _body_hash(raw)
-            entry = st.idem.get(key)
-            if entry is not None:
-                if entry.body_hash != h:
-                    raise StatusError(Code.PARAM_VALUE, f"{IDEM_HEADER} already used with another body")
-                st.replays[key] = st.replays.get(key, 0) + 1
-                return json_response(entry.body, status=entry.status, headers={"Idempotent-Replayed": "true"})
-        status, body = await execute(st, route.path, raw, key)
-        if dedupe and key:
-            st.idem[key] = IdemEntry(h, status, body)
-            while len(st.idem) > IDEM_MAX:
-                del st.idem[next(iter(st.idem))]
-        if fault is not None and fault.phase == "after":  # the call was done; its answer is lost
-            faulted = await fire(req, fault, route.path)
-            if faulted is not None:
-                return faulted
-        return json_response(body, status=status)
-
+    st0.vhc_issue = lambda card_no, ttl_s: vhc.issue(card_no, ttl_s)[0]
     app.router.add_get("/healthz", healthz)
     app.router.add_post("/api/v1/{path:.+}", business_call)
     add_dc_routes(app)
@@ -158,8 +166,4 @@ def create_app(store: SimStore | None = None, state: StateFile | None = None, *,
     add_console_routes(app, requests)
     add_swagger(app.router, "/api/swagger", lambda: openapi_part("/api/", "健保署雲端業務 API (nhigw 模擬器)"), "健保署雲端業務 API — nhigw 模擬器")
     add_swagger(app.router, "/test/swagger", lambda: openapi_part("/test/", "測試卡 API (nhigw 模擬器)"), "測試卡 API — nhigw 模擬器")
-    vhc_key = getattr(_dc, "VHC", None)
-    if vhc_key is not None and vhc_key in app:
-        authority = app[vhc_key]
-        st0.vhc_issue = lambda card_no, ttl_s: authority.issue(card_no, ttl_s)[0]
     return app

@@ -231,101 +231,113 @@ def _new_cloud_sam(req: CloudSamIssueRequest) -> CloudSamFile:
     )
 
 
+async def sam_challenge(req: web.Request) -> web.Response:
+    body = await parse_body(req, SamAuthChallengeRequest, empty_ok=False)
+    st = req.app[STORE]
+    if body.samId not in st.sam_keys:
+        raise StatusError(Code.SIGNATURE_INVALID, unknown_sam(body.samId))
+    return json_response(SamAuthChallengeResponse(challenge=st.new_challenge(body.samId)))
+
+
+async def sam_verify(req: web.Request) -> web.Response:
+    body = await parse_body(req, SamAuthVerifyRequest, empty_ok=False)
+    st = req.app[STORE]
+    entry = st.sam_keys.get(body.samId)
+    if entry is None or entry[0] != body.hospitalId:
+        raise refuse("sam", StatusError(Code.SIGNATURE_INVALID, unknown_sam(body.samId, body.hospitalId)))
+    note("sam", True, f"{body.samId} @ {body.hospitalId}")
+    if not st.take_challenge(body.challenge, body.samId):
+        raise refuse("challenge", StatusError(Code.SIGNATURE_INVALID, "the SAM's challenge is unknown or expired at the data centre: verify again"))
+    note("challenge", True)
+    raw = base64.b64decode(body.challenge)
+    # The SAM signed sha256(challenge) with INTERNAL AUTHENTICATE: verify over the challenge itself.
+    if not signing.verify(entry[1], raw, body.signature):
+        raise refuse("signature", StatusError(Code.SIGNATURE_INVALID, "SAM authentication failed"))
+    note("signature", True)
+    inst = st.institutions[body.hospitalId]
+    if inst.contract != "active":
+        code = {"over": Code.SAM_CONTRACT_OVER, "suspended": Code.SAM_SUSPENDED, "cancelled": Code.SAM_CANCELLED}[inst.contract]
+        raise refuse("contract", StatusError(code))
+    note("contract", True)
+    return json_response(SamAuthVerifyResponse(hospitalName=inst.hospitalName, hospitalShortName=inst.hospitalShortName, serverDateTime=roc_datetime(st.now())))
+
+
+async def vhc_verify(req: web.Request) -> web.Response:
+    body = await parse_body(req, VirtualHcVerifyRequest, empty_ok=False)
+    st, vhc = req.app[STORE], req.app[VHC]
+    check_sam_signed(st, body, "VirtualHc/Verify", body.purpose, body.token)
+    card_no, jti = vhc.take(body.token, body.hospitalId)
+    p = _patient_by_card(st, card_no)
+    tok = vhc.tokens[jti]
+    return json_response(VirtualHcVerifyResponse(
+        cardId=p.cardSn, idNo=p.idCardNum, name=p.name, birthday=p.birthday, sex=p.sex, identityStatus=p.identityStatus,
+        sessionId=vhc.open_session(p.cardSn, body.samId, jti), pinSet=tok.pinSet, pinVerified=tok.pinVerified,
+    ))
+
+
+async def vhc_transfer(req: web.Request) -> web.Response:
+    body = await parse_body(req, VirtualHcTransferRequest, empty_ok=False)
+    st, vhc = req.app[STORE], req.app[VHC]
+    check_sam_signed(st, body, "VirtualHc/Transfer", body.sessionId)
+    token, exp = vhc.transfer(body.sessionId, body.samId)
+    return json_response(VirtualHcQrResponse(token=token, expiresAt=exp))
+
+
+async def server_date_time(req: web.Request) -> web.Response:
+    return json_response(DcServerDateTimeResponse(serverDateTime=roc_datetime(req.app[STORE].now())))
+
+
+async def test_register_sam(req: web.Request) -> web.Response:
+    body = await parse_body(req, SamRegistration, empty_ok=False)
+    req.app[STORE].register_sam(body.samId, body.hospitalId, body.publicKeyPem)
+    return json_response({"statusCode": 0})
+
+
+async def test_issue_cloud_sam(req: web.Request) -> web.Response:
+    body = await parse_body(req, CloudSamIssueRequest, empty_ok=False)
+    st = req.app[STORE]
+    inst = st.institutions.get(body.hospitalId)
+    if inst is not None:  # a known institution: its names go into the file
+        body = body.model_copy(update={"hospitalName": body.hospitalName or inst.hospitalName, "hospitalShortName": body.hospitalShortName or inst.hospitalShortName})
+    else:
+        st.institutions[body.hospitalId] = Institution(body.hospitalId, body.hospitalName, body.hospitalShortName)
+    f = await asyncio.to_thread(_new_cloud_sam, body)
+    key = serialization.load_pem_private_key(f.privateKeyPem.encode(), password=None)
+    pub = key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+    st.register_sam(f.samId, f.hospitalId, pub)
+    return json_response(f)
+
+
+async def test_vhc_qrcode(req: web.Request) -> web.Response:
+    body = await parse_body(req, VirtualHcQrRequest, empty_ok=False)
+    st = req.app[STORE]
+    if body.idNo:
+        p = st.patients_by_id.get(body.idNo)
+    elif body.cardNo:
+        p = next((x for x in st.patients_by_id.values() if x.cardSn == body.cardNo), None)
+    else:
+        raise StatusError(Code.PARAM_MISSING, "cardNo or idNo required")
+    if p is None or (body.cardNo and p.cardSn != body.cardNo) or (body.birthday and body.birthday != p.birthday):
+        raise StatusError(Code.PARAM_VALUE, "no test patient with this card number / ID and birthday")
+    if body.verifyPin and not body.hasPin:
+        raise StatusError(Code.PARAM_VALUE, "verifyPin needs hasPin (a PIN can only be verified when the card has one)")
+    token, exp = req.app[VHC].issue(p.cardSn, body.ttl_s, pin=(body.hasPin, body.verifyPin))
+    return json_response(VirtualHcQrResponse(token=token, expiresAt=exp))
+
+
+ROUTES: list[web.RouteDef] = [
+    web.post("/dc/v1/SamAuth/Challenge", sam_challenge),
+    web.post("/dc/v1/SamAuth/Verify", sam_verify),
+    web.post("/dc/v1/VirtualHc/Verify", vhc_verify),
+    web.post("/dc/v1/VirtualHc/Transfer", vhc_transfer),
+    web.get("/dc/v1/ServerDateTime", server_date_time),
+    web.post("/test/v1/Sam/Register", test_register_sam),
+    web.post("/test/v1/CloudSam/Issue", test_issue_cloud_sam),
+    web.post("/test/v1/VirtualHc/QrCode", test_vhc_qrcode),
+]
+
+
 def add_dc_routes(app: web.Application) -> None:
     if VHC not in app:
         app[VHC] = VhcAuthority()
-
-    async def sam_challenge(req: web.Request) -> web.Response:
-        body = await parse_body(req, SamAuthChallengeRequest, empty_ok=False)
-        st = req.app[STORE]
-        if body.samId not in st.sam_keys:
-            raise StatusError(Code.SIGNATURE_INVALID, unknown_sam(body.samId))
-        return json_response(SamAuthChallengeResponse(challenge=st.new_challenge(body.samId)))
-
-    async def sam_verify(req: web.Request) -> web.Response:
-        body = await parse_body(req, SamAuthVerifyRequest, empty_ok=False)
-        st = req.app[STORE]
-        entry = st.sam_keys.get(body.samId)
-        if entry is None or entry[0] != body.hospitalId:
-            raise refuse("sam", StatusError(Code.SIGNATURE_INVALID, unknown_sam(body.samId, body.hospitalId)))
-        note("sam", True, f"{body.samId} @ {body.hospitalId}")
-        if not st.take_challenge(body.challenge, body.samId):
-            raise refuse("challenge", StatusError(Code.SIGNATURE_INVALID, "the SAM's challenge is unknown or expired at the data centre: verify again"))
-        note("challenge", True)
-        raw = base64.b64decode(body.challenge)
-        # The SAM signed sha256(challenge) with INTERNAL AUTHENTICATE: verify over the challenge itself.
-        if not signing.verify(entry[1], raw, body.signature):
-            raise refuse("signature", StatusError(Code.SIGNATURE_INVALID, "SAM authentication failed"))
-        note("signature", True)
-        inst = st.institutions[body.hospitalId]
-        if inst.contract != "active":
-            code = {"over": Code.SAM_CONTRACT_OVER, "suspended": Code.SAM_SUSPENDED, "cancelled": Code.SAM_CANCELLED}[inst.contract]
-            raise refuse("contract", StatusError(code))
-        note("contract", True)
-        return json_response(SamAuthVerifyResponse(hospitalName=inst.hospitalName, hospitalShortName=inst.hospitalShortName, serverDateTime=roc_datetime(st.now())))
-
-    async def vhc_verify(req: web.Request) -> web.Response:
-        body = await parse_body(req, VirtualHcVerifyRequest, empty_ok=False)
-        st, vhc = req.app[STORE], req.app[VHC]
-        check_sam_signed(st, body, "VirtualHc/Verify", body.purpose, body.token)
-        card_no, jti = vhc.take(body.token, body.hospitalId)
-        p = _patient_by_card(st, card_no)
-        tok = vhc.tokens[jti]
-        return json_response(VirtualHcVerifyResponse(
-            cardId=p.cardSn, idNo=p.idCardNum, name=p.name, birthday=p.birthday, sex=p.sex, identityStatus=p.identityStatus,
-            sessionId=vhc.open_session(p.cardSn, body.samId, jti), pinSet=tok.pinSet, pinVerified=tok.pinVerified,
-        ))
-
-    async def vhc_transfer(req: web.Request) -> web.Response:
-        body = await parse_body(req, VirtualHcTransferRequest, empty_ok=False)
-        st, vhc = req.app[STORE], req.app[VHC]
-        check_sam_signed(st, body, "VirtualHc/Transfer", body.sessionId)
-        token, exp = vhc.transfer(body.sessionId, body.samId)
-        return json_response(VirtualHcQrResponse(token=token, expiresAt=exp))
-
-    async def server_date_time(_req: web.Request) -> web.Response:
-        return json_response(DcServerDateTimeResponse(serverDateTime=roc_datetime(_req.app[STORE].now())))
-
-    async def test_register_sam(req: web.Request) -> web.Response:
-        body = await parse_body(req, SamRegistration, empty_ok=False)
-        req.app[STORE].register_sam(body.samId, body.hospitalId, body.publicKeyPem)
-        return json_response({"statusCode": 0})
-
-    async def test_issue_cloud_sam(req: web.Request) -> web.Response:
-        body = await parse_body(req, CloudSamIssueRequest, empty_ok=False)
-        st = req.app[STORE]
-        inst = st.institutions.get(body.hospitalId)
-        if inst is not None:  # a known institution: its names go into the file
-            body = body.model_copy(update={"hospitalName": body.hospitalName or inst.hospitalName, "hospitalShortName": body.hospitalShortName or inst.hospitalShortName})
-        else:
-            st.institutions[body.hospitalId] = Institution(body.hospitalId, body.hospitalName, body.hospitalShortName)
-        f = await asyncio.to_thread(_new_cloud_sam, body)
-        key = serialization.load_pem_private_key(f.privateKeyPem.encode(), password=None)
-        pub = key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()
-        st.register_sam(f.samId, f.hospitalId, pub)
-        return json_response(f)
-
-    async def test_vhc_qrcode(req: web.Request) -> web.Response:
-        body = await parse_body(req, VirtualHcQrRequest, empty_ok=False)
-        st = req.app[STORE]
-        if body.idNo:
-            p = st.patients_by_id.get(body.idNo)
-        elif body.cardNo:
-            p = next((x for x in st.patients_by_id.values() if x.cardSn == body.cardNo), None)
-        else:
-            raise StatusError(Code.PARAM_MISSING, "cardNo or idNo required")
-        if p is None or (body.cardNo and p.cardSn != body.cardNo) or (body.birthday and body.birthday != p.birthday):
-            raise StatusError(Code.PARAM_VALUE, "no test patient with this card number / ID and birthday")
-        if body.verifyPin and not body.hasPin:
-            raise StatusError(Code.PARAM_VALUE, "verifyPin needs hasPin (a PIN can only be verified when the card has one)")
-        token, exp = req.app[VHC].issue(p.cardSn, body.ttl_s, pin=(body.hasPin, body.verifyPin))
-        return json_response(VirtualHcQrResponse(token=token, expiresAt=exp))
-
-    app.router.add_post("/dc/v1/SamAuth/Challenge", sam_challenge)
-    app.router.add_post("/dc/v1/SamAuth/Verify", sam_verify)
-    app.router.add_post("/dc/v1/VirtualHc/Verify", vhc_verify)
-    app.router.add_post("/dc/v1/VirtualHc/Transfer", vhc_transfer)
-    app.router.add_get("/dc/v1/ServerDateTime", server_date_time)
-    app.router.add_post("/test/v1/Sam/Register", test_register_sam)
-    app.router.add_post("/test/v1/CloudSam/Issue", test_issue_cloud_sam)
-    app.router.add_post("/test/v1/VirtualHc/QrCode", test_vhc_qrcode)
+    app.router.add_routes(ROUTES)

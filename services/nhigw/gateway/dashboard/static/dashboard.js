@@ -107,7 +107,11 @@ function applyRole() {
   document.body.dataset.role = ME ? ME.role || "his" : "";
   document.body.classList.toggle("can-act", acting());
   for (const a of document.querySelectorAll(".tabs a")) a.hidden = !may(a.dataset.may);
-  for (const el of document.querySelectorAll(".acting")) el.hidden = !acting() || el.id === "resend-form";
+  // The resend form is shown by a dead letter's detail when it applies; a key that may not act never sees it.
+  for (const el of document.querySelectorAll(".acting")) {
+    if (el.id !== "resend-form") el.hidden = !acting();
+    else if (!acting()) el.hidden = true;
+  }
   const note = $("role-note");
   if (ME && !ME.role) { note.textContent = t("not-ops"); note.hidden = false; }
   else if (ME && !ME.allHospitals && !ME.hospitalId) { note.textContent = t("no-scope"); note.hidden = false; }
@@ -214,7 +218,12 @@ async function loadMetrics() {
   const retries = g("nhigw_gateway_upstream_retries_total");
   $("m-retries").textContent = retries === null ? "—" : String(retries);
   const dead = g("nhigw_gateway_dead_letters");
-  $("m-dead").textContent = dead === null ? "—" : String(dead);
+  if (ME && ME.allHospitals) $("m-dead").textContent = dead === null ? "—" : String(dead);
+  else {
+    // /metrics counts every hospital's dead letters: a hospital's key sees the count of its own.
+    const r = await call("GET", "/api/ops/dead-letters");
+    $("m-dead").textContent = r.ok ? String(firstArray(r.data, ["deadLetters"]).length) : "—";
+  }
   const sessions = g("nhigw_gateway_device_sessions");
   $("m-sessions").textContent = sessions === null ? "—" : String(sessions);
   const br = g("nhigw_gateway_breaker_state");
