@@ -76,8 +76,8 @@ ENVIRONMENT: tuple[tuple[str, str, object, Callable[[str], object], frozenset[st
     ("upload_cloud", "NHIGW_UPLOAD_CLOUD_URL", None, str, frozenset({"gateway"})),
     ("replica_wait", "NHIGW_REPLICA_WAIT", None, int, frozenset({"gateway"})),
     ("replica_wait_ms", "NHIGW_REPLICA_WAIT_MS", None, int, frozenset({"gateway"})),
-    ("audit_syslog", "NHIGW_AUDIT_SYSLOG", None, str, frozenset({"gateway"})),
-    ("audit_syslog_ca", "NHIGW_AUDIT_SYSLOG_CA", None, str, frozenset({"gateway"})),
+    ("audit_syslog", "NHIGW_AUDIT_SYSLOG", None, str, frozenset({"gateway", "up"})),
+    ("audit_syslog_ca", "NHIGW_AUDIT_SYSLOG_CA", None, str, frozenset({"gateway", "up"})),
     ("admin", "NHIGW_SIM_ADMIN", False, lambda v: v != "0", frozenset({"sim", "up"})),
     ("tls_check_s", "NHIGW_TLS_CHECK_S", None, float, frozenset({"agent", "up"})),  # certificate renewal checks (tests)
 )
@@ -562,6 +562,9 @@ def add_up_parser(sub: argparse._SubParsersAction) -> None:
     sp.add_argument("--gateway-host", help="gateway bind address (default --host)")
     sp.add_argument("--sim-port", type=int, default=8068)
     sp.add_argument("--compat-port", type=int, default=5067, help="csHis / VHC SDK compatibility (HTTPS)")
+    from nhigw.gateway.cli import add_audit_syslog_options
+
+    add_audit_syslog_options(sp)
 
 
 def parser() -> argparse.ArgumentParser:

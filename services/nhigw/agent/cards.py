@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from nhigw.agent.cardio import CardConnection
+from nhigw.contracts.models import CardKind
 
 AID_HC = bytes.fromhex("D1580000010000000000000000001100")
 AID_SAM = bytes.fromhex("D1580000010000000000000000003100")
@@ -95,6 +96,7 @@ def parse_hpc_basic(data: bytes) -> HpcBasic:
 
 
 class Session:
+    kind: CardKind
     aid: bytes = b""
 
     def __init__(self, conn: CardConnection) -> None:
@@ -148,6 +150,7 @@ class Session:
 
 
 class HcSession(Session):
+    kind = CardKind.HC
     aid = AID_HC
 
     async def read_basic(self) -> HcBasic:
@@ -169,6 +172,7 @@ class HcSession(Session):
 
 
 class SamSession(Session):
+    kind = CardKind.SAM
     aid = AID_SAM
 
     async def read_ids(self) -> tuple[str, str]:
@@ -177,6 +181,7 @@ class SamSession(Session):
 
 
 class HpcSession(Session):
+    kind = CardKind.HPC
     aid = AID_HPC
 
     async def read_basic(self) -> HpcBasic:
@@ -195,3 +200,7 @@ class HpcSession(Session):
         if tries is not None:
             raise PinError(sw, tries)
         raise ApduError(sw, "RESET RETRY COUNTER")
+
+
+# The session of each kind, in the order a card in a reader is tried (HC first: it changes most).
+SESSIONS: dict[CardKind, type[Session]] = {cls.kind: cls for cls in (HcSession, SamSession, HpcSession)}

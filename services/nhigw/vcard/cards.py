@@ -14,6 +14,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 
+from nhigw.contracts.models import CardKind
 from nhigw.vcard.identities import (
     HcIdentity,
     HpcIdentity,
@@ -92,7 +93,7 @@ class VirtualCard:
     """Base card: SELECT of its own applet, GET CHALLENGE; subclasses add commands."""
 
     aid: bytes = b""
-    kind: str = ""
+    kind: CardKind
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -176,7 +177,7 @@ class PinMixin:
 
 class HcCard(PinMixin, VirtualCard):
     aid = AID_HC
-    kind = "hc"
+    kind = CardKind.HC
 
     def __init__(self, ident: HcIdentity) -> None:
         super().__init__()
@@ -260,7 +261,7 @@ class _KeyedCard(VirtualCard):
 
 class SamCard(_KeyedCard):
     aid = AID_SAM
-    kind = "sam"
+    kind = CardKind.SAM
 
     def __init__(self, ident: SamIdentity, key: rsa.RSAPrivateKey) -> None:
         super().__init__(key)
@@ -282,7 +283,7 @@ class SamCard(_KeyedCard):
 
 class HpcCard(PinMixin, _KeyedCard):
     aid = AID_HPC
-    kind = "hpc"
+    kind = CardKind.HPC
     max_puk_tries = 10
 
     def __init__(self, ident: HpcIdentity, key: rsa.RSAPrivateKey) -> None:
