@@ -247,9 +247,9 @@ async def start_agent(agent, args: argparse.Namespace, bus):
         link = BusLink(agent, bus, keys, ident, component_url=component_url, cloud_env=agent.dc.environment)
         await link.start()
         if getattr(args, "no_pcsc", False):
-            from nhigw.agent.sessions import DeviceSessions, LinkGroup, SessionLink
+            from nhigw.agent.sessions import LinkGroup, ServedSessions, SessionLink
 
-            slink = SessionLink(DeviceSessions(agent, max_sessions=args.max_sessions), bus, keys, ident)
+            slink = SessionLink(ServedSessions(agent, max_sessions=args.max_sessions), bus, keys, ident)
             await slink.start()
             link = LinkGroup(slink, link)
     return link

@@ -53,9 +53,6 @@ from typing import Any, Protocol
 
 from nhigw.agent.cardio import CardConnection, CardIOError, NoCardError, ReaderBackend
 from nhigw.agent.cards import (
-    SW_NO_DATA,
-    SW_OK,
-    SW_SECURITY,
     ApduError,
     HcBasic,
     HcSession,
@@ -76,6 +73,7 @@ from nhigw.common.logging import get_logger
 from nhigw.common.roctime import roc_now
 from nhigw.common.tls import CertKeeper
 from nhigw.contracts import signing
+from nhigw.contracts.apdu import SW
 from nhigw.contracts.codes import Code, StatusError
 from nhigw.contracts.models import (
     SERVICE_TYPES,
@@ -165,7 +163,7 @@ class PhysicalSam:
         sess = SamSession(conn)
         if not self._selected:
             if not await sess.select():
-                raise ApduError(0x6A82, "SELECT SAM")
+                raise ApduError(SW.NOT_FOUND, "SELECT SAM")
             self._selected = True
         return sess
 
@@ -538,7 +536,7 @@ class Agent:
         except CardIOError as exc:
             raise StatusError(Code.PCSC_OTHER, str(exc)) from exc
         except ApduError as exc:
-            raise StatusError(Code.APP_SWITCH_FAILED if exc.sw == 0x6A82 else Code.PCSC_OTHER, f"card answered SW {exc.sw:04X}") from exc
+            raise StatusError(Code.APP_SWITCH_FAILED if exc.sw == SW.NOT_FOUND else Code.PCSC_OTHER, f"card answered SW {exc.sw:04X}") from exc
 
     # ------------------------------------------------------------------ SAM
 
@@ -595,7 +593,7 @@ class Agent:
             async with self._io(CardKind.HC) as conn:
                 sess = HcSession(conn)
                 if not await sess.select():
-                    raise ApduError(0x6A82, "SELECT HC")
+                    raise ApduError(SW.NOT_FOUND, "SELECT HC")
                 self.hc_cache = await sess.read_basic()
         return self.hc_cache
 
@@ -625,15 +623,15 @@ class Agent:
 
     async def _hc_pin_query_locked(self, sess: HcSession) -> None:
         _data, sw = await sess.conn.transmit(bytes.fromhex("0020000100"))
-        self.hc_pin_set = sw != SW_NO_DATA
-        self.hc_pin_verified = sw == SW_OK
+        self.hc_pin_set = sw != SW.NO_DATA
+        self.hc_pin_verified = sw == SW.OK
 
     @contextlib.asynccontextmanager
     async def _hc_session(self):
         async with self._io(CardKind.HC) as conn:
             sess = HcSession(conn)
             if not await sess.select():
-                raise ApduError(0x6A82, "SELECT HC")
+                raise ApduError(SW.NOT_FOUND, "SELECT HC")
             yield sess
 
     async def hc_pin_status(self) -> HcPinResponse:
@@ -655,7 +653,7 @@ class Agent:
                 self.hc_pin_set = True
                 raise StatusError(Code.HC_PIN_FAILED, "PIN blocked" if exc.tries_left == 0 else "wrong PIN", triesLeft=exc.tries_left, blocked=exc.tries_left == 0) from None
             except ApduError as exc:
-                if exc.sw == SW_NO_DATA:
+                if exc.sw == SW.NO_DATA:
                     self.hc_pin_set = False
                     raise StatusError(Code.HC_NO_PIN) from None
                 raise
@@ -675,7 +673,7 @@ class Agent:
             try:
                 await sess.change_pin(new_pin)
             except ApduError as exc:
-                if exc.sw == SW_SECURITY:
+                if exc.sw == SW.SECURITY:
                     self.hc_pin_verified = False
                     raise StatusError(Code.HC_PIN_NOT_VERIFIED) from None
                 raise StatusError(Code.PARAM_VALUE, "the card refused the new PIN (4-8 digits)") from None
@@ -822,7 +820,7 @@ class Agent:
             try:
                 await sess.change_pin(new_pin)
             except ApduError as exc:
-                if exc.sw == SW_SECURITY:
+                if exc.sw == SW.SECURITY:
                     self.hpc_verified = False
                     raise StatusError(Code.HPC_MODE3, "verify the HPC PIN first") from None
                 raise StatusError(Code.PARAM_VALUE, f"the card refused the new PIN (SW {exc.sw:04X})") from None
