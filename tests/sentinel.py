@@ -20,17 +20,33 @@ from tests.helpers import free_port, wait_port
 SERVICE = "nhigw"
 
 
+def agent_acl(prefix: str) -> list[str]:
+    """The ACL rules of the agents' Redis user (as deploy/docker/init-secrets.sh writes them): their channels only."""
+    from nhigw.contracts.buskeys import BusKeys
+
+    k = BusKeys(prefix)
+    channels = ["&" + c for c in ("__nhigw_keepalive__", k.presence, k.enrol, k.enrol_reply("*"), k.replies("*"), k.calls("*"), k.sessions("*"))]
+    return ["on", "resetkeys", "resetchannels", *channels, "-@all", "+publish", "+subscribe", "+unsubscribe", "+ping"]
+
+
 class SentinelSet:
-    def __init__(self, tmp: Path, *, down_after_ms: int = 1000) -> None:
+    """``password``: every server's ``requirepass`` and ``masterauth`` and the sentinels' ``auth-pass``;
+    ``agent``: (password, bus prefix) adds the agents' ACL user ``agent`` on every server."""
+
+    def __init__(self, tmp: Path, *, down_after_ms: int = 1000, password: str | None = None, agent: tuple[str, str] | None = None) -> None:
         self.tmp = tmp
         self.down_after_ms = down_after_ms
+        self.password, self.agent = password, agent
         self.procs: dict[int, subprocess.Popen[bytes]] = {}
         self.sentinel_ports: list[int] = []
         self.primary_port = self.replica_port = 0
 
     @property
     def url(self) -> str:
-        return "redis+sentinel://" + ",".join(f"127.0.0.1:{p}" for p in self.sentinel_ports) + f"/{SERVICE}/0"
+        return self.url_for(f":{self.password}" if self.password else None)
+
+    def url_for(self, userinfo: str | None) -> str:
+        return "redis+sentinel://" + (f"{userinfo}@" if userinfo else "") + ",".join(f"127.0.0.1:{p}" for p in self.sentinel_ports) + f"/{SERVICE}/0"
 
     def start(self) -> SentinelSet:
         try:
@@ -43,8 +59,12 @@ class SentinelSet:
     def _start(self) -> None:
         (self.tmp / "p").mkdir()
         (self.tmp / "r").mkdir()
-        proc, self.primary_port = start_redis(self.tmp / "p")
-        self.procs[self.primary_port] = proc
+        if self.password or self.agent:
+            self.primary_port = free_port()
+            self.procs[self.primary_port] = self._server(self.primary_port, self.tmp / "p", None)
+        else:
+            proc, self.primary_port = start_redis(self.tmp / "p")
+            self.procs[self.primary_port] = proc
         self.replica_port = free_port()
         self.procs[self.replica_port] = self._replica(self.replica_port, self.tmp / "r")
         exe = shutil.which("redis-sentinel")
@@ -58,6 +78,7 @@ class SentinelSet:
                 f"sentinel monitor {SERVICE} 127.0.0.1 {self.primary_port} 2\n"
                 f"sentinel down-after-milliseconds {SERVICE} {self.down_after_ms}\n"
                 f"sentinel failover-timeout {SERVICE} 4000\nsentinel parallel-syncs {SERVICE} 1\n"
+                + (f"sentinel auth-pass {SERVICE} {self.password}\n" if self.password else "")
             )
             proc = subprocess.Popen([exe, str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             wait_port("127.0.0.1", port, timeout_s=10, proc=proc)
@@ -66,8 +87,16 @@ class SentinelSet:
         self.wait_settled()
 
     def _replica(self, port: int, d: Path, of: int | None = None, *, read_only: bool = True) -> subprocess.Popen[bytes]:
-        args = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--dir", str(d), "--appendonly", "no",
-                "--replicaof", "127.0.0.1", str(of or self.primary_port), "--replica-read-only", "yes" if read_only else "no"]
+        return self._server(port, d, of or self.primary_port, read_only=read_only)
+
+    def _server(self, port: int, d: Path, of: int | None, *, read_only: bool = True) -> subprocess.Popen[bytes]:
+        args = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--dir", str(d), "--appendonly", "no", "--replica-read-only", "yes" if read_only else "no"]
+        if of:
+            args += ["--replicaof", "127.0.0.1", str(of)]
+        if self.password:
+            args += ["--requirepass", self.password, "--masterauth", self.password]
+        if self.agent:
+            args += ["--user", "agent", *agent_acl(self.agent[1]), f">{self.agent[0]}"]
         proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_port("127.0.0.1", port, timeout_s=10, proc=proc)
         return proc
@@ -80,10 +109,13 @@ class SentinelSet:
 
     def replica_linked(self, replica: int) -> bool:
         try:
-            with redis_sync.Redis(port=replica, socket_timeout=2) as r:
+            with self.redis(replica) as r:
                 return bool(r.info("replication").get("master_link_status") == "up")
         except redis_sync.RedisError:
             return False
+
+    def redis(self, port: int) -> redis_sync.Redis:
+        return redis_sync.Redis(port=port, password=self.password, socket_timeout=2)
 
     def sentinel(self, i: int = 0) -> redis_sync.Redis:
         return redis_sync.Redis(port=self.sentinel_ports[i], socket_timeout=2)
@@ -108,7 +140,7 @@ class SentinelSet:
                 linked = [r for r in reps if r[b"flags"] == b"slave"]  # known, not down (the link itself: below)
                 if linked and len(peers) == 2:
                     good += 1
-            with redis_sync.Redis(port=self.replica_port) as r:
+            with self.redis(self.replica_port) as r:
                 up = r.info("replication").get("master_link_status") == "up"
             if good == 3 and up:
                 return
@@ -126,7 +158,7 @@ class SentinelSet:
             try:
                 port = self.master_port()
                 if port != old:
-                    with redis_sync.Redis(port=port) as r:
+                    with self.redis(port) as r:
                         if r.info("replication")["role"] == "master":
                             return port
             except redis_sync.RedisError:

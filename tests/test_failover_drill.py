@@ -285,3 +285,54 @@ async def test_primary_killed_under_write_load_sentinels_promote(tmp_path: Path,
         assert r["executed_twice"] == 0 and r["twice_by_content"] == 0, r
         assert r["audit_verify_http"] is True and r["audit_verify_cli"][0] == 0, r
     # Off: the numbers are the drill's output (docs/benchmarks.md), not asserted away.
+
+
+async def test_an_agent_as_the_acl_user_and_a_gateway_with_the_password_follow_a_promotion(tmp_path: Path) -> None:
+    """As deployed: Redis with ``requirepass`` and the agents' ACL user ``agent`` (their channels only)
+    on every server, sentinels with ``auth-pass``; the gateway on ``redis+sentinel://:<password>@...``,
+    the agent on ``redis+sentinel://agent:<its password>@...``. The agent's workstation is online, the
+    primary is SIGKILLed, and its presence reaches the gateway through the promoted one, without a restart."""
+    prefix = "acl"
+    sentinels = SentinelSet(tmp_path, password="gw-secret", agent=("agent-secret", prefix)).start()
+    sim = Sim(tmp_path).start()
+    bus = ["--redis", sentinels.url, "--bus-key", Sealer.new_key_b64(), "--bus-prefix", prefix]
+    port = free_port()
+    procs: list[Proc] = []
+    try:
+        procs.append(Proc("gw", ["gateway", "--port", str(port), "--cloud", sim.url, "--data-dir", str(tmp_path / "gw"), *bus], tmp_path).wait_ready())
+        token = cli("gateway", "enrol-token", "--workstation", WS, *bus)
+        assert token.returncode == 0, token.stderr
+        agent_url = sentinels.url_for("agent:agent-secret")
+        procs.append(Proc("agent", ["agent", "--virtual", "--auto-init", "--port", str(free_port()), "--workstation", WS, "--cloud", sim.url,
+                                    "--data-dir", str(tmp_path / "agent"), "--redis", agent_url, "--bus-prefix", prefix, "--enrol-token", token.stdout.strip()], tmp_path).wait_ready())
+        agent = procs[-1]
+        g = f"http://127.0.0.1:{port}"
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as http:
+
+            async def online() -> bool:
+                try:
+                    body = await get_json(http, g + "/api/workstations")
+                except (aiohttp.ClientError, TimeoutError, ValueError):
+                    return False
+                return any(w["workstation"] == WS and w["online"] for w in body.get("workstations", []))
+
+            async def heard_since(t: float) -> bool:  # online, on a presence that arrived after ``t``
+                try:
+                    body = await get_json(http, g + "/api/workstations")
+                except (aiohttp.ClientError, TimeoutError, ValueError):
+                    return False
+                return any(w["workstation"] == WS and w["online"] and w["lastSeenAgo_s"] < time.monotonic() - t for w in body.get("workstations", []))
+
+            assert await eventually(online, 20.0), agent.log()[-2000:]
+            old = sentinels.primary_port
+            sentinels.kill(old)
+            await asyncio.to_thread(sentinels.wait_promoted, old)
+            promoted = time.monotonic()
+            assert await eventually(lambda: heard_since(promoted), 30.0), agent.log()[-3000:]  # through the new primary
+            assert agent.proc.poll() is None  # the same process: it reconnected by itself
+    finally:
+        for p in reversed(procs):
+            p.stop()
+        sim.stop()
+        sentinels.stop()
+    assert "NOPERM" not in agent.log(), agent.log()[-2000:]  # the agent's user was enough throughout
