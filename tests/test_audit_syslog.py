@@ -399,6 +399,9 @@ def test_the_gateway_takes_its_syslog_receiver_from_a_flag_or_the_environment(tm
     monkeypatch.setenv("NHIGW_AUDIT_SYSLOG", "tcp://10.0.0.9:601")
     got = built(["gateway"])
     assert got is not None and (got.target.host, got.target.port, got.target.tls) == ("10.0.0.9", 601, False)
+    assert got.cursor == tmp_path / "audit-syslog-cursor.json"  # beside the replica's audit checkpoints
+    up = built(["up", "--audit-syslog", "tcp://127.0.0.1:6601"])  # the one-process stack streams the same way
+    assert up is not None and up.target.port == 6601
     for bad in (["--audit-syslog", "udp://10.0.0.9:514"], ["--audit-syslog", "tcp://10.0.0.9:601", "--audit-syslog-ca", "x.pem"], ["--audit-syslog", "tls://h:6514", "--audit-syslog-cert", "c.pem"]):
         with pytest.raises(SystemExit, match="nhigw: "):
             built(["gateway", *bad])

@@ -17,7 +17,7 @@ import pytest
 import redis.asyncio as aioredis
 from structlog.testing import capture_logs
 
-from nhigw.agent.sessions import DeviceSessions, SessionLink
+from nhigw.agent.sessions import ServedSessions, SessionLink
 from nhigw.bus.guard import Drop, Drops, Seen, Supervisor, serve
 from nhigw.bus.redis import RedisBus
 from nhigw.bus.seal import Sealer, seal_envelope
@@ -187,7 +187,7 @@ async def test_fuzz_every_channel_and_stream_the_services_read_kills_nothing(red
             await s.ready()
             gw, ws = s.gateway, s.workstation
             agent_key = s.link.identity.key
-            slink = SessionLink(DeviceSessions(s.agent), bus, keys, s.link.identity, sweep_s=0.2)
+            slink = SessionLink(ServedSessions(s.agent), bus, keys, s.link.identity, sweep_s=0.2)
             await slink.start()
             try:
                 channels = [keys.presence, keys.enrol, keys.replies(gw.rpc.node_id), keys.replies(gw.sessions.rpc.node_id), gw.done_channel, keys.calls(ws), keys.sessions(ws)]
@@ -378,7 +378,7 @@ async def test_a_captured_session_call_published_again_is_not_run_again(redis_se
     keys = BusKeys(bus_prefix)
     async with running_stack(bus=bus, prefix=bus_prefix, gateway_key=os.urandom(32)) as s:
         ws = s.workstation
-        sessions = DeviceSessions(s.agent)
+        sessions = ServedSessions(s.agent)
         handled: list[str] = []
         handle = sessions.handle
 

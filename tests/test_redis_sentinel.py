@@ -239,3 +239,51 @@ async def test_two_deliveries_of_one_write_at_once_send_it_once_and_an_unconfirm
 
 async def _true(v: bool) -> bool:
     return v
+
+
+async def test_a_dead_letters_answer_is_announced_only_once_the_replicas_have_it(sentinels: SentinelSet, bus_prefix: str) -> None:
+    """With replica waiting, dead-lettering announces the final answer to the waiting replica only after
+    ``WAIT`` confirmed it, as a job's end does (else that replica could give its HIS an answer a
+    failover takes back); unconfirmed, it is stored on the primary and not announced."""
+    import asyncio
+    import uuid
+
+    from nhigw.contracts.models import QueuedJob
+    from nhigw.gateway.queue import DeadAnswer, RedisQueue
+
+    class Hook:
+        async def answer(self, raw: bytes, entry_id: str, deliveries: int) -> DeadAnswer:
+            return DeadAnswer(f"{bus_prefix}:answer:{entry_id}", b"sealed", 60.0, f"{bus_prefix}:done:a", entry_id.encode(), False)
+
+        async def deliver(self, a: DeadAnswer) -> None:
+            raise AssertionError("a Redis queue stores and announces itself")
+
+    bus = RedisBus(sentinels.url)
+    q = RedisQueue(bus.client, f"{bus_prefix}:jobs", "g", f"{bus_prefix}:dead", max_deliveries=1, wait=ReplicaWait(1, 200))
+    q.dead_hook = Hook()
+    sub = await bus.subscribe(f"{bus_prefix}:done:a")
+    primary = redis_sync.Redis(port=sentinels.primary_port)
+
+    async def dead_letter_one() -> str:
+        job = QueuedJob(requestId=uuid.uuid4().hex, idempotencyKey="k", answerKey=uuid.uuid4().hex, path="/api/v1/EmergentTel/Write", body="{}", client="c", write=True, enqueuedAt=0.0, deadline=9e9)
+        eid = await q.add(job)
+        assert [d.id for d in await q.read("c1", count=1, block_s=0.1)] == [eid]  # delivery 1
+        assert await q.claim_stale("c2", min_idle_s=0) == []  # delivery 2 > max_deliveries: dead-lettered
+        assert primary.exists(f"{bus_prefix}:answer:{eid}") and primary.xlen(f"{bus_prefix}:dead") >= 1
+        return eid
+
+    try:
+        await q.start()
+        sentinels.procs[sentinels.replica_port].send_signal(19)  # SIGSTOP: the replica confirms nothing
+        try:
+            await dead_letter_one()
+            with pytest.raises(asyncio.TimeoutError):
+                await sub.get(0.5)  # not announced
+        finally:
+            sentinels.procs[sentinels.replica_port].send_signal(18)  # SIGCONT
+        eid = await dead_letter_one()
+        assert await sub.get(5.0) == (f"{bus_prefix}:done:a", eid.encode())  # confirmed: announced
+    finally:
+        await sub.close()
+        await q.close()
+        await bus.close()

@@ -23,7 +23,7 @@ import pytest
 from nhigw.agent.buslink import BusLink
 from nhigw.agent.core import Agent
 from nhigw.agent.dc import DcClient
-from nhigw.agent.sessions import DeviceSessions, NoReaderBackend, SessionLink
+from nhigw.agent.sessions import NoReaderBackend, ServedSessions, SessionLink
 from nhigw.bus import Bus, MemoryBus
 from nhigw.bus.enrol import enrol
 from nhigw.contracts.buskeys import BusKeys
@@ -46,7 +46,7 @@ def _no_master_key(monkeypatch: pytest.MonkeyPatch) -> None:
 class Devices:
     s: Stack
     agents: dict[str, Agent]
-    sessions: dict[str, DeviceSessions]
+    sessions: dict[str, ServedSessions]
     bus: Bus
     keys: BusKeys
 
@@ -75,7 +75,7 @@ async def devices_stack(tmp_path: Path, bus: Bus, prefix: str, **settings: Any) 
         await s.ready()
         keys = BusKeys(prefix)
         agents: dict[str, Agent] = {}
-        sessions: dict[str, DeviceSessions] = {}
+        sessions: dict[str, ServedSessions] = {}
         links: list[Any] = []
         try:
             for n, ws in enumerate(("dev-a", "dev-b")):
@@ -88,7 +88,7 @@ async def devices_stack(tmp_path: Path, bus: Bus, prefix: str, **settings: Any) 
                 assert agent.cloud is not None and agent.sam_state == 2 and agent.readers_in_use == []
                 ident = await enrol(bus, keys, ws, await s.gateway.agents.issue_token(ws), timeout_s=10)
                 link = BusLink(agent, bus, keys, ident, interval_s=0.2)
-                sessions[ws] = DeviceSessions(agent)
+                sessions[ws] = ServedSessions(agent)
                 slink = SessionLink(sessions[ws], bus, keys, ident, sweep_s=0.2)
                 await link.start()
                 await slink.start()

@@ -1,5 +1,5 @@
 """The dashboard's ops pages in a real headless Chromium, on a real Redis, against a real simulator,
-agent and gateway (issue 21: roles, history, the request browser, dead letters).
+agent and gateway: the overview's history, the request browser, dead letters and roles.
 
 - Overview: HIS requests go through replica A before any page is open; the page, served by replica B
   (no workers, same Redis), shows them at once in the latency / error chart and the per-route table

@@ -9,17 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from nhigw.agent.cardio import CardConnection
-
-AID_HC = bytes.fromhex("D1580000010000000000000000001100")
-AID_SAM = bytes.fromhex("D1580000010000000000000000003100")
-AID_HPC = bytes.fromhex("D1580000010000000000000000002100")
-
-SW_OK = 0x9000
-SW_SECURITY = 0x6982
-SW_BLOCKED = 0x6983
-SW_NOT_FOUND = 0x6A82
-SW_NO_DATA = 0x6A88
-SW_OFFSET = 0x6B00
+from nhigw.contracts.apdu import AID, SW
+from nhigw.contracts.models import CardKind
 
 APDU_SELECT = bytes.fromhex("00A4040010")
 APDU_HC_BASIC = bytes.fromhex("00CA11000200 00".replace(" ", ""))
@@ -46,7 +37,7 @@ def sw_tries_left(sw: int) -> int | None:
     """63 Cx -> x; 69 83 -> 0; anything else -> None."""
     if sw & 0xFFF0 == 0x63C0:
         return sw & 0x0F
-    if sw == SW_BLOCKED:
+    if sw == SW.BLOCKED:
         return 0
     return None
 
@@ -95,6 +86,7 @@ def parse_hpc_basic(data: bytes) -> HpcBasic:
 
 
 class Session:
+    kind: CardKind
     aid: bytes = b""
 
     def __init__(self, conn: CardConnection) -> None:
@@ -102,11 +94,11 @@ class Session:
 
     async def select(self) -> bool:
         _data, sw = await self.conn.transmit(APDU_SELECT + self.aid)
-        return sw == SW_OK
+        return sw == SW.OK
 
     async def _ok(self, apdu: bytes, what: str) -> bytes:
         data, sw = await self.conn.transmit(apdu)
-        if sw != SW_OK:
+        if sw != SW.OK:
             raise ApduError(sw, what)
         return data
 
@@ -125,9 +117,9 @@ class Session:
             return out
         while len(out) % 256 == 0 and out:
             data, sw = await self.conn.transmit(bytes([0x00, 0xB0, len(out) >> 8, len(out) & 0xFF, 0x00]))
-            if sw == SW_OFFSET:
+            if sw == SW.OFFSET:
                 break
-            if sw != SW_OK:
+            if sw != SW.OK:
                 raise ApduError(sw, "READ BINARY")
             out += data
             if not data:
@@ -139,7 +131,7 @@ class Session:
         body = b"" if pin is None else pin.encode("ascii")
         apdu = bytes([0x00, 0x20, 0x00, 0x01, len(body)]) + body
         _data, sw = await self.conn.transmit(apdu)
-        if sw == SW_OK:
+        if sw == SW.OK:
             return
         tries = sw_tries_left(sw)
         if tries is not None:
@@ -148,7 +140,8 @@ class Session:
 
 
 class HcSession(Session):
-    aid = AID_HC
+    kind = CardKind.HC
+    aid = AID[CardKind.HC]
 
     async def read_basic(self) -> HcBasic:
         return parse_hc_basic(await self._ok(APDU_HC_BASIC, "READ basic"))
@@ -169,7 +162,8 @@ class HcSession(Session):
 
 
 class SamSession(Session):
-    aid = AID_SAM
+    kind = CardKind.SAM
+    aid = AID[CardKind.SAM]
 
     async def read_ids(self) -> tuple[str, str]:
         data = await self.read_binary_sfi(1, 22)
@@ -177,7 +171,8 @@ class SamSession(Session):
 
 
 class HpcSession(Session):
-    aid = AID_HPC
+    kind = CardKind.HPC
+    aid = AID[CardKind.HPC]
 
     async def read_basic(self) -> HpcBasic:
         return parse_hpc_basic(await self.read_binary_sfi(1, 62))
@@ -189,9 +184,13 @@ class HpcSession(Session):
     async def unblock(self, puk: str, new_pin: str) -> None:
         body = puk.encode("ascii") + new_pin.encode("ascii")
         _data, sw = await self.conn.transmit(bytes([0x00, 0x2C, 0x00, 0x01, len(body)]) + body)
-        if sw == SW_OK:
+        if sw == SW.OK:
             return
         tries = sw_tries_left(sw)
         if tries is not None:
             raise PinError(sw, tries)
         raise ApduError(sw, "RESET RETRY COUNTER")
+
+
+# The session of each kind, in the order a card in a reader is tried (HC first: it changes most).
+SESSIONS: dict[CardKind, type[Session]] = {cls.kind: cls for cls in (HcSession, SamSession, HpcSession)}

@@ -53,9 +53,6 @@ from typing import Any, Protocol
 
 from nhigw.agent.cardio import CardConnection, CardIOError, NoCardError, ReaderBackend
 from nhigw.agent.cards import (
-    SW_NO_DATA,
-    SW_OK,
-    SW_SECURITY,
     ApduError,
     HcBasic,
     HcSession,
@@ -63,10 +60,10 @@ from nhigw.agent.cards import (
     HpcSession,
     PinError,
     SamSession,
-    Session,
 )
 from nhigw.agent.cloudsam import CloudSam, CloudSamStore
 from nhigw.agent.dc import DcClient
+from nhigw.agent.discovery import CardMonitor, Slot
 from nhigw.agent.mobilehca import MobileHcaVerifier
 from nhigw.agent.rules import SIGN_NEED, States, choose_device, com_name, fallback_cloud
 from nhigw.agent.rules import check as check_states
@@ -76,11 +73,13 @@ from nhigw.common.logging import get_logger
 from nhigw.common.roctime import roc_now
 from nhigw.common.tls import CertKeeper
 from nhigw.contracts import signing
+from nhigw.contracts.apdu import SW
 from nhigw.contracts.codes import Code, StatusError
 from nhigw.contracts.models import (
     SERVICE_TYPES,
     AgentStatus,
     CardEvent,
+    CardKind,
     CardStates,
     CardStatus,
     HcBasicResponse,
@@ -164,16 +163,16 @@ class PhysicalSam:
         sess = SamSession(conn)
         if not self._selected:
             if not await sess.select():
-                raise ApduError(0x6A82, "SELECT SAM")
+                raise ApduError(SW.NOT_FOUND, "SELECT SAM")
             self._selected = True
         return sess
 
     async def client_random(self) -> bytes:
-        async with self.agent._io("sam") as conn:
+        async with self.agent._io(CardKind.SAM) as conn:
             return await (await self._session(conn)).challenge()
 
     async def sign_digest(self, digest: bytes) -> bytes:
-        async with self.agent._io("sam") as conn:
+        async with self.agent._io(CardKind.SAM) as conn:
             return await (await self._session(conn)).internal_authenticate(digest)
 
 
@@ -215,14 +214,6 @@ class CardBackend(Protocol):
 
 
 @dataclass
-class Slot:
-    reader: str
-    kind: str  # "sam" | "hc" | "hpc"
-    conn: CardConnection
-    token: bytes | None
-
-
-@dataclass
 class CallRecord:
     at: float
     function: str
@@ -245,9 +236,6 @@ class Agent:
     data_dir: Path | None = None
     initialized: bool = False
     device: str | None = None
-    readers_in_use: list[str] = field(default_factory=list)
-    slots: dict[str, Slot] = field(default_factory=dict)  # kind -> slot
-    tokens: dict[str, bytes | None] = field(default_factory=dict)  # reader -> presence token
     phys_sam_ids: tuple[str, str] | None = None
     cloud: CloudSam | None = None  # the cloud SAM in use, if any
     sam_names: tuple[str, str] = ("", "")
@@ -269,10 +257,10 @@ class Agent:
     hca_verifier: Callable[[], MobileHcaVerifier] | None = None
     readiness: Readiness = field(default_factory=Readiness)  # the agent's /readyz: its bus links' tasks (nhigw.bus.guard)
     tls: CertKeeper | None = None  # what serves its HTTPS (None: plain HTTP): expiry in presence and settings
-    _monitor: asyncio.Task[None] | None = None
-    _retry_soon: bool = False
+    cards: CardMonitor = field(init=False)  # which card is in which reader (discovery, monitoring)
 
     def __post_init__(self) -> None:
+        self.cards = CardMonitor(self.backend, self.lock, self._card_found, self._card_gone, self._emit, self._changed, lambda: self.initialized)
         self.settings = SettingsStore(self.data_dir)
         self.cloud_sams = CloudSamStore(self.data_dir)
         if self.hca_verifier is None:
@@ -282,14 +270,22 @@ class Agent:
     # ------------------------------------------------------------------ states
 
     @property
+    def slots(self) -> dict[CardKind, Slot]:
+        return self.cards.slots
+
+    @property
+    def readers_in_use(self) -> list[str]:
+        return self.cards.readers_in_use
+
+    @property
     def sam_ids(self) -> tuple[str, str] | None:
         if self.cloud is not None:
             return self.cloud.sam_id, self.cloud.hospital_id
-        return self.phys_sam_ids if "sam" in self.slots else None
+        return self.phys_sam_ids if CardKind.SAM in self.slots else None
 
     @property
     def sam_state(self) -> SamState:
-        if self.cloud is None and "sam" not in self.slots:
+        if self.cloud is None and CardKind.SAM not in self.slots:
             return SamState.NONE
         return SamState.VERIFIED if self.sam_verified else SamState.PRESENT
 
@@ -297,7 +293,7 @@ class Agent:
     def hpc_state(self) -> HpcState:
         if self.hpc_mobile:
             return HpcState.VERIFIED
-        if "hpc" not in self.slots:
+        if CardKind.HPC not in self.slots:
             return HpcState.NONE
         if self.hpc_verified:
             return HpcState.VERIFIED
@@ -307,7 +303,7 @@ class Agent:
     def hc_state(self) -> HcState:
         if self.vhc is not None:
             return HcState.READY
-        if "hc" not in self.slots:
+        if CardKind.HC not in self.slots:
             return HcState.NONE
         return HcState.READY if self.sam_state == SamState.VERIFIED else HcState.PRESENT
 
@@ -397,52 +393,18 @@ class Agent:
         """Check the states ``op`` needs (``nhigw.agent.rules.NEEDS``); raise the matching 6.0 code."""
         check_states(States(self.initialized, self.sam_state, self.hpc_state, self.hc_state), op)
 
-    # ------------------------------------------------------------------ discovery
+    # ------------------------------------------------------------------ discovery (nhigw.agent.discovery)
 
-    async def _identify(self, reader: str, token: bytes | None) -> bool:
-        """Find which card sits in ``reader`` by selecting the applets (HC first: it changes most).
+    async def _card_found(self, kind: CardKind, conn: CardConnection) -> None:
+        """What is kept of a card from its insertion: a SAM's ids, an HC's public data."""
+        if kind == CardKind.SAM:
+            self.phys_sam_ids = await SamSession(conn).read_ids()
+        elif kind == CardKind.HC:
+            self.hc_cache = await HcSession(conn).read_basic()
+            self.hc_pin_set, self.hc_pin_verified = None, False
 
-        False when a card is reported but could not be reached (the caller retries soon).
-        """
-        for kind, slot in list(self.slots.items()):
-            if slot.reader == reader:
-                self._drop(kind)
-                with contextlib.suppress(Exception):
-                    await slot.conn.close()
-        if token is None:
-            return True
-        try:
-            conn = await self.backend.connect(reader)
-        except CardIOError:
-            return False
-        for kind, cls in (("hc", HcSession), ("sam", SamSession), ("hpc", HpcSession)):
-            sess: Session = cls(conn)
-            try:
-                if await sess.select():
-                    if kind in self.slots:  # a second card of a kind: first one wins
-                        break
-                    if kind == "sam":
-                        self.phys_sam_ids = await SamSession(conn).read_ids()
-                    elif kind == "hc":
-                        self.hc_cache = await HcSession(conn).read_basic()
-                        self.hc_pin_set, self.hc_pin_verified = None, False
-                    self.slots[kind] = Slot(reader, kind, conn, token)
-                    log.info("card_found", kind=kind, reader=reader)
-                    self._emit("inserted", kind, reader)
-                    return True
-            except (CardIOError, ApduError, ValueError):
-                with contextlib.suppress(Exception):
-                    await conn.close()
-                return False
-        await conn.close()
-        return True  # a card, but none of ours (or a second card of a kind)
-
-    def _drop(self, kind: str) -> None:
-        slot = self.slots.pop(kind, None)
-        if slot is None:
-            return
-        log.info("card_gone", kind=kind, reader=slot.reader)
-        if kind == "sam":
+    def _card_gone(self, kind: CardKind) -> None:
+        if kind == CardKind.SAM:
             self.phys_sam_ids = None
             if self.cloud is None:
                 self.sam_names = ("", "")
@@ -450,69 +412,23 @@ class Agent:
                 self.hpc_verified = False
                 self.hpc_mobile = False
                 self.hpc_cache = None
-        elif kind == "hc":
+        elif kind == CardKind.HC:
             self.hc_cache = None
             self.hc_pin_set = None
             if self.vhc is None:
                 self.hc_pin_verified = False
-        elif kind == "hpc" and not self.hpc_mobile:
+        elif kind == CardKind.HPC and not self.hpc_mobile:
             self.hpc_verified = False
             self.hpc_cache = None
-        self._emit("removed", kind, slot.reader)
 
     async def rescan(self) -> bool:
-        """Compare every reader's presence token with the last one; re-identify changes. True if anything changed."""
-        if not self.initialized:
-            return False
-        try:
-            presence = await self.backend.presence()
-        except CardIOError:
-            presence = {}
-        changed = False
-        async with self.lock:
-            for reader in set(self.tokens) | set(presence):
-                if reader not in self.readers_in_use and reader in presence:
-                    continue
-                new = presence.get(reader)
-                if self.tokens.get(reader) != new:
-                    self.tokens[reader] = new
-                    if not await self._identify(reader, new):
-                        self.tokens[reader] = None  # not identified (e.g. pcscd still powering it): try again soon
-                        self._retry_soon = True
-                    changed = True
-        if changed:
-            self._changed()
-        return changed
-
-    async def _monitor_loop(self, interval_s: float) -> None:
-        """Rescan on every reader/card change the backend reports (PC/SC status change, no busy polling),
-        and at least every ``interval_s`` as a safety net."""
-        wait = getattr(self.backend, "wait_change", None)
-        while True:
-            try:
-                await self.rescan()
-            except Exception:  # keep watching whatever one scan did
-                log.exception("monitor_error")
-            timeout_s = min(interval_s, 0.25) if self._retry_soon else interval_s
-            self._retry_soon = False
-            if wait is None:
-                await asyncio.sleep(timeout_s)
-                continue
-            try:
-                await wait(timeout_s)
-            except Exception:
-                log.exception("monitor_wait_error")
-                await asyncio.sleep(interval_s)
+        return await self.cards.rescan()
 
     def start_monitor(self, interval_s: float = 1.0) -> None:
-        if self._monitor is None:
-            self._monitor = asyncio.create_task(self._monitor_loop(interval_s), name="card-monitor")
+        self.cards.start(interval_s)
 
     async def stop(self) -> None:
-        if self._monitor:
-            self._monitor.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._monitor
+        await self.cards.stop()
         await self.finalize(quiet=True)
         await self.backend.close()
         await self.dc.close()
@@ -553,14 +469,7 @@ class Agent:
             self.cloud = cloud
             self.sam_verified = False
             # Every reader is watched for a physical SAM (it may sit in any); with a cloud SAM only the chosen ones.
-            self.readers_in_use = list(chosen if cloud is not None else readers)
-            self.tokens = {}
-            for reader in self.readers_in_use:
-                tok = presence.get(reader)
-                self.tokens[reader] = tok
-                if not await self._identify(reader, tok):
-                    self.tokens[reader] = None
-                    self._retry_soon = True
+            await self.cards.watch(chosen if cloud is not None else readers, presence)
             if want_sam is not None and (self.phys_sam_ids is None or self.phys_sam_ids[0] != want_sam):
                 await self._finalize_locked()
                 raise StatusError(Code.NO_DEVICE, f"no SAM or cloud SAM {want_sam}")
@@ -585,11 +494,7 @@ class Agent:
                 log.warning("cloud_sam_verify_failed", samId=cloud.sam_id, statusCode=err.code)
 
     async def _finalize_locked(self) -> None:
-        for kind in list(self.slots):
-            slot = self.slots[kind]
-            self._drop(kind)
-            with contextlib.suppress(Exception):
-                await slot.conn.close()
+        await self.cards.release()
         self.initialized = False
         self.device = None
         self.cloud = None
@@ -600,8 +505,6 @@ class Agent:
         self.hpc_verified = False
         self.hpc_cache = None
         self.hc_pin_verified = False
-        self.readers_in_use = []
-        self.tokens = {}
 
     async def finalize(self, *, quiet: bool = False) -> None:
         if not self.initialized and not quiet:
@@ -620,7 +523,7 @@ class Agent:
     # ------------------------------------------------------------------ card I/O guard
 
     @contextlib.asynccontextmanager
-    async def _io(self, kind: str):
+    async def _io(self, kind: CardKind):
         """Run card I/O on the ``kind`` slot; a vanished card becomes 1102 and leaves the state."""
         slot = self.slots.get(kind)
         if slot is None:
@@ -628,23 +531,19 @@ class Agent:
         try:
             yield slot.conn
         except NoCardError as exc:
-            self._drop(kind)
-            with contextlib.suppress(Exception):
-                await slot.conn.close()
-            self.tokens[slot.reader] = None
-            self._changed()
+            await self.cards.vanished(kind)
             raise StatusError(Code.NO_CARD, f"the {kind.upper()} was removed") from exc
         except CardIOError as exc:
             raise StatusError(Code.PCSC_OTHER, str(exc)) from exc
         except ApduError as exc:
-            raise StatusError(Code.APP_SWITCH_FAILED if exc.sw == 0x6A82 else Code.PCSC_OTHER, f"card answered SW {exc.sw:04X}") from exc
+            raise StatusError(Code.APP_SWITCH_FAILED if exc.sw == SW.NOT_FOUND else Code.PCSC_OTHER, f"card answered SW {exc.sw:04X}") from exc
 
     # ------------------------------------------------------------------ SAM
 
     def _sam(self) -> SamDevice:
         if self.cloud is not None:
             return self.cloud
-        if self.phys_sam_ids is None or "sam" not in self.slots:
+        if self.phys_sam_ids is None or CardKind.SAM not in self.slots:
             raise StatusError(Code.SAM_MODE1, "no SAM")
         return PhysicalSam(self, self.phys_sam_ids)
 
@@ -691,10 +590,10 @@ class Agent:
         if self.vhc is not None:
             return self.vhc.basic
         if self.hc_cache is None:
-            async with self._io("hc") as conn:
+            async with self._io(CardKind.HC) as conn:
                 sess = HcSession(conn)
                 if not await sess.select():
-                    raise ApduError(0x6A82, "SELECT HC")
+                    raise ApduError(SW.NOT_FOUND, "SELECT HC")
                 self.hc_cache = await sess.read_basic()
         return self.hc_cache
 
@@ -724,15 +623,15 @@ class Agent:
 
     async def _hc_pin_query_locked(self, sess: HcSession) -> None:
         _data, sw = await sess.conn.transmit(bytes.fromhex("0020000100"))
-        self.hc_pin_set = sw != SW_NO_DATA
-        self.hc_pin_verified = sw == SW_OK
+        self.hc_pin_set = sw != SW.NO_DATA
+        self.hc_pin_verified = sw == SW.OK
 
     @contextlib.asynccontextmanager
     async def _hc_session(self):
-        async with self._io("hc") as conn:
+        async with self._io(CardKind.HC) as conn:
             sess = HcSession(conn)
             if not await sess.select():
-                raise ApduError(0x6A82, "SELECT HC")
+                raise ApduError(SW.NOT_FOUND, "SELECT HC")
             yield sess
 
     async def hc_pin_status(self) -> HcPinResponse:
@@ -754,7 +653,7 @@ class Agent:
                 self.hc_pin_set = True
                 raise StatusError(Code.HC_PIN_FAILED, "PIN blocked" if exc.tries_left == 0 else "wrong PIN", triesLeft=exc.tries_left, blocked=exc.tries_left == 0) from None
             except ApduError as exc:
-                if exc.sw == SW_NO_DATA:
+                if exc.sw == SW.NO_DATA:
                     self.hc_pin_set = False
                     raise StatusError(Code.HC_NO_PIN) from None
                 raise
@@ -774,7 +673,7 @@ class Agent:
             try:
                 await sess.change_pin(new_pin)
             except ApduError as exc:
-                if exc.sw == SW_SECURITY:
+                if exc.sw == SW.SECURITY:
                     self.hc_pin_verified = False
                     raise StatusError(Code.HC_PIN_NOT_VERIFIED) from None
                 raise StatusError(Code.PARAM_VALUE, "the card refused the new PIN (4-8 digits)") from None
@@ -870,7 +769,7 @@ class Agent:
     # ------------------------------------------------------------------ HPC / HCA
 
     def _physical_hpc(self) -> None:
-        if self.hpc_mobile and "hpc" not in self.slots:
+        if self.hpc_mobile and CardKind.HPC not in self.slots:
             raise StatusError(Code.HPC_UNSUPPORTED, "a mobile HCA has no card PIN")
 
     async def hpc_verify_pin(self, pin: str) -> None:
@@ -878,7 +777,7 @@ class Agent:
         if not 6 <= len(pin) <= 8:
             raise StatusError(Code.PARAM_VALUE, "an HPC PIN has 6 to 8 digits")
         async with self.lock:
-            async with self._io("hpc") as conn:
+            async with self._io(CardKind.HPC) as conn:
                 sess = HpcSession(conn)
                 await sess.select()
                 try:
@@ -915,13 +814,13 @@ class Agent:
         self._physical_hpc()
         if not 6 <= len(new_pin) <= 8:
             raise StatusError(Code.PARAM_VALUE, "an HPC PIN has 6 to 8 digits")
-        async with self.lock, self._io("hpc") as conn:
+        async with self.lock, self._io(CardKind.HPC) as conn:
             sess = HpcSession(conn)
             await sess.select()
             try:
                 await sess.change_pin(new_pin)
             except ApduError as exc:
-                if exc.sw == SW_SECURITY:
+                if exc.sw == SW.SECURITY:
                     self.hpc_verified = False
                     raise StatusError(Code.HPC_MODE3, "verify the HPC PIN first") from None
                 raise StatusError(Code.PARAM_VALUE, f"the card refused the new PIN (SW {exc.sw:04X})") from None
@@ -934,7 +833,7 @@ class Agent:
         self._physical_hpc()
         if not 6 <= len(new_pin) <= 8:
             raise StatusError(Code.PARAM_VALUE, "an HPC PIN has 6 to 8 digits")
-        async with self.lock, self._io("hpc") as conn:
+        async with self.lock, self._io(CardKind.HPC) as conn:
             sess = HpcSession(conn)
             await sess.select()
             try:

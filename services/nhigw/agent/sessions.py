@@ -120,7 +120,7 @@ class DeviceCards:
         return time.time() + max(0.0, self.idle_s - (time.monotonic() - self.last_used))
 
 
-class DeviceSessions:
+class ServedSessions:
     """The device sessions one agent serves, each with its own virtual HC and HCA state."""
 
     def __init__(self, agent: Agent, *, max_sessions: int = 500, max_idle_s: float = 8 * 3600.0) -> None:
@@ -306,7 +306,7 @@ class DeviceSessions:
 
 
 class SessionServer(Protocol):
-    """What ``SessionLink`` serves: ``DeviceSessions``, or a bridged agent's refusal (``nhigw.agent.bridge.RefusedSessions``)."""
+    """What ``SessionLink`` serves: ``ServedSessions``, or a bridged agent's refusal (``nhigw.agent.bridge.RefusedSessions``)."""
 
     @property
     def agent(self) -> CardBackend: ...

@@ -30,6 +30,7 @@ from nhigw.compat import vhc
 from nhigw.compat.cshis import FUNCTIONS, CsHis, LegacyResult
 from nhigw.compat.errors import AGENT_UNREACHABLE, BAD_PARAMETER, UNSUPPORTED, legacy_code, legacy_message
 from nhigw.contracts.codes import Code, StatusError, message
+from nhigw.contracts.models import CardKind
 
 log = get_logger("nhigw.compat")
 
@@ -223,7 +224,7 @@ async def _special(cs: CsHis, route: vhc.VhcRoute, body: dict[str, Any]) -> dict
                 v = await cs.agent.version()
                 return {"ERRORCODE": 0, "pBuffer": f"nhigw compat {__version__} / {v.longVersion}", "version": __version__}
     except StatusCodeError as exc:
-        return {"ERRORCODE": legacy_code(exc.code, "hc"), "pBuffer": "", "statusCode": exc.code, "message": legacy_message(legacy_code(exc.code, "hc")), "messageEn": exc.message_en}
+        return {"ERRORCODE": legacy_code(exc.code, CardKind.HC), "pBuffer": "", "statusCode": exc.code, "message": legacy_message(legacy_code(exc.code, CardKind.HC)), "messageEn": exc.message_en}
     except NhigwError as exc:
         return {"ERRORCODE": AGENT_UNREACHABLE, "pBuffer": "", "message": legacy_message(AGENT_UNREACHABLE), "messageEn": str(exc)}
     raise AssertionError(route.function)  # pragma: no cover

@@ -69,7 +69,7 @@ from nhigw.compat.errors import (
     legacy_message,
 )
 from nhigw.contracts.codes import Code
-from nhigw.contracts.models import SignatureKind, SignatureObject
+from nhigw.contracts.models import CardKind, SignatureKind, SignatureObject
 from nhigw.contracts.routes import VNHI_UPLOAD, lookup
 
 log = get_logger("nhigw.compat")
@@ -113,7 +113,7 @@ class LegacyFunction:
     name: str
     number: str  # the legacy API number, e.g. "1.1"
     summary: str
-    card: str | None
+    card: CardKind | None
     params: tuple[str, ...]
     supported: bool = True
     reason: str = ""
@@ -122,7 +122,7 @@ class LegacyFunction:
 FUNCTIONS: dict[str, LegacyFunction] = {}
 
 
-def legacy(number: str, summary: str, *, card: str | None = None, supported: bool = True, reason: str = "") -> Callable[[Callable[..., Awaitable[LegacyResult]]], Callable[..., Awaitable[LegacyResult]]]:
+def legacy(number: str, summary: str, *, card: CardKind | None = None, supported: bool = True, reason: str = "") -> Callable[[Callable[..., Awaitable[LegacyResult]]], Callable[..., Awaitable[LegacyResult]]]:
     """Register a legacy function and wrap it: serialised, every failure turned into a legacy code."""
 
     def deco(fn: Callable[..., Awaitable[LegacyResult]]) -> Callable[..., Awaitable[LegacyResult]]:
@@ -163,12 +163,12 @@ def legacy(number: str, summary: str, *, card: str | None = None, supported: boo
     return deco
 
 
-def _card_named(body: dict[str, Any], default: str | None) -> str | None:
+def _card_named(body: dict[str, Any], default: CardKind | None) -> CardKind | None:
     """Which card a 1102 / 1103 is about: the agent names it in ``detail`` ("no HPC inserted", "the SAM was removed")."""
     words = set(str(body.get("detail", "")).replace(".", " ").split())
-    for kind in ("SAM", "HPC", "HC"):
-        if kind in words:
-            return kind.lower()
+    for kind in CardKind:
+        if kind.upper() in words:
+            return kind
     return default
 
 
@@ -288,69 +288,69 @@ class CsHis:
 
     # ================================================================== 1.x: HC business functions
 
-    @legacy("1.1", "讀取不需個人 PIN 碼資料 (72 bytes)", card="hc")
+    @legacy("1.1", "讀取不需個人 PIN 碼資料 (72 bytes)", card=CardKind.HC)
     async def hisGetBasicData(self) -> LegacyResult:
         data, _ = await self._business("BasicData/Query")
         return LegacyResult(0, B.basic_data(data), data)
 
-    @legacy("1.2", "掛號或報到時讀取基本資料 (78 bytes)", card="hc")
+    @legacy("1.2", "掛號或報到時讀取基本資料 (78 bytes)", card=CardKind.HC)
     async def hisGetRegisterBasic(self) -> LegacyResult:
         data, _ = await self._business("BasicData/Register")
         return LegacyResult(0, B.register_basic(data), data)
 
-    @legacy("1.38", "掛號或報到時讀取基本資料 (9 bytes: card validity, available count)", card="hc")
+    @legacy("1.38", "掛號或報到時讀取基本資料 (9 bytes: card validity, available count)", card=CardKind.HC)
     async def hisGetRegisterBasic2(self) -> LegacyResult:
         data, _ = await self._business("BasicData/Register2")
         return LegacyResult(0, B.register_basic2(data), data)
 
-    @legacy("1.3", "預防保健掛號作業 (layout not public: 6.0 fields in data)", card="hc")
+    @legacy("1.3", "預防保健掛號作業 (layout not public: 6.0 fields in data)", card=CardKind.HC)
     async def hisGetRegisterPrevent(self) -> LegacyResult:
         return await self._json("PreventData/Query")
 
-    @legacy("1.4", "孕婦產前檢查掛號作業 (layout not public: 6.0 fields in data)", card="hc")
+    @legacy("1.4", "孕婦產前檢查掛號作業 (layout not public: 6.0 fields in data)", card=CardKind.HC)
     async def hisGetRegisterPregnant(self) -> LegacyResult:
         return await self._json("PregnantData/Query")
 
-    @legacy("1.5", "讀取就醫資料不需 HPC 卡的部分 (498 bytes)", card="hc")
+    @legacy("1.5", "讀取就醫資料不需 HPC 卡的部分 (498 bytes)", card=CardKind.HC)
     async def hisGetTreatmentNoNeedHPC(self) -> LegacyResult:
         data, _ = await self._business("Treatment/NoNeedHPC")
         return LegacyResult(0, B.treatment_no_need_hpc(data.get("criticalIllnesses") or [], data.get("treatments") or []), data)
 
-    @legacy("1.6", "讀取就醫累計資料 (layout not public: 6.0 fields in data)", card="hc")
+    @legacy("1.6", "讀取就醫累計資料 (layout not public: 6.0 fields in data)", card=CardKind.HC)
     async def hisGetCumulativeData(self) -> LegacyResult:
         return await self._json("CumulativeData/Query")
 
-    @legacy("1.7", "讀取醫療費用總累計 (layout not public: 6.0 fields in data)", card="hc")
+    @legacy("1.7", "讀取醫療費用總累計 (layout not public: 6.0 fields in data)", card=CardKind.HC)
     async def hisGetCumulativeFee(self) -> LegacyResult:
         return await self._json("CumulativeFee/Query")
 
-    @legacy("1.8", "讀取就醫資料需要 HPC 卡的部份 (540 bytes)", card="hpc")
+    @legacy("1.8", "讀取就醫資料需要 HPC 卡的部份 (540 bytes)", card=CardKind.HPC)
     async def hisGetTreatmentNeedHPC(self) -> LegacyResult:
         data, _ = await self._business("Treatment/NeedHPC", {"format": "0"})
         return LegacyResult(0, B.treatment_need_hpc(data.get("criticalIllnesses") or [], data.get("treatments") or []), data)
 
-    @legacy("1.9", "取得就醫序號 (舊版)", card="hc", supported=False, reason="6.0 不支援 hisGetSeqNumber，請改用 hisGetSeqNumber256 / hisGetSeqNumber256N1 (就醫序號改為 W***)")
+    @legacy("1.9", "取得就醫序號 (舊版)", card=CardKind.HC, supported=False, reason="6.0 不支援 hisGetSeqNumber，請改用 hisGetSeqNumber256 / hisGetSeqNumber256N1 (就醫序號改為 W***)")
     async def hisGetSeqNumber(self, cTreatItem: str = "", cBabyTreat: str = "") -> LegacyResult:
         raise AssertionError("unsupported")  # pragma: no cover
 
-    @legacy("1.10", "讀取處方箋作業 (layout not public: 6.0 fields in data)", card="hpc")
+    @legacy("1.10", "讀取處方箋作業 (layout not public: 6.0 fields in data)", card=CardKind.HPC)
     async def hisReadPrescription(self) -> LegacyResult:
         return await self._json("Prescription/Query")
 
-    @legacy("1.11", "讀取預防接種資料 (layout not public: 6.0 fields in data)", card="hc")
+    @legacy("1.11", "讀取預防接種資料 (layout not public: 6.0 fields in data)", card=CardKind.HC)
     async def hisGetInoculateData(self) -> LegacyResult:
         return await self._json("Inoculate/Query")
 
-    @legacy("1.12", "讀取同意器官捐贈及安寧緩和醫療註記 (layout not public: 6.0 fields in data)", card="hc")
+    @legacy("1.12", "讀取同意器官捐贈及安寧緩和醫療註記 (layout not public: 6.0 fields in data)", card=CardKind.HC)
     async def hisGetOrganDonate(self) -> LegacyResult:
         return await self._json("OrganDonate/Query")
 
-    @legacy("1.13", "讀取緊急聯絡電話資料 (14 bytes)", card="hc")
+    @legacy("1.13", "讀取緊急聯絡電話資料 (14 bytes)", card=CardKind.HC)
     async def hisGetEmergentTel(self) -> LegacyResult:
         data, _ = await self._business("EmergentTel/Query")
         return LegacyResult(0, B.fit(_first_str(data, ("tel", "emergentTel")), 14), data)
 
-    @legacy("1.14", "讀取最近一次就醫序號 (layout not public: 6.0 fields in data)", card="hc")
+    @legacy("1.14", "讀取最近一次就醫序號 (layout not public: 6.0 fields in data)", card=CardKind.HC)
     async def hisGetLastSeqNum(self) -> LegacyResult:
         return await self._json("SequalNumber/Last")
 
@@ -358,13 +358,13 @@ class CsHis:
     async def hisGetCardStatus(self, CardType: Any = 3) -> LegacyResult:
         return LegacyResult(0, value=await self._card_state(CardType))
 
-    @legacy("1.16", "就醫診療資料寫入作業 (out: pBufferDocID)", card="hc")
+    @legacy("1.16", "就醫診療資料寫入作業 (out: pBufferDocID)", card=CardKind.HC)
     async def hisWriteTreatmentCode(self, pDateTime: str = "", pPatientID: str = "", pPatientBirthDate: str = "", pDataWrite: str = "") -> LegacyResult:
         extras = {"treatmentDateTime": _s(pDateTime), **B.parse_treatment_code(pDataWrite)}
         data, sig = await self._business("Treatment/WriteCode", extras, patient_id=pPatientID, ok_codes=(0, Code.DIAGNOSIS_WRITTEN))
         return LegacyResult(0, data=data, out={"pBufferDocID": data.get("hpcIdNo") or sig.hpcIdNo or ""})
 
-    @legacy("1.17", "就醫費用資料寫入作業", card="hc")
+    @legacy("1.17", "就醫費用資料寫入作業", card=CardKind.HC)
     async def hisWriteTreatmentFee(self, pDateTime: str = "", pPatientID: str = "", pPatientBirthDate: str = "", pDataWrite: str = "") -> LegacyResult:
         extras = {"treatmentDateTime": _s(pDateTime), **B.parse_treatment_fee(pDataWrite)}
         data, _ = await self._business("Treatment/WriteFee", extras, patient_id=pPatientID)
@@ -379,71 +379,71 @@ class CsHis:
             sigs = [base64.b64decode(s).hex().upper() for s in data["signatureItems"]]
         return data, [str(s) for s in sigs]
 
-    @legacy("1.18", "處方箋寫入作業 (one 61-byte record)", card="hc")
+    @legacy("1.18", "處方箋寫入作業 (one 61-byte record)", card=CardKind.HC)
     async def hisWritePrescription(self, pDateTime: str = "", pPatientID: str = "", pPatientBirthDate: str = "", pDataWrite: str = "") -> LegacyResult:
         data, _ = await self._write_prescriptions(pDateTime, pPatientID, pDataWrite, 1)
         return LegacyResult(0, data=data)
 
-    @legacy("1.19", "新生兒註記寫入作業", card="hc")
+    @legacy("1.19", "新生兒註記寫入作業", card=CardKind.HC)
     async def hisWriteNewBorn(self, pPatientID: str = "", pPatientBirthDate: str = "", pNewBornDate: str = "", pNoOfDelivered: str = "") -> LegacyResult:
         return await self._json("NewBorn/Write", {"newbornBirthday": _s(pNewBornDate), "newbornBaby": _s(pNoOfDelivered)}, patient_id=pPatientID)
 
-    @legacy("1.20", "過敏藥物寫入作業 (data: 6.0 fields)", card="hc")
+    @legacy("1.20", "過敏藥物寫入作業 (data: 6.0 fields)", card=CardKind.HC)
     async def hisWriteAllergicMedicines(self, pPatientID: str = "", pPatientBirthDate: str = "", data: Any = None) -> LegacyResult:
         return await self._json("AllergicMedicines/Write", self._extras(data), patient_id=pPatientID)
 
-    @legacy("1.21", "同意器官捐贈及安寧緩和醫療註記寫入作業", card="hc", supported=False, reason="6.0 業務邏輯端不支援此寫入 (器官捐贈及安寧緩和註記僅提供實體卡註記功能，請用元件端)")
+    @legacy("1.21", "同意器官捐贈及安寧緩和醫療註記寫入作業", card=CardKind.HC, supported=False, reason="6.0 業務邏輯端不支援此寫入 (器官捐贈及安寧緩和註記僅提供實體卡註記功能，請用元件端)")
     async def hisWriteOrganDonate(self, pPatientID: str = "", pPatientBirthDate: str = "", pOrganDonate: str = "") -> LegacyResult:
         raise AssertionError("unsupported")  # pragma: no cover
 
-    @legacy("1.22", "預防保健資料寫入作業 (data: 6.0 fields)", card="hc")
+    @legacy("1.22", "預防保健資料寫入作業 (data: 6.0 fields)", card=CardKind.HC)
     async def hisWriteHealthInsurance(self, pPatientID: str = "", pPatientBirthDate: str = "", data: Any = None) -> LegacyResult:
         return await self._json("PreventData/Write", self._extras(data), patient_id=pPatientID)
 
-    @legacy("1.23", "緊急聯絡電話資料寫入作業", card="hc")
+    @legacy("1.23", "緊急聯絡電話資料寫入作業", card=CardKind.HC)
     async def hisWriteEmergentTel(self, pPatientID: str = "", pPatientBirthDate: str = "", pDataWrite: str = "") -> LegacyResult:
         return await self._json("EmergentTel/Write", {"tel": _s(pDataWrite)}, patient_id=pPatientID)
 
-    @legacy("1.24", "寫入產前檢查資料 (data: 6.0 fields)", card="hc")
+    @legacy("1.24", "寫入產前檢查資料 (data: 6.0 fields)", card=CardKind.HC)
     async def hisWritePredeliveryCheckup(self, pPatientID: str = "", pPatientBirthDate: str = "", data: Any = None) -> LegacyResult:
         return await self._json("PregnantData/Write", self._extras(data), patient_id=pPatientID)
 
-    @legacy("1.25", "清除產前檢查資料", card="hc")
+    @legacy("1.25", "清除產前檢查資料", card=CardKind.HC)
     async def hisDeletePredeliveryData(self, pPatientID: str = "", pPatientBirthDate: str = "", data: Any = None) -> LegacyResult:
         return await self._json("PregnantData/Delete", self._extras(data), patient_id=pPatientID)
 
-    @legacy("1.26", "預防接種資料寫入作業 (data: 6.0 fields)", card="hc")
+    @legacy("1.26", "預防接種資料寫入作業 (data: 6.0 fields)", card=CardKind.HC)
     async def hisWriteInoculateData(self, pPatientID: str = "", pPatientBirthDate: str = "", data: Any = None) -> LegacyResult:
         return await self._json("Inoculate/Write", self._extras(data), patient_id=pPatientID)
 
     # ------------------------------------------------------------------ HC PIN (component side)
 
-    @legacy("1.27", "驗證健保 IC 卡之 PIN 值 (pin)", card="hc")
+    @legacy("1.27", "驗證健保 IC 卡之 PIN 值 (pin)", card=CardKind.HC)
     async def csVerifyHCPIN(self, pin: str = "") -> LegacyResult:
         if not _s(pin):
             raise LegacyFailure(5109, "no PIN given (pass pin: there is no PIN pad dialog over HTTP)")
         return await self._ok(self.agent.hc_verify_pin(_s(pin)))
 
-    @legacy("1.28", "輸入新的健保 IC 卡 PIN 值 (newPin)", card="hc")
+    @legacy("1.28", "輸入新的健保 IC 卡 PIN 值 (newPin)", card=CardKind.HC)
     async def csInputHCPIN(self, newPin: str = "") -> LegacyResult:
         if not _s(newPin):
             raise LegacyFailure(5109, "no new PIN given")
         return await self._ok(self.agent.hc_set_pin(_s(newPin)))
 
-    @legacy("1.29", "停用健保 IC 卡之 PIN 碼輸入功能", card="hc")
+    @legacy("1.29", "停用健保 IC 卡之 PIN 碼輸入功能", card=CardKind.HC)
     async def csDisableHCPIN(self) -> LegacyResult:
         return await self._ok(self.agent.hc_disable_pin())
 
-    @legacy("1.36", "檢查健保 IC 卡是否設定密碼 (value: 1 set, 0 not set)", card="hc")
+    @legacy("1.36", "檢查健保 IC 卡是否設定密碼 (value: 1 set, 0 not set)", card=CardKind.HC)
     async def csISSetPIN(self) -> LegacyResult:
         pin = await self.agent.hc_pin()
         return LegacyResult(0, value=1 if pin.pinSet else 0, data=pin.model_dump())
 
-    @legacy("1.30", "健保 IC 卡卡片內容更新作業", card="hc")
+    @legacy("1.30", "健保 IC 卡卡片內容更新作業", card=CardKind.HC)
     async def csUpdateHCContents(self) -> LegacyResult:
         return await self._json("HcContent/Update")
 
-    @legacy("1.40", "健保 IC 卡卡片內容更新作業 (不重置)", card="hc")
+    @legacy("1.40", "健保 IC 卡卡片內容更新作業 (不重置)", card=CardKind.HC)
     async def csUpdateHCNoReset(self) -> LegacyResult:
         return await self._json("HcContent/Update")
 
@@ -515,12 +515,12 @@ class CsHis:
 
     # ------------------------------------------------------------------ critical illness, sequence numbers
 
-    @legacy("1.33", "讀取重大傷病註記資料 (138 bytes)", card="hpc")
+    @legacy("1.33", "讀取重大傷病註記資料 (138 bytes)", card=CardKind.HPC)
     async def hisGetCriticalIllness(self) -> LegacyResult:
         data, _ = await self._business("CriticalIllness/Query", {"format": "0"})
         return LegacyResult(0, B.critical_illness(data.get("criticalIllnesses") or []), data)
 
-    @legacy("1.50", "讀取重大傷病註記資料身分比對 (138 bytes)", card="hpc")
+    @legacy("1.50", "讀取重大傷病註記資料身分比對 (138 bytes)", card=CardKind.HPC)
     async def hisGetCriticalIllnessID(self, pPatientID: str = "", pPatientBirthDate: str = "") -> LegacyResult:
         data, _ = await self._business("CriticalIllness/Query", {"format": "0"}, patient_id=pPatientID)
         return LegacyResult(0, B.critical_illness(data.get("criticalIllnesses") or []), data)
@@ -534,15 +534,15 @@ class CsHis:
         data, _ = await self._business("SequelNumber/Next", extras)
         return LegacyResult(0, B.seq_number_256(data, n1=n1), data)
 
-    @legacy("1.37", "取得就醫序號新版 (296 bytes)", card="hc")
+    @legacy("1.37", "取得就醫序號新版 (296 bytes)", card=CardKind.HC)
     async def hisGetSeqNumber256(self, cTreatItem: str = "", cBabyTreat: str = " ", cTreatAfterCheck: str = "1") -> LegacyResult:
         return await self._seq(cTreatItem, cBabyTreat, cTreatAfterCheck, n1=False)
 
-    @legacy("1.53", "取得就醫序號新版-就醫識別碼 (316 bytes)", card="hc")
+    @legacy("1.53", "取得就醫序號新版-就醫識別碼 (316 bytes)", card=CardKind.HC)
     async def hisGetSeqNumber256N1(self, cTreatItem: str = "", cBabyTreat: str = " ", cTreatAfterCheck: str = "1") -> LegacyResult:
         return await self._seq(cTreatItem, cBabyTreat, cTreatAfterCheck, n1=True)
 
-    @legacy("1.39", "取消就醫序號 (退掛)", card="hc")
+    @legacy("1.39", "取消就醫序號 (退掛)", card=CardKind.HC)
     async def csUnGetSeqNumber(self, pUnTreatDate: str = "") -> LegacyResult:
         if len(_s(pUnTreatDate)) != 13:
             raise LegacyFailure(BAD_PARAMETER, "pUnTreatDate is the 13-digit ROC treatment date-time")
@@ -553,50 +553,50 @@ class CsHis:
                 return LegacyResult(ROLLBACK_WRITTEN, statusCode=exc.code, detail="treatment data already written: the visit cannot be rolled back")
             raise
 
-    @legacy("1.54", "異常時取得就醫識別碼 (layout not public: 6.0 fields in data)", card="sam")
+    @legacy("1.54", "異常時取得就醫識別碼 (layout not public: 6.0 fields in data)", card=CardKind.SAM)
     async def hisGetTreatNumNoICCard(self, pPatientID: str = "", pDateTime: str = "") -> LegacyResult:
         extras = {"patientId": _s(pPatientID)}
         if _s(pDateTime):
             extras["treatmentDateTime"] = _s(pDateTime)
         return await self._json("TreatmentNumber/NoCard", extras)
 
-    @legacy("1.55", "在保狀態查核 (layout not public: 6.0 fields in data)", card="hc")
+    @legacy("1.55", "在保狀態查核 (layout not public: 6.0 fields in data)", card=CardKind.HC)
     async def hisQuickInsurance(self) -> LegacyResult:
         return await self._json("Insurance/Quick")
 
-    @legacy("1.56", "單獨取得就醫識別碼 (20 bytes)", card="hc")
+    @legacy("1.56", "單獨取得就醫識別碼 (20 bytes)", card=CardKind.HC)
     async def hisGetTreatNumICCard(self, pDateTime: str = "") -> LegacyResult:
         data, _ = await self._business("TreatmentNumber/Card", {"treatmentDateTime": _s(pDateTime)})
         return LegacyResult(0, B.fit(data.get("treatmentNumber", ""), 20), data)
 
     # ------------------------------------------------------------------ prescriptions (1.41-1.49)
 
-    @legacy("1.41", "讀取就醫資料-門診處方箋 (layout not public: 6.0 fields in data)", card="hpc")
+    @legacy("1.41", "讀取就醫資料-門診處方箋 (layout not public: 6.0 fields in data)", card=CardKind.HPC)
     async def hisReadPrescriptMain(self, iStartPos: Any = 1, iEndPos: Any = 60) -> LegacyResult:
         return await self._json("Prescription/Query", {"startPosition": _int(iStartPos, "iStartPos"), "endPosition": _int(iEndPos, "iEndPos")})
 
-    @legacy("1.42", "讀取就醫資料-長期處方箋 (layout not public: 6.0 fields in data)", card="hpc")
+    @legacy("1.42", "讀取就醫資料-長期處方箋 (layout not public: 6.0 fields in data)", card=CardKind.HPC)
     async def hisReadPrescriptLongTerm(self, iStartPos: Any = 1, iEndPos: Any = 30) -> LegacyResult:
         return await self._json("Prescription/LongQuery", {"startPosition": _int(iStartPos, "iStartPos"), "endPosition": _int(iEndPos, "iEndPos")})
 
-    @legacy("1.43", "讀取就醫資料-重要醫令 (layout not public: 6.0 fields in data)", card="hpc")
+    @legacy("1.43", "讀取就醫資料-重要醫令 (layout not public: 6.0 fields in data)", card=CardKind.HPC)
     async def hisReadPrescriptHVE(self, iStartPos: Any = 1, iEndPos: Any = 30) -> LegacyResult:
         return await self._json("Prescription/HveQuery", {"startPosition": _int(iStartPos, "iStartPos"), "endPosition": _int(iEndPos, "iEndPos")})
 
-    @legacy("1.44", "讀取就醫資料-過敏藥物 (layout not public: 6.0 fields in data)", card="hpc")
+    @legacy("1.44", "讀取就醫資料-過敏藥物 (layout not public: 6.0 fields in data)", card=CardKind.HPC)
     async def hisReadPrescriptAllergic(self, iStartPos: Any = 1, iEndPos: Any = 3) -> LegacyResult:
         return await self._json("AllergicMedicines/Query", {"startPosition": _int(iStartPos, "iStartPos"), "endPosition": _int(iEndPos, "iEndPos")})
 
-    @legacy("1.45", "多筆處方箋寫入作業 (61 bytes per record)", card="hc")
+    @legacy("1.45", "多筆處方箋寫入作業 (61 bytes per record)", card=CardKind.HC)
     async def hisWriteMultiPrescript(self, pDateTime: str = "", pPatientID: str = "", pPatientBirthDate: str = "", pDataWrite: str = "", iWriteCount: Any = 1) -> LegacyResult:
         data, _ = await self._write_prescriptions(pDateTime, pPatientID, pDataWrite, _int(iWriteCount, "iWriteCount"))
         return LegacyResult(0, data=data)
 
-    @legacy("1.46", "過敏藥物寫入指定欄位作業 (data: 6.0 fields)", card="hc")
+    @legacy("1.46", "過敏藥物寫入指定欄位作業 (data: 6.0 fields)", card=CardKind.HC)
     async def hisWriteAllergicNum(self, pPatientID: str = "", pPatientBirthDate: str = "", data: Any = None) -> LegacyResult:
         return await self._json("AllergicMedicines/WriteByIndex", self._extras(data), patient_id=pPatientID)
 
-    @legacy("1.47", "就醫診療資料及費用寫入作業 (treatment-code layout + 38-byte fee layout)", card="hc")
+    @legacy("1.47", "就醫診療資料及費用寫入作業 (treatment-code layout + 38-byte fee layout)", card=CardKind.HC)
     async def hisWriteTreatmentData(self, pDateTime: str = "", pPatientID: str = "", pPatientBirthDate: str = "", pDataWrite: str = "") -> LegacyResult:
         raw = B.encode(str(pDataWrite or "").split("\x00", 1)[0])
         if len(raw) < 38 + 8:
@@ -605,12 +605,12 @@ class CsHis:
         data, sig = await self._business("Treatment/WriteCodeFee", extras, patient_id=pPatientID, ok_codes=(0, Code.DIAGNOSIS_WRITTEN))
         return LegacyResult(0, data=data, out={"pBufferDocID": data.get("hpcIdNo") or sig.hpcIdNo or ""})
 
-    @legacy("1.48", "處方箋寫入作業-回傳簽章 (40 bytes)", card="hc")
+    @legacy("1.48", "處方箋寫入作業-回傳簽章 (40 bytes)", card=CardKind.HC)
     async def hisWritePrescriptionSign(self, pDateTime: str = "", pPatientID: str = "", pPatientBirthDate: str = "", pDataWrite: str = "") -> LegacyResult:
         data, sigs = await self._write_prescriptions(pDateTime, pPatientID, pDataWrite, 1)
         return LegacyResult(0, B.signatures_40(sigs[:1]), data)
 
-    @legacy("1.49", "多筆處方箋寫入作業-回傳簽章 (40 bytes per record)", card="hc")
+    @legacy("1.49", "多筆處方箋寫入作業-回傳簽章 (40 bytes per record)", card=CardKind.HC)
     async def hisWriteMultiPrescriptSign(self, pDateTime: str = "", pPatientID: str = "", pPatientBirthDate: str = "", pDataWrite: str = "", iWriteCount: Any = 1) -> LegacyResult:
         n = _int(iWriteCount, "iWriteCount")
         data, sigs = await self._write_prescriptions(pDateTime, pPatientID, pDataWrite, n)
@@ -618,28 +618,28 @@ class CsHis:
 
     # ================================================================== 2.x: SAM
 
-    @legacy("2.1", "SAM 與 DC 認證", card="sam")
+    @legacy("2.1", "SAM 與 DC 認證", card=CardKind.SAM)
     async def csVerifySAMDC(self) -> LegacyResult:
         return await self._ok(self.agent.sam_verify())
 
-    @legacy("2.2", "讀取 SAM 院所代碼 (10 bytes)", card="sam")
+    @legacy("2.2", "讀取 SAM 院所代碼 (10 bytes)", card=CardKind.SAM)
     async def csGetHospID(self) -> LegacyResult:
         sam = await self.agent.sam_basic()
         return LegacyResult(0, B.fit(sam.hospitalId, 10), sam.model_dump())
 
-    @legacy("2.3", "讀取 SAM 院所名稱 (Big5)", card="sam")
+    @legacy("2.3", "讀取 SAM 院所名稱 (Big5)", card=CardKind.SAM)
     async def csGetHospName(self) -> LegacyResult:
         sam = await self.agent.sam_basic()
         return LegacyResult(0, B.encode(sam.hospitalName or ""), sam.model_dump())
 
-    @legacy("2.4", "讀取 SAM 院所簡稱 (Big5)", card="sam")
+    @legacy("2.4", "讀取 SAM 院所簡稱 (Big5)", card=CardKind.SAM)
     async def csGetHospAbbName(self) -> LegacyResult:
         sam = await self.agent.sam_basic()
         return LegacyResult(0, B.encode(sam.hospitalShortName or ""), sam.model_dump())
 
     # ================================================================== 3.x: upload
 
-    @legacy("3.1", "資料上傳 (pUploadData: the XML, as text or base64; sType A1 / A2 / ZZ; out 50 bytes; via /V2000/VNHI_Upload)", card="sam")
+    @legacy("3.1", "資料上傳 (pUploadData: the XML, as text or base64; sType A1 / A2 / ZZ; out 50 bytes; via /V2000/VNHI_Upload)", card=CardKind.SAM)
     async def csUploadData(self, pUploadFileName: str = "", fFileSize: Any = "", pNumber: Any = "", pUploadData: str = "", sType: str = "A1") -> LegacyResult:
         """Sent as 6.0 does: ``POST /V2000/VNHI_Upload`` (the upload host, or the gateway that serves it), SAM
         signature 30. A refusal's ``RtnCode`` (5003, 8203, 9002 ...) is returned as the ERRORCODE, with the
@@ -666,63 +666,63 @@ class CsHis:
 
     # ================================================================== 4.x: HPC
 
-    @legacy("4.1", "取得醫事人員卡狀態 (value: the 6.0 HPC state)", card="hpc")
+    @legacy("4.1", "取得醫事人員卡狀態 (value: the 6.0 HPC state)", card=CardKind.HPC)
     async def hpcGetHPCStatus(self, Req: Any = 1) -> LegacyResult:
         st = (await self.agent.status()).status
         return LegacyResult(0, value=st.hpc.status)
 
-    @legacy("4.2", "檢查醫事人員卡之 PIN 值 (pin)", card="hpc")
+    @legacy("4.2", "檢查醫事人員卡之 PIN 值 (pin)", card=CardKind.HPC)
     async def hpcVerifyHPCPIN(self, pin: str = "") -> LegacyResult:
         if not _s(pin):
             raise LegacyFailure(6019, "no PIN given (pass pin)")
         return await self._ok(self.agent.hpc_verify(_s(pin)))
 
-    @legacy("4.3", "輸入新的醫事人員卡之 PIN 值 (newPin)", card="hpc")
+    @legacy("4.3", "輸入新的醫事人員卡之 PIN 值 (newPin)", card=CardKind.HPC)
     async def hpcInputHPCPIN(self, newPin: str = "") -> LegacyResult:
         if not _s(newPin):
             raise LegacyFailure(6019, "no new PIN given")
         return await self._ok(self.agent.hpc_set_pin(_s(newPin)))
 
-    @legacy("4.4", "解開鎖住的醫事人員卡 (puk, newPin)", card="hpc")
+    @legacy("4.4", "解開鎖住的醫事人員卡 (puk, newPin)", card=CardKind.HPC)
     async def hpcUnlockHPC(self, puk: str = "", newPin: str = "") -> LegacyResult:
         if not (_s(puk) and _s(newPin)):
             raise LegacyFailure(6019, "puk and newPin are required")
         return await self._ok(self.agent.hpc_unlock(_s(puk), _s(newPin)))
 
-    @legacy("4.5", "取得醫事人員卡序號 (12 bytes)", card="hpc")
+    @legacy("4.5", "取得醫事人員卡序號 (12 bytes)", card=CardKind.HPC)
     async def hpcGetHPCSN(self) -> LegacyResult:
         hpc = await self.agent.hpc_basic()
         return LegacyResult(0, B.fit(hpc.cardId, 12), hpc.model_dump())
 
-    @legacy("4.6", "取得醫事人員卡身分證字號 (10 bytes)", card="hpc")
+    @legacy("4.6", "取得醫事人員卡身分證字號 (10 bytes)", card=CardKind.HPC)
     async def hpcGetHPCSSN(self) -> LegacyResult:
         hpc = await self.agent.hpc_basic()
         return LegacyResult(0, B.fit(hpc.idNo, 10), hpc.model_dump())
 
-    @legacy("4.7", "取得醫事人員卡中文姓名 (Big5)", card="hpc")
+    @legacy("4.7", "取得醫事人員卡中文姓名 (Big5)", card=CardKind.HPC)
     async def hpcGetHPCCNAME(self) -> LegacyResult:
         hpc = await self.agent.hpc_basic()
         return LegacyResult(0, B.encode(hpc.cName), hpc.model_dump())
 
-    @legacy("4.8", "取得醫事人員卡英文姓名", card="hpc")
+    @legacy("4.8", "取得醫事人員卡英文姓名", card=CardKind.HPC)
     async def hpcGetHPCENAME(self) -> LegacyResult:
         hpc = await self.agent.hpc_basic()
         return LegacyResult(0, B.encode(hpc.eName), hpc.model_dump())
 
-    @legacy("4.9", "虛擬醫師卡登出", card="hpc")
+    @legacy("4.9", "虛擬醫師卡登出", card=CardKind.HPC)
     async def hpcVHPCLogout(self) -> LegacyResult:
         return await self._ok(self.agent.hpc_logout())
 
     # ================================================================== 5.x: ICD-10
 
-    @legacy("5.1", "進行疾病診斷碼押碼 (out 5 bytes)", card="sam")
+    @legacy("5.1", "進行疾病診斷碼押碼 (out 5 bytes)", card=CardKind.SAM)
     async def hisGetICD10EnC(self, IN: str = "") -> LegacyResult:
         if not _s(IN):
             raise LegacyFailure(BAD_PARAMETER, "IN: the ICD-10-CM code to encode")
         data, _ = await self._business("Icd/Encode", {"icdCode": _s(IN)})
         return LegacyResult(0, B.fit(_first_str(data, ("encodedCode",)), 5), data)
 
-    @legacy("5.2", "進行疾病診斷碼解押碼 (out: the ICD-10-CM code)", card="sam")
+    @legacy("5.2", "進行疾病診斷碼解押碼 (out: the ICD-10-CM code)", card=CardKind.SAM)
     async def hisGetICD10DeC(self, IN: str = "") -> LegacyResult:
         if not _s(IN):
             raise LegacyFailure(BAD_PARAMETER, "IN: the 5-byte encoded code")

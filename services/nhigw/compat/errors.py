@@ -20,6 +20,7 @@ failing to reach the NHI cloud is 4061 (network down).
 from __future__ import annotations
 
 from nhigw.contracts.codes import Code
+from nhigw.contracts.models import CardKind
 
 LEGACY_MESSAGES: dict[int, str] = {
     0: "成功",
@@ -137,8 +138,8 @@ LEGACY_MESSAGES: dict[int, str] = {
 _NO_CARD = -1
 _WRONG_CARD = -2
 
-NO_CARD_BY_KIND = {"sam": 4012, "hc": 4013, "hpc": 4014}
-WRONG_CARD_BY_KIND = {"sam": 4032, "hc": 4033, "hpc": 4034}
+NO_CARD_BY_KIND = {CardKind.SAM: 4012, CardKind.HC: 4013, CardKind.HPC: 4014}
+WRONG_CARD_BY_KIND = {CardKind.SAM: 4032, CardKind.HC: 4033, CardKind.HPC: 4034}
 
 UNSUPPORTED = 9005
 AGENT_UNREACHABLE = 4000
@@ -250,8 +251,8 @@ FROM_60: dict[int, int] = {
 }
 
 
-def legacy_code(code: int, card: str | None = None) -> int:
-    """The legacy code for a 6.0 ``statusCode``; ``card`` ("sam" | "hc" | "hpc") resolves 1102 / 1103.
+def legacy_code(code: int, card: CardKind | None = None) -> int:
+    """The legacy code for a 6.0 ``statusCode``; ``card`` (the function's card, default the HC) resolves 1102 / 1103.
 
     A code already in the legacy table (the NHI cloud answers some legacy-range codes,
     e.g. 5001) passes through; anything unknown is 9005.
@@ -261,9 +262,9 @@ def legacy_code(code: int, card: str | None = None) -> int:
     if out is None:
         return code if code in LEGACY_MESSAGES else UNSUPPORTED
     if out == _NO_CARD:
-        return NO_CARD_BY_KIND.get(card or "hc", 4013)
+        return NO_CARD_BY_KIND[card or CardKind.HC]
     if out == _WRONG_CARD:
-        return WRONG_CARD_BY_KIND.get(card or "hc", 4033)
+        return WRONG_CARD_BY_KIND[card or CardKind.HC]
     return out
 
 

@@ -66,6 +66,15 @@ class HcState(IntEnum):
     READY = 2
 
 
+class CardKind(StrEnum):
+    """The physical cards a reader can hold: the agent's slots, the virtual cards, the legacy API's card
+    of a function. Its values are the wire's words (``CardEvent.kind``, ``vcard`` specs ``hc:<cardNo>``)."""
+
+    SAM = "sam"
+    HC = "hc"
+    HPC = "hpc"
+
+
 class SignatureKind(StrEnum):
     SAM = "sam"
     HC = "hc"

@@ -115,7 +115,8 @@ class SyslogTarget:
 
     async def open(self, timeout_s: float, unacked_s: float = 20.0) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         ctx = self.ssl_context()
-        reader, writer = await asyncio.wait_for(asyncio.open_connection(self.host, self.port, ssl=ctx, server_hostname=self.host if ctx else None), timeout_s)
+        async with asyncio.timeout(timeout_s):  # not wait_for: on 3.11 a cancel meeting a finished connect leaks the connection
+            reader, writer = await asyncio.open_connection(self.host, self.port, ssl=ctx, server_hostname=self.host if ctx else None)
         sock = writer.get_extra_info("socket")
         if sock is not None:
             dead_peer_options(sock, unacked_s)
@@ -335,9 +336,11 @@ class SyslogStream:
         backoff = self.settings.first_backoff_s
         down_logged = False
         while True:
+            _still_wanted()
             try:
                 reader, writer = await self.settings.target.open(self.settings.connect_timeout_s, self.settings.unacked_s)
             except (OSError, ssl.SSLError, TimeoutError) as exc:
+                _still_wanted()
                 self.failures += 1
                 if not down_logged:  # once per outage, not once per attempt
                     log.warning("audit_syslog_unreachable", target=str(self.settings.target), error=str(exc) or type(exc).__name__)
@@ -364,10 +367,9 @@ class SyslogStream:
             finally:
                 self.connected = False
                 self._idle.clear()
+                writer.close()  # before any await: a cancellation there must not leave the connection open
                 watch.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await watch
-                writer.close()
+                await asyncio.wait([watch])  # never raises the watcher's end; our own cancellation goes on
                 with contextlib.suppress(Exception):
                     await asyncio.wait_for(writer.wait_closed(), 1.0)
 
@@ -478,6 +480,14 @@ class SyslogStream:
 
     def collector(self) -> Collector:
         return _SyslogCollector(self)
+
+
+def _still_wanted() -> None:
+    """Raise the cancellation of the running task if one is pending: a cancellation that meets a connect
+    attempt failing at the same moment must not be lost to the retry loop (the sender must still stop)."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
 
 
 def _at(rec: AuditRecord) -> int:

@@ -49,13 +49,18 @@ def add_gateway_options(sp: argparse.ArgumentParser) -> None:
     sp.add_argument("--replica-wait", type=int, metavar="N",
                     help="acknowledge admission and a job's end only once N Redis replicas have it (WAIT; or NHIGW_REPLICA_WAIT); default 1 under Sentinel, 0 (off) on one Redis")
     sp.add_argument("--replica-wait-ms", type=int, help="how long to wait for those replicas before answering 9402 (or NHIGW_REPLICA_WAIT_MS; default 1000)")
-    sp.add_argument("--audit-syslog", metavar="URL",
-                    help="stream every audit record as an RFC 5424 / IHE ATNA syslog message to tcp://host:port or tls://host:port (or NHIGW_AUDIT_SYSLOG)")
-    add_syslog_tls_options(sp, "audit-syslog")
+    add_audit_syslog_options(sp)
     sp.add_argument(
         "--upload-cloud",
         help="base URL of the IC-data upload host that /V2000/VNHI_Upload goes to (real: https://medvpndti.nhi.gov.tw); default: the business cloud (--cloud)",
     )
+
+
+def add_audit_syslog_options(sp: argparse.ArgumentParser) -> None:
+    """The gateway's audit stream (``nhigw gateway`` and ``nhigw up``)."""
+    sp.add_argument("--audit-syslog", metavar="URL",
+                    help="stream every audit record as an RFC 5424 / IHE ATNA syslog message to tcp://host:port or tls://host:port (or NHIGW_AUDIT_SYSLOG)")
+    add_syslog_tls_options(sp, "audit-syslog")
 
 
 def add_syslog_tls_options(sp: argparse.ArgumentParser, prefix: str) -> None:

@@ -180,6 +180,7 @@ class RedisQueue(WorkQueue):
         self.box = box or Sealer(None)
         self.aad = f"job:{stream}"  # a job is bound to its stream; its answer key and client are inside, sealed
         self._admit_script = lean_script(client, self._ADMIT, wait)  # on the hot path: a lean connection of its own (nhigw.bus.resp)
+        self.wait = wait
         self._admitters: dict[str, GroupCommit[Admission, Admitted]] = {}
 
     def _open(self, sealed: bytes) -> bytes:
@@ -310,15 +311,7 @@ class RedisQueue(WorkQueue):
                         raw = fields.get(b"job", b"")
                         if n > self.max_deliveries:
                             fa = await self.dead_hook.answer(self._open(raw), eid_s, n - 1) if self.dead_hook else None
-                            async with self.client.pipeline(transaction=True) as p:
-                                p.xadd(self.dead_stream, {"job": raw, "deliveries": str(n - 1), "originalId": eid_s, "maybeSent": "1" if fa and fa.maybeSent else "0"})
-                                p.xack(self.stream, self.group, eid_s)
-                                p.xdel(self.stream, eid_s)
-                                if fa is not None:
-                                    p.set(fa.key, fa.sealed, px=int(fa.ttl_s * 1000), nx=True)
-                                    if fa.channel:
-                                        p.publish(fa.channel, fa.message)
-                                await p.execute()
+                            await self._into_dead_letters(eid_s, raw, n - 1, fa)
                             continue
                         out.append(Delivery(eid_s, self._open(raw), n))
                     nxt_s = nxt.decode() if isinstance(nxt, bytes) else str(nxt)
@@ -330,6 +323,26 @@ class RedisQueue(WorkQueue):
                     raise
                 await self.start()  # Redis restarted without persistence: recreate and carry on
                 return out
+
+    async def _into_dead_letters(self, eid: str, raw: bytes, deliveries: int, fa: DeadAnswer | None) -> None:
+        """Into the dead-letter stream, with its final answer stored and announced to the replica that waits.
+        With replica waiting the announcement follows a ``WAIT`` on the same connection, as a job's end
+        does: a waiting replica never gives its HIS a dead-letter answer that a failover could take back
+        (not confirmed: not announced; the waiting replica's poll reads it once the replicas have it)."""
+        channel = fa.channel if fa is not None else None
+        async with self.client.client() as one:  # one connection: WAIT counts this transaction's writes
+            async with one.pipeline(transaction=True) as p:
+                p.xadd(self.dead_stream, {"job": raw, "deliveries": str(deliveries), "originalId": eid, "maybeSent": "1" if fa and fa.maybeSent else "0"})
+                p.xack(self.stream, self.group, eid)
+                p.xdel(self.stream, eid)
+                if fa is not None:
+                    p.set(fa.key, fa.sealed, px=int(fa.ttl_s * 1000), nx=True)
+                    if channel and self.wait is None:
+                        p.publish(channel, fa.message)
+                await p.execute()
+            if fa is not None and channel and self.wait is not None:
+                if int(await one.execute_command("WAIT", self.wait.replicas, self.wait.timeout_ms)) >= self.wait.replicas:
+                    await one.publish(channel, fa.message)
 
     async def touch(self, consumer: str, ids: list[str]) -> None:
         if not ids:

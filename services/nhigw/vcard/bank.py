@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from nhigw.contracts.models import CardKind
 from nhigw.vcard.cards import HcCard, HpcCard, SamCard, VirtualCard
 from nhigw.vcard.identities import Identities, KeyStore
 
@@ -21,11 +22,11 @@ class CardFactory:
     def make(self, spec: str) -> VirtualCard:
         """``hc:<cardNo>``, ``sam:<samId>`` or ``hpc:<cardId>``."""
         kind, _, ident = spec.partition(":")
-        if kind == "hc" and ident in self.identities.hcs:
+        if kind == CardKind.HC and ident in self.identities.hcs:
             return HcCard(self.identities.hcs[ident])
-        if kind == "sam" and ident in self.identities.sams:
+        if kind == CardKind.SAM and ident in self.identities.sams:
             return SamCard(self.identities.sams[ident], self.keys.key(ident))
-        if kind == "hpc" and ident in self.identities.hpcs:
+        if kind == CardKind.HPC and ident in self.identities.hpcs:
             return HpcCard(self.identities.hpcs[ident], self.keys.key(ident))
         raise UnknownCard(f"unknown card {spec!r}; known: {self.known()}")
 

@@ -14,6 +14,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 
+from nhigw.contracts.apdu import AID, SW
+from nhigw.contracts.models import CardKind
 from nhigw.vcard.identities import (
     HcIdentity,
     HpcIdentity,
@@ -21,21 +23,6 @@ from nhigw.vcard.identities import (
     check_secret,
     hash_secret,
 )
-
-AID_HC = bytes.fromhex("D1580000010000000000000000001100")
-AID_SAM = bytes.fromhex("D1580000010000000000000000003100")
-AID_HPC = bytes.fromhex("D1580000010000000000000000002100")
-
-SW_OK = b"\x90\x00"
-SW_WRONG_LENGTH = b"\x67\x00"
-SW_SECURITY = b"\x69\x82"
-SW_BLOCKED = b"\x69\x83"
-SW_NOT_FOUND = b"\x6a\x82"
-SW_WRONG_P1P2 = b"\x6a\x86"
-SW_NO_DATA = b"\x6a\x88"
-SW_OFFSET = b"\x6b\x00"
-SW_INS = b"\x6d\x00"
-SW_CLA = b"\x6e\x00"
 
 INS_SELECT = 0xA4
 INS_GET_DATA = 0xCA
@@ -92,7 +79,7 @@ class VirtualCard:
     """Base card: SELECT of its own applet, GET CHALLENGE; subclasses add commands."""
 
     aid: bytes = b""
-    kind: str = ""
+    kind: CardKind
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -117,25 +104,25 @@ class VirtualCard:
             try:
                 apdu = Apdu(raw)
             except ValueError:
-                return SW_WRONG_LENGTH
+                return SW.WRONG_LENGTH.raw
             if apdu.cla != 0x00:
-                return SW_CLA
+                return SW.CLA.raw
             if apdu.ins == INS_SELECT:
                 if apdu.p1 != 0x04:
-                    return SW_WRONG_P1P2
+                    return SW.WRONG_P1P2.raw
                 if apdu.data == self.aid:
                     self.selected = True
-                    return SW_OK
+                    return SW.OK.raw
                 self.selected = False
-                return SW_NOT_FOUND
+                return SW.NOT_FOUND.raw
             if not self.selected:
-                return SW_NOT_FOUND
+                return SW.NOT_FOUND.raw
             if apdu.ins == INS_GET_CHALLENGE:
-                return os.urandom(apdu.le or 8) + SW_OK
+                return os.urandom(apdu.le or 8) + SW.OK.raw
             return self.handle(apdu)
 
     def handle(self, apdu: Apdu) -> bytes:
-        return SW_INS
+        return SW.INS.raw
 
 
 class PinMixin:
@@ -148,35 +135,35 @@ class PinMixin:
 
     def _verify(self, apdu: Apdu) -> bytes:
         if self.pin_hash is None:
-            return SW_NO_DATA
+            return SW.NO_DATA.raw
         if self.tries_left == 0:
-            return SW_BLOCKED
+            return SW.BLOCKED.raw
         if not apdu.data:
-            return SW_OK if self.pin_verified else sw_tries(self.tries_left)
+            return SW.OK.raw if self.pin_verified else sw_tries(self.tries_left)
         pin = apdu.data.decode("ascii", errors="replace")
         if check_secret(self.pin_hash, pin):
             self.tries_left = self.max_tries
             self.pin_verified = True
-            return SW_OK
+            return SW.OK.raw
         self.pin_verified = False
         self.tries_left -= 1
-        return SW_BLOCKED if self.tries_left == 0 else sw_tries(self.tries_left)
+        return SW.BLOCKED.raw if self.tries_left == 0 else sw_tries(self.tries_left)
 
     def _change(self, apdu: Apdu, min_len: int) -> bytes:
         if self.pin_hash is not None and not self.pin_verified:
-            return SW_SECURITY
+            return SW.SECURITY.raw
         new = apdu.data.decode("ascii", errors="replace")
         if not (min_len <= len(new) <= 8 and new.isdigit()):
-            return SW_WRONG_LENGTH
+            return SW.WRONG_LENGTH.raw
         self.pin_hash = hash_secret(new, os.urandom(9))
         self.tries_left = self.max_tries
         self.pin_verified = True
-        return SW_OK
+        return SW.OK.raw
 
 
 class HcCard(PinMixin, VirtualCard):
-    aid = AID_HC
-    kind = "hc"
+    aid = AID[CardKind.HC]
+    kind = CardKind.HC
 
     def __init__(self, ident: HcIdentity) -> None:
         super().__init__()
@@ -202,30 +189,30 @@ class HcCard(PinMixin, VirtualCard):
     def handle(self, apdu: Apdu) -> bytes:
         if apdu.ins == INS_GET_DATA:
             if apdu.p1 == 0x11 and apdu.p2 == 0x00:
-                return self.basic_profile() + SW_OK
+                return self.basic_profile() + SW.OK.raw
             if apdu.p1 == 0x00 and apdu.p2 == 0x00:
-                return self.ident.cardNo.encode("ascii") + SW_OK
-            return SW_WRONG_P1P2
+                return self.ident.cardNo.encode("ascii") + SW.OK.raw
+            return SW.WRONG_P1P2.raw
         if apdu.ins == INS_READ_BINARY and apdu.p1 == 0x80 | SFI_ORGAN_DONATE:
-            return self.organ_donate + SW_OK
+            return self.organ_donate + SW.OK.raw
         if apdu.ins == INS_UPDATE_BINARY and apdu.p1 == 0x80 | SFI_ORGAN_DONATE:
             if len(apdu.data) != 1 or not apdu.data.isalnum():
-                return SW_WRONG_LENGTH
+                return SW.WRONG_LENGTH.raw
             self.organ_donate = apdu.data
-            return SW_OK
+            return SW.OK.raw
         if apdu.ins == INS_VERIFY:
             return self._verify(apdu)
         if apdu.ins == INS_CHANGE:
             return self._change(apdu, 4)
         if apdu.ins == INS_DISABLE:
             if self.pin_hash is None:
-                return SW_NO_DATA
+                return SW.NO_DATA.raw
             if not self.pin_verified:
-                return SW_SECURITY
+                return SW.SECURITY.raw
             self.pin_hash = None
             self.pin_verified = False
-            return SW_OK
-        return SW_INS
+            return SW.OK.raw
+        return SW.INS.raw
 
 
 class _KeyedCard(VirtualCard):
@@ -236,31 +223,31 @@ class _KeyedCard(VirtualCard):
 
     def _sign(self, apdu: Apdu) -> bytes:
         if len(apdu.data) != 32:
-            return SW_WRONG_LENGTH
+            return SW.WRONG_LENGTH.raw
         sig = self._key.sign(apdu.data, padding.PKCS1v15(), Prehashed(hashes.SHA256()))
-        return sig + SW_OK
+        return sig + SW.OK.raw
 
     def _read(self, apdu: Apdu, files: dict[int, bytes], current: list[int]) -> bytes:
         if apdu.p1 & 0x80:  # SFI addressing: select the EF and read from offset 0 (+P2)
             sfi = apdu.p1 & 0x1F
             if sfi not in files:
-                return SW_NOT_FOUND
+                return SW.NOT_FOUND.raw
             current[0] = sfi
             offset = apdu.p2
         else:
             if current[0] not in files:
-                return SW_NOT_FOUND
+                return SW.NOT_FOUND.raw
             offset = (apdu.p1 << 8) | apdu.p2
         content = files[current[0]]
         if offset > len(content) or (offset == len(content) and content):
-            return SW_OFFSET
+            return SW.OFFSET.raw
         le = apdu.le or 256
-        return content[offset : offset + le] + SW_OK
+        return content[offset : offset + le] + SW.OK.raw
 
 
 class SamCard(_KeyedCard):
-    aid = AID_SAM
-    kind = "sam"
+    aid = AID[CardKind.SAM]
+    kind = CardKind.SAM
 
     def __init__(self, ident: SamIdentity, key: rsa.RSAPrivateKey) -> None:
         super().__init__(key)
@@ -277,12 +264,12 @@ class SamCard(_KeyedCard):
             return self._read(apdu, self._files, self._current)
         if apdu.ins == INS_INTERNAL_AUTH:
             return self._sign(apdu)
-        return SW_INS
+        return SW.INS.raw
 
 
 class HpcCard(PinMixin, _KeyedCard):
-    aid = AID_HPC
-    kind = "hpc"
+    aid = AID[CardKind.HPC]
+    kind = CardKind.HPC
     max_puk_tries = 10
 
     def __init__(self, ident: HpcIdentity, key: rsa.RSAPrivateKey) -> None:
@@ -311,22 +298,22 @@ class HpcCard(PinMixin, _KeyedCard):
             return self._change(apdu, 6)
         if apdu.ins == INS_RESET_RETRY:
             if self.puk_tries_left == 0:
-                return SW_BLOCKED
+                return SW.BLOCKED.raw
             puk, new = apdu.data[:8].decode("ascii", "replace"), apdu.data[8:].decode("ascii", "replace")
             if not check_secret(self.puk_hash, puk):
                 self.puk_tries_left -= 1
-                return SW_BLOCKED if self.puk_tries_left == 0 else sw_tries(self.puk_tries_left)
+                return SW.BLOCKED.raw if self.puk_tries_left == 0 else sw_tries(self.puk_tries_left)
             if not (6 <= len(new) <= 8 and new.isdigit()):
-                return SW_WRONG_LENGTH
+                return SW.WRONG_LENGTH.raw
             self.puk_tries_left = self.max_puk_tries
             self.pin_hash = hash_secret(new, os.urandom(9))
             self.tries_left = self.max_tries
             self.pin_verified = False
-            return SW_OK
+            return SW.OK.raw
         if not self.pin_verified and apdu.ins in (INS_READ_BINARY, INS_INTERNAL_AUTH):
-            return SW_SECURITY
+            return SW.SECURITY.raw
         if apdu.ins == INS_READ_BINARY:
             return self._read(apdu, self._files, self._current)
         if apdu.ins == INS_INTERNAL_AUTH:
             return self._sign(apdu)
-        return SW_INS
+        return SW.INS.raw
