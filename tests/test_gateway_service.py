@@ -26,7 +26,7 @@ from nhigw.contracts.models import CardStates, Presence, SignatureKind, Signatur
 from nhigw.gateway.app import create_app
 from nhigw.gateway.auth import Clients
 from nhigw.gateway.service import Gateway, GatewaySettings
-from nhigw.gateway.upstream import HandlerTransport, UpstreamResponse, UpstreamSettings
+from nhigw.gateway.upstream import AiohttpTransport, HandlerTransport, UpstreamResponse, UpstreamSettings
 from tests.helpers import eventually, free_port, ok, serving
 from tests.stack import running_stack
 
@@ -542,3 +542,29 @@ async def test_refusals_that_never_reached_the_cloud_are_not_kept_for_the_key(re
             assert len(await s.gateway.audit.records()) == 4  # every run is audited
     finally:
         await bus.close()
+
+
+async def test_each_part_of_the_gateway_runs_while_the_app_runs_and_stops_with_it(redis_server: str, bus_prefix: str) -> None:
+    """Every part (``Gateway.lifetimes``) is a cleanup_ctx of the app: its tasks run while the app serves, and
+    stopping the app ends every one of them and closes the bus subscriptions and the cloud sessions."""
+    bus = RedisBus(redis_server)
+    gw = Gateway(bus, GatewaySettings(cloud_url="http://127.0.0.1:9", prefix=bus_prefix, gateway_key=os.urandom(32), audit_check_every_s=60.0))
+    app = create_app(gw)
+    assert len(app.cleanup_ctx) == len(gw.lifetimes()) == 8
+    before = set(asyncio.all_tasks())
+    try:
+        async with serving(app) as url, aiohttp.ClientSession() as http:
+            async with http.get(url + "/readyz") as r:
+                checks = (await r.json())["checks"]
+            assert {"task:worker", "task:worker-keepalive", "task:done-listener", "task:audit-check"} <= set(checks)
+            assert {"worker", "worker-keepalive", "done-listener", "audit-check"} <= set(gw.supervisor.tasks)
+            started = {t for t in asyncio.all_tasks() if t not in before and not t.done()}
+            assert started
+        assert gw.supervisor.tasks == {}  # each part stopped what it started
+        # Only the bus's own reader is left: the bus is the caller's (it closes it).
+        assert [t.get_name() for t in started if not t.done()] == ["redis-bus-reader"]
+        transport = gw.cloud.transport
+        assert isinstance(transport, AiohttpTransport) and transport.closed
+    finally:
+        await bus.close()
+    assert all(t.done() for t in started)

@@ -79,3 +79,26 @@ def test_secretbox_round_trip_and_binding(tmp_path, monkeypatch) -> None:  # typ
     other_purpose = SecretBox(tmp_path / "a", "vcard-keys")
     with pytest.raises(SecretBoxError):
         other_purpose.read(tmp_path / "f.sealed")
+
+
+def test_every_card_kind_has_its_applet_session_virtual_card_and_legacy_codes() -> None:
+    """A kind added to ``CardKind`` and forgotten in one of the places a kind needs fails here."""
+    from nhigw.agent.cards import SESSIONS
+    from nhigw.compat.errors import NO_CARD_BY_KIND, WRONG_CARD_BY_KIND
+    from nhigw.contracts.apdu import AID
+    from nhigw.contracts.models import CardKind
+    from nhigw.vcard.cards import HcCard, HpcCard, SamCard
+
+    kinds = set(CardKind)
+    assert set(AID) == set(SESSIONS) == set(NO_CARD_BY_KIND) == set(WRONG_CARD_BY_KIND) == kinds
+    assert len(set(AID.values())) == len(kinds)  # one applet per kind: SELECT tells them apart
+    assert all(cls.kind == kind and cls.aid == AID[kind] for kind, cls in SESSIONS.items())
+    assert list(SESSIONS)[0] == CardKind.HC  # tried first: it changes most
+    assert {c.kind: c.aid for c in (HcCard, SamCard, HpcCard)} == AID
+
+
+def test_status_words_are_the_iso_numbers() -> None:
+    from nhigw.contracts.apdu import SW
+
+    assert SW.NOT_FOUND == 0x6A82 and SW.NOT_FOUND.raw == b"\x6a\x82"
+    assert sw_tries_left(SW.BLOCKED) == 0 and sw_tries_left(SW.OK) is None

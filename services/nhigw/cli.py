@@ -30,7 +30,8 @@ import contextlib
 import os
 import socket
 import sys
-from collections.abc import Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
@@ -161,27 +162,45 @@ async def build_agent(args: argparse.Namespace, *, bank=None):
     cors = args.cors.split(",") if getattr(args, "cors", None) else None
     from nhigw.common.guard import bind_hosts
 
-    return agent, create_app(agent, cors_hosts=cors, allowed_hosts=bind_hosts(args.host))
+    app = create_app(agent, cors_hosts=cors, allowed_hosts=bind_hosts(args.host))
+    app.cleanup_ctx.append(lambda _app: _card_monitor(agent))
+    return agent, app
 
 
-_BACKGROUND: set[asyncio.Task[None]] = set()
+@contextlib.asynccontextmanager
+async def _card_monitor(agent) -> AsyncIterator[None]:
+    """The agent's card monitor (``nhigw.agent.discovery``) while its app runs."""
+    agent.start_monitor()
+    try:
+        yield
+    finally:
+        await agent.cards.stop()
 
 
-def _kept_tls(args: argparse.Namespace, ddir: Path, workstation: str, ca_dir: Path | None = None) -> "CertKeeper":
-    """A data directory's server certificate (signed by the CA of ``ca_dir``, default its own), renewed while the process runs."""
+async def _stop_task(task: asyncio.Task[None] | None) -> None:
+    if task is not None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await task
+
+
+def _kept_tls(args: argparse.Namespace, app: web.Application, ddir: Path, workstation: str, ca_dir: Path | None = None) -> "CertKeeper":
+    """A data directory's server certificate (signed by the CA of ``ca_dir``, default its own), renewed while ``app`` runs
+    (its renewal task is one ``cleanup_ctx`` of the app the certificate serves)."""
     from nhigw.common.tls import CHECK_S, CertKeeper
 
     keeper = CertKeeper(ddir, workstation, check_s=args.tls_check_s or CHECK_S, ca_dir=ca_dir)
-    _BACKGROUND.add(asyncio.get_running_loop().create_task(keeper.run(), name=f"tls-renewal-{ddir.name}"))
+
+    @contextlib.asynccontextmanager
+    async def renewal() -> AsyncIterator[None]:
+        task = asyncio.create_task(keeper.run(), name=f"tls-renewal-{ddir.name}")
+        try:
+            yield
+        finally:
+            await _stop_task(task)
+
+    app.cleanup_ctx.append(lambda _app: renewal())
     return keeper
-
-
-async def _stop_background() -> None:
-    for t in list(_BACKGROUND):
-        t.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await t
-    _BACKGROUND.clear()
 
 
 async def _auto_verify_sam(agent) -> None:
@@ -224,12 +243,27 @@ async def _enrolled(args: argparse.Namespace, bus, keys, workstation: str):
         sys.exit(f"nhigw: {exc}")
 
 
-async def start_agent(agent, args: argparse.Namespace, bus):
+@dataclass
+class AgentRun:
+    """What ``start_agent`` started once every site listens: the bus links and the SAM's auto-verification."""
+
+    link: "BusLink | LinkGroup | None" = None
+    auto_verify: asyncio.Task[None] | None = None
+
+    async def stop(self) -> None:
+        if self.link is not None:
+            await self.link.stop()
+        await _stop_task(self.auto_verify)
+
+
+async def start_agent(agent, args: argparse.Namespace, bus) -> AgentRun:
+    """Auto-Initial and the bus link after the sites listen (in ``up`` the gateway issues the agent its
+    enrolment token only once it runs); the card monitor and certificate renewal are the app's (``cleanup_ctx``)."""
     from nhigw.agent.buslink import BusLink
     from nhigw.contracts.buskeys import BusKeys
     from nhigw.contracts.codes import StatusError
 
-    agent.start_monitor()
+    run = AgentRun()
     if args.auto_init or getattr(args, "no_pcsc", False):
         try:
             await agent.initial(None)
@@ -237,7 +271,7 @@ async def start_agent(agent, args: argparse.Namespace, bus):
             log.warning("auto_init_failed", statusCode=exc.code, detail=exc.detail)
         if args.auto_verify_sam:
             # pcscd may report a card a moment after Initial: verify the SAM whenever one appears.
-            _BACKGROUND.add(asyncio.create_task(_auto_verify_sam(agent), name="auto-verify-sam"))
+            run.auto_verify = asyncio.create_task(_auto_verify_sam(agent), name="auto-verify-sam")
     link: BusLink | LinkGroup | None = None
     if bus is not None:
         keys = BusKeys(args.bus_prefix)
@@ -252,7 +286,8 @@ async def start_agent(agent, args: argparse.Namespace, bus):
             slink = SessionLink(ServedSessions(agent, max_sessions=args.max_sessions), bus, keys, ident)
             await slink.start()
             link = LinkGroup(slink, link)
-    return link
+    run.link = link
+    return run
 
 
 def build_gateway(args: argparse.Namespace, bus) -> web.Application:
@@ -359,18 +394,16 @@ async def cmd_agent(args: argparse.Namespace) -> None:
         bank = _virtual_bank(args)
     bus = bus_from(args, gateway=False) if args.redis else None
     agent, app = await build_agent(args, bank=bank)
-    agent.tls = None if args.no_tls else _kept_tls(args, data_dir(args, "agent"), agent.workstation)
+    agent.tls = None if args.no_tls else _kept_tls(args, app, data_dir(args, "agent"), agent.workstation)
     ctx = agent.tls.context if agent.tls else None
-    link = None
+    run = AgentRun()
 
     async def started() -> None:
-        nonlocal link
-        link = await start_agent(agent, args, bus)
+        nonlocal run
+        run = await start_agent(agent, args, bus)
 
     async def stopping() -> None:
-        if link:
-            await link.stop()
-        await _stop_background()
+        await run.stop()
         await agent.stop()
         if bus:
             await bus.close()
@@ -420,27 +453,25 @@ async def cmd_up(args: argparse.Namespace) -> None:
     bus = bus_from(args)
     agent, agent_app = await build_agent(args, bank=bank)
     gw_app = build_gateway(args, bus)
-    agent.tls = None if args.no_tls else _kept_tls(args, data_dir(args, "agent"), agent.workstation)
+    agent.tls = None if args.no_tls else _kept_tls(args, agent_app, data_dir(args, "agent"), agent.workstation)
     ctx = agent.tls.context if agent.tls else None
     from nhigw.compat.cli import build_from_args as build_compat
 
     gw_local = (args.gateway_host or args.host).replace("0.0.0.0", "127.0.0.1")
     compat_app = build_compat(args, agent_url=f"{'http' if args.no_tls else 'https'}://{args.host}:{args.agent_port}", cloud_url=f"http://{gw_local}:{args.gateway_port}")
-    compat_ctx = None if args.no_tls else _kept_tls(args, data_dir(args, "compat"), agent.workstation, ca_dir=data_dir(args, "agent")).context
-    link = None
+    compat_ctx = None if args.no_tls else _kept_tls(args, compat_app, data_dir(args, "compat"), agent.workstation, ca_dir=data_dir(args, "agent")).context
+    run = AgentRun()
 
     async def started() -> None:
-        nonlocal link
+        nonlocal run
         from nhigw.gateway.app import GATEWAY
 
         if not getattr(args, "enrol_token", None):  # one process: the gateway issues the agent its token
             args.enrol_token = await gw_app[GATEWAY].agents.issue_token(args.workstation)
-        link = await start_agent(agent, args, bus)
+        run = await start_agent(agent, args, bus)
 
     async def stopping() -> None:
-        if link:
-            await link.stop()
-        await _stop_background()
+        await run.stop()
         await agent.stop()
         await bus.close()
 

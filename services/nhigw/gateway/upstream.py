@@ -163,6 +163,10 @@ class AiohttpTransport(Transport):
         await self._reads.close()
         await self._writes.close()
 
+    @property
+    def closed(self) -> bool:
+        return self._reads.closed and self._writes.closed
+
 
 class HandlerTransport(Transport):
     """Drive the client with ``handler(base_url, req)`` (unit tests)."""

@@ -68,38 +68,48 @@ def need_admin(req: web.Request) -> SimStore:
     return st
 
 
+async def add_fault(req: web.Request) -> web.Response:
+    st = need_admin(req)
+    rule = await parse_body(req, Fault, empty_ok=False)
+    if rule.route is not None and lookup(rule.route) is None:
+        raise StatusError(Code.PARAM_VALUE, f"no business route {rule.route!r}")
+    st.add_fault(rule)
+    return json_response(FaultList(faults=[f.rule for f in st.faults]))
+
+
+async def list_faults(req: web.Request) -> web.Response:
+    st = need_admin(req)
+    return json_response(FaultList(faults=[f.rule for f in st.faults]))
+
+
+async def clear_faults(req: web.Request) -> web.Response:
+    st = need_admin(req)
+    st.faults.clear()
+    return json_response(FaultList())
+
+
+async def set_clock(req: web.Request) -> web.Response:
+    st = need_admin(req)
+    st.clock_offset_s = (await parse_body(req, ClockRequest, empty_ok=False)).offset_s
+    return json_response({"statusCode": 0, "offset_s": st.clock_offset_s})
+
+
+async def stats(req: web.Request) -> web.Response:
+    st = req.app[STORE]
+    return json_response(StatsResponse(
+        calls=dict(st.calls), writes=dict(st.writes), writesByKey=dict(st.writes_by_key), replays=dict(st.replays),
+        writesByContent=dict(st.writes_by_content), writesTwice=sorted(k for k, n in st.writes_by_content.items() if n > 1),
+    ))
+
+
+ROUTES: list[web.RouteDef] = [
+    web.post("/test/v1/Faults", add_fault),
+    web.get("/test/v1/Faults", list_faults),
+    web.delete("/test/v1/Faults", clear_faults),
+    web.post("/test/v1/Clock", set_clock),
+    web.get("/test/v1/Stats", stats),
+]
+
+
 def add_admin_routes(app: web.Application) -> None:
-    async def add_fault(req: web.Request) -> web.Response:
-        st = need_admin(req)
-        rule = await parse_body(req, Fault, empty_ok=False)
-        if rule.route is not None and lookup(rule.route) is None:
-            raise StatusError(Code.PARAM_VALUE, f"no business route {rule.route!r}")
-        st.add_fault(rule)
-        return json_response(FaultList(faults=[f.rule for f in st.faults]))
-
-    async def list_faults(req: web.Request) -> web.Response:
-        st = need_admin(req)
-        return json_response(FaultList(faults=[f.rule for f in st.faults]))
-
-    async def clear_faults(req: web.Request) -> web.Response:
-        st = need_admin(req)
-        st.faults.clear()
-        return json_response(FaultList())
-
-    async def set_clock(req: web.Request) -> web.Response:
-        st = need_admin(req)
-        st.clock_offset_s = (await parse_body(req, ClockRequest, empty_ok=False)).offset_s
-        return json_response({"statusCode": 0, "offset_s": st.clock_offset_s})
-
-    async def stats(req: web.Request) -> web.Response:
-        st = req.app[STORE]
-        return json_response(StatsResponse(
-            calls=dict(st.calls), writes=dict(st.writes), writesByKey=dict(st.writes_by_key), replays=dict(st.replays),
-            writesByContent=dict(st.writes_by_content), writesTwice=sorted(k for k, n in st.writes_by_content.items() if n > 1),
-        ))
-
-    app.router.add_post("/test/v1/Faults", add_fault)
-    app.router.add_get("/test/v1/Faults", list_faults)
-    app.router.add_delete("/test/v1/Faults", clear_faults)
-    app.router.add_post("/test/v1/Clock", set_clock)
-    app.router.add_get("/test/v1/Stats", stats)
+    app.router.add_routes(ROUTES)

@@ -76,65 +76,76 @@ def _cards_of(st: SimStore, hospital_id: str) -> list[Patient]:
     return sorted((p for p in st.patients_by_id.values() if p.testCardOf == hospital_id), key=lambda p: p.cardSn)
 
 
-def add_testcard_routes(app: web.Application) -> None:
-    async def apply(req: web.Request) -> web.Response:
-        st = req.app[STORE]
-        body = await parse_body(req, ApplyVirtualHcRequest, empty_ok=False)
-        check_signature(st, body, APPLY_ROUTE)
-        mine = _cards_of(st, body.hospitalId)
-        if len(mine) >= st.test_cards_max:
-            raise StatusError(Code.RESTRICTED, f"an institution may apply for at most {st.test_cards_max} test cards")
-        st.test_card_counter += 1
-        n = st.test_card_counter
-        second = ("8" if body.sex == "M" else "9") if body.isForeigner else ("1" if body.sex == "M" else "2")
+async def apply(req: web.Request) -> web.Response:
+    st = req.app[STORE]
+    body = await parse_body(req, ApplyVirtualHcRequest, empty_ok=False)
+    check_signature(st, body, APPLY_ROUTE)
+    mine = _cards_of(st, body.hospitalId)
+    if len(mine) >= st.test_cards_max:
+        raise StatusError(Code.RESTRICTED, f"an institution may apply for at most {st.test_cards_max} test cards")
+    st.test_card_counter += 1
+    n = st.test_card_counter
+    second = ("8" if body.sex == "M" else "9") if body.isForeigner else ("1" if body.sex == "M" else "2")
+    id_no = id_check_digit(f"T{second}{n:07d}")
+    while id_no in st.patients_by_id:  # pragma: no cover - only with hand-made seeds
+        n = st.test_card_counter = n + 1
         id_no = id_check_digit(f"T{second}{n:07d}")
-        while id_no in st.patients_by_id:  # pragma: no cover - only with hand-made seeds
-            n = st.test_card_counter = n + 1
-            id_no = id_check_digit(f"T{second}{n:07d}")
-        p = Patient(
-            cardSn=f"0000{90000000 + n:08d}", name=body.name or f"虛擬測試{n}", idCardNum=id_no, birthday=body.birthday, sex=body.sex,
-            dateIssue=st.today(), isForeigner=body.isForeigner, testCardOf=body.hospitalId,
-        )
-        st.patients_by_id[id_no] = p
-        return json_response(ApplyVirtualHcResponse(cardSn=p.cardSn, idCardNum=p.idCardNum, name=p.name, birthday=p.birthday, sex=p.sex, isForeigner=p.isForeigner))
+    p = Patient(
+        cardSn=f"0000{90000000 + n:08d}", name=body.name or f"虛擬測試{n}", idCardNum=id_no, birthday=body.birthday, sex=body.sex,
+        dateIssue=st.today(), isForeigner=body.isForeigner, testCardOf=body.hospitalId,
+    )
+    st.patients_by_id[id_no] = p
+    return json_response(ApplyVirtualHcResponse(cardSn=p.cardSn, idCardNum=p.idCardNum, name=p.name, birthday=p.birthday, sex=p.sex, isForeigner=p.isForeigner))
 
-    async def list_cards(req: web.Request) -> web.Response:
-        st = req.app[STORE]
-        body = await parse_body(req, TestCardListRequest, empty_ok=False)
-        check_signature(st, body, LIST_ROUTE)
-        mine = _cards_of(st, body.hospitalId)
-        return json_response(TestCardList(cards=[_card(p) for p in mine], remaining=max(0, st.test_cards_max - len(mine))))
 
-    async def delete_card(req: web.Request) -> web.Response:
-        st = req.app[STORE]
-        body = await parse_body(req, TestCardDeleteRequest, empty_ok=False)
-        check_signature(st, body, DELETE_ROUTE)
-        p = _test_card(st, TestCardRef(cardSn=body.cardSn, birthday=body.birthday))
-        if p.testCardOf != body.hospitalId:
-            raise StatusError(Code.RESTRICTED, "this test card belongs to another institution")
-        del st.patients_by_id[p.idCardNum]
-        return json_response(CloudResponse())
+async def list_cards(req: web.Request) -> web.Response:
+    st = req.app[STORE]
+    body = await parse_body(req, TestCardListRequest, empty_ok=False)
+    check_signature(st, body, LIST_ROUTE)
+    mine = _cards_of(st, body.hospitalId)
+    return json_response(TestCardList(cards=[_card(p) for p in mine], remaining=max(0, st.test_cards_max - len(mine))))
 
-    async def critical(req: web.Request) -> web.Response:
-        body = await parse_body(req, TestCriticalIllnessRequest, empty_ok=False)
-        p = _test_card(req.app[STORE], body)
-        p.criticalIllnesses = [x.model_dump() for x in body.criticalIllnesses]
-        return json_response(CloudResponse())
 
-    async def identity(req: web.Request) -> web.Response:
-        body = await parse_body(req, TestIdentityRequest, empty_ok=False)
-        _test_card(req.app[STORE], body).identityStatus = body.identityStatus
-        return json_response(CloudResponse())
+async def delete_card(req: web.Request) -> web.Response:
+    st = req.app[STORE]
+    body = await parse_body(req, TestCardDeleteRequest, empty_ok=False)
+    check_signature(st, body, DELETE_ROUTE)
+    p = _test_card(st, TestCardRef(cardSn=body.cardSn, birthday=body.birthday))
+    if p.testCardOf != body.hospitalId:
+        raise StatusError(Code.RESTRICTED, "this test card belongs to another institution")
+    del st.patients_by_id[p.idCardNum]
+    return json_response(CloudResponse())
 
-    async def organ(req: web.Request) -> web.Response:
-        body = await parse_body(req, TestOrganDonateRequest, empty_ok=False)
-        p = _test_card(req.app[STORE], body)
-        p.organDonate, p.palliativeCare = body.organDonate, body.palliativeCare
-        return json_response(CloudResponse())
 
-    app.router.add_post("/test/v1/ApplyVirtualHc/Apply", apply)
-    app.router.add_post("/test/v1/ApplyVirtualHc/List", list_cards)
-    app.router.add_post("/test/v1/ApplyVirtualHc/Delete", delete_card)
-    app.router.add_post("/test/v1/VirtualHc/CriticalIllness", critical)
-    app.router.add_post("/test/v1/VirtualHc/Identity", identity)
-    app.router.add_post("/test/v1/VirtualHc/OrganDonate", organ)
+async def critical(req: web.Request) -> web.Response:
+    body = await parse_body(req, TestCriticalIllnessRequest, empty_ok=False)
+    p = _test_card(req.app[STORE], body)
+    p.criticalIllnesses = [x.model_dump() for x in body.criticalIllnesses]
+    return json_response(CloudResponse())
+
+
+async def identity(req: web.Request) -> web.Response:
+    body = await parse_body(req, TestIdentityRequest, empty_ok=False)
+    _test_card(req.app[STORE], body).identityStatus = body.identityStatus
+    return json_response(CloudResponse())
+
+
+async def organ(req: web.Request) -> web.Response:
+    body = await parse_body(req, TestOrganDonateRequest, empty_ok=False)
+    p = _test_card(req.app[STORE], body)
+    p.organDonate, p.palliativeCare = body.organDonate, body.palliativeCare
+    return json_response(CloudResponse())
+
+
+ROUTES: list[web.RouteDef] = [
+    web.post("/test/v1/ApplyVirtualHc/Apply", apply),
+    web.post("/test/v1/ApplyVirtualHc/List", list_cards),
+    web.post("/test/v1/ApplyVirtualHc/Delete", delete_card),
+    web.post("/test/v1/VirtualHc/CriticalIllness", critical),
+    web.post("/test/v1/VirtualHc/Identity", identity),
+    web.post("/test/v1/VirtualHc/OrganDonate", organ),
+]
+
+
+def add_testcard_routes(app: web.Application) -> None:
+    app.router.add_routes(ROUTES)

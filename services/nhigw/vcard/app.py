@@ -8,6 +8,7 @@ With ``--sim URL`` each SAM's public key is provisioned in the simulator's test-
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 import aiohttp
@@ -73,34 +74,47 @@ class VcardService:
             await self.remove(slot)
 
 
+SERVICE = web.AppKey("vcard", VcardService)
+
+
+async def slots(req: web.Request) -> web.Response:
+    service = req.app[SERVICE]
+    return json_response({"slots": {str(k): v for k, v in service.specs.items()}, "known": service.factory.known()})
+
+
+async def put_slot(req: web.Request) -> web.Response:
+    body = await parse_body(req, InsertRequest, empty_ok=False)
+    try:
+        await req.app[SERVICE].insert(int(req.match_info["n"]), body.card)
+    except UnknownCard as exc:
+        raise StatusError(Code.PARAM_VALUE, str(exc)) from exc
+    except TimeoutError as exc:
+        raise StatusError(Code.NO_READER, "vpcd slot not reachable (is pcscd with vpcd running?)") from exc
+    return json_response({"statusCode": 0})
+
+
+async def delete_slot(req: web.Request) -> web.Response:
+    await req.app[SERVICE].remove(int(req.match_info["n"]))
+    return json_response({"statusCode": 0})
+
+
+async def inserted_cards(app: web.Application) -> AsyncIterator[None]:
+    """The cards in the vpcd slots are taken out when the app stops."""
+    yield
+    await app[SERVICE].close()
+
+
+ROUTES: list[web.RouteDef] = [
+    web.get("/healthz", healthz),
+    web.get("/slots", slots),
+    web.put(r"/slots/{n:\d+}", put_slot),
+    web.delete(r"/slots/{n:\d+}", delete_slot),
+]
+
+
 def create_app(service: VcardService) -> web.Application:
     app = web.Application(middlewares=[error_middleware])
-
-    async def slots(_r: web.Request) -> web.Response:
-        return json_response({"slots": {str(k): v for k, v in service.specs.items()}, "known": service.factory.known()})
-
-    async def put_slot(r: web.Request) -> web.Response:
-        body = await parse_body(r, InsertRequest, empty_ok=False)
-        try:
-            await service.insert(int(r.match_info["n"]), body.card)
-        except UnknownCard as exc:
-            raise StatusError(Code.PARAM_VALUE, str(exc)) from exc
-        except TimeoutError as exc:
-            raise StatusError(Code.NO_READER, "vpcd slot not reachable (is pcscd with vpcd running?)") from exc
-        return json_response({"statusCode": 0})
-
-    async def delete_slot(r: web.Request) -> web.Response:
-        await service.remove(int(r.match_info["n"]))
-        return json_response({"statusCode": 0})
-
-    app.router.add_get("/healthz", healthz)
-    app.router.add_get("/slots", slots)
-    app.router.add_put(r"/slots/{n:\d+}", put_slot)
-    app.router.add_delete(r"/slots/{n:\d+}", delete_slot)
-
-    async def lifecycle(_app: web.Application):
-        yield
-        await service.close()
-
-    app.cleanup_ctx.append(lifecycle)
+    app[SERVICE] = service
+    app.router.add_routes(ROUTES)
+    app.cleanup_ctx.append(inserted_cards)
     return app
