@@ -202,6 +202,16 @@ async def run_drill(tmp: Path, wait: bool) -> dict[str, Any]:
 
             # The old primary is a replica of the new one now (the sentinels reconfigured it).
             assert await eventually(lambda: asyncio.to_thread(sentinels.replica_linked, old), 30.0), "the old primary did not become a replica"
+            # One write of the test's own through the new primary, seen arriving on the old one: its MONITOR
+            # works and shows the replication stream, so a client's write there would show too.
+            with sentinels.redis(sentinels.master_port()) as r:
+                r.set(f"{prefix}:monitor-probe", "1")
+
+            async def probe_arrived() -> bool:
+                with sentinels.redis(old) as r:
+                    return bool(await asyncio.to_thread(r.exists, f"{prefix}:monitor-probe"))
+
+            assert await eventually(probe_arrived, 10.0)
             # Every key asked again, after the failover: the answer it gives now.
             for i, k in enumerate(d.keys):
                 try:
