@@ -127,6 +127,13 @@ def gateway(_d: dict[str, Any]) -> list[str]:
          "The before run is the gateway before the hot-path work (standard asyncio loop only: uvloop came with it).", ""]
     L += gateway_targets(runs) + [""]
     for label, d in runs:
+        for rate, per in d["fixed"].items():
+            for p in per:
+                r, direct = per[p], per["direct"]
+                if p.startswith("gateway") and (r["achieved_rps"] < 0.97 * float(rate) or r["latency"]["p50_ms"] > 10 * direct["latency"]["p50_ms"]):
+                    L += [f"In the {label} run the `{p}` path did not keep up with {rate} req/s (answered {r['achieved_rps']} req/s, p50 {r['latency']['p50_ms']} ms against "
+                          f"{direct['latency']['p50_ms']} ms direct): the machine was slower than that rate needs, so its fixed-rate latencies there are queueing, not the gateway's code.", ""]
+    for label, d in runs:
         L += gateway_run(label, d)
     return L
 
