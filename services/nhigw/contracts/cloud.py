@@ -273,7 +273,7 @@ class HcContentUpdateResponse(CloudResponse):
     treatmentCounter: str
 
 
-class OrganDonateResponse(CloudResponse):
+class OrganDonateQueryResponse(CloudResponse):
     organDonate: str = Field("", description="'1' agrees to organ donation, '' no mark")
     palliativeCare: str = Field("", description="'1' hospice / palliative-care consent, '' no mark")
 
@@ -661,7 +661,7 @@ ROUTE_MODELS: dict[str, tuple[type[BaseModel], type[BaseModel]]] = {
     "Prescription/LongQuery": (_L, LongTermPrescriptionResponse),
     "Prescription/HveQuery": (_L, ImportantOrderResponse),
     "Prescription/Write": (PrescriptionWriteRequest, PrescriptionWriteResponse),
-    "OrganDonate/Query": (_S, OrganDonateResponse),
+    "OrganDonate/Query": (_S, OrganDonateQueryResponse),
     "SequalNumber/Last": (_S, LastSeqResponse),
     "SeqNumber/Next": (SeqNextRequest, SeqNextResponse),
     "SequelNumber/Next": (SeqNextRequest, SeqNextResponse),

@@ -99,11 +99,11 @@ from nhigw.gateway.upstream import (
     Attempt,
     BadStatus,
     CircuitOpen,
-    CloudClient,
     MaybeSent,
     NotSent,
     Transport,
     Untrusted,
+    UpstreamClient,
     UpstreamError,
     UpstreamRequest,
     UpstreamSettings,
@@ -200,9 +200,9 @@ class Gateway:
         self.rpc = RpcClient(bus, keys, self.agents, drops=self.drops, supervisor=self.supervisor)
         self.rpc.alive = self.registry.online  # a waiting call fails as soon as its agent is known gone (9400)
         self.readiness.add("registry", self.registry.caught_up)  # heard the agents online (after start, after a Redis restart)
-        self.cloud = CloudClient(settings.cloud_url, settings.upstream, settings.transport)
+        self.cloud = UpstreamClient(settings.cloud_url, settings.upstream, settings.transport)
         same = not settings.upload_url or settings.upload_url.rstrip("/") == settings.cloud_url.rstrip("/")
-        self.upload_cloud = self.cloud if same else CloudClient(settings.upload_url or "", settings.upstream, settings.transport)
+        self.upload_cloud = self.cloud if same else UpstreamClient(settings.upload_url or "", settings.upstream, settings.transport)
         from nhigw.gateway.sessions import DeviceSessions  # device sessions (issue 10): one-call per device session
 
         self.sessions = DeviceSessions(
