@@ -398,7 +398,7 @@ class JobAnswer(Model):
     instance: str = ""
 
 
-# --------------------------------------------------------------------------- component API (agent), issue 3
+# --------------------------------------------------------------------------- component API (agent)
 
 Pin = Annotated[str, StringConstraints(pattern=r"^\d{4,8}$")]
 
@@ -516,7 +516,7 @@ class CardEvent(Model):
     at: float
 
 
-# --------------------------------------------------------------------------- agent settings (issue 3)
+# --------------------------------------------------------------------------- agent settings
 
 
 class AgentSettings(Model):
@@ -568,7 +568,7 @@ class CloudSamListResponse(Model):
     statusCode: int = 0
 
 
-# --------------------------------------------------------------------------- DC / test-card API (issue 3)
+# --------------------------------------------------------------------------- DC / test-card API
 
 
 class CloudSamIssueRequest(Model):

@@ -11,7 +11,7 @@ agent, with a new ``agentId``, starts afresh). Anything else is dropped without 
 state, counted (``rejected``; ``Drops`` by reason) and logged once per interval, not per message
 (``nhigw.bus.guard``); a flood of forgeries costs no Redis round trip each (``AgentKeys.open``).
 
-Caught up (issue 17): a replica that just started, or whose bus just reconnected (Redis restarted),
+Caught up: a replica that just started, or whose bus just reconnected (Redis restarted),
 has not yet heard the agents that are online. It trusts "offline" only once it has listened without
 a break for ``warmup_s`` (default 1.5 s: agents send a presence every second, and at once when they
 reconnect); until then ``caught_up`` is False (the ``registry`` readiness check fails, ``/readyz``
