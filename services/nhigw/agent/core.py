@@ -251,6 +251,7 @@ class Agent:
     max_records: int = 200
     listeners: list[Callable[[], None]] = field(default_factory=list)
     event_listeners: list[Callable[[CardEvent], None]] = field(default_factory=list)
+    _queue_listeners: dict[asyncio.Queue[CardEvent], Callable[[CardEvent], None]] = field(default_factory=dict, init=False, repr=False)  # subscribe's queue -> its listener
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     settings: SettingsStore = field(init=False)
     cloud_sams: CloudSamStore = field(init=False)
@@ -364,12 +365,13 @@ class Agent:
                     q.get_nowait()
             q.put_nowait(ev)
 
-        put.queue = q  # type: ignore[attr-defined]  # a function attribute: unsubscribe finds the listener by its queue
+        self._queue_listeners[q] = put
         self.event_listeners.append(put)
         return q
 
     def unsubscribe(self, q: asyncio.Queue[CardEvent]) -> None:
-        self.event_listeners[:] = [f for f in self.event_listeners if getattr(f, "queue", None) is not q]
+        put = self._queue_listeners.pop(q, None)
+        self.event_listeners[:] = [f for f in self.event_listeners if f is not put]
 
     # ------------------------------------------------------------------ records
 

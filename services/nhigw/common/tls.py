@@ -52,8 +52,10 @@ from nhigw.contracts.models import TlsExpiry
 
 try:
     import fcntl
+
+    HAVE_FCNTL = True
 except ImportError:  # Windows: no advisory lock; the agent and compat run as one service there
-    fcntl = None  # type: ignore[assignment]  # None marks "no fcntl here"; every lock checks it first
+    HAVE_FCNTL = False
 
 log = get_logger("nhigw.tls")
 
@@ -79,7 +81,7 @@ def _now(now: dt.datetime | None) -> dt.datetime:
 
 @contextlib.contextmanager
 def _locked(path: Path) -> Iterator[None]:
-    if fcntl is None:
+    if not HAVE_FCNTL:
         yield
         return
     fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)

@@ -631,7 +631,7 @@ class ConsoleOverview(CloudResponse):
 _S = SignatureObject
 _L = ListQueryRequest
 _F = FormatListQueryRequest
-ROUTE_MODELS: dict[str, tuple[type[BaseModel], type[BaseModel]]] = {
+ROUTE_MODELS: dict[str, tuple[type[SignatureObject], type[BaseModel]]] = {  # every request is a signature object plus the route's fields
     "BasicData/Query": (_S, m.BasicDataResponse),
     "BasicData/Register": (_S, m.RegisterResponse),
     "BasicData/Register2": (_S, Register2Response),

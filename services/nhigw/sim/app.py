@@ -89,7 +89,7 @@ async def execute(st: SimStore, path: str, raw: bytes, key: str | None) -> tuple
     try:
         req = validate(model, _parse(raw))
         st.calls[route.path] = st.calls.get(route.path, 0) + 1
-        check_signature(st, req, route)  # type: ignore[arg-type]  # every business route's model is a SignatureObject; ROUTE_MODELS types them BaseModel
+        check_signature(st, req, route)
         if route.write:
             st.count_write(route.path, key, write_content_key(route.path, req.model_dump(mode="json", exclude_none=True)))
         out = await HANDLERS[route.path.lower()](st, req, route)
