@@ -27,7 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from nhigw.bus.base import Bus, Subscription
-from nhigw.bus.guard import MAX_SMALL_BYTES, Drop, Drops, reason_of, serve
+from nhigw.bus.guard import MAX_SMALL_BYTES, Drop, Drops, serve
 from nhigw.bus.seal import SealError
 from nhigw.common.logging import get_logger
 from nhigw.contracts.buskeys import BusKeys
@@ -114,17 +114,6 @@ class Registry:
     async def start(self) -> None:
         sub = self._sub = await self.bus.subscribe(self.keys.presence)
         self.agents.supervisor.start("registry", lambda: serve(sub, self.RECEIVER, self._accept, self.drops, max_bytes=MAX_SMALL_BYTES))
-
-    async def accept(self, channel: str, data: bytes) -> Presence | None:
-        """One presence message: the accepted ``Presence``, or None (dropped and counted)."""
-        if len(data) > MAX_SMALL_BYTES:
-            self.drops.drop(self.RECEIVER, "oversized")
-            return None
-        try:
-            return await self._accept(channel, data)
-        except Exception as exc:  # noqa: BLE001 -- as ``serve`` does: that message only
-            self.drops.drop(self.RECEIVER, reason_of(exc))
-            return None
 
     async def _accept(self, channel: str, data: bytes) -> Presence:
         try:
