@@ -156,7 +156,7 @@ def create_app(store: SimStore | None = None, state: StateFile | None = None, *,
     app = web.Application(middlewares=middlewares, client_max_size=32 * 1024 * 1024)
     app[STORE] = st0
     app[_dc.VHC] = vhc
-    st0.vhc_issue = lambda card_no, ttl_s: vhc.issue(card_no, ttl_s)[0]
+    st0.vhc_issue = lambda card_sn, ttl_s: vhc.issue(card_sn, ttl_s)[0]
     app.router.add_get("/healthz", healthz)
     app.router.add_post("/api/v1/{path:.+}", business_call)
     add_dc_routes(app)
