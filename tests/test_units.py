@@ -67,7 +67,7 @@ def test_apdu_parser_rejects_bad_lengths() -> None:
         Apdu(bytes.fromhex("00A4040010D158"))
 
 
-def test_secretbox_round_trip_and_binding(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_secretbox_round_trip_and_binding(tmp_path, monkeypatch) -> None:
     monkeypatch.delenv("NHIGW_MASTER_KEY", raising=False)
     box = SecretBox(tmp_path / "a", "cloud-sam")
     box.write(tmp_path / "f.sealed", b"secret key material")
