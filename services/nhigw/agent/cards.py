@@ -44,7 +44,7 @@ def sw_tries_left(sw: int) -> int | None:
 
 @dataclass(frozen=True)
 class HcBasic:
-    cardNo: str
+    cardSn: str  # the HC card number (6.0 API: cardId, signature: hcId; see contracts.models)
     name: str
     idNo: str
     birthday: str
@@ -57,7 +57,7 @@ def parse_hc_basic(data: bytes) -> HcBasic:
     if len(data) < 57:
         raise ValueError(f"basic profile is {len(data)} bytes, expected 57")
     return HcBasic(
-        cardNo=data[0:12].decode("ascii"),
+        cardSn=data[0:12].decode("ascii"),
         name=data[12:32].split(b"\x00", 1)[0].decode("big5hkscs").strip(),
         idNo=data[32:42].decode("ascii"),
         birthday=data[42:49].decode("ascii"),

@@ -1,6 +1,6 @@
 """The one HTTP boundary of ``nhigw.client``: aiohttp in, the ``errors`` tree out.
 
-``Transport.request`` returns the JSON object of a 2xx/4xx/5xx answer whose
+``ApiTransport.request`` returns the JSON object of a 2xx/4xx/5xx answer whose
 ``statusCode`` is 0 (or one of ``ok_codes``); everything else is an exception:
 no answer -> ``TransportError``; not JSON -> ``DecodingError``; a non-zero
 ``statusCode``, or an HTTP error without one -> ``StatusCodeError``.
@@ -32,7 +32,7 @@ def insecure_context() -> ssl.SSLContext:
     return ctx
 
 
-class Transport:
+class ApiTransport:
     def __init__(
         self,
         base_url: str,
