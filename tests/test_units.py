@@ -102,3 +102,9 @@ def test_status_words_are_the_iso_numbers() -> None:
 
     assert SW.NOT_FOUND == 0x6A82 and SW.NOT_FOUND.raw == b"\x6a\x82"
     assert sw_tries_left(SW.BLOCKED) == 0 and sw_tries_left(SW.OK) is None
+
+
+def test_sdk_transport_keeps_its_former_name() -> None:
+    from nhigw.client import transport
+
+    assert transport.Transport is transport.ApiTransport and transport.ApiTransport.__name__ == "ApiTransport"
