@@ -1,7 +1,7 @@
 """Benchmark 1: what the gateway adds to a business call.
 
     python bench/gateway_overhead.py [--duration 5] [--rates 200] [--rounds 5] [--loops uvloop,asyncio] [--name gateway_overhead]
-    python bench/gateway_overhead.py --summarize bench/results/NAME.json   # recompute the figures and targets of a result
+    python bench/gateway_overhead.py --summarize bench/results/NAME.json   # recompute the figures, targets and chart of a result
 
 Paths to the same simulator process, measured side by side in one run, with the
 same pre-signed ``BasicData/Register`` pass-through bodies (a fresh clientRandom and
@@ -83,6 +83,7 @@ def main() -> None:
         d.update(summarize(d["fixed"], d["saturation"]))
         a.summarize.write_text(json.dumps(d, indent=2, ensure_ascii=False) + "\n")
         print_summary(d)
+        chart(d["fixed"], d["max_rps"], a.summarize.stem)
         return
     if a.quick:
         a.duration, a.warmup, a.rounds = 2.0, 0.5, 1

@@ -4,7 +4,8 @@
 
 The same set-up as ``gateway_overhead.py`` (sim, gateway on Redis, signed pass-through
 bodies, the load generator in its own process) at a fixed rate, while ``py-spy record``
-samples the gateway and the simulator (100 Hz, idle frames dropped). The collapsed stacks
+samples the gateway and the simulator (100 Hz, idle frames dropped); ``--rate 0`` profiles at
+saturation instead (closed loop, 64 workers: where the CPU per request of issue 24's target is measured). The collapsed stacks
 are kept in ``bench/results/profile-*.txt``; the JSON has, per process, the functions
 whose frames appear in the largest share of the busy samples (inclusive), and the
 self-time leaders, which is where the CPU actually goes.
@@ -126,7 +127,7 @@ def redis_rtt(redis_url: str, n: int = 600) -> dict[str, float]:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--rate", type=float, default=300)
+    ap.add_argument("--rate", type=float, default=300, help="requests per second; 0: saturation (closed loop, 64 workers)")
     ap.add_argument("--duration", type=float, default=10)
     ap.add_argument("--name", default="profile", help="results: bench/results/NAME.json and NAME-gateway.txt, NAME-sim.txt")
     ap.add_argument("--loop", default=None, help="the gateway's event loop (NHIGW_LOOP: uvloop, asyncio; default: nhigw's choice)")
@@ -140,7 +141,7 @@ def main() -> None:
         gw = svc.nhigw("gateway", gateway_args(gw_port, sim_url, redis_url), env={"NHIGW_LOOP": a.loop} if a.loop else None)
         maker = SigMaker()
         maker.register(sim_url)
-        bodies = maker.write_bodies(svc.tmp / "bodies.jsonl", math.ceil((a.duration + 1.5) * a.rate) + 50)
+        bodies = maker.write_bodies(svc.tmp / "bodies.jsonl", math.ceil((a.duration + 1.5) * (a.rate or 3000)) + 50)
         outs = {name: RESULTS / f"{a.name}-{name}.txt" for name in ("gateway", "sim")}
         RESULTS.mkdir(parents=True, exist_ok=True)
         spies = [
@@ -170,8 +171,9 @@ def main() -> None:
         for row in profiles[name]["self"][:8]:
             print(f"  {row['share']:6.1%}  {row['function']}")
     print(f"\nload: {res['ok']} OK of {res['counted']}, p50 {res['latency']['p50_ms']} ms, p99 {res['latency']['p99_ms']} ms")
+    load_desc = f"{a.rate:g} req/s" if a.rate else "saturation (64 workers, closed loop)"
     write_result(a.name, {
-        "setup": f"py-spy record at 100 Hz (idle frames dropped) of the gateway (event loop: {a.loop or 'nhigw default'}) and the simulator during {a.duration:g} s at {a.rate:g} req/s of signed pass-through BasicData/Register through the gateway (real Redis).",
+        "setup": f"py-spy record at 100 Hz (idle frames dropped) of the gateway (event loop: {a.loop or 'nhigw default'}) and the simulator during {a.duration:g} s at {load_desc} of signed pass-through BasicData/Register through the gateway (real Redis).",
         "params": {"rate": a.rate, "duration_s": a.duration, "loop": a.loop},
         "load": {k: res[k] for k in ("ok", "counted", "latency")},
         "profiles": profiles,

@@ -47,16 +47,16 @@ class Stack:
     gateway: Gateway
     link: BusLink
 
-    async def call(self, method: str, url: str, **kw: object) -> tuple[int, dict]:  # type: ignore[type-arg]
+    async def call(self, method: str, url: str, **kw: object) -> tuple[int, dict]:
         async with self.http.request(method, url, **kw) as r:  # type: ignore[arg-type]
             return r.status, await r.json(content_type=None)
 
-    async def agent_call(self, method: str, path: str, **kw: object) -> tuple[int, dict]:  # type: ignore[type-arg]
+    async def agent_call(self, method: str, path: str, **kw: object) -> tuple[int, dict]:
         if method in ("POST", "PUT") and "json" not in kw:  # as HIS code sends them (the agent refuses other content types)
             kw["headers"] = {"Content-Type": "application/json", **kw.get("headers", {})}  # type: ignore[dict-item]
         return await self.call(method, self.agent_url + path, **kw)
 
-    async def gw(self, path: str, body: object = None, workstation: str | None = None, **kw: object) -> tuple[int, dict]:  # type: ignore[type-arg]
+    async def gw(self, path: str, body: object = None, workstation: str | None = None, **kw: object) -> tuple[int, dict]:
         headers = {"X-Workstation": workstation} if workstation else {}
         return await self.call("POST", self.gateway_url + path, json=body if body is not None else {}, headers=headers, **kw)
 

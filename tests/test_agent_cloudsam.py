@@ -18,7 +18,7 @@ def _no_master_key(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("NHIGW_MASTER_KEY", raising=False)
 
 
-async def issue(s: AgentStack, **kw: str) -> dict:  # type: ignore[type-arg]
+async def issue(s: AgentStack, **kw: str) -> dict:
     status, f = await s.sim("/test/v1/CloudSam/Issue", {"hospitalId": "3501200000", **kw})
     assert status == 200 and f["format"] == "nhigw-cloud-sam-1", f
     return f

@@ -91,7 +91,7 @@ async def test_card_events_insert_remove_and_state_changes() -> None:
         card = s.bank.cards[hc_reader]
         s.remove(1)
 
-        async def next_event(pred) -> CardEvent:  # type: ignore[no-untyped-def]
+        async def next_event(pred) -> CardEvent:
             while True:
                 ev = await asyncio.wait_for(q.get(), 2.0)
                 if pred(ev):
@@ -132,7 +132,7 @@ async def test_a_failed_physical_sam_verification_is_never_retried_by_the_agent(
         calls: list[str] = []
         real_verify = s.agent.dc.verify
 
-        async def counting_verify(req):  # type: ignore[no-untyped-def]
+        async def counting_verify(req):
             calls.append(req.samId)
             return await real_verify(req)
 

@@ -94,7 +94,7 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
     return {"data": data, "good": good, "good_rsa": good_rsa, "revoked_listed": revoked_listed, "revoked_crl": revoked_crl, "expired": expired, "untrusted": untrusted}
 
 
-async def test_mobile_hca_refusals_each_with_its_code(pki: dict, tmp_path: Path) -> None:  # type: ignore[type-arg]
+async def test_mobile_hca_refusals_each_with_its_code(pki: dict, tmp_path: Path) -> None:
     async with agent_stack([SAM, HC], data_dir=pki["data"]) as s:
         await s.ready()
         cases = {
@@ -116,7 +116,7 @@ async def test_mobile_hca_refusals_each_with_its_code(pki: dict, tmp_path: Path)
 
 
 @pytest.mark.parametrize("which", ["good", "good_rsa"])
-async def test_mobile_hca_login_gives_hpc_state_3_and_signatures_the_cloud_accepts(pki: dict, which: str) -> None:  # type: ignore[type-arg]
+async def test_mobile_hca_login_gives_hpc_state_3_and_signatures_the_cloud_accepts(pki: dict, which: str) -> None:
     async with agent_stack([SAM, HC], data_dir=pki["data"]) as s:  # no physical HPC
         await s.ready()
         cert, key = pki[which]

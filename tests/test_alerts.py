@@ -137,7 +137,7 @@ async def test_cloud_unreachable_alert_pending_firing_resolved_on_a_real_prometh
         async with aiohttp.ClientSession() as http:
 
             async def query(q: str) -> list[dict[str, Any]]:
-                return (await _get(http, prom + "/api/v1/query", query=q))["result"]  # type: ignore[no-any-return]
+                return (await _get(http, prom + "/api/v1/query", query=q))["result"]
 
             async def alerts(name: str) -> list[dict[str, Any]]:
                 return [a for a in (await _get(http, prom + "/api/v1/alerts"))["alerts"] if a["labels"]["alertname"] == name]

@@ -17,8 +17,8 @@ async def _chain() -> tuple[MemoryAudit, list[AuditRecord]]:
     log = MemoryAudit()
     base = {"route": "BasicData/Register", "statusCode": 0, "httpStatus": 200, "client": "his-a", "hospitalId": "3501200000", "instance": "gw-1", "site": "clinic"}
     await log.append(AuditRecord(action="R", outcome=0, workstation="ws-01", patient=mask_patient("Z299999929"), patientKey=patient_key(log.key, "Z299999929"),
-                                 requestId="r1", idempotencyKey="k1", **base))  # type: ignore[arg-type]
-    await log.append(AuditRecord(action="C", outcome=4, hpc=mask_card("000000329470"), requestId="r2", idempotencyKey="k2", **{**base, "statusCode": 3245}))  # type: ignore[arg-type]
+                                 requestId="r1", idempotencyKey="k1", **base))
+    await log.append(AuditRecord(action="C", outcome=4, hpc=mask_card("000000329470"), requestId="r2", idempotencyKey="k2", **{**base, "statusCode": 3245}))
     return log, await log.records()
 
 
@@ -49,7 +49,7 @@ async def test_balp_check_fails_a_resource_without_its_client_agent_or_chain() -
     assert any("client" in p for p in problems) and any("chain" in p for p in problems)
 
 
-async def test_nhigw_audit_export_writes_a_fhir_bundle(tmp_path) -> None:  # type: ignore[no-untyped-def]
+async def test_nhigw_audit_export_writes_a_fhir_bundle(tmp_path) -> None:
     import subprocess
     import sys
 

@@ -113,7 +113,7 @@ async def test_the_agents_readyz_fails_while_a_bus_task_is_down_and_passes_once_
         assert await eventually(lambda: s.gateway.registry.online(s.workstation), 5)  # heartbeats again
 
 
-async def _ready_code(s, want: int) -> bool:  # type: ignore[no-untyped-def]
+async def _ready_code(s, want: int) -> bool:
     return (await s.agent_call("GET", "/readyz"))[0] == want
 
 
@@ -382,7 +382,7 @@ async def test_a_captured_session_call_published_again_is_not_run_again(redis_se
         handled: list[str] = []
         handle = sessions.handle
 
-        async def spy(call):  # type: ignore[no-untyped-def]
+        async def spy(call):
             handled.append(call.requestId)
             return await handle(call)
 
@@ -413,7 +413,7 @@ async def test_a_job_added_to_the_stream_again_is_not_run_again_and_keeps_its_st
         ran: list[QueuedJob] = []
         process = gw.process
 
-        async def spy(job: QueuedJob, deliveries: int, phases=None):  # type: ignore[no-untyped-def]
+        async def spy(job: QueuedJob, deliveries: int, phases=None):
             ran.append(job)
             return await process(job, deliveries, phases)
 
@@ -439,14 +439,14 @@ async def test_a_job_added_to_the_stream_again_is_not_run_again_and_keeps_its_st
     await bus.close()
 
 
-def _pending_zero(gw) -> bool:  # type: ignore[no-untyped-def]
+def _pending_zero(gw) -> bool:
     return not gw._working
 
 
 # ------------------------------------------------------------------ sealed values bound to their key (issue 16 item 6)
 
 
-async def test_hospital_a_sealed_answer_copied_under_hospital_b_key_is_refused(redis_server: str, bus_prefix: str, tmp_path) -> None:  # type: ignore[no-untyped-def]
+async def test_hospital_a_sealed_answer_copied_under_hospital_b_key_is_refused(redis_server: str, bus_prefix: str, tmp_path) -> None:
     from nhigw.gateway.auth import Clients
 
     bus = RedisBus(redis_server)

@@ -20,7 +20,7 @@ from tests.helpers import Proc, eventually, free_port, ok, reserved_socket
 from tests.stack import running_stack
 
 
-def untrusted_answer(body: dict) -> bool:  # type: ignore[type-arg]
+def untrusted_answer(body: dict) -> bool:
     return body["statusCode"] == 9402 and UNTRUSTED_ZH in body["message"] and UNTRUSTED_EN in body["messageEn"] and "127.0.0.1" in body["detail"]
 
 
@@ -85,10 +85,10 @@ async def test_gateway_process_cloud_ca_flag_and_proxy_from_the_environment(tmp_
     store = SimStore.seeded()
     body = {"samId": "001000000103", "hospitalId": "3501200000", "clientRandom": "00" * 16, "signature": "AA==", "serviceType": "01"}
 
-    async def register(gw: str) -> dict:  # type: ignore[type-arg]
+    async def register(gw: str) -> dict:
         async with aiohttp.ClientSession() as http, http.post(gw + "/api/v1/BasicData/Register", json=body) as r:
             assert r.status == 200
-            return await r.json(content_type=None)  # type: ignore[no-any-return]
+            return await r.json(content_type=None)
 
     async with https_cloud(store, tmp_path / "ca") as (cloud, ca_file), connect_proxy() as (proxy, targets):
         runs = [
@@ -96,7 +96,7 @@ async def test_gateway_process_cloud_ca_flag_and_proxy_from_the_environment(tmp_
             ("ca-proxy", ["--cloud-ca", str(ca_file)], {"HTTPS_PROXY": proxy, "NO_PROXY": ""}),
             ("ca-no-proxy", ["--cloud-ca", str(ca_file)], {"HTTPS_PROXY": proxy, "NO_PROXY": "127.0.0.1"}),
         ]
-        answers: dict[str, dict] = {}  # type: ignore[type-arg]
+        answers: dict[str, dict] = {}
         for name, flags, env in runs:
             port = free_port()
             p = Proc(f"gateway-{name}", ["gateway", "--port", str(port), "--cloud", cloud, *flags], tmp_path, env=env)

@@ -13,7 +13,7 @@ from tests.helpers import Proc, free_port, insecure_ssl
 def post(url: str, body: dict[str, object], ctx: ssl.SSLContext) -> dict[str, object]:
     req = urllib.request.Request(url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}, method="POST")
     with urllib.request.urlopen(req, context=ctx, timeout=10) as r:
-        return json.loads(r.read())  # type: ignore[no-any-return]
+        return json.loads(r.read())
 
 
 def test_up_serves_compat_over_https(tmp_path: Path) -> None:

@@ -250,7 +250,7 @@ def in_private_run_pcscd(argv: list[str]) -> list[str]:
     return [shutil.which("unshare") or "/usr/bin/unshare", "--mount", "--propagation", "private", "--", "sh", "-c", script, "sh", *argv]
 
 
-async def get(http: aiohttp.ClientSession, url: str, **kw: object) -> tuple[int, dict]:  # type: ignore[type-arg]
+async def get(http: aiohttp.ClientSession, url: str, **kw: object) -> tuple[int, dict]:
     async with http.get(url, **kw) as r:  # type: ignore[arg-type]
         return r.status, await r.json(content_type=None)
 
@@ -338,9 +338,9 @@ async def test_compose_services_run_as_processes(stack: Stack) -> None:
                 url = f"http://127.0.0.1:{st.ports[name]}/api/v1/BasicData/Register"
                 async with http.post(url, json={}, headers={"X-Workstation": workstation}) as r:
                     assert r.status == 401  # a gateway on the LAN wants an HIS key
-                answer: dict = {}  # type: ignore[type-arg]
+                answer: dict = {}
 
-                async def seen_online(url: str = url, answer: dict = answer) -> bool:  # type: ignore[type-arg]  # until this replica sees the agent
+                async def seen_online(url: str = url, answer: dict = answer) -> bool:  # until this replica sees the agent
                     async with http.post(url, json={}, headers={"X-Workstation": workstation, "Authorization": f"Bearer {his_key}"}) as r:
                         answer.update(status=r.status, body=await r.json(content_type=None))
                     return bool(answer["body"].get("statusCode") != 9400)  # offline here: an answer with 9400 (HTTP 200)
@@ -452,7 +452,7 @@ def test_healthcheck_fails_on_a_dead_or_unready_service(tmp_path: Path) -> None:
 # ------------------------------------------------------------------ Kubernetes containers as processes
 
 
-def kustomize(path: Path) -> list[dict]:  # type: ignore[type-arg]
+def kustomize(path: Path) -> list[dict]:
     out = subprocess.run([str(VENV_BIN / "kubectl"), "kustomize", str(path)], capture_output=True, text=True, check=True).stdout
     return [d for d in yaml.safe_load_all(out) if d]
 
@@ -465,7 +465,7 @@ class Pod:
     (``redis:6379``, ``http://sim:8068``) and ports become loopback ones.
     """
 
-    def __init__(self, doc: dict, docs: list[dict], secret: dict[str, str], root: Path, services: dict[str, str]) -> None:  # type: ignore[type-arg]
+    def __init__(self, doc: dict, docs: list[dict], secret: dict[str, str], root: Path, services: dict[str, str]) -> None:
         self.name = doc["metadata"]["name"]
         spec = doc["spec"]["template"]["spec"]
         (self.container,) = spec["containers"]

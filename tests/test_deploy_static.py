@@ -59,7 +59,7 @@ def parses(argv: list[str]) -> None:
 # ------------------------------------------------------------------ compose
 
 
-def compose_schema() -> dict:  # type: ignore[type-arg]
+def compose_schema() -> dict:
     ref = resources.files("check_jsonschema.builtin_schemas.vendor") / "compose-spec.json"
     return json.loads(ref.read_text())
 
@@ -226,19 +226,19 @@ def test_dockerfile_images_are_pinned_non_root_healthy_and_buildable_from_the_co
 # ------------------------------------------------------------------ Kubernetes
 
 
-def kustomize(path: Path) -> list[dict]:  # type: ignore[type-arg]
+def kustomize(path: Path) -> list[dict]:
     r = subprocess.run([tool("kubectl"), "kustomize", str(path)], capture_output=True, text=True, check=False)
     assert r.returncode == 0, r.stderr
     return [d for d in yaml.safe_load_all(r.stdout) if d]
 
 
-def by_kind(docs: list[dict], kind: str, name: str) -> dict:  # type: ignore[type-arg]
+def by_kind(docs: list[dict], kind: str, name: str) -> dict:
     found = [d for d in docs if d["kind"] == kind and d["metadata"]["name"] == name]
     assert len(found) == 1, (kind, name)
     return found[0]
 
 
-def pod_containers(doc: dict) -> list[dict]:  # type: ignore[type-arg]
+def pod_containers(doc: dict) -> list[dict]:
     return doc["spec"]["template"]["spec"]["containers"]
 
 

@@ -24,7 +24,7 @@ from tests.stack import running_stack
 pytestmark = pytest.mark.redis
 
 
-async def doctor(*args: str, key: str | None = None, table: bool = False) -> tuple[int, list[dict], str]:  # type: ignore[type-arg]
+async def doctor(*args: str, key: str | None = None, table: bool = False) -> tuple[int, list[dict], str]:
     """``nhigw doctor`` as a process (the test's event loop keeps the agent's heartbeat going meanwhile)."""
     env = {**os.environ, "NHIGW_BUS_KEY": key or ""}
     env.pop("HTTPS_PROXY", None)
@@ -35,7 +35,7 @@ async def doctor(*args: str, key: str | None = None, table: bool = False) -> tup
     return int(p.returncode or 0), ([] if table else json.loads(text)), text + err.decode()
 
 
-def failing(rows: list[dict]) -> dict[str, dict]:  # type: ignore[type-arg]
+def failing(rows: list[dict]) -> dict[str, dict]:
     return {f"{r['hop']} / {r['check']}": r for r in rows if r["status"] == "FAIL"}
 
 

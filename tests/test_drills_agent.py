@@ -42,7 +42,7 @@ async def test_agent_killed_with_20_signature_requests_in_flight_answers_all_940
     os.kill(agent.pid, signal.SIGSTOP)
     answered: list[float] = []
 
-    async def one(i: int) -> tuple[int, dict]:  # type: ignore[type-arg]
+    async def one(i: int) -> tuple[int, dict]:
         path, body = ("/api/v1/EmergentTel/Write", {"tel": f"02{i:08d}"}) if i % 2 else ("/api/v1/BasicData/Register", {})
         out = await call(http, "POST", g + path, json=body, headers={**one_call["headers"], "Idempotency-Key": f"in-flight-{i}"})
         answered.append(time.monotonic())

@@ -69,12 +69,12 @@ class Sim:
         return self.maker.body("01")
 
 
-async def get_json(http: aiohttp.ClientSession, url: str) -> dict:  # type: ignore[type-arg]
+async def get_json(http: aiohttp.ClientSession, url: str) -> dict:
     async with http.get(url) as r:
-        return await r.json(content_type=None)  # type: ignore[no-any-return]
+        return await r.json(content_type=None)
 
 
-async def post(http: aiohttp.ClientSession, url: str, body: bytes, key: str, deadline_ms: int = 10000) -> tuple[int, dict]:  # type: ignore[type-arg]
+async def post(http: aiohttp.ClientSession, url: str, body: bytes, key: str, deadline_ms: int = 10000) -> tuple[int, dict]:
     async with http.post(url, data=body, headers={"Content-Type": "application/json", "Idempotency-Key": key, "X-Deadline-Ms": str(deadline_ms)}) as r:
         return r.status, await r.json(content_type=None)
 

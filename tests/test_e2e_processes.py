@@ -66,7 +66,7 @@ async def http() -> AsyncIterator[aiohttp.ClientSession]:
         yield s
 
 
-async def call(http: aiohttp.ClientSession, method: str, url: str, **kw: object) -> tuple[int, dict]:  # type: ignore[type-arg]
+async def call(http: aiohttp.ClientSession, method: str, url: str, **kw: object) -> tuple[int, dict]:
     async with http.request(method, url, **kw) as r:  # type: ignore[arg-type]
         return r.status, await r.json(content_type=None)
 

@@ -83,7 +83,7 @@ async def test_file_chain_verifies_and_catches_edit_removal_reorder_truncation_a
 
     # Edited and re-chained, head included: every hash is wrong under the audit key.
     forged = rechain_without_key([json.dumps(x).encode() for x in edited])
-    r = verify_records(forged, f"5 {json.loads(forged[-1])['hash']}", log.key)  # type: ignore[arg-type]
+    r = verify_records(forged, f"5 {json.loads(forged[-1])['hash']}", log.key)
     assert not r.ok and sum("hash mismatch" in p for p in r.problems) == 5
 
 
@@ -223,7 +223,7 @@ async def test_redis_checkpoints_catch_a_dropped_tail_a_head_moved_back_and_a_de
 
 
 @contextlib.asynccontextmanager
-async def gateway(bus, **settings: object) -> AsyncIterator[tuple[str, Gateway]]:  # type: ignore[no-untyped-def]
+async def gateway(bus, **settings: object) -> AsyncIterator[tuple[str, Gateway]]:
     gw = Gateway(bus, GatewaySettings(cloud_url="http://cloud.invalid", gateway_key=GW_KEY, **settings))  # type: ignore[arg-type]
     await gw.start(workers=False)
     try:
@@ -233,7 +233,7 @@ async def gateway(bus, **settings: object) -> AsyncIterator[tuple[str, Gateway]]
         await gw.close()
 
 
-async def _unreadable_records_are_counted(url: str, audit: AuditLog, corrupt, unreadable: int) -> None:  # type: ignore[no-untyped-def]
+async def _unreadable_records_are_counted(url: str, audit: AuditLog, corrupt, unreadable: int) -> None:
     for n in range(4):
         await audit.append(rec(n))
     await corrupt()
@@ -369,7 +369,7 @@ async def test_the_api_pages_with_a_cursor_and_answers_bad_parameters_with_a_cod
         for n in range(5):
             await gw.audit.append(rec(n, recorded=f"2026-12-01T08:0{n}:00.000+00:00"))
 
-        async def get(qs: str) -> tuple[int, dict]:  # type: ignore[type-arg]
+        async def get(qs: str) -> tuple[int, dict]:
             async with http.get(f"{url}/api/audit?{qs}") as r:
                 return r.status, await r.json()
 

@@ -70,10 +70,10 @@ async def test_request_browser_finds_a_patient_by_the_full_id_and_stores_it_nowh
             st, body = await s.call("POST", s.gateway_url + "/api/v1/BasicData/Query", json={**PASS_BODY, "hcIdNo": "A234567890"}, headers={**his, "Idempotency-Key": f"q-{i}"})
             assert st == 200 and body["statusCode"] != 0, body  # the cloud refuses the made-up signature
 
-        async def search(who: dict[str, str], **q: object) -> list[dict]:  # type: ignore[type-arg]
+        async def search(who: dict[str, str], **q: object) -> list[dict]:
             st, res = await s.call("POST", s.gateway_url + "/api/ops/requests/search", json=q, headers=who)
             assert st == 200 and res["statusCode"] == 0, res
-            return res["records"]  # type: ignore[no-any-return]
+            return res["records"]
 
         z = await search(viewer, patient="Z299999929")
         assert len(z) == 2 and {(r["patient"], r["workstation"], r["route"], r["outcome"]) for r in z} == {("Z29*****29", "ws-01", "BasicData/Register", 0)}

@@ -86,8 +86,8 @@ async def test_bulk_retry_is_bounded_and_a_write_that_may_have_landed_waits_for_
         assert await eventually(lambda: cloud_saw(3), timeout_s=10)
         await asyncio.gather(*(send(READ, f"r-{i:03d}", PASS_BODY) for i in range(100)))
 
-        async def dead() -> list[dict]:  # type: ignore[type-arg]
-            return (await call(http, "GET", url + "/api/ops/dead-letters", headers=op))[1]["deadLetters"]  # type: ignore[no-any-return]
+        async def dead() -> list[dict]:
+            return (await call(http, "GET", url + "/api/ops/dead-letters", headers=op))[1]["deadLetters"]
 
         async def all_dead() -> bool:
             return len(await dead()) == 103

@@ -80,7 +80,7 @@ async def test_group_commit_a_failed_batch_fails_each_of_its_items_and_the_next_
 # ------------------------------------------------------------------ on a real Redis, real HTTP
 
 
-def _slow_cloud(delay_s: float, seen: list[str]):  # type: ignore[no-untyped-def]
+def _slow_cloud(delay_s: float, seen: list[str]):
     async def handle(req: web.Request) -> web.Response:
         seen.append(req.headers["Idempotency-Key"])
         await asyncio.sleep(delay_s)
@@ -170,7 +170,7 @@ async def test_a_request_joining_a_run_on_another_replica_gets_done_on_its_own_c
         await bus_b.close()
 
 
-async def test_redis_that_lost_its_data_gets_its_group_and_scripts_back_on_the_next_request(tmp_path, bus_prefix: str) -> None:  # type: ignore[no-untyped-def]
+async def test_redis_that_lost_its_data_gets_its_group_and_scripts_back_on_the_next_request(tmp_path, bus_prefix: str) -> None:
     """A Redis restarted without persistence has no stream, no consumer group and no scripts: the
     next admission recreates the group in its own script (NOGROUP) and both hot-path scripts are
     loaded again (NOSCRIPT); the request is answered, audited once more, nothing else needed."""
@@ -199,7 +199,7 @@ async def test_redis_that_lost_its_data_gets_its_group_and_scripts_back_on_the_n
         proc.wait(5)
 
 
-async def test_a_gateway_on_a_redis_unix_socket_runs_its_hot_path_there(tmp_path, bus_prefix: str) -> None:  # type: ignore[no-untyped-def]
+async def test_a_gateway_on_a_redis_unix_socket_runs_its_hot_path_there(tmp_path, bus_prefix: str) -> None:
     """``--redis unix:///path/redis.sock`` (Redis on the same host: cheaper round trips than loopback
     TCP): the bus, the queue and both hot-path scripts use the socket; the request is answered and audited."""
     from nhigw.bus.resp import LeanScript

@@ -88,7 +88,7 @@ async def test_landed_write_dead_lettered_with_max_deliveries_1_is_answered_9403
                 await his
             # The entry is reclaimed after 1 s idle, past its one delivery: dead-lettered, and the key answered.
             deadline = time.monotonic() + 20
-            answer: dict = {}  # type: ignore[type-arg]
+            answer: dict = {}
             while time.monotonic() < deadline:
                 st, answer, _ = await call(s.http, "POST", g1 + WRITE, json={"tel": "0233334444"}, headers={**h, "X-Deadline-Ms": "1000"})
                 if answer["statusCode"] != 9408:
@@ -131,7 +131,7 @@ async def test_landed_write_dead_lettered_with_max_deliveries_1_is_answered_9403
 async def test_dead_letters_are_scoped_by_the_operators_hospital_and_an_unreadable_one_is_kept(redis_server: str, bus_prefix: str, tmp_path: Path) -> None:
     other = "9999999999"
 
-    async def transport(base: str, req) -> UpstreamResponse:  # type: ignore[no-untyped-def]
+    async def transport(base: str, req) -> UpstreamResponse:
         raise RuntimeError("unexpected failure inside the worker")
 
     f = tmp_path / "clients.json"
@@ -149,7 +149,7 @@ async def test_dead_letters_are_scoped_by_the_operators_hospital_and_an_unreadab
         for k, hosp, idem in ((his_a, HOSP, "a-1"), (his_b, other, "b-1")):
             st, body, _ = await call(http, "POST", url + "/api/v1/BasicData/Query", json={**PASS_BODY, "hospitalId": hosp}, headers={**auth(k), "Idempotency-Key": idem, "X-Deadline-Ms": "200"})
             assert body["statusCode"] in (9408, 9402), body  # still running, or already dead-lettered and answered
-        dead: list = []  # type: ignore[type-arg]
+        dead: list = []
 
         async def both_dead() -> bool:
             dead[:] = (await call(http, "GET", url + "/api/ops/dead-letters", headers=auth(ops_all)))[1]["deadLetters"]
@@ -190,7 +190,7 @@ async def test_breaker_and_oldest_pending_metrics_move_without_traffic() -> None
     """Issue 17 item 6: an idle replica's metrics follow time (no request has to pass to move them)."""
     release = asyncio.Event()
 
-    async def transport(base: str, req) -> UpstreamResponse:  # type: ignore[no-untyped-def]
+    async def transport(base: str, req) -> UpstreamResponse:
         if req.path.endswith("BasicData/Query"):
             return UpstreamResponse(503, b'{"statusCode": 9402}')
         await release.wait()  # a write held inside the cloud: its entry stays pending
@@ -271,7 +271,7 @@ async def test_after_a_redis_restart_readiness_waits_for_the_registry_to_catch_u
         async with gateway_on("http://cloud.invalid", bus=bus, gateway_key=os.urandom(32)) as (url, gw), aiohttp.ClientSession() as http:
 
             async def checks() -> dict[str, bool]:
-                return (await call(http, "GET", url + "/readyz"))[1]["checks"]  # type: ignore[no-any-return]
+                return (await call(http, "GET", url + "/readyz"))[1]["checks"]
 
             async def ready() -> bool:
                 return (await call(http, "GET", url + "/readyz"))[0] == 200
@@ -303,7 +303,7 @@ async def test_after_a_redis_restart_readiness_waits_for_the_registry_to_catch_u
 async def test_in_one_process_a_dead_lettered_request_is_answered_too() -> None:
     """``nhigw up`` (in-memory queue): the waiting HIS gets the dead-letter answer, not 9408 at its deadline."""
 
-    async def transport(base: str, req) -> UpstreamResponse:  # type: ignore[no-untyped-def]
+    async def transport(base: str, req) -> UpstreamResponse:
         raise RuntimeError("unexpected failure inside the worker")
 
     async with gateway_on("http://cloud.invalid", transport=HandlerTransport(transport), claim_idle_s=0.2, claim_every_s=0.05, max_deliveries=1) as (url, _gw), aiohttp.ClientSession() as http:

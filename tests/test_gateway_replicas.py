@@ -80,7 +80,7 @@ def by_instance(procs: dict[str, Proc], instance: str) -> Proc:
     return next(p for p in procs.values() if p.proc.pid == pid)
 
 
-async def post(http: aiohttp.ClientSession, url: str, path: str, key: str, deadline_ms: int = 30000) -> tuple[int, dict]:  # type: ignore[type-arg]
+async def post(http: aiohttp.ClientSession, url: str, path: str, key: str, deadline_ms: int = 30000) -> tuple[int, dict]:
     async with http.post(url + path, json=BODY, headers={"Idempotency-Key": key, "X-Deadline-Ms": str(deadline_ms)}) as r:
         return r.status, await r.json(content_type=None)
 
@@ -189,15 +189,15 @@ async def test_killed_agent_is_offline_at_once_and_comes_back_with_its_kept_iden
         return Proc("agent", ["agent", "--virtual", "--no-tls", "--auto-init", "--port", str(ports["agent"]), "--workstation", "ws-05",
                               "--cloud", sim_url, "--data-dir", str(tmp_path / "agent-data"), *bus, *(["--enrol-token", token] if token else [])], tmp_path).wait_ready()
 
-    async def workstation(http: aiohttp.ClientSession) -> dict:  # type: ignore[type-arg]
+    async def workstation(http: aiohttp.ClientSession) -> dict:
         async with http.get(gw + "/api/workstations") as r:
             return next((w for w in (await r.json())["workstations"] if w["workstation"] == "ws-05"), {})
 
-    async def register(http: aiohttp.ClientSession) -> tuple[int, dict]:  # type: ignore[type-arg]
+    async def register(http: aiohttp.ClientSession) -> tuple[int, dict]:
         async with http.post(gw + "/api/v1/BasicData/Register", json={}, headers={"X-Workstation": "ws-05"}) as r:
             return r.status, await r.json()
 
-    async def agent_status(http: aiohttp.ClientSession) -> tuple[int, dict]:  # type: ignore[type-arg]
+    async def agent_status(http: aiohttp.ClientSession) -> tuple[int, dict]:
         """A component call forwarded over the bus to the agent (its virtual SAM is unknown to this
         simulator, so business calls end at the agent with 1301: the round trip is what counts)."""
         async with http.get(gw + "/api/workstations/ws-05/common/v1/Status") as r:
@@ -238,11 +238,11 @@ async def test_killed_agent_is_offline_at_once_and_comes_back_with_its_kept_iden
             p.stop()
 
 
-async def _online(ws) -> bool:  # type: ignore[no-untyped-def]
+async def _online(ws) -> bool:
     return bool((await ws).get("online"))
 
 
-async def _offline(ws) -> bool:  # type: ignore[no-untyped-def]
+async def _offline(ws) -> bool:
     w = await ws
     return bool(w) and not w.get("online")
 

@@ -33,13 +33,13 @@ from tests.stack import running_stack
 HOSP = "3501200000"
 
 
-async def call(http: aiohttp.ClientSession, method: str, url: str, **kw: object) -> tuple[int, dict, dict]:  # type: ignore[type-arg]
+async def call(http: aiohttp.ClientSession, method: str, url: str, **kw: object) -> tuple[int, dict, dict]:
     async with http.request(method, url, **kw) as r:  # type: ignore[arg-type]
         return r.status, await r.json(content_type=None), dict(r.headers)
 
 
 @contextlib.asynccontextmanager
-async def gateway_on(cloud_url: str, bus=None, **settings: object) -> AsyncIterator[tuple[str, Gateway]]:  # type: ignore[no-untyped-def]
+async def gateway_on(cloud_url: str, bus=None, **settings: object) -> AsyncIterator[tuple[str, Gateway]]:
     """A gateway alone (pass-through mode needs no agent) on a port of the kernel's choice."""
     bus = bus or MemoryBus()
     gw = Gateway(bus, GatewaySettings(cloud_url=cloud_url, **settings))  # type: ignore[arg-type]
@@ -48,7 +48,7 @@ async def gateway_on(cloud_url: str, bus=None, **settings: object) -> AsyncItera
 
 
 @contextlib.asynccontextmanager
-async def upstream(handler) -> AsyncIterator[str]:  # type: ignore[no-untyped-def]
+async def upstream(handler) -> AsyncIterator[str]:
     app = web.Application()
     app.router.add_post("/api/v1/{path:.+}", handler)
     async with serving(app) as url:
@@ -75,7 +75,7 @@ async def accept_then_drop() -> AsyncIterator[tuple[str, list[bytes]]]:
         await server.wait_closed()
 
 
-def server_timing(headers: dict) -> dict[str, float]:  # type: ignore[type-arg]
+def server_timing(headers: dict) -> dict[str, float]:
     """``Server-Timing: queue;dur=0.412, ..., total;dur=3.100`` as {name: ms}."""
     out = {}
     for part in headers["Server-Timing"].split(","):
@@ -375,7 +375,7 @@ async def test_audit_records_every_business_request_masked_and_chained(tmp_path:
 async def test_poison_job_is_dead_lettered_after_n_deliveries_then_retried_or_discarded_by_ops(redis_server: str, bus_prefix: str) -> None:
     broken = {"on": True}
 
-    async def transport(base: str, req) -> UpstreamResponse:  # type: ignore[no-untyped-def]
+    async def transport(base: str, req) -> UpstreamResponse:
         if broken["on"]:
             raise RuntimeError("unexpected failure inside the worker")
         return UpstreamResponse(200, b'{"statusCode": 0, "hello": "again"}')
@@ -389,14 +389,14 @@ async def test_poison_job_is_dead_lettered_after_n_deliveries_then_retried_or_di
         for idem in ("poison-1", "poison-2"):
             st, body, _ = await call(http, "POST", gw_url + "/api/v1/BasicData/Query", json=PASS_BODY, headers={"Idempotency-Key": idem, "X-Deadline-Ms": "200"})
             assert st == 202 and body["statusCode"] == 9408 and body["idempotencyKey"] == idem
-        dead: list[dict] = []  # type: ignore[type-arg]
+        dead: list[dict] = []
 
         async def both_dead() -> bool:
             # The failure metric is written beside the job's end, off its critical path: wait for both.
             dead[:] = (await call(http, "GET", gw_url + "/api/ops/dead-letters"))[1]["deadLetters"]
-            return len(dead) == 2 and gw.metrics.job_failures._value.get() == 6  # type: ignore[attr-defined]
+            return len(dead) == 2 and gw.metrics.job_failures._value.get() == 6
 
-        assert await eventually(both_dead), (dead, gw.metrics.job_failures._value.get())  # type: ignore[attr-defined]
+        assert await eventually(both_dead), (dead, gw.metrics.job_failures._value.get())
         assert {d["deliveries"] for d in dead} == {3}
         assert {d["job"]["idempotencyKey"] for d in dead} == {"poison-1", "poison-2"}
         broken["on"] = False

@@ -11,10 +11,10 @@ from nhigw.gateway.upstream import (
     AiohttpTransport,
     Breaker,
     CircuitOpen,
-    CloudClient,
     HandlerTransport,
     MaybeSent,
     NotSent,
+    UpstreamClient,
     UpstreamRequest,
     UpstreamResponse,
     UpstreamSettings,
@@ -40,18 +40,18 @@ def script(*steps: object) -> tuple[HandlerTransport, list[UpstreamRequest]]:
 
 async def test_a_write_is_retried_only_while_it_provably_never_left() -> None:
     t, seen = script(NotSent("refused"), 200)
-    res = await CloudClient("http://c", FAST, t).call(UpstreamRequest("/w", b"{}", write=True))
+    res = await UpstreamClient("http://c", FAST, t).call(UpstreamRequest("/w", b"{}", write=True))
     assert res.response.status == 200 and [a.outcome for a in res.attempts] == ["NotSent", "200"] and len(seen) == 2
 
     t, seen = script(MaybeSent("dropped"), 200)
     with pytest.raises(MaybeSent) as e:
-        await CloudClient("http://c", FAST, t).call(UpstreamRequest("/w", b"{}", write=True))
+        await UpstreamClient("http://c", FAST, t).call(UpstreamRequest("/w", b"{}", write=True))
     assert len(seen) == 1 and len(e.value.attempts) == 1
 
     t, seen = script(503, 200)  # the cloud answered 5xx to a write: its answer, not a retry
     res_err = None
     try:
-        await CloudClient("http://c", FAST, t).call(UpstreamRequest("/w", b"{}", write=True))
+        await UpstreamClient("http://c", FAST, t).call(UpstreamRequest("/w", b"{}", write=True))
     except Exception as exc:  # BadStatus
         res_err = exc
     assert type(res_err).__name__ == "BadStatus" and len(seen) == 1
@@ -59,11 +59,11 @@ async def test_a_write_is_retried_only_while_it_provably_never_left() -> None:
 
 async def test_a_read_is_retried_on_any_transport_error_or_5xx_at_most_three_times() -> None:
     t, seen = script(MaybeSent("timeout"), 502, 200)
-    res = await CloudClient("http://c", FAST, t).call(UpstreamRequest("/r", b"{}", write=False))
+    res = await UpstreamClient("http://c", FAST, t).call(UpstreamRequest("/r", b"{}", write=False))
     assert res.response.status == 200 and len(seen) == 3
     t, seen = script(MaybeSent("a"), MaybeSent("b"), MaybeSent("c"), 200)
     with pytest.raises(MaybeSent):
-        await CloudClient("http://c", FAST, t).call(UpstreamRequest("/r", b"{}", write=False))
+        await UpstreamClient("http://c", FAST, t).call(UpstreamRequest("/r", b"{}", write=False))
     assert len(seen) == 3
 
 
@@ -86,7 +86,7 @@ def test_breaker_opens_after_n_failures_lets_one_probe_through_and_closes_on_suc
 
 async def test_open_breaker_refuses_without_calling() -> None:
     t, seen = script(*([503] * 10))
-    c = CloudClient("http://c", UpstreamSettings(backoff_base_s=0, breaker_failures=2, max_attempts=1), t)
+    c = UpstreamClient("http://c", UpstreamSettings(backoff_base_s=0, breaker_failures=2, max_attempts=1), t)
     for _ in range(2):
         with pytest.raises(Exception):  # noqa: B017  (BadStatus)
             await c.call(UpstreamRequest("/r", b"{}", write=False))

@@ -181,3 +181,25 @@ def test_no_function_in_services_is_over_80_lines() -> None:
     found = {(module_name(f), name): n for f in sorted(PKG.rglob("*.py")) for name, n in long_functions(f)}
     assert set(found) - LONG_FUNCTIONS_ALLOWED == set(), found
     assert LONG_FUNCTIONS_ALLOWED - set(found) == set()  # a function split since: its entry goes too
+
+
+def class_names(path: Path) -> set[str]:
+    """The names of the classes a file defines, at any depth (a nested class is as visible in a traceback)."""
+    return {node.name for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))) if isinstance(node, ast.ClassDef)}
+
+
+def test_class_names_reads_nested_classes(tmp_path: Path) -> None:
+    f = tmp_path / "m.py"
+    f.write_text("class A:\n    class B:\n        pass\n\ndef f():\n    class C:\n        pass\n")
+    assert class_names(f) == {"A", "B", "C"}
+
+
+def test_no_class_name_is_defined_in_two_modules() -> None:
+    """Two classes of one name (a gateway ``CloudClient`` beside the SDK's) read as one in logs,
+    tracebacks and reviews; each name says which one it is."""
+    where: dict[str, list[str]] = {}
+    for f in sorted(PKG.rglob("*.py")):
+        for name in class_names(f):
+            where.setdefault(name, []).append(module_name(f))
+    assert len(where) > 200 and "UpstreamClient" in where  # the classes are really read
+    assert {name: mods for name, mods in where.items() if len(mods) > 1} == {}

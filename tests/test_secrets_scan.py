@@ -113,7 +113,7 @@ def debug_logs(monkeypatch: pytest.MonkeyPatch) -> None:
 def monitor(redis_server: str) -> Monitor:  # type: ignore[misc]
     """Started before the ``stack`` fixture (autouse fixtures come first): enrolment is recorded too."""
     m = Monitor(redis_server)
-    yield m  # type: ignore[misc]
+    yield m
     if not m._stop.is_set():
         m.stop()
 

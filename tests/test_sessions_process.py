@@ -47,7 +47,7 @@ async def test_no_pcsc_agent_process_serves_a_device_session(procs: tuple[str, s
     sim, gw, agent, running = procs
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=insecure_ssl())) as http:
 
-        async def call(method: str, url: str, **kw: object) -> tuple[int, dict]:  # type: ignore[type-arg]
+        async def call(method: str, url: str, **kw: object) -> tuple[int, dict]:
             async with http.request(method, url, **kw) as r:  # type: ignore[arg-type]
                 return r.status, await r.json(content_type=None)
 

@@ -141,7 +141,7 @@ async def test_unknown_workstation_is_offline_at_once() -> None:
 async def test_gateway_lists_the_workstation_with_its_states() -> None:
     async with running_stack() as s:
         await s.ready()
-        ws: dict = {}  # type: ignore[type-arg]
+        ws: dict = {}
 
         async def sam_verified_seen() -> bool:
             _, body = await s.call("GET", s.gateway_url + "/api/workstations")

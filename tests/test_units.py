@@ -51,7 +51,7 @@ def test_masking_is_applied_by_the_configured_logger() -> None:
 def test_parse_hc_basic_public_layout() -> None:
     raw = b"000073898382" + "歐陽測試".encode("big5").ljust(20, b"\x00") + b"A234567890" + b"1000101" + b"M" + b"1100801"
     b = parse_hc_basic(raw)
-    assert (b.cardNo, b.name, b.idNo, b.birthday, b.sex, b.dateIssue) == ("000073898382", "歐陽測試", "A234567890", "1000101", "M", "1100801")
+    assert (b.cardSn, b.name, b.idNo, b.birthday, b.sex, b.dateIssue) == ("000073898382", "歐陽測試", "A234567890", "1000101", "M", "1100801")
     with pytest.raises(ValueError):
         parse_hc_basic(raw[:56])
 
@@ -82,7 +82,7 @@ def test_apdu_parser_rejects_bad_lengths() -> None:
         Apdu(bytes.fromhex("00A4040010D158"))
 
 
-def test_secretbox_round_trip_and_binding(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_secretbox_round_trip_and_binding(tmp_path, monkeypatch) -> None:
     monkeypatch.delenv("NHIGW_MASTER_KEY", raising=False)
     box = SecretBox(tmp_path / "a", "cloud-sam")
     box.write(tmp_path / "f.sealed", b"secret key material")
@@ -117,3 +117,9 @@ def test_status_words_are_the_iso_numbers() -> None:
 
     assert SW.NOT_FOUND == 0x6A82 and SW.NOT_FOUND.raw == b"\x6a\x82"
     assert sw_tries_left(SW.BLOCKED) == 0 and sw_tries_left(SW.OK) is None
+
+
+def test_sdk_transport_keeps_its_former_name() -> None:
+    from nhigw.client import transport
+
+    assert transport.Transport is transport.ApiTransport and transport.ApiTransport.__name__ == "ApiTransport"

@@ -64,7 +64,7 @@ def test_nothing_on_the_agents_path_needs_a_posix_only_facility() -> None:
     assert found == []
 
 
-async def test_stop_signals_without_loop_handlers_as_on_windows(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+async def test_stop_signals_without_loop_handlers_as_on_windows(monkeypatch) -> None:
     """Windows' event loops have no ``add_signal_handler``: the stop event is set from ``signal.signal`` instead."""
     loop = asyncio.get_running_loop()
 

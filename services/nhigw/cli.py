@@ -50,6 +50,7 @@ if TYPE_CHECKING:
     from nhigw.agent.sessions import LinkGroup
     from nhigw.bus.base import Bus
     from nhigw.common.tls import CertKeeper
+    from nhigw.vcard.bank import CardFactory, VirtualReaderBank
 
 log = get_logger("nhigw")
 T = TypeVar("T")
@@ -389,9 +390,7 @@ async def cmd_agent(args: argparse.Namespace) -> None:
         await cmd_bridge(args)
         return
     args.port = args.port or 5066
-    bank = None
-    if args.virtual:
-        bank = _virtual_bank(args)
+    bank = _virtual_bank(args)[0] if args.virtual else None
     bus = bus_from(args, gateway=False) if args.redis else None
     agent, app = await build_agent(args, bank=bank)
     agent.tls = None if args.no_tls else _kept_tls(args, app, data_dir(args, "agent"), agent.workstation)
@@ -421,7 +420,9 @@ async def cmd_gateway(args: argparse.Namespace) -> None:
     await serve([Site(app, args.host, args.port, label="gateway")], on_stop=stopping)
 
 
-def _virtual_bank(args: argparse.Namespace):
+def _virtual_bank(args: argparse.Namespace) -> tuple[VirtualReaderBank, CardFactory]:
+    """The in-process readers with the default cards, and the factory that made them (its key
+    store holds the SAMs' keys, which ``up`` registers with the simulator)."""
     from nhigw.vcard.bank import CardFactory, VirtualReaderBank
     from nhigw.vcard.identities import Identities, KeyStore
 
@@ -429,8 +430,7 @@ def _virtual_bank(args: argparse.Namespace):
     bank = VirtualReaderBank()
     for reader, spec in zip(bank.names, factory.default_specs(), strict=False):
         bank.insert(reader, factory.make(spec))
-    bank.factory = factory  # type: ignore[attr-defined]  # carried along for cmd_up (the SAMs' keys); a bank has no factory of its own
-    return bank
+    return bank, factory
 
 
 async def cmd_up(args: argparse.Namespace) -> None:
@@ -441,11 +441,12 @@ async def cmd_up(args: argparse.Namespace) -> None:
     refuse_non_loopback(args, "agent and compat")
     store = SimStore.seeded()
     store.admin_enabled = args.admin
-    bank = None if args.pcsc else _virtual_bank(args)
-    if bank is not None:
+    bank = None
+    if not args.pcsc:
+        bank, factory = _virtual_bank(args)
         for card in bank.cards.values():
             if isinstance(card, SamCard):
-                store.register_sam(card.ident.samId, card.ident.hospitalId, bank.factory.keys.public_pem(card.ident.samId))
+                store.register_sam(card.ident.samId, card.ident.hospitalId, factory.keys.public_pem(card.ident.samId))
     args.cloud = args.cloud or f"http://{args.host}:{args.sim_port}"
     args.workstation = args.workstation or "ws-01"
     args.auto_init = True

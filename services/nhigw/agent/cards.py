@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from nhigw.agent.cardio import CardConnection
-from nhigw.contracts.apdu import AID, SW
+from nhigw.contracts.apdu import AID, SW, WRONG_PIN_MASK
 from nhigw.contracts.models import CardKind
 
 APDU_SELECT = bytes.fromhex("00A4040010")
@@ -35,7 +35,7 @@ class PinError(ApduError):
 
 def sw_tries_left(sw: int) -> int | None:
     """63 Cx -> x; 69 83 -> 0; anything else -> None."""
-    if sw & 0xFFF0 == 0x63C0:
+    if sw & WRONG_PIN_MASK == SW.WRONG_PIN:
         return sw & 0x0F
     if sw == SW.BLOCKED:
         return 0
@@ -44,7 +44,7 @@ def sw_tries_left(sw: int) -> int | None:
 
 @dataclass(frozen=True)
 class HcBasic:
-    cardNo: str
+    cardSn: str  # the HC card number (6.0 API: cardId, signature: hcId; see contracts.models)
     name: str
     idNo: str
     birthday: str
@@ -57,7 +57,7 @@ def parse_hc_basic(data: bytes) -> HcBasic:
     if len(data) < 57:
         raise ValueError(f"basic profile is {len(data)} bytes, expected 57")
     return HcBasic(
-        cardNo=data[0:12].decode("ascii"),
+        cardSn=data[0:12].decode("ascii"),
         name=data[12:32].split(b"\x00", 1)[0].decode("big5hkscs").strip(),
         idNo=data[32:42].decode("ascii"),
         birthday=data[42:49].decode("ascii"),

@@ -136,7 +136,7 @@ async def sam_signature(sam: SamDevice, service_type: str, hc: HcBasic | None, h
         clientRandom=base64.b64encode(await sam.client_random()).decode(),
         samId=sam.sam_id,
         hospitalId=sam.hospital_id,
-        hcId=hc.cardNo if hc else None,
+        hcId=hc.cardSn if hc else None,
         hcIdNo=hc.idNo if hc else None,
         hpcId=hpc.cardId if hpc else None,
         hpcIdNo=hpc.idNo if hpc else None,
@@ -251,6 +251,7 @@ class Agent:
     max_records: int = 200
     listeners: list[Callable[[], None]] = field(default_factory=list)
     event_listeners: list[Callable[[CardEvent], None]] = field(default_factory=list)
+    _queue_listeners: dict[asyncio.Queue[CardEvent], Callable[[CardEvent], None]] = field(default_factory=dict, init=False, repr=False)  # subscribe's queue -> its listener
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     settings: SettingsStore = field(init=False)
     cloud_sams: CloudSamStore = field(init=False)
@@ -364,12 +365,13 @@ class Agent:
                     q.get_nowait()
             q.put_nowait(ev)
 
-        put.queue = q  # type: ignore[attr-defined]  # a function attribute: unsubscribe finds the listener by its queue
+        self._queue_listeners[q] = put
         self.event_listeners.append(put)
         return q
 
     def unsubscribe(self, q: asyncio.Queue[CardEvent]) -> None:
-        self.event_listeners[:] = [f for f in self.event_listeners if getattr(f, "queue", None) is not q]
+        put = self._queue_listeners.pop(q, None)
+        self.event_listeners[:] = [f for f in self.event_listeners if f is not put]
 
     # ------------------------------------------------------------------ records
 
@@ -602,8 +604,8 @@ class Agent:
         async with self.lock:
             b = await self._hc_basic_locked()
         if self.vhc is not None:
-            return HcBasicResponse(cardId=b.cardNo, idNo=b.idNo, name=b.name, birthday=b.birthday, sex=b.sex, identityStatus=self.vhc.identityStatus, dateIssue=None)
-        return HcBasicResponse(cardId=b.cardNo, idNo=b.idNo, name=b.name, birthday=b.birthday, sex=b.sex, dateIssue=b.dateIssue)
+            return HcBasicResponse(cardId=b.cardSn, idNo=b.idNo, name=b.name, birthday=b.birthday, sex=b.sex, identityStatus=self.vhc.identityStatus, dateIssue=None)
+        return HcBasicResponse(cardId=b.cardSn, idNo=b.idNo, name=b.name, birthday=b.birthday, sex=b.sex, dateIssue=b.dateIssue)
 
     async def hc_logout(self) -> None:
         """Virtual HC: N -> 0. Physical HC: the PIN verification is forgotten (the card stays ready)."""
@@ -730,7 +732,7 @@ class Agent:
             return await self.dc.vhc_verify(VirtualHcVerifyRequest(token=token, purpose=purpose, **signed))
 
     def _vhc_take(self, res: VirtualHcVerifyResponse) -> None:
-        self.vhc = VirtualHc(HcBasic(cardNo=res.cardId, name=res.name, idNo=res.idNo, birthday=res.birthday, sex=res.sex, dateIssue=""), res.identityStatus, res.sessionId, res.pinSet)
+        self.vhc = VirtualHc(HcBasic(cardSn=res.cardId, name=res.name, idNo=res.idNo, birthday=res.birthday, sex=res.sex, dateIssue=""), res.identityStatus, res.sessionId, res.pinSet)
         self.hc_pin_verified = res.pinVerified
         log.info("virtual_hc_verified", cardId=res.cardId)
         self._emit("inserted", "virtual-hc")

@@ -34,12 +34,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard, get_args
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from cryptography.hazmat.primitives.asymmetric.types import CertificateIssuerPublicKeyTypes, CertificatePublicKeyTypes
 
 from nhigw.contracts.codes import Code, StatusError
 from nhigw.contracts.models import MobileHcaRequest
@@ -60,6 +61,14 @@ class HcaLogin:
 
 def login_message(serial: int, id_no: str, login_date_time: str) -> bytes:
     return f"{serial}|{id_no}|{login_date_time}".encode("ascii")
+
+
+_ISSUER_KEY_TYPES = get_args(CertificateIssuerPublicKeyTypes)
+
+
+def _signs(key: CertificatePublicKeyTypes) -> TypeGuard[CertificateIssuerPublicKeyTypes]:
+    """Can a key of this kind have signed a CRL? (X25519 / X448 / ML-KEM keys only agree or wrap keys.)"""
+    return isinstance(key, _ISSUER_KEY_TYPES)
 
 
 def _load_cert(data: bytes) -> x509.Certificate:
@@ -152,7 +161,7 @@ class MobileHcaVerifier:
         for crl in self.crls:
             if crl.issuer != cert.issuer:
                 continue
-            if not any(ca.subject == crl.issuer and crl.is_signature_valid(ca.public_key()) for ca in self.trusted):  # type: ignore[arg-type]  # public_key() may type an X25519/X448 key, which signs nothing: a CA's key signs
+            if not any(ca.subject == crl.issuer and _signs(key := ca.public_key()) and crl.is_signature_valid(key) for ca in self.trusted):
                 continue  # a CRL nobody trusted signed says nothing
             if crl.get_revoked_certificate_by_serial_number(cert.serial_number) is not None:
                 return True

@@ -45,7 +45,7 @@ NEEDS: dict[str, Need] = {
     "hpc_unlock": Need(sam=_S2, hpc=HpcState.READY),
     "hpc_sign": Need(sam=_S2, hpc=HpcState.VERIFIED),
     "hpc_logout": Need(sam=_S2, hpc=HpcState.VERIFIED),
-    # Choice (issue 2, over the seed's console table): a physical HC's public basic profile
+    # Choice (the seed's console table asks for SAM 2 here): a physical HC's public basic profile
     # needs no SAM, as real cards allow (SELECT + READ 00 CA 11 00); a virtual HC only
     # reaches a state at all through verification, which needs SAM 2.
     "hc_basic": Need(hc=HcState.PRESENT),

@@ -211,7 +211,7 @@ class ServedSessions:
             raise StatusError(Code.QRCODE_MISSING)
         signed = await self._dc_signed(sam, "VirtualHc/Verify", purpose, token)
         res = await self.agent.dc.vhc_verify(VirtualHcVerifyRequest(token=token, purpose=purpose, **signed))
-        s.vhc = VirtualHc(HcBasic(cardNo=res.cardId, name=res.name, idNo=res.idNo, birthday=res.birthday, sex=res.sex, dateIssue=""), res.identityStatus, res.sessionId)
+        s.vhc = VirtualHc(HcBasic(cardSn=res.cardId, name=res.name, idNo=res.idNo, birthday=res.birthday, sex=res.sex, dateIssue=""), res.identityStatus, res.sessionId)
         log.info("device_session_vhc_verified", sessionId=sid, cardId=res.cardId)
         return self.states(sid)
 

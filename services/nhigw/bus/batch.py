@@ -1,6 +1,6 @@
 """Group commit: one call in flight, and everything submitted meanwhile rides the next one.
 
-The gateway's hot path (issue 9) makes two Redis round trips per business request: the
+The gateway's hot path makes two Redis round trips per business request: the
 admission script and the job's end (audit record + answer + XACK). Under load each was a
 command of its own on its own pooled connection, so N concurrent requests cost N writes, N
 reads and N event-loop wake-ups each way. ``GroupCommit`` sends them together instead:

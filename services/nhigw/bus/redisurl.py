@@ -36,10 +36,6 @@ def is_sentinel(url: str | None) -> bool:
     return bool(url) and urlsplit(url).scheme in SENTINEL_SCHEMES
 
 
-def is_redis(url: str | None) -> bool:
-    return bool(url) and urlsplit(url).scheme in ("redis", "rediss", "unix", *SENTINEL_SCHEMES)
-
-
 class SentinelURL:
     """A parsed ``redis+sentinel://`` URL (``ValueError`` when it is not one)."""
 

@@ -115,7 +115,7 @@ class LeanConnection:
         """One command; with ``wait``, then ``WAIT`` on the same connection (under the same lock)."""
         async with self._lock:
             if self._stale():
-                self.close()  # reopen rather than fail the call on a connection the server has closed (issue 17 item 7)
+                self.close()  # reopen rather than fail the call: nothing was sent on it, so a restarted Redis costs no error
             try:
                 if self._writer is None:
                     await self._open()

@@ -37,10 +37,6 @@ class Sealer:
     def new_key_b64() -> str:
         return base64.b64encode(os.urandom(32)).decode()
 
-    @property
-    def enabled(self) -> bool:
-        return self._aead is not None
-
     def seal(self, data: bytes, aad: str) -> bytes:
         if self._aead is None:
             return data

@@ -7,7 +7,7 @@ from typing import Any
 
 import aiohttp
 
-from nhigw.client.transport import Transport, parse
+from nhigw.client.transport import ApiTransport, parse
 from nhigw.contracts.codes import Code
 from nhigw.contracts.models import (
     HcBasicResponse,
@@ -36,7 +36,7 @@ class AgentClient:
         verify_tls: bool | ssl.SSLContext = False,
         session: aiohttp.ClientSession | None = None,
     ) -> None:
-        self.t = Transport(base_url, timeout_s=timeout_s, verify_tls=verify_tls, session=session)
+        self.t = ApiTransport(base_url, timeout_s=timeout_s, verify_tls=verify_tls, session=session)
 
     async def __aenter__(self) -> AgentClient:
         return self

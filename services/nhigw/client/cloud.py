@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 import aiohttp
 from pydantic import BaseModel
 
-from nhigw.client.transport import Transport, parse
+from nhigw.client.transport import ApiTransport, parse
 from nhigw.contracts import cloud as c
 from nhigw.contracts.models import BasicDataResponse, RegisterResponse, SignatureObject
 from nhigw.contracts.routes import VNHI_UPLOAD, lookup
@@ -40,7 +40,7 @@ class CloudClient:
         if api_key:
             headers["Authorization"] = f"Bearer {api_key}"  # a gateway with --clients authenticates HIS clients
         self.workstation = workstation
-        self.t = Transport(base_url, timeout_s=timeout_s, verify_tls=verify_tls, headers=headers, session=session, trust_env=trust_env)
+        self.t = ApiTransport(base_url, timeout_s=timeout_s, verify_tls=verify_tls, headers=headers, session=session, trust_env=trust_env)
 
     async def __aenter__(self) -> CloudClient:
         return self

@@ -1,6 +1,6 @@
 """The one HTTP boundary of ``nhigw.client``: aiohttp in, the ``errors`` tree out.
 
-``Transport.request`` returns the JSON object of a 2xx/4xx/5xx answer whose
+``ApiTransport.request`` returns the JSON object of a 2xx/4xx/5xx answer whose
 ``statusCode`` is 0 (or one of ``ok_codes``); everything else is an exception:
 no answer -> ``TransportError``; not JSON -> ``DecodingError``; a non-zero
 ``statusCode``, or an HTTP error without one -> ``StatusCodeError``.
@@ -32,7 +32,7 @@ def insecure_context() -> ssl.SSLContext:
     return ctx
 
 
-class Transport:
+class ApiTransport:
     def __init__(
         self,
         base_url: str,
@@ -109,6 +109,11 @@ class Transport:
         if code not in set(ok_codes) or (status >= 400 and code == 0):
             raise StatusCodeError.for_code(code or NO_STATUS_CODE, message=str(out.get("message", "")), message_en=str(out.get("messageEn", "")), http_status=status, body=out)
         return out
+
+
+# The class's former name, kept for HIS code that imported it from this module; new code uses
+# ``ApiTransport`` (the gateway's cloud seam is ``nhigw.gateway.upstream.Transport``).
+Transport = ApiTransport
 
 
 def parse(model: type[M], data: dict[str, Any], *, url: str = "") -> M:

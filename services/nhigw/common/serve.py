@@ -21,6 +21,8 @@ import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
+from types import FrameType
+from typing import Any
 
 from aiohttp import web
 
@@ -63,7 +65,7 @@ def _on_stop_signals(loop: asyncio.AbstractEventLoop, stop: asyncio.Event) -> Ca
     """Set ``stop`` on SIGINT/SIGTERM (POSIX: the loop's handlers) or SIGINT/SIGBREAK (Windows: ``signal.signal``); returns the undo."""
     names = [n for n in ("SIGINT", "SIGTERM", "SIGBREAK") if hasattr(signal, n)]
     posix: list[signal.Signals] = []
-    previous: dict[signal.Signals, object] = {}
+    previous: dict[signal.Signals, Callable[[int, FrameType | None], Any] | int | signal.Handlers] = {}
     for name in names:
         sig = signal.Signals[name]
         try:
@@ -71,13 +73,14 @@ def _on_stop_signals(loop: asyncio.AbstractEventLoop, stop: asyncio.Event) -> Ca
             posix.append(sig)
         except NotImplementedError:  # Windows' event loops
             with contextlib.suppress(ValueError, OSError):  # not the main thread, or a signal this platform cannot catch
-                previous[sig] = signal.signal(sig, lambda *_: loop.call_soon_threadsafe(stop.set))
+                before = signal.signal(sig, lambda *_: loop.call_soon_threadsafe(stop.set))
+                previous[sig] = signal.SIG_DFL if before is None else before  # None: a handler not set from Python
 
     def restore() -> None:
         for sig in posix:
             loop.remove_signal_handler(sig)
         for sig, handler in previous.items():
-            signal.signal(sig, handler)  # type: ignore[arg-type]  # typed to maybe be None (a handler not set from Python); never for the signals we take
+            signal.signal(sig, handler)
 
     return restore
 

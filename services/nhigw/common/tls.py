@@ -52,8 +52,10 @@ from nhigw.contracts.models import TlsExpiry
 
 try:
     import fcntl
+
+    HAVE_FCNTL = True
 except ImportError:  # Windows: no advisory lock; the agent and compat run as one service there
-    fcntl = None  # type: ignore[assignment]  # None marks "no fcntl here"; every lock checks it first
+    HAVE_FCNTL = False
 
 log = get_logger("nhigw.tls")
 
@@ -63,7 +65,6 @@ RENEW_AT = 2 / 3
 CHECK_S = 3600.0
 CA_PURPOSE = "nhigw-local-ca"
 KEY_PURPOSE = "nhigw-tls-key"
-SERVER_SANS = ("localhost", "127.0.0.1", "::1")
 
 
 Clock = Callable[[], dt.datetime]
@@ -79,7 +80,7 @@ def _now(now: dt.datetime | None) -> dt.datetime:
 
 @contextlib.contextmanager
 def _locked(path: Path) -> Iterator[None]:
-    if fcntl is None:
+    if not HAVE_FCNTL:
         yield
         return
     fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
@@ -175,9 +176,6 @@ class LocalCA:
         _write_public(self.ca_path, cert.public_bytes(serialization.Encoding.PEM))
         log.info("tls_ca_created", subject=cert.subject.rfc4514_string(), notAfter=cert.not_valid_after_utc.isoformat())
         return cert, key
-
-    def ca_cert(self) -> x509.Certificate:
-        return self.ensure_ca()[0]
 
     # ---------------------------------------------------------------- the server certificate
 
@@ -290,12 +288,6 @@ class CertKeeper:
                 self.check()
             except Exception as exc:  # a full disk must not end the loop: the old certificate still serves
                 log.warning("tls_renewal_failed", error=type(exc).__name__)
-
-
-def ensure_cert(data_dir: Path, workstation: str | None = None) -> tuple[Path, Path]:
-    ca = LocalCA(data_dir, workstation)
-    ca.ensure()
-    return ca.cert_path, ca.key_path
 
 
 def server_context(data_dir: Path, workstation: str | None = None, *, ca_dir: Path | None = None) -> ssl.SSLContext:

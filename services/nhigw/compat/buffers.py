@@ -304,7 +304,7 @@ def parse_prescriptions(text: str | bytes, count: int | None = None) -> list[Pre
 
 def decode_basic_data(buf: bytes) -> dict[str, str]:
     return {
-        "cardNo": _cut(buf, 0, 12),
+        "cardSn": _cut(buf, 0, 12),
         "name": _cut(buf, 12, 20),
         "idNo": _cut(buf, 32, 10),
         "birthday": _cut(buf, 42, 7),

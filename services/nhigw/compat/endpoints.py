@@ -15,7 +15,7 @@ __all__ = ["COMPAT"]
 
 
 def _compat_rows() -> list[Endpoint]:
-    """The compat service (issue 6): the VHC SDK 2.x routes, the csHis functions, Swagger."""
+    """The compat service: the VHC SDK 2.x routes, the csHis functions, Swagger."""
     rows = [
         Endpoint("GET", "/cshis", "列出 csHis 相容函式 (list the legacy functions)", None, None, "cshis"),
         Endpoint("POST", "/cshis/{function}", "呼叫 csHis 相容函式 (legacy parameters by name)", cm.LegacyRequest, cm.LegacyResponse, "cshis"),

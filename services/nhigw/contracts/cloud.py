@@ -273,7 +273,7 @@ class HcContentUpdateResponse(CloudResponse):
     treatmentCounter: str
 
 
-class OrganDonateResponse(CloudResponse):
+class OrganDonateQueryResponse(CloudResponse):
     organDonate: str = Field("", description="'1' agrees to organ donation, '' no mark")
     palliativeCare: str = Field("", description="'1' hospice / palliative-care consent, '' no mark")
 
@@ -631,7 +631,7 @@ class ConsoleOverview(CloudResponse):
 _S = SignatureObject
 _L = ListQueryRequest
 _F = FormatListQueryRequest
-ROUTE_MODELS: dict[str, tuple[type[BaseModel], type[BaseModel]]] = {
+ROUTE_MODELS: dict[str, tuple[type[SignatureObject], type[BaseModel]]] = {  # every request is a signature object plus the route's fields
     "BasicData/Query": (_S, m.BasicDataResponse),
     "BasicData/Register": (_S, m.RegisterResponse),
     "BasicData/Register2": (_S, Register2Response),
@@ -661,7 +661,7 @@ ROUTE_MODELS: dict[str, tuple[type[BaseModel], type[BaseModel]]] = {
     "Prescription/LongQuery": (_L, LongTermPrescriptionResponse),
     "Prescription/HveQuery": (_L, ImportantOrderResponse),
     "Prescription/Write": (PrescriptionWriteRequest, PrescriptionWriteResponse),
-    "OrganDonate/Query": (_S, OrganDonateResponse),
+    "OrganDonate/Query": (_S, OrganDonateQueryResponse),
     "SequalNumber/Last": (_S, LastSeqResponse),
     "SeqNumber/Next": (SeqNextRequest, SeqNextResponse),
     "SequelNumber/Next": (SeqNextRequest, SeqNextResponse),

@@ -3,6 +3,24 @@
 Field names are the NHI's (seed and public facts section 3.2/3.3): ``serviceType``,
 ``clientRandom``, ``samId``, ``hospitalId``, ``hcId``, ``hcIdNo``, ``hpcId``, ``hpcIdNo``,
 ``cardSn``, ``idCardNum`` ...  ROC dates stay ``yyyMMdd`` strings.
+
+The HC card number (12 digits, printed on the card, bytes 0-11 of its basic profile) has one
+name per wire, and each wire keeps its own because HIS code reads them (never rename these):
+
+==========================================  ==============  ==========================================
+where                                       name            model
+==========================================  ==============  ==========================================
+6.0 component API (agent, ``/api/hc/v1``)   ``cardId``      ``HcBasicResponse``, ``VirtualHcVerifyResponse``
+signature object (every cloud request)      ``hcId``        ``SignatureObject`` (beside ``hcIdNo``)
+NHI cloud answers, test-card API            ``cardSn``      ``BasicDataResponse``, ``contracts.cloud.TestCard``
+test-card QR request                        ``cardNo``      ``VirtualHcQrRequest`` (the seed: 輸入卡號)
+legacy csHis (``csGetCardNo``)              buffer 0-11     ``compat.buffers``
+==========================================  ==============  ==========================================
+
+Inside the code the number is ``cardSn`` (the seed's word: ``agent.cards.HcBasic.cardSn``,
+``sim.store.Patient.cardSn``); only ``vcard``'s card personalisation (``identities.json``,
+``HcIdentity.cardNo``, specs ``hc:<cardNo>``) still says ``cardNo``. The national ID likewise:
+``idNo`` on the 6.0 API, ``hcIdNo`` in the signature object, ``idCardNum`` in cloud answers.
 """
 
 from __future__ import annotations
@@ -398,7 +416,7 @@ class JobAnswer(Model):
     instance: str = ""
 
 
-# --------------------------------------------------------------------------- component API (agent), issue 3
+# --------------------------------------------------------------------------- component API (agent)
 
 Pin = Annotated[str, StringConstraints(pattern=r"^\d{4,8}$")]
 
@@ -516,7 +534,7 @@ class CardEvent(Model):
     at: float
 
 
-# --------------------------------------------------------------------------- agent settings (issue 3)
+# --------------------------------------------------------------------------- agent settings
 
 
 class AgentSettings(Model):
@@ -568,7 +586,7 @@ class CloudSamListResponse(Model):
     statusCode: int = 0
 
 
-# --------------------------------------------------------------------------- DC / test-card API (issue 3)
+# --------------------------------------------------------------------------- DC / test-card API
 
 
 class CloudSamIssueRequest(Model):

@@ -11,7 +11,7 @@ agent, with a new ``agentId``, starts afresh). Anything else is dropped without 
 state, counted (``rejected``; ``Drops`` by reason) and logged once per interval, not per message
 (``nhigw.bus.guard``); a flood of forgeries costs no Redis round trip each (``AgentKeys.open``).
 
-Caught up (issue 17): a replica that just started, or whose bus just reconnected (Redis restarted),
+Caught up: a replica that just started, or whose bus just reconnected (Redis restarted),
 has not yet heard the agents that are online. It trusts "offline" only once it has listened without
 a break for ``warmup_s`` (default 1.5 s: agents send a presence every second, and at once when they
 reconnect); until then ``caught_up`` is False (the ``registry`` readiness check fails, ``/readyz``
@@ -27,7 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from nhigw.bus.base import Bus, Subscription
-from nhigw.bus.guard import MAX_SMALL_BYTES, Drop, Drops, reason_of, serve
+from nhigw.bus.guard import MAX_SMALL_BYTES, Drop, Drops, serve
 from nhigw.bus.seal import SealError
 from nhigw.common.logging import get_logger
 from nhigw.contracts.buskeys import BusKeys
@@ -114,17 +114,6 @@ class Registry:
     async def start(self) -> None:
         sub = self._sub = await self.bus.subscribe(self.keys.presence)
         self.agents.supervisor.start("registry", lambda: serve(sub, self.RECEIVER, self._accept, self.drops, max_bytes=MAX_SMALL_BYTES))
-
-    async def accept(self, channel: str, data: bytes) -> Presence | None:
-        """One presence message: the accepted ``Presence``, or None (dropped and counted)."""
-        if len(data) > MAX_SMALL_BYTES:
-            self.drops.drop(self.RECEIVER, "oversized")
-            return None
-        try:
-            return await self._accept(channel, data)
-        except Exception as exc:  # noqa: BLE001 -- as ``serve`` does: that message only
-            self.drops.drop(self.RECEIVER, reason_of(exc))
-            return None
 
     async def _accept(self, channel: str, data: bytes) -> Presence:
         try:

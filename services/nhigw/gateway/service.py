@@ -20,7 +20,7 @@ Life of a business request (any replica may run any step after admission):
    (``X-Deadline-Ms``, default 30 s); past it the HIS gets 202 with 9408 and the key, and a
    retry with the same key later gets the answer.
 
-Hot path (issue 9): two Redis round trips per request, each group-committed with the
+Hot path (the gateway's own cost per request, measured in ``bench/``): two Redis round trips per request, each group-committed with the
 other requests in flight (``nhigw.bus.batch``: sent at once when idle, shared under load).
 *Admission* is one script for the batch (``RedisQueue.admit``): marker, XADD, and for every
 request that found a free worker slot an entry delivered to this replica at once (its own job,
@@ -93,17 +93,18 @@ from nhigw.gateway.deadletters import DeadLetters
 from nhigw.gateway.metrics import Metrics
 from nhigw.gateway.queue import MAX_DELIVERIES, Admission, Delivery, WorkQueue
 from nhigw.gateway.registry import Registry
+from nhigw.gateway.sessions import DeviceSessions
 from nhigw.gateway.store import KV, answer_aad
 from nhigw.gateway.trail import SentMarker, Trail, TrailEntry, error_detail
 from nhigw.gateway.upstream import (
     Attempt,
     BadStatus,
     CircuitOpen,
-    CloudClient,
     MaybeSent,
     NotSent,
     Transport,
     Untrusted,
+    UpstreamClient,
     UpstreamError,
     UpstreamRequest,
     UpstreamSettings,
@@ -200,11 +201,9 @@ class Gateway:
         self.rpc = RpcClient(bus, keys, self.agents, drops=self.drops, supervisor=self.supervisor)
         self.rpc.alive = self.registry.online  # a waiting call fails as soon as its agent is known gone (9400)
         self.readiness.add("registry", self.registry.caught_up)  # heard the agents online (after start, after a Redis restart)
-        self.cloud = CloudClient(settings.cloud_url, settings.upstream, settings.transport)
+        self.cloud = UpstreamClient(settings.cloud_url, settings.upstream, settings.transport)
         same = not settings.upload_url or settings.upload_url.rstrip("/") == settings.cloud_url.rstrip("/")
-        self.upload_cloud = self.cloud if same else CloudClient(settings.upload_url or "", settings.upstream, settings.transport)
-        from nhigw.gateway.sessions import DeviceSessions  # device sessions (issue 10): one-call per device session
-
+        self.upload_cloud = self.cloud if same else UpstreamClient(settings.upload_url or "", settings.upstream, settings.transport)
         self.sessions = DeviceSessions(
             bus=bus, keys=keys, agents=self.agents, registry=self.registry, kv=self.kv, index=self.backend.sessions, box=self.box, audit=self.audit,
             drops=self.drops, supervisor=self.supervisor, instance=self.instance, site=settings.site,
@@ -710,7 +709,8 @@ class Gateway:
         except BadStatus as exc:
             run.attempts = exc.attempts
             if job.write:
-                # The write reached the cloud and got a 5xx: it may have been executed (issue 17).
+                # The write reached the cloud and got a 5xx: it may have been executed, so it is not repeated
+                # and the HIS gets "outcome unknown" with the key to ask again.
                 raise StatusError(Code.OUTCOME_UNKNOWN, f"the NHI cloud answered HTTP {exc.response.status} to the write: it may have been executed; not repeated", idempotencyKey=job.idempotencyKey) from exc
             return exc.response.status, exc.response.body
         except UpstreamError as exc:

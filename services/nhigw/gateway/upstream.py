@@ -3,7 +3,7 @@
 Exception tree (the line a retry policy needs is the first split)::
 
     UpstreamError
-    ├── TransportError            no HTTP response came back
+    ├── NoResponse                no HTTP response came back
     │   ├── NotSent               provably never reached the cloud (connect refused, DNS,
     │   │   │                     connect timeout): safe to retry, even a write
     │   │   └── Untrusted         the cloud's TLS certificate did not verify (``--cloud-ca``):
@@ -45,6 +45,7 @@ import random
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from enum import IntEnum
 
 import aiohttp
 from yarl import URL
@@ -55,18 +56,18 @@ from nhigw.common.cloudtls import CloudTls, is_untrusted
 class UpstreamError(Exception):
     def __init__(self, message: str, *, attempts: Sequence[Attempt] = ()) -> None:
         super().__init__(message)
-        self.attempts = list(attempts)  # what was tried before it was raised (``CloudClient.call``: every attempt)
+        self.attempts = list(attempts)  # what was tried before it was raised (``UpstreamClient.call``: every attempt)
 
     def with_attempts(self, attempts: Sequence[Attempt]) -> UpstreamError:
         """The same failure, raised by the policy with every attempt it made (the transport knows only its own)."""
         return type(self)(str(self), attempts=attempts)
 
 
-class TransportError(UpstreamError):
+class NoResponse(UpstreamError):
     pass
 
 
-class NotSent(TransportError):
+class NotSent(NoResponse):
     pass
 
 
@@ -74,7 +75,7 @@ class Untrusted(NotSent):
     pass
 
 
-class MaybeSent(TransportError):
+class MaybeSent(NoResponse):
     pass
 
 
@@ -178,18 +179,26 @@ class HandlerTransport(Transport):
         return await self.handler(base_url, req)
 
 
+class BreakerState(IntEnum):
+    """The values are the ``nhigw_gateway_breaker_state`` gauge (0 closed, 1 open, 2 half-open)."""
+
+    CLOSED = 0
+    OPEN = 1
+    HALF_OPEN = 2
+
+
 class Breaker:
-    CLOSED, OPEN, HALF_OPEN = 0, 1, 2
+    CLOSED, OPEN, HALF_OPEN = BreakerState.CLOSED, BreakerState.OPEN, BreakerState.HALF_OPEN
 
     def __init__(self, failures: int, cooldown_s: float, clock: Callable[[], float] = time.monotonic) -> None:
         self.failures_to_open, self.cooldown_s, self.clock = failures, cooldown_s, clock
-        self.state = self.CLOSED
+        self.state: BreakerState = self.CLOSED
         self.failures = 0
         self.opened_at = 0.0
         self._probe = False
         self.opened_count = 0
 
-    def current(self) -> int:
+    def current(self) -> BreakerState:
         """The state as time has it, without a call: an open breaker past its cool-down is half-open
         (the next call probes). For the metric, which must not stay "open" on an idle replica."""
         if self.state == self.OPEN and self.clock() - self.opened_at >= self.cooldown_s:
@@ -245,7 +254,7 @@ async def tcp_reachable(base_url: str, timeout_s: float = 2.0) -> bool:
     return True
 
 
-class CloudClient:
+class UpstreamClient:
     def __init__(self, base_url: str, settings: UpstreamSettings | None = None, transport: Transport | None = None, *, rng: random.Random | None = None) -> None:
         self.base_url = base_url.rstrip("/")
         self.settings = settings or UpstreamSettings()
@@ -275,7 +284,7 @@ class CloudClient:
             t0 = time.monotonic()
             try:
                 resp = await self.transport.send(self.base_url, req)
-            except TransportError as exc:
+            except NoResponse as exc:
                 attempts.append(Attempt(n, type(exc).__name__, (time.monotonic() - t0) * 1000))
                 self.breaker.failure()
                 self.last_failure = exc

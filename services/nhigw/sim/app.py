@@ -89,7 +89,7 @@ async def execute(st: SimStore, path: str, raw: bytes, key: str | None) -> tuple
     try:
         req = validate(model, _parse(raw))
         st.calls[route.path] = st.calls.get(route.path, 0) + 1
-        check_signature(st, req, route)  # type: ignore[arg-type]  # every business route's model is a SignatureObject; ROUTE_MODELS types them BaseModel
+        check_signature(st, req, route)
         if route.write:
             st.count_write(route.path, key, write_content_key(route.path, req.model_dump(mode="json", exclude_none=True)))
         out = await HANDLERS[route.path.lower()](st, req, route)
@@ -156,7 +156,7 @@ def create_app(store: SimStore | None = None, state: StateFile | None = None, *,
     app = web.Application(middlewares=middlewares, client_max_size=32 * 1024 * 1024)
     app[STORE] = st0
     app[_dc.VHC] = vhc
-    st0.vhc_issue = lambda card_no, ttl_s: vhc.issue(card_no, ttl_s)[0]
+    st0.vhc_issue = lambda card_sn, ttl_s: vhc.issue(card_sn, ttl_s)[0]
     app.router.add_get("/healthz", healthz)
     app.router.add_post("/api/v1/{path:.+}", business_call)
     add_dc_routes(app)

@@ -181,7 +181,7 @@ async def tel_write(store: SimStore, req: c.EmergentTelWriteRequest, _r: Route) 
 @handles("OrganDonate/Query")
 async def organ_query(store: SimStore, sig: SignatureObject, _r: Route) -> BaseModel:
     p = patient_of(store, sig)
-    return c.OrganDonateResponse(organDonate=p.organDonate, palliativeCare=p.palliativeCare)
+    return c.OrganDonateQueryResponse(organDonate=p.organDonate, palliativeCare=p.palliativeCare)
 
 
 @handles("NewBorn/Write")

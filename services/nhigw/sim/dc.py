@@ -96,7 +96,7 @@ MAX_VERIFICATIONS = 10  # per QR token, at one institution, within its lifetime
 
 @dataclass
 class _Token:
-    cardNo: str
+    cardSn: str
     exp: float
     uses: int = 0
     hospitalId: str | None = None  # where it was first shown
@@ -107,7 +107,7 @@ class _Token:
 
 @dataclass
 class _Session:
-    cardNo: str
+    cardSn: str
     samId: str
     token: bytes = b""  # the QR token's jti the session was opened with
     transferred: bool = False
@@ -124,7 +124,7 @@ class VhcAuthority:
     max_tokens: int = 100_000
     max_verifications: int = MAX_VERIFICATIONS
 
-    def issue(self, card_no: str, ttl_s: float, kind: bytes = KIND_QR, *, pin: tuple[bool, bool] = (False, False)) -> tuple[str, float]:
+    def issue(self, card_sn: str, ttl_s: float, kind: bytes = KIND_QR, *, pin: tuple[bool, bool] = (False, False)) -> tuple[str, float]:
         now = self.clock()
         if len(self.tokens) >= self.max_tokens:  # drop expired ones first
             for k in [k for k, t in self.tokens.items() if t.exp < now]:
@@ -133,7 +133,7 @@ class VhcAuthority:
         exp = now + ttl_s
         body = jti + struct.pack(">d", exp) + kind
         mac = hmac.new(self.key, body, hashlib.sha256).digest()[:16]
-        self.tokens[jti] = _Token(card_no, exp, pinSet=pin[0], pinVerified=pin[0] and pin[1])
+        self.tokens[jti] = _Token(card_sn, exp, pinSet=pin[0], pinVerified=pin[0] and pin[1])
         return f"{TOKEN_PREFIX}.{_b64u(body)}.{_b64u(mac)}", exp
 
     def take(self, token: str, hospital_id: str) -> tuple[str, bytes]:
@@ -165,11 +165,11 @@ class VhcAuthority:
             raise StatusError(Code.VHC_TOKEN_COUNT, f"QR code verified {entry.uses} times (at most {limit}); scan a new one")
         entry.uses += 1
         entry.hospitalId = hospital_id
-        return entry.cardNo, jti
+        return entry.cardSn, jti
 
-    def open_session(self, card_no: str, sam_id: str, token: bytes = b"") -> str:
+    def open_session(self, card_sn: str, sam_id: str, token: bytes = b"") -> str:
         sid = secrets.token_urlsafe(18)
-        self.sessions[sid] = _Session(card_no, sam_id, token)
+        self.sessions[sid] = _Session(card_sn, sam_id, token)
         return sid
 
     def transfer(self, session_id: str, sam_id: str, ttl_s: float = 300.0) -> tuple[str, float]:
@@ -182,7 +182,7 @@ class VhcAuthority:
         origin = self.tokens.get(s.token)
         if origin is not None:  # the card moved: its QR token logs in nowhere any more
             origin.closed = True
-        return self.issue(s.cardNo, ttl_s, KIND_TRANSFER, pin=(origin.pinSet, origin.pinVerified) if origin else (False, False))
+        return self.issue(s.cardSn, ttl_s, KIND_TRANSFER, pin=(origin.pinSet, origin.pinVerified) if origin else (False, False))
 
 
 VHC = web.AppKey("vhc", VhcAuthority)
@@ -214,9 +214,9 @@ def check_sam_signed(st: SimStore, body: DcSamSigned, kind: str, *fields: str) -
     note("clientRandom", True)
 
 
-def _patient_by_card(st: SimStore, card_no: str) -> Patient:
+def _patient_by_card(st: SimStore, card_sn: str) -> Patient:
     for p in st.patients_by_id.values():
-        if p.cardSn == card_no:
+        if p.cardSn == card_sn:
             return p
     raise StatusError(Code.CARD_CANCELLED, "no insured person with this card")
 
@@ -266,8 +266,8 @@ async def vhc_verify(req: web.Request) -> web.Response:
     body = await parse_body(req, VirtualHcVerifyRequest, empty_ok=False)
     st, vhc = req.app[STORE], req.app[VHC]
     check_sam_signed(st, body, "VirtualHc/Verify", body.purpose, body.token)
-    card_no, jti = vhc.take(body.token, body.hospitalId)
-    p = _patient_by_card(st, card_no)
+    card_sn, jti = vhc.take(body.token, body.hospitalId)
+    p = _patient_by_card(st, card_sn)
     tok = vhc.tokens[jti]
     return json_response(VirtualHcVerifyResponse(
         cardId=p.cardSn, idNo=p.idCardNum, name=p.name, birthday=p.birthday, sex=p.sex, identityStatus=p.identityStatus,
