@@ -6,7 +6,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/bootstrap.sh --test
-# Static checks first: lint (ruff) and types (mypy, settings in pyproject.toml) over the package, its tests and benchmarks.
+# Static checks first: lint (ruff) over the package, its tests and benchmarks; types (mypy, settings in
+# pyproject.toml) over the package (tests and benchmarks are not type-checked yet).
 .venv/bin/ruff check services tests bench
 .venv/bin/mypy
 export NHIGW_ARTIFACTS=${NHIGW_ARTIFACTS:-$PWD/test-artifacts}

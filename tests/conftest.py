@@ -15,9 +15,17 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import structlog
 
+from nhigw.common.logging import processors
 from tests.helpers import free_port, wait_port
 from tests.pcsc import Pcscd, PcscdError, running_pcscd
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # The services' own chain for everything logged in this process (masked, plain tracebacks, no
+    # frame locals), not structlog's defaults: a test's output is a log like any other.
+    structlog.configure(processors=processors(json=False))
 
 
 @pytest.fixture(scope="session")

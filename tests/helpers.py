@@ -135,13 +135,17 @@ class Proc:
         self.proc = subprocess.Popen([sys.executable, "-m", "nhigw", *args], stdout=self._log, stderr=subprocess.STDOUT, env=full_env, cwd=ROOT)
 
     def wait_ready(self, timeout_s: float = 20.0) -> "Proc":
+        """This process once it printed "nhigw ready"; if it exits or times out first, it is stopped and
+        this raises (a caller's ``finally`` only stops the processes this returned)."""
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if "nhigw ready" in self.log_path.read_text(errors="replace"):
                 return self
             if self.proc.poll() is not None:
+                self.stop()
                 raise RuntimeError(f"{self.name} exited {self.proc.returncode}:\n{self.log_path.read_text(errors='replace')[-3000:]}")
             time.sleep(0.05)
+        self.stop()
         raise TimeoutError(f"{self.name} not ready in {timeout_s} s:\n{self.log_path.read_text(errors='replace')[-3000:]}")
 
     def log(self) -> str:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from structlog.testing import capture_logs
 
 from nhigw.agent.cards import parse_hc_basic, sw_tries_left
-from nhigw.common.logging import mask_event, mask_id
+from nhigw.common.logging import mask_event, mask_id, mask_text
 from nhigw.common.secretbox import SecretBox, SecretBoxError
 from nhigw.vcard.cards import Apdu
 
@@ -23,6 +25,19 @@ def test_mask_event_hides_secrets_ids_and_signatures() -> None:
 def test_mask_id_leaves_other_text_alone() -> None:
     assert mask_id("hospital 3501200000 sam 001000000103") == "hospital 3501200000 sam 001000000103"
     assert mask_id("A234567890,B123456780") == "A23*****90,B12*****80"
+
+
+def test_mask_text_cuts_signatures_quoted_in_a_text_and_keeps_hashes() -> None:
+    sig = "B6SNebfxdMEey2T9BpZm0LS1NW8SsCjW90QN0eYT6M5LE5VWC9PLNI70B/+x" * 6
+    body = json.dumps({"signature": sig, "hcIdNo": "Z299999929", "clientRandom": "OvIMSq3fDYQ="})
+    assert mask_text(f"refused {body}") == 'refused {"signature": "B6SNebfx…", "hcIdNo": "Z29*****29", "clientRandom": "OvIMSq3f…"}'
+    assert mask_text(json.dumps({"body": body})) == json.dumps({"body": '{"signature": "B6SNebfx…", "hcIdNo": "Z29*****29", "clientRandom": "OvIMSq3f…"}'}, ensure_ascii=False)
+    assert mask_text(f"QueuedJob(body={body!r})").count("B6SNebfx…") == 1
+    assert mask_text(f"sSignature={sig} next") == "sSignature=B6SNebfx… next"
+    assert mask_text(f"raw {sig} end") == "raw B6SNebfx… end"  # unnamed, still cut: longer than any hash we log
+    sha1, sha256 = "eb06ba95b0c5fbea4790e0aae4b943c3632a8a8a", "ab" * 32
+    assert mask_text(f"answerKey {sha1} digest {sha256}") == f"answerKey {sha1} digest {sha256}"
+    assert mask_text("signature: short") == "signature: short"
 
 
 def test_masking_is_applied_by_the_configured_logger() -> None:
@@ -102,3 +117,9 @@ def test_status_words_are_the_iso_numbers() -> None:
 
     assert SW.NOT_FOUND == 0x6A82 and SW.NOT_FOUND.raw == b"\x6a\x82"
     assert sw_tries_left(SW.BLOCKED) == 0 and sw_tries_left(SW.OK) is None
+
+
+def test_sdk_transport_keeps_its_former_name() -> None:
+    from nhigw.client import transport
+
+    assert transport.Transport is transport.ApiTransport and transport.ApiTransport.__name__ == "ApiTransport"

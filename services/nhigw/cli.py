@@ -204,11 +204,12 @@ def _kept_tls(args: argparse.Namespace, app: web.Application, ddir: Path, workst
     return keeper
 
 
-async def _auto_verify_sam(agent) -> None:
+async def _auto_verify_sam(agent, first_pass: asyncio.Event) -> None:
     """``--auto-verify-sam`` (virtual and test SAMs): verify each SAM once when it is present, unverified.
 
     One attempt per insertion: a failure is logged and not retried until the SAM is removed and
-    put back (too many failed verifications lock a physical SAM).
+    put back (too many failed verifications lock a physical SAM). ``first_pass`` is set once the
+    SAM present at the start (if any) has had its attempt.
     """
     from nhigw.contracts.codes import StatusError
 
@@ -224,9 +225,25 @@ async def _auto_verify_sam(agent) -> None:
                     await agent.sam_verify()
                 except StatusError as exc:
                     log.warning("auto_verify_sam_failed", statusCode=exc.code, detail=exc.detail)
+            first_pass.set()
             await events.get()
     finally:
         agent.unsubscribe(events)
+
+
+READY_WAIT_S = 10.0  # how long "nhigw ready" waits for what a first HIS call needs (the SAM verified, the agent heard)
+
+
+async def _settle(what: str, done: Callable[[], bool], timeout_s: float = READY_WAIT_S) -> None:
+    """Wait (bounded) until ``done()``, so that "ready" means a first HIS call can be served; past the bound,
+    a warning says what is missing and the process serves anyway (an HIS asks again, an operator looks)."""
+    loop = asyncio.get_running_loop()
+    end = loop.time() + timeout_s
+    while not done():
+        if loop.time() >= end:
+            log.warning("not_settled_at_ready", waitedFor=what, timeout_s=timeout_s)
+            return
+        await asyncio.sleep(0.02)
 
 
 async def _enrolled(args: argparse.Namespace, bus, keys, workstation: str):
@@ -271,8 +288,11 @@ async def start_agent(agent, args: argparse.Namespace, bus) -> AgentRun:
         except StatusError as exc:
             log.warning("auto_init_failed", statusCode=exc.code, detail=exc.detail)
         if args.auto_verify_sam:
-            # pcscd may report a card a moment after Initial: verify the SAM whenever one appears.
-            run.auto_verify = asyncio.create_task(_auto_verify_sam(agent), name="auto-verify-sam")
+            # pcscd may report a card a moment after Initial: verify the SAM whenever one appears. The
+            # one present now is verified (or has failed) before the process says it is ready.
+            first_pass = asyncio.Event()
+            task = run.auto_verify = asyncio.create_task(_auto_verify_sam(agent, first_pass), name="auto-verify-sam")
+            await _settle("the SAM's verification", lambda: first_pass.is_set() or task.done())
     link: BusLink | LinkGroup | None = None
     if bus is not None:
         keys = BusKeys(args.bus_prefix)
@@ -470,6 +490,8 @@ async def cmd_up(args: argparse.Namespace) -> None:
         if not getattr(args, "enrol_token", None):  # one process: the gateway issues the agent its token
             args.enrol_token = await gw_app[GATEWAY].agents.issue_token(args.workstation)
         run = await start_agent(agent, args, bus)
+        gateway = gw_app[GATEWAY]
+        await _settle("the gateway hearing the agent", lambda: gateway.registry.online(args.workstation))
 
     async def stopping() -> None:
         await run.stop()

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from nhigw.agent.cardio import CardConnection
-from nhigw.contracts.apdu import AID, SW
+from nhigw.contracts.apdu import AID, SW, WRONG_PIN_MASK
 from nhigw.contracts.models import CardKind
 
 APDU_SELECT = bytes.fromhex("00A4040010")
@@ -35,7 +35,7 @@ class PinError(ApduError):
 
 def sw_tries_left(sw: int) -> int | None:
     """63 Cx -> x; 69 83 -> 0; anything else -> None."""
-    if sw & 0xFFF0 == 0x63C0:
+    if sw & WRONG_PIN_MASK == SW.WRONG_PIN:
         return sw & 0x0F
     if sw == SW.BLOCKED:
         return 0

@@ -111,6 +111,11 @@ class ApiTransport:
         return out
 
 
+# The class's former name, kept for HIS code that imported it from this module; new code uses
+# ``ApiTransport`` (the gateway's cloud seam is ``nhigw.gateway.upstream.Transport``).
+Transport = ApiTransport
+
+
 def parse(model: type[M], data: dict[str, Any], *, url: str = "") -> M:
     try:
         return model.model_validate(data)

@@ -13,6 +13,7 @@ class SW(IntEnum):
     """ISO 7816-4 status words (SW1 SW2 as one number)."""
 
     OK = 0x9000
+    WRONG_PIN = 0x63C0  # 63 Cx: the PIN was wrong, x tries are left (the low nibble; ``WRONG_PIN_MASK``)
     WRONG_LENGTH = 0x6700
     SECURITY = 0x6982  # security status not satisfied: the PIN is not verified
     BLOCKED = 0x6983  # the PIN is blocked: no tries left
@@ -26,6 +27,9 @@ class SW(IntEnum):
     @property
     def raw(self) -> bytes:
         return self.to_bytes(2, "big")
+
+
+WRONG_PIN_MASK = 0xFFF0  # ``sw & WRONG_PIN_MASK == SW.WRONG_PIN`` for every 63 Cx
 
 
 # Each kind's applet, as SELECT names it.

@@ -19,8 +19,9 @@ legacy csHis (``csGetCardNo``)              buffer 0-11     ``compat.buffers``
 
 Inside the code the number is ``cardSn`` (the seed's word: ``agent.cards.HcBasic.cardSn``,
 ``sim.store.Patient.cardSn``); only ``vcard``'s card personalisation (``identities.json``,
-``HcIdentity.cardNo``, specs ``hc:<cardNo>``) still says ``cardNo``. The national ID likewise:
-``idNo`` on the 6.0 API, ``hcIdNo`` in the signature object, ``idCardNum`` in cloud answers.
+a file format users write too, ``--identities``; ``HcIdentity.cardNo``, specs ``hc:<cardNo>``)
+still says ``cardNo``. The holder's national ID has a name per wire too: ``idNo`` on the 6.0
+API, ``hcIdNo`` in the signature object, ``idCardNum`` in cloud answers.
 """
 
 from __future__ import annotations

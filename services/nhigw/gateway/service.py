@@ -592,8 +592,10 @@ class Gateway:
             raise
         except Exception as exc:
             self.metrics.job_failures.inc()
-            log.exception("job_failed", requestId=job.requestId, entry=d.id, deliveries=d.deliveries)
+            # The trail first: once this task ends its entry may be reclaimed (and dead-lettered) at
+            # any moment, and a traceback's rendering is the slowest thing here.
             await self._trail(job, "failed", d.deliveries, phases=phases, detail=error_detail(exc))
+            log.exception("job_failed", requestId=job.requestId, entry=d.id, deliveries=d.deliveries)
         finally:
             self._markers.pop((job.requestId, d.deliveries), None)
 

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, Field
 
-from nhigw.common.logging import get_logger, mask_id
+from nhigw.common.logging import get_logger, mask_text
 from nhigw.gateway.audit import AuditAttempt
 
 if TYPE_CHECKING:
@@ -69,8 +69,9 @@ class SentMarker(BaseModel):
 
 
 def error_detail(exc: BaseException) -> str:
-    """An exception as a trail shows it: its class and message, national IDs masked, bounded."""
-    return mask_id(f"{type(exc).__name__}: {exc}")[:300]
+    """An exception as a trail shows it: its class and message, national IDs masked and signatures cut
+    (as a log line shows them: the message may quote the signed request), bounded."""
+    return mask_text(f"{type(exc).__name__}: {exc}")[:300]
 
 
 class Trail:

@@ -40,7 +40,7 @@ ATR = bytes.fromhex("3B8A800150484946534D4152540A")  # generic T=1 ATR, historic
 
 
 def sw_tries(n: int) -> bytes:
-    return bytes([0x63, 0xC0 | (n & 0x0F)])
+    return (SW.WRONG_PIN | (n & 0x0F)).to_bytes(2, "big")
 
 
 def pad_big5(text: str, size: int) -> bytes:
