@@ -74,6 +74,7 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from nhigw.bus.base import Bus, BusError, NotConfirmed
+from nhigw.bus.batch import GroupCommit
 from nhigw.bus.guard import MAX_ANSWER_BYTES, Drop, Drops, Seen, Supervisor, serve
 from nhigw.bus.rpc import RpcClient
 from nhigw.bus.seal import Sealer, SealError
@@ -196,6 +197,8 @@ class Gateway:
         self.drops = Drops()
         self.supervisor = Supervisor(self.readiness)
         self._ran = Seen()  # ids of jobs run here, until their deadline (a re-added entry is not run twice)
+        # The replay check's "is an answer stored?" of jobs starting at once, asked in one round trip.
+        self._answered: GroupCommit[str, bool] = GroupCommit(self.kv.exists_many)
         self.agents = AgentKeys(bus, self.kv, keys, settings.gateway_key, drops=self.drops, supervisor=self.supervisor)
         self.registry = Registry(bus, keys, self.agents, settings.offline_after_s)
         self.rpc = RpcClient(bus, keys, self.agents, drops=self.drops, supervisor=self.supervisor)
@@ -623,7 +626,7 @@ class Gateway:
         first = self._ran.remember(job.requestId, max(job.deadline, time.time()) + 60.0)
         # ``answered`` False: no answer was stored when the entry was read (asked for the whole read);
         # an answer found there is read again here (with replica waiting, once the replicas have it).
-        if first and (d.known is not None or d.answered is False or await self.stored_answer(job.answerKey) is None):
+        if first and (d.known is not None or d.answered is False or not await self._answered.submit(self.keys.answer(job.answerKey)) or await self.stored_answer(job.answerKey) is None):
             return False
         self.drops.drop("jobs", "replayed")
         await self.queue.ack(d.id)
