@@ -303,6 +303,23 @@ def audit_syslog(d: dict[str, Any]) -> list[str]:
     return L
 
 
+def redis_client(d: dict[str, Any]) -> list[str]:
+    L = [run_line(d), "", d["setup"], ""]
+    L += ["| loop | client | client CPU µs per call | wall µs per call (back to back) | p50 µs back to back | p50 µs 4 ms apart | p99 µs 4 ms apart |", "|---|---|---|---|---|---|---|"]
+    for loop, r in d["loops"].items():
+        for name, m in r["median"].items():
+            rel = r["relative_to_lean"].get(name, {})
+
+            def c(k: str, m: dict[str, Any] = m, rel: dict[str, Any] = rel) -> str:
+                return f"{m[k]}" + (f" (×{rel[k]})" if k in rel else "")
+
+            L.append(f"| {loop_label(loop)} | {name} | {c('cpu_us_per_call')} | {c('wall_us_per_call')} | {c('back_to_back_p50_us')} | {c('spaced_p50_us')} | {c('spaced_p99_us')} |")
+    worst = min(v["cpu_us_per_call"] for r in d["loops"].values() for v in r["relative_to_lean"].values())
+    verdict = ("so `nhigw.bus.resp` stays: the library is not within a few percent" if worst > 1.05 else "so the library is within a few percent: `nhigw.bus.resp` can be retired")
+    L += ["", f"(×: against `lean` in the same run.) The cheapest redis-py client costs ×{worst} the lean connection's client CPU per script call, {verdict}.", ""]
+    return L
+
+
 SECTIONS = [
     ("1. Gateway overhead", "gateway_overhead", gateway, "python bench/gateway_overhead.py"),
     ("2. Card path over pcscd + vpcd", "card_path", card, "python bench/card_path.py"),
@@ -312,6 +329,7 @@ SECTIONS = [
     ("6. Audit streamed to a syslog receiver", "audit_syslog", audit_syslog, "python bench/audit_syslog.py"),
     ("7. Redis Sentinel: the gateway with replica waiting", "replica_wait", replica_wait, "python bench/replica_wait.py"),
     ("8. Redis Sentinel: the failover drill", "failover_drill", failover, "python bench/failover.py --runs 3"),
+    ("9. The hot-path Redis connection: nhigw.bus.resp against redis-py", "redis_client", redis_client, "python bench/redis_client.py"),
     ("Profile of the hot paths", "profile", profile, "python bench/profile.py"),
 ]
 

@@ -2,10 +2,11 @@
 
 Why not redis-py for these two: every redis-py command checks a connection out of its pool
 and first probes it for stray data (a zero-timeout read: a task and extra event-loop turns
-per command). Measured on the 2-core benchmark machine, back to back: an EVALSHA costs
-125-132 µs of client CPU through redis-py's pool, 107-110 µs on its single-connection
-client, 44-56 µs here; more when the process sleeps between requests (as at 200 req/s),
-where it is on every request's critical path twice. The gateway sends these scripts one
+per command). ``bench/redis_client.py`` measures the admission-sized script on all three side by
+side (docs/benchmarks.md section 9); with redis-py 8.1 on the 2-core benchmark machine, client
+CPU per call is about 2.3-2.5× this connection's on redis-py's single-connection client and
+2.8-2.9× through its pool (no health checks), and 1.6-1.9× the p50 when calls are 4 ms apart
+(as at 200 req/s, where it is on every request's critical path twice). The gateway sends these scripts one
 batch at a time (``nhigw.bus.batch.GroupCommit``), so one connection per script is enough.
 Everything else keeps using redis-py.
 
