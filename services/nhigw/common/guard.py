@@ -30,6 +30,7 @@ HIS programs send no ``Origin`` and no ``Sec-Fetch-*`` headers; they pass as bef
 from __future__ import annotations
 
 import fnmatch
+import functools
 import ipaddress
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -44,6 +45,7 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 _DEFAULT_PORT = {"http": 80, "https": 443}
 
 
+@functools.lru_cache(maxsize=256)  # asked of every request's Host header: a few names, parsed once each
 def is_loopback(host: str) -> bool:
     """Pure: is ``host`` (a name or address, without port) a loopback one?"""
     host = host.strip("[]").lower().rstrip(".")
@@ -55,6 +57,7 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+@functools.lru_cache(maxsize=256)
 def host_name(host_header: str) -> str:
     """Pure: the name in a ``Host`` header (``[::1]:5066`` -> ``::1``); '' when unreadable."""
     try:

@@ -40,6 +40,7 @@ import abc
 import asyncio
 import bisect
 import contextlib
+import functools
 import hashlib
 import hmac
 import json
@@ -172,8 +173,12 @@ def patient_key(chain_key: bytes, id_no: str | None) -> str | None:
     case). Without the gateway's key a full ID cannot be tried against it."""
     if not id_no or not id_no.strip():
         return None
-    sub = hmac.new(chain_key, PATIENT_LABEL, hashlib.sha256).digest()
-    return hmac.new(sub, id_no.strip().upper().encode(), hashlib.sha256).hexdigest()[:32]
+    return hmac.new(_patient_subkey(chain_key), id_no.strip().upper().encode(), hashlib.sha256).hexdigest()[:32]
+
+
+@functools.lru_cache(maxsize=8)  # one chain key per gateway: derived once, not for every record
+def _patient_subkey(chain_key: bytes) -> bytes:
+    return hmac.new(chain_key, PATIENT_LABEL, hashlib.sha256).digest()
 
 
 def mask_card(card: str | None) -> str | None:

@@ -28,7 +28,7 @@ import asyncio
 import itertools
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol, cast
 
 import redis.asyncio as aioredis
@@ -47,9 +47,17 @@ class Delivery:
     raw: bytes
     deliveries: int
     known: QueuedJob | None = None  # the job itself, when this process queued it (nothing to open or parse)
+    # Whether its answer was already stored when it was read (``Gateway._work_loop`` asks for a whole
+    # read at once, for the replay check); None: not asked.
+    answered: bool | None = None
+    _parsed: QueuedJob | None = field(default=None, repr=False, compare=False)
 
     def job(self) -> QueuedJob:
-        return self.known if self.known is not None else QueuedJob.model_validate_json(self.raw)
+        if self.known is not None:
+            return self.known
+        if self._parsed is None:
+            self._parsed = QueuedJob.model_validate_json(self.raw)
+        return self._parsed
 
 
 @dataclass

@@ -51,6 +51,10 @@ class KV(abc.ABC):
         """``get``, and a value found is on the replicas too when writes wait for them (``RedisKV``)."""
         return await self.get(key)
 
+    async def exists_many(self, keys: list[str]) -> list[bool]:
+        """Whether each key holds a value (``RedisKV``: one round trip for all of them)."""
+        return [await self.get(k) is not None for k in keys]
+
     @abc.abstractmethod
     async def getdel(self, key: str) -> bytes | None: ...
 
@@ -155,6 +159,15 @@ class RedisKV(KV):
             if again is not None:
                 self.wait.check(acked)
             return cast("bytes | None", again)
+
+    async def exists_many(self, keys: list[str]) -> list[bool]:
+        if not keys:
+            return []
+        with redis_errors("redis exists"):
+            async with self.client.pipeline(transaction=False) as p:
+                for k in keys:
+                    p.exists(k)
+                return [bool(n) for n in await p.execute()]
 
     async def getdel(self, key: str) -> bytes | None:
         with redis_errors("redis getdel"):
