@@ -70,89 +70,91 @@ async def test_bulk_retry_is_bounded_and_a_write_that_may_have_landed_waits_for_
     op = {"Authorization": f"Bearer {Clients.add(f, 'it-desk', HOSP, ['*'], role=Role.OPERATOR)}"}
     transport = CrashingWorker()
     bus = RedisBus(redis_server)
-    async with upstream(cloud) as cloud_url, gateway_on(
-        cloud_url, bus=bus, prefix=bus_prefix, gateway_key=os.urandom(32), clients=Clients.load(f), transport=transport,
-        max_deliveries=1, claim_idle_s=0.2, claim_every_s=0.05, upstream=UpstreamSettings(rate_per_s=1e6, rate_burst=1e6, backoff_base_s=0.001),
-    ) as (url, _gw), aiohttp.ClientSession() as http:
+    try:
+        async with upstream(cloud) as cloud_url, gateway_on(
+            cloud_url, bus=bus, prefix=bus_prefix, gateway_key=os.urandom(32), clients=Clients.load(f), transport=transport,
+            max_deliveries=1, claim_idle_s=0.2, claim_every_s=0.05, upstream=UpstreamSettings(rate_per_s=1e6, rate_burst=1e6, backoff_base_s=0.001),
+        ) as (url, _gw), aiohttp.ClientSession() as http:
 
-        async def send(path: str, key: str, body: dict[str, object]) -> dict[str, object]:
-            return (await call(http, "POST", url + path, json=body, headers={**his, "Idempotency-Key": key, "X-Deadline-Ms": "100"}))[1]
+            async def send(path: str, key: str, body: dict[str, object]) -> dict[str, object]:
+                return (await call(http, "POST", url + path, json=body, headers={**his, "Idempotency-Key": key, "X-Deadline-Ms": "100"}))[1]
 
-        for i in range(3):  # the oldest dead letters: writes that landed
-            await send(WRITE, f"w-{i}", {**PASS_BODY, "tel": f"02{i:08d}"})
-        async def cloud_saw(n: int, route: str | None = None) -> bool:
-            return sum(v for (r, _k), v in seen.items() if route is None or r == route) == n
+            for i in range(3):  # the oldest dead letters: writes that landed
+                await send(WRITE, f"w-{i}", {**PASS_BODY, "tel": f"02{i:08d}"})
+            async def cloud_saw(n: int, route: str | None = None) -> bool:
+                return sum(v for (r, _k), v in seen.items() if route is None or r == route) == n
 
-        assert await eventually(lambda: cloud_saw(3), timeout_s=10)
-        await asyncio.gather(*(send(READ, f"r-{i:03d}", PASS_BODY) for i in range(100)))
+            assert await eventually(lambda: cloud_saw(3), timeout_s=10)
+            await asyncio.gather(*(send(READ, f"r-{i:03d}", PASS_BODY) for i in range(100)))
 
-        async def dead() -> list[dict]:
-            return (await call(http, "GET", url + "/api/ops/dead-letters", headers=op))[1]["deadLetters"]
+            async def dead() -> list[dict]:
+                return (await call(http, "GET", url + "/api/ops/dead-letters", headers=op))[1]["deadLetters"]
 
-        async def all_dead() -> bool:
-            return len(await dead()) == 103
+            async def all_dead() -> bool:
+                return len(await dead()) == 103
 
-        assert await eventually(all_dead, timeout_s=30)
-        letters = await dead()
-        writes = [d["id"] for d in letters if d["job"]["write"]]
-        assert len(writes) == 3 and all(d["mayHaveLanded"] and d["actions"] == ["resend", "discard"] for d in letters if d["job"]["write"])
-        assert sum(seen.values()) == 3  # no read reached the cloud
+            assert await eventually(all_dead, timeout_s=30)
+            letters = await dead()
+            writes = [d["id"] for d in letters if d["job"]["write"]]
+            assert len(writes) == 3 and all(d["mayHaveLanded"] and d["actions"] == ["resend", "discard"] for d in letters if d["job"]["write"])
+            assert sum(seen.values()) == 3  # no read reached the cloud
 
-        # The history of one read and one write, as the dead-letter view shows them.
-        read_id = next(d["id"] for d in letters if not d["job"]["write"])
-        hist = (await call(http, "GET", url + f"/api/ops/dead-letters/{read_id}", headers=op))[1]["history"]
-        assert [h["event"] for h in hist] == ["failed", "dead-lettered"], hist
-        assert hist[0]["detail"].startswith("RuntimeError: worker died before sending") and hist[0]["delivery"] == 1 and hist[0]["instance"] == _gw.instance
-        assert "cloud" in hist[0]["phases"]
-        whist = (await call(http, "GET", url + f"/api/ops/dead-letters/{writes[0]}", headers=op))[1]["history"]
-        assert [h["event"] for h in whist] == ["sent", "failed", "dead-lettered"], whist
-        assert whist[0]["instance"] == _gw.instance and whist[2]["statusCode"] == 9403
-        # Retried while the worker still dies: the new dead letter's history continues the old one's.
-        assert (await call(http, "POST", url + f"/api/ops/dead-letters/{read_id}/retry", headers=op))[1]["statusCode"] == 0
+            # The history of one read and one write, as the dead-letter view shows them.
+            read_id = next(d["id"] for d in letters if not d["job"]["write"])
+            hist = (await call(http, "GET", url + f"/api/ops/dead-letters/{read_id}", headers=op))[1]["history"]
+            assert [h["event"] for h in hist] == ["failed", "dead-lettered"], hist
+            assert hist[0]["detail"].startswith("RuntimeError: worker died before sending") and hist[0]["delivery"] == 1 and hist[0]["instance"] == _gw.instance
+            assert "cloud" in hist[0]["phases"]
+            whist = (await call(http, "GET", url + f"/api/ops/dead-letters/{writes[0]}", headers=op))[1]["history"]
+            assert [h["event"] for h in whist] == ["sent", "failed", "dead-lettered"], whist
+            assert whist[0]["instance"] == _gw.instance and whist[2]["statusCode"] == 9403
+            # Retried while the worker still dies: the new dead letter's history continues the old one's.
+            assert (await call(http, "POST", url + f"/api/ops/dead-letters/{read_id}/retry", headers=op))[1]["statusCode"] == 0
 
-        async def dead_again() -> bool:
-            return any(d["job"]["rerunOf"] == read_id for d in await dead())
+            async def dead_again() -> bool:
+                return any(d["job"]["rerunOf"] == read_id for d in await dead())
 
-        assert await eventually(dead_again, timeout_s=10)
-        again = next(d["id"] for d in await dead() if d["job"]["rerunOf"] == read_id)
-        hist = (await call(http, "GET", url + f"/api/ops/dead-letters/{again}", headers=op))[1]["history"]
-        assert [h["event"] for h in hist] == ["failed", "dead-lettered", "retry", "failed", "dead-lettered"], hist
-        assert hist[2]["client"] == "it-desk" and hist[3]["requestId"] != hist[0]["requestId"]
-        letters = await dead()
+            assert await eventually(dead_again, timeout_s=10)
+            again = next(d["id"] for d in await dead() if d["job"]["rerunOf"] == read_id)
+            hist = (await call(http, "GET", url + f"/api/ops/dead-letters/{again}", headers=op))[1]["history"]
+            assert [h["event"] for h in hist] == ["failed", "dead-lettered", "retry", "failed", "dead-lettered"], hist
+            assert hist[2]["client"] == "it-desk" and hist[3]["requestId"] != hist[0]["requestId"]
+            letters = await dead()
 
-        # Bounded: exactly 10 retried, oldest first; the writes are never in a bulk retry.
-        transport.healed = True
-        st, bulk, _ = await call(http, "POST", url + "/api/ops/dead-letters/bulk-retry", json={"max": 10}, headers=op)
-        assert st == 200 and len(bulk["retried"]) == 10 and sorted(bulk["needDecision"]) == sorted(writes), bulk
-        assert await eventually(lambda: cloud_saw(13), timeout_s=10)
-        assert len(await dead()) == 93
-        one = next(iter(bulk["retried"]))
-        assert (await call(http, "GET", url + f"/api/ops/dead-letters/{one}", headers=op))[0] == 404  # put back: no longer a dead letter
-        st, body, _ = await call(http, "POST", url + READ, json=PASS_BODY, headers={**his, "Idempotency-Key": next(d["job"]["idempotencyKey"] for d in letters if d["id"] == one)})
-        assert body["statusCode"] == 0, body  # the re-run's answer is the key's answer
+            # Bounded: exactly 10 retried, oldest first; the writes are never in a bulk retry.
+            transport.healed = True
+            st, bulk, _ = await call(http, "POST", url + "/api/ops/dead-letters/bulk-retry", json={"max": 10}, headers=op)
+            assert st == 200 and len(bulk["retried"]) == 10 and sorted(bulk["needDecision"]) == sorted(writes), bulk
+            assert await eventually(lambda: cloud_saw(13), timeout_s=10)
+            assert len(await dead()) == 93
+            one = next(iter(bulk["retried"]))
+            assert (await call(http, "GET", url + f"/api/ops/dead-letters/{one}", headers=op))[0] == 404  # put back: no longer a dead letter
+            st, body, _ = await call(http, "POST", url + READ, json=PASS_BODY, headers={**his, "Idempotency-Key": next(d["job"]["idempotencyKey"] for d in letters if d["id"] == one)})
+            assert body["statusCode"] == 0, body  # the re-run's answer is the key's answer
 
-        # Unbounded: every read; still no write, and a plain retry of one is refused.
-        st, bulk, _ = await call(http, "POST", url + "/api/ops/dead-letters/bulk-retry", json={"max": 1000}, headers=op)
-        assert len(bulk["retried"]) == 90 and sorted(bulk["needDecision"]) == sorted(writes), bulk
-        assert await eventually(lambda: cloud_saw(103), timeout_s=20)
-        st, refused, _ = await call(http, "POST", url + f"/api/ops/dead-letters/{writes[0]}/retry", headers=op)
-        assert (st, refused["statusCode"]) == (200, 9403) and refused["resend"].endswith("/resend"), refused
+            # Unbounded: every read; still no write, and a plain retry of one is refused.
+            st, bulk, _ = await call(http, "POST", url + "/api/ops/dead-letters/bulk-retry", json={"max": 1000}, headers=op)
+            assert len(bulk["retried"]) == 90 and sorted(bulk["needDecision"]) == sorted(writes), bulk
+            assert await eventually(lambda: cloud_saw(103), timeout_s=20)
+            st, refused, _ = await call(http, "POST", url + f"/api/ops/dead-letters/{writes[0]}/retry", headers=op)
+            assert (st, refused["statusCode"]) == (200, 9403) and refused["resend"].endswith("/resend"), refused
 
-        async def nothing_in_flight() -> bool:  # no worker holds an entry that could still send a write
-            return (await _gw.queue.depth()).pending == 0
+            async def nothing_in_flight() -> bool:  # no worker holds an entry that could still send a write
+                return (await _gw.queue.depth()).pending == 0
 
-        assert await eventually(nothing_in_flight, timeout_s=10)
-        assert [n for (route, _k), n in seen.items() if route == "EmergentTel/Write"] == [1, 1, 1]
+            assert await eventually(nothing_in_flight, timeout_s=10)
+            assert [n for (route, _k), n in seen.items() if route == "EmergentTel/Write"] == [1, 1, 1]
 
-        # The recorded decision sends one write again, and only it.
-        st, body, _ = await call(http, "POST", url + f"/api/ops/dead-letters/{writes[0]}/resend", json={"reconciled": True, "note": "EmergentTel/Query showed no new number"}, headers=op)
-        assert st == 200 and body["requeuedAs"], body
-        assert await eventually(lambda: cloud_saw(4, "EmergentTel/Write"), timeout_s=10)
-        assert sorted(n for (route, _k), n in seen.items() if route == "EmergentTel/Write") == [1, 1, 2]
-        records = (await call(http, "GET", url + "/api/audit?limit=1000", headers=op))[1]["records"]
-        resends = [r for r in records if r["route"] == "ops/dead-letters/resend"]
-        assert len(resends) == 1 and resends[0]["client"] == "it-desk" and "showed no new number" in resends[0]["note"]
-        assert len([r for r in records if r["route"] == "ops/dead-letters/retry"]) == 101  # 1 + 10 + 90, each its own record
-        assert sorted(d["id"] for d in await dead()) == sorted(writes[1:])
-    await transport.close()
-    await bus.close()
+            # The recorded decision sends one write again, and only it.
+            st, body, _ = await call(http, "POST", url + f"/api/ops/dead-letters/{writes[0]}/resend", json={"reconciled": True, "note": "EmergentTel/Query showed no new number"}, headers=op)
+            assert st == 200 and body["requeuedAs"], body
+            assert await eventually(lambda: cloud_saw(4, "EmergentTel/Write"), timeout_s=10)
+            assert sorted(n for (route, _k), n in seen.items() if route == "EmergentTel/Write") == [1, 1, 2]
+            records = (await call(http, "GET", url + "/api/audit?limit=1000", headers=op))[1]["records"]
+            resends = [r for r in records if r["route"] == "ops/dead-letters/resend"]
+            assert len(resends) == 1 and resends[0]["client"] == "it-desk" and "showed no new number" in resends[0]["note"]
+            assert len([r for r in records if r["route"] == "ops/dead-letters/retry"]) == 101  # 1 + 10 + 90, each its own record
+            assert sorted(d["id"] for d in await dead()) == sorted(writes[1:])
+    finally:  # on a failure too: an open client left to the collector fails a later test
+        await transport.close()
+        await bus.close()
