@@ -121,7 +121,8 @@ class SentinelSet:
         return redis_sync.Redis(port=self.sentinel_ports[i], socket_timeout=2)
 
     def master_port(self) -> int:
-        return int(self.sentinel().execute_command("SENTINEL", "GET-MASTER-ADDR-BY-NAME", SERVICE)[1])
+        with self.sentinel() as s:
+            return int(s.execute_command("SENTINEL", "GET-MASTER-ADDR-BY-NAME", SERVICE)[1])
 
     def wait_settled(self, timeout_s: float = 20.0) -> None:
         """Every sentinel sees the replica (linked) and the two other sentinels: a failover can happen."""

@@ -55,7 +55,8 @@ async def test_the_bus_and_the_hot_path_follow_a_promotion_and_never_write_to_th
     try:
         sub = await bus.subscribe("ch")
         assert await script(keys=["n"], args=[]) == 1  # on the primary, and confirmed by the replica
-        assert redis_sync.Redis(port=sentinels.replica_port).get("n") == b"1"
+        with redis_sync.Redis(port=sentinels.replica_port) as one:
+            assert one.get("n") == b"1"
         sentinels.kill(old)
         new = sentinels.wait_promoted(old)
         assert new == sentinels.replica_port
@@ -67,7 +68,8 @@ async def test_the_bus_and_the_hot_path_follow_a_promotion_and_never_write_to_th
                 return False
 
         assert await eventually(writes, 20.0)  # the client asked the sentinels again, by itself
-        assert redis_sync.Redis(port=new).get("after") == b"1"
+        with redis_sync.Redis(port=new) as one:
+            assert one.get("after") == b"1"
 
         async def heard() -> bool:  # re-subscribed on the new primary (pub/sub: a message sent meanwhile may be lost)
             await bus.publish("ch", b"hello")
@@ -79,7 +81,8 @@ async def test_the_bus_and_the_hot_path_follow_a_promotion_and_never_write_to_th
         # The old primary comes back as a replica of the new one: nothing is written to it.
         sentinels.procs[old] = sentinels._replica(old, sentinels.tmp / "p")
         await bus.client.set("later", "2")
-        assert redis_sync.Redis(port=new).get("later") == b"2"
+        with redis_sync.Redis(port=new) as one:
+            assert one.get("later") == b"2"
         # WAIT counts replicas of the *new* primary: none linked yet at once, or the returned old one.
         with pytest.raises(ReplicaTimeout):
             await lean_script(bus.client, "return redis.call('INCR', KEYS[1])", ReplicaWait(2, 200))(keys=["n"], args=[])
@@ -95,11 +98,13 @@ async def test_replica_waiting_on_a_single_redis_connection_and_through_redis_py
         lean = lean_script(direct, src, ReplicaWait(1, 2000))
         assert isinstance(lean, LeanScript)
         assert await lean(keys=["w"], args=[]) == 1
-        redis_sync.Redis(port=sentinels.primary_port).script_flush()
+        with redis_sync.Redis(port=sentinels.primary_port) as one:
+            one.script_flush()
         assert await lean(keys=["w"], args=[]) == 2  # NOSCRIPT: loaded again, waited again
         assert await WaitedScript(behind, src, ReplicaWait(1, 2000))(keys=["w"], args=[]) == 3
         assert await RedisKV(behind, wait=ReplicaWait(1, 2000)).set("k", b"v", nx=True)
-        assert redis_sync.Redis(port=sentinels.replica_port).get("w") == b"3"
+        with redis_sync.Redis(port=sentinels.replica_port) as one:
+            assert one.get("w") == b"3"
         # Two replicas asked for, one there: each way fails in time (the write is on the primary only).
         lean.wait = ReplicaWait(2, 100)
         with pytest.raises(ReplicaTimeout):
@@ -226,11 +231,13 @@ async def test_two_deliveries_of_one_write_at_once_send_it_once_and_an_unconfirm
             try:
                 ans, final, rec, phases = await gw.process(j2, 1)
                 assert (json.loads(ans.body)["statusCode"], final, len(hits)) == (9402, False, 1), ans.body
-                assert redis_sync.Redis(port=sentinels.primary_port).exists(f"{bus_prefix}:attempted:{j2.answerKey}")
+                with redis_sync.Redis(port=sentinels.primary_port) as one:
+                    assert one.exists(f"{bus_prefix}:attempted:{j2.answerKey}")
             finally:
                 sentinels.procs[sentinels.replica_port].send_signal(18)  # SIGCONT
             await gw._finish("0-1", j2, ans, final, rec, phases, 1)  # the job's end removes this delivery's own marker
-            assert not redis_sync.Redis(port=sentinels.primary_port).exists(f"{bus_prefix}:attempted:{j2.answerKey}")
+            with redis_sync.Redis(port=sentinels.primary_port) as one:
+                assert not one.exists(f"{bus_prefix}:attempted:{j2.answerKey}")
             ans, final, _, _ = await gw.process(j2, 2)  # the next delivery sends it: 0, not 9403
             assert (json.loads(ans.body)["statusCode"], final, len(hits)) == (0, True, 2)
     finally:
@@ -286,4 +293,5 @@ async def test_a_dead_letters_answer_is_announced_only_once_the_replicas_have_it
     finally:
         await sub.close()
         await q.close()
+        primary.close()
         await bus.close()
