@@ -158,3 +158,21 @@ async def test_bulk_retry_is_bounded_and_a_write_that_may_have_landed_waits_for_
     finally:  # on a failure too: an open client left to the collector fails a later test
         await transport.close()
         await bus.close()
+
+
+async def test_a_writes_send_comes_before_what_its_delivery_recorded_in_the_same_millisecond() -> None:
+    """The ``sent`` entry (from the write's marker, a key of its own) sits before the failure its delivery
+    pushed in the same millisecond, and after what came before that millisecond: timestamps alone tie."""
+    from nhigw.contracts.buskeys import BusKeys
+    from nhigw.gateway.store import MemoryKV
+    from nhigw.gateway.trail import SentMarker, Trail, TrailEntry
+
+    kv, keys = MemoryKV(), BusKeys("t")
+    trail = Trail(kv, keys, ttl_s=60)
+    at = "2026-12-04T02:11:52.697+00:00"
+    await trail.add("k", TrailEntry(at="2026-12-04T02:11:52.100+00:00", event="redelivered", instance="a", requestId="r", delivery=2))
+    await trail.add("k", TrailEntry(at=at, event="failed", instance="a", requestId="r", delivery=2))
+    await trail.add("k", TrailEntry(at="2026-12-04T02:11:52.900+00:00", event="dead-lettered", instance="a", requestId="r", delivery=2))
+    await kv.set(keys.attempted("k"), SentMarker(at=at, instance="a", requestId="r", delivery=2).model_dump_json().encode())
+    assert [e.event for e in await trail.entries("k", write=True)] == ["redelivered", "sent", "failed", "dead-lettered"]
+    assert [e.event for e in await trail.entries("k", write=False)] == ["redelivered", "failed", "dead-lettered"]

@@ -23,6 +23,7 @@ patient and no card data.
 
 from __future__ import annotations
 
+import bisect
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Literal
 
@@ -89,13 +90,16 @@ class Trail:
                 out.append(TrailEntry.model_validate_json(raw))
             except ValueError:
                 log.warning("trail_entry_unreadable", answerKey=answer_key)
+        out.sort(key=lambda e: e.at)  # stable: entries of one millisecond stay in the order they were pushed
         if write:
             marker = await self.kv.get(self.keys.attempted(answer_key))
             if marker is not None:
                 try:
                     m = SentMarker.model_validate_json(marker)
-                    out.append(TrailEntry(at=m.at, event="sent", instance=m.instance, requestId=m.requestId, detail="sent to the NHI cloud (its answer was not recorded)"))
+                    sent = TrailEntry(at=m.at, event="sent", instance=m.instance, requestId=m.requestId, delivery=m.delivery, detail="sent to the NHI cloud (its answer was not recorded)")
                 except ValueError:  # a marker written before markers named their sender
-                    out.append(TrailEntry(at="", event="sent", instance="?", requestId="?", detail="sent to the NHI cloud (time and replica not recorded)"))
-        out.sort(key=lambda e: e.at)
+                    sent = TrailEntry(at="", event="sent", instance="?", requestId="?", detail="sent to the NHI cloud (time and replica not recorded)")
+                # Set just before the send: before whatever that delivery recorded in the same millisecond
+                # (its failure, say), which a plain sort by time would put either side of it.
+                out.insert(bisect.bisect_left([e.at for e in out], sent.at), sent)
         return out
