@@ -82,6 +82,9 @@ class VpcdLink:
                 sock.close()
                 await asyncio.sleep(0.2)  # pcscd (vpcd) not listening yet: keep trying until removed
                 continue
+            except BaseException:  # removed (cancelled) while connecting: the socket is not ours to keep
+                sock.close()
+                raise
             self._sock = sock
             self.connected.set()
             log.info("vcard_inserted", card=self.card.kind, port=self.port)
