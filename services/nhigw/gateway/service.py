@@ -643,10 +643,9 @@ class Gateway:
         t0 = time.perf_counter()
         akey = job.answerKey
         sealed = self.box.seal(ans.model_dump_json().encode(), answer_aad(akey))
-        message = akey.encode() + b" " + sealed
         k = self.keys
         marker = self._markers.get((job.requestId, deliveries), b"")
-        end = JobEnd(answer=k.answer(akey), inflight=k.inflight(akey), attempted=k.attempted(akey), waiters=k.waiters(akey), store=final, sealed=sealed, entry_id=entry_id, message=message, origin=job.origin, marker=marker)
+        end = JobEnd(answer=k.answer(akey), inflight=k.inflight(akey), attempted=k.attempted(akey), waiters=k.waiters(akey), store=final, sealed=sealed, entry_id=entry_id, key=akey, origin=job.origin, marker=marker)
         await self.backend.end_job(rec, end)
         phases.audit = (time.perf_counter() - t0) * 1000
         self._resolve(akey, ans, phases)  # this replica's waiters: no round trip through Redis
