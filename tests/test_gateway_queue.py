@@ -49,6 +49,15 @@ async def test_each_entry_goes_to_one_consumer_and_ack_removes_it(queue: WorkQue
     assert await queue.read("A", block_s=0.1) == []
 
 
+async def test_an_entry_read_with_its_job_known_is_delivered_with_that_job_unopened(queue: WorkQueue) -> None:
+    mine, other = job(1), job(2)
+    eid = await queue.add(mine)
+    await queue.add(other)
+    a, b = await queue.read("A", count=2, block_s=0.5, known={eid: mine})
+    assert a.known is mine and a.raw == b"" and a.job() is mine
+    assert b.known is None and b.job().requestId == "r2"
+
+
 async def claimed_once_idle(queue: WorkQueue, consumer: str) -> list[Delivery]:
     """``claim_stale`` asked until the entry has been idle long enough (0.1 s) to be claimed."""
     got: list[Delivery] = []

@@ -28,6 +28,7 @@ import asyncio
 import itertools
 import time
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Protocol, cast
 
@@ -77,6 +78,7 @@ class Admission:
 class Admitted:
     first: bool  # this request queued the job (False: a run with its key was already queued)
     delivery: Delivery | None = None  # an entry for the caller's slot: usually its own job, or an older one waiting
+    entry: str | None = None  # the stream entry of the job it queued (``first``)
 
 
 @dataclass
@@ -144,11 +146,13 @@ class WorkQueue(abc.ABC):
         """
         if not await kv.set(a.marker, a.fingerprint, ttl_s=a.ttl_s, nx=True):
             return Admitted(False)
-        await self.add(a.job)
-        return Admitted(True)
+        return Admitted(True, entry=await self.add(a.job))
 
     @abc.abstractmethod
-    async def read(self, consumer: str, *, count: int = 10, block_s: float = 1.0) -> list[Delivery]: ...
+    async def read(self, consumer: str, *, count: int = 10, block_s: float = 1.0, known: Mapping[str, QueuedJob] | None = None) -> list[Delivery]:
+        """New entries for ``consumer``. ``known``: jobs this process queued, by entry id: those entries are
+        delivered with their job (``Delivery.known``: nothing to open, parse or check for a replay: an entry
+        id is given once by the server, so the entry is the one this process added)."""
 
     @abc.abstractmethod
     async def claim_stale(self, consumer: str, *, min_idle_s: float) -> list[Delivery]: ...
@@ -301,7 +305,7 @@ class RedisQueue(WorkQueue):
         with redis_errors("redis stream operation"):
             added, got = await self._admit_script(keys=keys, args=args)
         ids = [x.decode() if x else None for x in added]
-        out = [Admitted(first=eid is not None) for eid in ids]
+        out = [Admitted(first=eid is not None, entry=eid) for eid in ids]
         mine = {eid: i for i, eid in enumerate(ids) if eid}
         holders = [i for i, a in enumerate(items) if a.take and ids[i]]  # slots the script counted
         left: list[Delivery] = []
@@ -327,7 +331,7 @@ class RedisQueue(WorkQueue):
             eid = cast("bytes", await self.client.xadd(self.stream, {"job": sealed}, maxlen=self.maxlen, approximate=True))
             return eid.decode()
 
-    async def read(self, consumer: str, *, count: int = 10, block_s: float = 1.0) -> list[Delivery]:
+    async def read(self, consumer: str, *, count: int = 10, block_s: float = 1.0, known: Mapping[str, QueuedJob] | None = None) -> list[Delivery]:
         with redis_errors("redis stream operation"):
             try:
                 res = cast("list[tuple[bytes, list[tuple[bytes, dict[bytes, bytes]]]]] | None", await self.client.xreadgroup(self.group, consumer, {self.stream: ">"}, count=count, block=int(block_s * 1000)))
@@ -337,9 +341,12 @@ class RedisQueue(WorkQueue):
                 await self.start()  # Redis restarted without persistence: recreate and carry on
                 return []
         out = []
+        known = known or {}
         for _stream, entries in res or []:
-            for eid, fields in entries:
-                out.append(Delivery(eid.decode(), self._open(fields.get(b"job", b"")), 1))
+            for eid_b, fields in entries:
+                eid = eid_b.decode()
+                job = known.get(eid)
+                out.append(Delivery(eid, b"", 1, job) if job is not None else Delivery(eid, self._open(fields.get(b"job", b"")), 1))
         return out
 
     async def claim_stale(self, consumer: str, *, min_idle_s: float) -> list[Delivery]:
@@ -482,7 +489,7 @@ class MemoryQueue(WorkQueue):
             self._cond.notify_all()
         return eid
 
-    async def read(self, consumer: str, *, count: int = 10, block_s: float = 1.0) -> list[Delivery]:
+    async def read(self, consumer: str, *, count: int = 10, block_s: float = 1.0, known: Mapping[str, QueuedJob] | None = None) -> list[Delivery]:
         if not self._new:
             async with self._cond:
                 try:
@@ -494,7 +501,8 @@ class MemoryQueue(WorkQueue):
         for eid in take:
             e = self._entries[eid]
             e.deliveries, e.owner, e.last = 1, consumer, time.monotonic()
-            out.append(Delivery(eid, e.raw, 1))
+            job = (known or {}).get(eid)
+            out.append(Delivery(eid, b"", 1, job) if job is not None else Delivery(eid, e.raw, 1))
         return out
 
     async def claim_stale(self, consumer: str, *, min_idle_s: float) -> list[Delivery]:

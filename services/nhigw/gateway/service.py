@@ -26,7 +26,9 @@ other requests in flight (``nhigw.bus.batch``: sent at once when idle, shared un
 request that found a free worker slot an entry delivered to this replica at once (its own job,
 or an older one still waiting), so the replica that took the request normally runs it without
 the worker loop's read; entries admitted with no free slot wait for any replica's worker loop
-(XREADGROUP) as before. The *job's end* is one script for the batch
+(XREADGROUP) as before; when this replica's loop reads one it admitted itself, it runs the job it
+holds (``_queued_here``: nothing to open, parse or check for a replay), as at saturation, where most
+jobs wait for a slot. The *job's end* is one script for the batch
 (``RedisAudit.finish_job``): each audit record, then its answer stored for the idempotency
 window, ``done`` published, XACK + XDEL. So nothing is acknowledged before the audit and the
 stored answer, and a crash before the script leaves the entry pending (reclaimed).
@@ -236,6 +238,9 @@ class Gateway:
         # job's end removes that marker only (a concurrent delivery's is never touched).
         self._markers: dict[tuple[str, int], bytes] = {}
         self._jobs: set[asyncio.Task[None]] = set()
+        # Jobs admitted here that found no free slot, by stream entry, while their request waits: when the
+        # worker loop reads one of these entries it runs the job it holds (nothing to open, parse or check).
+        self._queued_here: dict[str, QueuedJob] = {}
         self._slots = asyncio.Semaphore(settings.worker_concurrency)  # jobs running here (worker loop and admission)
         self._workers = False
         # answer key -> waiting requests here: future -> the requestId it waits for (None: any run's answer)
@@ -438,6 +443,7 @@ class Gateway:
         fut: asyncio.Future[tuple[JobAnswer, Phases | None]] = loop.create_future()
         phases = Phases()
         waiting = self._waiters.setdefault(akey, {})
+        entry: str | None = None  # our job's stream entry while it waits for a slot (``_queued_here``)
         try:
             now = time.time()
             job = QueuedJob(
@@ -472,6 +478,9 @@ class Gateway:
             elif take:
                 self._slots.release()
             first = admitted.first
+            if admitted.entry is not None and (admitted.delivery is None or admitted.delivery.id != admitted.entry):
+                entry = admitted.entry
+                self._queued_here[entry] = job
             if not first:
                 waiting[fut] = None  # joined a run queued by an earlier request: its answer, whatever its requestId
                 if await self.kv.get(inflight) not in (fingerprint, None):
@@ -496,6 +505,8 @@ class Gateway:
                 if ans is not None:
                     return ans, not first, phases
         finally:
+            if entry is not None:
+                self._queued_here.pop(entry, None)
             waiting.pop(fut, None)
             if not waiting and self._waiters.get(akey) is waiting:
                 del self._waiters[akey]
@@ -511,7 +522,7 @@ class Gateway:
                 if loop.time() - last_claim >= self.settings.claim_every_s:
                     last_claim = loop.time()
                     batch += await self.queue.claim_stale(self.instance, min_idle_s=self.settings.claim_idle_s)
-                batch += await self.queue.read(self.instance, count=10, block_s=min(0.5, self.settings.claim_every_s))
+                batch += await self.queue.read(self.instance, count=10, block_s=min(0.5, self.settings.claim_every_s), known=self._queued_here)
             except BusError as exc:
                 log.warning("queue_unavailable", error=str(exc))
                 await asyncio.sleep(0.5)
