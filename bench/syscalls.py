@@ -10,6 +10,11 @@ what the process does when idle over as long (its timers: presence, worker loop,
 kind of VM a loopback send runs the receiver's TCP stack inside the sender's syscall, so the number
 of socket writes per request is what the CPU per request follows (docs/benchmarks.md, profile).
 strace slows the traced process: the counts are exact, its timings are not (none are reported).
+
+Then, without strace, where each server's CPU goes at saturation (the load generator, closed loop,
+``--concurrency`` workers, ``--rounds`` interleaved runs of ``--duration`` s): user and system CPU per
+request (psutil). System time is what socket calls cost the process itself (the kernel's TCP work on
+loopback included); user time is its Python (and C-extension) work.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import http.client
 import re
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import threading
@@ -30,7 +36,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import Services, SigMaker, free_port, gateway_args, write_result  # noqa: E402
+import psutil  # noqa: E402
+from common import Services, SigMaker, free_port, gateway_args, loadgen, write_result  # noqa: E402
 
 CALLS = "write,writev,sendto,sendmsg,read,readv,recvfrom,recvmsg,epoll_wait"
 WRITES = {"write", "writev", "sendto", "sendmsg"}
@@ -90,6 +97,8 @@ def main() -> None:
     ap.add_argument("--requests", type=int, default=200)
     ap.add_argument("--concurrency", type=int, default=64)
     ap.add_argument("--loop", default="asyncio", help="NHIGW_LOOP for the proxy and the gateway (asyncio, uvloop)")
+    ap.add_argument("--rounds", type=int, default=3, help="saturation runs per server for the user / system CPU split")
+    ap.add_argument("--duration", type=float, default=3.0, help="seconds per saturation run")
     ap.add_argument("--name", default="syscalls")
     a = ap.parse_args()
     if not shutil.which("strace"):
@@ -141,11 +150,28 @@ def main() -> None:
                 print(f"{name:8s} {label:14s} " + ", ".join(f"{k} {v}" for k, v in per.items()), flush=True)
         for c in conns:
             c.close()
+        bodies_file = maker.write_bodies(svc.tmp / "bodies.jsonl", int(a.rounds * (a.duration + 0.5) * 4000))
+        used = 0
+        cpu: dict[str, list[dict[str, float]]] = {"proxy": [], "gateway": []}
+        for i in range(a.rounds):
+            for name, pid, port in ((("proxy", proxy.pid, proxy_port), ("gateway", gw.proc.pid, gw_port))[:: 1 if i % 2 == 0 else -1]):
+                t0 = psutil.Process(pid).cpu_times()
+                res = loadgen(f"http://127.0.0.1:{port}/api/v1/BasicData/Register", bodies_file, rate=0, duration_s=a.duration, warmup_s=0.5, concurrency=a.concurrency, skip=used)
+                t1 = psutil.Process(pid).cpu_times()
+                used += res["bodies_used"]
+                n = max(res["bodies_used"], 1)
+                cpu[name].append({"user_us": (t1.user - t0.user) / n * 1e6, "system_us": (t1.system - t0.system) / n * 1e6, "req_s": res["ok_rps"]})
+                print(f"saturation {name:8s} user {cpu[name][-1]['user_us']:.0f} µs, system {cpu[name][-1]['system_us']:.0f} µs per request, {res['ok_rps']} req/s", flush=True)
+    split = {name: {k: round(statistics.median(r[k] for r in runs), 1) for k in ("user_us", "system_us", "req_s")} for name, runs in cpu.items()}
+    for name, v in split.items():
+        print(f"median {name:8s} user {v['user_us']} µs, system {v['system_us']} µs per request")
     write_result(a.name, {
         "setup": f"strace -f -yy of the bare proxy and the gateway (event loop: {a.loop}) while {a.requests} signed pass-through BasicData/Register are sent one at a time, "
                  f"then {a.requests * 2} {a.concurrency} at once; counts per request, minus the process's own idle calls over as long.",
         "params": {"requests": a.requests, "concurrency": a.concurrency, "loop": a.loop},
         "per_request": results,
+        "cpu_at_saturation": split,
+        "cpu_runs": cpu,
     })
 
 
