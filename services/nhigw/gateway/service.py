@@ -241,6 +241,9 @@ class Gateway:
         # Jobs admitted here that found no free slot, by stream entry, while their request waits: when the
         # worker loop reads one of these entries it runs the job it holds (nothing to open, parse or check).
         self._queued_here: dict[str, QueuedJob] = {}
+        # The body's fields as the request's handler parsed them, by requestId, while the request waits:
+        # a job run here takes them instead of parsing its body again (``_sign``).
+        self._parsed: dict[str, dict[str, Any]] = {}
         self._slots = asyncio.Semaphore(settings.worker_concurrency)  # jobs running here (worker loop and admission)
         self._workers = False
         # answer key -> waiting requests here: future -> the requestId it waits for (None: any run's answer)
@@ -434,8 +437,9 @@ class Gateway:
             raise Drop("forged") from exc  # not sealed by a gateway, or another key's answer
         self._resolve(akey, ans)
 
-    async def submit(self, *, client: Client, route: Route, path: str, body: bytes, workstation: str | None, idem_key: str, deadline_s: float, hospital: str | None, device_session: str | None = None) -> tuple[JobAnswer | None, bool, Phases]:
-        """Queue (or join) the request and wait for its answer. Returns (answer or None at the deadline, replayed, where the time went)."""
+    async def submit(self, *, client: Client, route: Route, path: str, body: bytes, workstation: str | None, idem_key: str, deadline_s: float, hospital: str | None, device_session: str | None = None, fields: dict[str, Any] | None = None) -> tuple[JobAnswer | None, bool, Phases]:
+        """Queue (or join) the request and wait for its answer. Returns (answer or None at the deadline, replayed, where the time went).
+        ``fields``: ``body`` already parsed (a JSON object), kept for the job's run here."""
         akey = self.answer_key(client, idem_key)
         fingerprint = hashlib.sha256(b"|".join([path.lower().encode(), (workstation or "").encode(), (device_session or "").encode(), body])).hexdigest().encode()
         inflight = self.keys.inflight(akey)
@@ -444,6 +448,7 @@ class Gateway:
         phases = Phases()
         waiting = self._waiters.setdefault(akey, {})
         entry: str | None = None  # our job's stream entry while it waits for a slot (``_queued_here``)
+        job: QueuedJob | None = None
         try:
             now = time.time()
             job = QueuedJob(
@@ -462,6 +467,8 @@ class Gateway:
                 origin=self.instance,
             )
             waiting[fut] = job.requestId  # before queueing: its answer cannot come before we listen
+            if fields is not None:
+                self._parsed[job.requestId] = fields
             take = self._workers and not self._slots.locked()
             if take:
                 await self._slots.acquire()  # free: does not wait
@@ -505,6 +512,8 @@ class Gateway:
                 if ans is not None:
                     return ans, not first, phases
         finally:
+            if job is not None:
+                self._parsed.pop(job.requestId, None)
             if entry is not None:
                 self._queued_here.pop(entry, None)
             waiting.pop(fut, None)
@@ -700,7 +709,8 @@ class Gateway:
     async def _sign(self, job: QueuedJob, route: Route, run: Run, phases: Phases) -> str:
         """The body to send: the job's, with the signature of its device session or one-call workstation
         (a pass-through body carries the HIS's own). Raises ``ValueError`` for a body that is not JSON."""
-        run.fields = json.loads(job.body) if job.body.strip() else {}
+        known = self._parsed.pop(job.requestId, None)  # parsed by the request's handler, when it ran there
+        run.fields = known if known is not None else json.loads(job.body) if job.body.strip() else {}
         if not (job.deviceSession or job.workstation):
             return job.body
         t_sign = time.perf_counter()
