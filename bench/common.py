@@ -41,7 +41,10 @@ PY = sys.executable
 
 def _use_source_tree() -> None:
     """``NHIGW_SRC=/path/to/a/checkout``: run the services of that tree (e.g. ``git archive HEAD``)
-    instead of the working tree, in this process and in every child (``PYTHONPATH``)."""
+    instead of the working tree, in every child process (``PYTHONPATH``). This process, the harness
+    (load generator bodies, Redis from ``tests/conftest.py``), keeps the working tree's ``nhigw``: an
+    older tree lacks names the working tree's tests import (f8dfab3: ``nhigw.common.logging.processors``).
+    Name the event loops (``--loops asyncio``) for a tree from before uvloop."""
     src = os.environ.get("NHIGW_SRC")
     if not src:
         return
@@ -50,7 +53,6 @@ def _use_source_tree() -> None:
     link = shim / "nhigw"
     if not link.exists():
         link.symlink_to(Path(src).resolve() / "services" / "nhigw")
-    sys.path.insert(0, str(shim))
     os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(shim), os.environ.get("PYTHONPATH", "")) if p)
 
 

@@ -30,6 +30,8 @@ if [ $want_test = 1 ]; then
   need_cmd rsyslogd || apt_pkgs+=(rsyslog)
   # rsyslog's OpenSSL stream driver: the ATNA messages over TLS (RFC 5425) into that rsyslog.
   ls /usr/lib/*/rsyslog/lmnsd_ossl.so >/dev/null 2>&1 || apt_pkgs+=(rsyslog-openssl)
+  # Socket system calls per request, gateway against the bare proxy (bench/syscalls.py).
+  need_cmd strace || apt_pkgs+=(strace)
 fi
 # pyscard builds from source where no wheel fits: it needs the PC/SC headers and swig.
 [ -f /usr/include/PCSC/winscard.h ] || apt_pkgs+=(libpcsclite-dev)

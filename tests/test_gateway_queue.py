@@ -49,6 +49,15 @@ async def test_each_entry_goes_to_one_consumer_and_ack_removes_it(queue: WorkQue
     assert await queue.read("A", block_s=0.1) == []
 
 
+async def test_an_entry_read_with_its_job_known_is_delivered_with_that_job_unopened(queue: WorkQueue) -> None:
+    mine, other = job(1), job(2)
+    eid = await queue.add(mine)
+    await queue.add(other)
+    a, b = await queue.read("A", count=2, block_s=0.5, known={eid: mine})
+    assert a.known is mine and a.raw == b"" and a.job() is mine
+    assert b.known is None and b.job().requestId == "r2"
+
+
 async def claimed_once_idle(queue: WorkQueue, consumer: str) -> list[Delivery]:
     """``claim_stale`` asked until the entry has been idle long enough (0.1 s) to be claimed."""
     got: list[Delivery] = []
@@ -113,3 +122,38 @@ async def test_discard_drops_a_dead_letter_once(queue: WorkQueue) -> None:
     assert (await queue.discard(dead.id)) is not None
     assert await queue.discard(dead.id) is None and await queue.retry(dead.id) is None
     assert await queue.dead() == []
+
+
+async def test_admission_hands_older_entries_with_whether_their_answer_is_stored_trusted_only_under_the_seal(redis_server: str, bus_prefix: str) -> None:
+    """The admission script delivers an older entry to a free slot with its answer's EXISTS (field ``x`` for
+    the key in field ``a``), for the replay check; a field outside the seal is believed only when the sealed
+    job names the same answer key."""
+    from nhigw.bus.seal import Sealer
+    from nhigw.gateway.queue import Admission
+
+    client = aioredis.Redis.from_url(redis_server)
+    k = BusKeys(bus_prefix)
+    q = RedisQueue(client, k.jobs, k.jobs_group, k.dead, box=Sealer(Sealer.new_key_b64().encode()[:32]), answer_prefix=k.answer(""))
+    try:
+        await q.start()
+
+        jobs = {n: job(n) for n in range(7)}
+
+        def admission(n: int, take: bool) -> Admission:
+            return Admission(jobs[n], k.inflight(f"a{n}"), k.waiters(f"a{n}"), b"fp", 60.0, take=take)
+
+        own = await q.admit("A", admission(0, True), None)  # type: ignore[arg-type]
+        assert own.first and own.delivery is not None and own.delivery.known is jobs[0] and own.delivery.raw == b""
+        await q.admit("A", admission(1, False), None)  # type: ignore[arg-type]
+        await q.admit("A", admission(2, False), None)  # type: ignore[arg-type]
+        # job 3's sealed entry added again by someone with write access to Redis, naming another answer key
+        await client.xadd(k.jobs, {"job": q.box.seal(jobs[3].model_dump_json().encode(), q.aad), "a": "a-none"})
+        await client.set(k.answer("a1"), b"stored")
+        await client.set(k.answer("a3"), b"stored")
+        got = [await q.admit("A", admission(n, True), None) for n in (4, 5, 6)]  # type: ignore[arg-type]
+        older = [a.delivery for a in got]
+        assert [d.job().requestId if d else None for d in older] == ["r1", "r2", "r3"]
+        assert [d.answered if d else "-" for d in older] == [True, False, None]  # r3: not believed, its worker asks Redis itself
+    finally:
+        await q.close()  # the admission script's lean connection
+        await client.aclose()

@@ -167,6 +167,7 @@ async def queued(req: web.Request, t0: float, client: Client, route: Route, path
             deadline_s=deadline_s,
             hospital=client.hospitalId or (dsession.hospitalId if dsession else None),
             device_session=dsession.sessionId if dsession else None,
+            fields=fields,
         )
     except BusError:
         # Redis failed or did not answer: the request may or may not be queued (a lost reply). Nothing reached

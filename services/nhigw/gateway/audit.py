@@ -674,7 +674,8 @@ class RedisAudit(AuditLog):
     # a job's end that a failover could still take back.
     # KEYS: log, head, stream, index of all, then per job: answer, inflight, attempted, waiters, hospital index.
     # ARGV: head, new head, group, ttl ms, done-channel prefix, this replica, defer done (1/0), then per job:
-    #       record ('' = none), store (1/0), sealed answer, entry id, done message, admitting replica, score,
+    #       record ('' = none), store (1/0), sealed answer, entry id, answer key (``done`` is it, a space and the
+#       sealed answer: built here, not sent twice), admitting replica, score,
     #       the attempted marker this delivery placed ('' = none: a marker there is another delivery's).
     _CAS_FINISH = """
     local h = redis.call('GET', KEYS[2]) or ''
@@ -704,7 +705,7 @@ class RedisAudit(AuditLog):
                     out[#out + 1] = ARGV[5] .. r
                     out[#out + 1] = i
                 else
-                    redis.call('PUBLISH', ARGV[5] .. r, ARGV[a + 4])
+                    redis.call('PUBLISH', ARGV[5] .. r, ARGV[a + 4] .. ' ' .. ARGV[a + 2])
                 end
                 sent[r] = true
             end
@@ -804,7 +805,7 @@ class RedisAudit(AuditLog):
                         if c is not None:
                             tip = f"{c.seq} {c.hash}"
                         chained.append(c)
-                        tail += [c.model_dump_json() if c is not None else "", "1" if e.store else "0", e.sealed, e.entry_id, e.message, e.origin or "", _score(c) if c is not None else "0", e.marker]
+                        tail += [c.model_dump_json() if c is not None else "", "1" if e.store else "0", e.sealed, e.entry_id, e.key, e.origin or "", _score(c) if c is not None else "0", e.marker]
                     args: list[object] = [head or "", tip or "", jobs.group, jobs.ttl_ms, jobs.channel_prefix, jobs.me, "1" if self._defer_done else "0", *tail]
                     try:
                         ok, current, *deferred = await self._cas_finish(keys=keys, args=args)
@@ -884,9 +885,14 @@ class JobEnd:
     store: bool
     sealed: bytes
     entry_id: str
-    message: bytes
+    key: str  # the answer key (``Gateway.answer_key``): what ``done`` names
     origin: str | None  # the replica that admitted the job: gets ``done`` unless it is this one
     marker: bytes = b""  # the attempted marker this delivery placed: removed with the key only if still that one
+
+    @property
+    def message(self) -> bytes:
+        """The ``done`` message: the answer key, a space, the sealed answer (``Gateway._on_done``)."""
+        return self.key.encode() + b" " + self.sealed
 
 
 class MemoryAudit(AuditLog):

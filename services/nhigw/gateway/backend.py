@@ -66,7 +66,7 @@ class RedisBackend(Backend):
         n = s.replica_wait if s.replica_wait is not None else (1 if is_sentinel(bus.url) else 0)
         wait = ReplicaWait(n, s.replica_wait_ms) if n > 0 else None
         self.kv = RedisKV(client, wait=wait)
-        self.queue = RedisQueue(client, keys.jobs, keys.jobs_group, keys.dead, max_deliveries=s.max_deliveries, box=s.box, wait=wait)
+        self.queue = RedisQueue(client, keys.jobs, keys.jobs_group, keys.dead, max_deliveries=s.max_deliveries, box=s.box, wait=wait, answer_prefix=keys.answer(""))
         jobs = JobStream(keys.jobs, keys.jobs_group, int(s.idempotency_window_s * 1000), keys.done(""), s.instance)
         self._audit = RedisAudit(client, keys, audit_key(s.gateway_key), jobs, wait=wait)
         self.audit = self._audit

@@ -28,6 +28,7 @@ import asyncio
 import itertools
 import time
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Protocol, cast
 
@@ -47,8 +48,8 @@ class Delivery:
     raw: bytes
     deliveries: int
     known: QueuedJob | None = None  # the job itself, when this process queued it (nothing to open or parse)
-    # Whether its answer was already stored when it was read (``Gateway._work_loop`` asks for a whole
-    # read at once, for the replay check); None: not asked.
+    # Whether its answer was already stored when it was read, for the replay check (``Gateway._work_loop``
+    # asks for a whole read at once; the admission script for the older entries it delivers); None: not asked.
     answered: bool | None = None
     _parsed: QueuedJob | None = field(default=None, repr=False, compare=False)
 
@@ -77,6 +78,7 @@ class Admission:
 class Admitted:
     first: bool  # this request queued the job (False: a run with its key was already queued)
     delivery: Delivery | None = None  # an entry for the caller's slot: usually its own job, or an older one waiting
+    entry: str | None = None  # the stream entry of the job it queued (``first``)
 
 
 @dataclass
@@ -144,11 +146,13 @@ class WorkQueue(abc.ABC):
         """
         if not await kv.set(a.marker, a.fingerprint, ttl_s=a.ttl_s, nx=True):
             return Admitted(False)
-        await self.add(a.job)
-        return Admitted(True)
+        return Admitted(True, entry=await self.add(a.job))
 
     @abc.abstractmethod
-    async def read(self, consumer: str, *, count: int = 10, block_s: float = 1.0) -> list[Delivery]: ...
+    async def read(self, consumer: str, *, count: int = 10, block_s: float = 1.0, known: Mapping[str, QueuedJob] | None = None) -> list[Delivery]:
+        """New entries for ``consumer``. ``known``: jobs this process queued, by entry id: those entries are
+        delivered with their job (``Delivery.known``: nothing to open, parse or check for a replay: an entry
+        id is given once by the server, so the entry is the one this process added)."""
 
     @abc.abstractmethod
     async def claim_stale(self, consumer: str, *, min_idle_s: float) -> list[Delivery]: ...
@@ -181,9 +185,23 @@ def rerun(raw: bytes) -> QueuedJob:
     return QueuedJob.model_validate_json(raw).model_copy(update={"requestId": uuid.uuid4().hex})
 
 
+def _checked(d: Delivery, fields: dict[bytes, bytes]) -> Delivery:
+    """An older entry the admission script delivered, with ``answered`` from its ``x`` field when the
+    sealed job names the answer key the script asked about (a field outside the seal proves nothing)."""
+    x, akey = fields.get(b"x"), fields.get(b"a")
+    if x is not None and akey is not None:
+        try:
+            if d.job().answerKey.encode() == akey:
+                d.answered = x == b"1"
+        except ValueError:
+            pass  # malformed: ``Gateway._run`` drops it
+    return d
+
+
 class RedisQueue(WorkQueue):
-    def __init__(self, client: aioredis.Redis, stream: str, group: str, dead_stream: str, *, max_deliveries: int = MAX_DELIVERIES, maxlen: int = 100_000, box: Sealer | None = None, wait: ReplicaWait | None = None) -> None:
+    def __init__(self, client: aioredis.Redis, stream: str, group: str, dead_stream: str, *, max_deliveries: int = MAX_DELIVERIES, maxlen: int = 100_000, box: Sealer | None = None, wait: ReplicaWait | None = None, answer_prefix: str = "") -> None:
         self.client, self.stream, self.group, self.dead_stream = client, stream, group, dead_stream
+        self.answer_prefix = answer_prefix  # + an answer key = its stored answer's key (``BusKeys.answer``)
         self.max_deliveries, self.maxlen = max_deliveries, maxlen
         self.box = box or Sealer(None)
         self.aad = f"job:{stream}"  # a job is bound to its stream; its answer key and client are inside, sealed
@@ -214,16 +232,21 @@ class RedisQueue(WorkQueue):
     # taken, this replica joins the waiters of that run (the job's end publishes to them).
     # Then as many entries as the batch holds free worker slots are delivered to this consumer
     # (XREADGROUP, oldest first: normally the jobs just added, so the replica that took the
-    # request runs it without another round trip; they are pending on it like any read).
+    # request runs it without another round trip; they are pending on it like any read). The
+    # entries of jobs this batch added come back without their fields: the caller has those jobs.
+    # An older entry comes back with whether its answer is stored (field ``x``, 1/0, asked of the
+    # answer key in its field ``a``), for the workers' replay check (``Gateway._replayed``) without
+    # a round trip of its own; the caller trusts it only once the sealed job names that same key.
     # KEYS: stream, then per request: marker, waiters.
-    # ARGV: group, consumer, maxlen, waiters ttl ms, then per request: fingerprint, ttl ms, sealed job, take (1/0).
+    # ARGV: group, consumer, maxlen, waiters ttl ms, answer key prefix, then per request: fingerprint,
+    #       ttl ms, sealed job, take (1/0), answer key.
     _ADMIT = """
     local added, take = {}, 0
     local n = (#KEYS - 1) / 2
     for i = 1, n do
-        local a = 5 + (i - 1) * 4
+        local a = 6 + (i - 1) * 5
         if redis.call('SET', KEYS[2 * i], ARGV[a], 'NX', 'PX', ARGV[a + 1]) then
-            added[i] = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[3], '*', 'job', ARGV[a + 2])
+            added[i] = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[3], '*', 'job', ARGV[a + 2], 'a', ARGV[a + 4])
             if ARGV[a + 3] == '1' then take = take + 1 end
         else
             redis.call('SADD', KEYS[2 * i + 1], ARGV[2])
@@ -241,6 +264,27 @@ class RedisQueue(WorkQueue):
             redis.call('XGROUP', 'CREATE', KEYS[1], ARGV[1], '0', 'MKSTREAM')
             res = redis.call('XREADGROUP', 'GROUP', ARGV[1], ARGV[2], 'COUNT', take, 'STREAMS', KEYS[1], '>')
         end
+        -- the caller has the jobs it added: their entries come back as ids only (no sealed job read back)
+        local mine = {}
+        for i = 1, n do
+            if added[i] ~= '' then mine[added[i]] = true end
+        end
+        for _, s in ipairs(res) do
+            for _, e in ipairs(s[2]) do
+                if mine[e[1]] then
+                    e[2] = {}
+                else
+                    local f = e[2]
+                    for j = 1, #f - 1, 2 do
+                        if f[j] == 'a' then
+                            f[#f + 1] = 'x'
+                            f[#f + 1] = tostring(redis.call('EXISTS', ARGV[5] .. f[j + 1]))
+                            break
+                        end
+                    end
+                end
+            end
+        end
         got = res
     end
     return {added, got}
@@ -254,14 +298,14 @@ class RedisQueue(WorkQueue):
 
     async def _admit_batch(self, consumer: str, items: list[Admission]) -> list[Admitted]:
         keys: list[str] = [self.stream]
-        args: list[object] = [self.group, consumer, self.maxlen, int(max(a.wait_s for a in items) * 1000) + 1000]
+        args: list[object] = [self.group, consumer, self.maxlen, int(max(a.wait_s for a in items) * 1000) + 1000, self.answer_prefix]
         for a in items:
             keys += [a.marker, a.waiters]
-            args += [a.fingerprint, int(a.ttl_s * 1000), self.box.seal(a.job.model_dump_json().encode(), self.aad), "1" if a.take else "0"]
+            args += [a.fingerprint, int(a.ttl_s * 1000), self.box.seal(a.job.model_dump_json().encode(), self.aad), "1" if a.take else "0", a.job.answerKey]
         with redis_errors("redis stream operation"):
             added, got = await self._admit_script(keys=keys, args=args)
         ids = [x.decode() if x else None for x in added]
-        out = [Admitted(first=eid is not None) for eid in ids]
+        out = [Admitted(first=eid is not None, entry=eid) for eid in ids]
         mine = {eid: i for i, eid in enumerate(ids) if eid}
         holders = [i for i, a in enumerate(items) if a.take and ids[i]]  # slots the script counted
         left: list[Delivery] = []
@@ -270,7 +314,7 @@ class RedisQueue(WorkQueue):
                 eid = eid_b.decode()
                 i = mine.get(eid)
                 fields = dict(zip(flat[::2], flat[1::2], strict=False)) if flat else {}
-                d = Delivery(eid, b"", 1, items[i].job) if i is not None else Delivery(eid, self._open(fields.get(b"job", b"")), 1)
+                d = Delivery(eid, b"", 1, items[i].job) if i is not None else _checked(Delivery(eid, self._open(fields.get(b"job", b"")), 1), fields)
                 if i is not None and i in holders and out[i].delivery is None:
                     out[i].delivery = d
                 else:
@@ -287,7 +331,7 @@ class RedisQueue(WorkQueue):
             eid = cast("bytes", await self.client.xadd(self.stream, {"job": sealed}, maxlen=self.maxlen, approximate=True))
             return eid.decode()
 
-    async def read(self, consumer: str, *, count: int = 10, block_s: float = 1.0) -> list[Delivery]:
+    async def read(self, consumer: str, *, count: int = 10, block_s: float = 1.0, known: Mapping[str, QueuedJob] | None = None) -> list[Delivery]:
         with redis_errors("redis stream operation"):
             try:
                 res = cast("list[tuple[bytes, list[tuple[bytes, dict[bytes, bytes]]]]] | None", await self.client.xreadgroup(self.group, consumer, {self.stream: ">"}, count=count, block=int(block_s * 1000)))
@@ -297,9 +341,12 @@ class RedisQueue(WorkQueue):
                 await self.start()  # Redis restarted without persistence: recreate and carry on
                 return []
         out = []
+        known = known or {}
         for _stream, entries in res or []:
-            for eid, fields in entries:
-                out.append(Delivery(eid.decode(), self._open(fields.get(b"job", b"")), 1))
+            for eid_b, fields in entries:
+                eid = eid_b.decode()
+                job = known.get(eid)
+                out.append(Delivery(eid, b"", 1, job) if job is not None else Delivery(eid, self._open(fields.get(b"job", b"")), 1))
         return out
 
     async def claim_stale(self, consumer: str, *, min_idle_s: float) -> list[Delivery]:
@@ -442,7 +489,7 @@ class MemoryQueue(WorkQueue):
             self._cond.notify_all()
         return eid
 
-    async def read(self, consumer: str, *, count: int = 10, block_s: float = 1.0) -> list[Delivery]:
+    async def read(self, consumer: str, *, count: int = 10, block_s: float = 1.0, known: Mapping[str, QueuedJob] | None = None) -> list[Delivery]:
         if not self._new:
             async with self._cond:
                 try:
@@ -454,7 +501,8 @@ class MemoryQueue(WorkQueue):
         for eid in take:
             e = self._entries[eid]
             e.deliveries, e.owner, e.last = 1, consumer, time.monotonic()
-            out.append(Delivery(eid, e.raw, 1))
+            job = (known or {}).get(eid)
+            out.append(Delivery(eid, b"", 1, job) if job is not None else Delivery(eid, e.raw, 1))
         return out
 
     async def claim_stale(self, consumer: str, *, min_idle_s: float) -> list[Delivery]:

@@ -26,7 +26,9 @@ other requests in flight (``nhigw.bus.batch``: sent at once when idle, shared un
 request that found a free worker slot an entry delivered to this replica at once (its own job,
 or an older one still waiting), so the replica that took the request normally runs it without
 the worker loop's read; entries admitted with no free slot wait for any replica's worker loop
-(XREADGROUP) as before. The *job's end* is one script for the batch
+(XREADGROUP) as before; when this replica's loop reads one it admitted itself, it runs the job it
+holds (``_queued_here``: nothing to open, parse or check for a replay), as at saturation, where most
+jobs wait for a slot. The *job's end* is one script for the batch
 (``RedisAudit.finish_job``): each audit record, then its answer stored for the idempotency
 window, ``done`` published, XACK + XDEL. So nothing is acknowledged before the audit and the
 stored answer, and a crash before the script leaves the entry pending (reclaimed).
@@ -236,6 +238,12 @@ class Gateway:
         # job's end removes that marker only (a concurrent delivery's is never touched).
         self._markers: dict[tuple[str, int], bytes] = {}
         self._jobs: set[asyncio.Task[None]] = set()
+        # Jobs admitted here that found no free slot, by stream entry, while their request waits: when the
+        # worker loop reads one of these entries it runs the job it holds (nothing to open, parse or check).
+        self._queued_here: dict[str, QueuedJob] = {}
+        # The body's fields as the request's handler parsed them, by requestId, while the request waits:
+        # a job run here takes them instead of parsing its body again (``_sign``).
+        self._parsed: dict[str, dict[str, Any]] = {}
         self._slots = asyncio.Semaphore(settings.worker_concurrency)  # jobs running here (worker loop and admission)
         self._workers = False
         # answer key -> waiting requests here: future -> the requestId it waits for (None: any run's answer)
@@ -429,8 +437,9 @@ class Gateway:
             raise Drop("forged") from exc  # not sealed by a gateway, or another key's answer
         self._resolve(akey, ans)
 
-    async def submit(self, *, client: Client, route: Route, path: str, body: bytes, workstation: str | None, idem_key: str, deadline_s: float, hospital: str | None, device_session: str | None = None) -> tuple[JobAnswer | None, bool, Phases]:
-        """Queue (or join) the request and wait for its answer. Returns (answer or None at the deadline, replayed, where the time went)."""
+    async def submit(self, *, client: Client, route: Route, path: str, body: bytes, workstation: str | None, idem_key: str, deadline_s: float, hospital: str | None, device_session: str | None = None, fields: dict[str, Any] | None = None) -> tuple[JobAnswer | None, bool, Phases]:
+        """Queue (or join) the request and wait for its answer. Returns (answer or None at the deadline, replayed, where the time went).
+        ``fields``: ``body`` already parsed (a JSON object), kept for the job's run here."""
         akey = self.answer_key(client, idem_key)
         fingerprint = hashlib.sha256(b"|".join([path.lower().encode(), (workstation or "").encode(), (device_session or "").encode(), body])).hexdigest().encode()
         inflight = self.keys.inflight(akey)
@@ -438,6 +447,8 @@ class Gateway:
         fut: asyncio.Future[tuple[JobAnswer, Phases | None]] = loop.create_future()
         phases = Phases()
         waiting = self._waiters.setdefault(akey, {})
+        entry: str | None = None  # our job's stream entry while it waits for a slot (``_queued_here``)
+        job: QueuedJob | None = None
         try:
             now = time.time()
             job = QueuedJob(
@@ -456,6 +467,8 @@ class Gateway:
                 origin=self.instance,
             )
             waiting[fut] = job.requestId  # before queueing: its answer cannot come before we listen
+            if fields is not None:
+                self._parsed[job.requestId] = fields
             take = self._workers and not self._slots.locked()
             if take:
                 await self._slots.acquire()  # free: does not wait
@@ -472,6 +485,9 @@ class Gateway:
             elif take:
                 self._slots.release()
             first = admitted.first
+            if admitted.entry is not None and (admitted.delivery is None or admitted.delivery.id != admitted.entry):
+                entry = admitted.entry
+                self._queued_here[entry] = job
             if not first:
                 waiting[fut] = None  # joined a run queued by an earlier request: its answer, whatever its requestId
                 if await self.kv.get(inflight) not in (fingerprint, None):
@@ -496,6 +512,10 @@ class Gateway:
                 if ans is not None:
                     return ans, not first, phases
         finally:
+            if job is not None:
+                self._parsed.pop(job.requestId, None)
+            if entry is not None:
+                self._queued_here.pop(entry, None)
             waiting.pop(fut, None)
             if not waiting and self._waiters.get(akey) is waiting:
                 del self._waiters[akey]
@@ -511,7 +531,7 @@ class Gateway:
                 if loop.time() - last_claim >= self.settings.claim_every_s:
                     last_claim = loop.time()
                     batch += await self.queue.claim_stale(self.instance, min_idle_s=self.settings.claim_idle_s)
-                batch += await self.queue.read(self.instance, count=10, block_s=min(0.5, self.settings.claim_every_s))
+                batch += await self.queue.read(self.instance, count=10, block_s=min(0.5, self.settings.claim_every_s), known=self._queued_here)
             except BusError as exc:
                 log.warning("queue_unavailable", error=str(exc))
                 await asyncio.sleep(0.5)
@@ -643,10 +663,9 @@ class Gateway:
         t0 = time.perf_counter()
         akey = job.answerKey
         sealed = self.box.seal(ans.model_dump_json().encode(), answer_aad(akey))
-        message = akey.encode() + b" " + sealed
         k = self.keys
         marker = self._markers.get((job.requestId, deliveries), b"")
-        end = JobEnd(answer=k.answer(akey), inflight=k.inflight(akey), attempted=k.attempted(akey), waiters=k.waiters(akey), store=final, sealed=sealed, entry_id=entry_id, message=message, origin=job.origin, marker=marker)
+        end = JobEnd(answer=k.answer(akey), inflight=k.inflight(akey), attempted=k.attempted(akey), waiters=k.waiters(akey), store=final, sealed=sealed, entry_id=entry_id, key=akey, origin=job.origin, marker=marker)
         await self.backend.end_job(rec, end)
         phases.audit = (time.perf_counter() - t0) * 1000
         self._resolve(akey, ans, phases)  # this replica's waiters: no round trip through Redis
@@ -690,7 +709,8 @@ class Gateway:
     async def _sign(self, job: QueuedJob, route: Route, run: Run, phases: Phases) -> str:
         """The body to send: the job's, with the signature of its device session or one-call workstation
         (a pass-through body carries the HIS's own). Raises ``ValueError`` for a body that is not JSON."""
-        run.fields = json.loads(job.body) if job.body.strip() else {}
+        known = self._parsed.pop(job.requestId, None)  # parsed by the request's handler, when it ran there
+        run.fields = known if known is not None else json.loads(job.body) if job.body.strip() else {}
         if not (job.deviceSession or job.workstation):
             return job.body
         t_sign = time.perf_counter()
