@@ -21,6 +21,8 @@ from nhigw.common.logging import processors
 from tests.helpers import free_port, wait_port
 from tests.pcsc import Pcscd, PcscdError, running_pcscd
 
+pytest_plugins = ["tests.leaks"]  # unclosed resources put against the test that left them
+
 
 def pytest_configure(config: pytest.Config) -> None:
     # The services' own chain for everything logged in this process (masked, plain tracebacks, no
