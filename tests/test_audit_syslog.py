@@ -260,7 +260,7 @@ async def test_registration_and_write_reach_rsyslog_as_atna_messages_through_a_r
     settings = SyslogSettings(SyslogTarget.parse(rsyslog.url), first_backoff_s=0.1, max_backoff_s=0.5)
     # the run below goes as fast as the stack answers: no client rate limit in the way
     fast = UpstreamSettings(rate_per_s=1e6, rate_burst=1e6)
-    async with running_stack(bus=RedisBus(redis_server), prefix=bus_prefix, gateway_key=key, audit_syslog=settings, upstream=fast) as s:
+    async with RedisBus(redis_server) as bus, running_stack(bus=bus, prefix=bus_prefix, gateway_key=key, audit_syslog=settings, upstream=fast) as s:
         await s.ready()
         gw = s.gateway
         assert ok(await s.gw("/api/v1/BasicData/Register", workstation="ws-01"))  # one call: the gateway gets the signature

@@ -120,8 +120,7 @@ async def apply_test_cards(d: Devices, n: int) -> list[dict[str, Any]]:
 async def test_twenty_device_sessions_each_its_own_patient_over_redis(tmp_path: Path, redis_server: str, bus_prefix: str) -> None:
     from nhigw.bus.redis import RedisBus
 
-    bus = RedisBus(redis_server)
-    async with devices_stack(tmp_path, bus, bus_prefix) as d:
+    async with RedisBus(redis_server) as bus, devices_stack(tmp_path, bus, bus_prefix) as d:
         gw = d.s.gateway
         # Every sealed message on the agents' session channels and the gateway's reply channel, raw.
         raw: list[bytes] = []

@@ -5,6 +5,7 @@ from __future__ import annotations
 import abc
 import asyncio
 from collections.abc import AsyncIterator, Callable
+from typing import Self
 
 
 class BusError(Exception):
@@ -75,3 +76,9 @@ class Bus(abc.ABC):
 
     async def close(self) -> None:
         return None
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
