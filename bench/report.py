@@ -403,7 +403,7 @@ def findings() -> list[str]:
             + (f" (wall time in the call more than CPU: system time is {sy['cpu_at_saturation']['gateway']['system_us']:.0f} of the gateway's "
                f"{sy['cpu_at_saturation']['gateway']['system_us'] + sy['cpu_at_saturation']['gateway']['user_us']:.0f} µs of CPU per request at saturation, section 10)"
                if sy and sy.get("cpu_at_saturation") else "")
-            + ". What remains is mostly the two aiohttp hops (the bare proxy's own cost), sealing, pydantic and the audit hash."
+            + ". What remains is user time: the two aiohttp hops (the bare proxy's own cost) and the gateway's own Python work (section 10)."
         )
         rtt = p.get("redis_rtt")
         if g and rtt:
