@@ -497,20 +497,7 @@ class Gateway:
                     return ans, True, phases
             else:
                 self.metrics.enqueued.inc()
-            end = loop.time() + deadline_s
-            while True:
-                remaining = end - loop.time()
-                if remaining <= 0:
-                    return None, False, phases
-                await asyncio.wait((fut,), timeout=min(0.5, remaining))
-                if fut.done():
-                    ans, ran = fut.result()  # ran: the job's own phases, when it ran here
-                    if ran is not None:
-                        phases.sign, phases.cloud, phases.audit = ran.sign, ran.cloud, ran.audit
-                    return ans, not first, phases
-                ans = await self.stored_answer(akey)  # a ``done`` message lost while Redis reconnected
-                if ans is not None:
-                    return ans, not first, phases
+            return await self._await_answer(fut, akey, deadline_s, not first, phases)
         finally:
             if job is not None:
                 self._parsed.pop(job.requestId, None)
@@ -519,6 +506,22 @@ class Gateway:
             waiting.pop(fut, None)
             if not waiting and self._waiters.get(akey) is waiting:
                 del self._waiters[akey]
+
+    async def _await_answer(self, fut: asyncio.Future[tuple[JobAnswer, Phases | None]], akey: str, deadline_s: float, replayed: bool, phases: Phases) -> tuple[JobAnswer | None, bool, Phases]:
+        """The queued job's answer, or None at the deadline; every 0.5 s also looked for in Redis."""
+        loop = asyncio.get_running_loop()
+        end = loop.time() + deadline_s
+        while (remaining := end - loop.time()) > 0:
+            await asyncio.wait((fut,), timeout=min(0.5, remaining))
+            if fut.done():
+                ans, ran = fut.result()  # ran: the job's own phases, when it ran here
+                if ran is not None:
+                    phases.sign, phases.cloud, phases.audit = ran.sign, ran.cloud, ran.audit
+                return ans, replayed, phases
+            stored = await self.stored_answer(akey)  # a ``done`` message lost while Redis reconnected
+            if stored is not None:
+                return stored, replayed, phases
+        return None, False, phases
 
     # ------------------------------------------------------------------ workers
 
