@@ -675,7 +675,7 @@ class RedisAudit(AuditLog):
     # KEYS: log, head, stream, index of all, then per job: answer, inflight, attempted, waiters, hospital index.
     # ARGV: head, new head, group, ttl ms, done-channel prefix, this replica, defer done (1/0), then per job:
     #       record ('' = none), store (1/0), sealed answer, entry id, answer key (``done`` is it, a space and the
-#       sealed answer: built here, not sent twice), admitting replica, score,
+    #       sealed answer: built here, not sent twice), admitting replica, score,
     #       the attempted marker this delivery placed ('' = none: a marker there is another delivery's).
     _CAS_FINISH = """
     local h = redis.call('GET', KEYS[2]) or ''

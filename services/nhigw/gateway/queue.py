@@ -498,10 +498,11 @@ class MemoryQueue(WorkQueue):
                     return []
         take, self._new = self._new[:count], self._new[count:]
         out = []
+        known = known or {}
         for eid in take:
             e = self._entries[eid]
             e.deliveries, e.owner, e.last = 1, consumer, time.monotonic()
-            job = (known or {}).get(eid)
+            job = known.get(eid)
             out.append(Delivery(eid, b"", 1, job) if job is not None else Delivery(eid, e.raw, 1))
         return out
 

@@ -101,5 +101,5 @@ class Trail:
                     sent = TrailEntry(at="", event="sent", instance="?", requestId="?", detail="sent to the NHI cloud (time and replica not recorded)")
                 # Set just before the send: before whatever that delivery recorded in the same millisecond
                 # (its failure, say), which a plain sort by time would put either side of it.
-                out.insert(bisect.bisect_left([e.at for e in out], sent.at), sent)
+                out.insert(bisect.bisect_left(out, sent.at, key=lambda e: e.at), sent)
         return out
