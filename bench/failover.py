@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from common import write_result  # noqa: E402
 
 KEEP = ("writes", "table", "acknowledged_then_lost", "answer_changed", "ok_contradicted", "executed_twice", "twice_by_content", "no_final_answer",
-        "told_9403_not_executed", "kill_to_promoted_s", "kill_to_first_answer_s", "agent_online_again", "old_primary_client_writes", "audit_verify_http")
+        "told_9403_not_executed", "kill_to_promoted_s", "kill_to_first_answer_s", "promoted_to_failover_over_s", "restart_to_linked_s", "agent_online_again", "old_primary_client_writes", "audit_verify_http")
 
 
 def main() -> None:
@@ -58,7 +58,7 @@ def main() -> None:
         }
         print(f"replica wait {mode}: {summary[mode]}")
     write_result("failover_drill", {
-        "setup": "tests/test_failover_drill.py run_drill: primary + replica + 3 redis-sentinel (down-after 1000 ms), 2 gateway processes (--claim-idle-s 1), a virtual-card agent, the simulator; signed EmergentTel/Write at 20/s, one Idempotency-Key and one content each, the HIS asking again on a dropped connection, 9402 or 9408; primary SIGKILLed after 3 s; the old primary restarted as a replica of the promoted one right after the promotion.",
+        "setup": "tests/test_failover_drill.py run_drill: primary + replica + 3 redis-sentinel (down-after 1000 ms), 2 gateway processes (--claim-idle-s 1), a virtual-card agent, the simulator; signed EmergentTel/Write at 20/s, one Idempotency-Key and one content each, the HIS asking again on a dropped connection, 9402 or 9408; primary SIGKILLed after 3 s; the old primary restarted as a replica of the promoted one once every sentinel names it with the failover over, the sentinels on down-after 5000 ms from then on.",
         "params": {"runs_per_mode": a.runs},
         "runs": runs,
         "summary": summary,
