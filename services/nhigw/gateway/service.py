@@ -537,20 +537,27 @@ class Gateway:
     async def _answer_poll(self) -> None:
         """Requests waiting here for an answer whose ``done`` message was lost (published while this replica's
         subscription reconnected, or by a replica that stopped before it published): every 0.5 s, each answer
-        key waited on since the last look is looked for in Redis, and a stored answer answers its waiters."""
+        key waited on since the last look is looked for in Redis, and a stored answer answers its waiters.
+        A look that fails (Redis unavailable, or its replicas do not confirm the answer) fails its waiters with
+        ``BusError``: their HIS gets 9402 with its key, as when admission could not be confirmed."""
         seen: set[str] = set()
         while True:
             await asyncio.sleep(0.5)
             now = set(self._waiters)
             for akey in now & seen:
                 try:
-                    stored = await self.stored_answer(akey)
-                except BusError:
-                    break  # Redis is away: the next look asks again
-                if stored is not None:
-                    for fut in list(self._waiters.get(akey, {})):
-                        if not fut.done():
-                            fut.set_result((stored, None))
+                    stored: JobAnswer | BusError | None = await self.stored_answer(akey)
+                except BusError as exc:
+                    stored = exc
+                if stored is None:
+                    continue
+                for fut in list(self._waiters.get(akey, {})):
+                    if fut.done():
+                        continue
+                    if isinstance(stored, BusError):
+                        fut.set_exception(stored)
+                    else:
+                        fut.set_result((stored, None))
             seen = now
 
     # ------------------------------------------------------------------ workers
