@@ -25,19 +25,22 @@ other requests in flight (``nhigw.bus.batch``: sent at once when idle, shared un
 *Admission* is one script for the batch (``RedisQueue.admit``): marker, XADD, and for every
 request that found a free worker slot an entry delivered to this replica at once (its own job,
 or an older one still waiting), so the replica that took the request normally runs it without
-the worker loop's read; entries admitted with no free slot wait for any replica's worker loop
-(XREADGROUP) as before; when this replica's loop reads one it admitted itself, it runs the job it
-holds (``_queued_here``: nothing to open, parse or check for a replay), as at saturation, where most
-jobs wait for a slot. The *job's end* is one script for the batch
+the worker loop's read. Entries admitted with no free slot wait: while this replica has such
+entries of its own, each job's end hands its slot the next new entry in the same script (``JobEnd.take``,
+``_slot``), so at saturation a slot goes from one job to the next without a read; otherwise any
+replica's worker loop reads them (XREADGROUP, once it holds the slots to start them). An entry this
+replica admitted runs from the job it holds (``_queued_here``: nothing to open, parse or check for a
+replay). The *job's end* is one script for the batch
 (``RedisAudit.finish_job``): each audit record, then its answer stored for the idempotency
-window, ``done`` published, XACK + XDEL. So nothing is acknowledged before the audit and the
+window, ``done`` published, XACK + XDEL (and the hand-over). So nothing is acknowledged before the audit and the
 stored answer, and a crash before the script leaves the entry pending (reclaimed).
 ``done`` goes only to replicas that wait: each replica subscribes to its own channel
 (``BusKeys.done(instance)``); the job names the replica that admitted it (``origin``), and a
 replica whose request joined a run already queued adds itself to the run's waiters set in the
 admission script. Waiters on the replica that ran the job are answered in process; the others
-get the answer from the message (and poll the stored answer every 0.5 s in case a message was
-lost while Redis reconnected).
+get the answer from the message. A request waits on its future and one timer (its deadline); a
+message lost while Redis reconnected is made up for by one background look (``_answer_poll``, every
+0.5 s, for the keys waited on since the last look), not by a poll of each request's own.
 
 Which answers are kept for the key: answers from the NHI cloud and 9403 (outcome unknown)
 are final and stored. Answers the gateway made before anything could reach the cloud —
