@@ -14,7 +14,6 @@ from pathlib import Path
 import pytest
 import redis as redis_sync
 
-from tests.conftest import start_redis
 from tests.helpers import free_port, wait_port
 
 SERVICE = "nhigw"
@@ -59,12 +58,8 @@ class SentinelSet:
     def _start(self) -> None:
         (self.tmp / "p").mkdir()
         (self.tmp / "r").mkdir()
-        if self.password or self.agent:
-            self.primary_port = free_port()
-            self.procs[self.primary_port] = self._server(self.primary_port, self.tmp / "p", None)
-        else:
-            proc, self.primary_port = start_redis(self.tmp / "p")
-            self.procs[self.primary_port] = proc
+        self.primary_port = free_port()
+        self.procs[self.primary_port] = self._server(self.primary_port, self.tmp / "p", None)
         self.replica_port = free_port()
         self.procs[self.replica_port] = self._replica(self.replica_port, self.tmp / "r")
         exe = shutil.which("redis-sentinel")
@@ -78,6 +73,7 @@ class SentinelSet:
                 f"sentinel monitor {SERVICE} 127.0.0.1 {self.primary_port} 2\n"
                 f"sentinel down-after-milliseconds {SERVICE} {self.down_after_ms}\n"
                 f"sentinel failover-timeout {SERVICE} 4000\nsentinel parallel-syncs {SERVICE} 1\n"
+                f"logfile {self.tmp / f'sentinel-{i}.log'}\n"
                 + (f"sentinel auth-pass {SERVICE} {self.password}\n" if self.password else "")
             )
             proc = subprocess.Popen([exe, str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -90,7 +86,8 @@ class SentinelSet:
         return self._server(port, d, of or self.primary_port, read_only=read_only)
 
     def _server(self, port: int, d: Path, of: int | None, *, read_only: bool = True) -> subprocess.Popen[bytes]:
-        args = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--dir", str(d), "--appendonly", "no", "--replica-read-only", "yes" if read_only else "no"]
+        args = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--dir", str(d), "--appendonly", "no", "--replica-read-only", "yes" if read_only else "no",
+                "--logfile", str(self.tmp / f"redis-{port}.log")]  # appended to across a restart on the same port
         if of:
             args += ["--replicaof", "127.0.0.1", str(of)]
         if self.password:
@@ -107,12 +104,14 @@ class SentinelSet:
         client's write (so a write sent there shows in its ``MONITOR`` instead of being refused)."""
         self.procs[port] = self._replica(port, self.tmp / ("p" if port == self.primary_port else "r"), self.master_port(), read_only=read_only)
 
-    def replica_linked(self, replica: int) -> bool:
+    def replica_linked(self, replica: int, of: int | None = None) -> bool:
+        """``replica`` is a replica with its link up (to ``of``, when given)."""
         try:
             with self.redis(replica) as r:
-                return bool(r.info("replication").get("master_link_status") == "up")
+                info = r.info("replication")
         except redis_sync.RedisError:
             return False
+        return info.get("role") == "slave" and info.get("master_link_status") == "up" and (of is None or int(info.get("master_port", 0)) == of)
 
     def redis(self, port: int) -> redis_sync.Redis:
         return redis_sync.Redis(port=port, password=self.password, socket_timeout=2)
@@ -153,6 +152,47 @@ class SentinelSet:
         proc.kill()
         proc.wait(5)
 
+    def failover_over(self, i: int, new: int) -> bool:
+        """Sentinel ``i`` names ``new`` as the primary and has no failover of it in progress."""
+        try:
+            with self.sentinel(i) as s:
+                addr = s.execute_command("SENTINEL", "GET-MASTER-ADDR-BY-NAME", SERVICE)
+                master = _pairs(s.execute_command("SENTINEL", "MASTER", SERVICE))
+        except redis_sync.RedisError:
+            return False
+        return int(addr[1]) == new and master.get("port") == str(new) and "failover_in_progress" not in master.get("flags", "")
+
+    def wait_failover_over(self, new: int, timeout_s: float = 20.0) -> None:
+        """Every sentinel names ``new`` and none has a failover in progress: the leader logged +failover-end,
+        the others took the new configuration from its hello (+switch-master; hellos go out every 2 s).
+        ``wait_promoted`` asks one sentinel only, and the leader names the promoted replica already while it
+        is still reconfiguring; a server that comes back after this is judged by every sentinel against
+        the new configuration only."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if all(self.failover_over(i, new) for i in range(len(self.sentinel_ports))):
+                return
+            time.sleep(0.05)
+        raise AssertionError(f"the sentinels did not all name {new} with the failover over in {timeout_s} s\n" + self.diagnostics())
+
+    def set_down_after(self, ms: int) -> None:
+        """``SENTINEL SET <service> down-after-milliseconds`` on every sentinel (for the primary, its replicas and peers)."""
+        for i in range(len(self.sentinel_ports)):
+            with self.sentinel(i) as s:
+                s.execute_command("SENTINEL", "SET", SERVICE, "down-after-milliseconds", str(ms))
+        self.down_after_ms = ms
+
+    def config_epochs(self) -> list[int | None]:
+        """Each sentinel's config epoch of the primary: 1 after one failover, 2 after a second one."""
+        out: list[int | None] = []
+        for i in range(len(self.sentinel_ports)):
+            try:
+                with self.sentinel(i) as s:
+                    out.append(int(_pairs(s.execute_command("SENTINEL", "MASTER", SERVICE))["config-epoch"]))
+            except (redis_sync.RedisError, KeyError, ValueError):
+                out.append(None)
+        return out
+
     def wait_promoted(self, old: int, timeout_s: float = 30.0) -> int:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
@@ -167,8 +207,46 @@ class SentinelSet:
             time.sleep(0.1)
         raise AssertionError("no replica was promoted")
 
+    def diagnostics(self, log_lines: int = 80) -> str:
+        """What to read when a drill's expectation of the set failed: each server's ``INFO replication``,
+        each sentinel's ``SENTINEL MASTER`` and ``SENTINEL REPLICAS``, and the tail of every log (the
+        sentinels' events: +sdown, +odown, +switch-master, +convert-to-slave, -tilt ...). No password in it."""
+        out: list[str] = []
+        for port in sorted({self.primary_port, self.replica_port}):
+            try:
+                with self.redis(port) as r:
+                    info = r.info("replication")
+                out.append(f"server {port} INFO replication: " + " ".join(f"{k}={v}" for k, v in info.items() if not k.startswith("slave") or k[5:].isdigit()))
+            except redis_sync.RedisError as exc:
+                out.append(f"server {port}: {exc!r}")
+        for i in range(len(self.sentinel_ports)):
+            try:
+                with self.sentinel(i) as s:
+                    master = _pairs(s.execute_command("SENTINEL", "MASTER", SERVICE))
+                    reps = [_pairs(r) for r in s.execute_command("SENTINEL", "REPLICAS", SERVICE)]
+                keep = ("ip", "port", "flags", "config-epoch", "failover-state", "num-slaves", "num-other-sentinels", "role-reported", "master-link-status", "master-port")
+                out.append(f"sentinel {i} MASTER: " + " ".join(f"{k}={master.get(k)}" for k in keep if k in master))
+                out.extend(f"sentinel {i} REPLICA: " + " ".join(f"{k}={r.get(k)}" for k in keep if k in r) for r in reps)
+            except redis_sync.RedisError as exc:
+                out.append(f"sentinel {i}: {exc!r}")
+        for log in sorted(self.tmp.glob("sentinel-*.log")) + sorted(self.tmp.glob("redis-*.log")):
+            lines = log.read_text(errors="replace").splitlines()
+            out.append(f"--- {log.name} (last {min(log_lines, len(lines))} of {len(lines)} lines)")
+            out.extend(lines[-log_lines:])
+        return "\n".join(out)
+
     def stop(self) -> None:
         for proc in self.procs.values():
             proc.kill()
             proc.wait(5)
         self.procs.clear()
+
+
+def _pairs(reply: object) -> dict[str, str]:
+    """A sentinel's reply about one instance (a flat ``[name, value, ...]`` list, or redis-py's dict) as strings."""
+    def text(x: object) -> str:
+        return x.decode() if isinstance(x, bytes) else ",".join(sorted(map(str, x))) if isinstance(x, set) else str(x)
+    if isinstance(reply, dict):
+        return {text(k): text(v) for k, v in reply.items()}
+    items = [text(x) for x in reply] if isinstance(reply, list) else []
+    return dict(zip(items[::2], items[1::2], strict=True))

@@ -5,9 +5,10 @@ Every part a real process: a primary, its replica and three ``redis-sentinel`` (
 ``redis+sentinel://`` URL. An HIS sends signed pass-through writes (``EmergentTel/Write``), each
 with its own ``Idempotency-Key`` and its own content, 20 a second, to both replicas, and asks again
 with the key after a dropped connection, a 202 (9408) or a 9402 (Redis did not confirm). The
-primary is SIGKILLed mid-run; once a replica is promoted the old primary is started again on its
-port with its old data and no ``replicaof`` (as a restarted pod comes back), and the sentinels make
-it a replica of the new primary. Then:
+primary is SIGKILLed mid-run; once a replica is promoted and every sentinel has the new configuration,
+the old primary is started again on its port as a replica of the primary a sentinel names (as a
+restarted pod of deploy/k8s/overlays/sentinel comes back: it asks a sentinel), and it must sync from
+the new primary. Then:
 
 - per key, the simulator's own counts (executions per ``Idempotency-Key`` and per content; the
   simulator executes whatever arrives with a valid signature, it does not deduplicate) beside what
@@ -54,6 +55,12 @@ RETRY = {9402, 9408, 9411}  # not an answer yet: the HIS asks again with the key
 LOAD_BEFORE_KILL_S = 3.0
 LOAD_AFTER_ANSWERED_S = 4.0  # the load goes on this long after the first answer after the kill
 RATE_PER_S = 20
+# The sentinels notice the kill after 1 s (tests/sentinel.py), which is what the drill times; from the end of
+# the failover on they use the deployments' 5 s (deploy/k8s/overlays/sentinel, deploy/docker/init-secrets.sh).
+# With 1 s, a pause of a second of the promoted primary on a loaded machine has the sentinels fail over again,
+# to the old primary just restarted (still empty: its first sync starts after the new primary's 5 s
+# repl-diskless-sync-delay), and the drill sees that second failover, not the rejoin it checks.
+REJOIN_DOWN_AFTER_MS = 5000
 
 
 @dataclass
@@ -71,8 +78,19 @@ class Key:
 class Drill:
     keys: list[Key] = field(default_factory=list)
     t_kill: float = 0.0
+    wall_kill: float = 0.0  # time.time() of the kill, as the logs have it
     t_promoted: float = 0.0
+    t_failover_over: float = 0.0  # every sentinel names the new primary, no failover in progress
     t_restarted: float = 0.0
+    t_linked: float = 0.0  # the old primary's link to the new one up
+    new: int = 0  # the promoted primary's port
+
+
+def timeline(d: Drill) -> str:
+    """The drill's own moments, in seconds after the kill, to set beside the servers' and sentinels' logs."""
+    wall = time.strftime("%H:%M:%S", time.gmtime(d.wall_kill)) + f".{int(d.wall_kill * 1000) % 1000:03d}"
+    moments = (("promoted", d.t_promoted), ("failover over on every sentinel", d.t_failover_over), ("old primary restarted", d.t_restarted), ("linked", d.t_linked))
+    return f"kill at {wall} UTC; " + ", ".join(f"{name} +{t - d.t_kill:.2f} s" for name, t in moments if t)
 
 
 def cli(*args: str) -> subprocess.CompletedProcess[str]:
@@ -174,10 +192,13 @@ async def run_drill(tmp: Path, wait: bool) -> dict[str, Any]:
             async def failover() -> None:
                 nonlocal monitor
                 await asyncio.sleep(LOAD_BEFORE_KILL_S)
-                d.t_kill = time.monotonic()
+                d.t_kill, d.wall_kill = time.monotonic(), time.time()
                 sentinels.kill(old)
-                await asyncio.to_thread(sentinels.wait_promoted, old)
+                d.new = await asyncio.to_thread(sentinels.wait_promoted, old)
                 d.t_promoted = time.monotonic()
+                await asyncio.to_thread(sentinels.wait_failover_over, d.new)
+                await asyncio.to_thread(sentinels.set_down_after, REJOIN_DOWN_AFTER_MS)
+                d.t_failover_over = time.monotonic()
                 sentinels.restart_as_replica(old, read_only=False)  # writable: a write sent there would land, and show
                 monitor = Monitor(old, tmp / "old-primary.monitor")  # from its first second back
                 d.t_restarted = time.monotonic()
@@ -186,7 +207,13 @@ async def run_drill(tmp: Path, wait: bool) -> dict[str, Any]:
                 done = [k.told_at for k in d.keys if d.t_kill and k.sent_at > d.t_kill and k.told and k.told[1] == 0]
                 return min(done) if done else None
 
+            async def rejoined() -> None:  # when the old primary's link to the new one came up, from its restart on
+                await fo
+                if await eventually(lambda: asyncio.to_thread(sentinels.replica_linked, old, d.new), 30.0, interval_s=0.1):
+                    d.t_linked = time.monotonic()
+
             fo = asyncio.create_task(failover())
+            rj = asyncio.create_task(rejoined())
             tasks: list[asyncio.Task[None]] = []
             t_end = time.monotonic() + 90
             while time.monotonic() < t_end:
@@ -199,9 +226,16 @@ async def run_drill(tmp: Path, wait: bool) -> dict[str, Any]:
                 await asyncio.sleep(1 / RATE_PER_S)
             await fo
             await asyncio.wait_for(asyncio.gather(*tasks), 90)
+            await rj
 
-            # The old primary is a replica of the new one now (the sentinels reconfigured it).
-            assert await eventually(lambda: asyncio.to_thread(sentinels.replica_linked, old), 30.0), "the old primary did not become a replica"
+            # The old primary is a replica of the new one now, its link up (its first sync waits for the new
+            # primary's repl-diskless-sync-delay, 5 s).
+            linked = await eventually(lambda: asyncio.to_thread(sentinels.replica_linked, old, d.new), 30.0)
+            assert linked, (
+                f"the old primary {old} did not become a replica of the promoted {d.new}\n{timeline(d)}\n"
+                f"config epoch per sentinel: {sentinels.config_epochs()} (1: the drill's one failover; 2 or more: the sentinels failed over again)\n"
+                + sentinels.diagnostics()
+            )
             # One write of the test's own through the new primary, seen arriving on the old one: its MONITOR
             # works and shows the replication stream, so a client's write there would show too.
             with sentinels.redis(sentinels.master_port()) as r:
@@ -264,6 +298,8 @@ async def run_drill(tmp: Path, wait: bool) -> dict[str, Any]:
         "not_plain": {k.key: (k.told, k.again, by_key.get(k.key, 0)) for k in d.keys if k.told != (200, 0) or k.again != k.told},  # (told, asked again, executions)
         "kill_to_promoted_s": round(d.t_promoted - d.t_kill, 2),
         "kill_to_first_answer_s": round(first - d.t_kill, 2) if first else None,
+        "promoted_to_failover_over_s": round(d.t_failover_over - d.t_promoted, 2),
+        "restart_to_linked_s": round(d.t_linked - d.t_restarted, 2) if d.t_linked else None,
         "agent_online_again": agent_online,
         "agent_restarted": agent_restarted,
         "old_primary_client_writes": old_writes[:20],
