@@ -9,6 +9,7 @@ kind it has.
 from __future__ import annotations
 
 import abc
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,9 +19,10 @@ from nhigw.bus.redisurl import is_sentinel
 from nhigw.bus.resp import ReplicaWait
 from nhigw.bus.seal import Sealer
 from nhigw.contracts.buskeys import BusKeys
+from nhigw.contracts.models import QueuedJob
 from nhigw.gateway.audit import AuditLog, AuditRecord, FileAudit, JobEnd, JobStream, MemoryAudit, RedisAudit, audit_key
 from nhigw.gateway.history import History
-from nhigw.gateway.queue import MAX_DELIVERIES, MemoryQueue, RedisQueue, WorkQueue
+from nhigw.gateway.queue import MAX_DELIVERIES, Delivery, MemoryQueue, RedisQueue, WorkQueue
 from nhigw.gateway.sessions import RedisSessionIndex, SessionIndex
 from nhigw.gateway.store import KV, MemoryKV, RedisKV
 
@@ -53,9 +55,11 @@ class Backend(abc.ABC):
     history: History  # the dashboard's last hours (per minute and route)
 
     @abc.abstractmethod
-    async def end_job(self, rec: AuditRecord | None, end: JobEnd) -> None:
+    async def end_job(self, rec: AuditRecord | None, end: JobEnd, known: Mapping[str, QueuedJob]) -> Delivery | None:
         """The job's audit record (if any), then its end: the answer stored (``end.store``, never over
-        one already stored) or the key released, ``done`` to the replicas that wait, the entry acknowledged."""
+        one already stored) or the key released, ``done`` to the replicas that wait, the entry acknowledged.
+        With ``end.take``, the next new entry for this replica, delivered in the same step (None: none
+        waiting, or a backend whose worker loop reads them); ``known`` as for ``WorkQueue.read``."""
 
 
 class RedisBackend(Backend):
@@ -66,15 +70,16 @@ class RedisBackend(Backend):
         n = s.replica_wait if s.replica_wait is not None else (1 if is_sentinel(bus.url) else 0)
         wait = ReplicaWait(n, s.replica_wait_ms) if n > 0 else None
         self.kv = RedisKV(client, wait=wait)
-        self.queue = RedisQueue(client, keys.jobs, keys.jobs_group, keys.dead, max_deliveries=s.max_deliveries, box=s.box, wait=wait, answer_prefix=keys.answer(""))
-        jobs = JobStream(keys.jobs, keys.jobs_group, int(s.idempotency_window_s * 1000), keys.done(""), s.instance)
+        self.queue = self._queue = RedisQueue(client, keys.jobs, keys.jobs_group, keys.dead, max_deliveries=s.max_deliveries, box=s.box, wait=wait, answer_prefix=keys.answer(""))
+        jobs = JobStream(keys.jobs, keys.jobs_group, int(s.idempotency_window_s * 1000), keys.done(""), s.instance, keys.answer(""))
         self._audit = RedisAudit(client, keys, audit_key(s.gateway_key), jobs, wait=wait)
         self.audit = self._audit
         self.sessions = RedisSessionIndex(client, SESSION_INDEX_TTL_S)
         self.history = History(client, keys)
 
-    async def end_job(self, rec: AuditRecord | None, end: JobEnd) -> None:
-        await self._audit.finish_job(rec, end)  # one script, batched with other jobs' ends (``RedisAudit``)
+    async def end_job(self, rec: AuditRecord | None, end: JobEnd, known: Mapping[str, QueuedJob]) -> Delivery | None:
+        handed = await self._audit.finish_job(rec, end)  # one script, batched with other jobs' ends (``RedisAudit``)
+        return self._queue.handed(handed.id, handed.fields, known) if handed is not None else None
 
 
 class MemoryBackend(Backend):
@@ -92,7 +97,7 @@ class MemoryBackend(Backend):
         self.history = History(None, s.keys)
         self.keys, self.instance = s.keys, s.instance
 
-    async def end_job(self, rec: AuditRecord | None, end: JobEnd) -> None:
+    async def end_job(self, rec: AuditRecord | None, end: JobEnd, known: Mapping[str, QueuedJob]) -> Delivery | None:
         if rec is not None:
             await self.audit.append(rec)
         if end.store:
@@ -104,6 +109,7 @@ class MemoryBackend(Backend):
         if end.origin and end.origin != self.instance:  # gateways sharing one in-memory bus (tests)
             await self.bus.publish(self.keys.done(end.origin), end.message)
         await self.queue.ack(end.entry_id)
+        return None  # the worker loop reads the next entry (in memory it costs no round trip)
 
 
 def make_backend(bus: Bus, settings: BackendSettings) -> Backend:

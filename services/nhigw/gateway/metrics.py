@@ -52,6 +52,7 @@ class Metrics:
         self.requests = Counter("nhigw_gateway_requests", "business requests run, by route and 6.0 statusCode", ["route", "statusCode"], registry=r)
         self.latency = Histogram("nhigw_gateway_request_seconds", "business request latency (worker: sign + upstream + audit)", ["route"], registry=r,
                                  buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30))
+        self._series: dict[tuple[str, int], tuple[Counter, Histogram]] = {}  # (route, statusCode) -> its request counter and latency histogram
         self.retries = Counter("nhigw_gateway_upstream_retries", "upstream retries", registry=r)
         self.enqueued = Counter("nhigw_gateway_enqueued", "jobs added to the queue", registry=r)
         self.job_failures = Counter("nhigw_gateway_job_failures", "jobs that failed unexpectedly (left pending for redelivery)", registry=r)
@@ -74,8 +75,11 @@ class Metrics:
         self.audit_check = (res.ok, res.count, time.time())
 
     def observe(self, route: str, code: int, seconds: float, retries: int) -> None:
-        self.requests.labels(route, str(code)).inc()
-        self.latency.labels(route).observe(seconds)
+        series = self._series.get((route, code))
+        if series is None:  # ``labels()`` looks a child up under a lock: once per route and code, not per request
+            series = self._series[(route, code)] = (self.requests.labels(route, str(code)), self.latency.labels(route))
+        series[0].inc()
+        series[1].observe(seconds)
         if retries:
             self.retries.inc(retries)
 

@@ -313,8 +313,7 @@ class RedisQueue(WorkQueue):
             for eid_b, flat in entries:  # a script's reply: fields as a flat [name, value, ...] list
                 eid = eid_b.decode()
                 i = mine.get(eid)
-                fields = dict(zip(flat[::2], flat[1::2], strict=False)) if flat else {}
-                d = Delivery(eid, b"", 1, items[i].job) if i is not None else _checked(Delivery(eid, self._open(fields.get(b"job", b"")), 1), fields)
+                d = Delivery(eid, b"", 1, items[i].job) if i is not None else self.handed(eid, dict(zip(flat[::2], flat[1::2], strict=False)))
                 if i is not None and i in holders and out[i].delivery is None:
                     out[i].delivery = d
                 else:
@@ -340,14 +339,14 @@ class RedisQueue(WorkQueue):
                     raise
                 await self.start()  # Redis restarted without persistence: recreate and carry on
                 return []
-        out = []
-        known = known or {}
-        for _stream, entries in res or []:
-            for eid_b, fields in entries:
-                eid = eid_b.decode()
-                job = known.get(eid)
-                out.append(Delivery(eid, b"", 1, job) if job is not None else Delivery(eid, self._open(fields.get(b"job", b"")), 1))
-        return out
+        return [self.handed(eid_b.decode(), fields, known) for _stream, entries in res or [] for eid_b, fields in entries]
+
+    def handed(self, eid: str, fields: dict[bytes, bytes], known: Mapping[str, QueuedJob] | None = None) -> Delivery:
+        """A new entry delivered to this replica (a read, or a script that delivered it): its job when
+        ``known`` has it (queued by this process), else opened from its sealed ``job`` field, with
+        ``answered`` from its ``x`` field when a script set one (``_checked``)."""
+        job = known.get(eid) if known else None
+        return Delivery(eid, b"", 1, job) if job is not None else _checked(Delivery(eid, self._open(fields.get(b"job", b"")), 1), fields)
 
     async def claim_stale(self, consumer: str, *, min_idle_s: float) -> list[Delivery]:
         out: list[Delivery] = []

@@ -25,19 +25,22 @@ other requests in flight (``nhigw.bus.batch``: sent at once when idle, shared un
 *Admission* is one script for the batch (``RedisQueue.admit``): marker, XADD, and for every
 request that found a free worker slot an entry delivered to this replica at once (its own job,
 or an older one still waiting), so the replica that took the request normally runs it without
-the worker loop's read; entries admitted with no free slot wait for any replica's worker loop
-(XREADGROUP) as before; when this replica's loop reads one it admitted itself, it runs the job it
-holds (``_queued_here``: nothing to open, parse or check for a replay), as at saturation, where most
-jobs wait for a slot. The *job's end* is one script for the batch
+the worker loop's read. Entries admitted with no free slot wait: while this replica has such
+entries of its own, each job's end hands its slot the next new entry in the same script (``JobEnd.take``,
+``_slot``), so at saturation a slot goes from one job to the next without a read; otherwise any
+replica's worker loop reads them (XREADGROUP, once it holds the slots to start them). An entry this
+replica admitted runs from the job it holds (``_queued_here``: nothing to open, parse or check for a
+replay). The *job's end* is one script for the batch
 (``RedisAudit.finish_job``): each audit record, then its answer stored for the idempotency
-window, ``done`` published, XACK + XDEL. So nothing is acknowledged before the audit and the
+window, ``done`` published, XACK + XDEL (and the hand-over). So nothing is acknowledged before the audit and the
 stored answer, and a crash before the script leaves the entry pending (reclaimed).
 ``done`` goes only to replicas that wait: each replica subscribes to its own channel
 (``BusKeys.done(instance)``); the job names the replica that admitted it (``origin``), and a
 replica whose request joined a run already queued adds itself to the run's waiters set in the
 admission script. Waiters on the replica that ran the job are answered in process; the others
-get the answer from the message (and poll the stored answer every 0.5 s in case a message was
-lost while Redis reconnected).
+get the answer from the message. A request waits on its future and one timer (its deadline); a
+message lost while Redis reconnected is made up for by one background look (``_answer_poll``, every
+0.5 s, for the keys waited on since the last look), not by a poll of each request's own.
 
 Which answers are kept for the key: answers from the NHI cloud and 9403 (outcome unknown)
 are final and stored. Answers the gateway made before anything could reach the cloud —
@@ -64,6 +67,7 @@ import contextlib
 import hashlib
 import json
 import os
+import secrets
 import socket
 import time
 import uuid
@@ -118,6 +122,15 @@ if TYPE_CHECKING:
     from nhigw.gateway.auditsyslog import SyslogSettings, SyslogStream
 
 log = get_logger("nhigw.gateway.service")
+
+
+# A request's wait for its answer: (answer, the job's phases when it ran here), or None at its deadline.
+Waiter = asyncio.Future["tuple[JobAnswer, Phases | None] | None"]
+
+
+def _expire(fut: Waiter) -> None:
+    if not fut.done():
+        fut.set_result(None)
 
 
 @dataclass
@@ -245,9 +258,10 @@ class Gateway:
         # a job run here takes them instead of parsing its body again (``_sign``).
         self._parsed: dict[str, dict[str, Any]] = {}
         self._slots = asyncio.Semaphore(settings.worker_concurrency)  # jobs running here (worker loop and admission)
+        self.handed_over = 0  # entries a job's end handed to its slot (``_slot``), for tests and benchmarks
         self._workers = False
         # answer key -> waiting requests here: future -> the requestId it waits for (None: any run's answer)
-        self._waiters: dict[str, dict[asyncio.Future[tuple[JobAnswer, Phases | None]], str | None]] = {}
+        self._waiters: dict[str, dict[Waiter, str | None]] = {}
         self.done_channel = keys.done(self.instance)  # this replica's own: answers for requests waiting here
         self._running: contextlib.AsyncExitStack | None = None  # what ``start`` opened
 
@@ -341,9 +355,10 @@ class Gateway:
         sub = await self.bus.subscribe(self.done_channel)
         try:
             self.supervisor.start("done-listener", lambda: serve(sub, "done", self._on_done, self.drops, max_bytes=MAX_ANSWER_BYTES))
+            self.supervisor.start("answer-poll", self._answer_poll)
             yield
         finally:
-            await self.supervisor.stop("done-listener")
+            await self.supervisor.stop("done-listener", "answer-poll")
             await sub.close()
 
     @contextlib.asynccontextmanager
@@ -444,7 +459,7 @@ class Gateway:
         fingerprint = hashlib.sha256(b"|".join([path.lower().encode(), (workstation or "").encode(), (device_session or "").encode(), body])).hexdigest().encode()
         inflight = self.keys.inflight(akey)
         loop = asyncio.get_running_loop()
-        fut: asyncio.Future[tuple[JobAnswer, Phases | None]] = loop.create_future()
+        fut: Waiter = loop.create_future()
         phases = Phases()
         waiting = self._waiters.setdefault(akey, {})
         entry: str | None = None  # our job's stream entry while it waits for a slot (``_queued_here``)
@@ -452,7 +467,7 @@ class Gateway:
         try:
             now = time.time()
             job = QueuedJob(
-                requestId=uuid.uuid4().hex,
+                requestId=secrets.token_hex(16),  # uuid4().hex's shape, a third of its cost
                 idempotencyKey=idem_key,
                 answerKey=akey,
                 path=path,
@@ -497,7 +512,7 @@ class Gateway:
                     return ans, True, phases
             else:
                 self.metrics.enqueued.inc()
-            return await self._await_answer(fut, akey, deadline_s, not first, phases)
+            return await self._await_answer(fut, deadline_s, not first, phases)
         finally:
             if job is not None:
                 self._parsed.pop(job.requestId, None)
@@ -507,21 +522,46 @@ class Gateway:
             if not waiting and self._waiters.get(akey) is waiting:
                 del self._waiters[akey]
 
-    async def _await_answer(self, fut: asyncio.Future[tuple[JobAnswer, Phases | None]], akey: str, deadline_s: float, replayed: bool, phases: Phases) -> tuple[JobAnswer | None, bool, Phases]:
-        """The queued job's answer, or None at the deadline; every 0.5 s also looked for in Redis."""
-        loop = asyncio.get_running_loop()
-        end = loop.time() + deadline_s
-        while (remaining := end - loop.time()) > 0:
-            await asyncio.wait((fut,), timeout=min(0.5, remaining))
-            if fut.done():
-                ans, ran = fut.result()  # ran: the job's own phases, when it ran here
-                if ran is not None:
-                    phases.sign, phases.cloud, phases.audit = ran.sign, ran.cloud, ran.audit
-                return ans, replayed, phases
-            stored = await self.stored_answer(akey)  # a ``done`` message lost while Redis reconnected
-            if stored is not None:
-                return stored, replayed, phases
-        return None, False, phases
+    async def _await_answer(self, fut: Waiter, deadline_s: float, replayed: bool, phases: Phases) -> tuple[JobAnswer | None, bool, Phases]:
+        """The queued job's answer, or None at the deadline: one timer and the future, nothing else on the
+        request's path (an answer whose ``done`` was lost is found by ``_answer_poll``)."""
+        timer = asyncio.get_running_loop().call_later(deadline_s, _expire, fut)
+        try:
+            got = await fut
+        finally:
+            timer.cancel()
+        if got is None:
+            return None, False, phases
+        ans, ran = got  # ran: the job's own phases, when it ran here
+        if ran is not None:
+            phases.sign, phases.cloud, phases.audit = ran.sign, ran.cloud, ran.audit
+        return ans, replayed, phases
+
+    async def _answer_poll(self) -> None:
+        """Requests waiting here for an answer whose ``done`` message was lost (published while this replica's
+        subscription reconnected, or by a replica that stopped before it published): every 0.5 s, each answer
+        key waited on since the last look is looked for in Redis, and a stored answer answers its waiters.
+        A look that fails (Redis unavailable, or its replicas do not confirm the answer) fails its waiters with
+        ``BusError``: their HIS gets 9402 with its key, as when admission could not be confirmed."""
+        seen: set[str] = set()
+        while True:
+            await asyncio.sleep(0.5)
+            now = set(self._waiters)
+            for akey in now & seen:
+                try:
+                    stored: JobAnswer | BusError | None = await self.stored_answer(akey)
+                except BusError as exc:
+                    stored = exc
+                if stored is None:
+                    continue
+                for fut in list(self._waiters.get(akey, {})):
+                    if fut.done():
+                        continue
+                    if isinstance(stored, BusError):
+                        fut.set_exception(stored)
+                    else:
+                        fut.set_result((stored, None))
+            seen = now
 
     # ------------------------------------------------------------------ workers
 
@@ -529,30 +569,54 @@ class Gateway:
         last_claim = 0.0
         loop = asyncio.get_running_loop()
         while True:
+            # Slots first, then a read of as many entries as they can start: an entry read here never
+            # waits behind the entries that jobs' ends hand to their slots (``_slot``).
+            held = await self._free_slots(10)
             try:
                 batch: list[Delivery] = []
                 if loop.time() - last_claim >= self.settings.claim_every_s:
                     last_claim = loop.time()
                     batch += await self.queue.claim_stale(self.instance, min_idle_s=self.settings.claim_idle_s)
-                batch += await self.queue.read(self.instance, count=10, block_s=min(0.5, self.settings.claim_every_s), known=self._queued_here)
+                batch += await self.queue.read(self.instance, count=held, block_s=min(0.5, self.settings.claim_every_s), known=self._queued_here)
             except BusError as exc:
+                self._release(held)
                 log.warning("queue_unavailable", error=str(exc))
                 await asyncio.sleep(0.5)
                 continue
-            # Entries read but still waiting for a free slot are touched too: untouched for
-            # ``claim_idle_s`` (slots held by slow jobs, e.g. while replicas do not confirm) they
-            # would be reclaimed and run a second time beside this replica's own run of them.
+            except BaseException:
+                self._release(held)
+                raise
+            # Entries read but still waiting for a free slot (more reclaimed than slots held) are touched
+            # too: untouched for ``claim_idle_s`` (slots held by slow jobs, e.g. while replicas do not
+            # confirm) they would be reclaimed and run a second time beside this replica's own run of them.
             waiting = {d.id for d in batch}
             self._working.update(waiting)
             try:
                 with contextlib.suppress(BusError):  # not known: each entry's replay check asks for itself
                     await self._stored_already(batch)
                 for d in batch:
-                    await self._slots.acquire()
+                    if held:
+                        held -= 1
+                    else:
+                        await self._slots.acquire()
                     waiting.discard(d.id)
                     self._spawn(d)
             finally:
                 self._working.difference_update(waiting)  # not started here (cancelled): left to a reclaim
+                self._release(held)
+
+    async def _free_slots(self, most: int) -> int:
+        """Wait for one free worker slot, then take the others free now, up to ``most``; returns how many are held."""
+        await self._slots.acquire()
+        held = 1
+        while held < most and not self._slots.locked():
+            await self._slots.acquire()  # free: does not wait
+            held += 1
+        return held
+
+    def _release(self, held: int) -> None:
+        for _ in range(held):
+            self._slots.release()
 
     async def _stored_already(self, batch: list[Delivery]) -> None:
         """For the replay check (``_replayed``): which first deliveries of a read already have a stored
@@ -568,17 +632,29 @@ class Gateway:
             d.answered = f
 
     def _spawn(self, d: Delivery) -> None:
-        """Run a delivered entry in a task of its own; it holds one of ``_slots`` (already acquired) until it ends."""
+        """Run a delivered entry in a task of its own; it holds one of ``_slots`` (already acquired) until it
+        ends, and runs each entry a job's end hands to it after it (``_slot``)."""
         self._working.add(d.id)
-        t = asyncio.create_task(self._run(d))
+        t = asyncio.create_task(self._slot(d))
         self._jobs.add(t)
 
         def ended(t: asyncio.Task[None]) -> None:
             self._slots.release()
-            self._working.discard(d.id)
             self._jobs.discard(t)
 
         t.add_done_callback(ended)
+
+    async def _slot(self, d: Delivery | None) -> None:
+        """One worker slot's task: its delivery, then every entry its job's end handed over (``JobEnd.take``)."""
+        while d is not None:
+            running = d
+            self._working.add(running.id)
+            try:
+                d = await self._run(running)
+            finally:
+                self._working.discard(running.id)
+            if d is not None:
+                self.handed_over += 1
 
     async def _keepalive(self) -> None:
         while True:
@@ -586,18 +662,19 @@ class Gateway:
             with contextlib.suppress(BusError):
                 await self.queue.touch(self.instance, list(self._working))
 
-    async def _run(self, d: Delivery) -> None:
+    async def _run(self, d: Delivery) -> Delivery | None:
+        """Run one delivered entry; returns the entry its job's end handed to this slot, if any."""
         try:
             job = d.job()
         except ValueError:
             self.drops.drop("jobs", "malformed")  # left pending: dead-lettered after max_deliveries
-            return
+            return None
         structlog.contextvars.bind_contextvars(request_id=job.requestId, workstation=job.workstation, client=job.client)  # this task's own context
         phases = Phases()
         traced = d.deliveries > 1 or job.rerunOf is not None  # not one clean run: its deliveries go into its trail
         try:
             if await self._replayed(d, job):
-                return
+                return None
             if d.deliveries > 1:
                 await self._trail(job, "redelivered", d.deliveries, detail=f"delivery {d.deliveries - 1} ended without an answer (its replica stopped, crashed or stalled)")
             try:
@@ -607,13 +684,15 @@ class Gateway:
                 # answers and acknowledges the entry; this one sends nothing and answers nothing.
                 log.warning("write_held_by_another_delivery", requestId=job.requestId, entry=d.id, deliveries=d.deliveries)
                 await self._trail(job, "failed", d.deliveries, phases=phases, detail="another delivery of this write holds its attempted marker: not sent by this one")
-                return
+                return None
             # The log line and metrics run while the job's end is on its way to Redis (the first
             # thing the loop does once ``_finish`` waits), not between the cloud's answer and the HIS.
             asyncio.get_running_loop().call_soon(self._job_done, job, ans, final, rec, d.deliveries)
-            await self._finish(d.id, job, ans, final, rec, phases, d.deliveries)
+            # Entries this replica admitted wait for a slot: its job's end hands this one the next.
+            handed = await self._finish(d.id, job, ans, final, rec, phases, d.deliveries, take=self._workers and bool(self._queued_here))
             if traced:
                 await self._trail(job, "answered", d.deliveries, rec=rec, phases=phases, status_code=rec.statusCode if rec else None)
+            return handed
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -624,6 +703,7 @@ class Gateway:
             log.exception("job_failed", requestId=job.requestId, entry=d.id, deliveries=d.deliveries)
         finally:
             self._markers.pop((job.requestId, d.deliveries), None)
+        return None
 
     async def _trail(self, job: QueuedJob, event: Any, delivery: int, *, rec: AuditRecord | None = None, phases: Phases | None = None, status_code: int | None = None, detail: str | None = None) -> None:
         """One entry of the job's trail (``nhigw.gateway.trail``); a Redis failure here loses the entry, never the job."""
@@ -661,17 +741,19 @@ class Gateway:
             self.history.observe(rec.route, rec.outcome != 0, rec.latency_ms, hospital=rec.hospitalId)
         log.info("job_done", route=job.path, httpStatus=ans.httpStatus, attempts=ans.attempts, deliveries=deliveries, stored=final)
 
-    async def _finish(self, entry_id: str, job: QueuedJob, ans: JobAnswer, final: bool, rec: AuditRecord | None, phases: Phases, deliveries: int = 1) -> None:
-        """Audit, store (or release) the key, announce the answer, XACK (``Backend.end_job``: one script on Redis, batched)."""
+    async def _finish(self, entry_id: str, job: QueuedJob, ans: JobAnswer, final: bool, rec: AuditRecord | None, phases: Phases, deliveries: int = 1, *, take: bool = False) -> Delivery | None:
+        """Audit, store (or release) the key, announce the answer, XACK (``Backend.end_job``: one script on Redis, batched);
+        with ``take``, returns the next entry for this replica, delivered in the same step."""
         t0 = time.perf_counter()
         akey = job.answerKey
         sealed = self.box.seal(ans.model_dump_json().encode(), answer_aad(akey))
         k = self.keys
         marker = self._markers.get((job.requestId, deliveries), b"")
-        end = JobEnd(answer=k.answer(akey), inflight=k.inflight(akey), attempted=k.attempted(akey), waiters=k.waiters(akey), store=final, sealed=sealed, entry_id=entry_id, key=akey, origin=job.origin, marker=marker)
-        await self.backend.end_job(rec, end)
+        end = JobEnd(answer=k.answer(akey), inflight=k.inflight(akey), attempted=k.attempted(akey), waiters=k.waiters(akey), store=final, sealed=sealed, entry_id=entry_id, key=akey, origin=job.origin, marker=marker, take=take)
+        handed = await self.backend.end_job(rec, end, self._queued_here)
         phases.audit = (time.perf_counter() - t0) * 1000
         self._resolve(akey, ans, phases)  # this replica's waiters: no round trip through Redis
+        return handed
 
     async def process(self, job: QueuedJob, deliveries: int, phases: Phases | None = None) -> tuple[JobAnswer, bool, AuditRecord | None, Phases]:
         """Run one job: sign (one call, device session), call the cloud, make its audit record. Returns its
