@@ -342,8 +342,22 @@ def syscalls(d: dict[str, Any]) -> list[str]:
     return L
 
 
+def gateway_ab(d: dict[str, Any]) -> list[str]:
+    L = [run_line(d), "", d["setup"], ""]
+    trees = d["trees"]
+    L += ["| loop | path | commit | CPU µs per request | × the proxy's | max req/s | × the proxy's (median of the rounds) | each round |", "|---|---|---|---|---|---|---|---|"]
+    for lp, per in d["loops"].items():
+        p = per["proxy"]
+        L.append(f"| {loop_label(lp)} | bare proxy | — | {p['cpu_us_per_req']} | 1 | {p['max_rps']} | 1 | |")
+        for name, commit in trees.items():
+            v = per[name]
+            L.append(f"| {loop_label(lp)} | gateway, {name} | `{commit}` | {v['cpu_us_per_req']} | {v['cpu_ratio']} | {v['max_rps']} | {v['rps_ratio']} | {', '.join(str(x) for x in v['rps_ratio_rounds'])} |")
+    return [*L, ""]
+
+
 SECTIONS = [
     ("1. Gateway overhead", "gateway_overhead", gateway, "python bench/gateway_overhead.py"),
+    ("1b. Two commits' gateways side by side in one run", "gateway_ab", gateway_ab, "python bench/gateway_ab.py --tree before=PATH --tree after=."),
     ("2. Card path over pcscd + vpcd", "card_path", card, "python bench/card_path.py"),
     ("3. Scale: 1,000 agents", "scale", scale, "python bench/scale.py"),
     ("4. Queue: Redis Streams, 1 and 2 gateway replicas", "queue", queue, "python bench/queue_bench.py"),
