@@ -60,6 +60,7 @@ from nhigw.bus.resp import ReplicaTimeout, ReplicaWait, lean_script
 from nhigw.common.logging import get_logger, mask_id
 from nhigw.contracts.buskeys import BusKeys
 from nhigw.contracts.codes import Code
+from nhigw.gateway.queue import MARK_STORED_LUA
 from nhigw.gateway.store import REDIS_ERRORS, redis_errors
 
 if TYPE_CHECKING:
@@ -686,7 +687,7 @@ class RedisAudit(AuditLog):
     #       record ('' = none), store (1/0), sealed answer, entry id, answer key (``done`` is it, a space and the
     #       sealed answer: built here, not sent twice), admitting replica, score,
     #       the attempted marker this delivery placed ('' = none: a marker there is another delivery's).
-    _CAS_FINISH = """
+    _CAS_FINISH = MARK_STORED_LUA + """
     local h = redis.call('GET', KEYS[2]) or ''
     if h ~= ARGV[1] then return {0, h} end
     local n = (#KEYS - 4) / 5
@@ -728,16 +729,7 @@ class RedisAudit(AuditLog):
         local ok, res = pcall(redis.call, 'XREADGROUP', 'GROUP', ARGV[3], ARGV[6], 'COUNT', ARGV[8], 'STREAMS', KEYS[3], '>')
         if ok and res then
             for _, st in ipairs(res) do
-                for _, e in ipairs(st[2]) do
-                    local f = e[2]
-                    for j = 1, #f - 1, 2 do
-                        if f[j] == 'a' then
-                            f[#f + 1] = 'x'
-                            f[#f + 1] = tostring(redis.call('EXISTS', ARGV[9] .. f[j + 1]))
-                            break
-                        end
-                    end
-                end
+                for _, e in ipairs(st[2]) do mark_stored(e[2], ARGV[9]) end
             end
             out[2] = res
         end
@@ -822,6 +814,7 @@ class RedisAudit(AuditLog):
         keys = [self.log_key, self.head_key, jobs.stream, idx_all]
         for rec, e in items:
             keys += [e.answer, e.inflight, e.attempted, e.waiters, self.keys.audit_index(rec.hospitalId) if rec is not None and rec.hospitalId is not None else idx_all]
+        takes = sum(1 for _, e in items if e.take)
         async with self._lock:
             head = self._head
             with redis_errors("audit append", on_error=self._forget_head):
@@ -835,7 +828,6 @@ class RedisAudit(AuditLog):
                             tip = f"{c.seq} {c.hash}"
                         chained.append(c)
                         tail += [c.model_dump_json() if c is not None else "", "1" if e.store else "0", e.sealed, e.entry_id, e.key, e.origin or "", _score(c) if c is not None else "0", e.marker]
-                    takes = sum(1 for _, e in items if e.take)
                     args: list[object] = [head or "", tip or "", jobs.group, jobs.ttl_ms, jobs.channel_prefix, jobs.me, "1" if self._defer_done else "0", takes, jobs.answer_prefix, *tail]
                     try:
                         ok, current, *deferred = await self._cas_finish(keys=keys, args=args)
@@ -853,9 +845,8 @@ class RedisAudit(AuditLog):
                     head = self._moved(current)
         if deferred:
             await self._publish_done([(_text(deferred[j]), items[int(deferred[j + 1]) - 1][1].message) for j in range(0, len(deferred), 2)])
-        handed = [Handed(eid.decode(), dict(zip(flat[::2], flat[1::2], strict=False))) for _stream, entries in (current or []) for eid, flat in entries]
-        handed.reverse()
-        return [handed.pop() if e.take and handed else None for _, e in items]
+        handed = iter([Handed(eid.decode(), dict(zip(flat[::2], flat[1::2], strict=False))) for _stream, entries in (current or []) for eid, flat in entries])
+        return [next(handed, None) if e.take else None for _, e in items]  # in order, to the jobs that asked
 
     async def _publish_done(self, messages: list[tuple[str, bytes]]) -> None:
         """The deferred ``done`` messages, after the replicas confirmed the job's end. The job is over

@@ -198,6 +198,22 @@ def _checked(d: Delivery, fields: dict[bytes, bytes]) -> Delivery:
     return d
 
 
+# Lua, prepended to the scripts that deliver entries to a replica (admission, a job's end): an entry's
+# fields ``f`` get ``x``, whether the answer its ``a`` field names is stored (``answer_prefix`` + answer key),
+# for the replay check (``_checked``).
+MARK_STORED_LUA = """
+local function mark_stored(f, answer_prefix)
+    for j = 1, #f - 1, 2 do
+        if f[j] == 'a' then
+            f[#f + 1] = 'x'
+            f[#f + 1] = tostring(redis.call('EXISTS', answer_prefix .. f[j + 1]))
+            return
+        end
+    end
+end
+"""
+
+
 class RedisQueue(WorkQueue):
     def __init__(self, client: aioredis.Redis, stream: str, group: str, dead_stream: str, *, max_deliveries: int = MAX_DELIVERIES, maxlen: int = 100_000, box: Sealer | None = None, wait: ReplicaWait | None = None, answer_prefix: str = "") -> None:
         self.client, self.stream, self.group, self.dead_stream = client, stream, group, dead_stream
@@ -240,7 +256,7 @@ class RedisQueue(WorkQueue):
     # KEYS: stream, then per request: marker, waiters.
     # ARGV: group, consumer, maxlen, waiters ttl ms, answer key prefix, then per request: fingerprint,
     #       ttl ms, sealed job, take (1/0), answer key.
-    _ADMIT = """
+    _ADMIT = MARK_STORED_LUA + """
     local added, take = {}, 0
     local n = (#KEYS - 1) / 2
     for i = 1, n do
@@ -274,14 +290,7 @@ class RedisQueue(WorkQueue):
                 if mine[e[1]] then
                     e[2] = {}
                 else
-                    local f = e[2]
-                    for j = 1, #f - 1, 2 do
-                        if f[j] == 'a' then
-                            f[#f + 1] = 'x'
-                            f[#f + 1] = tostring(redis.call('EXISTS', ARGV[5] .. f[j + 1]))
-                            break
-                        end
-                    end
+                    mark_stored(e[2], ARGV[5])
                 end
             end
         end

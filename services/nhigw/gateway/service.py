@@ -644,17 +644,18 @@ class Gateway:
 
         t.add_done_callback(ended)
 
-    async def _slot(self, d: Delivery | None) -> None:
+    async def _slot(self, d: Delivery) -> None:
         """One worker slot's task: its delivery, then every entry its job's end handed over (``JobEnd.take``)."""
-        while d is not None:
-            running = d
-            self._working.add(running.id)
+        while True:  # ``_spawn`` marked the first one working; each handed one is marked here
             try:
-                d = await self._run(running)
+                handed = await self._run(d)
             finally:
-                self._working.discard(running.id)
-            if d is not None:
-                self.handed_over += 1
+                self._working.discard(d.id)
+            if handed is None:
+                return
+            self.handed_over += 1
+            self._working.add(handed.id)
+            d = handed
 
     async def _keepalive(self) -> None:
         while True:
